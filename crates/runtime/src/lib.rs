@@ -1,0 +1,1 @@
+//! The container runtime: an OCI bundle becomes an isolated process.
