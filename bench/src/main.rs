@@ -1,1 +1,21 @@
-fn main() {}
+//! berth's benchmarks, each side by side with the other tools installed here.
+//!   cargo run --release -p berth-bench -- [all|runtime|images] [--runs N]
+//! Speed goals live here, never in timed tests.
+
+mod stats;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.iter().find(|a| !a.starts_with("--")).map(String::as_str).unwrap_or("all");
+    let runs = args
+        .windows(2)
+        .find(|w| w[0] == "--runs")
+        .map(|w| w[1].parse::<usize>())
+        .transpose()?;
+    let _ = runs;
+    match which {
+        "all" => {}
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, images"),
+    }
+    Ok(())
+}

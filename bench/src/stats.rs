@@ -1,0 +1,77 @@
+//! Figures over repeated runs: median and spread, printed side by side.
+
+use std::time::Duration;
+
+/// Samples of one measured quantity for one tool.
+pub struct Series {
+    pub tool: String,
+    pub samples: Vec<f64>,
+}
+
+impl Series {
+    pub fn new(tool: impl Into<String>) -> Series {
+        Series { tool: tool.into(), samples: Vec::new() }
+    }
+
+    pub fn push_duration(&mut self, d: Duration) {
+        self.samples.push(d.as_secs_f64() * 1000.0);
+    }
+
+    pub fn median(&self) -> f64 {
+        percentile(&self.samples, 0.5)
+    }
+
+    /// Interquartile range: robust against the noisy neighbour runs of a shared machine.
+    pub fn iqr(&self) -> (f64, f64) {
+        (percentile(&self.samples, 0.25), percentile(&self.samples, 0.75))
+    }
+}
+
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = samples.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Prints one table: each tool's median, quartiles, min/max, n, and its ratio to the first row
+/// (berth's row comes first, so a ratio below 1 means the other tool is slower).
+pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
+    println!("\n## {title}");
+    println!("{:<14} {:>10} {:>21} {:>21} {:>5} {:>14}", "tool", format!("median {unit}"), "p25..p75", "min..max", "n", "vs first row");
+    let base = rows.first().map(|r| r.median()).unwrap_or(f64::NAN);
+    for r in rows {
+        if r.samples.is_empty() {
+            println!("{:<14} {:>10}", r.tool, "not installed");
+            continue;
+        }
+        let (p25, p75) = r.iqr();
+        let min = r.samples.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = r.samples.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        println!(
+            "{:<14} {:>10.2} {:>21} {:>21} {:>5} {:>13.2}x",
+            r.tool,
+            r.median(),
+            format!("{p25:.2}..{p75:.2}"),
+            format!("{min:.2}..{max:.2}"),
+            r.samples.len(),
+            r.median() / base
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_quartiles() {
+        let s = Series { tool: "t".into(), samples: vec![5.0, 1.0, 3.0, 2.0, 4.0] };
+        assert_eq!(s.median(), 3.0);
+        assert_eq!(s.iqr(), (2.0, 4.0));
+    }
+}
