@@ -14,7 +14,11 @@
 
 use std::path::{Path, PathBuf};
 
+mod fs;
+pub mod path;
 pub mod stats;
+pub mod v1;
+pub mod v2;
 
 pub use stats::Stats;
 
@@ -40,6 +44,13 @@ pub enum Error {
     Io {
         op: &'static str,
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
         #[source]
         source: std::io::Error,
     },
@@ -77,6 +88,28 @@ pub trait Manager: Send + Sync {
 
 /// Opens (without creating) the cgroup of container `id` at `cgroups_path`.
 pub fn open(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
-    let _ = (cgroups_path, id);
-    Err(Error::Unsupported { what: "cgroups".into(), why: "backend not built yet".into() })
+    let path = path::cgroup_path(cgroups_path, id)?;
+    let mounts = path::read_mounts()?;
+    let own = path::read_own()?;
+    if unified_at(Path::new(CGROUP_ROOT))? {
+        let m = mounts
+            .iter()
+            .find(|m| m.v2 && m.mount_point == Path::new(CGROUP_ROOT))
+            .ok_or_else(|| Error::Invalid { what: "cgroup mounts".into(), why: format!("{CGROUP_ROOT} is cgroup2 but not in /proc/self/mountinfo") })?;
+        let dir = path::resolve(m, &own, &path)?;
+        return Ok(Box::new(v2::V2Manager::new(m.mount_point.clone(), dir)));
+    }
+    Ok(Box::new(v1::V1Manager::from_mounts(&mounts, &own, &path)?))
+}
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Which layout this host uses: cgroup2 mounted at /sys/fs/cgroup means unified.
+pub fn host_version() -> Result<Version> {
+    Ok(if unified_at(Path::new(CGROUP_ROOT))? { Version::V2 } else { Version::V1 })
+}
+
+fn unified_at(p: &Path) -> Result<bool> {
+    let st = nix::sys::statfs::statfs(p).map_err(|e| fs::io_err("statfs", p, e.into()))?;
+    Ok(st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
