@@ -7,6 +7,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+mod apply;
+mod changes;
+mod stream;
+mod sys;
+mod write;
+
 /// Compression of a layer stream, detected from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -88,6 +94,8 @@ pub enum Error {
     Invalid { entry: String, reason: String },
     #[error("layer entry {entry:?}: path escapes the layer directory")]
     Escape { entry: String },
+    #[error("{what}: {reason}")]
+    Corrupt { what: String, reason: String },
     #[error("layer digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("{context}: {source}")]
@@ -97,7 +105,7 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid { .. } => ErrorKind::InvalidArchive,
+            Error::Invalid { .. } | Error::Corrupt { .. } => ErrorKind::InvalidArchive,
             Error::Escape { .. } => ErrorKind::Escape,
             Error::DigestMismatch { .. } => ErrorKind::DigestMismatch,
             Error::Io { .. } => ErrorKind::Io,
@@ -107,26 +115,41 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Applies one layer (plain, gzip or zstd tar) into `dest`.
+/// Applies one layer (plain, gzip or zstd tar, detected from its first bytes) into `dest`.
+///
+/// Decompression and hashing run on the calling thread while a second thread creates the files.
+/// The diff_id covers every uncompressed byte up to EOF, end-of-archive padding included. Nothing
+/// is fsynced: callers syncfs once. On error `dest` holds a partial tree: apply into a temporary
+/// directory and remove it on failure.
 pub fn apply_layer<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions) -> Result<Applied> {
-    let _ = (reader, dest, opts);
-    Err(Error::Io { context: dest.display().to_string(), source: std::io::Error::other("not implemented yet") })
+    let mut ex = apply::Extractor::new(dest, opts)?;
+    let (entries, hashed) = stream::pipeline(reader, |input| {
+        ex.run(input)?;
+        Ok(ex.entries)
+    })?;
+    if let Some(expected) = &opts.expected_diff_id {
+        if *expected != hashed.diff_id {
+            return Err(Error::DigestMismatch { expected: expected.clone(), actual: hashed.diff_id });
+        }
+    }
+    Ok(Applied { diff_id: hashed.diff_id, size: hashed.size, entries })
 }
 
-/// Writes an overlay upper dir as an OCI layer tar, leaving out `exclude` (relative to upper).
+/// Writes an overlay upper dir as an OCI layer tar: 0/0 character devices become `.wh.NAME`,
+/// opaque dirs get a `.wh..wh..opq` entry; `exclude` (relative to `upper`) is left out with
+/// everything below it. Entries are sorted, hard links kept, symlinks never followed.
 pub fn write_layer_from_upper<W: Write>(upper: &Path, exclude: &[PathBuf], out: W) -> Result<LayerInfo> {
-    let _ = (exclude, out);
-    Err(Error::Io { context: upper.display().to_string(), source: std::io::Error::other("not implemented yet") })
+    write::write(upper, exclude, true, out)
 }
 
-/// Writes a plain tree as a tar.
+/// Writes a plain tree as a tar (no whiteout conversion).
 pub fn write_tree<W: Write>(root: &Path, out: W) -> Result<LayerInfo> {
-    let _ = out;
-    Err(Error::Io { context: root.display().to_string(), source: std::io::Error::other("not implemented yet") })
+    write::write(root, &[], false, out)
 }
 
-/// `docker diff` of an overlay upper dir against its lower layers (top first).
+/// `docker diff` of an overlay upper dir against its lower layers (top first). Paths are
+/// absolute ("/etc/passwd"), sorted. An opaque dir also reports the lower entries it hides as
+/// deleted; a dir that only holds changes is reported as changed.
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
-    let _ = lowers;
-    Err(Error::Io { context: upper.display().to_string(), source: std::io::Error::other("not implemented yet") })
+    changes::changes(upper, lowers)
 }
