@@ -78,6 +78,10 @@ impl Abi {
         };
         let i = table.binary_search_by(|(n, _)| (*n).cmp(name)).ok()?;
         let nr = table[i].1;
-        Some(if self == Abi::X32 { nr | X32_SYSCALL_BIT } else { nr })
+        Some(if self == Abi::X32 {
+            nr | X32_SYSCALL_BIT
+        } else {
+            nr
+        })
     }
 }

@@ -109,7 +109,8 @@ impl Asm {
 /// program's decisions without loading it.
 #[cfg(test)]
 pub(crate) fn run(prog: &[sock_filter], data: &[u8; 64]) -> u32 {
-    let word = |off: u32| u32::from_ne_bytes(data[off as usize..off as usize + 4].try_into().unwrap());
+    let word =
+        |off: u32| u32::from_ne_bytes(data[off as usize..off as usize + 4].try_into().unwrap());
     let (mut pc, mut a) = (0usize, 0u32);
     loop {
         let i = prog[pc];

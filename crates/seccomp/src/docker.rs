@@ -5,9 +5,7 @@
 //! (the version with the AF_VSOCK socket rule, CAP_BPF and CAP_PERFMON) with
 //! `io_uring_*` removed from the allow list, as moby#46762 did.
 
-use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSyscall,
-};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSyscall};
 use serde::Deserialize;
 
 static PROFILE: &str = include_str!("../profiles/docker-default.json");
@@ -74,7 +72,11 @@ fn resolve(profile: Profile, caps: &[String], kernel: (u32, u32)) -> LinuxSeccom
     let at_least = |v: &Option<String>| v.as_deref().map(|v| kernel >= parse_version(v));
 
     let mut archs = Vec::new();
-    if let Some(m) = profile.arch_map.iter().find(|m| m.architecture == seccomp_arch) {
+    if let Some(m) = profile
+        .arch_map
+        .iter()
+        .find(|m| m.architecture == seccomp_arch)
+    {
         archs.push(m.architecture);
         archs.extend(m.sub_architectures.iter().flatten().copied());
     }

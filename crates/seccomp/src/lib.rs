@@ -39,8 +39,7 @@ mod syscalls;
 use std::io;
 
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
 use arch::{Abi, X32_SYSCALL_BIT};
@@ -259,9 +258,7 @@ fn action_ret(action: LinuxSeccompAction, errno: Option<u32>, rule: &str) -> Res
         Ok(errno)
     };
     Ok(match action {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-            RET_KILL_THREAD
-        }
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => RET_KILL_THREAD,
         LinuxSeccompAction::ScmpActKillProcess => RET_KILL_PROCESS,
         LinuxSeccompAction::ScmpActTrap => RET_TRAP,
         LinuxSeccompAction::ScmpActErrno => RET_ERRNO | data(errno)?,
@@ -281,7 +278,11 @@ fn validate(profile: &LinuxSeccomp, default: u32) -> Result<Vec<Rule<'_>>> {
             return Err(Error::EmptyName);
         }
         let first = names.first().map(String::as_str).unwrap_or("?");
-        let ret = action_ret(call.action(), call.errno_ret(), &format!("rule for {first}"))?;
+        let ret = action_ret(
+            call.action(),
+            call.errno_ret(),
+            &format!("rule for {first}"),
+        )?;
         let args = call.args().as_deref().unwrap_or(&[]);
         if let Some(bad) = args.iter().find(|a| a.index() > 5) {
             return Err(Error::ArgIndex {

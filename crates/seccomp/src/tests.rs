@@ -55,7 +55,11 @@ fn every_operator_on_64_bit_values() {
             );
             let f = compile(&profile(&json)).unwrap();
             for &a in &VALUES {
-                let want = if holds(a, v, v2) { RET_ERRNO | 7 } else { RET_ALLOW };
+                let want = if holds(a, v, v2) {
+                    RET_ERRNO | 7
+                } else {
+                    RET_ALLOW
+                };
                 let got = native(&f, "getpid", [0, 0, 0, a, 0, 0]);
                 assert_eq!(got, want, "{op} arg={a:#x} value={v:#x}");
             }
@@ -92,7 +96,10 @@ fn unconditional_rule_overrides_conditional_ones() {
 #[test]
 fn wrong_arch_and_x32_get_the_bad_arch_action() {
     let f = compile(&profile(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#)).unwrap();
-    assert_eq!(bpf::run(&f.prog, &data(0xdead_beef, 1, [0; 6])), RET_BAD_ARCH);
+    assert_eq!(
+        bpf::run(&f.prog, &data(0xdead_beef, 1, [0; 6])),
+        RET_BAD_ARCH
+    );
     if Abi::NATIVE == Abi::X86_64 {
         let x32 = data(Abi::X86_64.audit_arch(), X32_SYSCALL_BIT | 39, [0; 6]);
         assert_eq!(bpf::run(&f.prog, &x32), RET_BAD_ARCH);
@@ -118,7 +125,10 @@ fn far_jumps_use_trampolines() {
     let f = compile(&profile(&json)).unwrap();
     assert!(f.instructions() > 1000);
     for i in [0u64, 150, 299] {
-        assert_eq!(native(&f, "getpid", [0, i, 0, 0, 0, 0]), RET_ERRNO | (i as u32 + 1));
+        assert_eq!(
+            native(&f, "getpid", [0, i, 0, 0, 0, 0]),
+            RET_ERRNO | (i as u32 + 1)
+        );
     }
     assert_eq!(native(&f, "getpid", [0, 300, 0, 0, 0, 0]), RET_ALLOW);
     assert_eq!(native(&f, "getppid", [0; 6]), RET_ALLOW);
@@ -153,13 +163,22 @@ fn docker_default_fits_and_decides() {
     assert_eq!(native(&f, "mount", [0; 6]), RET_ERRNO | 1);
     assert_eq!(native(&f, "keyctl", [0; 6]), RET_ERRNO | 1);
     assert_eq!(native(&f, "clone3", [0; 6]), RET_ERRNO | 38);
-    assert_eq!(native(&f, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]), RET_ALLOW);
-    assert_eq!(native(&f, "personality", [0x40000, 0, 0, 0, 0, 0]), RET_ERRNO | 1);
+    assert_eq!(
+        native(&f, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]),
+        RET_ALLOW
+    );
+    assert_eq!(
+        native(&f, "personality", [0x40000, 0, 0, 0, 0, 0]),
+        RET_ERRNO | 1
+    );
     let clone_newns = libc::CLONE_NEWNS as u64;
     let sigchld = libc::SIGCHLD as u64;
     if Abi::NATIVE == Abi::X86_64 {
         assert_eq!(native(&f, "clone", [sigchld, 0, 0, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(native(&f, "clone", [sigchld | clone_newns, 0, 0, 0, 0, 0]), RET_ERRNO | 1);
+        assert_eq!(
+            native(&f, "clone", [sigchld | clone_newns, 0, 0, 0, 0, 0]),
+            RET_ERRNO | 1
+        );
     }
 }
 
@@ -201,7 +220,10 @@ fn malformed_profiles_fail_clearly() {
         r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":70000}"#,
     ))
     .unwrap_err();
-    assert_eq!(e.to_string(), "seccomp default action: errno 70000 is out of range 0-65535");
+    assert_eq!(
+        e.to_string(),
+        "seccomp default action: errno 70000 is out of range 0-65535"
+    );
 }
 
 #[test]
@@ -211,4 +233,14 @@ fn unknown_names_are_skipped() {
     ))
     .unwrap();
     assert_eq!(native(&f, "getpid", [0; 6]), RET_ERRNO | 1);
+}
+
+#[test]
+fn docker_default_instruction_counts() {
+    // Printed for the record (`--nocapture`); the limit is what is asserted.
+    for caps in [&[][..], &["CAP_SYS_ADMIN".to_string()][..]] {
+        let f = compile(&docker_default(caps)).unwrap();
+        println!("docker default {caps:?}: {} instructions", f.instructions());
+        assert!(f.instructions() <= MAX_INSNS);
+    }
 }
