@@ -21,7 +21,10 @@ fn profile(json: &str) -> LinuxSeccomp {
     parse_profile(json).unwrap()
 }
 
-const OPS: [(&str, fn(u64, u64, u64) -> bool); 7] = [
+/// An operator's meaning: (argument, value, valueTwo) -> matches.
+type Op = fn(u64, u64, u64) -> bool;
+
+const OPS: [(&str, Op); 7] = [
     ("SCMP_CMP_EQ", |a, v, _| a == v),
     ("SCMP_CMP_NE", |a, v, _| a != v),
     ("SCMP_CMP_LT", |a, v, _| a < v),
