@@ -28,6 +28,9 @@
 //!   last unconditional rule wins); conditional rules are tried in profile
 //!   order and the first whose arguments all match (AND) decides (rules are
 //!   alternatives: OR);
+//! - the per-ABI dispatch is a balanced `jge` tree over the sorted syscall
+//!   numbers rather than libseccomp's linear chain (same decisions, fewer
+//!   instructions run per syscall);
 //! - comparisons are unsigned and 64-bit on 64-bit ABIs, low 32 bits only on
 //!   32-bit ABIs (x86, x32, arm), as libseccomp does.
 
@@ -326,10 +329,30 @@ fn resolve<'a>(abi: Abi, rules: &[Rule<'a>]) -> Vec<Syscall<'a>> {
     out
 }
 
-/// The linear syscall chain of one ABI; expects the syscall number in A.
+/// The syscall dispatch of one ABI; expects the syscall number in A.
+///
+/// Syscalls are sorted by number and split by `jge` into a balanced tree with
+/// short linear runs at the leaves, so a syscall costs about log2(n) + LEAF
+/// comparisons instead of up to n: Docker's ~360 names take ~15 instructions
+/// per syscall instead of up to ~360 in a plain chain.
 fn chain(asm: &mut Asm, abi: Abi, rules: &[Rule], default: u32) -> Label {
+    let mut syscalls = resolve(abi, rules);
+    syscalls.sort_by_key(|s| s.nr);
+    tree(asm, abi, &syscalls, default)
+}
+
+/// Syscalls per linear leaf of the dispatch tree.
+const LEAF: usize = 4;
+
+fn tree(asm: &mut Asm, abi: Abi, syscalls: &[Syscall], default: u32) -> Label {
+    if syscalls.len() > LEAF {
+        let mid = syscalls.len() / 2;
+        let high = tree(asm, abi, &syscalls[mid..], default);
+        let low = tree(asm, abi, &syscalls[..mid], default);
+        return asm.jump(Jmp::Ge, syscalls[mid].nr, high, low);
+    }
     let mut next = asm.ret(default);
-    for sys in resolve(abi, rules).iter().rev() {
+    for sys in syscalls.iter().rev() {
         let target = match sys.uncond {
             Some(ret) => asm.ret(ret),
             None => block(asm, abi, &sys.conds, default),

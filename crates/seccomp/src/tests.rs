@@ -247,3 +247,81 @@ fn docker_default_instruction_counts() {
         assert!(f.instructions() <= MAX_INSNS);
     }
 }
+
+/// Straightforward model of the documented semantics, to check the compiled
+/// dispatch tree against for every syscall number.
+fn model(p: &LinuxSeccomp, abi: Abi, nr: u32, args: [u64; 6]) -> u32 {
+    let default = action_ret(p.default_action(), p.default_errno_ret(), "").unwrap();
+    let mut uncond = None;
+    let mut cond = None;
+    for call in p.syscalls().iter().flatten() {
+        if !call.names().iter().any(|n| abi.syscall_nr(n) == Some(nr)) {
+            continue;
+        }
+        let ret = action_ret(call.action(), call.errno_ret(), "").unwrap();
+        if ret == default {
+            continue;
+        }
+        let call_args = call.args().clone().unwrap_or_default();
+        if call_args.is_empty() {
+            uncond = Some(ret);
+            continue;
+        }
+        let width = if abi.wide_args() {
+            u64::MAX
+        } else {
+            0xffff_ffff
+        };
+        let all = call_args.iter().all(|a| {
+            let x = args[a.index()] & width;
+            let (v, v2) = (a.value() & width, a.value_two().unwrap_or(0) & width);
+            match a.op() {
+                LinuxSeccompOperator::ScmpCmpEq => x == v,
+                LinuxSeccompOperator::ScmpCmpNe => x != v,
+                LinuxSeccompOperator::ScmpCmpLt => x < v,
+                LinuxSeccompOperator::ScmpCmpLe => x <= v,
+                LinuxSeccompOperator::ScmpCmpGt => x > v,
+                LinuxSeccompOperator::ScmpCmpGe => x >= v,
+                LinuxSeccompOperator::ScmpCmpMaskedEq => x & v == v2,
+            }
+        });
+        if all && cond.is_none() {
+            cond = Some(ret);
+        }
+    }
+    uncond.or(cond).unwrap_or(default)
+}
+
+#[test]
+fn dispatch_tree_matches_the_model_for_every_number() {
+    let caps = ["CAP_CHOWN".to_string()];
+    let mut p = docker_default(&caps);
+    // Sprinkle in varied actions so neighbouring numbers differ.
+    let mut calls = p.syscalls().clone().unwrap();
+    calls.extend(
+        serde_json::from_str::<Vec<oci_spec::runtime::LinuxSyscall>>(
+            r#"[{"names":["read"],"action":"SCMP_ACT_TRAP","args":[{"index":2,"value":7,"op":"SCMP_CMP_GT"}]},
+            {"names":["getpid","kill","mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":22},
+            {"names":["write"],"action":"SCMP_ACT_LOG"},
+            {"names":["exit"],"action":"SCMP_ACT_KILL_PROCESS"}]"#,
+        )
+        .unwrap(),
+    );
+    p.set_syscalls(Some(calls));
+    let f = compile(&p).unwrap();
+    let arg_sets = [
+        [0u64; 6],
+        [8, 8, 8, 8, 8, 8],
+        [0x1_0000_0000, 0, 1, 0, 0, 0],
+    ];
+    for &abi in std::iter::once(&Abi::NATIVE).chain(Abi::compat()) {
+        let base = if abi == Abi::X32 { X32_SYSCALL_BIT } else { 0 };
+        for n in 0..1100u32 {
+            for args in arg_sets {
+                let got = bpf::run(&f.prog, &data(abi.audit_arch(), base | n, args));
+                let want = model(&p, abi, base | n, args);
+                assert_eq!(got, want, "{abi:?} nr {n} args {args:?}");
+            }
+        }
+    }
+}
