@@ -1,1 +1,133 @@
-fn main() {}
+//! `berth`: the engine CLI, in docker's shape. For now its image commands.
+
+mod format;
+mod history;
+mod images;
+mod inspect;
+mod remove;
+mod system;
+mod transfer;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_image::{Driver, ImageStore, StoreOptions};
+
+#[derive(Parser)]
+#[command(name = "berth", about = "A daemonless container engine", version)]
+struct Cli {
+    /// Root of berth's storage
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_image::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Storage driver: overlay or vfs (fixed when the root is created)
+    #[arg(long, global = true)]
+    storage_driver: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List images
+    Images(images::LsArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(transfer::ImportArgs),
+    /// Return low-level information on images
+    Inspect(inspect::InspectArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(remove::TagArgs),
+    /// Remove one or more images
+    Rmi(remove::RmiArgs),
+    /// Manage berth
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(images::LsArgs),
+    /// Display detailed information on one or more images
+    Inspect(inspect::InspectArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Save one or more images to a tar archive
+    Save(transfer::SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(transfer::ImportArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(remove::TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(remove::RmiArgs),
+    /// Remove unused images
+    Prune(remove::PruneArgs),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Show berth disk usage
+    Df(system::DfArgs),
+}
+
+/// An error already reported to the user, or one to print as `Error: ...`.
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+pub struct Ctx {
+    root: PathBuf,
+    driver: Option<String>,
+}
+
+impl Ctx {
+    pub fn store(&self) -> Result<ImageStore, Failure> {
+        let driver = self.driver.as_deref().map(Driver::parse).transpose()?;
+        Ok(ImageStore::open(&self.root, &StoreOptions { driver })?)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Ctx { root: cli.root, driver: cli.storage_driver };
+    let result = match cli.command {
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => transfer::load(&ctx, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => transfer::save(&ctx, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => transfer::import(&ctx, a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => remove::tag(&ctx, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => remove::rmi(&ctx, a),
+        Command::Image(ImageCommand::Prune(a)) => remove::prune(&ctx, a),
+        Command::System(SystemCommand::Df(a)) => system::df(&ctx, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(msg)) => {
+            if !msg.is_empty() {
+                eprintln!("Error: {msg}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `berth history IMAGE`.
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::format::{ago, human_size, print_formatted, table};
+use crate::{CmdResult, Ctx, Failure};
+use berth_image::timefmt;
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// Format output using a custom template ('json', 'table TEMPLATE', 'TEMPLATE')
+    #[arg(long)]
+    format: Option<String>,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    image: String,
+}
+
+struct Entry {
+    id: String,
+    created: i64,
+    created_by: String,
+    size: u64,
+    comment: String,
+}
+
+pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
+    let store = ctx.store()?;
+    let img = store.resolve(&a.image)?;
+    let id = if a.no_trunc { format!("sha256:{}", img.id) } else { img.short_id().to_string() };
+    let history = img.config_json.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut entries = Vec::new();
+    let mut layer = 0usize;
+    if history.is_empty() {
+        for l in &img.layers {
+            entries.push(Entry { id: "<missing>".into(), created: img.created, created_by: String::new(), size: l.size, comment: String::new() });
+        }
+    }
+    for h in &history {
+        let empty = h.get("empty_layer").and_then(Value::as_bool).unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            let s = img.layers.get(layer).map(|l| l.size).unwrap_or(0);
+            layer += 1;
+            s
+        };
+        let s = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        entries.push(Entry {
+            id: "<missing>".into(),
+            created: timefmt::parse_rfc3339(&s("created")).unwrap_or(0),
+            created_by: s("created_by"),
+            size,
+            comment: s("comment"),
+        });
+    }
+    entries.reverse();
+    if let Some(first) = entries.first_mut() {
+        first.id = id;
+    }
+    if a.quiet {
+        for e in &entries {
+            println!("{}", e.id);
+        }
+        return Ok(());
+    }
+    let created = |e: &Entry| if a.human { ago(e.created) } else { timefmt::rfc3339(e.created) };
+    let size = |e: &Entry| if a.human { human_size(e.size) } else { e.size.to_string() };
+    let by = |e: &Entry| {
+        let b = e.created_by.replace('\t', " ");
+        if a.no_trunc || b.chars().count() <= 45 {
+            b
+        } else {
+            format!("{}…", b.chars().take(44).collect::<String>())
+        }
+    };
+    match a.format.as_deref() {
+        None | Some("table") => {
+            let mut lines = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+            for e in &entries {
+                lines.push(vec![e.id.clone(), created(e), by(e), size(e), e.comment.clone()]);
+            }
+            print!("{}", table(&lines));
+            Ok(())
+        }
+        Some(f) => {
+            let rows: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    json!({"Comment": e.comment, "CreatedAt": timefmt::rfc3339(e.created), "CreatedBy": by(e),
+                           "CreatedSince": ago(e.created), "ID": e.id, "Size": size(e)})
+                })
+                .collect();
+            print_formatted(f, &rows).map_err(Failure)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `berth images` / `berth image ls`.
+
+use clap::Args;
+use serde_json::json;
+
+use crate::format::{ago, glob, human_size, print_formatted, table};
+use crate::{CmdResult, Ctx, Failure};
+use berth_image::{familiar_repository, timefmt};
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// Filter by repository (and optionally tag)
+    repository: Option<String>,
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    all: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Filter output based on conditions provided (dangling=true|false, reference=PATTERN)
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'
+    #[arg(long)]
+    format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+struct Row {
+    repo: String,
+    tag: String,
+    digest: String,
+    id: String,
+    created: i64,
+    size: u64,
+    unique: u64,
+    users: usize,
+}
+
+pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
+    let _ = a.all; // no intermediate images exist without build
+    let store = ctx.store()?;
+    let mut dangling: Option<bool> = None;
+    let mut refs: Vec<String> = a.repository.iter().cloned().collect();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("dangling", v)) => {
+                dangling = Some(match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(Failure(format!("invalid filter 'dangling={v}'"))),
+                })
+            }
+            Some(("reference", v)) => refs.push(v.to_string()),
+            _ => return Err(Failure(format!("invalid filter '{f}'"))),
+        }
+    }
+    let mut rows = Vec::new();
+    for img in store.list()? {
+        if dangling.is_some_and(|d| d != img.names.is_empty()) {
+            continue;
+        }
+        let unique = store.unique_size(&img.id)?;
+        let id = if a.no_trunc { format!("sha256:{}", img.id) } else { img.short_id().to_string() };
+        let mut names: Vec<(String, String)> =
+            img.names.iter().map(|n| (familiar_repository(&n.repository()), n.tag.clone().unwrap_or_default())).collect();
+        if !refs.is_empty() {
+            names.retain(|(r, t)| refs.iter().any(|p| glob(p, r) || glob(p, &format!("{r}:{t}"))));
+            if names.is_empty() {
+                continue;
+            }
+        }
+        if names.is_empty() {
+            names.push(("<none>".into(), "<none>".into()));
+        }
+        for (repo, tag) in names {
+            rows.push(Row {
+                repo,
+                tag,
+                digest: if img.names.is_empty() { "<none>".into() } else { img.manifest_digest.clone() },
+                id: id.clone(),
+                created: img.created,
+                size: img.size,
+                unique,
+                users: img.users.len(),
+            });
+        }
+    }
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for r in rows {
+            if seen.insert(r.id.clone()) {
+                println!("{}", r.id);
+            }
+        }
+        return Ok(());
+    }
+    match a.format.as_deref() {
+        None | Some("table") => {
+            let mut lines = vec![];
+            let mut header = vec!["REPOSITORY", "TAG"];
+            if a.digests {
+                header.push("DIGEST");
+            }
+            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+            lines.push(header.into_iter().map(String::from).collect::<Vec<_>>());
+            for r in &rows {
+                let mut l = vec![r.repo.clone(), r.tag.clone()];
+                if a.digests {
+                    l.push(r.digest.clone());
+                }
+                l.extend([r.id.clone(), ago(r.created), human_size(r.size)]);
+                lines.push(l);
+            }
+            print!("{}", table(&lines));
+            Ok(())
+        }
+        Some(f) => {
+            let values: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "Containers": if r.users == 0 { "N/A".to_string() } else { r.users.to_string() },
+                        "CreatedAt": timefmt::go_time_string(r.created),
+                        "CreatedSince": ago(r.created),
+                        "Digest": r.digest,
+                        "ID": r.id,
+                        "Repository": r.repo,
+                        "SharedSize": "N/A",
+                        "Size": human_size(r.size),
+                        "Tag": r.tag,
+                        "UniqueSize": human_size(r.unique),
+                        "VirtualSize": human_size(r.size),
+                    })
+                })
+                .collect();
+            print_formatted(f, &values).map_err(Failure)
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Filesystem primitives: locks, owned temp dirs, atomic renames, syncfs, and the vfs tree copy.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{IoContext, Result};
+
+/// flock(2) on an open file or directory; `false` when non-blocking and someone else holds it.
+pub fn flock(f: &File, exclusive: bool, block: bool) -> io::Result<bool> {
+    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    if !block {
+        op |= libc::LOCK_NB;
+    }
+    loop {
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !block => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// syncfs(2): one flush of everything written to the filesystem holding `f`.
+pub fn syncfs(f: &File) -> io::Result<()> {
+    if unsafe { libc::syncfs(f.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to`.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let f = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let t = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+pub fn already_exists(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY))
+}
+
+/// Removes a file or a whole tree; missing is fine.
+pub fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A working directory below `<root>/tmp` owned by this process through a flock on it: removed on
+/// drop, and by the next berth process to open the store if we die first (its lock is gone then).
+pub struct WorkDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl WorkDir {
+    pub fn create(tmp_root: &Path, what: &str) -> Result<WorkDir> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        for _ in 0..100 {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+            let name = format!("{what}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+            let path = tmp_root.join(name);
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
+            }
+            let lock = File::open(&path).ctx(|| format!("open {}", path.display()))?;
+            if !flock(&lock, true, false).ctx(|| format!("lock {}", path.display()))? {
+                continue;
+            }
+            // A cleaner may have taken and removed it between mkdir and flock: make sure it is still ours.
+            match fs::metadata(&path) {
+                Ok(m) if m.ino() == lock.metadata().ctx(|| format!("stat {}", path.display()))?.ino() => {
+                    return Ok(WorkDir { path, _lock: lock })
+                }
+                _ => continue,
+            }
+        }
+        Err(io::Error::other("could not create a unique temp dir")).ctx(|| tmp_root.display().to_string())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = remove_any(&self.path);
+    }
+}
+
+/// Removes every entry of `tmp_root` that no live process holds a lock on.
+pub fn clean_stale(tmp_root: &Path) {
+    let Ok(entries) = fs::read_dir(tmp_root) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(f) = File::open(&p) else { continue };
+        if let Ok(true) = flock(&f, true, false) {
+            let _ = remove_any(&p);
+        }
+    }
+}
+
+/// Copies a whole tree preserving type, mode, owner, times, xattrs (overlay ones included),
+/// device numbers and hard links: the parent step of a vfs layer.
+pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut dirs: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+    copy_entry(src, dst, &mut links, &mut dirs)?;
+    // Directory times last: creating children changes them.
+    for (d, m) in dirs.iter().rev() {
+        set_times(d, m)?;
+    }
+    Ok(())
+}
+
+fn copy_entry(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>, dirs: &mut Vec<(PathBuf, fs::Metadata)>) -> io::Result<()> {
+    let m = fs::symlink_metadata(src)?;
+    let ft = m.file_type();
+    if ft.is_dir() {
+        match fs::create_dir(dst) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for e in fs::read_dir(src)? {
+            let e = e?;
+            copy_entry(&e.path(), &dst.join(e.file_name()), links, dirs)?;
+        }
+        finish_meta(src, dst, &m)?;
+        dirs.push((dst.to_path_buf(), m));
+        return Ok(());
+    }
+    if !ft.is_symlink() && m.nlink() > 1 {
+        if let Some(first) = links.get(&(m.dev(), m.ino())) {
+            return fs::hard_link(first, dst);
+        }
+        links.insert((m.dev(), m.ino()), dst.to_path_buf());
+    }
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
+    } else if ft.is_file() {
+        fs::copy(src, dst)?;
+    } else {
+        let c = std::ffi::CString::new(dst.as_os_str().as_bytes())?;
+        if unsafe { libc::mknod(c.as_ptr(), m.mode(), m.rdev()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    finish_meta(src, dst, &m)?;
+    set_times(dst, &m)
+}
+
+fn finish_meta(src: &Path, dst: &Path, m: &fs::Metadata) -> io::Result<()> {
+    std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()))?;
+    if !m.file_type().is_symlink() {
+        // chown clears setuid bits, so the mode goes after it.
+        fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+    }
+    if let Ok(names) = xattr::list(src) {
+        for n in names {
+            if let Ok(Some(v)) = xattr::get(src, &n) {
+                xattr::set(dst, &n, &v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_times(p: &Path, m: &fs::Metadata) -> io::Result<()> {
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes())?;
+    let ts = [
+        libc::timespec { tv_sec: m.atime(), tv_nsec: m.atime_nsec() },
+        libc::timespec { tv_sec: m.mtime(), tv_nsec: m.mtime_nsec() },
+    ];
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
