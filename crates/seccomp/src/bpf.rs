@@ -109,17 +109,24 @@ impl Asm {
 /// program's decisions without loading it.
 #[cfg(test)]
 pub(crate) fn run(prog: &[sock_filter], data: &[u8; 64]) -> u32 {
+    run_counted(prog, data).0
+}
+
+/// Like `run`, also returning how many instructions were executed.
+#[cfg(test)]
+pub(crate) fn run_counted(prog: &[sock_filter], data: &[u8; 64]) -> (u32, usize) {
     let word =
         |off: u32| u32::from_ne_bytes(data[off as usize..off as usize + 4].try_into().unwrap());
-    let (mut pc, mut a) = (0usize, 0u32);
+    let (mut pc, mut a, mut steps) = (0usize, 0u32, 0usize);
     loop {
         let i = prog[pc];
         pc += 1;
+        steps += 1;
         match i.code {
             BPF_LD_W_ABS => a = word(i.k),
             BPF_ALU_AND_K => a &= i.k,
             BPF_JA => pc += i.k as usize,
-            BPF_RET_K => return i.k,
+            BPF_RET_K => return (i.k, steps),
             code => {
                 let hit = match code {
                     0x15 => a == i.k,
