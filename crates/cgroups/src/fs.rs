@@ -159,6 +159,14 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))
 }
 
+/// Creates empty files, as cgroupfs would have them, for unit tests against a temp dir.
+#[cfg(test)]
+pub(crate) fn touch(dir: &Path, files: &[&str]) {
+    for f in files {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,13 +187,5 @@ mod tests {
     fn write_reports_path_and_value() {
         let err = write(Path::new("/nonexistent-berth/x"), "1").unwrap_err();
         assert!(err.to_string().contains("/nonexistent-berth/x"), "{err}");
-    }
-}
-
-/// Creates empty files, as cgroupfs would have them, for unit tests against a temp dir.
-#[cfg(test)]
-pub(crate) fn touch(dir: &Path, files: &[&str]) {
-    for f in files {
-        std::fs::write(dir.join(f), "").unwrap();
     }
 }

@@ -101,6 +101,30 @@ fn missing_controllers_are_reported_with_the_file() {
     assert!(e.contains("pids.max"), "{e}");
     let e = cg.m.set(&resources(r#"{"unified":{"memory.high":"1000"}}"#)).unwrap_err().to_string();
     assert!(e.contains("memory.high") && e.contains("memory controller"), "{e}");
-    let e = cg.m.set(&resources(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#)).unwrap_err().to_string();
-    assert!(e.contains("devices"), "{e}");
+}
+
+#[test]
+fn device_program_is_enforced_and_replaced() {
+    let Some((parent, _cleanup)) = parent("dev") else { return };
+    let cg = manager(&parent);
+    cg.m.apply(0).unwrap();
+    cg.m.set(&resources(
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#,
+    ))
+    .unwrap();
+    let script = "echo ok > /dev/null || exit 3; busybox head -c 1 /dev/zero > /dev/null && exit 4; exit 0";
+    let mut p = Proc::spawn(script);
+    cg.m.apply(p.pid()).unwrap();
+    p.go();
+    let (status, stderr) = p.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+
+    // A second set replaces the program instead of stacking on it: /dev/zero opens again.
+    cg.m.set(&resources(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#)).unwrap();
+    let mut p = Proc::spawn("busybox head -c 1 /dev/zero > /dev/null");
+    cg.m.apply(p.pid()).unwrap();
+    p.go();
+    let (status, stderr) = p.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
