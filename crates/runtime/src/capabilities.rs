@@ -109,9 +109,11 @@ pub fn apply(sets: &CapSets, last: u32) -> Result<()> {
     }
     let _ = sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
     for cap in 0..=last.min(63) {
-        if sets.ambient & (1 << cap) != 0 {
+        // The kernel only raises ambient caps that are permitted and inheritable; runc-generated
+        // specs list ambient caps without inheritable ones, so those are skipped like runc does.
+        if sets.ambient & sets.inheritable & sets.permitted & (1 << cap) != 0 {
             if let Err(e) = sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong, 0, 0) {
-                sys::warn(&format!("raise ambient capability {}: {}", cap_name(cap), e));
+                return Err(Error::sys(format!("raise ambient capability {}", cap_name(cap)), e));
             }
         }
     }

@@ -1,16 +1,579 @@
-//! Container lifecycle (first commit: signatures only, bodies being implemented).
-use crate::{CreateOptions, Error, ErrorKind, Result, Runtime, State};
-pub enum Mode { Create }
-fn todo_err(id: &str) -> Error { Error::new(ErrorKind::Unavailable, format!("container {id}: being implemented")) }
-pub fn create(_rt: &Runtime, id: &str, _o: &CreateOptions, _m: Mode) -> Result<i32> { Err(todo_err(id)) }
-pub fn start(_rt: &Runtime, id: &str) -> Result<()> { Err(todo_err(id)) }
-pub fn run(_rt: &Runtime, id: &str, _o: &CreateOptions, _d: bool, _k: bool) -> Result<i32> { Err(todo_err(id)) }
-pub fn state(_rt: &Runtime, id: &str) -> Result<State> { Err(todo_err(id)) }
-pub fn list(_rt: &Runtime) -> Result<Vec<State>> { Ok(vec![]) }
-pub fn kill(_rt: &Runtime, id: &str, _s: i32, _a: bool) -> Result<()> { Err(todo_err(id)) }
-pub fn delete(_rt: &Runtime, id: &str, _f: bool) -> Result<()> { Err(todo_err(id)) }
-pub fn pids(_rt: &Runtime, id: &str) -> Result<Vec<i32>> { Err(todo_err(id)) }
-pub fn pause(_rt: &Runtime, id: &str) -> Result<()> { Err(todo_err(id)) }
-pub fn resume(_rt: &Runtime, id: &str) -> Result<()> { Err(todo_err(id)) }
-pub fn stats(_rt: &Runtime, id: &str) -> Result<berth_cgroups::Stats> { Err(todo_err(id)) }
-pub fn update(_rt: &Runtime, id: &str, _r: &oci_spec::runtime::LinuxResources) -> Result<()> { Err(todo_err(id)) }
+//! The lifecycle verbs: create, start, run, state, list, kill, delete, pause, resume, pids,
+//! stats, update.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::namespaces::{self, Plan};
+use crate::process::init::{self, InitArgs};
+use crate::setup::ProcSetup;
+use crate::state::{self, Saved, State, Status, EXEC_FIFO};
+use crate::sync::{self, Msg};
+use crate::{hooks, spec, sys, tty, CreateOptions, Runtime};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    /// `run` in the foreground: keep the pty master when there is no console socket.
+    RunForeground,
+    RunDetached,
+}
+
+pub struct Created {
+    pub pid: i32,
+    pub console: Option<OwnedFd>,
+}
+
+/// Undoes a half-made container unless disarmed.
+struct Cleanup<'a> {
+    dir: &'a Path,
+    pids: Vec<i32>,
+    cgroup: Option<Box<dyn berth_cgroups::Manager>>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for &p in &self.pids {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
+        for &p in &self.pids {
+            let _ = sys::waitpid(p, 0);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Result<Created> {
+    state::validate_id(id)?;
+    let bundle = spec::load(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let process = spec.process().as_ref().expect("validated");
+    let linux = spec.linux().as_ref();
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && mode != Mode::RunForeground {
+        return Err(Error::invalid("process.terminal needs a console socket when the container is detached"));
+    }
+    if !terminal && opts.console_socket.is_some() {
+        return Err(Error::invalid("a console socket was given but process.terminal is false"));
+    }
+    warn_unsupported(spec)?;
+    let plan = Plan::from_linux(linux)?;
+    if !plan.has(libc::CLONE_NEWNS) && !plan.joins(libc::CLONE_NEWNS) {
+        return Err(Error::invalid("a mount namespace is required"));
+    }
+    let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
+
+    std::fs::create_dir_all(&rt.root).map_err(|e| Error::sys(format!("create {}", rt.root.display()), e))?;
+    let dir = state::dir(&rt.root, id);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::new(ErrorKind::AlreadyExists, format!("container {id}: already exists")))
+        }
+        Err(e) => return Err(Error::sys(format!("create {}", dir.display()), e)),
+    }
+    let mut cleanup = Cleanup { dir: &dir, pids: Vec::new(), cgroup: None, armed: true };
+    let _lock = state::lock(&rt.root, id)?;
+    let fifo_path = dir.join(EXEC_FIFO);
+    let fifo_c = sys::cstr(&fifo_path);
+    if unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o622) } < 0 {
+        return Err(Error::last(format!("mkfifo {}", fifo_path.display())));
+    }
+    unsafe { libc::chmod(fifo_c.as_ptr(), 0o622) };
+    let fifo = sys::open(&fifo_c, libc::O_PATH, 0).map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
+    let cg = berth_cgroups::open(cgroups_path.as_deref(), id)?;
+    cleanup.cgroup = Some(cg);
+    let (parent_chan, child_chan) = sync::pair()?;
+
+    let threads = sys::thread_count();
+    if threads != 1 {
+        return Err(Error::internal(format!("refusing to clone a container from a process with {threads} threads")));
+    }
+    let clone_flags = if plan.direct() { (plan.new & !libc::CLONE_NEWCGROUP) as libc::c_ulong } else { 0 };
+    let child = sys::clone_fork(clone_flags).map_err(|e| Error::sys("clone container init", e))?;
+    if child == 0 {
+        drop(parent_chan);
+        let args = InitArgs {
+            id,
+            bundle: &bundle.dir,
+            rootfs: &bundle.rootfs,
+            spec,
+            plan: &plan,
+            setup: &setup,
+            fifo: fifo.as_raw_fd(),
+            no_pivot: opts.no_pivot,
+            no_new_keyring: opts.no_new_keyring,
+            chan: &child_chan,
+        };
+        init::child_main(&args);
+    }
+    drop(child_chan);
+    cleanup.pids.push(child);
+    let mut init_pid = child;
+    let mut console = None;
+    loop {
+        let msg = parent_chan.recv()?;
+        match msg {
+            Some((Msg::NeedMaps, _)) => {
+                namespaces::write_maps(child, linux.expect("user namespace needs linux"))?;
+                parent_chan.send(&Msg::Go(0))?;
+            }
+            Some((Msg::Pid(p), _)) => {
+                init_pid = p;
+                cleanup.pids.insert(0, p);
+                let _ = sys::waitpid(child, 0);
+                cleanup.pids.retain(|&x| x != child);
+            }
+            Some((Msg::NeedCgroup, _)) => {
+                let cg = cleanup.cgroup.as_ref().unwrap();
+                cg.apply(init_pid)?;
+                if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+                    cg.set(&with_default_devices(r, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])))?;
+                }
+                parent_chan.send(&Msg::Go(init_pid))?;
+            }
+            Some((Msg::NeedHooks, _)) => {
+                let st = crate::process::hook_state(id, init_pid, "creating", &bundle.dir, spec);
+                let h = spec.hooks().as_ref();
+                #[allow(deprecated)]
+                hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &st, "prestart")?;
+                hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &st, "createRuntime")?;
+                parent_chan.send(&Msg::Go(0))?;
+            }
+            Some((Msg::Console, fd)) => {
+                let fd = fd.ok_or_else(|| Error::internal("console message without a file descriptor"))?;
+                match &opts.console_socket {
+                    Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
+                    None => console = Some(fd),
+                }
+            }
+            Some((Msg::Ready, _)) => break,
+            Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
+            Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
+            None => {
+                return Err(Error::internal(format!("container {id}: init exited during setup")));
+            }
+        }
+    }
+    let (start_time, _) = sys::proc_start_time(init_pid)
+        .ok_or_else(|| Error::internal(format!("container {id}: init {init_pid} vanished")))?;
+    let cg = cleanup.cgroup.as_ref().unwrap();
+    let saved = Saved {
+        state: State {
+            oci_version: spec.version().clone(),
+            id: id.to_string(),
+            pid: init_pid,
+            status: Status::Created,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::rfc3339_now(),
+            owner: state::owner_name(sys::getuid()),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+        },
+        init_start_time: start_time,
+        cgroups_path,
+        cgroup_paths: cg.paths(),
+        config: bundle.spec.clone(),
+    };
+    state::save(&rt.root, &saved)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, init_pid)?;
+    }
+    cleanup.armed = false;
+    Ok(Created { pid: init_pid, console })
+}
+
+/// The device nodes the runtime itself creates (and the spec's own devices) stay usable under a
+/// deny-all device rule, as with runc: their allow rules are appended after the spec's rules.
+fn with_default_devices(
+    r: &oci_spec::runtime::LinuxResources,
+    devices: &[oci_spec::runtime::LinuxDevice],
+) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else { return r.clone() };
+    let mut rules = rules.clone();
+    let rule = |typ: LinuxDeviceType, major: i64, minor: Option<i64>| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(typ));
+        d.set_major(Some(major));
+        d.set_minor(minor);
+        d.set_access(Some("rwm".into()));
+        d
+    };
+    for (_, major, minor) in crate::rootfs::devices::DEFAULTS {
+        rules.push(rule(LinuxDeviceType::C, major, Some(minor)));
+    }
+    rules.push(rule(LinuxDeviceType::C, 5, Some(1))); // console
+    rules.push(rule(LinuxDeviceType::C, 5, Some(2))); // ptmx
+    rules.push(rule(LinuxDeviceType::C, 136, None)); // pts
+    for d in devices {
+        let t = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
+        if d.typ() != LinuxDeviceType::P {
+            rules.push(rule(t, d.major(), Some(d.minor())));
+        }
+    }
+    let mut out = r.clone();
+    out.set_devices(Some(rules));
+    out
+}
+
+fn warn_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    if linux.intel_rdt().is_some() {
+        sys::warn("linux.intelRdt is not supported by this runtime; ignored");
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(Error::new(ErrorKind::Unavailable, "linux.netDevices is not supported"));
+    }
+    if linux.memory_policy().is_some() {
+        sys::warn("linux.memoryPolicy is not supported by this runtime; ignored");
+    }
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
+        sys::warn("linux.mountLabel: selinux is not supported by this runtime; ignored");
+    }
+    Ok(())
+}
+
+/// Atomically (temp + rename), like runc.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::sys(format!("write pid file {}", path.display()), e))
+}
+
+pub fn start(rt: &Runtime, id: &str) -> Result<()> {
+    let _lock = state::lock(&rt.root, id)?;
+    let saved = state::load(&rt.root, id)?;
+    let st = state::status(&rt.root, &saved);
+    if st != Status::Created {
+        return Err(state::conflict(id, "start", st));
+    }
+    let fifo_path = state::dir(&rt.root, id).join(EXEC_FIFO);
+    let fifo = sys::open(&sys::cstr(&fifo_path), libc::O_RDONLY | libc::O_NONBLOCK, 0)
+        .map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
+    loop {
+        let ev = sys::poll_one(fifo.as_raw_fd(), libc::POLLIN, 100).map_err(|e| Error::sys("poll exec fifo", e))?;
+        if ev & libc::POLLIN != 0 {
+            let mut b = [0u8; 1];
+            let n = unsafe { libc::read(fifo.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+            if n == 1 {
+                break;
+            }
+        }
+        if ev & libc::POLLHUP != 0 || !saved.init_alive() {
+            return Err(Error::internal(format!("container {id}: init exited before start")));
+        }
+    }
+    let _ = std::fs::remove_file(&fifo_path);
+    let h = saved.config.hooks().as_ref();
+    if let Some(list) = h.and_then(|h| h.poststart().as_ref()) {
+        let st = crate::process::hook_state(id, saved.state.pid, "running", &saved.state.bundle, &saved.config);
+        hooks::run_all_warn(Some(list), &st, "poststart");
+    }
+    Ok(())
+}
+
+/// Blocks the signals `run` forwards, until dropped.
+struct SignalBlock {
+    old: libc::sigset_t,
+}
+
+impl SignalBlock {
+    fn all() -> SignalBlock {
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut set);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+            SignalBlock { old }
+        }
+    }
+}
+
+impl Drop for SignalBlock {
+    fn drop(&mut self) {
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+pub fn run(rt: &Runtime, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+    if detach {
+        create(rt, id, opts, Mode::RunDetached)?;
+        return match start(rt, id) {
+            Ok(()) => Ok(0),
+            Err(e) => {
+                let _ = delete(rt, id, true);
+                Err(e)
+            }
+        };
+    }
+    let _block = SignalBlock::all();
+    // A two-stage init is our grandchild: be its reaper.
+    let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    let created = create(rt, id, opts, Mode::RunForeground)?;
+    if let Err(e) = start(rt, id) {
+        let _ = delete(rt, id, true);
+        return Err(e);
+    }
+    let code = wait_forwarding(created.pid, created.console.as_ref());
+    if !keep {
+        delete(rt, id, true)?;
+    }
+    code
+}
+
+/// Forwards signals to `pid`, proxies the terminal if any, and returns its exit code.
+pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>) -> Result<i32> {
+    let sigfd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
+    };
+    if sigfd < 0 {
+        return Err(Error::last("signalfd"));
+    }
+    let sigfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sigfd) };
+    let _raw = console.map(|_| tty::RawMode::enter());
+    if let Some(m) = console {
+        tty::copy_size(0, m.as_raw_fd());
+    }
+    let mut stdin_open = console.is_some();
+    // The child may already be gone before we got here.
+    if let Some(code) = reap(pid) {
+        drain(console);
+        return Ok(code);
+    }
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: console.map_or(-1, |m| m.as_raw_fd()), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+        ];
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) };
+        if r < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Error::last("poll"));
+        }
+        if fds[1].revents != 0 {
+            if let Some(m) = console {
+                if !tty::pump(m.as_raw_fd(), 1) && fds[1].revents & libc::POLLIN == 0 {
+                    // Master hung up: wait for the exit status via SIGCHLD only.
+                }
+            }
+        }
+        if fds[2].revents != 0 {
+            if let Some(m) = console {
+                if !tty::pump(0, m.as_raw_fd()) {
+                    stdin_open = false;
+                }
+            }
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let n = unsafe {
+                libc::read(sigfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), std::mem::size_of_val(&info))
+            };
+            if n <= 0 {
+                continue;
+            }
+            match info.ssi_signo as i32 {
+                libc::SIGCHLD => {
+                    if let Some(code) = reap(pid) {
+                        drain(console);
+                        return Ok(code);
+                    }
+                }
+                libc::SIGWINCH => {
+                    if let Some(m) = console {
+                        tty::copy_size(0, m.as_raw_fd());
+                    }
+                }
+                libc::SIGURG => {}
+                sig => {
+                    let _ = sys::kill(pid, sig);
+                }
+            }
+        }
+    }
+}
+
+/// Reaps every exited child; Some(code) once `pid` is among them.
+fn reap(pid: i32) -> Option<i32> {
+    let mut result = None;
+    loop {
+        match sys::waitpid(-1, libc::WNOHANG) {
+            Ok((0, _)) | Err(_) => return result,
+            Ok((p, status)) if p == pid => result = Some(sys::exit_code(status)),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Copies what the container left in the pty to stdout.
+fn drain(console: Option<&OwnedFd>) {
+    let Some(m) = console else { return };
+    unsafe { libc::fcntl(m.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    while tty::pump(m.as_raw_fd(), 1) {}
+}
+
+pub fn state(rt: &Runtime, id: &str) -> Result<State> {
+    let saved = state::load(&rt.root, id)?;
+    let status = state::status(&rt.root, &saved);
+    let mut st = saved.state;
+    st.status = status;
+    if status == Status::Stopped {
+        st.pid = 0;
+    }
+    Ok(st)
+}
+
+pub fn list(rt: &Runtime) -> Result<Vec<State>> {
+    let rd = match std::fs::read_dir(&rt.root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(Error::sys(format!("read {}", rt.root.display()), e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let Some(id) = name.to_str() else { continue };
+        match state(rt, id) {
+            Ok(s) => out.push(s),
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::InvalidArgument => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+fn cgroup_of(saved: &Saved) -> Result<Box<dyn berth_cgroups::Manager>> {
+    Ok(berth_cgroups::open(saved.cgroups_path.as_deref(), &saved.state.id)?)
+}
+
+pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
+    let saved = state::load(&rt.root, id)?;
+    if !(0..=64).contains(&signal) {
+        return Err(Error::invalid(format!("invalid signal {signal}")));
+    }
+    if all {
+        let cg = cgroup_of(&saved)?;
+        let pids = cg.pids()?;
+        if pids.is_empty() && !saved.init_alive() {
+            return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+        }
+        for p in pids {
+            let _ = sys::kill(p, signal);
+        }
+        return Ok(());
+    }
+    if !saved.init_alive() {
+        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+    }
+    sys::kill(saved.state.pid, signal).map_err(|e| Error::sys(format!("container {id}: kill {}", saved.state.pid), e))
+}
+
+pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
+    let lock = state::lock(&rt.root, id)?;
+    let saved = state::load(&rt.root, id)?;
+    let status = state::status(&rt.root, &saved);
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("container {id}: cannot delete a {status} container; stop it first or use force"),
+        ));
+    }
+    let cg = cgroup_of(&saved).ok();
+    if status != Status::Stopped {
+        if let Some(cg) = &cg {
+            for p in cg.pids().unwrap_or_default() {
+                let _ = sys::kill(p, libc::SIGKILL);
+            }
+            if status == Status::Paused {
+                let _ = cg.freeze(berth_cgroups::FreezerState::Thawed);
+            }
+        }
+        let _ = sys::kill(saved.state.pid, libc::SIGKILL);
+        wait_gone(&saved);
+    }
+    if let Some(cg) = &cg {
+        cg.destroy()?;
+    }
+    let h = saved.config.hooks().as_ref();
+    if let Some(list) = h.and_then(|h| h.poststop().as_ref()) {
+        let st = crate::process::hook_state(id, saved.state.pid, "stopped", &saved.state.bundle, &saved.config);
+        hooks::run_all_warn(Some(list), &st, "poststop");
+    }
+    let dir = state::dir(&rt.root, id);
+    drop(lock);
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::sys(format!("remove {}", dir.display()), e))
+}
+
+/// Waits (bounded) until the init is dead; reaps it if it is our child.
+fn wait_gone(saved: &Saved) {
+    for _ in 0..2000 {
+        let _ = sys::waitpid(saved.state.pid, libc::WNOHANG);
+        if !saved.init_alive() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+pub fn pids(rt: &Runtime, id: &str) -> Result<Vec<i32>> {
+    let saved = state::load(&rt.root, id)?;
+    Ok(cgroup_of(&saved)?.pids()?)
+}
+
+pub fn pause(rt: &Runtime, id: &str) -> Result<()> {
+    let _lock = state::lock(&rt.root, id)?;
+    let saved = state::load(&rt.root, id)?;
+    let st = state::status(&rt.root, &saved);
+    if st != Status::Running && st != Status::Created {
+        return Err(state::conflict(id, "pause", st));
+    }
+    Ok(cgroup_of(&saved)?.freeze(berth_cgroups::FreezerState::Frozen)?)
+}
+
+pub fn resume(rt: &Runtime, id: &str) -> Result<()> {
+    let _lock = state::lock(&rt.root, id)?;
+    let saved = state::load(&rt.root, id)?;
+    let st = state::status(&rt.root, &saved);
+    if st != Status::Paused {
+        return Err(state::conflict(id, "resume", st));
+    }
+    Ok(cgroup_of(&saved)?.freeze(berth_cgroups::FreezerState::Thawed)?)
+}
+
+pub fn stats(rt: &Runtime, id: &str) -> Result<berth_cgroups::Stats> {
+    let saved = state::load(&rt.root, id)?;
+    if !saved.init_alive() {
+        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+    }
+    Ok(cgroup_of(&saved)?.stats()?)
+}
+
+pub fn update(rt: &Runtime, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let _lock = state::lock(&rt.root, id)?;
+    let mut saved = state::load(&rt.root, id)?;
+    if !saved.init_alive() {
+        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+    }
+    cgroup_of(&saved)?.set(resources)?;
+    if let Some(l) = saved.config.linux_mut() {
+        l.set_resources(Some(resources.clone()));
+    }
+    state::save(&rt.root, &saved)
+}

@@ -95,10 +95,6 @@ impl Error {
     pub(crate) fn context(self, what: impl fmt::Display) -> Error {
         Error { kind: self.kind, msg: format!("{what}: {}", self.msg) }
     }
-
-    pub(crate) fn message(&self) -> &str {
-        &self.msg
-    }
 }
 
 /// strerror text in lower case without Rust's " (os error N)" suffix.

@@ -84,7 +84,7 @@ impl Runtime {
     /// Creates the container; its init stays blocked until `start`, like runc.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<()> {
         self.maybe_seal()?;
-        container::create(self, id, opts, container::Mode::Create).map(|_| ())
+        container::create(self, id, opts, container::Mode::Create).map(drop)
     }
 
     /// Lets a created container's init exec the user process.

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -311,10 +311,6 @@ pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
 pub fn path_exists(p: &Path) -> bool {
     let c = cstr(p);
     unsafe { libc::access(c.as_ptr(), libc::F_OK) == 0 }
-}
-
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }
 
 pub fn makedev(major: i64, minor: i64) -> libc::dev_t {

@@ -1,1 +1,96 @@
-//! (filled in next)
+//! The container's terminal: a pty made inside the container's devpts, and the proxy used by a
+//! foreground `run`/`exec` without a console socket.
+
+use crate::error::{Error, Result};
+use crate::sys;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+const TIOCGPTPEER: libc::c_ulong = 0x5441;
+
+/// Opens /dev/ptmx (-> pts/ptmx of the container's devpts) and its peer.
+pub fn open_pty(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
+    let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0).map_err(|e| Error::sys("open /dev/ptmx", e))?;
+    let unlock: libc::c_int = 0;
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(Error::last("unlock pty"));
+    }
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if slave < 0 {
+        return Err(Error::last("open pty peer"));
+    }
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    if let Some((h, w)) = size {
+        set_size(master.as_raw_fd(), h, w);
+    }
+    Ok((master, slave))
+}
+
+pub fn pty_number(master: RawFd) -> Result<u32> {
+    let mut n: libc::c_uint = 0;
+    if unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) } < 0 {
+        return Err(Error::last("get pty number"));
+    }
+    Ok(n)
+}
+
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+}
+
+pub fn copy_size(from: RawFd, to: RawFd) {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } == 0 {
+        unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// New session, the pty peer as controlling terminal and stdio.
+pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
+    unsafe { libc::setsid() };
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+        return Err(Error::last("set controlling terminal"));
+    }
+    for fd in 0..3 {
+        sys::dup2(slave.as_raw_fd(), fd).map_err(|e| Error::sys("dup pty to stdio", e))?;
+    }
+    Ok(())
+}
+
+/// Puts stdin in raw mode while alive (only when it is a terminal).
+pub struct RawMode {
+    saved: Option<libc::termios>,
+}
+
+impl RawMode {
+    pub fn enter() -> RawMode {
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::isatty(0) } != 1 || unsafe { libc::tcgetattr(0, &mut t) } < 0 {
+            return RawMode { saved: None };
+        }
+        let saved = t;
+        unsafe {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+        RawMode { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = self.saved {
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        }
+    }
+}
+
+/// Copies what is readable on `from` to `to`; false on EOF/error of `from`.
+pub fn pump(from: RawFd, to: RawFd) -> bool {
+    let mut buf = [0u8; 8192];
+    let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+    }
+    sys::write_all_fd(to, &buf[..n as usize]).is_ok()
+}

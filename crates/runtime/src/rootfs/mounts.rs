@@ -125,9 +125,8 @@ pub fn remount_bind(target: &std::ffi::CStr, flags: libc::c_ulong, what: &Path) 
     }
 }
 
-pub struct Ctx<'a> {
+pub struct Ctx {
     pub root: RawFd,
-    pub rootfs: &'a Path,
     /// In a new cgroup namespace (cgroup v1 hierarchies are mounted, not bound).
     pub cgroupns: bool,
     /// In a user namespace we created: sysfs falls back to a bind of /sys.
