@@ -8,13 +8,13 @@ use std::time::Duration;
 /// Writes `value` in a single write(2), as cgroupfs expects (one value per write).
 pub(crate) fn write(path: &Path, value: impl AsRef<str>) -> Result<()> {
     let value = value.as_ref();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| io_err("open", path, e))?;
-    f.write_all(value.as_bytes())
-        .map_err(|source| Error::Write { path: path.to_owned(), value: value.to_owned(), source })
+    let mut f =
+        std::fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(|e| io_err("open", path, e))?;
+    f.write_all(value.as_bytes()).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
 }
 
 pub(crate) fn raw_os_error(e: &Error) -> Option<i32> {

@@ -56,7 +56,9 @@ pub enum Error {
     },
     #[error("parse {path}: unexpected content {content:?}")]
     Parse { path: PathBuf, content: String },
-    #[error("cgroups path {0:?} looks like a systemd slice path (slice:prefix:name); only the cgroupfs driver is supported")]
+    #[error(
+        "cgroups path {0:?} looks like a systemd slice path (slice:prefix:name); only the cgroupfs driver is supported"
+    )]
     SystemdPath(String),
     #[error("{what} not supported: {why}")]
     Unsupported { what: String, why: String },
@@ -92,10 +94,11 @@ pub fn open(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
     let mounts = path::read_mounts()?;
     let own = path::read_own()?;
     if unified_at(Path::new(CGROUP_ROOT))? {
-        let m = mounts
-            .iter()
-            .find(|m| m.v2 && m.mount_point == Path::new(CGROUP_ROOT))
-            .ok_or_else(|| Error::Invalid { what: "cgroup mounts".into(), why: format!("{CGROUP_ROOT} is cgroup2 but not in /proc/self/mountinfo") })?;
+        let m =
+            mounts.iter().find(|m| m.v2 && m.mount_point == Path::new(CGROUP_ROOT)).ok_or_else(|| Error::Invalid {
+                what: "cgroup mounts".into(),
+                why: format!("{CGROUP_ROOT} is cgroup2 but not in /proc/self/mountinfo"),
+            })?;
         let dir = path::resolve(m, &own, &path)?;
         return Ok(Box::new(v2::V2Manager::new(m.mount_point.clone(), dir)));
     }

@@ -90,8 +90,20 @@ fn is_controller_option(o: &str) -> bool {
     o.starts_with("name=")
         || matches!(
             o,
-            "cpu" | "cpuacct" | "cpuset" | "memory" | "devices" | "freezer" | "blkio" | "pids" | "hugetlb"
-                | "net_cls" | "net_prio" | "perf_event" | "rdma" | "misc"
+            "cpu"
+                | "cpuacct"
+                | "cpuset"
+                | "memory"
+                | "devices"
+                | "freezer"
+                | "blkio"
+                | "pids"
+                | "hugetlb"
+                | "net_cls"
+                | "net_prio"
+                | "perf_event"
+                | "rdma"
+                | "misc"
         )
 }
 
@@ -143,10 +155,7 @@ pub fn resolve(mount: &Mount, own: &[(Vec<String>, PathBuf)], path: &CgroupPath)
                 .map(|(_, p)| p)
                 .ok_or_else(|| Error::Invalid {
                     what: "cgroups path".into(),
-                    why: format!(
-                        "no entry in /proc/self/cgroup for the hierarchy at {}",
-                        mount.mount_point.display()
-                    ),
+                    why: format!("no entry in /proc/self/cgroup for the hierarchy at {}", mount.mount_point.display()),
                 })?;
             // Inside a cgroup namespace or bind mount the mount shows `root`, not "/".
             let below = mine.strip_prefix(&mount.root).unwrap_or(mine);

@@ -48,7 +48,9 @@ fn pids_limit_stops_a_fork_loop() {
     cg.m.apply(0).unwrap();
     cg.m.set(&resources(r#"{"pids":{"limit":4}}"#)).unwrap();
     // A bounded loop of background sleeps: the 4th fork (shell + 3 sleeps) must fail.
-    let mut p = Proc::spawn("i=0; while [ $i -lt 16 ]; do busybox sleep 60 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; echo forked-all");
+    let mut p = Proc::spawn(
+        "i=0; while [ $i -lt 16 ]; do busybox sleep 60 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; echo forked-all",
+    );
     cg.m.apply(p.pid()).unwrap();
     p.go();
     let (_, stderr) = p.wait();
@@ -235,4 +237,30 @@ fn default_path_is_the_id_below_our_own_cgroup() {
 fn systemd_paths_are_refused() {
     let e = berth_cgroups::open(Some(Path::new("system.slice:berth:abc")), "abc").err().unwrap();
     assert!(e.to_string().contains("systemd"), "{e}");
+}
+
+#[test]
+fn memory_and_swap_limits_can_be_raised_and_lowered() {
+    if !v1_host() {
+        return;
+    }
+    let cg = Cg::new("memorder");
+    cg.m.apply(0).unwrap();
+    let mem = path_of(&*cg.m, "memory");
+    let read = |f: &str| std::fs::read_to_string(mem.join(f)).unwrap().trim().to_owned();
+    // Each step needs a different write order to satisfy the kernel's memsw >= limit check.
+    for (limit, swap) in
+        [(64u64 << 20, 128u64 << 20), (32 << 20, 32 << 20), (256 << 20, 512 << 20), (16 << 20, 16 << 20)]
+    {
+        cg.m.set(&resources(&format!(
+            r#"{{"memory":{{"limit":{limit},"swap":{swap},"kernel":67108864,"swappiness":30}}}}"#
+        )))
+        .unwrap();
+        assert_eq!(read("memory.limit_in_bytes"), limit.to_string());
+        assert_eq!(read("memory.memsw.limit_in_bytes"), swap.to_string());
+    }
+    assert_eq!(read("memory.swappiness"), "30");
+    cg.m.set(&resources(r#"{"memory":{"limit":-1}}"#)).unwrap();
+    assert_eq!(read("memory.memsw.limit_in_bytes"), read("memory.limit_in_bytes"));
+    assert!(read("memory.limit_in_bytes").parse::<u64>().unwrap() > 1 << 40);
 }

@@ -126,10 +126,17 @@ mod tests {
     #[test]
     fn parses_recursive_stats() {
         let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("blkio.throttle.io_service_bytes_recursive"), "8:0 Read 4096\n8:0 Write 0\nTotal 4096\n").unwrap();
+        std::fs::write(
+            t.path().join("blkio.throttle.io_service_bytes_recursive"),
+            "8:0 Read 4096\n8:0 Write 0\nTotal 4096\n",
+        )
+        .unwrap();
         let mut s = Stats::default();
         stats(t.path(), &mut s).unwrap();
         assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);
-        assert_eq!(s.blkio.io_service_bytes_recursive[0], BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 });
+        assert_eq!(
+            s.blkio.io_service_bytes_recursive[0],
+            BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 }
+        );
     }
 }

@@ -107,7 +107,15 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         crate::fs::touch(
             t.path(),
-            &["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.cfs_burst_us", "cpu.rt_period_us", "cpu.rt_runtime_us", "cpu.idle"],
+            &[
+                "cpu.shares",
+                "cpu.cfs_quota_us",
+                "cpu.cfs_period_us",
+                "cpu.cfs_burst_us",
+                "cpu.rt_period_us",
+                "cpu.rt_runtime_us",
+                "cpu.idle",
+            ],
         );
         std::fs::write(t.path().join("cpu.shares"), "512").unwrap();
         let c: LinuxCpu = serde_json::from_str(
@@ -128,14 +136,18 @@ mod tests {
     #[test]
     fn reads_throttling_and_usage() {
         let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("cpu.stat"), "nr_periods 10\nnr_throttled 4\nthrottled_time 123\nnr_bursts 0\n").unwrap();
+        std::fs::write(t.path().join("cpu.stat"), "nr_periods 10\nnr_throttled 4\nthrottled_time 123\nnr_bursts 0\n")
+            .unwrap();
         std::fs::write(t.path().join("cpuacct.usage"), "5000\n").unwrap();
         std::fs::write(t.path().join("cpuacct.usage_percpu"), "2000 3000 \n").unwrap();
         std::fs::write(t.path().join("cpuacct.stat"), "user 1\nsystem 2\n").unwrap();
         let mut s = Stats::default();
         stats(t.path(), &mut s).unwrap();
         acct_stats(t.path(), &mut s).unwrap();
-        assert_eq!((s.cpu.throttling.periods, s.cpu.throttling.throttled_periods, s.cpu.throttling.throttled_time), (10, 4, 123));
+        assert_eq!(
+            (s.cpu.throttling.periods, s.cpu.throttling.throttled_periods, s.cpu.throttling.throttled_time),
+            (10, 4, 123)
+        );
         assert_eq!(s.cpu.usage.total, 5000);
         assert_eq!(s.cpu.usage.percpu, vec![2000, 3000]);
         assert!(s.cpu.usage.user > 0 && s.cpu.usage.kernel == 2 * s.cpu.usage.user);

@@ -104,12 +104,18 @@ fn set_kernel(dir: &Path, k: i64) -> Result<()> {
         return Ok(());
     }
     match fs::write(&p, k.to_string()) {
-        // Linux 6.1 removed kernel memory limits; the file stays but refuses writes.
+        // Since Linux 5.16 kmem limits are gone: writes are refused or accepted and dropped.
         Err(e) if raw_os_error(&e) == Some(libc::EOPNOTSUPP) => {
             tracing::warn!("linux.resources.memory.kernel ignored: the kernel no longer supports kmem limits");
             Ok(())
         }
-        r => r,
+        Ok(()) => {
+            if k > 0 && fs::read_u64(&p)? != k as u64 {
+                tracing::warn!("linux.resources.memory.kernel ignored: the kernel no longer supports kmem limits");
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -151,7 +157,13 @@ mod tests {
     use super::*;
 
     fn fake(dir: &Path, memsw: bool) {
-        for f in [LIMIT, "memory.soft_limit_in_bytes", "memory.swappiness", "memory.oom_control", "memory.kmem.limit_in_bytes"] {
+        for f in [
+            LIMIT,
+            "memory.soft_limit_in_bytes",
+            "memory.swappiness",
+            "memory.oom_control",
+            "memory.kmem.limit_in_bytes",
+        ] {
             std::fs::write(dir.join(f), "0").unwrap();
         }
         std::fs::write(dir.join(LIMIT), "9223372036854771712").unwrap();

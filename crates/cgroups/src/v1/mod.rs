@@ -56,7 +56,9 @@ impl V1Manager {
             let dir = path::resolve(m, own, path)?;
             for c in &m.controllers {
                 // A hierarchy mounted twice keeps its first mount point.
-                hierarchies.entry(c.clone()).or_insert_with(|| Hierarchy { root: m.mount_point.clone(), dir: dir.clone() });
+                hierarchies
+                    .entry(c.clone())
+                    .or_insert_with(|| Hierarchy { root: m.mount_point.clone(), dir: dir.clone() });
             }
         }
         Ok(V1Manager { hierarchies, unified })
@@ -119,7 +121,8 @@ impl Manager for V1Manager {
         }
         if let Some(u) = &self.unified {
             // Only hugetlb can live there on a hybrid host; joining is for accounting, not fatal.
-            let joined = fs::create_dir_all(&u.dir).and_then(|_| if pid > 0 { fs::add_pid(&u.dir, pid) } else { Ok(()) });
+            let joined =
+                fs::create_dir_all(&u.dir).and_then(|_| if pid > 0 { fs::add_pid(&u.dir, pid) } else { Ok(()) });
             if let Err(e) = joined {
                 tracing::warn!("joining the cgroup2 hierarchy of this hybrid host failed: {e}");
             }
@@ -129,7 +132,8 @@ impl Manager for V1Manager {
 
     fn set(&self, r: &LinuxResources) -> Result<()> {
         if let Some(c) = r.cpu() {
-            if c.cpus().as_deref().is_some_and(|s| !s.is_empty()) || c.mems().as_deref().is_some_and(|s| !s.is_empty()) {
+            if c.cpus().as_deref().is_some_and(|s| !s.is_empty()) || c.mems().as_deref().is_some_and(|s| !s.is_empty())
+            {
                 cpuset::set(self.dir("cpuset", "linux.resources.cpu.cpus/mems")?, c)?;
             }
         }
@@ -195,7 +199,10 @@ impl Manager for V1Manager {
             .iter()
             .find_map(|c| self.hierarchies.get(*c))
             .or_else(|| self.hierarchies.values().next())
-            .ok_or_else(|| Error::Unsupported { what: "pids".into(), why: "no cgroup v1 hierarchy is mounted".into() })?;
+            .ok_or_else(|| Error::Unsupported {
+                what: "pids".into(),
+                why: "no cgroup v1 hierarchy is mounted".into(),
+            })?;
         let mut out = Vec::new();
         fs::pids_recursive(&h.dir, &mut out)?;
         out.sort_unstable();
@@ -250,7 +257,8 @@ impl Manager for V1Manager {
     }
 
     fn paths(&self) -> Vec<(String, PathBuf)> {
-        let mut out: Vec<(String, PathBuf)> = self.hierarchies.iter().map(|(c, h)| (c.clone(), h.dir.clone())).collect();
+        let mut out: Vec<(String, PathBuf)> =
+            self.hierarchies.iter().map(|(c, h)| (c.clone(), h.dir.clone())).collect();
         // runc names the hybrid host's cgroup2 directory "" as well.
         if let Some(u) = &self.unified {
             out.push((String::new(), u.dir.clone()));

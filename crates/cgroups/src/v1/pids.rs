@@ -20,7 +20,8 @@ pub fn set(dir: &Path, p: &LinuxPids) -> Result<()> {
 
 pub fn stats(dir: &Path, s: &mut Stats) -> Result<()> {
     let limit = fs::read_u64(&dir.join("pids.max"))?;
-    s.pids = Pids { current: fs::read_u64(&dir.join("pids.current"))?, limit: if limit == u64::MAX { 0 } else { limit } };
+    s.pids =
+        Pids { current: fs::read_u64(&dir.join("pids.current"))?, limit: if limit == u64::MAX { 0 } else { limit } };
     Ok(())
 }
 

@@ -187,7 +187,10 @@ fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         }
     }
     if b.leaf_weight().is_some() || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some()) {
-        return Err(Error::Unsupported { what: "linux.resources.blockIO leafWeight".into(), why: "cgroup v2 has no leaf weights".into() });
+        return Err(Error::Unsupported {
+            what: "linux.resources.blockIO leafWeight".into(),
+            why: "cgroup v2 has no leaf weights".into(),
+        });
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
@@ -216,7 +219,10 @@ fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
 fn set_unified(dir: &Path, u: &HashMap<String, String>) -> Result<()> {
     for (k, v) in u {
         if k.contains('/') || k.starts_with("cgroup.procs") || k == "cgroup.threads" {
-            return Err(Error::Invalid { what: format!("linux.resources.unified key {k:?}"), why: "not a resource file".into() });
+            return Err(Error::Invalid {
+                what: format!("linux.resources.unified key {k:?}"),
+                why: "not a resource file".into(),
+            });
         }
         let p = dir.join(k);
         if !p.exists() {
@@ -361,7 +367,8 @@ pub fn stats(dir: &Path) -> Result<Stats> {
     if dir.join("memory.current").exists() {
         let num = |f: &str| fs::read_u64_opt(&dir.join(f));
         let limit = |v: u64| if v == u64::MAX { 0 } else { v };
-        let raw: std::collections::BTreeMap<String, u64> = fs::read_keyed(&dir.join("memory.stat"))?.into_iter().collect();
+        let raw: std::collections::BTreeMap<String, u64> =
+            fs::read_keyed(&dir.join("memory.stat"))?.into_iter().collect();
         s.memory.cache = raw.get("file").copied().unwrap_or(0);
         s.memory.usage.usage = num("memory.current")?;
         s.memory.usage.max = num("memory.peak")?;
@@ -375,7 +382,8 @@ pub fn stats(dir: &Path) -> Result<Stats> {
         let swap = num("memory.swap.current")?;
         s.memory.swap.usage = swap + s.memory.usage.usage;
         let swap_max = num("memory.swap.max")?;
-        s.memory.swap.limit = if swap_max == u64::MAX || s.memory.usage.limit == 0 { 0 } else { swap_max + s.memory.usage.limit };
+        s.memory.swap.limit =
+            if swap_max == u64::MAX || s.memory.usage.limit == 0 { 0 } else { swap_max + s.memory.usage.limit };
         s.memory.raw = raw;
     }
     if dir.join("pids.current").exists() {
@@ -430,7 +438,18 @@ mod tests {
     }
 
     fn fake(dir: &Path) {
-        for f in ["cpu.weight", "cpu.max", "memory.max", "memory.swap.max", "memory.low", "pids.max", "io.weight", "io.max", "cpuset.cpus", "cpuset.mems"] {
+        for f in [
+            "cpu.weight",
+            "cpu.max",
+            "memory.max",
+            "memory.swap.max",
+            "memory.low",
+            "pids.max",
+            "io.weight",
+            "io.max",
+            "cpuset.cpus",
+            "cpuset.mems",
+        ] {
             std::fs::write(dir.join(f), "").unwrap();
         }
     }
@@ -496,8 +515,14 @@ mod tests {
         w("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
         w("io.stat", "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n");
         let s = stats(t.path()).unwrap();
-        assert_eq!((s.cpu.usage.total, s.cpu.throttling.throttled_periods, s.cpu.throttling.throttled_time), (10000, 2, 7000));
-        assert_eq!((s.memory.usage.usage, s.memory.usage.limit, s.memory.usage.failcnt, s.memory.cache), (4096, 0, 3, 2));
+        assert_eq!(
+            (s.cpu.usage.total, s.cpu.throttling.throttled_periods, s.cpu.throttling.throttled_time),
+            (10000, 2, 7000)
+        );
+        assert_eq!(
+            (s.memory.usage.usage, s.memory.usage.limit, s.memory.usage.failcnt, s.memory.cache),
+            (4096, 0, 3, 2)
+        );
         assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);
         let m = V2Manager::new(t.path().to_owned(), t.path().to_owned());
         assert_eq!(m.oom_kill_count().unwrap(), 1);
