@@ -68,6 +68,13 @@ pub enum Error {
     FreezeTimeout { path: PathBuf, state: &'static str },
 }
 
+impl Error {
+    /// The errno behind an I/O failure (EBUSY, ENOENT, EINVAL...), for callers that map kinds.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        fs::raw_os_error(self)
+    }
+}
+
 /// One container's cgroup, whatever the layout.
 pub trait Manager: Send + Sync {
     fn version(&self) -> Version;

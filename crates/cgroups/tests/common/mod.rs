@@ -99,3 +99,42 @@ pub fn resources(json: &str) -> oci_spec::runtime::LinuxResources {
 pub fn path_of(m: &dyn Manager, controller: &str) -> PathBuf {
     m.paths().into_iter().find(|(c, _)| c == controller).map(|(_, p)| p).unwrap()
 }
+
+/// Freezes a process that keeps rewriting a counter file in `m`'s cgroup: the file must stop
+/// changing while frozen and change again once thawed.
+pub fn assert_freeze_stops_progress(m: &dyn Manager) {
+    use berth_cgroups::FreezerState;
+    use std::time::Duration;
+    let scratch = berth_testkit::Scratch::new("cg-freeze");
+    let f = scratch.join("n");
+    let read = || std::fs::read_to_string(&f).unwrap_or_default();
+    let mut p = Proc::spawn(&format!("i=0; while :; do i=$((i+1)); echo $i > {}; done", f.display()));
+    m.apply(p.pid()).unwrap();
+    p.go();
+    let mut started = false;
+    for _ in 0..400 {
+        if !read().is_empty() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(started, "the counter never started");
+    m.freeze(FreezerState::Frozen).unwrap();
+    assert_eq!(m.freezer_state().unwrap(), FreezerState::Frozen);
+    let frozen = read();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(read(), frozen, "a frozen process kept running");
+    m.freeze(FreezerState::Thawed).unwrap();
+    assert_eq!(m.freezer_state().unwrap(), FreezerState::Thawed);
+    let mut moved = false;
+    for _ in 0..400 {
+        if read() != frozen {
+            moved = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(moved, "the process did not resume after thaw");
+    drop(p);
+}
