@@ -17,6 +17,28 @@ pub struct Stats {
     pub blkio: Blkio,
     /// Keyed by page size as runc names it ("2MB", "1GB").
     pub hugetlb: BTreeMap<String, Hugetlb>,
+    /// Always empty: berth does not manage Intel RDT; kept so the shape matches runc's.
+    pub intel_rdt: IntelRdt,
+    /// Filled by the runtime (interface counters live in the network namespace), null otherwise.
+    pub network_interfaces: Option<Vec<NetworkInterface>>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct IntelRdt {}
+
+/// runc serialises these with Go's default (capitalised) field names.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInterface {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -139,4 +161,29 @@ pub struct Hugetlb {
     #[serde(skip_serializing_if = "is_zero")]
     pub max: u64,
     pub failcnt: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_matches_runc_events_shape() {
+        let mut s = Stats::default();
+        s.cpu.usage.total = 5;
+        s.cpu.throttling.throttled_periods = 2;
+        s.memory.usage.limit = 64;
+        let v = serde_json::to_value(&s).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"] {
+            assert!(keys.contains(&k), "{k} missing from {v}");
+        }
+        assert_eq!(v["cpu"]["usage"], serde_json::json!({"total": 5, "kernel": 0, "user": 0}));
+        assert_eq!(v["cpu"]["throttling"], serde_json::json!({"throttledPeriods": 2}));
+        assert_eq!(v["memory"]["usage"], serde_json::json!({"limit": 64, "failcnt": 0}));
+        assert!(v["memory"].get("kernelTCP").is_some());
+        assert_eq!(v["blkio"], serde_json::json!({}));
+        assert_eq!(v["intel_rdt"], serde_json::json!({}));
+        assert!(v["network_interfaces"].is_null());
+    }
 }
