@@ -1,13 +1,31 @@
 //! cgroups v1 and v2 behind one interface.
 //!
+//! ```no_run
+//! # fn main() -> berth_cgroups::Result<()> {
+//! let spec: oci_spec::runtime::LinuxResources = serde_json::from_str(r#"{"pids":{"limit":64}}"#).unwrap();
+//! let cg = berth_cgroups::open(Some(std::path::Path::new("/berth/c1")), "c1")?;
+//! cg.apply(1234)?; // create the directories, move the process in
+//! cg.set(&spec)?;
+//! println!("{}", serde_json::to_string(&cg.stats()?).unwrap()); // runc `events --stats` "data"
+//! cg.destroy()?;
+//! # Ok(()) }
+//! ```
+//!
 //! [`open`] looks at /sys/fs/cgroup: a cgroup2 mount there means the unified layout ([`Version::V2`]);
 //! anything else is treated as v1, including "hybrid" hosts whose cgroup2 mount at
-//! /sys/fs/cgroup/unified carries few or no controllers (the v1 backend only uses that mount for
-//! hugetlb when the controller lives there, and joins it so the process is accounted there too).
+//! /sys/fs/cgroup/unified carries few or no controllers. The v1 backend joins that mount too (so
+//! the process is accounted there, as runc does) and writes hugetlb limits there when hugetlb is
+//! not a v1 hierarchy; it needs nothing else from it.
 //!
 //! cgroupsPath follows runc's cgroupfs driver: an absolute path is relative to each hierarchy's
 //! root, a relative one to the caller's own cgroup in that hierarchy (from /proc/self/cgroup),
 //! and no path means the container id, relative. systemd "slice:prefix:name" paths are refused.
+//!
+//! v2 device rules become a BPF_PROG_TYPE_CGROUP_DEVICE program ([`v2::devices`]); settings a
+//! layout cannot express (v1: `unified`, missing net_cls/net_prio; v2: realtime, swappiness,
+//! disableOOMKiller, network) are errors, never silently dropped. Only kernelTCP (always) and
+//! kernel memory (where the kernel no longer enforces it), both deprecated by the runtime-spec,
+//! are ignored with a warning.
 //!
 //! Each v1 controller and the v2 backend write into a directory they are given, so their unit
 //! tests run against temporary directories; the real-kernel tests live in `tests/`.
