@@ -234,6 +234,6 @@ mod tests {
     #[test]
     fn tables_align() {
         let t = table(&[vec!["A".into(), "BB".into()], vec!["long-value-here".into(), "x".into()]]);
-        assert_eq!(t, "A                  BB\nlong-value-here    x\n");
+        assert_eq!(t, "A                 BB\nlong-value-here   x\n");
     }
 }

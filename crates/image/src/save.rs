@@ -74,7 +74,8 @@ impl ImageStore {
             }
             manifest.push(serde_json::json!({
                 "Config": config_name,
-                "RepoTags": names.iter().map(|n| n.familiar()).collect::<Vec<_>>(),
+                // Fully qualified: podman would put a familiar "me/app" under localhost/.
+                "RepoTags": names.iter().map(|n| n.full()).collect::<Vec<_>>(),
                 "Layers": layer_names,
             }));
         }

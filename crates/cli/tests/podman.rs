@@ -1,0 +1,88 @@
+//! Round trips with podman: what berth saves podman loads with the same diff ids, and what
+//! podman saves berth loads with the same diff ids and tree. Each test has its own podman storage.
+
+mod common;
+
+use berth_testkit::{Defer, Scratch};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Podman {
+    dir: PathBuf,
+}
+
+impl Podman {
+    fn new(s: &Scratch) -> Podman {
+        let found = Command::new("podman").arg("--version").output();
+        assert!(found.map(|o| o.status.success()).unwrap_or(false), "podman is missing: ./setup installs it");
+        // podman refuses a runroot longer than 50 characters: keep the names short.
+        Podman { dir: s.join("p") }
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root").arg(self.dir.join("s")).arg("--runroot").arg(self.dir.join("r"));
+        c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c
+    }
+    fn run(&self, args: &[&str]) -> String {
+        let o = self.cmd().args(args).output().unwrap();
+        assert!(o.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+    fn layers(&self, image: &str) -> Vec<String> {
+        serde_json::from_str(self.run(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", image]).trim()).unwrap()
+    }
+    fn reset(dir: &Path) {
+        let _ = Command::new("podman")
+            .arg("--root")
+            .arg(dir.join("s"))
+            .arg("--runroot")
+            .arg(dir.join("r"))
+            .args(["--storage-driver", "overlay", "system", "reset", "-f"])
+            .output();
+    }
+}
+
+fn berth_layers(root: &Path, image: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(ok(root, &["inspect", "--format", "{{json .RootFS.Layers}}", image]).trim()).unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn berth_save_loads_in_podman() {
+    for format in ["docker-archive", "oci-archive"] {
+        let s = Scratch::new("pd");
+        let p = Podman::new(&s);
+        let dir = p.dir.clone();
+        let _reset = Defer(move || Podman::reset(&dir));
+        let root = s.join("root");
+        ok(&root, &["load", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
+        ok(&root, &["tag", "localhost/layered:1", "berth/saved:x"]);
+        let out = s.join("saved.tar");
+        ok(&root, &["save", "--format", format, "-o", out.to_str().unwrap(), "berth/saved:x"]);
+        let loaded = p.run(&["load", "-i", out.to_str().unwrap()]);
+        assert!(loaded.contains("berth/saved:x"), "{format}: {loaded}");
+        assert_eq!(p.layers("docker.io/berth/saved:x"), berth_layers(&root, "berth/saved:x"), "{format}");
+        let id = p.run(&["image", "inspect", "--format", "{{.Id}}", "docker.io/berth/saved:x"]);
+        assert_eq!(format!("sha256:{}", id.trim()), ok(&root, &["inspect", "-f", "{{.Id}}", "berth/saved:x"]).trim(), "{format}: same config blob");
+    }
+}
+
+#[test]
+fn podman_save_loads_in_berth() {
+    for format in ["docker-archive", "oci-archive"] {
+        let s = Scratch::new("pd");
+        let p = Podman::new(&s);
+        let dir = p.dir.clone();
+        let _reset = Defer(move || Podman::reset(&dir));
+        p.run(&["load", "-i", fixture("layered.docker-archive.tar").to_str().unwrap()]);
+        let out = s.join("podman.tar");
+        p.run(&["save", "--format", format, "-o", out.to_str().unwrap(), "localhost/layered:1"]);
+        let root = s.join("root");
+        assert_eq!(ok(&root, &["load", "-i", out.to_str().unwrap()]), "Loaded image: localhost/layered:1\n", "{format}");
+        assert_eq!(berth_layers(&root, "localhost/layered:1"), p.layers("localhost/layered:1"), "{format}");
+        let merged = mount_image(&root, "localhost/layered:1", s.path());
+        assert_eq!(listing(&merged), expected_listing("layered"), "{format}");
+    }
+}
