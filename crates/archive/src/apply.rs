@@ -13,6 +13,8 @@ use crate::{ApplyOptions, Error, Result, WhiteoutMode};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 
 const WH_PREFIX: &[u8] = b".wh.";
 const WH_OPAQUE: &[u8] = b".wh..wh..opq";
@@ -20,10 +22,109 @@ const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
 const BUF: usize = 1 << 20;
 const BLOCK: usize = 4096;
 const MAX_CACHED_DIRS: usize = 512;
+/// Files up to this size are created by the worker threads, bigger ones on the tar thread.
+const PARALLEL_MAX: u64 = 1 << 20;
+const JOB_QUEUE: usize = 64;
 
 struct Dir {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     setgid: bool,
+}
+
+/// A regular file for a worker: creating inodes is what costs most (kernel CPU), so several
+/// threads create files while the tar thread parses and makes directories.
+struct Job {
+    dir: Arc<OwnedFd>,
+    name: Vec<u8>,
+    base: Vec<u8>,
+    data: Vec<u8>,
+    meta: Meta,
+    chown: bool,
+    chmod: bool,
+}
+
+#[derive(Default)]
+struct PoolState {
+    pending: Mutex<usize>,
+    idle: Condvar,
+    error: Mutex<Option<Error>>,
+}
+
+struct Pool {
+    tx: SyncSender<Job>,
+    state: Arc<PoolState>,
+}
+
+impl Pool {
+    fn dispatch(&self, job: Job) -> Result<()> {
+        self.check()?;
+        *self.state.pending.lock().unwrap() += 1;
+        if self.tx.send(job).is_err() {
+            *self.state.pending.lock().unwrap() -= 1;
+        }
+        Ok(())
+    }
+
+    /// Waits until every dispatched file exists; returns the first worker error.
+    fn flush(&self) -> Result<()> {
+        let mut p = self.state.pending.lock().unwrap();
+        while *p > 0 {
+            p = self.state.idle.wait(p).unwrap();
+        }
+        drop(p);
+        self.check()
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.state.error.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn worker(rx: Arc<Mutex<Receiver<Job>>>, state: Arc<PoolState>) {
+    loop {
+        let job = rx.lock().unwrap().recv();
+        let Ok(job) = job else { return };
+        if let Err(e) = job.run() {
+            let mut slot = state.error.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(e);
+            }
+        }
+        let mut p = state.pending.lock().unwrap();
+        *p -= 1;
+        if *p == 0 {
+            state.idle.notify_all();
+        }
+    }
+}
+
+impl Job {
+    fn run(self) -> Result<()> {
+        let name = &self.name;
+        let fd = sys::create_file(self.dir.as_raw_fd(), &self.base, self.meta.mode & 0o777).map_err(|e| io_err(name, "create", e))?;
+        let end = write_sparse(fd.as_raw_fd(), &self.data, 0).map_err(|e| io_err(name, "write", e))?;
+        if end < self.data.len() as u64 {
+            sys::ftruncate(fd.as_raw_fd(), self.data.len() as u64).map_err(|e| io_err(name, "truncate", e))?;
+        }
+        file_meta(fd.as_raw_fd(), name, &self.meta, self.chown, self.chmod)
+    }
+}
+
+/// Owner, then xattrs (chown drops security.capability), then mode (chown drops setuid), then times.
+fn file_meta(fd: RawFd, name: &[u8], meta: &Meta, chown: bool, chmod: bool) -> Result<()> {
+    if chown {
+        sys::fchown(fd, meta.uid, meta.gid).map_err(|e| io_err(name, "chown", e))?;
+    }
+    for (k, v) in &meta.xattrs {
+        sys::fsetxattr(fd, k, v).map_err(|e| io_err(name, &format!("set xattr {}", show(k)), e))?;
+    }
+    if chmod {
+        sys::fchmod(fd, meta.mode).map_err(|e| io_err(name, "chmod", e))?;
+    }
+    sys::futimens(fd, meta.mtime.0, meta.mtime.1).map_err(|e| io_err(name, "set times", e))
 }
 
 /// Metadata of one entry, gathered from the header and its PAX records.
@@ -36,7 +137,10 @@ struct Meta {
 }
 
 pub struct Extractor {
-    root: OwnedFd,
+    root: Arc<OwnedFd>,
+    pool: Option<Pool>,
+    /// When dest started empty, only this layer's own entries can be in the way.
+    dest_was_empty: bool,
     mode: WhiteoutMode,
     dirs: HashMap<Vec<u8>, Dir>,
     /// Dir fds dropped from the cache while an entry may still use them; closed at the next entry.
@@ -124,8 +228,11 @@ impl Extractor {
     pub fn new(dest: &std::path::Path, opts: &ApplyOptions) -> Result<Extractor> {
         let root = sys::open_dir(dest).map_err(|e| Error::Io { context: format!("open {}", dest.display()), source: e })?;
         let st = sys::fstat(root.as_raw_fd()).map_err(|e| Error::Io { context: format!("stat {}", dest.display()), source: e })?;
+        let dest_was_empty = sys::list_dir(root.as_raw_fd()).map(|l| l.is_empty()).unwrap_or(false);
         Ok(Extractor {
-            root,
+            root: Arc::new(root),
+            pool: None,
+            dest_was_empty,
             mode: opts.whiteouts,
             dirs: HashMap::new(),
             stale: Vec::new(),
@@ -144,6 +251,36 @@ impl Extractor {
 
     /// Extracts every entry, then restores directory mtimes.
     pub fn run(&mut self, input: &mut ChunkReader) -> Result<()> {
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+        if workers < 2 {
+            return self.run_entries(input).and_then(|()| self.finish());
+        }
+        std::thread::scope(|s| {
+            let (tx, rx) = sync_channel::<Job>(JOB_QUEUE);
+            let rx = Arc::new(Mutex::new(rx));
+            let state = Arc::new(PoolState::default());
+            for _ in 0..workers {
+                let (rx, state) = (rx.clone(), state.clone());
+                s.spawn(move || worker(rx, state));
+            }
+            self.pool = Some(Pool { tx, state });
+            let res = self.run_entries(input);
+            let flushed = self.flush();
+            // Dropping the sender lets the workers exit before the scope joins them.
+            self.pool = None;
+            res.and(flushed)?;
+            self.finish()
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        match &self.pool {
+            Some(p) => p.flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn run_entries(&mut self, input: &mut ChunkReader) -> Result<()> {
         let mut archive = tar::Archive::new(&mut *input);
         let entries = archive.entries().map_err(|e| Error::Corrupt { what: "layer tar".into(), reason: e.to_string() })?;
         for entry in entries {
@@ -157,7 +294,7 @@ impl Extractor {
             // The stream ended without the zero blocks that close a tar: it was cut short.
             return Err(Error::Corrupt { what: "layer tar".into(), reason: "truncated archive: no end-of-archive marker".into() });
         }
-        self.finish()
+        Ok(())
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {
@@ -221,13 +358,18 @@ impl Extractor {
             other => return Err(invalid(&name, format!("unsupported entry type {:?}", other.as_byte() as char))),
         };
 
+        let (parent, base) = split(&rel);
+        let marker = base.starts_with(WH_PREFIX);
+        if rel.is_empty() || marker || matches!(kind, Kind::Link(_)) || self.created.contains(&rel) || self.ancestors.contains(&rel) {
+            // Whatever a worker is still creating may be in the way: let it land first.
+            self.flush()?;
+        }
         if rel.is_empty() {
             return match kind {
                 Kind::Dir => self.root_meta(&name, &meta),
                 _ => Err(invalid(&name, "the layer root must be a directory")),
             };
         }
-        let (parent, base) = split(&rel);
         if base == WH_OPAQUE {
             return self.opaque(&name, parent);
         }
@@ -248,6 +390,22 @@ impl Extractor {
         let (pfd, psetgid) = self.parent(&name, parent, true)?.expect("parent created");
         let pfd = pfd.as_raw_fd();
         match kind {
+            Kind::File if self.pool.is_some() && sparse_name.is_none() && entry.size() <= PARALLEL_MAX && self.is_free(pfd, base, &rel) => {
+                let mut data = vec![0u8; entry.size() as usize];
+                if read_full(entry, &mut data).map_err(|e| io_err(&name, "read data", e))? != data.len() {
+                    return Err(Error::Corrupt { what: format!("layer entry {:?}", show(&name)), reason: "unexpected end of archive".into() });
+                }
+                let job = Job {
+                    dir: self.parent(&name, parent, false)?.expect("exists").0.clone(),
+                    base: base.to_vec(),
+                    data,
+                    chown: self.needs_chown(&meta, psetgid),
+                    chmod: self.needs_chmod(&meta, false, psetgid),
+                    meta,
+                    name,
+                };
+                self.pool.as_ref().expect("pool").dispatch(job)?;
+            }
             Kind::File => {
                 let fd = self.create(&name, pfd, base, |n| sys::create_file(pfd, n, meta.mode & 0o777))?;
                 let size = entry.size();
@@ -256,17 +414,7 @@ impl Extractor {
                 } else {
                     self.write_data(&name, &fd, entry, size)?;
                 }
-                let fd = fd.as_raw_fd();
-                if self.needs_chown(&meta, psetgid) {
-                    sys::fchown(fd, meta.uid, meta.gid).map_err(|e| io_err(&name, "chown", e))?;
-                }
-                for (k, v) in &meta.xattrs {
-                    sys::fsetxattr(fd, k, v).map_err(|e| io_err(&name, &format!("set xattr {}", show(k)), e))?;
-                }
-                if self.needs_chmod(&meta, false, psetgid) {
-                    sys::fchmod(fd, meta.mode).map_err(|e| io_err(&name, "chmod", e))?;
-                }
-                sys::futimens(fd, meta.mtime.0, meta.mtime.1).map_err(|e| io_err(&name, "set times", e))?;
+                file_meta(fd.as_raw_fd(), &name, &meta, self.needs_chown(&meta, psetgid), self.needs_chmod(&meta, false, psetgid))?;
             }
             Kind::Dir => {
                 let fresh = match sys::mkdirat(pfd, base, meta.mode & 0o777) {
@@ -381,7 +529,16 @@ impl Extractor {
         }
     }
 
+    /// Whether nothing is at `base` yet, so a worker can create it without a conflict.
+    fn is_free(&self, pfd: RawFd, base: &[u8], rel: &[u8]) -> bool {
+        if self.created.contains(rel) || self.ancestors.contains(rel) {
+            return false;
+        }
+        self.dest_was_empty || matches!(sys::lstatat(pfd, base), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
+    }
+
     fn remove(&mut self, name: &[u8], pfd: RawFd, base: &[u8]) -> Result<()> {
+        self.flush()?;
         let fmt = sys::remove_all_at(pfd, base).map_err(|e| io_err(name, "remove existing entry", e))?;
         if fmt == libc::S_IFDIR || fmt == libc::S_IFLNK {
             // Cached dir fds below (or resolved through) what was removed are stale now.
@@ -407,7 +564,7 @@ impl Extractor {
 
     /// The directory `rel` (resolved beneath the root), created with its missing parents when
     /// `create` is set; None when it does not exist and `create` is not set.
-    fn parent(&mut self, name: &[u8], rel: &[u8], create: bool) -> Result<Option<(&OwnedFd, bool)>> {
+    fn parent(&mut self, name: &[u8], rel: &[u8], create: bool) -> Result<Option<(&Arc<OwnedFd>, bool)>> {
         if rel.is_empty() {
             return Ok(Some((&self.root, self.root_setgid)));
         }
@@ -435,7 +592,7 @@ impl Extractor {
             if self.dirs.len() >= MAX_CACHED_DIRS {
                 self.forget_dirs();
             }
-            self.dirs.insert(rel.to_vec(), Dir { fd, setgid: st.st_mode & libc::S_ISGID != 0 });
+            self.dirs.insert(rel.to_vec(), Dir { fd: Arc::new(fd), setgid: st.st_mode & libc::S_ISGID != 0 });
         }
         let d = &self.dirs[rel];
         Ok(Some((&d.fd, d.setgid)))
