@@ -35,8 +35,16 @@ fn rel_cstr(p: &Path) -> CString {
     }
 }
 
-/// mkdir -p inside the root; returns an O_PATH fd on the final directory.
+/// mkdir -p inside the root; returns an O_PATH fd on the final directory. Dangling symlinks on
+/// the way are followed inside the root and their targets created there.
 pub fn mkdir_all_in_root(root: RawFd, rel: &Path, mode: u32) -> Result<OwnedFd> {
+    mkdir_all_depth(root, rel, mode, 0)
+}
+
+fn mkdir_all_depth(root: RawFd, rel: &Path, mode: u32, depth: u32) -> Result<OwnedFd> {
+    if depth > 40 {
+        return Err(Error::errno(format!("mkdir {}", rel.display()), libc::ELOOP));
+    }
     match open_in_root(root, rel, libc::O_PATH | libc::O_DIRECTORY) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -54,7 +62,12 @@ pub fn mkdir_all_in_root(root: RawFd, rel: &Path, mode: u32) -> Result<OwnedFd> 
                 let n = sys::cstr(name);
                 match sys::mkdirat(cur.as_raw_fd(), &n, mode) {
                     Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        if let Some(target) = readlinkat(cur.as_raw_fd(), &n) {
+                            let t = if target.is_absolute() { target } else { so_far.parent().unwrap_or(Path::new("/")).join(target) };
+                            mkdir_all_depth(root, &t, mode, depth + 1)?;
+                        }
+                    }
                     Err(e) => return Err(Error::sys(format!("mkdir {}", so_far.display()), e)),
                 }
                 cur = open_in_root(root, &so_far, libc::O_PATH | libc::O_DIRECTORY)
@@ -82,4 +95,13 @@ pub fn touch_in_root(root: RawFd, rel: &Path, mode: u32) -> Result<OwnedFd> {
         Err(e) => return Err(Error::sys(format!("create {}", rel.display()), e)),
     }
     open_in_root(root, rel, libc::O_PATH).map_err(|e| Error::sys(format!("open {}", rel.display()), e))
+}
+
+fn readlinkat(dir: RawFd, name: &std::ffi::CStr) -> Option<std::path::PathBuf> {
+    let mut buf = [0u8; 4096];
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return None;
+    }
+    Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..n as usize])))
 }

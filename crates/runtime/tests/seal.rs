@@ -1,0 +1,58 @@
+//! CVE-2019-5736: after sealing, the runtime binary cannot be opened for writing through
+//! /proc/<pid>/exe, neither our own nor a container init's, and the file on disk is unchanged.
+//! Its own harness: sealing re-executes the binary, which must be a plain single-threaded main.
+
+use berth_runtime::{CreateOptions, Runtime};
+use berth_testkit::{busybox_rootfs, remove_cgroup_everywhere, unique_id, Scratch};
+use std::os::unix::fs::OpenOptionsExt;
+
+fn open_write_errno(path: &str) -> i32 {
+    match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(path) {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        // nextest lists tests this way; one test, named like libtest would.
+        if std::env::args().any(|a| a == "--ignored") {
+            return;
+        }
+        println!("seal_exe: test");
+        return;
+    }
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    let before = std::fs::read(&exe).unwrap();
+    berth_runtime::seal_exe().expect("seal");
+    let st = unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        let p = std::ffi::CString::new("/proc/self/exe").unwrap();
+        libc::statvfs(p.as_ptr(), &mut s);
+        s
+    };
+    assert!(st.f_flag & libc::ST_RDONLY != 0, "binary is not on a read-only mount after sealing");
+    let e = open_write_errno("/proc/self/exe");
+    assert!(e == libc::EROFS || e == libc::ETXTBSY, "open own exe for writing: errno {e}");
+
+    let scratch = Scratch::new("rt-seal");
+    let bundle = scratch.join("bundle");
+    busybox_rootfs(&bundle.join("rootfs")).unwrap();
+    let id = unique_id("rt-seal");
+    let mut spec = berth_runtime::default_spec(false);
+    spec.process_mut().as_mut().unwrap().set_terminal(Some(false));
+    spec.process_mut().as_mut().unwrap().set_args(Some(vec!["sleep".into(), "100".into()]));
+    spec.linux_mut().as_mut().unwrap().set_cgroups_path(Some(format!("/{id}").into()));
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    let rt = Runtime::new(scratch.join("state"));
+    let opts = CreateOptions { bundle, ..Default::default() };
+    rt.create(&id, &opts).expect("create");
+    let pid = rt.state(&id).unwrap().pid;
+    // The init is still the runtime binary while it waits for start.
+    let e = open_write_errno(&format!("/proc/{pid}/exe"));
+    let _ = rt.delete(&id, true);
+    remove_cgroup_everywhere(&id);
+    assert!(e == libc::EROFS || e == libc::ETXTBSY, "open init's exe for writing: errno {e}");
+    assert_eq!(std::fs::read(&exe).unwrap(), before, "runtime binary changed");
+    println!("test seal_exe ... ok");
+}
