@@ -324,4 +324,26 @@ mod tests {
         assert_eq!(m.unique().len(), 1);
         assert_eq!(m.paths().len(), 2);
     }
+
+    #[test]
+    fn hybrid_mounts_give_v1_dirs_plus_the_unified_one() {
+        let mounts = crate::path::parse_mountinfo(
+            "31 30 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+             40 30 0:36 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        );
+        let own = crate::path::parse_proc_cgroup("2:cpu,cpuacct:/\n1:memory:/user/me\n0::/\n");
+        let path = crate::path::cgroup_path(Some(Path::new("/libpod_parent/libpod-abc")), "abc").unwrap();
+        let m = V1Manager::from_mounts(&mounts, &own, &path).unwrap();
+        let paths: BTreeMap<String, PathBuf> = m.paths().into_iter().collect();
+        assert_eq!(paths["cpu"], Path::new("/sys/fs/cgroup/cpu,cpuacct/libpod_parent/libpod-abc"));
+        assert_eq!(paths["cpuacct"], paths["cpu"]);
+        assert_eq!(paths["memory"], Path::new("/sys/fs/cgroup/memory/libpod_parent/libpod-abc"));
+        assert_eq!(paths[""], Path::new("/sys/fs/cgroup/unified/libpod_parent/libpod-abc"));
+        let rel = crate::path::cgroup_path(None, "abc").unwrap();
+        let m = V1Manager::from_mounts(&mounts, &own, &rel).unwrap();
+        let paths: BTreeMap<String, PathBuf> = m.paths().into_iter().collect();
+        assert_eq!(paths["memory"], Path::new("/sys/fs/cgroup/memory/user/me/abc"));
+        assert_eq!(paths["cpu"], Path::new("/sys/fs/cgroup/cpu,cpuacct/abc"));
+    }
 }
