@@ -18,7 +18,10 @@ fn main() {
     std::fs::create_dir_all(dest).expect("create dest");
     let file = std::fs::File::open(&args[1]).expect("open layer");
     let start = Instant::now();
-    let opts = berth_archive::ApplyOptions { whiteouts, expected_diff_id: None };
+    let opts = berth_archive::ApplyOptions {
+        whiteouts,
+        expected_diff_id: None,
+    };
     match berth_archive::apply_layer(file, dest, &opts) {
         Ok(a) => println!(
             "applied {} entries, {} bytes, {} in {:.3} s",

@@ -104,7 +104,8 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>, state: Arc<PoolState>) {
 impl Job {
     fn run(self) -> Result<()> {
         let name = &self.name;
-        let fd = sys::create_file(self.dir.as_raw_fd(), &self.base, self.meta.mode & 0o777).map_err(|e| io_err(name, "create", e))?;
+        let fd = sys::create_file(self.dir.as_raw_fd(), &self.base, self.meta.mode & 0o777)
+            .map_err(|e| io_err(name, "create", e))?;
         let end = write_sparse(fd.as_raw_fd(), &self.data, 0).map_err(|e| io_err(name, "write", e))?;
         if end < self.data.len() as u64 {
             sys::ftruncate(fd.as_raw_fd(), self.data.len() as u64).map_err(|e| io_err(name, "truncate", e))?;
@@ -163,11 +164,17 @@ fn io_err(entry: &[u8], what: &str, e: io::Error) -> Error {
     if e.raw_os_error() == Some(libc::EXDEV) {
         return Error::Escape { entry: show(entry) };
     }
-    Error::Io { context: format!("layer entry {:?}: {what}", show(entry)), source: e }
+    Error::Io {
+        context: format!("layer entry {:?}: {what}", show(entry)),
+        source: e,
+    }
 }
 
 fn invalid(entry: &[u8], reason: impl Into<String>) -> Error {
-    Error::Invalid { entry: show(entry), reason: reason.into() }
+    Error::Invalid {
+        entry: show(entry),
+        reason: reason.into(),
+    }
 }
 
 pub fn show(b: &[u8]) -> String {
@@ -226,8 +233,14 @@ enum Kind {
 
 impl Extractor {
     pub fn new(dest: &std::path::Path, opts: &ApplyOptions) -> Result<Extractor> {
-        let root = sys::open_dir(dest).map_err(|e| Error::Io { context: format!("open {}", dest.display()), source: e })?;
-        let st = sys::fstat(root.as_raw_fd()).map_err(|e| Error::Io { context: format!("stat {}", dest.display()), source: e })?;
+        let root = sys::open_dir(dest).map_err(|e| Error::Io {
+            context: format!("open {}", dest.display()),
+            source: e,
+        })?;
+        let st = sys::fstat(root.as_raw_fd()).map_err(|e| Error::Io {
+            context: format!("stat {}", dest.display()),
+            source: e,
+        })?;
         let dest_was_empty = sys::list_dir(root.as_raw_fd()).map(|l| l.is_empty()).unwrap_or(false);
         Ok(Extractor {
             root: Arc::new(root),
@@ -251,7 +264,10 @@ impl Extractor {
 
     /// Extracts every entry, then restores directory mtimes.
     pub fn run(&mut self, input: &mut ChunkReader) -> Result<()> {
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4);
         if workers < 2 {
             return self.run_entries(input).and_then(|()| self.finish());
         }
@@ -282,9 +298,15 @@ impl Extractor {
 
     fn run_entries(&mut self, input: &mut ChunkReader) -> Result<()> {
         let mut archive = tar::Archive::new(&mut *input);
-        let entries = archive.entries().map_err(|e| Error::Corrupt { what: "layer tar".into(), reason: e.to_string() })?;
+        let entries = archive.entries().map_err(|e| Error::Corrupt {
+            what: "layer tar".into(),
+            reason: e.to_string(),
+        })?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| Error::Corrupt { what: "layer tar".into(), reason: e.to_string() })?;
+            let mut entry = entry.map_err(|e| Error::Corrupt {
+                what: "layer tar".into(),
+                reason: e.to_string(),
+            })?;
             self.entries += 1;
             self.stale.clear();
             self.entry(&mut entry)?;
@@ -292,7 +314,10 @@ impl Extractor {
         drop(archive);
         if input.eof {
             // The stream ended without the zero blocks that close a tar: it was cut short.
-            return Err(Error::Corrupt { what: "layer tar".into(), reason: "truncated archive: no end-of-archive marker".into() });
+            return Err(Error::Corrupt {
+                what: "layer tar".into(),
+                reason: "truncated archive: no end-of-archive marker".into(),
+            });
         }
         Ok(())
     }
@@ -300,16 +325,29 @@ impl Extractor {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {
         let raw_name = entry.path_bytes().into_owned();
         let mut meta = Meta {
-            mode: entry.header().mode().map_err(|e| invalid(&raw_name, format!("bad mode: {e}")))? & 0o7777,
-            uid: entry.header().uid().map_err(|e| invalid(&raw_name, format!("bad uid: {e}")))? as u32,
-            gid: entry.header().gid().map_err(|e| invalid(&raw_name, format!("bad gid: {e}")))? as u32,
+            mode: entry
+                .header()
+                .mode()
+                .map_err(|e| invalid(&raw_name, format!("bad mode: {e}")))?
+                & 0o7777,
+            uid: entry
+                .header()
+                .uid()
+                .map_err(|e| invalid(&raw_name, format!("bad uid: {e}")))? as u32,
+            gid: entry
+                .header()
+                .gid()
+                .map_err(|e| invalid(&raw_name, format!("bad gid: {e}")))? as u32,
             mtime: (entry.header().mtime().unwrap_or(0) as i64, 0),
             xattrs: Vec::new(),
         };
         let mut sparse_name = None;
         let mut sparse_v1 = None;
         let mut sparse_map = None;
-        if let Some(pax) = entry.pax_extensions().map_err(|e| invalid(&raw_name, format!("bad pax header: {e}")))? {
+        if let Some(pax) = entry
+            .pax_extensions()
+            .map_err(|e| invalid(&raw_name, format!("bad pax header: {e}")))?
+        {
             for ext in pax {
                 let ext = ext.map_err(|e| invalid(&raw_name, format!("bad pax record: {e}")))?;
                 let key = ext.key_bytes();
@@ -322,7 +360,9 @@ impl Extractor {
                 } else if key == b"GNU.sparse.name" {
                     sparse_name = Some(ext.value_bytes().to_vec());
                 } else if key == b"GNU.sparse.realsize" || key == b"GNU.sparse.size" {
-                    sparse_v1 = std::str::from_utf8(ext.value_bytes()).ok().and_then(|s| s.parse::<u64>().ok());
+                    sparse_v1 = std::str::from_utf8(ext.value_bytes())
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok());
                 } else if key == b"GNU.sparse.map" {
                     sparse_map = Some(ext.value_bytes().to_vec());
                 }
@@ -335,7 +375,10 @@ impl Extractor {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => Kind::File,
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Symlink | tar::EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| invalid(&name, "link without a target"))?.into_owned();
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| invalid(&name, "link without a target"))?
+                    .into_owned();
                 if et == tar::EntryType::Symlink {
                     Kind::Symlink(target)
                 } else {
@@ -355,12 +398,22 @@ impl Extractor {
             tar::EntryType::Fifo => Kind::Fifo,
             // Global PAX headers and volume labels carry nothing to create.
             tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => return Ok(()),
-            other => return Err(invalid(&name, format!("unsupported entry type {:?}", other.as_byte() as char))),
+            other => {
+                return Err(invalid(
+                    &name,
+                    format!("unsupported entry type {:?}", other.as_byte() as char),
+                ))
+            }
         };
 
         let (parent, base) = split(&rel);
         let marker = base.starts_with(WH_PREFIX);
-        if rel.is_empty() || marker || matches!(kind, Kind::Link(_)) || self.created.contains(&rel) || self.ancestors.contains(&rel) {
+        if rel.is_empty()
+            || marker
+            || matches!(kind, Kind::Link(_))
+            || self.created.contains(&rel)
+            || self.ancestors.contains(&rel)
+        {
             // Whatever a worker is still creating may be in the way: let it land first.
             self.flush()?;
         }
@@ -384,16 +437,27 @@ impl Extractor {
             return self.whiteout(&name, parent, hidden, &meta);
         }
         if self.mode == WhiteoutMode::Overlay && self.whited.contains(&rel) {
-            return Err(invalid(&name, "entry conflicts with a whiteout of the same name in this layer"));
+            return Err(invalid(
+                &name,
+                "entry conflicts with a whiteout of the same name in this layer",
+            ));
         }
 
         let (pfd, psetgid) = self.parent(&name, parent, true)?.expect("parent created");
         let pfd = pfd.as_raw_fd();
         match kind {
-            Kind::File if self.pool.is_some() && sparse_name.is_none() && entry.size() <= PARALLEL_MAX && self.is_free(pfd, base, &rel) => {
+            Kind::File
+                if self.pool.is_some()
+                    && sparse_name.is_none()
+                    && entry.size() <= PARALLEL_MAX
+                    && self.is_free(pfd, base, &rel) =>
+            {
                 let mut data = vec![0u8; entry.size() as usize];
                 if read_full(entry, &mut data).map_err(|e| io_err(&name, "read data", e))? != data.len() {
-                    return Err(Error::Corrupt { what: format!("layer entry {:?}", show(&name)), reason: "unexpected end of archive".into() });
+                    return Err(Error::Corrupt {
+                        what: format!("layer entry {:?}", show(&name)),
+                        reason: "unexpected end of archive".into(),
+                    });
                 }
                 let job = Job {
                     dir: self.parent(&name, parent, false)?.expect("exists").0.clone(),
@@ -414,7 +478,13 @@ impl Extractor {
                 } else {
                     self.write_data(&name, &fd, entry, size)?;
                 }
-                file_meta(fd.as_raw_fd(), &name, &meta, self.needs_chown(&meta, psetgid), self.needs_chmod(&meta, false, psetgid))?;
+                file_meta(
+                    fd.as_raw_fd(),
+                    &name,
+                    &meta,
+                    self.needs_chown(&meta, psetgid),
+                    self.needs_chmod(&meta, false, psetgid),
+                )?;
             }
             Kind::Dir => {
                 let fresh = match sys::mkdirat(pfd, base, meta.mode & 0o777) {
@@ -437,7 +507,8 @@ impl Extractor {
                 if !meta.xattrs.is_empty() {
                     let d = sys::open_subdir(pfd, base).map_err(|e| io_err(&name, "open", e))?;
                     for (k, v) in &meta.xattrs {
-                        sys::fsetxattr(d.as_raw_fd(), k, v).map_err(|e| io_err(&name, &format!("set xattr {}", show(k)), e))?;
+                        sys::fsetxattr(d.as_raw_fd(), k, v)
+                            .map_err(|e| io_err(&name, &format!("set xattr {}", show(k)), e))?;
                     }
                 }
                 if !fresh || self.needs_chmod(&meta, true, psetgid) {
@@ -461,20 +532,29 @@ impl Extractor {
                 if tbase.is_empty() {
                     return Err(invalid(&name, "hard link to the layer root"));
                 }
-                let tdir = self.parent(&name, tparent, false)?.ok_or_else(|| invalid(&name, format!("hard link target {:?} not found", show(&target))))?.0;
+                let tdir = self
+                    .parent(&name, tparent, false)?
+                    .ok_or_else(|| invalid(&name, format!("hard link target {:?} not found", show(&target))))?
+                    .0;
                 let tfd = tdir.as_raw_fd();
                 self.create(&name, pfd, base, |n| sys::linkat(tfd, tbase, pfd, n))?;
             }
             Kind::Char(ma, mi) => {
-                self.create(&name, pfd, base, |n| sys::mknodat(pfd, n, libc::S_IFCHR | (meta.mode & 0o777), ma, mi))?;
+                self.create(&name, pfd, base, |n| {
+                    sys::mknodat(pfd, n, libc::S_IFCHR | (meta.mode & 0o777), ma, mi)
+                })?;
                 self.node_meta(&name, pfd, base, &meta, psetgid, true)?;
             }
             Kind::Block(ma, mi) => {
-                self.create(&name, pfd, base, |n| sys::mknodat(pfd, n, libc::S_IFBLK | (meta.mode & 0o777), ma, mi))?;
+                self.create(&name, pfd, base, |n| {
+                    sys::mknodat(pfd, n, libc::S_IFBLK | (meta.mode & 0o777), ma, mi)
+                })?;
                 self.node_meta(&name, pfd, base, &meta, psetgid, true)?;
             }
             Kind::Fifo => {
-                self.create(&name, pfd, base, |n| sys::mknodat(pfd, n, libc::S_IFIFO | (meta.mode & 0o777), 0, 0))?;
+                self.create(&name, pfd, base, |n| {
+                    sys::mknodat(pfd, n, libc::S_IFIFO | (meta.mode & 0o777), 0, 0)
+                })?;
                 self.node_meta(&name, pfd, base, &meta, psetgid, true)?;
             }
         }
@@ -592,7 +672,13 @@ impl Extractor {
             if self.dirs.len() >= MAX_CACHED_DIRS {
                 self.forget_dirs();
             }
-            self.dirs.insert(rel.to_vec(), Dir { fd: Arc::new(fd), setgid: st.st_mode & libc::S_ISGID != 0 });
+            self.dirs.insert(
+                rel.to_vec(),
+                Dir {
+                    fd: Arc::new(fd),
+                    setgid: st.st_mode & libc::S_ISGID != 0,
+                },
+            );
         }
         let d = &self.dirs[rel];
         Ok(Some((&d.fd, d.setgid)))
@@ -630,7 +716,10 @@ impl Extractor {
         match self.mode {
             WhiteoutMode::Overlay => {
                 if self.created.contains(&rel) || self.ancestors.contains(&rel) {
-                    return Err(invalid(name, "whiteout conflicts with an entry of the same name in this layer"));
+                    return Err(invalid(
+                        name,
+                        "whiteout conflicts with an entry of the same name in this layer",
+                    ));
                 }
                 let (pfd, _) = self.parent(name, parent, true)?.expect("created");
                 let pfd = pfd.as_raw_fd();
@@ -643,7 +732,9 @@ impl Extractor {
                 self.whited.insert(rel);
             }
             WhiteoutMode::Direct => {
-                let Some((pfd, _)) = self.parent(name, parent, false)? else { return Ok(()) };
+                let Some((pfd, _)) = self.parent(name, parent, false)? else {
+                    return Ok(());
+                };
                 let dup = sys::open_dir_beneath(pfd.as_raw_fd(), b".").map_err(|e| io_err(name, "open", e))?;
                 self.remove_lower(name, dup.as_raw_fd(), hidden, &rel)?;
             }
@@ -694,7 +785,10 @@ impl Extractor {
             let want = (size - off).min(self.buf.len() as u64) as usize;
             let n = read_full(entry, &mut self.buf[..want]).map_err(|e| io_err(name, "read data", e))?;
             if n < want {
-                return Err(Error::Corrupt { what: format!("layer entry {:?}", show(name)), reason: "unexpected end of archive".into() });
+                return Err(Error::Corrupt {
+                    what: format!("layer entry {:?}", show(name)),
+                    reason: "unexpected end of archive".into(),
+                });
             }
             end = end.max(write_sparse(fd.as_raw_fd(), &self.buf[..n], off).map_err(|e| io_err(name, "write", e))?);
             off += n as u64;
@@ -707,7 +801,14 @@ impl Extractor {
 
     /// PAX sparse files (GNU formats 1.0 and 0.1): a map of (offset, length) data segments,
     /// either in the PAX `GNU.sparse.map` record or at the start of the data.
-    fn write_pax_sparse<R: Read>(&mut self, name: &[u8], fd: &OwnedFd, entry: &mut R, real: u64, map: Option<&[u8]>) -> Result<()> {
+    fn write_pax_sparse<R: Read>(
+        &mut self,
+        name: &[u8],
+        fd: &OwnedFd,
+        entry: &mut R,
+        real: u64,
+        map: Option<&[u8]>,
+    ) -> Result<()> {
         let bad = |r: &str| invalid(name, format!("bad sparse map: {r}"));
         let numbers: Vec<u64> = match map {
             Some(m) => std::str::from_utf8(m)
@@ -728,7 +829,10 @@ impl Extractor {
                     text.extend_from_slice(&block);
                     while let Some(i) = text.iter().position(|&c| c == b'\n') {
                         let line: Vec<u8> = text.drain(..=i).collect();
-                        let v = std::str::from_utf8(&line[..i]).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| bad("not a number"))?;
+                        let v = std::str::from_utf8(&line[..i])
+                            .ok()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .ok_or_else(|| bad("not a number"))?;
                         if want.is_none() {
                             if v > 1 << 20 {
                                 return Err(bad("too many segments"));
@@ -765,7 +869,10 @@ impl Extractor {
                 let want = left.min(self.buf.len() as u64) as usize;
                 let n = read_full(entry, &mut self.buf[..want]).map_err(|e| io_err(name, "read data", e))?;
                 if n < want {
-                    return Err(Error::Corrupt { what: format!("layer entry {:?}", show(name)), reason: "unexpected end of archive".into() });
+                    return Err(Error::Corrupt {
+                        what: format!("layer entry {:?}", show(name)),
+                        reason: "unexpected end of archive".into(),
+                    });
                 }
                 end = end.max(write_sparse(fd.as_raw_fd(), &self.buf[..n], off).map_err(|e| io_err(name, "write", e))?);
                 off += n as u64;
@@ -787,7 +894,9 @@ impl Extractor {
                 continue;
             }
             let (parent, base) = split(&rel);
-            let Some((pfd, _)) = self.parent(&rel, parent, false)? else { continue };
+            let Some((pfd, _)) = self.parent(&rel, parent, false)? else {
+                continue;
+            };
             match sys::lutimesat(pfd.as_raw_fd(), base, s, ns) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}

@@ -15,7 +15,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
-    Error::Io { context: format!("{what} {}", path.display()), source: e }
+    Error::Io {
+        context: format!("{what} {}", path.display()),
+        source: e,
+    }
 }
 
 fn is_whiteout(md: &fs::Metadata) -> bool {
@@ -65,7 +68,11 @@ fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut BTreeMap<PathBuf
             out.insert(shown, ChangeKind::Deleted);
             continue;
         }
-        let kind = if in_lowers(lowers, &crel) { ChangeKind::Changed } else { ChangeKind::Added };
+        let kind = if in_lowers(lowers, &crel) {
+            ChangeKind::Changed
+        } else {
+            ChangeKind::Added
+        };
         out.insert(shown, kind);
         if md.is_dir() {
             if is_opaque(&cpath) {

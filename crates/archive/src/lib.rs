@@ -129,10 +129,17 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions) -> Resu
     })?;
     if let Some(expected) = &opts.expected_diff_id {
         if *expected != hashed.diff_id {
-            return Err(Error::DigestMismatch { expected: expected.clone(), actual: hashed.diff_id });
+            return Err(Error::DigestMismatch {
+                expected: expected.clone(),
+                actual: hashed.diff_id,
+            });
         }
     }
-    Ok(Applied { diff_id: hashed.diff_id, size: hashed.size, entries })
+    Ok(Applied {
+        diff_id: hashed.diff_id,
+        size: hashed.size,
+        entries,
+    })
 }
 
 /// Writes an overlay upper dir as an OCI layer tar: 0/0 character devices become `.wh.NAME`,

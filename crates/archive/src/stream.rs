@@ -79,18 +79,25 @@ where
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&b[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io { context: "read layer".into(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: "read layer".into(),
+                    source: e,
+                })
+            }
         }
     }
     let compression = Compression::detect(&head);
     let raw = io::Cursor::new(head).chain(reader);
     let mut source: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(raw),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(CHUNK, raw))),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(raw)
-                .map_err(|e| Error::Corrupt { what: "zstd stream".into(), reason: e.to_string() })?,
-        ),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(
+            CHUNK, raw,
+        ))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| Error::Corrupt {
+            what: "zstd stream".into(),
+            reason: e.to_string(),
+        })?),
     };
     let what = match compression {
         Compression::None => "layer stream",
@@ -102,16 +109,29 @@ where
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
         let worker = s.spawn(move || {
-            let mut r = ChunkReader { rx, recycle: recycle_tx, cur: Vec::new(), pos: 0, eof: false, consumed: 0 };
+            let mut r = ChunkReader {
+                rx,
+                recycle: recycle_tx,
+                cur: Vec::new(),
+                pos: 0,
+                eof: false,
+                consumed: 0,
+            };
             let out = consume(&mut r)?;
             // Keep taking bytes so the producer hashes the whole stream, padding included.
-            io::copy(&mut r, &mut io::sink()).map_err(|e| Error::Corrupt { what: "layer stream".into(), reason: e.to_string() })?;
+            io::copy(&mut r, &mut io::sink()).map_err(|e| Error::Corrupt {
+                what: "layer stream".into(),
+                reason: e.to_string(),
+            })?;
             Ok(out)
         });
         let produced = produce(&mut source, &tx, &recycle_rx, what);
         drop(tx);
         let consumed = worker.join().unwrap_or_else(|_| {
-            Err(Error::Io { context: "extract".into(), source: io::Error::other("extraction thread panicked") })
+            Err(Error::Io {
+                context: "extract".into(),
+                source: io::Error::other("extraction thread panicked"),
+            })
         });
         match produced {
             Err(e) => Err(e),
@@ -133,7 +153,10 @@ fn produce(source: &mut dyn Read, tx: &SyncSender<Msg>, recycle: &Receiver<Vec<u
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let err = Error::Corrupt { what: what.into(), reason: e.to_string() };
+                    let err = Error::Corrupt {
+                        what: what.into(),
+                        reason: e.to_string(),
+                    };
                     let _ = tx.send(Msg::Failed(err.to_string()));
                     return Err(err);
                 }
@@ -154,5 +177,8 @@ fn produce(source: &mut dyn Read, tx: &SyncSender<Msg>, recycle: &Receiver<Vec<u
             break;
         }
     }
-    Ok(Hashed { diff_id: format!("sha256:{}", hex::encode(hasher.finalize())), size })
+    Ok(Hashed {
+        diff_id: format!("sha256:{}", hex::encode(hasher.finalize())),
+        size,
+    })
 }

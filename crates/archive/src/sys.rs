@@ -37,7 +37,13 @@ pub fn open_dir_beneath(root: RawFd, path: &[u8]) -> io::Result<OwnedFd> {
     how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
     let r = unsafe {
-        libc::syscall(libc::SYS_openat2, root, p.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            p.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
     };
     check_fd(r as libc::c_int)
 }
@@ -46,7 +52,11 @@ pub fn open_dir_beneath(root: RawFd, path: &[u8]) -> io::Result<OwnedFd> {
 pub fn open_subdir(dir: RawFd, name: &[u8]) -> io::Result<OwnedFd> {
     let p = cstr(name)?;
     check_fd(unsafe {
-        libc::openat(dir, p.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        libc::openat(
+            dir,
+            p.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
     })
 }
 
@@ -126,7 +136,10 @@ pub fn fchmodat(dir: RawFd, name: &[u8], mode: u32) -> io::Result<()> {
 }
 
 fn timespecs(sec: i64, nsec: i64) -> [libc::timespec; 2] {
-    let t = libc::timespec { tv_sec: sec as libc::time_t, tv_nsec: nsec as _ };
+    let t = libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    };
     [t, t]
 }
 

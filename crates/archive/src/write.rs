@@ -37,24 +37,45 @@ struct Writer<W: Write> {
 }
 
 fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
-    Error::Io { context: format!("{what} {}", path.display()), source: e }
+    Error::Io {
+        context: format!("{what} {}", path.display()),
+        source: e,
+    }
 }
 
 pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) -> Result<LayerInfo> {
-    let hw = HashWriter { inner: out, hasher: Sha256::new(), size: 0 };
+    let hw = HashWriter {
+        inner: out,
+        hasher: Sha256::new(),
+        size: 0,
+    };
     let exclude = exclude
         .iter()
         .map(|p| crate::apply::clean(p.as_os_str().as_bytes()).unwrap_or_else(|_| p.as_os_str().as_bytes().to_vec()))
         .collect();
-    let mut w = Writer { tar: tar::Builder::new(BufWriter::with_capacity(1 << 20, hw)), upper, exclude, links: HashMap::new() };
+    let mut w = Writer {
+        tar: tar::Builder::new(BufWriter::with_capacity(1 << 20, hw)),
+        upper,
+        exclude,
+        links: HashMap::new(),
+    };
     let meta = fs::symlink_metadata(root).map_err(|e| ioe(root, "stat", e))?;
     if !meta.is_dir() {
-        return Err(ioe(root, "walk", io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
+        return Err(ioe(
+            root,
+            "walk",
+            io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        ));
     }
     w.dir(root, b"")?;
     let buf = w.tar.into_inner().map_err(|e| ioe(root, "write tar to", e))?;
-    let hw = buf.into_inner().map_err(|e| ioe(root, "write tar to", e.into_error()))?;
-    Ok(LayerInfo { diff_id: format!("sha256:{}", hex::encode(hw.hasher.finalize())), size: hw.size })
+    let hw = buf
+        .into_inner()
+        .map_err(|e| ioe(root, "write tar to", e.into_error()))?;
+    Ok(LayerInfo {
+        diff_id: format!("sha256:{}", hex::encode(hw.hasher.finalize())),
+        size: hw.size,
+    })
 }
 
 fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
@@ -169,8 +190,10 @@ impl<W: Write> Writer<W> {
         h.set_entry_type(et);
         if et != tar::EntryType::Fifo {
             let rdev = md.rdev();
-            h.set_device_major(libc::major(rdev)).map_err(|e| ioe(path, "device", e))?;
-            h.set_device_minor(libc::minor(rdev)).map_err(|e| ioe(path, "device", e))?;
+            h.set_device_major(libc::major(rdev))
+                .map_err(|e| ioe(path, "device", e))?;
+            h.set_device_minor(libc::minor(rdev))
+                .map_err(|e| ioe(path, "device", e))?;
         }
         self.append(path, h, rel, None, pax, io::empty())
     }

@@ -19,7 +19,10 @@ fn setup(prefix: &str) -> (Scratch, std::path::PathBuf, String) {
 
 fn assert_untouched(s: &Scratch, snap: &str) {
     assert_eq!(sentinel(&s.join("sentinel")), snap, "sentinel changed");
-    let top: Vec<_> = std::fs::read_dir(s.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let top: Vec<_> = std::fs::read_dir(s.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(top.len(), 2, "something was created beside dest: {top:?}");
 }
 
@@ -56,18 +59,59 @@ fn absolute_names_are_taken_relative_to_dest() {
 fn symlink_parent_escapes_are_refused() {
     let sentinel_abs = |s: &Scratch| s.join("sentinel").display().to_string();
     let cases: Vec<(&str, Box<dyn Fn(&Scratch) -> Vec<u8>>, &str)> = vec![
-        ("absolute", Box::new(|_s: &Scratch| RawTar::new().symlink("l", "/").file("l/etc/x", b"evil").finish()), "l/etc/x"),
-        ("absolute-to-sentinel", Box::new(move |s: &Scratch| {
-            RawTar::new().symlink("l", &sentinel_abs(s)).file("l/etc/passwd", b"evil").finish()
-        }), "l/etc/passwd"),
-        ("relative", Box::new(|_s: &Scratch| RawTar::new().symlink("l", "../sentinel").file("l/etc/passwd", b"evil").finish()), "l/etc/passwd"),
-        ("chained", Box::new(|_s: &Scratch| {
-            RawTar::new().symlink("a", "..").symlink("b", "a/..").file("b/x", b"evil").finish()
-        }), "b/x"),
-        ("chained-deeper", Box::new(|_s: &Scratch| {
-            RawTar::new().dir("d/").symlink("d/a", "..").symlink("b", "d/a/../..").file("b/sentinel/etc/passwd", b"evil").finish()
-        }), "b/sentinel/etc/passwd"),
-        ("dir-entry", Box::new(|_s: &Scratch| RawTar::new().symlink("l", "/tmp").dir("l/evil/").finish()), "l/evil/"),
+        (
+            "absolute",
+            Box::new(|_s: &Scratch| RawTar::new().symlink("l", "/").file("l/etc/x", b"evil").finish()),
+            "l/etc/x",
+        ),
+        (
+            "absolute-to-sentinel",
+            Box::new(move |s: &Scratch| {
+                RawTar::new()
+                    .symlink("l", &sentinel_abs(s))
+                    .file("l/etc/passwd", b"evil")
+                    .finish()
+            }),
+            "l/etc/passwd",
+        ),
+        (
+            "relative",
+            Box::new(|_s: &Scratch| {
+                RawTar::new()
+                    .symlink("l", "../sentinel")
+                    .file("l/etc/passwd", b"evil")
+                    .finish()
+            }),
+            "l/etc/passwd",
+        ),
+        (
+            "chained",
+            Box::new(|_s: &Scratch| {
+                RawTar::new()
+                    .symlink("a", "..")
+                    .symlink("b", "a/..")
+                    .file("b/x", b"evil")
+                    .finish()
+            }),
+            "b/x",
+        ),
+        (
+            "chained-deeper",
+            Box::new(|_s: &Scratch| {
+                RawTar::new()
+                    .dir("d/")
+                    .symlink("d/a", "..")
+                    .symlink("b", "d/a/../..")
+                    .file("b/sentinel/etc/passwd", b"evil")
+                    .finish()
+            }),
+            "b/sentinel/etc/passwd",
+        ),
+        (
+            "dir-entry",
+            Box::new(|_s: &Scratch| RawTar::new().symlink("l", "/tmp").dir("l/evil/").finish()),
+            "l/evil/",
+        ),
     ];
     for (what, make, entry) in cases {
         for mode in [WhiteoutMode::Overlay, WhiteoutMode::Direct] {
@@ -119,9 +163,15 @@ fn hard_link_escapes_are_refused() {
 
     // A hard link to a symlink links the symlink itself, never its target.
     let (s, dest, snap) = setup("archive-hardlink4");
-    let tar = RawTar::new().symlink("l", &s.join("sentinel/etc/passwd").display().to_string()).hardlink("h", "l").finish();
+    let tar = RawTar::new()
+        .symlink("l", &s.join("sentinel/etc/passwd").display().to_string())
+        .hardlink("h", "l")
+        .finish();
     apply(&tar, &dest, WhiteoutMode::Direct).unwrap();
-    assert!(std::fs::symlink_metadata(dest.join("h")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(dest.join("h"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(std::fs::metadata(s.join("sentinel/etc/passwd")).unwrap().nlink(), 1);
     assert_untouched(&s, &snap);
 }
@@ -145,10 +195,21 @@ fn devices_and_fifos_are_kept() {
     apply(&tar, &dest, WhiteoutMode::Overlay).unwrap();
     let null = std::fs::symlink_metadata(dest.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
-    assert_eq!((libc::major(null.rdev()), libc::minor(null.rdev()), null.mode() & 0o7777), (1, 3, 0o666));
+    assert_eq!(
+        (libc::major(null.rdev()), libc::minor(null.rdev()), null.mode() & 0o7777),
+        (1, 3, 0o666)
+    );
     let lp = std::fs::symlink_metadata(dest.join("dev/loop0")).unwrap();
     assert!(lp.file_type().is_block_device());
-    assert_eq!((libc::major(lp.rdev()), libc::minor(lp.rdev()), lp.gid(), lp.mode() & 0o7777), (7, 0, 6, 0o660));
+    assert_eq!(
+        (
+            libc::major(lp.rdev()),
+            libc::minor(lp.rdev()),
+            lp.gid(),
+            lp.mode() & 0o7777
+        ),
+        (7, 0, 6, 0o660)
+    );
     let fifo = std::fs::symlink_metadata(dest.join("dev/fifo")).unwrap();
     assert!(fifo.file_type().is_fifo());
     assert_eq!(fifo.mode() & 0o7777, 0o600);
@@ -161,7 +222,13 @@ fn truncated_archives_are_refused() {
     let full = RawTar::new().file("a", b"first").file("big", &big).finish();
     // Cut inside the data of "big".
     let (s, dest, snap) = setup("archive-trunc");
-    expect_err(&full[..512 * 2 + 512 + 5000], &dest, WhiteoutMode::Overlay, ErrorKind::InvalidArchive, "big");
+    expect_err(
+        &full[..512 * 2 + 512 + 5000],
+        &dest,
+        WhiteoutMode::Overlay,
+        ErrorKind::InvalidArchive,
+        "big",
+    );
     assert_untouched(&s, &snap);
     // Cut inside a header.
     let (s, dest, snap) = setup("archive-trunc2");
@@ -255,13 +322,19 @@ fn corrupt_zstd_is_refused() {
 fn digest_mismatch_is_refused() {
     let full = RawTar::new().file("f", b"data").finish();
     let (s, dest, snap) = setup("archive-digest");
-    let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, expected_diff_id: Some(format!("sha256:{}", "0".repeat(64))) };
+    let opts = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        expected_diff_id: Some(format!("sha256:{}", "0".repeat(64))),
+    };
     let err = apply_layer(full.as_slice(), &dest, &opts).expect_err("mismatch");
     assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err}");
     assert_untouched(&s, &snap);
 
     let good = apply(&full, &s.join("other"), WhiteoutMode::Overlay).unwrap();
-    let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, expected_diff_id: Some(good.diff_id.clone()) };
+    let opts = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        expected_diff_id: Some(good.diff_id.clone()),
+    };
     std::fs::remove_dir_all(&dest).unwrap();
     std::fs::create_dir(&dest).unwrap();
     assert_eq!(apply_layer(full.as_slice(), &dest, &opts).unwrap(), good);

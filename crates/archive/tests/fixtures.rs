@@ -16,7 +16,10 @@ fn check_image(name: &str) {
     for (i, (blob, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
         let dir = s.join(format!("layer{i}"));
         std::fs::create_dir(&dir).unwrap();
-        let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, expected_diff_id: Some(diff_id.clone()) };
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Overlay,
+            expected_diff_id: Some(diff_id.clone()),
+        };
         let applied = apply_layer(blob.as_slice(), &dir, &opts).unwrap();
         assert_eq!(&applied.diff_id, diff_id, "{name} layer {i}");
         assert!(applied.entries > 0 && applied.size % 512 == 0);
@@ -37,7 +40,10 @@ fn check_image(name: &str) {
     let direct = s.join("direct");
     std::fs::create_dir(&direct).unwrap();
     for (blob, diff_id) in img.layers.iter().zip(&img.diff_ids) {
-        let opts = ApplyOptions { whiteouts: WhiteoutMode::Direct, expected_diff_id: Some(diff_id.clone()) };
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Direct,
+            expected_diff_id: Some(diff_id.clone()),
+        };
         apply_layer(blob.as_slice(), &direct, &opts).unwrap();
     }
     assert_same_listing(&want, &listing(&direct), &format!("{name} (direct)"));
@@ -75,11 +81,17 @@ fn layered_whiteouts_and_sparse_file_in_layer_dirs() {
     // Whiteouts are 0/0 char devices; the replaced dir is opaque.
     for gone in ["bin/vi", "data/gone", "data/link", "data/hard2", "data/deep/a"] {
         let md = std::fs::symlink_metadata(l2.join(gone)).unwrap();
-        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()) && md.rdev() == 0, "{gone}");
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()) && md.rdev() == 0,
+            "{gone}"
+        );
     }
     let opq = xattr::get(l2.join("data/opq"), "trusted.overlay.opaque").unwrap();
     assert_eq!(opq.as_deref(), Some(&b"y"[..]));
     assert!(std::fs::symlink_metadata(l2.join("data/opq/.wh..wh..opq")).is_err());
     // The setuid bit survives chown.
-    assert_eq!(std::fs::metadata(l2.join("data/keep/a")).unwrap().mode() & 0o7777, 0o4755);
+    assert_eq!(
+        std::fs::metadata(l2.join("data/keep/a")).unwrap().mode() & 0o7777,
+        0o4755
+    );
 }

@@ -25,7 +25,10 @@ fn lower_tree(root: &Path) {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -33,15 +36,31 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn direct_mode_opaque_marker_is_order_independent() {
     // The marker before and after this layer's own entries in the dir gives the same result.
-    let before = RawTar::new().dir("d/").file("d/.wh..wh..opq", b"").file("d/new", b"new").dir("d/sub/").file("d/sub/n2", b"2").finish();
-    let after = RawTar::new().dir("d/").file("d/new", b"new").dir("d/sub/").file("d/sub/n2", b"2").file("d/.wh..wh..opq", b"").finish();
+    let before = RawTar::new()
+        .dir("d/")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/new", b"new")
+        .dir("d/sub/")
+        .file("d/sub/n2", b"2")
+        .finish();
+    let after = RawTar::new()
+        .dir("d/")
+        .file("d/new", b"new")
+        .dir("d/sub/")
+        .file("d/sub/n2", b"2")
+        .file("d/.wh..wh..opq", b"")
+        .finish();
     for (what, layer) in [("before", before), ("after", after)] {
         let s = Scratch::new("archive-opq");
         let root = s.join("root");
         lower_tree(&root);
         apply(&layer, &root, WhiteoutMode::Direct).unwrap();
         assert_eq!(names(&root.join("d")), ["new", "sub"], "{what}");
-        assert_eq!(names(&root.join("d/sub")), ["n2"], "{what}: lower content of a kept subdir is hidden too");
+        assert_eq!(
+            names(&root.join("d/sub")),
+            ["n2"],
+            "{what}: lower content of a kept subdir is hidden too"
+        );
         assert_eq!(fs::read(root.join("f")).unwrap(), b"file");
     }
 }
@@ -54,15 +73,29 @@ fn direct_mode_whiteouts_delete_lower_entries_only() {
         lower_tree(&root);
         let mut t = RawTar::new();
         if order == 0 {
-            t.file(".wh.x", b"").file(".wh.f", b"").dir("d/").file("d/.wh.old", b"").file("d/.wh.keep", b"").file("d/keep", b"new keep");
+            t.file(".wh.x", b"")
+                .file(".wh.f", b"")
+                .dir("d/")
+                .file("d/.wh.old", b"")
+                .file("d/.wh.keep", b"")
+                .file("d/keep", b"new keep");
         } else {
-            t.dir("d/").file("d/keep", b"new keep").file("d/.wh.keep", b"").file("d/.wh.old", b"").file(".wh.f", b"").file(".wh.x", b"");
+            t.dir("d/")
+                .file("d/keep", b"new keep")
+                .file("d/.wh.keep", b"")
+                .file("d/.wh.old", b"")
+                .file(".wh.f", b"")
+                .file(".wh.x", b"");
         }
         t.file(".wh.never-existed", b"");
         apply(&t.finish(), &root, WhiteoutMode::Direct).unwrap();
         assert_eq!(names(&root), ["d", "todir", "tofile"], "order {order}");
         assert_eq!(names(&root.join("d")), ["keep", "sub"]);
-        assert_eq!(fs::read(root.join("d/keep")).unwrap(), b"new keep", "a same-layer entry survives its whiteout");
+        assert_eq!(
+            fs::read(root.join("d/keep")).unwrap(),
+            b"new keep",
+            "a same-layer entry survives its whiteout"
+        );
     }
 }
 
@@ -82,8 +115,14 @@ fn overlay_mode_whiteouts_and_opaque_markers() {
         .finish();
     apply(&t, &root, WhiteoutMode::Overlay).unwrap();
     assert_eq!(names(&root.join("d")), ["new"]);
-    assert_eq!(xattr::get(root.join("d"), "trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
-    assert_eq!(xattr::get(&root, "trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        xattr::get(root.join("d"), "trusted.overlay.opaque").unwrap().as_deref(),
+        Some(&b"y"[..])
+    );
+    assert_eq!(
+        xattr::get(&root, "trusted.overlay.opaque").unwrap().as_deref(),
+        Some(&b"y"[..])
+    );
     let wh = fs::symlink_metadata(root.join("e/gone")).unwrap();
     assert!(wh.file_type().is_char_device());
     assert_eq!((wh.rdev(), wh.uid(), wh.gid()), (0, 1000, 1001));
@@ -154,9 +193,15 @@ fn metadata_owners_modes_mtimes_and_hard_links() {
         .finish();
     apply(&t, &root, WhiteoutMode::Overlay).unwrap();
     let d = fs::metadata(root.join("dir")).unwrap();
-    assert_eq!((d.mode() & 0o7777, d.uid(), d.gid(), d.mtime()), (0o2775, 1000, 1000, 1_234_567_890));
+    assert_eq!(
+        (d.mode() & 0o7777, d.uid(), d.gid(), d.mtime()),
+        (0o2775, 1000, 1000, 1_234_567_890)
+    );
     let f = fs::metadata(root.join("dir/suid")).unwrap();
-    assert_eq!((f.mode() & 0o7777, f.uid(), f.gid(), f.mtime()), (0o4755, 1000, 1000, 981_173_106));
+    assert_eq!(
+        (f.mode() & 0o7777, f.uid(), f.gid(), f.mtime()),
+        (0o4755, 1000, 1000, 981_173_106)
+    );
     assert_eq!(f.nlink(), 2);
     assert_eq!(fs::metadata(root.join("dir/hard")).unwrap().ino(), f.ino());
     assert_eq!(fs::metadata(root.join("dir/sticky")).unwrap().mode() & 0o7777, 0o1777);
@@ -191,12 +236,24 @@ fn xattrs_and_capabilities_round_trip() {
     write_tree(&src, &mut tar).unwrap();
     let dst = s.join("dst");
     apply(&tar, &dst, WhiteoutMode::Overlay).unwrap();
-    assert_eq!(xattr::get(dst.join("ping"), "security.capability").unwrap(), Some(cap_net_bind()));
-    assert_eq!(xattr::get(dst.join("ping"), "user.note").unwrap().as_deref(), Some(&b"hello"[..]));
-    assert_eq!(xattr::get(dst.join("d"), "trusted.berth").unwrap().as_deref(), Some(&b"dir xattr"[..]));
+    assert_eq!(
+        xattr::get(dst.join("ping"), "security.capability").unwrap(),
+        Some(cap_net_bind())
+    );
+    assert_eq!(
+        xattr::get(dst.join("ping"), "user.note").unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(
+        xattr::get(dst.join("d"), "trusted.berth").unwrap().as_deref(),
+        Some(&b"dir xattr"[..])
+    );
     assert_eq!(fs::metadata(dst.join("ping")).unwrap().uid(), 1000);
     let getcap = Command::new("getcap").arg(dst.join("ping")).output().unwrap();
-    assert!(String::from_utf8_lossy(&getcap.stdout).contains("cap_net_bind_service"), "{getcap:?}");
+    assert!(
+        String::from_utf8_lossy(&getcap.stdout).contains("cap_net_bind_service"),
+        "{getcap:?}"
+    );
 }
 
 #[test]
@@ -222,7 +279,11 @@ fn long_names_and_link_names() {
         let dst = s.join(what);
         apply(&t, &dst, WhiteoutMode::Overlay).unwrap();
         assert_eq!(fs::read(dst.join(&target)).unwrap(), b"deep", "{what}");
-        assert_eq!(fs::read_link(dst.join("longlink")).unwrap(), Path::new(&target), "{what}");
+        assert_eq!(
+            fs::read_link(dst.join("longlink")).unwrap(),
+            Path::new(&target),
+            "{what}"
+        );
         assert_eq!(fs::read(dst.join("hard")).unwrap(), b"deep", "{what}");
     }
 }
@@ -239,7 +300,11 @@ fn sparse_files_keep_their_holes() {
     drop(f);
     let want = fs::read(src.join("sparse")).unwrap();
     // GNU sparse headers, PAX sparse 1.0 (map in the data) and 0.1 (map in a PAX record).
-    for (format, args) in [("gnu", &["--format=gnu"][..]), ("pax", &["--format=pax"]), ("pax01", &["--format=pax", "--sparse-version=0.1"])] {
+    for (format, args) in [
+        ("gnu", &["--format=gnu"][..]),
+        ("pax", &["--format=pax"]),
+        ("pax01", &["--format=pax", "--sparse-version=0.1"]),
+    ] {
         let tarfile = s.join(format!("{format}.tar"));
         let st = Command::new("tar")
             .arg("--sparse")
@@ -259,7 +324,10 @@ fn sparse_files_keep_their_holes() {
         let md = fs::metadata(dst.join("sparse")).unwrap();
         assert_eq!(md.len(), 64 << 20, "{format}");
         assert!(md.blocks() * 512 <= 64 * 1024, "{format}: {} blocks", md.blocks());
-        assert!(fs::read(dst.join("sparse")).unwrap() == want, "{format}: content differs");
+        assert!(
+            fs::read(dst.join("sparse")).unwrap() == want,
+            "{format}: content differs"
+        );
     }
 }
 
@@ -297,7 +365,15 @@ fn changed_overlay() -> (Changed, Defer<impl FnMut()>) {
     std::os::unix::fs::symlink("/nowhere", merged.join("data/dangling")).unwrap();
     Command::new("mkfifo").arg(merged.join("data/fifo")).status().unwrap();
     fs::write(merged.join("excluded"), b"left out").unwrap();
-    (Changed { s, lower, upper, merged }, guard)
+    (
+        Changed {
+            s,
+            lower,
+            upper,
+            merged,
+        },
+        guard,
+    )
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -313,7 +389,10 @@ fn upper_dir_round_trips_through_a_layer() {
     assert_eq!(info.size, tar.len() as u64);
     // Deterministic: the same upper gives the same bytes.
     let mut again = Vec::new();
-    assert_eq!(write_layer_from_upper(&c.upper, &["/excluded".into()], &mut again).unwrap(), info);
+    assert_eq!(
+        write_layer_from_upper(&c.upper, &["/excluded".into()], &mut again).unwrap(),
+        info
+    );
     assert_eq!(again, tar);
 
     let names: Vec<String> = tar::Archive::new(tar.as_slice())
@@ -321,7 +400,13 @@ fn upper_dir_round_trips_through_a_layer() {
         .unwrap()
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
-    for want in ["bin/.wh.ls", "data/old/", "data/old/.wh..wh..opq", "data/old/c", "newdir/hard"] {
+    for want in [
+        "bin/.wh.ls",
+        "data/old/",
+        "data/old/.wh..wh..opq",
+        "data/old/c",
+        "newdir/hard",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:#?}");
     }
     assert!(!names.iter().any(|n| n.starts_with("excluded")));
@@ -331,9 +416,18 @@ fn upper_dir_round_trips_through_a_layer() {
     let applied = apply(&tar, &layer, WhiteoutMode::Overlay).unwrap();
     assert_eq!(applied.diff_id, info.diff_id);
     let mut want = listing(&c.upper);
-    want = want.lines().filter(|l| !l.starts_with("/excluded ")).map(|l| format!("{l}\n")).collect();
+    want = want
+        .lines()
+        .filter(|l| !l.starts_with("/excluded "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_same_listing(&want, &listing(&layer), "upper vs applied layer");
-    assert_eq!(xattr::get(layer.join("data/old"), "trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        xattr::get(layer.join("data/old"), "trusted.overlay.opaque")
+            .unwrap()
+            .as_deref(),
+        Some(&b"y"[..])
+    );
     let hard = fs::metadata(layer.join("newdir/hard")).unwrap();
     assert_eq!(hard.ino(), fs::metadata(layer.join("new-file")).unwrap().ino());
 
@@ -341,7 +435,11 @@ fn upper_dir_round_trips_through_a_layer() {
     let direct = c.s.join("direct");
     copy_tree(&c.lower, &direct);
     apply(&tar, &direct, WhiteoutMode::Direct).unwrap();
-    let merged: String = listing(&c.merged).lines().filter(|l| !l.starts_with("/excluded ")).map(|l| format!("{l}\n")).collect();
+    let merged: String = listing(&c.merged)
+        .lines()
+        .filter(|l| !l.starts_with("/excluded "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_same_listing(&merged, &listing(&direct), "merged vs lower + layer");
     let big = fs::metadata(direct.join("newdir/inner/f")).unwrap();
     assert!(big.blocks() * 512 < 64 * 1024, "zero file written sparse");

@@ -33,10 +33,21 @@ pub fn read_oci(path: &Path) -> Image {
     let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
-    let config: serde_json::Value = serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
     Image {
-        layers: manifest["layers"].as_array().unwrap().iter().map(|l| blob(l["digest"].as_str().unwrap())).collect(),
-        diff_ids: config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect(),
+        layers: manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| blob(l["digest"].as_str().unwrap()))
+            .collect(),
+        diff_ids: config["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_string())
+            .collect(),
     }
 }
 
@@ -47,7 +58,11 @@ pub fn listing(root: &Path) -> String {
         .arg(root)
         .output()
         .expect("run listing.py");
-    assert!(out.status.success(), "listing.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "listing.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -57,12 +72,22 @@ pub fn assert_same_listing(want: &str, got: &str, what: &str) {
     let g: Vec<&str> = got.lines().collect();
     let missing: Vec<_> = w.iter().filter(|l| !g.contains(l)).take(10).collect();
     let extra: Vec<_> = g.iter().filter(|l| !w.contains(l)).take(10).collect();
-    assert!(missing.is_empty() && extra.is_empty() && w == g, "{what}: listing differs\nmissing: {missing:#?}\nextra: {extra:#?}");
+    assert!(
+        missing.is_empty() && extra.is_empty() && w == g,
+        "{what}: listing differs\nmissing: {missing:#?}\nextra: {extra:#?}"
+    );
 }
 
 pub fn apply(data: &[u8], dest: &Path, mode: WhiteoutMode) -> Result<Applied> {
     std::fs::create_dir_all(dest).unwrap();
-    apply_layer(data, dest, &ApplyOptions { whiteouts: mode, expected_diff_id: None })
+    apply_layer(
+        data,
+        dest,
+        &ApplyOptions {
+            whiteouts: mode,
+            expected_diff_id: None,
+        },
+    )
 }
 
 /// Mounts overlayfs at `target`; with no upper it is read-only. Unmounted by the returned guard.
@@ -70,7 +95,11 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: 
     std::fs::create_dir_all(target).unwrap();
     let mut opts = format!(
         "lowerdir={}",
-        lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+        lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
     );
     let mut flags = nix::mount::MsFlags::empty();
     match upper {
@@ -97,7 +126,15 @@ impl RawTar {
         self.entry_with(name, kind, link, data, mode, |_| {})
     }
 
-    pub fn entry_with(&mut self, name: &str, kind: u8, link: &str, data: &[u8], mode: u32, f: impl FnOnce(&mut tar::Header)) -> &mut Self {
+    pub fn entry_with(
+        &mut self,
+        name: &str,
+        kind: u8,
+        link: &str,
+        data: &[u8],
+        mode: u32,
+        f: impl FnOnce(&mut tar::Header),
+    ) -> &mut Self {
         let mut h = tar::Header::new_ustar();
         h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
