@@ -157,6 +157,10 @@ fn nested_cpuset_inherits_and_accepts_tasks() {
     let outer = Cg::new("cpuset");
     let rel = format!("{}/inner", outer.rel.as_deref().unwrap());
     let inner = Cg { m: berth_cgroups::open(Some(Path::new(&rel)), "x").unwrap(), rel: None };
+    // A parent someone else created and left with empty cpus/mems is filled in as well.
+    let outer_dir = path_of(&*outer.m, "cpuset");
+    std::fs::create_dir(&outer_dir).unwrap();
+    assert_eq!(std::fs::read_to_string(outer_dir.join("cpuset.cpus")).unwrap().trim(), "");
     let mut p = Proc::spawn("exec busybox sleep 60");
     inner.m.apply(p.pid()).unwrap();
     p.go();

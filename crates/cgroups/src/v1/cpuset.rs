@@ -7,15 +7,14 @@ use crate::Result;
 use oci_spec::runtime::LinuxCpu;
 use std::path::Path;
 
-/// Creates `dir` (and missing ancestors below `root`), each inheriting cpus/mems.
+/// Creates `dir` (and missing ancestors below `root`), each inheriting cpus/mems; an existing
+/// level left empty by someone else is filled too.
 pub fn create(root: &Path, dir: &Path) -> Result<()> {
-    if dir == root || dir.join("cpuset.cpus").exists() {
+    if dir == root || !dir.starts_with(root) {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
-        if parent.starts_with(root) {
-            create(root, parent)?;
-        }
+        create(root, parent)?;
     }
     fs::create_dir_all(dir)?;
     inherit(dir)
