@@ -2,6 +2,7 @@
 //!   cargo run --release -p berth-bench -- [all|runtime|images] [--runs N]
 //! Speed goals live here, never in timed tests.
 
+mod images;
 mod stats;
 
 fn main() -> anyhow::Result<()> {
@@ -14,7 +15,10 @@ fn main() -> anyhow::Result<()> {
         .transpose()?;
     let _ = runs;
     match which {
-        "all" => {}
+        "all" => {
+            images::run(runs)?;
+        }
+        "images" => images::run(runs)?,
         other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, images"),
     }
     Ok(())
