@@ -1,0 +1,218 @@
+//! docker's flag syntaxes (-v, --mount, --tmpfs, --ulimit, --device, --restart, sizes), parsed
+//! into the record's types so every front end agrees.
+
+use crate::error::{Error, Result};
+use crate::model::{BindOptions, DeviceMapping, Mount, RestartPolicy, TmpfsOptions, Ulimit};
+
+/// "64m", "1g", "512", "1.5g" → bytes (docker's RAMInBytes: binary units).
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = match t.strip_suffix('b') {
+        Some(x) if x.ends_with(|c: char| c.is_ascii_alphabetic()) => x,
+        _ => &t,
+    };
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| Error::invalid(format!("invalid size: '{s}'")))?;
+    if n < 0.0 {
+        return Err(Error::invalid(format!("invalid size: '{s}'")));
+    }
+    Ok((n * mul as f64) as i64)
+}
+
+/// "-v SRC:DST[:OPTS]" → a bind (SRC absolute) or named volume mount; "-v DST" → anonymous volume.
+pub fn parse_volume(spec: &str) -> Result<Mount> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
+    };
+    if !dst.starts_with('/') {
+        return Err(Error::invalid(format!("invalid volume specification: '{spec}': destination must be absolute")));
+    }
+    let mut m = Mount { target: dst.to_string(), ..Default::default() };
+    if src.starts_with('/') {
+        m.typ = "bind".into();
+        m.source = src.to_string();
+    } else {
+        m.typ = "volume".into();
+        m.source = if src.is_empty() { crate::sys::random_id() } else { src.to_string() };
+    }
+    let mut prop = String::new();
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => m.read_only = true,
+            "rw" => m.read_only = false,
+            "z" | "Z" | "nocopy" | "copy" => {}
+            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => prop = o.to_string(),
+            _ => return Err(Error::invalid(format!("invalid mode: {o}"))),
+        }
+    }
+    if m.typ == "bind" {
+        m.bind_options = Some(BindOptions { propagation: if prop.is_empty() { "rprivate".into() } else { prop } });
+    }
+    Ok(m)
+}
+
+/// "--mount type=bind,source=/x,target=/y,readonly,bind-propagation=rshared".
+pub fn parse_mount(spec: &str) -> Result<Mount> {
+    let mut m = Mount { typ: "volume".into(), ..Default::default() };
+    let mut prop = None;
+    let mut tmpfs = TmpfsOptions::default();
+    for kv in spec.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => m.typ = v.to_string(),
+            "source" | "src" => m.source = v.to_string(),
+            "target" | "destination" | "dst" => m.target = v.to_string(),
+            "readonly" | "ro" => m.read_only = v.is_empty() || v == "true" || v == "1",
+            "bind-propagation" => prop = Some(v.to_string()),
+            "tmpfs-size" => tmpfs.size_bytes = parse_bytes(v)?,
+            "tmpfs-mode" => tmpfs.mode = u32::from_str_radix(v, 8).map_err(|_| Error::invalid(format!("invalid tmpfs-mode: {v}")))?,
+            "volume-driver" | "volume-label" | "volume-nocopy" | "consistency" => {}
+            _ => return Err(Error::invalid(format!("invalid field '{k}' must be a key=value pair"))),
+        }
+    }
+    if m.target.is_empty() {
+        return Err(Error::invalid("invalid argument for --mount: target is required"));
+    }
+    match m.typ.as_str() {
+        "bind" => {
+            if m.source.is_empty() {
+                return Err(Error::invalid("invalid argument for --mount: source is required for bind mounts"));
+            }
+            m.bind_options = Some(BindOptions { propagation: prop.unwrap_or_else(|| "rprivate".into()) });
+        }
+        "volume" => {
+            if m.source.is_empty() {
+                m.source = crate::sys::random_id();
+            }
+        }
+        "tmpfs" => {
+            if tmpfs != TmpfsOptions::default() {
+                m.tmpfs_options = Some(tmpfs);
+            }
+        }
+        t => return Err(Error::invalid(format!("invalid mount type: {t}"))),
+    }
+    Ok(m)
+}
+
+/// "--tmpfs /run:rw,size=64m" → (destination, options).
+pub fn parse_tmpfs(spec: &str) -> Result<(String, String)> {
+    let (d, o) = spec.split_once(':').unwrap_or((spec, ""));
+    if !d.starts_with('/') {
+        return Err(Error::invalid(format!("invalid tmpfs destination: {d}")));
+    }
+    Ok((d.to_string(), o.to_string()))
+}
+
+/// "nofile=1024:2048" or "nproc=512".
+pub fn parse_ulimit(spec: &str) -> Result<Ulimit> {
+    let (name, v) = spec.split_once('=').ok_or_else(|| Error::invalid(format!("invalid ulimit argument: {spec}")))?;
+    let (s, h) = v.split_once(':').unwrap_or((v, v));
+    let p = |x: &str| x.parse::<i64>().map_err(|_| Error::invalid(format!("invalid ulimit argument: {spec}")));
+    let (soft, hard) = (p(s)?, p(h)?);
+    if soft > hard && hard != -1 {
+        return Err(Error::invalid(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")));
+    }
+    Ok(Ulimit { name: name.to_string(), soft, hard })
+}
+
+/// "/dev/x[:/dev/y][:rwm]".
+pub fn parse_device(spec: &str) -> Result<DeviceMapping> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let is_perm = |s: &str| !s.is_empty() && s.chars().all(|c| "rwm".contains(c));
+    let (h, c, p) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, x] if is_perm(x) => (*h, *h, *x),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] if is_perm(p) => (*h, *c, *p),
+        _ => return Err(Error::invalid(format!("invalid device specification: {spec}"))),
+    };
+    Ok(DeviceMapping { path_on_host: h.into(), path_in_container: c.into(), cgroup_permissions: p.into() })
+}
+
+/// "no", "always", "unless-stopped", "on-failure[:N]".
+pub fn parse_restart(spec: &str) -> Result<RestartPolicy> {
+    let (name, n) = spec.split_once(':').unwrap_or((spec, ""));
+    let max = if n.is_empty() { 0 } else { n.parse().map_err(|_| Error::invalid(format!("invalid restart policy format: {spec}")))? };
+    match name {
+        "" | "no" if n.is_empty() => Ok(RestartPolicy { name: "no".into(), maximum_retry_count: 0 }),
+        "always" | "unless-stopped" if n.is_empty() => Ok(RestartPolicy { name: name.into(), maximum_retry_count: 0 }),
+        "on-failure" => Ok(RestartPolicy { name: name.into(), maximum_retry_count: max }),
+        _ => Err(Error::invalid(format!("invalid restart policy format: {spec}"))),
+    }
+}
+
+/// "1.5" → nano cpus.
+pub fn parse_cpus(s: &str) -> Result<i64> {
+    let f: f64 = s.parse().map_err(|_| Error::invalid(format!("failed to parse {s} as a rational number")))?;
+    if f <= 0.0 {
+        return Err(Error::invalid(format!("invalid value for --cpus: {s}")));
+    }
+    Ok((f * 1e9) as i64)
+}
+
+/// An --env-file: KEY=VALUE lines, "#" comments, bare KEY taken from our environment.
+pub fn parse_env_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            if l.contains('=') {
+                Some(l.to_string())
+            } else {
+                std::env::var(l).ok().map(|v| format!("{l}={v}"))
+            }
+        })
+        .collect()
+}
+
+/// "-e KEY" takes KEY from our environment (dropped if unset), "-e KEY=V" as is.
+pub fn expand_env(e: &str) -> Option<String> {
+    if e.contains('=') {
+        Some(e.to_string())
+    } else {
+        std::env::var(e).ok().map(|v| format!("{e}={v}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("512").unwrap(), 512);
+        assert_eq!(parse_bytes("6MB").unwrap(), 6 << 20);
+        assert!(parse_bytes("x").is_err());
+    }
+
+    #[test]
+    fn volumes_and_mounts() {
+        let m = parse_volume("/a:/b:ro").unwrap();
+        assert_eq!((m.typ.as_str(), m.read_only), ("bind", true));
+        assert_eq!(parse_volume("data:/d").unwrap().typ, "volume");
+        let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").unwrap();
+        assert_eq!(m.tmpfs_options.unwrap().size_bytes, 1 << 20);
+        assert!(parse_mount("type=bind,target=/x").is_err());
+    }
+
+    #[test]
+    fn restart_ulimit_device() {
+        assert_eq!(parse_restart("on-failure:2").unwrap().maximum_retry_count, 2);
+        assert!(parse_restart("sometimes").is_err());
+        assert_eq!(parse_ulimit("nofile=10:20").unwrap().hard, 20);
+        assert_eq!(parse_device("/dev/null:/dev/n:r").unwrap().cgroup_permissions, "r");
+    }
+}

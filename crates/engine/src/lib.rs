@@ -1,0 +1,65 @@
+//! berth's engine: containers from images.
+//!
+//! ```text
+//! <root>/containers.db            SQLite (WAL, busy_timeout): table `containers` (id, name UNIQUE,
+//!                                 created, record JSON = model::Container without State)
+//! <root>/runtime/<id>/            berth-runtime's state (state.json, exec fifo, lock)
+//! <root>/bin/berth                read-only bind of the berth binary: the monitor runs from it,
+//!                                 so the runtime needs no re-exec to seal itself (CVE-2019-5736)
+//! <root>/containers/<id>/
+//!     lock                        flock held by lifecycle operations (start, stop, rm, ...)
+//!     config.json                 the OCI spec (bundle = this dir, root.path = merged)
+//!     state.json                  model::RunState, written only by the monitor (atomic rename),
+//!                                 or by the engine when the monitor is provably dead
+//!     stop-requested              marker: a user stopped it, the restart policy must not apply
+//!     attach.sock                 the monitor's attach socket (protocol in `attach`)
+//!     <id>-json.log               docker's json-file log
+//!     init/                       the init layer: etc/{hosts,hostname,resolv.conf}, .dockerenv,
+//!                                 dev/{pts,shm,console}, proc, sys, etc/mtab -> /proc/mounts
+//!     diff/  work/  merged/       overlay upper, work and mount point (vfs: diff holds a full
+//!                                 copy of the image and merged is a bind of it)
+//!     l/                          short symlinks to the lower dirs (overlay options < a page)
+//! ```
+//! /etc/hosts, /etc/hostname and /etc/resolv.conf are also bind-mounted from `init/` (as docker
+//! does), so edits land in the init layer and never in `diff/`: [`INIT_PATHS`] lists what diff,
+//! commit and export must leave out of the upper dir anyway.
+//!
+//! The monitor (`monitor::main`, run by `berth __monitor`) is one small process per running
+//! container, in its own session: it creates and starts the container through berth-runtime
+//! (the init is its child; it is a subreaper), holds its stdio or pty master, writes the log,
+//! serves attach clients, records the exit code, OOM kill and finish time, applies the restart
+//! policy, and does --rm cleanup. If a monitor is killed, `Engine::get` notices (pid + start time
+//! of both monitor and init) and reports the container "dead" with exit code 255 once its init is
+//! gone; `remove(force)` cleans it like any other.
+//!
+//! ```no_run
+//! use berth_engine::{Engine, EngineOptions, CreateOptions, StartOptions};
+//! # fn main() -> berth_engine::Result<()> {
+//! let engine = Engine::open(std::path::Path::new("/var/lib/berth"), &EngineOptions::default())?;
+//! let c = engine.create(&CreateOptions { image: "busybox".into(), cmd: vec!["true".into()], ..Default::default() })?;
+//! let attach = engine.start(&c.id, &StartOptions { attach: true, ..Default::default() })?;
+//! let code = attach.unwrap().pump_stdio(false)?;
+//! engine.remove(&c.id, true, false)?;
+//! # let _ = code; Ok(()) }
+//! ```
+
+pub mod attach;
+mod db;
+mod engine;
+mod error;
+pub mod flags;
+pub mod logs;
+pub mod model;
+pub mod monitor;
+mod names;
+mod snapshot;
+mod spec;
+mod sys;
+pub mod timefmt;
+mod user;
+
+pub use attach::Attach;
+pub use engine::{CreateOptions, Engine, EngineOptions, ExecOptions, StartOptions, StatsEntry, StopOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
+pub use snapshot::INIT_PATHS;

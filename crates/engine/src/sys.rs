@@ -1,0 +1,296 @@
+//! The syscalls the engine makes, behind small named functions.
+
+use crate::error::{Error, Result};
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub fn cstr(p: impl AsRef<std::ffi::OsStr>) -> CString {
+    CString::new(p.as_ref().as_bytes()).expect("no NUL in path")
+}
+
+fn last(what: impl std::fmt::Display) -> Error {
+    Error::io(what, std::io::Error::last_os_error())
+}
+
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    u64::from_ne_bytes(b)
+}
+
+/// 64 random hex digits.
+pub fn random_id() -> String {
+    let mut b = [0u8; 32];
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), 32, 0) };
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Field 22 of /proc/<pid>/stat: tells a pid from a later process reusing it.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state).
+    if f.first() == Some(&"Z") || f.first() == Some(&"X") {
+        return None;
+    }
+    f.get(19)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that started at `start` (and not a zombie).
+pub fn alive(pid: i32, start: u64) -> bool {
+    pid > 0 && proc_start_time(pid) == Some(start)
+}
+
+/// An exclusive flock on `path` (created), held until the file is dropped.
+pub fn lock_file(path: &Path) -> Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    loop {
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::io(format!("lock {}", path.display()), e));
+        }
+    }
+}
+
+pub fn mount(src: &str, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<()> {
+    let s = cstr(src);
+    let t = cstr(target);
+    let f = fstype.map(cstr);
+    let d = data.map(cstr);
+    let r = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            t.as_ptr(),
+            f.as_ref().map_or(std::ptr::null(), |x| x.as_ptr()),
+            flags,
+            d.as_ref().map_or(std::ptr::null(), |x| x.as_ptr().cast()),
+        )
+    };
+    if r < 0 {
+        return Err(last(format!("mount {} on {}", src, target.display())));
+    }
+    Ok(())
+}
+
+/// Lazily unmounts `target`; not mounted is fine.
+pub fn umount(target: &Path) -> Result<()> {
+    let t = cstr(target);
+    if unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
+            return Ok(());
+        }
+        return Err(Error::io(format!("unmount {}", target.display()), e));
+    }
+    Ok(())
+}
+
+/// Whether `path` is a mount point (its mount id differs from its parent's).
+pub fn is_mountpoint(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Some(parent)) = (std::fs::metadata(path), path.parent()) else { return false };
+    let Ok(b) = std::fs::metadata(parent) else { return false };
+    if a.dev() != b.dev() {
+        return true;
+    }
+    // Same device (a bind of a dir on the same fs): compare mount ids via statx.
+    mnt_id(path) != mnt_id(parent)
+}
+
+fn mnt_id(path: &Path) -> u64 {
+    let c = cstr(path);
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_MNT_ID, &mut st) };
+    if r < 0 {
+        return 0;
+    }
+    st.stx_mnt_id
+}
+
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(last("pipe"));
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
+        return Err(last("socketpair"));
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn set_nonblock(fd: RawFd) {
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error().raw_os_error();
+            if e == Some(libc::EINTR) {
+                continue;
+            }
+            if e == Some(libc::EAGAIN) {
+                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                if unsafe { libc::poll(&mut p, 1, 5000) } <= 0 {
+                    return false;
+                }
+                continue;
+            }
+            return false;
+        }
+        buf = &buf[n as usize..];
+    }
+    true
+}
+
+/// read(2) retrying EINTR; Ok(0) at EOF.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+pub fn kill(pid: i32, sig: i32) -> bool {
+    pid > 0 && unsafe { libc::kill(pid, sig) } == 0
+}
+
+/// Signal number from "KILL", "SIGKILL" or "9".
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::invalid(format!("invalid signal: {s}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            if let Some(rt) = name.strip_prefix("RTMIN+").and_then(|x| x.parse::<i32>().ok()) {
+                return Ok(libc::SIGRTMIN() + rt);
+            }
+            return Err(Error::invalid(format!("invalid signal: {s}")));
+        }
+    };
+    Ok(n)
+}
+
+/// Opens `path` inside `root` without ever leaving it (symlinks resolve against `root`).
+pub fn open_in_root(root: &Path, path: &str) -> Result<File> {
+    let r = File::open(root).map_err(|e| Error::io(format!("open {}", root.display()), e))?;
+    let p = cstr(path.trim_start_matches('/'));
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_IN_ROOT: u64 = 0x10;
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    let how = OpenHow { flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    let fd = unsafe {
+        libc::syscall(libc::SYS_openat2, r.as_raw_fd(), p.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+    };
+    if fd < 0 {
+        return Err(last(format!("open {path} in {}", root.display())));
+    }
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+}
+
+/// Brings up `lo` in the current network namespace.
+pub fn loopback_up() -> Result<()> {
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(last("socket"));
+    }
+    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
+    }
+    if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } < 0 {
+        return Err(last("get lo flags"));
+    }
+    unsafe { ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } < 0 {
+        return Err(last("set lo up"));
+    }
+    Ok(())
+}
+
+pub fn unshare(flags: i32) -> Result<()> {
+    if unsafe { libc::unshare(flags) } < 0 {
+        return Err(last("unshare"));
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` through a temp file and rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
