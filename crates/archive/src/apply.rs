@@ -962,3 +962,49 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, i64)> {
     }
     Some((sec, ns))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_strips_root_and_dots_and_refuses_dotdot() {
+        assert_eq!(clean(b"./etc/passwd").unwrap(), b"etc/passwd");
+        assert_eq!(clean(b"/abs//x/./y/").unwrap(), b"abs/x/y");
+        assert_eq!(clean(b"./").unwrap(), b"");
+        assert_eq!(clean(b"a..b/..c").unwrap(), b"a..b/..c");
+        for bad in [&b"../x"[..], b"a/../b", b"/..", b"a/.."] {
+            assert_eq!(
+                clean(bad).unwrap_err().kind(),
+                crate::ErrorKind::Escape,
+                "{}",
+                show(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn pax_times_with_fractions() {
+        assert_eq!(parse_pax_time(b"1234"), Some((1234, 0)));
+        assert_eq!(parse_pax_time(b"1234.5"), Some((1234, 500_000_000)));
+        assert_eq!(parse_pax_time(b"1234.123456789123"), Some((1234, 123_456_789)));
+        assert_eq!(parse_pax_time(b"-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(parse_pax_time(b"x"), None);
+    }
+
+    #[test]
+    fn sparse_writes_skip_zero_blocks() {
+        let dir = berth_testkit::Scratch::new("archive-unit");
+        let path = dir.join("f");
+        let f = std::fs::File::create(&path).unwrap();
+        let mut data = vec![0u8; 4 * BLOCK + 10];
+        data[BLOCK + 1] = 1;
+        data[4 * BLOCK + 9] = 2;
+        let end = write_sparse(f.as_raw_fd(), &data, 0).unwrap();
+        assert_eq!(end, data.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        // All zeros: nothing written, the caller truncates to size.
+        let zeros = vec![0u8; 2 * BLOCK];
+        assert_eq!(write_sparse(f.as_raw_fd(), &zeros, 1 << 20).unwrap(), 0);
+    }
+}

@@ -1,8 +1,25 @@
 //! Layer archives: safe, fast application of OCI layer tarballs (with overlay whiteouts),
 //! an overlay upper dir (or any tree) back to a layer tar, and `docker diff` of an upper dir.
 //!
-//! `apply_layer` leaves a partial tree behind on error: callers apply into a temporary
-//! directory and remove it when apply fails.
+//! Rules `apply_layer` follows (OCI image-spec layer.md, containerd's habits):
+//! - Names are cleaned like tar does: a leading `/` or `./` is stripped (so `/etc/x` lands at
+//!   `dest/etc/x`, as with docker and containerd), and any `..` component is an
+//!   [`ErrorKind::Escape`]; hard-link targets likewise.
+//! - Parent directories are opened with openat2 `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`
+//!   relative to `dest`: symlinks that stay inside are followed (`lib -> usr/lib`), a parent
+//!   that is or passes through a symlink leading out (absolute, or `..` above `dest`, chained or
+//!   not) is refused as an escape rather than clamped. Entries are created relative to the
+//!   parent's fd and never follow their last component; symlinks are written as they are.
+//! - An entry replaces what is at its path (from earlier in the layer, or from lower layers in
+//!   Direct mode): a dir over a dir merges and takes the new metadata, anything else is removed
+//!   first. Whiteout markers may come in any order: they only remove what lower layers put
+//!   there. In Overlay mode a whiteout and an entry of the same name in one layer conflict.
+//! - Files: holes are kept (4 KiB zero blocks are skipped, GNU and PAX 0.1/1.0 sparse entries
+//!   expanded); owner from the numeric ids, xattrs from `SCHILY.xattr.*`, mode after chown,
+//!   mtimes (directories' at the end). Nothing is fsynced: callers syncfs once.
+//! - A truncated archive, a corrupt or trailing-garbage gzip/zstd stream and a diff_id mismatch
+//!   are errors. `apply_layer` leaves a partial tree behind on error: callers apply into a
+//!   temporary directory and remove it when apply fails.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -167,8 +167,12 @@ impl<W: Write> Writer<W> {
                 .map_err(|e| ioe(path, "open", e))?;
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(md.len());
-            // Take exactly the size we announced, even if the file grows meanwhile.
-            let data = io::BufReader::with_capacity(1 << 20, io::Read::take(f, md.len()));
+            // Exactly the size announced in the header, even if the file changes meanwhile: a
+            // shorter file is padded with zeros rather than corrupting the archive.
+            let data = io::Read::take(
+                io::Read::chain(io::BufReader::with_capacity(1 << 20, f), io::repeat(0)),
+                md.len(),
+            );
             return self.append(path, h, rel, None, pax, data);
         }
         h.set_size(0);
@@ -281,4 +285,24 @@ fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ustar_names_split_at_a_slash_or_need_pax() {
+        let mut h = tar::Header::new_ustar();
+        assert!(set_ustar_name(&mut h, b"short/name"));
+        assert_eq!(&*h.path_bytes(), b"short/name");
+
+        let long = format!("{}/{}", "p".repeat(150), "n".repeat(99));
+        let mut h = tar::Header::new_ustar();
+        assert!(set_ustar_name(&mut h, long.as_bytes()));
+        assert_eq!(&*h.path_bytes(), long.as_bytes());
+
+        let too_long = "x".repeat(101);
+        assert!(!set_ustar_name(&mut tar::Header::new_ustar(), too_long.as_bytes()));
+    }
 }

@@ -172,9 +172,38 @@ impl RawTar {
     }
 }
 
-/// A snapshot of everything in `dir` (paths and listing lines), to prove nothing changed there.
+/// A snapshot of everything in `dir` (path, type, mode, owner, size, mtime, content), to prove
+/// nothing changed there.
 pub fn sentinel(dir: &Path) -> String {
-    listing(dir)
+    use std::os::unix::fs::MetadataExt;
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let content = if md.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push(format!(
+                "{} {:o} {}:{} {} {} {:?}",
+                p.display(),
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.len(),
+                md.mtime(),
+                content
+            ));
+            if md.is_dir() {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out.join("\n")
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
