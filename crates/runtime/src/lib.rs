@@ -153,6 +153,7 @@ impl Runtime {
         if self.seal {
             seal::seal_exe()?;
         }
+        sys::trim_text();
         Ok(())
     }
 }

@@ -22,7 +22,8 @@ fn main() {
         println!("seal_exe: test");
         return;
     }
-    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    // argv[0], not /proc/self/exe: after sealing that names a file on a detached mount.
+    let exe = std::fs::canonicalize(std::env::args_os().next().unwrap()).unwrap();
     let before = std::fs::read(&exe).unwrap();
     berth_runtime::seal_exe().expect("seal");
     let st = unsafe {
@@ -50,9 +51,14 @@ fn main() {
     let pid = rt.state(&id).unwrap().pid;
     // The init is still the runtime binary while it waits for start.
     let e = open_write_errno(&format!("/proc/{pid}/exe"));
+    // The classic attack keeps an O_PATH fd and reopens it for writing once the runtime exited.
+    let held = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(format!("/proc/{pid}/exe")).unwrap();
     let _ = rt.delete(&id, true);
     remove_cgroup_everywhere(&id);
     assert!(e == libc::EROFS || e == libc::ETXTBSY, "open init's exe for writing: errno {e}");
+    use std::os::fd::AsRawFd;
+    let e2 = open_write_errno(&format!("/proc/self/fd/{}", held.as_raw_fd()));
+    assert!(e2 == libc::EROFS, "reopen a held O_PATH fd of the init's exe for writing: errno {e2}");
     assert_eq!(std::fs::read(&exe).unwrap(), before, "runtime binary changed");
     println!("test seal_exe ... ok");
 }
