@@ -103,13 +103,13 @@ impl ImageStore {
         if let Some(p) = &parent {
             for l in &p.layers {
                 let path = self.blob_path(&l.blob_digest)?;
-                members.push(Member { digest: l.blob_digest.clone(), size: l.blob_size, data: MemberData::File(path) });
+                members.push(Member::new(l.blob_digest.clone(), l.blob_size, MemberData::File(path)));
                 layers.push(NewLayer { diff_id: l.diff_id.clone(), member: members.len() - 1, media_type: l.blob_media_type.clone() });
                 descs.push((l.blob_digest.clone(), l.blob_size, l.blob_media_type.clone()));
             }
         }
         let media_type = "application/vnd.oci.image.layer.v1.tar".to_string();
-        members.push(Member { digest: diff_id.clone(), size, data: MemberData::File(tar_path) });
+        members.push(Member::new(diff_id.clone(), size, MemberData::File(tar_path)));
         layers.push(NewLayer { diff_id: diff_id.clone(), member: members.len() - 1, media_type: media_type.clone() });
         descs.push((diff_id, size, media_type));
         let manifest = make_manifest(&config, &descs);

@@ -23,6 +23,8 @@ pub(crate) struct Member {
     pub digest: String,
     pub size: u64,
     pub data: MemberData,
+    /// An unpack started while the archive was read (see speculate.rs).
+    pub spec: Mutex<Option<crate::speculate::Speculation>>,
 }
 
 pub(crate) enum MemberData {
@@ -31,6 +33,10 @@ pub(crate) enum MemberData {
 }
 
 impl Member {
+    pub fn new(digest: String, size: u64, data: MemberData) -> Member {
+        Member { digest, size, data, spec: Mutex::new(None) }
+    }
+
     pub fn reader(&self) -> Result<Box<dyn io::BufRead + Send + '_>> {
         Ok(match &self.data {
             MemberData::Mem(v) => Box::new(Cursor::new(v.as_slice())),
@@ -299,6 +305,26 @@ impl ImageStore {
         let apply = |j: &Job| -> Result<()> {
             let dir = work.join(digest_hex(&j.chain_id)?);
             let diff = dir.join("diff");
+            let m = &members[j.member];
+            let spec = m.spec.lock().unwrap().take();
+            if let Some(spec) = spec {
+                let spec_dir = spec.dir.clone();
+                match spec.finish() {
+                    Some(applied) if applied.diff_id == j.diff_id => {
+                        fs::rename(&spec_dir, &dir).ctx(|| format!("move {}", spec_dir.display()))?;
+                        sizes.lock().unwrap().insert(j.chain_id.clone(), applied.size);
+                        return Ok(());
+                    }
+                    Some(applied) => {
+                        return Err(Error::Layer {
+                            diff_id: j.diff_id.clone(),
+                            source: berth_archive::Error::DigestMismatch { expected: j.diff_id.clone(), actual: applied.diff_id },
+                        })
+                    }
+                    // Failed or cut short: unpack again below, which reports any real error.
+                    None => fsutil::remove_any(&spec_dir).ctx(|| format!("remove {}", spec_dir.display()))?,
+                }
+            }
             fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
             let mode = match driver {
                 Driver::Overlay => {
@@ -317,7 +343,6 @@ impl ImageStore {
                     WhiteoutMode::Direct
                 }
             };
-            let m = &members[j.member];
             let opts = ApplyOptions { whiteouts: mode, expected_diff_id: Some(j.diff_id.clone()) };
             let applied = berth_archive::apply_layer(m.reader()?, &diff, &opts).map_err(|source| Error::Layer { diff_id: j.diff_id.clone(), source })?;
             sizes.lock().unwrap().insert(j.chain_id.clone(), applied.size);

@@ -48,6 +48,7 @@ mod install;
 mod load;
 mod reference;
 mod save;
+mod speculate;
 mod store;
 pub mod timefmt;
 

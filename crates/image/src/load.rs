@@ -5,10 +5,12 @@
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path};
 
-use crate::digest::{digest_hex, HashingWriter};
+use crate::digest::{digest_hex, is_hex64, HashingWriter};
+use crate::speculate::{looks_like_layer, Speculation};
+use crate::store::Driver;
 use crate::error::{Error, IoContext, Result};
 use crate::install::{check_config, layer_media_type, make_manifest, LoadedImage, Member, MemberData, NewImage, NewLayer, OCI_MANIFEST};
 use crate::reference::Reference;
@@ -41,7 +43,8 @@ impl ImageStore {
     pub fn load<R: Read>(&self, input: R) -> Result<Vec<LoadedImage>> {
         let _lock = self.lock(false)?;
         let work = self.work_dir("load")?;
-        let archive = read_archive(input, work.path())?;
+        // Declared after `work`: dropped first, so unfinished unpacks stop before the dir goes.
+        let archive = read_archive(input, work.path(), &|key: &str, started: usize| self.may_speculate(key, started))?;
         let images = if archive.get("manifest.json").is_some() {
             docker_images(&archive)?
         } else if archive.get("index.json").is_some() {
@@ -56,11 +59,25 @@ impl ImageStore {
     }
 }
 
+impl ImageStore {
+    /// Unpack a blob while reading? Only for overlay (vfs needs the parent first), a few at a
+    /// time, and not when the store already has it (by the digest in its name).
+    fn may_speculate(&self, key: &str, started: usize) -> bool {
+        if self.driver != Driver::Overlay || started >= std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) {
+            return false;
+        }
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let hex = name.strip_suffix(".tar").unwrap_or(name);
+        !(is_hex64(hex) && (self.root.join("blobs/sha256").join(hex).exists() || self.root.join("layers").join(hex).exists()))
+    }
+}
+
 fn bad_tar(e: io::Error) -> Error {
     Error::InvalidArchive(format!("reading the archive: {e}"))
 }
 
-fn read_archive<R: Read>(input: R, work: &Path) -> Result<Archive> {
+fn read_archive<R: Read>(input: R, work: &Path, may_speculate: &dyn Fn(&str, usize) -> bool) -> Result<Archive> {
+    let mut started = 0usize;
     let mut tar = tar::Archive::new(input);
     let mut members = Vec::new();
     let mut by_path = HashMap::new();
@@ -94,16 +111,38 @@ fn read_archive<R: Read>(input: R, work: &Path) -> Result<Archive> {
         } else {
             let p = work.join(format!("in-{}", members.len()));
             let f = File::create(&p).ctx(|| format!("create {}", p.display()))?;
-            let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, f));
-            let n = io::copy(&mut entry, &mut w).map_err(bad_tar)?;
+            let mut w = HashingWriter::new(f);
+            let mut buf = vec![0u8; 1 << 20];
+            let mut spec: Option<Speculation> = None;
+            let mut n = 0u64;
+            loop {
+                let k = read_chunk(&mut entry, &mut buf).map_err(bad_tar)?;
+                if k == 0 {
+                    break;
+                }
+                w.write_all(&buf[..k]).ctx(|| format!("write {}", p.display()))?;
+                if n == 0 && looks_like_layer(&buf[..k]) && may_speculate(&key, started) {
+                    spec = Speculation::start(&p, work.join(format!("spec-{}", members.len()))).ok();
+                    started += spec.is_some() as usize;
+                }
+                n += k as u64;
+                if let Some(s) = &spec {
+                    s.progress.wrote(k as u64);
+                }
+            }
             if n != size {
                 return Err(Error::InvalidArchive(format!("{key}: truncated")));
             }
-            let (bw, digest, _) = w.finish();
-            bw.into_inner().map_err(|e| e.into_error()).ctx(|| format!("write {}", p.display()))?;
-            (MemberData::File(p), digest)
+            if let Some(s) = &spec {
+                s.progress.finish();
+            }
+            let (_, digest, _) = w.finish();
+            members.push(Member::new(digest, size, MemberData::File(p)));
+            *members.last().unwrap().spec.lock().unwrap() = spec;
+            by_path.insert(key, members.len() - 1);
+            continue;
         };
-        members.push(Member { digest, size, data });
+        members.push(Member::new(digest, size, data));
         by_path.insert(key, members.len() - 1);
     }
     // Resolve links (a few rounds for links to links).
@@ -115,6 +154,20 @@ fn read_archive<R: Read>(input: R, work: &Path) -> Result<Archive> {
         }
     }
     Ok(Archive { members, by_path })
+}
+
+/// Fills `buf` as far as the reader goes; 0 only at the end.
+fn read_chunk(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// "./a/b/" → "a/b"; paths leaving the archive root are dropped.
