@@ -21,7 +21,7 @@ const WH_OPAQUE: &[u8] = b".wh..wh..opq";
 const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
 const BUF: usize = 1 << 20;
 const BLOCK: usize = 4096;
-const MAX_CACHED_DIRS: usize = 512;
+const MAX_CACHED_DIRS: usize = 256;
 /// Files up to this size are created by the worker threads, bigger ones on the tar thread.
 const PARALLEL_MAX: u64 = 1 << 20;
 const JOB_QUEUE: usize = 64;
