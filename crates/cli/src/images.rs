@@ -17,7 +17,7 @@ pub struct LsArgs {
     /// Show digests
     #[arg(long)]
     digests: bool,
-    /// Filter output based on conditions provided (dangling=true|false, reference=PATTERN)
+    /// Filter output based on conditions provided (dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE)
     #[arg(short, long)]
     filter: Vec<String>,
     /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'
@@ -46,6 +46,9 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
     let _ = a.all; // no intermediate images exist without build
     let store = ctx.store()?;
     let mut dangling: Option<bool> = None;
+    let mut labels: Vec<(String, Option<String>)> = Vec::new();
+    let mut before: Option<i64> = None;
+    let mut since: Option<i64> = None;
     let mut refs: Vec<String> = a.repository.iter().cloned().collect();
     for f in &a.filter {
         match f.split_once('=') {
@@ -57,12 +60,28 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
                 })
             }
             Some(("reference", v)) => refs.push(v.to_string()),
+            Some(("label", v)) => labels.push(match v.split_once('=') {
+                Some((k, val)) => (k.to_string(), Some(val.to_string())),
+                None => (v.to_string(), None),
+            }),
+            Some(("before", v)) => before = Some(store.resolve(v)?.created),
+            Some(("since", v)) => since = Some(store.resolve(v)?.created),
             _ => return Err(Failure(format!("invalid filter '{f}'"))),
         }
     }
     let mut rows = Vec::new();
     for img in store.list()? {
-        if dangling.is_some_and(|d| d != img.names.is_empty()) {
+        if dangling.is_some_and(|d| d != img.names.is_empty())
+            || before.is_some_and(|t| img.created >= t)
+            || since.is_some_and(|t| img.created <= t)
+        {
+            continue;
+        }
+        let image_labels = img.config_json.pointer("/config/Labels");
+        if !labels.iter().all(|(k, v)| match image_labels.and_then(|l| l.get(k)) {
+            Some(found) => v.as_ref().is_none_or(|v| found.as_str() == Some(v)),
+            None => false,
+        }) {
             continue;
         }
         let unique = store.unique_size(&img.id)?;

@@ -1,6 +1,7 @@
 //! `berth image inspect` / `berth inspect`: Docker's JSON shape.
 
 use clap::Args;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::format::render;
@@ -28,7 +29,10 @@ pub fn run(ctx: &Ctx, a: InspectArgs) -> CmdResult {
         }
     }
     match a.format.as_deref() {
-        None | Some("json") => println!("{}", serde_json::to_string_pretty(&Value::Array(out)).expect("json")),
+        None | Some("json") => {
+            let ordered: Vec<Ordered> = out.iter().map(Ordered::from).collect();
+            println!("{}", serde_json::to_string_pretty(&ordered).expect("json"))
+        }
         Some(t) => {
             for v in &out {
                 println!("{}", render(t, v).map_err(Failure)?);
@@ -106,4 +110,100 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
     v.insert("RootFS".into(), json!({"Type": "layers", "Layers": img.diff_ids()}));
     v.insert("Metadata".into(), json!({"LastTagTime": img.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())}));
     Value::Object(v)
+}
+
+/// Docker's key order for printing (a serde_json map would sort the keys).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Ordered {
+    id: Value,
+    repo_tags: Value,
+    repo_digests: Value,
+    parent: Value,
+    comment: Value,
+    created: Value,
+    docker_version: Value,
+    author: Value,
+    config: OrderedConfig,
+    architecture: Value,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    variant: Value,
+    os: Value,
+    size: Value,
+    graph_driver: Value,
+    #[serde(rename = "RootFS")]
+    root_fs: Value,
+    metadata: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct OrderedConfig {
+    hostname: Value,
+    domainname: Value,
+    user: Value,
+    attach_stdin: Value,
+    attach_stdout: Value,
+    attach_stderr: Value,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    exposed_ports: Value,
+    tty: Value,
+    open_stdin: Value,
+    stdin_once: Value,
+    env: Value,
+    cmd: Value,
+    image: Value,
+    volumes: Value,
+    working_dir: Value,
+    entrypoint: Value,
+    on_build: Value,
+    labels: Value,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    stop_signal: Value,
+}
+
+impl From<&Value> for Ordered {
+    fn from(v: &Value) -> Ordered {
+        let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+        let c = g("Config");
+        let cg = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+        Ordered {
+            id: g("Id"),
+            repo_tags: g("RepoTags"),
+            repo_digests: g("RepoDigests"),
+            parent: g("Parent"),
+            comment: g("Comment"),
+            created: g("Created"),
+            docker_version: g("DockerVersion"),
+            author: g("Author"),
+            config: OrderedConfig {
+                hostname: cg("Hostname"),
+                domainname: cg("Domainname"),
+                user: cg("User"),
+                attach_stdin: cg("AttachStdin"),
+                attach_stdout: cg("AttachStdout"),
+                attach_stderr: cg("AttachStderr"),
+                exposed_ports: cg("ExposedPorts"),
+                tty: cg("Tty"),
+                open_stdin: cg("OpenStdin"),
+                stdin_once: cg("StdinOnce"),
+                env: cg("Env"),
+                cmd: cg("Cmd"),
+                image: cg("Image"),
+                volumes: cg("Volumes"),
+                working_dir: cg("WorkingDir"),
+                entrypoint: cg("Entrypoint"),
+                on_build: cg("OnBuild"),
+                labels: cg("Labels"),
+                stop_signal: cg("StopSignal"),
+            },
+            architecture: g("Architecture"),
+            variant: g("Variant"),
+            os: g("Os"),
+            size: g("Size"),
+            graph_driver: g("GraphDriver"),
+            root_fs: g("RootFS"),
+            metadata: g("Metadata"),
+        }
+    }
 }

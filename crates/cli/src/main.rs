@@ -107,6 +107,8 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
+    // Like other CLI tools: `berth images | head` ends quietly instead of failing on EPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let ctx = Ctx { root: cli.root, driver: cli.storage_driver };
     let result = match cli.command {

@@ -118,6 +118,8 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     drop(child_chan);
     cleanup.pids.push(child);
     let mut init_pid = child;
+    let mut got_pid = plan.direct();
+    let mut cgroup_pending = false;
     let mut console = None;
     loop {
         let msg = parent_chan.recv()?;
@@ -128,16 +130,23 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
             }
             Some((Msg::Pid(p), _)) => {
                 init_pid = p;
+                got_pid = true;
                 cleanup.pids.insert(0, p);
                 let _ = sys::waitpid(child, 0);
                 cleanup.pids.retain(|&x| x != child);
+                if cgroup_pending {
+                    cgroup_pending = false;
+                    join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux)?;
+                    parent_chan.send(&Msg::Go(init_pid))?;
+                }
             }
             Some((Msg::NeedCgroup, _)) => {
-                let cg = cleanup.cgroup.as_ref().unwrap();
-                cg.apply(init_pid)?;
-                if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-                    cg.set(&with_default_devices(r, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])))?;
+                // In two stages the init's request can overtake the intermediate's Pid message.
+                if !got_pid {
+                    cgroup_pending = true;
+                    continue;
                 }
+                join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux)?;
                 parent_chan.send(&Msg::Go(init_pid))?;
             }
             Some((Msg::NeedHooks, _)) => {
@@ -189,6 +198,14 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     }
     cleanup.armed = false;
     Ok(Created { pid: init_pid, console })
+}
+
+fn join_cgroup(cg: &dyn berth_cgroups::Manager, pid: i32, linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
+    cg.apply(pid)?;
+    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        cg.set(&with_default_devices(r, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])))?;
+    }
+    Ok(())
 }
 
 /// The device nodes the runtime itself creates (and the spec's own devices) stay usable under a

@@ -74,10 +74,10 @@ fn init(a: &InitArgs) -> Result<Never> {
     if new_user {
         become_ns_root()?;
     }
-    let host_pid = a.chan.ask(&Msg::NeedCgroup)?;
-    if plan.has(libc::CLONE_NEWCGROUP) {
-        sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| Error::sys("unshare cgroup namespace", e))?;
-    }
+    // The parent moves us into the cgroup (the first cgroup.procs write of a run waits for an RCU
+    // grace period) while we set up mounts; we wait for it before anything that needs it.
+    a.chan.send(&Msg::NeedCgroup)?;
+    let mut cgroup = CgroupWait { host_pid: None, new_ns: plan.has(libc::CLONE_NEWCGROUP) };
     if !a.no_new_keyring {
         join_session_keyring(a.id)?;
     }
@@ -115,12 +115,17 @@ fn init(a: &InitArgs) -> Result<Never> {
     };
     let spec_mounts = a.spec.mounts().as_deref().unwrap_or(&[]);
     for m in spec_mounts {
+        if m.typ().as_deref() == Some("cgroup") {
+            cgroup.wait(a.chan)?;
+        }
         mounts::mount_one(&ctx, m)?;
     }
     let dev_is_bind = spec_mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
             && (m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind"))
     });
+    // Device nodes after the device cgroup rules are in place (deny-all then allows would race).
+    let host_pid = cgroup.wait(a.chan)?;
     if !dev_is_bind {
         let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
         devices::create_all(root.as_raw_fd(), devs, in_userns)?;
@@ -196,6 +201,27 @@ fn init(a: &InitArgs) -> Result<Never> {
         }
     }
     post_start_fail(a.setup.exec(&exe))
+}
+
+/// The pending cgroup join: `wait` returns the init's host pid once the parent is done, then
+/// enters a new cgroup namespace if asked (rooted at the container's cgroup).
+struct CgroupWait {
+    host_pid: Option<i32>,
+    new_ns: bool,
+}
+
+impl CgroupWait {
+    fn wait(&mut self, chan: &Channel) -> Result<i32> {
+        if let Some(p) = self.host_pid {
+            return Ok(p);
+        }
+        let p = chan.wait_go()?;
+        if self.new_ns {
+            sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| Error::sys("unshare cgroup namespace", e))?;
+        }
+        self.host_pid = Some(p);
+        Ok(p)
+    }
 }
 
 /// After `create` returned nobody listens on the sync channel: report on the container's stderr.
