@@ -40,7 +40,8 @@ pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
 
 pub fn copy_size(from: RawFd, to: RawFd) {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } == 0 {
+    // A pseudo terminal nobody sized reports 0x0: keep consoleSize then.
+    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 && ws.ws_col > 0 {
         unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) };
     }
 }
