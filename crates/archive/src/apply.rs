@@ -311,7 +311,6 @@ impl Extractor {
             self.stale.clear();
             self.entry(&mut entry)?;
         }
-        drop(archive);
         if input.eof {
             // The stream ended without the zero blocks that close a tar: it was cut short.
             return Err(Error::Corrupt {
@@ -855,7 +854,7 @@ impl Extractor {
                 nums
             }
         };
-        if numbers.len() % 2 != 0 {
+        if numbers.len() % 2 == 1 {
             return Err(bad("odd number of values"));
         }
         let mut end = 0u64;

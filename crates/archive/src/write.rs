@@ -97,7 +97,7 @@ impl<W: Write> Writer<W> {
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
             let crel = join(rel, name.as_bytes());
-            if self.exclude.iter().any(|x| *x == crel) {
+            if self.exclude.contains(&crel) {
                 continue;
             }
             let cpath = path.join(&name);

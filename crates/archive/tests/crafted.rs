@@ -58,7 +58,8 @@ fn absolute_names_are_taken_relative_to_dest() {
 #[test]
 fn symlink_parent_escapes_are_refused() {
     let sentinel_abs = |s: &Scratch| s.join("sentinel").display().to_string();
-    let cases: Vec<(&str, Box<dyn Fn(&Scratch) -> Vec<u8>>, &str)> = vec![
+    type MakeTar = Box<dyn Fn(&Scratch) -> Vec<u8>>;
+    let cases: Vec<(&str, MakeTar, &str)> = vec![
         (
             "absolute",
             Box::new(|_s: &Scratch| RawTar::new().symlink("l", "/").file("l/etc/x", b"evil").finish()),
