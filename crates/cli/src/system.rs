@@ -2,6 +2,9 @@
 
 use clap::Args;
 use serde_json::json;
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use crate::format::{human_size, human_size_prec, print_formatted, table};
 use crate::{CmdResult, Ctx, Failure};
@@ -16,18 +19,49 @@ pub struct DfArgs {
     verbose: bool,
 }
 
+/// "4.263MB (100%)" like docker's RECLAIMABLE column.
+fn reclaimable(part: u64, total: u64) -> String {
+    match (part * 100).checked_div(total) {
+        Some(pct) => format!("{} ({pct}%)", human_size_prec(part as f64, 4)),
+        None => human_size(part),
+    }
+}
+
+/// Bytes of the regular files below `dir`, each inode counted once (docker's SizeRw).
+fn tree_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut total = 0;
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += tree_size(&e.path(), seen);
+        } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+            total += m.len();
+        }
+    }
+    total
+}
+
 pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
     let _ = a.verbose;
     let du = ctx.store()?.disk_usage()?;
-    let reclaimable = if du.size > 0 {
-        format!("{} ({}%)", human_size_prec(du.reclaimable as f64, 4), du.reclaimable * 100 / du.size)
-    } else {
-        human_size(du.reclaimable)
-    };
-    // Containers, volumes and build cache do not exist yet in berth: truly zero.
+    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
+    let engine = berth_engine::Engine::open(&ctx.root, &berth_engine::EngineOptions { driver, exe: None })?;
+    let (mut c_total, mut c_active, mut c_size, mut c_reclaim) = (0usize, 0usize, 0u64, 0u64);
+    for c in engine.list(true)? {
+        let size = c.graph_driver.data.get("UpperDir").map(|d| tree_size(Path::new(d), &mut HashSet::new())).unwrap_or(0);
+        c_total += 1;
+        c_size += size;
+        if c.state.running {
+            c_active += 1;
+        } else {
+            c_reclaim += size;
+        }
+    }
+    // Volumes and build cache do not exist yet in berth: truly zero.
     let rows = [
-        ("Images", du.images, du.active, human_size_prec(du.size as f64, 4), reclaimable),
-        ("Containers", 0, 0, "0B".into(), "0B".into()),
+        ("Images", du.images, du.active, human_size_prec(du.size as f64, 4), reclaimable(du.reclaimable, du.size)),
+        ("Containers", c_total, c_active, human_size_prec(c_size as f64, 4), reclaimable(c_reclaim, c_size)),
         ("Local Volumes", 0, 0, "0B".into(), "0B".into()),
         ("Build Cache", 0, 0, "0B".into(), "0B".into()),
     ];
