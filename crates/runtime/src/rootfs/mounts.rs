@@ -55,6 +55,68 @@ pub struct Options {
     pub bind: bool,
     pub recursive: bool,
     pub data: String,
+    /// Recursive attributes (rro, rnosuid...) applied with mount_setattr(AT_RECURSIVE).
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    /// tmpfs only: copy what the image had at the destination into the new tmpfs.
+    pub tmpcopyup: bool,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR__ATIME: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+
+/// (option, set?, attribute)
+pub const RECURSIVE: [(&str, bool, u64); 15] = [
+    ("rro", true, MOUNT_ATTR_RDONLY),
+    ("rrw", false, MOUNT_ATTR_RDONLY),
+    ("rnosuid", true, MOUNT_ATTR_NOSUID),
+    ("rsuid", false, MOUNT_ATTR_NOSUID),
+    ("rnodev", true, MOUNT_ATTR_NODEV),
+    ("rdev", false, MOUNT_ATTR_NODEV),
+    ("rnoexec", true, MOUNT_ATTR_NOEXEC),
+    ("rexec", false, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", true, MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", false, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", true, MOUNT_ATTR_RELATIME),
+    ("rnorelatime", false, MOUNT_ATTR_RELATIME),
+    ("rnoatime", true, MOUNT_ATTR_NOATIME),
+    ("ratime", false, MOUNT_ATTR_NOATIME),
+    ("rstrictatime", true, MOUNT_ATTR_STRICTATIME),
+];
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE).
+fn setattr_recursive(fd: RawFd, set: u64, clr: u64) -> std::io::Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 pub fn parse_options(opts: &[String]) -> Result<Options> {
@@ -75,11 +137,23 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
             o.bind = true;
             o.recursive = true;
         } else if s == "tmpcopyup" {
-            return Err(Error::new(crate::ErrorKind::Unavailable, "mount option tmpcopyup is not supported"));
+            o.tmpcopyup = true;
         } else if s == "idmap" || s == "ridmap" {
             return Err(Error::new(crate::ErrorKind::Unavailable, format!("mount option {s} is not supported")));
-        } else if matches!(s, "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev" | "rdev" | "rnoexec" | "rexec") {
-            return Err(Error::new(crate::ErrorKind::Unavailable, format!("recursive mount option {s} is not supported")));
+        } else if let Some((_, set, a)) = RECURSIVE.iter().find(|(n, ..)| *n == s) {
+            // The atime modes are one field: setting one clears the others.
+            let field = if *a & MOUNT_ATTR__ATIME != 0 || *a == MOUNT_ATTR_RELATIME && s.contains("relatime") {
+                MOUNT_ATTR__ATIME
+            } else {
+                0
+            };
+            if *set {
+                o.attr_set = (o.attr_set & !field) | a;
+                o.attr_clr |= field;
+            } else {
+                o.attr_clr |= a | field;
+                o.attr_set &= !a;
+            }
         } else {
             if !o.data.is_empty() {
                 o.data.push(',');
@@ -170,8 +244,18 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
         for p in &opts.propagation {
             sys::mount(None, &target, None, *p, None).map_err(|e| Error::sys(format!("set propagation of {}", dest.display()), e))?;
         }
+        if opts.attr_set | opts.attr_clr != 0 {
+            setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr)
+                .map_err(|e| Error::sys(format!("set recursive attributes of {}", dest.display()), e))?;
+        }
         return Ok(());
     }
+    // tmpcopyup: keep a handle on what the image has there, to copy it into the new tmpfs.
+    let below = if opts.tmpcopyup && typ == "tmpfs" {
+        Some(open_in_root(ctx.root, dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?)
+    } else {
+        None
+    };
     let fstype = sys::cstr(typ);
     let source = sys::cstr(src.map_or(Path::new(typ), |s| s));
     let data = if opts.data.is_empty() { None } else { Some(CString::new(opts.data.clone()).unwrap_or_default()) };
@@ -189,14 +273,89 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
         }
         Err(e) => return Err(in_ctx(e)),
     }
-    if !opts.propagation.is_empty() {
+    if let Some(below) = below {
+        let top = open_in_root(ctx.root, dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
+        copy_tree(below.as_raw_fd(), top.as_raw_fd(), 0).map_err(|e| Error::sys(format!("tmpcopyup {}", dest.display()), e))?;
+    }
+    if !opts.propagation.is_empty() || opts.attr_set | opts.attr_clr != 0 {
         let fd = open_in_root(ctx.root, dest, libc::O_PATH).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
         for p in &opts.propagation {
             sys::mount(None, &sys::fd_path(fd.as_raw_fd()), None, *p, None)
                 .map_err(|e| Error::sys(format!("set propagation of {}", dest.display()), e))?;
         }
+        if opts.attr_set | opts.attr_clr != 0 {
+            setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr)
+                .map_err(|e| Error::sys(format!("set recursive attributes of {}", dest.display()), e))?;
+        }
     }
     Ok(())
+}
+
+/// Copies directory `from` into `to` (files, directories, symlinks, with modes and owners),
+/// all through fds so nothing resolves outside the two trees.
+fn copy_tree(from: RawFd, to: RawFd, depth: u32) -> std::io::Result<()> {
+    if depth > 64 {
+        return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let dup = unsafe { libc::fcntl(from, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let dir = unsafe { libc::fdopendir(dup) };
+    if dir.is_null() {
+        unsafe { libc::close(dup) };
+        return Err(std::io::Error::last_os_error());
+    }
+    let result = (|| -> std::io::Result<()> {
+        loop {
+            let ent = unsafe { libc::readdir64(dir) };
+            if ent.is_null() {
+                return Ok(());
+            }
+            let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstatat(from, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mode = st.st_mode & 0o7777;
+            match st.st_mode & libc::S_IFMT {
+                libc::S_IFDIR => {
+                    sys::mkdirat(to, name, mode)?;
+                    let s = sys::openat(from, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+                    let d = sys::openat(to, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+                    copy_tree(s.as_raw_fd(), d.as_raw_fd(), depth + 1)?;
+                }
+                libc::S_IFREG => {
+                    let s = sys::openat(from, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
+                    let d = sys::openat(to, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, mode)?;
+                    let mut sf = std::fs::File::from(s);
+                    let mut df = std::fs::File::from(d);
+                    std::io::copy(&mut sf, &mut df)?;
+                }
+                libc::S_IFLNK => {
+                    let mut buf = [0u8; 4096];
+                    let n = unsafe { libc::readlinkat(from, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+                    if n < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let target = std::ffi::CString::new(&buf[..n as usize]).unwrap_or_default();
+                    sys::symlinkat(&target, to, name)?;
+                }
+                _ => continue, // device nodes, fifos and sockets are not copied
+            }
+            unsafe {
+                libc::fchownat(to, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW);
+                if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+                    libc::fchmodat(to, name.as_ptr(), mode, 0);
+                }
+            }
+        }
+    })();
+    unsafe { libc::closedir(dir) };
+    result
 }
 
 fn typ_or_src(typ: &str, src: Option<&Path>) -> String {
@@ -314,5 +473,10 @@ mod tests {
         assert_eq!(o.data, "mode=755,size=1k");
         let o = parse_options(&["ro".into(), "rw".into()]).unwrap();
         assert_eq!(o.flags, 0);
+        let o = parse_options(&["rro".into(), "rnosuid".into(), "rnoatime".into(), "tmpcopyup".into()]).unwrap();
+        assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME);
+        assert_eq!(o.attr_clr, MOUNT_ATTR__ATIME);
+        assert!(o.tmpcopyup && o.data.is_empty());
+        assert!(parse_options(&["idmap".into()]).is_err());
     }
 }
