@@ -24,7 +24,7 @@ fn berth_bin() -> anyhow::Result<PathBuf> {
 fn podman(dir: &Path) -> Command {
     let mut c = Command::new("podman");
     // podman refuses a runroot longer than 50 characters: short names.
-    c.arg("--root").arg(dir.join("s")).arg("--runroot").arg(dir.join("r"));
+    c.arg("--root").arg(dir.join("s")).arg("--runroot").arg(dir.join("r")).arg("--tmpdir").arg(dir.join("t"));
     c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
     c
 }

@@ -22,6 +22,8 @@ impl Podman {
     fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
         c.arg("--root").arg(self.dir.join("s")).arg("--runroot").arg(self.dir.join("r"));
+        // Its own tmpdir too: the default /run/libpod is shared with every other podman here.
+        c.arg("--tmpdir").arg(self.dir.join("t"));
         c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
         c
     }
@@ -39,6 +41,8 @@ impl Podman {
             .arg(dir.join("s"))
             .arg("--runroot")
             .arg(dir.join("r"))
+            .arg("--tmpdir")
+            .arg(dir.join("t"))
             .args(["--storage-driver", "overlay", "system", "reset", "-f"])
             .output();
     }
