@@ -3,6 +3,7 @@
 //! Speed goals live here, never in timed tests.
 
 mod images;
+mod runtime;
 mod stats;
 
 fn main() -> anyhow::Result<()> {
@@ -16,8 +17,10 @@ fn main() -> anyhow::Result<()> {
     let _ = runs;
     match which {
         "all" => {
+            runtime::run(runs)?;
             images::run(runs)?;
         }
+        "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, images"),
     }
