@@ -237,3 +237,21 @@ fn layer_escaping_its_directory() {
     assert!(!store.root().join("tmp/escaped.tx").exists());
     assert_intact(&store, &before);
 }
+
+#[test]
+fn full_disk_loses_nothing() {
+    let s = Scratch::new("crafted-enospc");
+    let root = s.join("root");
+    fs::create_dir_all(&root).unwrap();
+    // 9 MiB: room for busybox (blob + unpacked), not for layered's 10 MiB layer.
+    nix::mount::mount(Some("tmpfs"), &root, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=9m")).unwrap();
+    let store = open(&root, Driver::Overlay);
+    load_file(&store, "busybox.docker-archive.tar");
+    let before = snapshot(&store);
+    let err = store.load(fs::File::open(fixture("layered.docker-archive.tar")).unwrap()).expect_err("cannot fit");
+    assert!(err.to_string().to_lowercase().contains("no space"), "{err}");
+    assert_intact(&store, &before);
+    // And the store still takes what fits.
+    let small = Oci::valid().build();
+    store.load(small.as_slice()).unwrap();
+}
