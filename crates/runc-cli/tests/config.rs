@@ -219,6 +219,23 @@ fn seccomp_denies_mkdir_with_eperm() {
 }
 
 #[test]
+fn seccomp_without_no_new_privs_as_podman_sets_it() {
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: the runtime must load it
+    // before it drops capabilities (podman's containers look like this).
+    let mut c = Ctr::new("seccomp-nnp");
+    c.spec["process"]["noNewPrivileges"] = json!(false);
+    c.spec["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }]
+    });
+    let out = c.sh_ok("mkdir /tmp/d 2>&1; grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert_eq!(status_field(&out, "Seccomp"), "2");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0");
+    assert_eq!(status_field(&out, "CapEff"), "00000000a80425fb");
+}
+
+#[test]
 fn oom_score_adj() {
     let mut c = Ctr::new("oomadj");
     c.spec["process"]["oomScoreAdj"] = json!(500);
