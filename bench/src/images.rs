@@ -18,14 +18,31 @@ const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixture
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
-    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
+    bin.ok_or_else(|| {
+        anyhow::anyhow!(
+            "berth binary not found beside {}: cargo build --release -p berth-cli",
+            exe.display()
+        )
+    })
 }
 
 fn podman(dir: &Path) -> Command {
     let mut c = Command::new("podman");
     // podman refuses a runroot longer than 50 characters: short names.
-    c.arg("--root").arg(dir.join("s")).arg("--runroot").arg(dir.join("r")).arg("--tmpdir").arg(dir.join("t"));
-    c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+    c.arg("--root")
+        .arg(dir.join("s"))
+        .arg("--runroot")
+        .arg(dir.join("r"))
+        .arg("--tmpdir")
+        .arg(dir.join("t"));
+    c.args([
+        "--storage-driver",
+        "overlay",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]);
     c
 }
 
@@ -40,7 +57,11 @@ fn timed(mut c: Command, what: &str) -> anyhow::Result<std::time::Duration> {
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);
     let berth = berth_bin()?;
-    let have_podman = Command::new("podman").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let have_podman = Command::new("podman")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     // Warm the page cache so the first run is not the only one reading from disk.
     std::io::copy(&mut std::fs::File::open(ARCHIVE)?, &mut std::io::sink())?;
     let mut b = Series::new("berth");
@@ -68,9 +89,17 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
         }
     }
     for dir in podman_dirs {
-        let _ = podman(&dir).args(["system", "reset", "-f"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = podman(&dir)
+            .args(["system", "reset", "-f"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
     drop(stores);
-    print_table("load debian.oci-archive.tar (121 MB, 6675 entries) into an empty store", "ms", &[b, p]);
+    print_table(
+        "load debian.oci-archive.tar (121 MB, 6675 entries) into an empty store",
+        "ms",
+        &[b, p],
+    );
     Ok(())
 }

@@ -111,7 +111,13 @@ fn plain(v: Option<&Value>) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(a)) => format!("[{}]", a.iter().map(|x| plain(Some(x))).collect::<Vec<_>>().join(" ")),
         Some(Value::Object(m)) => {
-            format!("map[{}]", m.iter().map(|(k, x)| format!("{k}:{}", plain(Some(x)))).collect::<Vec<_>>().join(" "))
+            format!(
+                "map[{}]",
+                m.iter()
+                    .map(|(k, x)| format!("{k}:{}", plain(Some(x))))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
         }
         Some(other) => other.to_string(),
     }
@@ -124,7 +130,9 @@ pub fn render(template: &str, v: &Value) -> Result<String, String> {
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| format!("template: unclosed action in {template:?}"))?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("template: unclosed action in {template:?}"))?;
         let action = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
         let words: Vec<&str> = action.split_whitespace().collect();
         match words.as_slice() {

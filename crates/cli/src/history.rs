@@ -35,13 +35,28 @@ struct Entry {
 pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     let store = ctx.store()?;
     let img = store.resolve(&a.image)?;
-    let id = if a.no_trunc { format!("sha256:{}", img.id) } else { img.short_id().to_string() };
-    let history = img.config_json.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+    let id = if a.no_trunc {
+        format!("sha256:{}", img.id)
+    } else {
+        img.short_id().to_string()
+    };
+    let history = img
+        .config_json
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut entries = Vec::new();
     let mut layer = 0usize;
     if history.is_empty() {
         for l in &img.layers {
-            entries.push(Entry { id: "<missing>".into(), created: img.created, created_by: String::new(), size: l.size, comment: String::new() });
+            entries.push(Entry {
+                id: "<missing>".into(),
+                created: img.created,
+                created_by: String::new(),
+                size: l.size,
+                comment: String::new(),
+            });
         }
     }
     for h in &history {
@@ -84,7 +99,10 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     };
     match a.format.as_deref() {
         None | Some("table") => {
-            let mut lines = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+            let mut lines = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()];
             for e in &entries {
                 lines.push(vec![e.id.clone(), created(e), by(e), size(e), e.comment.clone()]);
             }

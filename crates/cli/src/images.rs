@@ -85,9 +85,16 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
             continue;
         }
         let unique = store.unique_size(&img.id)?;
-        let id = if a.no_trunc { format!("sha256:{}", img.id) } else { img.short_id().to_string() };
-        let mut names: Vec<(String, String)> =
-            img.names.iter().map(|n| (familiar_repository(&n.repository()), n.tag.clone().unwrap_or_default())).collect();
+        let id = if a.no_trunc {
+            format!("sha256:{}", img.id)
+        } else {
+            img.short_id().to_string()
+        };
+        let mut names: Vec<(String, String)> = img
+            .names
+            .iter()
+            .map(|n| (familiar_repository(&n.repository()), n.tag.clone().unwrap_or_default()))
+            .collect();
         if !refs.is_empty() {
             names.retain(|(r, t)| refs.iter().any(|p| glob(p, r) || glob(p, &format!("{r}:{t}"))));
             if names.is_empty() {
@@ -101,7 +108,11 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
             rows.push(Row {
                 repo,
                 tag,
-                digest: if img.names.is_empty() { "<none>".into() } else { img.manifest_digest.clone() },
+                digest: if img.names.is_empty() {
+                    "<none>".into()
+                } else {
+                    img.manifest_digest.clone()
+                },
                 id: id.clone(),
                 created: img.created,
                 size: img.size,

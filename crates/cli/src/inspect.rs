@@ -93,7 +93,14 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
     let mut v = Map::new();
     v.insert("Id".into(), json!(format!("sha256:{}", img.id)));
     v.insert("RepoTags".into(), json!(img.names.iter().map(|n| n.familiar()).collect::<Vec<_>>()));
-    v.insert("RepoDigests".into(), json!(img.repo_digests().iter().map(|d| berth_image::familiar_repository(d)).collect::<Vec<_>>()));
+    v.insert(
+        "RepoDigests".into(),
+        json!(img
+            .repo_digests()
+            .iter()
+            .map(|d| berth_image::familiar_repository(d))
+            .collect::<Vec<_>>()),
+    );
     v.insert("Parent".into(), json!(""));
     v.insert("Comment".into(), json!(top("comment")));
     v.insert("Created".into(), json!(top("created")));
@@ -108,7 +115,10 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
     v.insert("Size".into(), json!(img.size));
     v.insert("GraphDriver".into(), graph);
     v.insert("RootFS".into(), json!({"Type": "layers", "Layers": img.diff_ids()}));
-    v.insert("Metadata".into(), json!({"LastTagTime": img.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())}));
+    v.insert(
+        "Metadata".into(),
+        json!({"LastTagTime": img.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())}),
+    );
     Value::Object(v)
 }
 

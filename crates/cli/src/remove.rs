@@ -68,7 +68,11 @@ pub fn rmi(ctx: &Ctx, a: RmiArgs) -> CmdResult {
 
 pub fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
     if !a.force {
-        let what = if a.all { "all images without at least one container associated to them" } else { "all dangling images" };
+        let what = if a.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
         print!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
         io::stdout().flush()?;
         let mut answer = String::new();

@@ -49,7 +49,12 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
     let engine = berth_engine::Engine::open(&ctx.root, &berth_engine::EngineOptions { driver, exe: None })?;
     let (mut c_total, mut c_active, mut c_size, mut c_reclaim) = (0usize, 0usize, 0u64, 0u64);
     for c in engine.list(true)? {
-        let size = c.graph_driver.data.get("UpperDir").map(|d| tree_size(Path::new(d), &mut HashSet::new())).unwrap_or(0);
+        let size = c
+            .graph_driver
+            .data
+            .get("UpperDir")
+            .map(|d| tree_size(Path::new(d), &mut HashSet::new()))
+            .unwrap_or(0);
         c_total += 1;
         c_size += size;
         if c.state.running {
@@ -60,16 +65,37 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
     }
     // Volumes and build cache do not exist yet in berth: truly zero.
     let rows = [
-        ("Images", du.images, du.active, human_size_prec(du.size as f64, 4), reclaimable(du.reclaimable, du.size)),
-        ("Containers", c_total, c_active, human_size_prec(c_size as f64, 4), reclaimable(c_reclaim, c_size)),
+        (
+            "Images",
+            du.images,
+            du.active,
+            human_size_prec(du.size as f64, 4),
+            reclaimable(du.reclaimable, du.size),
+        ),
+        (
+            "Containers",
+            c_total,
+            c_active,
+            human_size_prec(c_size as f64, 4),
+            reclaimable(c_reclaim, c_size),
+        ),
         ("Local Volumes", 0, 0, "0B".into(), "0B".into()),
         ("Build Cache", 0, 0, "0B".into(), "0B".into()),
     ];
     match a.format.as_deref() {
         None | Some("table") => {
-            let mut lines = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+            let mut lines = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()];
             for (t, total, active, size, rec) in &rows {
-                lines.push(vec![t.to_string(), total.to_string(), active.to_string(), size.clone(), rec.clone()]);
+                lines.push(vec![
+                    t.to_string(),
+                    total.to_string(),
+                    active.to_string(),
+                    size.clone(),
+                    rec.clone(),
+                ]);
             }
             print!("{}", table(&lines));
             Ok(())

@@ -103,7 +103,10 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> CmdResult {
     match &a.output {
         Some(path) => {
             // Written beside the target and renamed, so a failed save leaves no half file.
-            let tmp = path.with_file_name(format!(".{}.berth-tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+            let tmp = path.with_file_name(format!(
+                ".{}.berth-tmp",
+                path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            ));
             let f = File::create(&tmp).map_err(|e| Failure(format!("create {}: {e}", tmp.display())))?;
             let pb = progress(None, false, "Saving");
             let res = store.save(&a.images, format, pb.wrap_write(io::BufWriter::with_capacity(1 << 20, f)));
@@ -116,7 +119,9 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> CmdResult {
         }
         None => {
             if io::stdout().is_terminal() {
-                return Err(Failure("cowardly refusing to save to a terminal. Use the -o flag or redirect".into()));
+                return Err(Failure(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+                ));
             }
             let out = io::stdout().lock();
             store.save(&a.images, format, io::BufWriter::with_capacity(1 << 20, out))?;

@@ -16,7 +16,11 @@ fn kill_9_during_load_leaves_a_consistent_store() {
     let archives = ["layered.docker-archive.tar", "debian.oci-archive.tar", "layered.oci-archive.tar"];
     for (i, delay_ms) in [0u64, 3, 10, 25, 60, 120, 250, 500, 900].into_iter().enumerate() {
         let archive = fixture(archives[i % archives.len()]);
-        let mut child = berth_cmd(&root).args(["load", "-i", archive.to_str().unwrap()]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = berth_cmd(&root)
+            .args(["load", "-i", archive.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let _reap = Defer(move || unsafe {
             libc::kill(pid, libc::SIGKILL);
@@ -48,7 +52,14 @@ fn concurrent_loads_share_one_layer_dir() {
     let root = s.join("root");
     let archive = fixture("layered.docker-archive.tar");
     let children: Vec<_> = (0..4)
-        .map(|_| berth_cmd(&root).args(["load", "-i", archive.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|_| {
+            berth_cmd(&root)
+                .args(["load", "-i", archive.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for c in children {
         let r: Run = c.wait_with_output().unwrap().into();

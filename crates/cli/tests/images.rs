@@ -17,9 +17,17 @@ fn load_list_inspect_history() {
 
     let table = ok(&root, &["images"]);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines[0].split("   ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(), ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    assert_eq!(
+        lines[0].split("   ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    );
     assert_eq!(lines.len(), 3);
-    let row: Vec<&str> = lines.iter().find(|l| l.starts_with("localhost/layered")).unwrap().split_whitespace().collect();
+    let row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("localhost/layered"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(&row[..3], ["localhost/layered", "1", "c05dcd2850d9"]);
     assert_eq!(row.last().unwrap(), &"12.7MB");
     assert!(table.contains(" ago "), "{table}");
@@ -27,15 +35,35 @@ fn load_list_inspect_history() {
     let json = ok(&root, &["image", "ls", "--format", "json"]);
     let rows: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
-    for key in ["Containers", "CreatedAt", "CreatedSince", "Digest", "ID", "Repository", "SharedSize", "Size", "Tag", "UniqueSize", "VirtualSize"] {
+    for key in [
+        "Containers",
+        "CreatedAt",
+        "CreatedSince",
+        "Digest",
+        "ID",
+        "Repository",
+        "SharedSize",
+        "Size",
+        "Tag",
+        "UniqueSize",
+        "VirtualSize",
+    ] {
         assert!(rows[0].get(key).is_some(), "json lacks {key}");
     }
     assert_eq!(ok(&root, &["images", "-q"]).lines().count(), 2);
-    assert!(ok(&root, &["images", "--no-trunc", "-q"]).lines().all(|l| l.starts_with("sha256:") && l.len() == 71));
+    assert!(ok(&root, &["images", "--no-trunc", "-q"])
+        .lines()
+        .all(|l| l.starts_with("sha256:") && l.len() == 71));
     assert!(ok(&root, &["images", "--digests"]).lines().next().unwrap().contains("DIGEST"));
     assert_eq!(ok(&root, &["images", "--filter", "reference=localhost/bus*"]).lines().count(), 2);
     assert_eq!(ok(&root, &["images", "--filter", "dangling=true"]).lines().count(), 1);
-    assert_eq!(ok(&root, &["images", "--format", "{{.Repository}}:{{.Tag}}"]).lines().collect::<Vec<_>>().len(), 2);
+    assert_eq!(
+        ok(&root, &["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .lines()
+            .collect::<Vec<_>>()
+            .len(),
+        2
+    );
     let t = ok(&root, &["images", "--format", "table {{.Repository}}\\t{{.ID}}"]);
     assert!(t.starts_with("REPOSITORY"), "{t}");
     assert!(t.lines().next().unwrap().contains("IMAGE ID"));
@@ -57,9 +85,15 @@ fn load_list_inspect_history() {
     for key in ["RepoDigests", "Parent", "Comment", "Created", "Author", "Metadata"] {
         assert!(i.get(key).is_some(), "inspect lacks {key}");
     }
-    assert_eq!(ok(&root, &["inspect", "-f", "{{.Id}}", "busybox"]), "sha256:0d466fe76fe04368ca20d654ff473263050da99d3af48ea33ef1cd7952ab5f1a\n");
+    assert_eq!(
+        ok(&root, &["inspect", "-f", "{{.Id}}", "busybox"]),
+        "sha256:0d466fe76fe04368ca20d654ff473263050da99d3af48ea33ef1cd7952ab5f1a\n"
+    );
     let rootfs: Value = serde_json::from_str(ok(&root, &["inspect", "--format", "{{json .RootFS}}", "c05dcd"]).trim()).unwrap();
-    assert_eq!(rootfs["Layers"][0], "sha256:de318fb297f9dbefa9f771f9615497e5542b77877f655153453b8455bb387ae9");
+    assert_eq!(
+        rootfs["Layers"][0],
+        "sha256:de318fb297f9dbefa9f771f9615497e5542b77877f655153453b8455bb387ae9"
+    );
 
     let h = ok(&root, &["history", "localhost/layered:1"]);
     let hl: Vec<&str> = h.lines().collect();
@@ -69,7 +103,10 @@ fn load_list_inspect_history() {
     assert!(hl[1].starts_with("c05dcd2850d9"));
     assert!(hl[2].starts_with("<missing>"));
     assert_eq!(hl.len(), 8);
-    let hj: Vec<Value> = ok(&root, &["history", "--format", "json", "localhost/layered:1"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let hj: Vec<Value> = ok(&root, &["history", "--format", "json", "localhost/layered:1"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(hj.len(), 7);
     assert!(hj.iter().all(|e| e.get("CreatedBy").is_some() && e.get("Size").is_some()));
     assert_eq!(ok(&root, &["history", "-q", "busybox"]).trim(), "0d466fe76fe0");
@@ -95,15 +132,24 @@ fn tag_rmi_prune_output() {
     let out = ok(&root, &["rmi", "busybox"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "Untagged: localhost/busybox:latest");
-    assert_eq!(lines[1], "Deleted: sha256:0d466fe76fe04368ca20d654ff473263050da99d3af48ea33ef1cd7952ab5f1a");
-    assert_eq!(lines[2], "Deleted: sha256:de318fb297f9dbefa9f771f9615497e5542b77877f655153453b8455bb387ae9");
+    assert_eq!(
+        lines[1],
+        "Deleted: sha256:0d466fe76fe04368ca20d654ff473263050da99d3af48ea33ef1cd7952ab5f1a"
+    );
+    assert_eq!(
+        lines[2],
+        "Deleted: sha256:de318fb297f9dbefa9f771f9615497e5542b77877f655153453b8455bb387ae9"
+    );
     assert_eq!(ok(&root, &["images", "-q"]), "");
 
     ok(&root, &["load", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
     let out = ok(&root, &["image", "prune", "-f"]);
     assert_eq!(out, "Total reclaimed space: 0B\n");
     let out = ok(&root, &["image", "prune", "-a", "-f"]);
-    assert!(out.starts_with("Deleted Images:\nuntagged: localhost/busybox:latest\ndeleted: sha256:0d466fe"), "{out}");
+    assert!(
+        out.starts_with("Deleted Images:\nuntagged: localhost/busybox:latest\ndeleted: sha256:0d466fe"),
+        "{out}"
+    );
     assert!(out.ends_with("Total reclaimed space: 2.14MB\n"), "{out}");
 }
 
@@ -115,11 +161,28 @@ fn import_with_changes() {
     std::fs::create_dir_all(&rootfs).unwrap();
     berth_testkit::busybox_rootfs(&rootfs).unwrap();
     let tarball = s.join("rootfs.tar.gz");
-    let st = std::process::Command::new("tar").arg("-czf").arg(&tarball).arg("-C").arg(&rootfs).arg(".").status().unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
     assert!(st.success());
     let out = ok(
         &root,
-        &["import", "-c", r#"CMD ["/bin/sh", "-c", "echo hi"]"#, "--change", "ENV FOO=bar", "-m", "from a test", tarball.to_str().unwrap(), "mine:1"],
+        &[
+            "import",
+            "-c",
+            r#"CMD ["/bin/sh", "-c", "echo hi"]"#,
+            "--change",
+            "ENV FOO=bar",
+            "-m",
+            "from a test",
+            tarball.to_str().unwrap(),
+            "mine:1",
+        ],
     );
     assert!(out.starts_with("sha256:") && out.trim().len() == 71, "{out}");
     let i: Value = serde_json::from_str(&ok(&root, &["image", "inspect", "mine:1"])).unwrap();
@@ -128,7 +191,12 @@ fn import_with_changes() {
     assert_eq!(i[0]["Id"].as_str().unwrap(), out.trim());
     assert!(ok(&root, &["history", "mine:1"]).contains("from a test"));
     // From stdin too.
-    let r: Run = berth_cmd(&root).args(["import", "-", "piped"]).stdin(std::fs::File::open(&tarball).unwrap()).output().unwrap().into();
+    let r: Run = berth_cmd(&root)
+        .args(["import", "-", "piped"])
+        .stdin(std::fs::File::open(&tarball).unwrap())
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Saved and loaded back: same id.
     let saved = s.join("mine.tar");
@@ -145,23 +213,46 @@ fn import_with_changes() {
 fn load_from_stdin_and_save_to_stdout() {
     let s = Scratch::new("cli-stdio");
     let root = s.join("root");
-    let r: Run = berth_cmd(&root).arg("load").stdin(std::fs::File::open(fixture("busybox.oci-archive.tar")).unwrap()).output().unwrap().into();
-    assert_eq!((r.code, r.stdout.as_str()), (0, "Loaded image: localhost/busybox:latest\n"), "{}", r.stderr);
-    let out = berth_cmd(&root).args(["save", "--format", "oci-archive", "busybox"]).output().unwrap();
+    let r: Run = berth_cmd(&root)
+        .arg("load")
+        .stdin(std::fs::File::open(fixture("busybox.oci-archive.tar")).unwrap())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "Loaded image: localhost/busybox:latest\n"),
+        "{}",
+        r.stderr
+    );
+    let out = berth_cmd(&root)
+        .args(["save", "--format", "oci-archive", "busybox"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let other = s.join("other");
-    let r: Run = berth_cmd(&other).arg("load").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().map(|mut c| {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(&out.stdout).unwrap();
-        c.wait_with_output().unwrap()
-    }).unwrap().into();
+    let r: Run = berth_cmd(&other)
+        .arg("load")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+            c.wait_with_output().unwrap()
+        })
+        .unwrap()
+        .into();
     assert_eq!(r.stdout, "Loaded image: localhost/busybox:latest\n");
     // Untagged image: saved by id, loaded as an id.
     let id = ok(&root, &["images", "-q", "--no-trunc"]).trim().to_string();
     let saved = s.join("by-id.tar");
     ok(&root, &["save", "-o", saved.to_str().unwrap(), &id[7..19]]);
     let third = s.join("third");
-    assert_eq!(ok(&third, &["load", "-i", saved.to_str().unwrap()]), format!("Loaded image ID: {id}\n"));
+    assert_eq!(
+        ok(&third, &["load", "-i", saved.to_str().unwrap()]),
+        format!("Loaded image ID: {id}\n")
+    );
 }
 
 #[test]

@@ -15,7 +15,10 @@ struct Podman {
 impl Podman {
     fn new(s: &Scratch) -> Podman {
         let found = Command::new("podman").arg("--version").output();
-        assert!(found.map(|o| o.status.success()).unwrap_or(false), "podman is missing: ./setup installs it");
+        assert!(
+            found.map(|o| o.status.success()).unwrap_or(false),
+            "podman is missing: ./setup installs it"
+        );
         // podman refuses a runroot longer than 50 characters: keep the names short.
         Podman { dir: s.join("p") }
     }
@@ -24,7 +27,14 @@ impl Podman {
         c.arg("--root").arg(self.dir.join("s")).arg("--runroot").arg(self.dir.join("r"));
         // Its own tmpdir too: the default /run/libpod is shared with every other podman here.
         c.arg("--tmpdir").arg(self.dir.join("t"));
-        c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c.args([
+            "--storage-driver",
+            "overlay",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]);
         c
     }
     fn run(&self, args: &[&str]) -> String {
@@ -67,9 +77,17 @@ fn berth_save_loads_in_podman() {
         ok(&root, &["save", "--format", format, "-o", out.to_str().unwrap(), "berth/saved:x"]);
         let loaded = p.run(&["load", "-i", out.to_str().unwrap()]);
         assert!(loaded.contains("berth/saved:x"), "{format}: {loaded}");
-        assert_eq!(p.layers("docker.io/berth/saved:x"), berth_layers(&root, "berth/saved:x"), "{format}");
+        assert_eq!(
+            p.layers("docker.io/berth/saved:x"),
+            berth_layers(&root, "berth/saved:x"),
+            "{format}"
+        );
         let id = p.run(&["image", "inspect", "--format", "{{.Id}}", "docker.io/berth/saved:x"]);
-        assert_eq!(format!("sha256:{}", id.trim()), ok(&root, &["inspect", "-f", "{{.Id}}", "berth/saved:x"]).trim(), "{format}: same config blob");
+        assert_eq!(
+            format!("sha256:{}", id.trim()),
+            ok(&root, &["inspect", "-f", "{{.Id}}", "berth/saved:x"]).trim(),
+            "{format}: same config blob"
+        );
     }
 }
 
@@ -84,8 +102,16 @@ fn podman_save_loads_in_berth() {
         let out = s.join("podman.tar");
         p.run(&["save", "--format", format, "-o", out.to_str().unwrap(), "localhost/layered:1"]);
         let root = s.join("root");
-        assert_eq!(ok(&root, &["load", "-i", out.to_str().unwrap()]), "Loaded image: localhost/layered:1\n", "{format}");
-        assert_eq!(berth_layers(&root, "localhost/layered:1"), p.layers("localhost/layered:1"), "{format}");
+        assert_eq!(
+            ok(&root, &["load", "-i", out.to_str().unwrap()]),
+            "Loaded image: localhost/layered:1\n",
+            "{format}"
+        );
+        assert_eq!(
+            berth_layers(&root, "localhost/layered:1"),
+            p.layers("localhost/layered:1"),
+            "{format}"
+        );
         let merged = mount_image(&root, "localhost/layered:1", s.path());
         assert_eq!(listing(&merged), expected_listing("layered"), "{format}");
     }

@@ -44,7 +44,10 @@ impl ImageStore {
                 let (os, arch) = match opts.platform.as_deref() {
                     Some(p) => {
                         let mut it = p.split('/');
-                        (it.next().unwrap_or("linux").to_string(), it.next().unwrap_or(crate::host_arch()).to_string())
+                        (
+                            it.next().unwrap_or("linux").to_string(),
+                            it.next().unwrap_or(crate::host_arch()).to_string(),
+                        )
                     }
                     None => ("linux".to_string(), crate::host_arch().to_string()),
                 };
@@ -56,13 +59,21 @@ impl ImageStore {
         // The layer is kept uncompressed: its digest is its diff id.
         let tar_path = work.path().join("layer.tar");
         let mut input = decompressed(BufReader::with_capacity(1 << 20, layer)).ctx(|| "read the layer".to_string())?;
-        let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(&tar_path).ctx(|| format!("create {}", tar_path.display()))?));
+        let mut w = HashingWriter::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(&tar_path).ctx(|| format!("create {}", tar_path.display()))?,
+        ));
         io::copy(&mut input, &mut w).map_err(|e| Error::InvalidArchive(format!("reading the layer: {e}")))?;
         let (bw, diff_id, size) = w.finish();
-        bw.into_inner().map_err(|e| e.into_error()).ctx(|| format!("write {}", tar_path.display()))?;
+        bw.into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("write {}", tar_path.display()))?;
 
         let now = crate::timefmt::now_rfc3339();
-        let obj = config.as_object_mut().ok_or_else(|| Error::InvalidConfig { id: "parent".into(), reason: "not an object".into() })?;
+        let obj = config.as_object_mut().ok_or_else(|| Error::InvalidConfig {
+            id: "parent".into(),
+            reason: "not an object".into(),
+        })?;
         obj.insert("created".into(), json!(now));
         if let Some(a) = &opts.author {
             obj.insert("author".into(), json!(a));
@@ -104,17 +115,31 @@ impl ImageStore {
             for l in &p.layers {
                 let path = self.blob_path(&l.blob_digest)?;
                 members.push(Member::new(l.blob_digest.clone(), l.blob_size, MemberData::File(path)));
-                layers.push(NewLayer { diff_id: l.diff_id.clone(), member: members.len() - 1, media_type: l.blob_media_type.clone() });
+                layers.push(NewLayer {
+                    diff_id: l.diff_id.clone(),
+                    member: members.len() - 1,
+                    media_type: l.blob_media_type.clone(),
+                });
                 descs.push((l.blob_digest.clone(), l.blob_size, l.blob_media_type.clone()));
             }
         }
         let media_type = "application/vnd.oci.image.layer.v1.tar".to_string();
         members.push(Member::new(diff_id.clone(), size, MemberData::File(tar_path)));
-        layers.push(NewLayer { diff_id: diff_id.clone(), member: members.len() - 1, media_type: media_type.clone() });
+        layers.push(NewLayer {
+            diff_id: diff_id.clone(),
+            member: members.len() - 1,
+            media_type: media_type.clone(),
+        });
         descs.push((diff_id, size, media_type));
         let manifest = make_manifest(&config, &descs);
         let names = reference.into_iter().collect();
-        let image = NewImage { config, manifest, manifest_media_type: OCI_MANIFEST.into(), layers, names };
+        let image = NewImage {
+            config,
+            manifest,
+            manifest_media_type: OCI_MANIFEST.into(),
+            layers,
+            names,
+        };
         let loaded = self.install(&work, &members, vec![image])?;
         Ok(loaded[0].id.clone())
     }
@@ -123,7 +148,10 @@ impl ImageStore {
 /// Applies Dockerfile-style instructions to an image config's `config` object.
 pub fn apply_changes(cfg: &mut Map<String, Value>, changes: &[String]) -> Result<()> {
     for change in changes {
-        let bad = |reason: &str| Error::InvalidChange { change: change.clone(), reason: reason.to_string() };
+        let bad = |reason: &str| Error::InvalidChange {
+            change: change.clone(),
+            reason: reason.to_string(),
+        };
         let trimmed = change.trim();
         let (word, rest) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
         let rest = rest.trim();
@@ -193,7 +221,11 @@ pub fn apply_changes(cfg: &mut Map<String, Value>, changes: &[String]) -> Result
                 };
                 cfg.insert(key.into(), json!(rest));
             }
-            _ => return Err(bad("unknown instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL")),
+            _ => {
+                return Err(bad(
+                    "unknown instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL",
+                ))
+            }
         }
     }
     Ok(())

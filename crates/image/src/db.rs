@@ -64,19 +64,24 @@ pub fn open(path: &Path) -> Result<Connection> {
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).db("user_version")? as usize;
+    let current: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .db("user_version")? as usize;
     if current >= MIGRATIONS.len() {
         return Ok(());
     }
     // IMMEDIATE: two processes creating a fresh store must not both run step 1.
     conn.execute_batch("BEGIN IMMEDIATE").db("begin migration")?;
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).db("user_version")? as usize;
+    let current: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .db("user_version")? as usize;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(current) {
         if let Err(e) = conn.execute_batch(step) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e).db(&format!("migration {}", i + 1));
         }
     }
-    conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64).db("set user_version")?;
+    conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+        .db("set user_version")?;
     conn.execute_batch("COMMIT").db("commit migration")
 }

@@ -30,7 +30,11 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
     pub fn finish(self) -> (W, String, u64) {
         (self.inner, format!("sha256:{}", hex::encode(self.hasher.finalize())), self.written)
@@ -58,7 +62,11 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), read: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+        }
     }
     pub fn finish(self) -> (String, u64) {
         (format!("sha256:{}", hex::encode(self.hasher.finalize())), self.read)

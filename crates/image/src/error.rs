@@ -35,7 +35,11 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
     #[error("storage driver {requested:?} conflicts with {existing:?}, the driver {root} was created with")]
-    DriverConflict { requested: String, existing: String, root: PathBuf },
+    DriverConflict {
+        requested: String,
+        existing: String,
+        root: PathBuf,
+    },
     #[error("unknown storage driver {0:?}: overlay or vfs")]
     UnknownDriver(String),
     #[error("{context}: {source}")]
@@ -89,6 +93,9 @@ pub(crate) trait DbContext<T> {
 
 impl<T> DbContext<T> for rusqlite::Result<T> {
     fn db(self, what: &str) -> Result<T> {
-        self.map_err(|source| Error::Db { context: what.to_string(), source })
+        self.map_err(|source| Error::Db {
+            context: what.to_string(),
+            source,
+        })
     }
 }

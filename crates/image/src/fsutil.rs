@@ -76,7 +76,10 @@ impl WorkDir {
     pub fn create(tmp_root: &Path, what: &str) -> Result<WorkDir> {
         static N: AtomicU64 = AtomicU64::new(0);
         for _ in 0..100 {
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
             let name = format!("{what}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
             let path = tmp_root.join(name);
             match fs::DirBuilder::new().mode(0o700).create(&path) {
@@ -191,8 +194,14 @@ fn finish_meta(src: &Path, dst: &Path, m: &fs::Metadata) -> io::Result<()> {
 fn set_times(p: &Path, m: &fs::Metadata) -> io::Result<()> {
     let c = std::ffi::CString::new(p.as_os_str().as_bytes())?;
     let ts = [
-        libc::timespec { tv_sec: m.atime(), tv_nsec: m.atime_nsec() },
-        libc::timespec { tv_sec: m.mtime(), tv_nsec: m.mtime_nsec() },
+        libc::timespec {
+            tv_sec: m.atime(),
+            tv_nsec: m.atime_nsec(),
+        },
+        libc::timespec {
+            tv_sec: m.mtime(),
+            tv_nsec: m.mtime_nsec(),
+        },
     ];
     if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
         return Err(io::Error::last_os_error());

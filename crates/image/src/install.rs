@@ -34,19 +34,30 @@ pub(crate) enum MemberData {
 
 impl Member {
     pub fn new(digest: String, size: u64, data: MemberData) -> Member {
-        Member { digest, size, data, spec: Mutex::new(None) }
+        Member {
+            digest,
+            size,
+            data,
+            spec: Mutex::new(None),
+        }
     }
 
     pub fn reader(&self) -> Result<Box<dyn io::BufRead + Send + '_>> {
         Ok(match &self.data {
             MemberData::Mem(v) => Box::new(Cursor::new(v.as_slice())),
-            MemberData::File(p) => Box::new(BufReader::with_capacity(1 << 20, File::open(p).ctx(|| format!("open {}", p.display()))?)),
+            MemberData::File(p) => Box::new(BufReader::with_capacity(
+                1 << 20,
+                File::open(p).ctx(|| format!("open {}", p.display()))?,
+            )),
         })
     }
 
     pub fn bytes(&self, limit: u64) -> Result<Vec<u8>> {
         if self.size > limit {
-            return Err(Error::InvalidArchive(format!("{} is too large ({} bytes) for a manifest or config", self.digest, self.size)));
+            return Err(Error::InvalidArchive(format!(
+                "{} is too large ({} bytes) for a manifest or config",
+                self.digest, self.size
+            )));
         }
         match &self.data {
             MemberData::Mem(v) => Ok(v.clone()),
@@ -117,11 +128,16 @@ pub(crate) fn make_manifest(config: &[u8], layers: &[(String, u64, String)]) -> 
 /// Checks a config blob and returns its diff ids and creation time.
 pub(crate) fn check_config(config: &[u8]) -> Result<(Vec<String>, i64)> {
     let id = sha256_digest(config);
-    let c: oci_spec::image::ImageConfiguration =
-        serde_json::from_slice(config).map_err(|e| Error::InvalidConfig { id: id.clone(), reason: e.to_string() })?;
+    let c: oci_spec::image::ImageConfiguration = serde_json::from_slice(config).map_err(|e| Error::InvalidConfig {
+        id: id.clone(),
+        reason: e.to_string(),
+    })?;
     let diff_ids = c.rootfs().diff_ids().clone();
     for d in &diff_ids {
-        digest_hex(d).map_err(|_| Error::InvalidConfig { id: id.clone(), reason: format!("bad diff id {d:?}") })?;
+        digest_hex(d).map_err(|_| Error::InvalidConfig {
+            id: id.clone(),
+            reason: format!("bad diff id {d:?}"),
+        })?;
     }
     let created = c.created().as_deref().and_then(crate::timefmt::parse_rfc3339).unwrap_or(0);
     Ok((diff_ids, created))
@@ -154,12 +170,20 @@ impl ImageStore {
                     if !self.blob_matches(m, &l.diff_id)? {
                         return Err(Error::Layer {
                             diff_id: l.diff_id.clone(),
-                            source: berth_archive::Error::DigestMismatch { expected: l.diff_id.clone(), actual: format!("a different layer in blob {}", m.digest) },
+                            source: berth_archive::Error::DigestMismatch {
+                                expected: l.diff_id.clone(),
+                                actual: format!("a different layer in blob {}", m.digest),
+                            },
                         });
                     }
                 } else {
                     planned.insert(c.clone());
-                    jobs.push(Job { chain_id: c.clone(), parent: i.checked_sub(1).map(|p| chains[p].clone()), diff_id: l.diff_id.clone(), member: l.member });
+                    jobs.push(Job {
+                        chain_id: c.clone(),
+                        parent: i.checked_sub(1).map(|p| chains[p].clone()),
+                        diff_id: l.diff_id.clone(),
+                        member: l.member,
+                    });
                 }
                 verified.push((m.digest.clone(), l.diff_id.clone()));
             }
@@ -282,7 +306,9 @@ impl ImageStore {
         }
         let known: Option<String> = self
             .conn
-            .query_row("SELECT diff_id FROM verified_blobs WHERE blob_digest = ?1", [&m.digest], |r| r.get(0))
+            .query_row("SELECT diff_id FROM verified_blobs WHERE blob_digest = ?1", [&m.digest], |r| {
+                r.get(0)
+            })
             .ok();
         if let Some(k) = known {
             return Ok(k == diff_id);
@@ -318,7 +344,10 @@ impl ImageStore {
                     Some(applied) => {
                         return Err(Error::Layer {
                             diff_id: j.diff_id.clone(),
-                            source: berth_archive::Error::DigestMismatch { expected: j.diff_id.clone(), actual: applied.diff_id },
+                            source: berth_archive::Error::DigestMismatch {
+                                expected: j.diff_id.clone(),
+                                actual: applied.diff_id,
+                            },
                         })
                     }
                     // Failed or cut short: unpack again below, which reports any real error.
@@ -335,7 +364,11 @@ impl ImageStore {
                     match &j.parent {
                         Some(p) => {
                             let ours = work.join(digest_hex(p)?).join("diff");
-                            let src = if ours.is_dir() { ours } else { layers_root.join(digest_hex(p)?).join("diff") };
+                            let src = if ours.is_dir() {
+                                ours
+                            } else {
+                                layers_root.join(digest_hex(p)?).join("diff")
+                            };
                             fsutil::copy_tree(&src, &diff).ctx(|| format!("copy {} to {}", src.display(), diff.display()))?;
                         }
                         None => fs::create_dir(&diff).ctx(|| format!("create {}", diff.display()))?,
@@ -343,8 +376,14 @@ impl ImageStore {
                     WhiteoutMode::Direct
                 }
             };
-            let opts = ApplyOptions { whiteouts: mode, expected_diff_id: Some(j.diff_id.clone()) };
-            let applied = berth_archive::apply_layer(m.reader()?, &diff, &opts).map_err(|source| Error::Layer { diff_id: j.diff_id.clone(), source })?;
+            let opts = ApplyOptions {
+                whiteouts: mode,
+                expected_diff_id: Some(j.diff_id.clone()),
+            };
+            let applied = berth_archive::apply_layer(m.reader()?, &diff, &opts).map_err(|source| Error::Layer {
+                diff_id: j.diff_id.clone(),
+                source,
+            })?;
             sizes.lock().unwrap().insert(j.chain_id.clone(), applied.size);
             Ok(())
         };
@@ -352,7 +391,10 @@ impl ImageStore {
             // vfs copies each layer's parent, so a chain unpacks in order.
             Driver::Vfs => jobs.iter().try_for_each(apply)?,
             Driver::Overlay => {
-                let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(jobs.len().max(1));
+                let threads = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+                    .min(jobs.len().max(1));
                 let next = AtomicUsize::new(0);
                 let failed: Mutex<Option<Error>> = Mutex::new(None);
                 std::thread::scope(|s| {

@@ -9,11 +9,11 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path};
 
 use crate::digest::{digest_hex, is_hex64, HashingWriter};
-use crate::speculate::{looks_like_layer, Speculation};
-use crate::store::Driver;
 use crate::error::{Error, IoContext, Result};
 use crate::install::{check_config, layer_media_type, make_manifest, LoadedImage, Member, MemberData, NewImage, NewLayer, OCI_MANIFEST};
 use crate::reference::Reference;
+use crate::speculate::{looks_like_layer, Speculation};
+use crate::store::Driver;
 use crate::store::ImageStore;
 
 /// Files up to this size stay in memory (manifests, configs, small layers).
@@ -50,7 +50,9 @@ impl ImageStore {
         } else if archive.get("index.json").is_some() {
             oci_images(&archive)?
         } else {
-            return Err(Error::InvalidArchive("neither manifest.json (docker-archive) nor index.json (oci-archive) found".into()));
+            return Err(Error::InvalidArchive(
+                "neither manifest.json (docker-archive) nor index.json (oci-archive) found".into(),
+            ));
         };
         if images.is_empty() {
             return Err(Error::InvalidArchive("the archive holds no image".into()));
@@ -90,7 +92,11 @@ fn read_archive<R: Read>(input: R, work: &Path, may_speculate: &dyn Fn(&str, usi
         if kind.is_symlink() || kind.is_hard_link() {
             let target = entry.link_name().map_err(bad_tar)?.unwrap_or_default().into_owned();
             // Symlink targets are relative to the link's dir; hard link names to the archive root.
-            let full = if kind.is_symlink() { path.parent().unwrap_or(Path::new("")).join(&target) } else { target };
+            let full = if kind.is_symlink() {
+                path.parent().unwrap_or(Path::new("")).join(&target)
+            } else {
+                target
+            };
             if let Some(t) = normalize(&full) {
                 links.push((key, t));
             }
@@ -203,7 +209,9 @@ fn docker_images(a: &Archive) -> Result<Vec<NewImage>> {
     let items: Vec<DockerManifestItem> = a.json("manifest.json")?;
     let mut out = Vec::new();
     for item in items {
-        let ci = a.get(&item.config).ok_or_else(|| Error::InvalidArchive(format!("config {} is missing", item.config)))?;
+        let ci = a
+            .get(&item.config)
+            .ok_or_else(|| Error::InvalidArchive(format!("config {} is missing", item.config)))?;
         let config = a.members[ci].bytes(JSON_LIMIT)?;
         let (diff_ids, _) = check_config(&config)?;
         if diff_ids.len() != item.layers.len() {
@@ -217,15 +225,32 @@ fn docker_images(a: &Archive) -> Result<Vec<NewImage>> {
         let mut layers = Vec::new();
         let mut descs = Vec::new();
         for (path, diff_id) in item.layers.iter().zip(diff_ids) {
-            let member = a.get(path).ok_or_else(|| Error::InvalidArchive(format!("layer {path} is missing")))?;
+            let member = a
+                .get(path)
+                .ok_or_else(|| Error::InvalidArchive(format!("layer {path} is missing")))?;
             let m = &a.members[member];
             let media_type = layer_media_type(&m.head()?).to_string();
             descs.push((m.digest.clone(), m.size, media_type.clone()));
-            layers.push(NewLayer { diff_id, member, media_type });
+            layers.push(NewLayer {
+                diff_id,
+                member,
+                media_type,
+            });
         }
-        let names = item.repo_tags.unwrap_or_default().iter().map(|t| Reference::parse(t)).collect::<Result<Vec<_>>>()?;
+        let names = item
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<Vec<_>>>()?;
         let manifest = make_manifest(&config, &descs);
-        out.push(NewImage { config, manifest, manifest_media_type: OCI_MANIFEST.into(), layers, names });
+        out.push(NewImage {
+            config,
+            manifest,
+            manifest_media_type: OCI_MANIFEST.into(),
+            layers,
+            names,
+        });
     }
     Ok(out)
 }
@@ -262,18 +287,29 @@ struct Manifest {
     layers: Vec<Descriptor>,
 }
 
-const INDEX_TYPES: [&str; 2] = ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
 
 /// The member holding a blob, checked against the descriptor's digest and size.
 fn blob(a: &Archive, d: &Descriptor) -> Result<usize> {
     let hex = digest_hex(&d.digest)?;
-    let i = a.get(&format!("blobs/sha256/{hex}")).ok_or_else(|| Error::InvalidArchive(format!("blob {} is missing", d.digest)))?;
+    let i = a
+        .get(&format!("blobs/sha256/{hex}"))
+        .ok_or_else(|| Error::InvalidArchive(format!("blob {} is missing", d.digest)))?;
     let m = &a.members[i];
     if m.digest != d.digest {
-        return Err(Error::DigestMismatch { digest: d.digest.clone(), actual: m.digest.clone() });
+        return Err(Error::DigestMismatch {
+            digest: d.digest.clone(),
+            actual: m.digest.clone(),
+        });
     }
     if m.size != d.size {
-        return Err(Error::InvalidArchive(format!("blob {}: size is {}, the descriptor says {}", d.digest, m.size, d.size)));
+        return Err(Error::InvalidArchive(format!(
+            "blob {}: size is {}, the descriptor says {}",
+            d.digest, m.size, d.size
+        )));
     }
     Ok(i)
 }
@@ -298,7 +334,11 @@ fn oci_images(a: &Archive) -> Result<Vec<NewImage>> {
             let pick = nested
                 .manifests
                 .iter()
-                .position(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == host_arch()))
+                .position(|m| {
+                    m.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == host_arch())
+                })
                 .or(if nested.manifests.is_empty() { None } else { Some(0) })
                 .ok_or_else(|| Error::InvalidArchive(format!("index {} lists no manifest", desc.digest)))?;
             desc = nested.manifests.swap_remove(pick);
@@ -319,10 +359,26 @@ fn oci_images(a: &Archive) -> Result<Vec<NewImage>> {
         let mut layers = Vec::new();
         for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
             let member = blob(a, l)?;
-            layers.push(NewLayer { diff_id, member, media_type: l.media_type.clone() });
+            layers.push(NewLayer {
+                diff_id,
+                member,
+                media_type: l.media_type.clone(),
+            });
         }
-        let media = manifest.media_type.clone().unwrap_or_else(|| if desc.media_type.is_empty() { OCI_MANIFEST.into() } else { desc.media_type.clone() });
-        out.push(NewImage { config, manifest: manifest_bytes, manifest_media_type: media, layers, names });
+        let media = manifest.media_type.clone().unwrap_or_else(|| {
+            if desc.media_type.is_empty() {
+                OCI_MANIFEST.into()
+            } else {
+                desc.media_type.clone()
+            }
+        });
+        out.push(NewImage {
+            config,
+            manifest: manifest_bytes,
+            manifest_media_type: media,
+            layers,
+            names,
+        });
     }
     Ok(out)
 }

@@ -58,8 +58,16 @@ impl Reference {
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
         };
-        let domain = if domain == "index.docker.io" { DEFAULT_DOMAIN.to_string() } else { domain };
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("library/{path}") } else { path };
+        let domain = if domain == "index.docker.io" {
+            DEFAULT_DOMAIN.to_string()
+        } else {
+            domain
+        };
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         if !valid_domain(&domain) || path.is_empty() || !path.split('/').all(valid_path_component) {
             return Err(bad());
         }
@@ -106,7 +114,11 @@ impl Reference {
 /// "docker.io/library/busybox" → "busybox", "docker.io/me/x" → "me/x"; others unchanged.
 pub fn familiar_repository(repo: &str) -> String {
     match repo.strip_prefix("docker.io/") {
-        Some(rest) => rest.strip_prefix("library/").filter(|r| !r.contains('/')).unwrap_or(rest).to_string(),
+        Some(rest) => rest
+            .strip_prefix("library/")
+            .filter(|r| !r.contains('/'))
+            .unwrap_or(rest)
+            .to_string(),
         None => repo.to_string(),
     }
 }
@@ -192,7 +204,10 @@ mod tests {
     fn familiar_forms() {
         assert_eq!(Reference::parse("busybox").unwrap().familiar(), "busybox:latest");
         assert_eq!(Reference::parse("docker.io/me/app:2").unwrap().familiar(), "me/app:2");
-        assert_eq!(Reference::parse("localhost/busybox").unwrap().familiar(), "localhost/busybox:latest");
+        assert_eq!(
+            Reference::parse("localhost/busybox").unwrap().familiar(),
+            "localhost/busybox:latest"
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@ impl ArchiveFormat {
         match s {
             "docker-archive" | "docker" => Ok(ArchiveFormat::DockerArchive),
             "oci-archive" | "oci" => Ok(ArchiveFormat::OciArchive),
-            other => Err(Error::InvalidArchive(format!("unknown format {other:?}: docker-archive or oci-archive"))),
+            other => Err(Error::InvalidArchive(format!(
+                "unknown format {other:?}: docker-archive or oci-archive"
+            ))),
         }
     }
 }
@@ -53,7 +55,10 @@ impl ImageStore {
             ArchiveFormat::DockerArchive => self.write_docker(&mut tar, &images)?,
             ArchiveFormat::OciArchive => self.write_oci(&mut tar, &images)?,
         }
-        tar.into_inner().ctx(|| "finish the archive".to_string())?.flush().ctx(|| "flush the archive".to_string())
+        tar.into_inner()
+            .ctx(|| "finish the archive".to_string())?
+            .flush()
+            .ctx(|| "flush the archive".to_string())
     }
 
     fn write_docker<W: Write>(&self, tar: &mut tar::Builder<W>, images: &[(Image, Vec<Reference>)]) -> Result<()> {
@@ -96,9 +101,14 @@ impl ImageStore {
         let mut w = HashingWriter::new(io::BufWriter::new(File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?));
         io::copy(&mut r, &mut w).ctx(|| format!("decompress {}", path.display()))?;
         let (bw, digest, _) = w.finish();
-        bw.into_inner().map_err(|e| e.into_error()).ctx(|| format!("write {}", tmp.display()))?;
+        bw.into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("write {}", tmp.display()))?;
         if digest != l.diff_id {
-            return Err(Error::DigestMismatch { digest: l.diff_id.clone(), actual: digest });
+            return Err(Error::DigestMismatch {
+                digest: l.diff_id.clone(),
+                actual: digest,
+            });
         }
         append_file(tar, name, &tmp)
     }
@@ -116,7 +126,9 @@ impl ImageStore {
                     append_file(tar, &format!("blobs/sha256/{}", digest_hex(&b)?), &self.blob_path(&b)?)?;
                 }
             }
-            let size = std::fs::metadata(self.blob_path(&img.manifest_digest)?).ctx(|| format!("stat {}", img.manifest_digest))?.len();
+            let size = std::fs::metadata(self.blob_path(&img.manifest_digest)?)
+                .ctx(|| format!("stat {}", img.manifest_digest))?
+                .len();
             let desc = |annotations: Option<serde_json::Value>| {
                 let mut d = serde_json::json!({"mediaType": img.manifest_media_type, "digest": img.manifest_digest, "size": size});
                 if let Some(a) = annotations {
@@ -158,7 +170,8 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) ->
 
 fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> Result<()> {
     let mut h = header(0, tar::EntryType::Directory, 0o755);
-    tar.append_data(&mut h, name, io::empty()).ctx(|| format!("write {name} to the archive"))
+    tar.append_data(&mut h, name, io::empty())
+        .ctx(|| format!("write {name} to the archive"))
 }
 
 fn append_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, path: &std::path::Path) -> Result<()> {
@@ -166,5 +179,6 @@ fn append_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, path: &std::path
     let len = f.metadata().ctx(|| format!("stat {}", path.display()))?.len();
     let mut h = header(len, tar::EntryType::Regular, 0o644);
     // take(): the header promised `len` bytes, never more.
-    tar.append_data(&mut h, name, BufReader::with_capacity(1 << 20, f).take(len)).ctx(|| format!("write {name} to the archive"))
+    tar.append_data(&mut h, name, BufReader::with_capacity(1 << 20, f).take(len))
+        .ctx(|| format!("write {name} to the archive"))
 }

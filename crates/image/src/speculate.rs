@@ -86,13 +86,24 @@ impl Speculation {
     pub fn start(file: &Path, dir: PathBuf) -> io::Result<Speculation> {
         fs::create_dir_all(dir.join("diff"))?;
         let progress = Arc::new(Progress::default());
-        let reader = FollowReader { file: File::open(file)?, pos: 0, progress: progress.clone() };
+        let reader = FollowReader {
+            file: File::open(file)?,
+            pos: 0,
+            progress: progress.clone(),
+        };
         let dest = dir.join("diff");
         let handle = std::thread::spawn(move || {
-            let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, expected_diff_id: None };
+            let opts = ApplyOptions {
+                whiteouts: WhiteoutMode::Overlay,
+                expected_diff_id: None,
+            };
             berth_archive::apply_layer(io::BufReader::with_capacity(1 << 20, reader), &dest, &opts)
         });
-        Ok(Speculation { dir, progress, handle: Some(handle) })
+        Ok(Speculation {
+            dir,
+            progress,
+            handle: Some(handle),
+        })
     }
 
     /// Waits for the unpack; `None` when it failed (the caller unpacks the normal way).

@@ -94,7 +94,11 @@ impl Image {
     }
     /// `repo@manifest-digest` for every repository the image is tagged in (podman's RepoDigests).
     pub fn repo_digests(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.names.iter().map(|n| format!("{}@{}", n.repository(), self.manifest_digest)).collect();
+        let mut v: Vec<String> = self
+            .names
+            .iter()
+            .map(|n| format!("{}@{}", n.repository(), self.manifest_digest))
+            .collect();
         v.dedup();
         v
     }
@@ -136,7 +140,9 @@ pub(crate) struct RootLock(#[allow(dead_code)] File);
 impl ImageStore {
     /// The root from `BERTH_ROOT`, else /var/lib/berth.
     pub fn default_root() -> PathBuf {
-        std::env::var_os("BERTH_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+        std::env::var_os("BERTH_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
     }
 
     pub fn open(root: &Path, opts: &StoreOptions) -> Result<ImageStore> {
@@ -170,7 +176,12 @@ impl ImageStore {
 
     pub(crate) fn lock(&self, exclusive: bool) -> Result<RootLock> {
         let p = self.root.join("lock");
-        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).ctx(|| format!("open {}", p.display()))?;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("open {}", p.display()))?;
         fsutil::flock(&f, exclusive, true).ctx(|| format!("lock {}", p.display()))?;
         Ok(RootLock(f))
     }
@@ -210,7 +221,11 @@ impl ImageStore {
             if let Some(d) = &r.digest {
                 let id: Option<String> = self
                     .conn
-                    .query_row("SELECT id FROM images WHERE manifest_digest = ?1 ORDER BY added LIMIT 1", [d], |r| r.get(0))
+                    .query_row(
+                        "SELECT id FROM images WHERE manifest_digest = ?1 ORDER BY added LIMIT 1",
+                        [d],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .db("find digest")?;
                 if let Some(id) = id {
@@ -221,7 +236,12 @@ impl ImageStore {
                 // Podman's short names: `busybox` also finds `localhost/busybox`.
                 if r.domain == crate::reference::DEFAULT_DOMAIN && !name.starts_with("docker.io/") {
                     if let Some(rest) = r.path.strip_prefix("library/") {
-                        candidates.push(Reference { domain: "localhost".into(), path: rest.into(), tag: r.tag.clone(), digest: None });
+                        candidates.push(Reference {
+                            domain: "localhost".into(),
+                            path: rest.into(),
+                            tag: r.tag.clone(),
+                            digest: None,
+                        });
                     }
                 }
                 for c in candidates {
@@ -232,7 +252,10 @@ impl ImageStore {
             }
         }
         if !hex.is_empty() && hex.len() < 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            let mut stmt = self.conn.prepare("SELECT id FROM images WHERE substr(id, 1, ?1) = ?2 LIMIT 2").db("prefix")?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id FROM images WHERE substr(id, 1, ?1) = ?2 LIMIT 2")
+                .db("prefix")?;
             let ids: Vec<String> = stmt
                 .query_map(params![hex.len() as i64, hex], |r| r.get(0))
                 .db("prefix")?
@@ -249,13 +272,22 @@ impl ImageStore {
 
     fn tagged(&self, r: &Reference) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT image_id FROM tags WHERE repo = ?1 AND tag = ?2", params![r.repository(), r.tag.as_deref().unwrap_or("latest")], |r| r.get(0))
+            .query_row(
+                "SELECT image_id FROM tags WHERE repo = ?1 AND tag = ?2",
+                params![r.repository(), r.tag.as_deref().unwrap_or("latest")],
+                |r| r.get(0),
+            )
             .optional()
             .db("find tag")
     }
 
     fn image_exists(&self, id: &str) -> Result<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM images WHERE id = ?1", [id], |_| Ok(())).optional().db("find image")?.is_some())
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM images WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .db("find image")?
+            .is_some())
     }
 
     /// An image by its full id (hex).
@@ -265,7 +297,15 @@ impl ImageStore {
             .query_row(
                 "SELECT manifest_digest, manifest_media_type, created, size, last_tag_time FROM images WHERE id = ?1",
                 [id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<String>>(4)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                },
             )
             .optional()
             .db("read image")?;
@@ -273,10 +313,14 @@ impl ImageStore {
             return Err(Error::NoSuchImage(id.to_string()));
         };
         let raw = self.read_blob(&format!("sha256:{id}"))?;
-        let config_json: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig { id: id.to_string(), reason: e.to_string() })?;
-        let config: ImageConfiguration =
-            serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig { id: id.to_string(), reason: e.to_string() })?;
+        let config_json: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        let config: ImageConfiguration = serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut stmt = self
             .conn
             .prepare(
@@ -286,7 +330,14 @@ impl ImageStore {
             .db("read layers")?;
         let layers = stmt
             .query_map([id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
             })
             .db("read layers")?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -294,7 +345,15 @@ impl ImageStore {
             .into_iter()
             .map(|(chain_id, diff_id, blob_digest, blob_media_type, blob_size, size)| {
                 let dir = self.layer_path(&chain_id)?.join("diff");
-                Ok(ImageLayer { chain_id, diff_id, blob_digest, blob_media_type, blob_size: blob_size as u64, size: size as u64, dir })
+                Ok(ImageLayer {
+                    chain_id,
+                    diff_id,
+                    blob_digest,
+                    blob_media_type,
+                    blob_size: blob_size as u64,
+                    size: size as u64,
+                    dir,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Image {
@@ -313,7 +372,10 @@ impl ImageStore {
     }
 
     fn names_of(&self, id: &str) -> Result<Vec<Reference>> {
-        let mut stmt = self.conn.prepare("SELECT repo, tag FROM tags WHERE image_id = ?1 ORDER BY repo, tag").db("read tags")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT repo, tag FROM tags WHERE image_id = ?1 ORDER BY repo, tag")
+            .db("read tags")?;
         let rows = stmt
             .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .db("read tags")?
@@ -327,8 +389,15 @@ impl ImageStore {
 
     /// Every image, newest first (like `docker images`).
     pub fn list(&self) -> Result<Vec<Image>> {
-        let mut stmt = self.conn.prepare("SELECT id FROM images ORDER BY created DESC, added DESC, id").db("list")?;
-        let ids = stmt.query_map([], |r| r.get::<_, String>(0)).db("list")?.collect::<rusqlite::Result<Vec<_>>>().db("list")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM images ORDER BY created DESC, added DESC, id")
+            .db("list")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .db("list")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db("list")?;
         ids.iter().map(|id| self.image(id)).collect()
     }
 
@@ -359,18 +428,35 @@ impl ImageStore {
 
     /// Records that `user` (a container id) uses image `id`: `remove` refuses it unless forced.
     pub fn add_user(&self, image_id: &str, user: &str) -> Result<()> {
-        self.conn.execute("INSERT OR IGNORE INTO image_users (image_id, user_id) VALUES (?1, ?2)", params![image_id, user]).db("add user")?;
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO image_users (image_id, user_id) VALUES (?1, ?2)",
+                params![image_id, user],
+            )
+            .db("add user")?;
         Ok(())
     }
 
     pub fn remove_user(&self, image_id: &str, user: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM image_users WHERE image_id = ?1 AND user_id = ?2", params![image_id, user]).db("remove user")?;
+        self.conn
+            .execute(
+                "DELETE FROM image_users WHERE image_id = ?1 AND user_id = ?2",
+                params![image_id, user],
+            )
+            .db("remove user")?;
         Ok(())
     }
 
     pub fn users(&self, image_id: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT user_id FROM image_users WHERE image_id = ?1 ORDER BY user_id").db("users")?;
-        let v = stmt.query_map([image_id], |r| r.get(0)).db("users")?.collect::<rusqlite::Result<Vec<String>>>().db("users")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT user_id FROM image_users WHERE image_id = ?1 ORDER BY user_id")
+            .db("users")?;
+        let v = stmt
+            .query_map([image_id], |r| r.get(0))
+            .db("users")?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .db("users")?;
         Ok(v)
     }
 
@@ -398,7 +484,9 @@ impl ImageStore {
                 }
             }
         } else if image.names.len() > 1 && !force {
-            return Err(Error::Conflict(format!("conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")));
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+            )));
         } else if let Some(u) = image.users.first() {
             if !force {
                 return Err(Error::Conflict(format!(
@@ -455,7 +543,11 @@ impl ImageStore {
                 .conn
                 .prepare("SELECT chain_id, size FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)")
                 .db("gc")?;
-            let v = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db("gc")?.collect::<rusqlite::Result<Vec<_>>>().db("gc")?;
+            let v = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .db("gc")?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .db("gc")?;
             v
         };
         self.with_tx(|tx| {
@@ -471,11 +563,20 @@ impl ImageStore {
         }
         let known: HashSet<String> = {
             let mut stmt = self.conn.prepare("SELECT chain_id FROM layers").db("gc")?;
-            let v = stmt.query_map([], |r| r.get::<_, String>(0)).db("gc")?.collect::<rusqlite::Result<HashSet<_>>>().db("gc")?;
-            v.into_iter().filter_map(|c| c.strip_prefix("sha256:").map(str::to_string)).collect()
+            let v = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .db("gc")?
+                .collect::<rusqlite::Result<HashSet<_>>>()
+                .db("gc")?;
+            v.into_iter()
+                .filter_map(|c| c.strip_prefix("sha256:").map(str::to_string))
+                .collect()
         };
         let layers_dir = self.root.join("layers");
-        for e in fs::read_dir(&layers_dir).ctx(|| format!("read {}", layers_dir.display()))?.flatten() {
+        for e in fs::read_dir(&layers_dir)
+            .ctx(|| format!("read {}", layers_dir.display()))?
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if !known.contains(&name) {
                 // Renamed out first so the layer vanishes at once, then removed at leisure.
@@ -489,7 +590,11 @@ impl ImageStore {
                 .conn
                 .prepare("SELECT manifest_digest FROM images UNION SELECT 'sha256:' || id FROM images UNION SELECT blob_digest FROM image_layers")
                 .db("gc")?;
-            let v = stmt.query_map([], |r| r.get::<_, String>(0)).db("gc")?.collect::<rusqlite::Result<HashSet<_>>>().db("gc")?;
+            let v = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .db("gc")?
+                .collect::<rusqlite::Result<HashSet<_>>>()
+                .db("gc")?;
             v
         };
         let blobs_dir = self.root.join("blobs/sha256");
@@ -497,7 +602,9 @@ impl ImageStore {
             let d = format!("sha256:{}", e.file_name().to_string_lossy());
             if !referenced.contains(&d) {
                 fsutil::remove_any(&e.path()).ctx(|| format!("remove {}", e.path().display()))?;
-                self.conn.execute("DELETE FROM verified_blobs WHERE blob_digest = ?1", [&d]).db("gc")?;
+                self.conn
+                    .execute("DELETE FROM verified_blobs WHERE blob_digest = ?1", [&d])
+                    .db("gc")?;
             }
         }
         Ok((deleted, bytes))
@@ -505,13 +612,23 @@ impl ImageStore {
 
     /// `docker system df`'s Images row.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
-        let q = |sql: &str| -> Result<i64> { self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).db("df").map(|v| v.unwrap_or(0)) };
+        let q = |sql: &str| -> Result<i64> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+                .db("df")
+                .map(|v| v.unwrap_or(0))
+        };
         let images = q("SELECT COUNT(*) FROM images")? as usize;
         let active = q("SELECT COUNT(DISTINCT image_id) FROM image_users WHERE image_id IN (SELECT id FROM images)")? as usize;
         let size = q("SELECT SUM(size) FROM layers WHERE chain_id IN (SELECT chain_id FROM image_layers)")? as u64;
         let used = q("SELECT SUM(size) FROM layers WHERE chain_id IN
                       (SELECT chain_id FROM image_layers WHERE image_id IN (SELECT image_id FROM image_users))")? as u64;
-        Ok(DiskUsage { images, active, size, reclaimable: size.saturating_sub(used) })
+        Ok(DiskUsage {
+            images,
+            active,
+            size,
+            reclaimable: size.saturating_sub(used),
+        })
     }
 
     /// Sizes each layer of `image` contributes only to it (not shared with another image).
@@ -535,18 +652,27 @@ pub(crate) fn set_tag(tx: &Connection, r: &Reference, id: &str) -> Result<()> {
         params![r.repository(), r.tag.as_deref().unwrap_or("latest"), id],
     )
     .db("tag")?;
-    tx.execute("UPDATE images SET last_tag_time = ?1 WHERE id = ?2", params![crate::timefmt::now_rfc3339(), id]).db("tag time")?;
+    tx.execute(
+        "UPDATE images SET last_tag_time = ?1 WHERE id = ?2",
+        params![crate::timefmt::now_rfc3339(), id],
+    )
+    .db("tag time")?;
     Ok(())
 }
 
 fn remove_tag(tx: &Connection, r: &Reference) -> Result<()> {
-    tx.execute("DELETE FROM tags WHERE repo = ?1 AND tag = ?2", params![r.repository(), r.tag.as_deref().unwrap_or("latest")]).db("untag")?;
+    tx.execute(
+        "DELETE FROM tags WHERE repo = ?1 AND tag = ?2",
+        params![r.repository(), r.tag.as_deref().unwrap_or("latest")],
+    )
+    .db("untag")?;
     Ok(())
 }
 
 fn delete_image(tx: &Connection, id: &str) -> Result<()> {
     tx.execute("DELETE FROM tags WHERE image_id = ?1", [id]).db("delete tags")?;
-    tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id]).db("delete image layers")?;
+    tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id])
+        .db("delete image layers")?;
     tx.execute("DELETE FROM images WHERE id = ?1", [id]).db("delete image")?;
     Ok(())
 }
@@ -556,31 +682,46 @@ fn choose_driver(root: &Path, conn: &Connection, opts: &StoreOptions) -> Result<
     let cfg_path = root.join("config.json");
     let from_config = match fs::read(&cfg_path) {
         Ok(b) => {
-            let v: serde_json::Value = serde_json::from_slice(&b)
-                .map_err(|e| Error::Io { context: format!("parse {}", cfg_path.display()), source: std::io::Error::other(e) })?;
+            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| Error::Io {
+                context: format!("parse {}", cfg_path.display()),
+                source: std::io::Error::other(e),
+            })?;
             v.get("storage-driver").and_then(|d| d.as_str()).map(Driver::parse).transpose()?
         }
         Err(_) => None,
     };
-    let existing: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'storage-driver'", [], |r| r.get(0)).optional().db("read driver")?;
+    let existing: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'storage-driver'", [], |r| r.get(0))
+        .optional()
+        .db("read driver")?;
     let wanted = opts.driver.or(from_config);
     match existing {
         Some(e) => {
             let e = Driver::parse(&e)?;
             match wanted {
-                Some(w) if w != e => Err(Error::DriverConflict { requested: w.name().into(), existing: e.name().into(), root: root.to_path_buf() }),
+                Some(w) if w != e => Err(Error::DriverConflict {
+                    requested: w.name().into(),
+                    existing: e.name().into(),
+                    root: root.to_path_buf(),
+                }),
                 _ => Ok(e),
             }
         }
         None => {
             let d = wanted.unwrap_or(Driver::Overlay);
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('storage-driver', ?1)", [d.name()]).db("set driver")?;
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('storage-driver', ?1)", [d.name()])
+                .db("set driver")?;
             // Another process may have created the store first with another driver.
-            let stored: String = conn.query_row("SELECT value FROM meta WHERE key = 'storage-driver'", [], |r| r.get(0)).db("read driver")?;
+            let stored: String = conn
+                .query_row("SELECT value FROM meta WHERE key = 'storage-driver'", [], |r| r.get(0))
+                .db("read driver")?;
             let stored = Driver::parse(&stored)?;
             if stored != d && wanted.is_some() {
-                return Err(Error::DriverConflict { requested: d.name().into(), existing: stored.name().into(), root: root.to_path_buf() });
+                return Err(Error::DriverConflict {
+                    requested: d.name().into(),
+                    existing: stored.name().into(),
+                    root: root.to_path_buf(),
+                });
             }
             Ok(stored)
         }

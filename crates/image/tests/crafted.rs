@@ -3,7 +3,7 @@
 
 mod common;
 
-use berth_image::{Driver, ImageStore, sha256_digest};
+use berth_image::{sha256_digest, Driver, ImageStore};
 use berth_testkit::Scratch;
 use common::*;
 use serde_json::json;
@@ -28,10 +28,26 @@ fn snapshot(store: &ImageStore) -> Before {
 
 fn assert_intact(store: &ImageStore, before: &Before) {
     let img = store.resolve("localhost/busybox").expect("busybox still resolves");
-    assert_eq!(listing(img.layer_dirs().last().unwrap()), before.top_listing, "busybox's layer changed");
-    assert_eq!(fs::read_dir(store.root().join("layers")).unwrap().count(), before.layers, "layers added");
-    assert_eq!(fs::read_dir(store.root().join("blobs/sha256")).unwrap().count(), before.blobs, "blobs added");
-    assert!(tmp_leftovers(store.root()).is_empty(), "temp leftovers: {:?}", tmp_leftovers(store.root()));
+    assert_eq!(
+        listing(img.layer_dirs().last().unwrap()),
+        before.top_listing,
+        "busybox's layer changed"
+    );
+    assert_eq!(
+        fs::read_dir(store.root().join("layers")).unwrap().count(),
+        before.layers,
+        "layers added"
+    );
+    assert_eq!(
+        fs::read_dir(store.root().join("blobs/sha256")).unwrap().count(),
+        before.blobs,
+        "blobs added"
+    );
+    assert!(
+        tmp_leftovers(store.root()).is_empty(),
+        "temp leftovers: {:?}",
+        tmp_leftovers(store.root())
+    );
     assert_eq!(store.list().unwrap().len(), 1);
 }
 
@@ -72,11 +88,19 @@ impl Oci {
             "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}
         }))
         .unwrap();
-        Oci { config, layers: vec![gzip(&layer)], layer_digests: None, skip_blobs: vec![] }
+        Oci {
+            config,
+            layers: vec![gzip(&layer)],
+            layer_digests: None,
+            skip_blobs: vec![],
+        }
     }
 
     fn build(&self) -> Vec<u8> {
-        let digests = self.layer_digests.clone().unwrap_or_else(|| self.layers.iter().map(|l| sha256_digest(l)).collect());
+        let digests = self
+            .layer_digests
+            .clone()
+            .unwrap_or_else(|| self.layers.iter().map(|l| sha256_digest(l)).collect());
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_digest(&self.config), "size": self.config.len()},
@@ -87,7 +111,10 @@ impl Oci {
             "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256_digest(&manifest), "size": manifest.len(),
             "annotations": {"org.opencontainers.image.ref.name": "localhost/crafted:1"}}]}))
         .unwrap();
-        let mut files: Vec<(String, Vec<u8>)> = vec![("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()), ("index.json".into(), index)];
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            ("index.json".into(), index),
+        ];
         let mut blobs = vec![manifest, self.config.clone()];
         blobs.extend(self.layers.iter().cloned());
         for (i, b) in blobs.into_iter().enumerate() {
@@ -112,7 +139,10 @@ fn store_with_busybox(s: &Scratch) -> (ImageStore, Before) {
 fn expect_error(store: &ImageStore, archive: &[u8], contains: &str) {
     let err = store.load(archive).expect_err("a broken archive must not load");
     let msg = err.to_string();
-    assert!(msg.to_lowercase().contains(&contains.to_lowercase()), "error {msg:?} should mention {contains:?}");
+    assert!(
+        msg.to_lowercase().contains(&contains.to_lowercase()),
+        "error {msg:?} should mention {contains:?}"
+    );
     assert!(!msg.contains('\n'), "one-line error: {msg:?}");
 }
 
@@ -144,7 +174,8 @@ fn corrupt_gzip_layer() {
     let mut oci = Oci::valid();
     let big = tar_of(&[("big.bin", (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect())]);
     oci.config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&big)]}})).unwrap();
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&big)]}}))
+    .unwrap();
     let mut gz = gzip(&big);
     let mid = gz.len() / 2;
     for b in &mut gz[mid..mid + 64] {
@@ -171,7 +202,8 @@ fn diff_id_mismatch() {
     let (store, before) = store_with_busybox(&s);
     let mut oci = Oci::valid();
     oci.config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(b"not the layer")]}})).unwrap();
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(b"not the layer")]}}))
+    .unwrap();
     expect_error(&store, &oci.build(), "digest");
     assert_intact(&store, &before);
 }
@@ -205,7 +237,8 @@ fn docker_archive_without_its_layer() {
     let (store, before) = store_with_busybox(&s);
     let layer = tar_of(&[("x", b"x".to_vec())]);
     let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}})).unwrap();
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}}))
+    .unwrap();
     let manifest = serde_json::to_vec(&json!([{"Config": "c.json", "RepoTags": ["x:1"], "Layers": ["l.tar"]}])).unwrap();
     expect_error(&store, &tar_of(&[("c.json", config), ("manifest.json", manifest)]), "missing");
     expect_error(&store, &tar_of(&[("hello", b"hi".to_vec())]), "manifest.json");
@@ -231,7 +264,8 @@ fn layer_escaping_its_directory() {
     let layer = b.into_inner().unwrap();
     let mut oci = Oci::valid();
     oci.config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}})).unwrap();
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}}))
+    .unwrap();
     oci.layers = vec![gzip(&layer)];
     assert!(store.load(oci.build().as_slice()).is_err());
     assert!(!store.root().join("tmp/escaped.tx").exists());
@@ -248,7 +282,9 @@ fn full_disk_loses_nothing() {
     let store = open(&root, Driver::Overlay);
     load_file(&store, "busybox.docker-archive.tar");
     let before = snapshot(&store);
-    let err = store.load(fs::File::open(fixture("layered.docker-archive.tar")).unwrap()).expect_err("cannot fit");
+    let err = store
+        .load(fs::File::open(fixture("layered.docker-archive.tar")).unwrap())
+        .expect_err("cannot fit");
     assert!(err.to_string().to_lowercase().contains("no space"), "{err}");
     assert_intact(&store, &before);
     // And the store still takes what fits.

@@ -12,7 +12,10 @@ fn check(fixture_file: &str, name: &str, reference: &str, driver: Driver) {
     let store = open(&s.join("root"), driver);
     let loaded = load_file(&store, fixture_file);
     assert_eq!(loaded.len(), 1);
-    assert_eq!(loaded[0].names.iter().map(|n| n.full()).collect::<Vec<_>>(), vec![reference.to_string()]);
+    assert_eq!(
+        loaded[0].names.iter().map(|n| n.full()).collect::<Vec<_>>(),
+        vec![reference.to_string()]
+    );
     let image = store.resolve(reference).unwrap();
     assert_eq!(image.id, loaded[0].id);
     assert_eq!(image.diff_ids(), fixture_diff_ids(fixture_file));
@@ -24,10 +27,22 @@ fn check(fixture_file: &str, name: &str, reference: &str, driver: Driver) {
     let got = listing(&root);
     let want = expected_listing(name);
     if got != want {
-        let diff: Vec<_> = want.lines().filter(|l| !got.contains(l)).chain(got.lines().filter(|l| !want.contains(l))).take(20).collect();
-        panic!("{fixture_file} ({driver:?}) unpacked differently from podman; differing lines:\n{}", diff.join("\n"));
+        let diff: Vec<_> = want
+            .lines()
+            .filter(|l| !got.contains(l))
+            .chain(got.lines().filter(|l| !want.contains(l)))
+            .take(20)
+            .collect();
+        panic!(
+            "{fixture_file} ({driver:?}) unpacked differently from podman; differing lines:\n{}",
+            diff.join("\n")
+        );
     }
-    assert!(tmp_leftovers(store.root()).is_empty(), "temp leftovers: {:?}", tmp_leftovers(store.root()));
+    assert!(
+        tmp_leftovers(store.root()).is_empty(),
+        "temp leftovers: {:?}",
+        tmp_leftovers(store.root())
+    );
 }
 
 #[test]
@@ -95,14 +110,19 @@ fn save_and_reload_keeps_digests() {
         load_file(&store, "layered.oci-archive.tar");
         let before = store.resolve("localhost/layered:1").unwrap();
         let out = s.join("saved.tar");
-        store.save(&["localhost/layered:1".to_string()], format, std::fs::File::create(&out).unwrap()).unwrap();
+        store
+            .save(&["localhost/layered:1".to_string()], format, std::fs::File::create(&out).unwrap())
+            .unwrap();
         let other = open(&s.join("b"), Driver::Overlay);
         let loaded = other.load(std::fs::File::open(&out).unwrap()).unwrap();
         assert_eq!(loaded[0].id, before.id, "{format:?}: the config blob is kept byte for byte");
         let after = other.resolve("localhost/layered:1").unwrap();
         assert_eq!(after.diff_ids(), before.diff_ids());
         if format == berth_image::ArchiveFormat::OciArchive {
-            assert_eq!(after.manifest_digest, before.manifest_digest, "oci save carries the manifest as received");
+            assert_eq!(
+                after.manifest_digest, before.manifest_digest,
+                "oci save carries the manifest as received"
+            );
             let blobs = |i: &berth_image::Image| i.layers.iter().map(|l| l.blob_digest.clone()).collect::<Vec<_>>();
             assert_eq!(blobs(&after), blobs(&before));
         }

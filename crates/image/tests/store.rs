@@ -19,7 +19,10 @@ fn busybox_tar_gz(s: &Scratch) -> Vec<u8> {
 }
 
 fn deleted(events: &[RemoveEvent]) -> Vec<String> {
-    events.iter().filter_map(|e| if let RemoveEvent::Deleted(d) = e { Some(d.clone()) } else { None }).collect()
+    events
+        .iter()
+        .filter_map(|e| if let RemoveEvent::Deleted(d) = e { Some(d.clone()) } else { None })
+        .collect()
 }
 
 #[test]
@@ -27,7 +30,15 @@ fn names_ids_and_prefixes_resolve() {
     let s = Scratch::new("store-resolve");
     let store = open(&s.join("root"), Driver::Overlay);
     let id = load_file(&store, "busybox.oci-archive.tar")[0].id.clone();
-    for name in ["localhost/busybox", "localhost/busybox:latest", "busybox", "busybox:latest", &id, &format!("sha256:{id}"), &id[..5]] {
+    for name in [
+        "localhost/busybox",
+        "localhost/busybox:latest",
+        "busybox",
+        "busybox:latest",
+        &id,
+        &format!("sha256:{id}"),
+        &id[..5],
+    ] {
         assert_eq!(store.resolve(name).unwrap().id, id, "{name}");
     }
     let by_digest = format!("localhost/busybox@{}", store.resolve("busybox").unwrap().manifest_digest);
@@ -44,7 +55,10 @@ fn names_ids_and_prefixes_resolve() {
     let mut ids = vec![id];
     let ambiguous = loop {
         assert!(ids.len() <= 17);
-        let opts = CommitOptions { changes: vec![format!("LABEL n={}", ids.len())], ..Default::default() };
+        let opts = CommitOptions {
+            changes: vec![format!("LABEL n={}", ids.len())],
+            ..Default::default()
+        };
         let new = store.commit(tar.as_slice(), &opts).unwrap();
         if let Some(prev) = ids.iter().find(|i| i[..1] == new[..1]) {
             let _ = prev;
@@ -67,12 +81,18 @@ fn tag_and_rmi_follow_docker() {
     store.tag(&busybox[..8], "registry.example:5000/team/box").unwrap();
     assert_eq!(store.resolve("mybox:1").unwrap().id, busybox);
     let names: Vec<String> = store.resolve(&busybox).unwrap().names.iter().map(|n| n.familiar()).collect();
-    assert_eq!(names, vec!["mybox:1", "localhost/busybox:latest", "registry.example:5000/team/box:latest"]);
+    assert_eq!(
+        names,
+        vec!["mybox:1", "localhost/busybox:latest", "registry.example:5000/team/box:latest"]
+    );
 
     // By id with several names: refused without force.
     assert_eq!(store.remove(&busybox, false).unwrap_err().kind(), ErrorKind::Conflict);
     // One name of several: untag only.
-    assert_eq!(store.remove("mybox:1", false).unwrap(), vec![RemoveEvent::Untagged("mybox:1".into())]);
+    assert_eq!(
+        store.remove("mybox:1", false).unwrap(),
+        vec![RemoveEvent::Untagged("mybox:1".into())]
+    );
     assert_eq!(store.remove("registry.example:5000/team/box", false).unwrap().len(), 1);
     let base_layer = store.resolve(&busybox).unwrap().layer_dirs()[0].clone();
     // The last name deletes; the layer stays because layered uses it.
@@ -145,7 +165,12 @@ fn import_with_changes_then_save_and_load() {
     let store = open(&s.join("a"), Driver::Overlay);
     let tar = busybox_tar_gz(&s);
     let opts = CommitOptions {
-        changes: vec![r#"CMD ["/bin/sh", "-c", "echo hi"]"#.into(), "ENV A=b".into(), "WORKDIR /srv".into(), "EXPOSE 8080".into()],
+        changes: vec![
+            r#"CMD ["/bin/sh", "-c", "echo hi"]"#.into(),
+            "ENV A=b".into(),
+            "WORKDIR /srv".into(),
+            "EXPOSE 8080".into(),
+        ],
         comment: Some("Imported from -".into()),
         reference: Some("imported:v1".into()),
         ..Default::default()
@@ -162,7 +187,13 @@ fn import_with_changes_then_save_and_load() {
     assert_eq!(img.config_json["history"][0]["comment"], "Imported from -");
 
     let out = s.join("imported.tar");
-    store.save(&["imported:v1".into()], berth_image::ArchiveFormat::DockerArchive, fs::File::create(&out).unwrap()).unwrap();
+    store
+        .save(
+            &["imported:v1".into()],
+            berth_image::ArchiveFormat::DockerArchive,
+            fs::File::create(&out).unwrap(),
+        )
+        .unwrap();
     let other = open(&s.join("b"), Driver::Vfs);
     let loaded = other.load(fs::File::open(&out).unwrap()).unwrap();
     assert_eq!(loaded[0].id, id);
@@ -202,7 +233,11 @@ fn commit_on_a_parent_adds_a_layer() {
         assert_eq!(img.id, id);
         assert_eq!(img.layers.len(), 2);
         assert_eq!(img.layers[0].chain_id, store.resolve(&parent).unwrap().layers[0].chain_id);
-        assert_eq!(img.config.config().clone().unwrap().cmd().clone().unwrap(), vec!["/bin/sh"], "parent's CMD kept");
+        assert_eq!(
+            img.config.config().clone().unwrap().cmd().clone().unwrap(),
+            vec!["/bin/sh"],
+            "parent's CMD kept"
+        );
         assert_eq!(img.config.config().clone().unwrap().user().clone().unwrap(), "nobody");
         let root = rootfs(&s, &store, &img);
         assert_eq!(fs::read(root.join("etc/added")).unwrap(), b"new\n");
@@ -217,13 +252,29 @@ fn the_driver_cannot_change_silently() {
     let root = s.join("root");
     drop(open(&root, Driver::Vfs));
     assert_eq!(ImageStore::open(&root, &StoreOptions::default()).unwrap().driver(), Driver::Vfs);
-    let e = ImageStore::open(&root, &StoreOptions { driver: Some(Driver::Overlay) }).err().unwrap();
+    let e = ImageStore::open(
+        &root,
+        &StoreOptions {
+            driver: Some(Driver::Overlay),
+        },
+    )
+    .err()
+    .unwrap();
     assert_eq!(e.kind(), ErrorKind::Conflict);
     let fresh = s.join("fresh");
     fs::create_dir_all(&fresh).unwrap();
-    fs::File::create(fresh.join("config.json")).unwrap().write_all(br#"{"storage-driver": "vfs"}"#).unwrap();
+    fs::File::create(fresh.join("config.json"))
+        .unwrap()
+        .write_all(br#"{"storage-driver": "vfs"}"#)
+        .unwrap();
     assert_eq!(ImageStore::open(&fresh, &StoreOptions::default()).unwrap().driver(), Driver::Vfs);
-    assert!(ImageStore::open(&fresh, &StoreOptions { driver: Some(Driver::Overlay) }).is_err());
+    assert!(ImageStore::open(
+        &fresh,
+        &StoreOptions {
+            driver: Some(Driver::Overlay)
+        }
+    )
+    .is_err());
 }
 
 #[test]

@@ -44,7 +44,12 @@ pub fn ok(root: &Path, args: &[&str]) -> String {
 }
 
 pub fn listing(dir: &Path) -> String {
-    let out = Command::new("python3").arg(Path::new(FIXTURES).join("listing.py")).arg("--mtime").arg(dir).output().expect("listing.py");
+    let out = Command::new("python3")
+        .arg(Path::new(FIXTURES).join("listing.py"))
+        .arg("--mtime")
+        .arg(dir)
+        .output()
+        .expect("listing.py");
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
 }
@@ -64,7 +69,14 @@ pub fn mount_image(root: &Path, image: &str, at: &Path) -> PathBuf {
     let mut lowers: Vec<String> = img.layer_dirs().iter().rev().map(|d| d.display().to_string()).collect();
     lowers.push(empty.display().to_string());
     let opts = format!("lowerdir={}", lowers.join(":"));
-    nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::MS_RDONLY, Some(opts.as_str())).expect("mount");
+    nix::mount::mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        nix::mount::MsFlags::MS_RDONLY,
+        Some(opts.as_str()),
+    )
+    .expect("mount");
     merged
 }
 
@@ -79,6 +91,10 @@ pub fn assert_consistent(root: &Path) {
             assert!(store.blob_path(&l.blob_digest).unwrap().is_file(), "missing blob {}", l.blob_digest);
         }
     }
-    let left: Vec<_> = std::fs::read_dir(root.join("tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(left.is_empty(), "leftovers in tmp: {left:?}");
 }

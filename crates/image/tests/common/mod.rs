@@ -50,8 +50,14 @@ pub fn rootfs(s: &Scratch, store: &ImageStore, image: &Image) -> PathBuf {
             let mut lowers: Vec<String> = image.layer_dirs().iter().rev().map(|d| d.display().to_string()).collect();
             lowers.push(empty.display().to_string());
             let opts = format!("lowerdir={}", lowers.join(":"));
-            nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::MS_RDONLY, Some(opts.as_str()))
-                .expect("mount overlay");
+            nix::mount::mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                nix::mount::MsFlags::MS_RDONLY,
+                Some(opts.as_str()),
+            )
+            .expect("mount overlay");
             merged
         }
     }
@@ -59,7 +65,9 @@ pub fn rootfs(s: &Scratch, store: &ImageStore, image: &Image) -> PathBuf {
 
 /// Entries left in `<root>/tmp`.
 pub fn tmp_leftovers(root: &Path) -> Vec<String> {
-    fs::read_dir(root.join("tmp")).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    fs::read_dir(root.join("tmp"))
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// Diff ids of a fixture, from its config (read with the tar crate, independently of the store).
@@ -84,5 +92,10 @@ pub fn fixture_diff_ids(name: &str) -> Vec<String> {
         let m: serde_json::Value = serde_json::from_slice(&blob(idx["manifests"][0]["digest"].as_str().unwrap())).unwrap();
         serde_json::from_slice(&blob(m["config"]["digest"].as_str().unwrap())).unwrap()
     };
-    config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect()
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
 }
