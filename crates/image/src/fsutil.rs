@@ -208,3 +208,45 @@ fn set_times(p: &Path, m: &fs::Metadata) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn copy_tree_keeps_links_devices_owners_and_xattrs() {
+        let s = berth_testkit::Scratch::new("copy-tree");
+        let src = s.join("src");
+        fs::create_dir_all(src.join("d/sub")).unwrap();
+        fs::write(src.join("d/a"), b"data").unwrap();
+        fs::hard_link(src.join("d/a"), src.join("b")).unwrap();
+        symlink("d/a", src.join("l")).unwrap();
+        fs::set_permissions(src.join("d/a"), fs::Permissions::from_mode(0o4755)).unwrap();
+        std::os::unix::fs::lchown(src.join("d/sub"), Some(1000), Some(1000)).unwrap();
+        xattr::set(src.join("d/sub"), "trusted.overlay.opaque", b"y").unwrap();
+        let fifo = std::ffi::CString::new(src.join("fifo").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+        let wh = std::ffi::CString::new(src.join("d/.gone").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
+        std::os::unix::fs::lchown(src.join("d/a"), Some(0), Some(0)).unwrap();
+        fs::set_permissions(src.join("d/a"), fs::Permissions::from_mode(0o4755)).unwrap();
+
+        let st = std::process::Command::new("touch").arg("-d").arg("@1000000").arg(src.join("d")).status().unwrap();
+        assert!(st.success());
+
+        let dst = s.join("dst");
+        copy_tree(&src, &dst).unwrap();
+        let a = fs::metadata(dst.join("d/a")).unwrap();
+        assert_eq!(a.ino(), fs::metadata(dst.join("b")).unwrap().ino(), "hard link kept");
+        assert_eq!(a.mode() & 0o7777, 0o4755, "setuid kept");
+        assert_eq!(fs::read_link(dst.join("l")).unwrap(), Path::new("d/a"));
+        let sub = fs::metadata(dst.join("d/sub")).unwrap();
+        assert_eq!((sub.uid(), sub.gid()), (1000, 1000));
+        assert_eq!(xattr::get(dst.join("d/sub"), "trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
+        assert_eq!(fs::metadata(dst.join("fifo")).unwrap().mode() & libc::S_IFMT, libc::S_IFIFO);
+        let w = fs::symlink_metadata(dst.join("d/.gone")).unwrap();
+        assert_eq!((w.mode() & libc::S_IFMT, w.rdev()), (libc::S_IFCHR, 0));
+        assert_eq!(fs::metadata(dst.join("d")).unwrap().mtime(), 1000000, "directory times set after their children");
+    }
+}
