@@ -1,5 +1,7 @@
 //! `berth`: the engine CLI, in docker's shape. For now its image commands.
 
+mod container;
+mod filesystem;
 mod format;
 mod history;
 mod images;
@@ -7,6 +9,7 @@ mod inspect;
 mod remove;
 mod system;
 mod transfer;
+mod volume;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -40,8 +43,8 @@ enum Command {
     Save(transfer::SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(transfer::ImportArgs),
-    /// Return low-level information on images
-    Inspect(inspect::InspectArgs),
+    /// Return low-level information on containers or images
+    Inspect(container::InspectArgs),
     /// Show the history of an image
     History(history::HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -51,6 +54,22 @@ enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(filesystem::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(filesystem::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(filesystem::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(filesystem::ExportArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
+    #[command(flatten)]
+    Containers(container::Commands),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(container::Group),
 }
 
 #[derive(Subcommand)]
@@ -109,6 +128,9 @@ impl Ctx {
 fn main() -> ExitCode {
     // Like other CLI tools: `berth images | head` ends quietly instead of failing on EPIPE.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if let Some(code) = container::monitor_main() {
+        return code;
+    }
     let cli = Cli::parse();
     let ctx = Ctx { root: cli.root, driver: cli.storage_driver };
     let result = match cli.command {
@@ -116,12 +138,20 @@ fn main() -> ExitCode {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => transfer::load(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => transfer::save(&ctx, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => transfer::import(&ctx, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
+        Command::Inspect(a) => container::inspect(&ctx, a),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => remove::tag(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => remove::rmi(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => remove::prune(&ctx, a),
         Command::System(SystemCommand::Df(a)) => system::df(&ctx, a),
+        Command::Diff(a) => filesystem::diff(&ctx, a),
+        Command::Commit(a) => filesystem::commit(&ctx, a),
+        Command::Cp(a) => filesystem::cp(&ctx, a),
+        Command::Export(a) => filesystem::export(&ctx, a),
+        Command::Volume(c) => volume::run(&ctx, c),
+        Command::Containers(c) => container::run(&ctx, c),
+        Command::Container(g) => container::run_group(&ctx, g),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -192,6 +192,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
     let mut restart_count = m.cfg.restart_count;
     let mut state = read_state(dir);
     let mut first = true;
+    let mut failure = None;
     let final_code;
     loop {
         let launched = launch(&rt, &m.cfg, dir);
@@ -205,8 +206,8 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
                 state.finished_at = timefmt::now();
                 let _ = write_state(dir, &state);
                 let _ = rt.delete(&id, true);
-                report(&mut sync, &Err(e));
                 final_code = state.exit_code;
+                failure = Some(e);
                 break;
             }
         };
@@ -272,6 +273,10 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         remove_container(&m.cfg);
     }
     let _ = std::fs::remove_file(dir.join(ATTACH_SOCKET));
+    // A start failure is reported once the container is cleaned up (docker run --rm).
+    if let Some(e) = failure {
+        report(&mut sync, &Err(e));
+    }
     let exit = frame(attach::EXIT, &final_code.to_le_bytes());
     for c in &m.clients {
         sys::write_all(c.fd.as_raw_fd(), &exit);
@@ -338,11 +343,12 @@ fn launch(rt: &berth_runtime::Runtime, cfg: &MonitorConfig, dir: &Path) -> Resul
         l.err = Some(er);
         l.stdin = iw;
     }
+    // Before start: a short-lived command may be gone (and its state say pid 0) right after.
+    l.pid = rt.state(&cfg.id)?.pid;
     if let Err(e) = rt.start(&cfg.id) {
         let _ = rt.delete(&cfg.id, true);
         return Err(e.into());
     }
-    l.pid = rt.state(&cfg.id)?.pid;
     for fd in [&l.out, &l.err, &l.pty, &l.stdin].into_iter().flatten() {
         sys::set_nonblock(fd.as_raw_fd());
     }

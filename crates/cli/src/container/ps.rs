@@ -1,0 +1,192 @@
+//! `berth ps`: docker's columns, filters and formats.
+
+use berth_engine::{timefmt, Container};
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::engine;
+use crate::format::{human_size, print_formatted, table};
+use crate::{CmdResult, Ctx, Failure};
+
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    size: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long)]
+    last: Option<usize>,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    latest: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Format output using a custom template ('json', 'table', or a Go-style template)
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// docker's STATUS column.
+pub fn status_text(c: &Container) -> String {
+    let s = &c.state;
+    match s.status.as_str() {
+        "running" => format!("Up {}", timefmt::since(&s.started_at)),
+        "paused" => format!("Up {} (Paused)", timefmt::since(&s.started_at)),
+        "restarting" => format!("Restarting ({}) {} ago", s.exit_code, timefmt::since(&s.finished_at)),
+        "exited" => format!("Exited ({}) {} ago", s.exit_code, timefmt::since(&s.finished_at)),
+        "dead" => "Dead".into(),
+        "removing" => "Removal In Progress".into(),
+        _ => "Created".into(),
+    }
+}
+
+/// "2024-05-01 12:00:00 +0000 UTC", Go's time.String().
+fn go_time(rfc: &str) -> String {
+    let (d, t) = rfc.split_once('T').unwrap_or((rfc, ""));
+    format!("{d} {} +0000 UTC", t.get(..8).unwrap_or(""))
+}
+
+fn quoted_command(c: &Container, trunc: bool) -> String {
+    let cmd = c.command_line();
+    let cmd = if trunc && cmd.chars().count() > 20 { format!("{}…", cmd.chars().take(19).collect::<String>()) } else { cmd };
+    format!("\"{cmd}\"")
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += md.size();
+            }
+        }
+    }
+    total
+}
+
+fn row(c: &Container, trunc: bool, size: Option<(u64, u64)>) -> Value {
+    let labels: Vec<String> = c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mounts: Vec<String> = c.mounts.iter().map(|m| m.name.clone().unwrap_or_else(|| m.source.clone())).collect();
+    let size_text = size.map(|(rw, virt)| format!("{} (virtual {})", human_size(rw), human_size(virt))).unwrap_or_default();
+    json!({
+        "Command": quoted_command(c, trunc),
+        "CreatedAt": go_time(&c.created),
+        "ID": if trunc { c.short_id().to_string() } else { c.id.clone() },
+        "Image": c.image_name,
+        "Labels": labels.join(","),
+        "LocalVolumes": c.mounts.iter().filter(|m| m.typ == "volume").count().to_string(),
+        "Mounts": mounts.join(","),
+        "Names": c.name,
+        "Networks": c.host_config.network_mode,
+        "Ports": "",
+        "RunningFor": format!("{} ago", timefmt::since(&c.created)),
+        "Size": size_text,
+        "State": c.state.status,
+        "Status": status_text(c),
+    })
+}
+
+fn matches(c: &Container, filters: &[(String, String)]) -> Result<bool, Failure> {
+    // docker: values of the same key are ORed, different keys ANDed.
+    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.dedup();
+    for key in keys {
+        let vals: Vec<&str> = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect();
+        let ok = vals.iter().any(|v| match key {
+            "status" => c.state.status == *v,
+            "name" => c.name.contains(v),
+            "id" => c.id.starts_with(v),
+            "label" => match v.split_once('=') {
+                Some((k, val)) => c.config.labels.get(k).is_some_and(|x| x == val),
+                None => c.config.labels.contains_key(*v),
+            },
+            "ancestor" => {
+                let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
+                strip(&c.image_name) == strip(v) || c.image == *v || c.image.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:"))
+            }
+            "exited" => c.state.status == "exited" && v.parse::<i32>().ok() == Some(c.state.exit_code),
+            "volume" => c.mounts.iter().any(|m| m.name.as_deref() == Some(*v) || m.destination == *v),
+            "network" => c.host_config.network_mode == *v,
+            _ => false,
+        });
+        if !matches!(key, "status" | "name" | "id" | "label" | "ancestor" | "exited" | "volume" | "network") {
+            return Err(Failure(format!("invalid filter '{key}'")));
+        }
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
+    let e = engine(ctx)?;
+    let mut filters = Vec::new();
+    for f in &a.filter {
+        let (k, v) = f.split_once('=').ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {f}")))?;
+        filters.push((k.to_string(), v.to_string()));
+    }
+    let limit = if a.latest { Some(1) } else { a.last };
+    let all = a.all || limit.is_some() || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+    let mut list = e.list(all)?;
+    list.retain(|c| matches(c, &filters).unwrap_or(false));
+    for (k, _) in &filters {
+        if !matches!(k.as_str(), "status" | "name" | "id" | "label" | "ancestor" | "exited" | "volume" | "network") {
+            return Err(Failure(format!("invalid filter '{k}'")));
+        }
+    }
+    if let Some(n) = limit {
+        list.truncate(n);
+    }
+    let trunc = !a.no_trunc;
+    if a.quiet {
+        for c in &list {
+            println!("{}", if trunc { c.short_id() } else { &c.id });
+        }
+        return Ok(());
+    }
+    let sizes: Vec<Option<(u64, u64)>> = list
+        .iter()
+        .map(|c| {
+            a.size.then(|| {
+                let rw = c.graph_driver.data.get("UpperDir").map(|d| dir_size(std::path::Path::new(d))).unwrap_or(0);
+                let img = e.store().ok().and_then(|s| s.image(&c.image).ok()).map_or(0, |i| i.size);
+                (rw, rw + img)
+            })
+        })
+        .collect();
+    let rows: Vec<Value> = list.iter().zip(&sizes).map(|(c, s)| row(c, trunc, *s)).collect();
+    if let Some(f) = &a.format {
+        return print_formatted(f, &rows).map_err(Failure);
+    }
+    let mut lines = vec![vec!["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].into_iter().map(String::from).collect::<Vec<_>>()];
+    if a.size {
+        lines[0].push("SIZE".into());
+    }
+    for r in &rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let mut l = vec![s("ID"), s("Image"), s("Command"), s("RunningFor"), s("Status"), s("Ports"), s("Names")];
+        if a.size {
+            l.push(s("Size"));
+        }
+        lines.push(l);
+    }
+    print!("{}", table(&lines));
+    Ok(())
+}
