@@ -291,3 +291,21 @@ fn full_disk_loses_nothing() {
     let small = Oci::valid().build();
     store.load(small.as_slice()).unwrap();
 }
+
+#[test]
+fn plain_and_zstd_layers_load_too() {
+    let s = Scratch::new("crafted-zstd");
+    let (store, _) = store_with_busybox(&s);
+    let layer = tar_of(&[("hello.txt", b"hello\n".to_vec())]);
+    for (i, blob) in [layer.clone(), zstd::encode_all(layer.as_slice(), 3).unwrap()].into_iter().enumerate() {
+        let mut oci = Oci::valid();
+        // A different config per variant, so each is its own image.
+        oci.config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "config": {"Labels": {"v": i.to_string()}},
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}}))
+        .unwrap();
+        oci.layers = vec![blob];
+        let loaded = store.load(oci.build().as_slice()).unwrap();
+        let img = store.image(&loaded[0].id).unwrap();
+        assert_eq!(fs::read(img.layer_dirs()[0].join("hello.txt")).unwrap(), b"hello\n");
+    }
+}
