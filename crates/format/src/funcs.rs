@@ -28,6 +28,8 @@ pub(crate) fn basic() -> Vec<(&'static str, Func)> {
         ("printf", printf),
         ("index", index),
         ("len", len),
+        ("eq", eq),
+        ("ne", ne),
         (PRINT, hidden_print),
         (RANGE, hidden_range),
         (KEY, hidden_key),
@@ -60,18 +62,24 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn wrong_type(expected: &str, got: &Value) -> FuncError {
-    FuncError::Generic(format!("wrong type for value; expected {expected}; got {}", type_name(got)))
+    FuncError::Generic(format!(
+        "wrong type for value; expected {expected}; got {}",
+        type_name(got)
+    ))
 }
 
 fn arity(name: &str, args: &[Value], n: usize) -> Result<(), FuncError> {
     if args.len() == n {
         Ok(())
     } else {
-        Err(FuncError::Generic(format!("wrong number of args for {name}: want {n} got {}", args.len())))
+        Err(FuncError::Generic(format!(
+            "wrong number of args for {name}: want {n} got {}",
+            args.len()
+        )))
     }
 }
 
-fn string_arg<'a>(v: &'a Value) -> Result<&'a str, FuncError> {
+fn string_arg(v: &Value) -> Result<&str, FuncError> {
     match v {
         Value::String(s) => Ok(s),
         other => Err(wrong_type("string", other)),
@@ -208,15 +216,22 @@ fn println(args: &[Value]) -> Result<Value, FuncError> {
 /// (labels, options) is "" — the same for a null map.
 fn index(args: &[Value]) -> Result<Value, FuncError> {
     let Some((mut cur, keys)) = args.split_first().map(|(c, k)| (c.clone(), k)) else {
-        return Err(FuncError::Generic("wrong number of args for index: want at least 1 got 0".into()));
+        return Err(FuncError::Generic(
+            "wrong number of args for index: want at least 1 got 0".into(),
+        ));
     };
     for key in keys {
         cur = match (&cur, key) {
             (Value::Array(a), k) => {
-                let i = int_arg(k).map_err(|_| FuncError::Generic(format!("cannot index slice/array with type {}", type_name(k))))?;
+                let i = int_arg(k)
+                    .map_err(|_| FuncError::Generic(format!("cannot index slice/array with type {}", type_name(k))))?;
                 match usize::try_from(i).ok().and_then(|i| a.get(i)) {
                     Some(v) => v.clone(),
-                    None => return Err(FuncError::Generic(format!("error calling index: index out of range: {i}"))),
+                    None => {
+                        return Err(FuncError::Generic(format!(
+                            "error calling index: index out of range: {i}"
+                        )))
+                    }
                 }
             }
             (Value::Map(m) | Value::Object(m), Value::String(k)) => match m.get(k) {
@@ -225,13 +240,71 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
                 None => Value::NoValue,
             },
             (Value::Map(_) | Value::Object(_), k) => {
-                return Err(FuncError::Generic(format!("value has type {}; should be string", type_name(k))))
+                return Err(FuncError::Generic(format!(
+                    "value has type {}; should be string",
+                    type_name(k)
+                )))
             }
             (Value::Nil | Value::NoValue, _) => Value::String(String::new()),
-            (other, _) => return Err(FuncError::Generic(format!("can't index item of type {}", type_name(other)))),
+            (other, _) => {
+                return Err(FuncError::Generic(format!(
+                    "can't index item of type {}",
+                    type_name(other)
+                )))
+            }
         };
     }
     Ok(cur)
+}
+
+/// Go's `eq arg1 arg2 [arg3...]`: whether arg1 equals any of the others.
+fn eq(args: &[Value]) -> Result<Value, FuncError> {
+    let Some((first, rest)) = args.split_first().filter(|(_, r)| !r.is_empty()) else {
+        return Err(FuncError::Generic("missing argument for comparison".into()));
+    };
+    for other in rest {
+        if basic_eq(first, other)? {
+            return Ok(Value::Bool(true));
+        }
+    }
+    Ok(Value::Bool(false))
+}
+
+fn ne(args: &[Value]) -> Result<Value, FuncError> {
+    if args.len() != 2 {
+        return Err(FuncError::Generic(format!(
+            "wrong number of args for ne: want 2 got {}",
+            args.len()
+        )));
+    }
+    Ok(Value::Bool(!basic_eq(&args[0], &args[1])?))
+}
+
+fn basic_eq(a: &Value, b: &Value) -> Result<bool, FuncError> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => Ok(match (x.as_f64(), y.as_f64()) {
+            (None, None) => x.as_i64() == y.as_i64() && x.as_u64() == y.as_u64(),
+            (fx, fy) => {
+                fx.or_else(|| x.as_i64().map(|i| i as f64))
+                    .or_else(|| x.as_u64().map(|u| u as f64))
+                    == fy
+                        .or_else(|| y.as_i64().map(|i| i as f64))
+                        .or_else(|| y.as_u64().map(|u| u as f64))
+            }
+        }),
+        (Value::String(x), Value::String(y)) => Ok(x == y),
+        (Value::Bool(x), Value::Bool(y)) => Ok(x == y),
+        (Value::Nil | Value::NoValue, Value::Nil | Value::NoValue) => Ok(true),
+        (Value::Array(_) | Value::Map(_) | Value::Object(_), _)
+        | (_, Value::Array(_) | Value::Map(_) | Value::Object(_)) => {
+            Err(FuncError::Generic("non-comparable type".into()))
+        }
+        _ => Err(FuncError::Generic(format!(
+            "incompatible types for comparison: {} and {}",
+            type_name(a),
+            type_name(b)
+        ))),
+    }
 }
 
 fn len(args: &[Value]) -> Result<Value, FuncError> {
@@ -259,13 +332,20 @@ fn hidden_range(args: &[Value]) -> Result<Value, FuncError> {
         Some(Value::Map(m) | Value::Object(m)) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            keys.into_iter().map(|k| pairs(Value::String(k.clone()), &m[k])).collect()
+            keys.into_iter()
+                .map(|k| pairs(Value::String(k.clone()), &m[k]))
+                .collect()
         }
         Some(Value::Nil | Value::NoValue) | None => Vec::new(),
-        Some(Value::Number(n)) if n.as_u64().is_some() => {
-            (0..n.as_u64().unwrap_or_default()).map(|i| pairs(Value::from(i), &Value::from(i))).collect()
+        Some(Value::Number(n)) if n.as_u64().is_some() => (0..n.as_u64().unwrap_or_default())
+            .map(|i| pairs(Value::from(i), &Value::from(i)))
+            .collect(),
+        Some(other) => {
+            return Err(FuncError::Generic(format!(
+                "range can't iterate over {}",
+                go_print(other)
+            )))
         }
-        Some(other) => return Err(FuncError::Generic(format!("range can't iterate over {}", go_print(other)))),
     }))
 }
 
@@ -290,7 +370,9 @@ fn hidden_val(args: &[Value]) -> Result<Value, FuncError> {
 /// flags `-`, `+`, `0`, ` `, width and precision.
 fn printf(args: &[Value]) -> Result<Value, FuncError> {
     let Some((fmt, rest)) = args.split_first() else {
-        return Err(FuncError::Generic("wrong number of args for printf: want at least 1 got 0".into()));
+        return Err(FuncError::Generic(
+            "wrong number of args for printf: want at least 1 got 0".into(),
+        ));
     };
     Ok(Value::String(sprintf(string_arg(fmt)?, rest)))
 }
@@ -345,7 +427,12 @@ pub(crate) fn sprintf(fmt: &str, args: &[Value]) -> String {
         };
         next += 1;
         let (num_f, num_i) = match arg {
-            Value::Number(n) => (n.as_f64().or_else(|| n.as_i64().map(|i| i as f64)).or_else(|| n.as_u64().map(|u| u as f64)), n.as_i64()),
+            Value::Number(n) => (
+                n.as_f64()
+                    .or_else(|| n.as_i64().map(|i| i as f64))
+                    .or_else(|| n.as_u64().map(|u| u as f64)),
+                n.as_i64(),
+            ),
             _ => (None, None),
         };
         let sign = |s: String, negative: bool| {
@@ -370,9 +457,11 @@ pub(crate) fn sprintf(fmt: &str, args: &[Value]) -> String {
             ('q', Value::String(s)) => go_json(&serde_json::Value::String(s.clone()), None),
             ('t', Value::Bool(b)) => b.to_string(),
             ('d', Value::Number(n)) if n.as_f64().is_none() => sign(n.to_string(), n.as_i64().is_some_and(|i| i < 0)),
-            ('c', _) if num_i.is_some() => {
-                num_i.and_then(|i| u32::try_from(i).ok()).and_then(char::from_u32).unwrap_or('\u{fffd}').to_string()
-            }
+            ('c', _) if num_i.is_some() => num_i
+                .and_then(|i| u32::try_from(i).ok())
+                .and_then(char::from_u32)
+                .unwrap_or('\u{fffd}')
+                .to_string(),
             ('x', Value::String(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
             ('X', Value::String(s)) => s.bytes().map(|b| format!("{b:02X}")).collect(),
             ('x', _) if num_i.is_some() => sign(hex(num_i.unwrap_or_default(), false), num_i < Some(0)),
@@ -389,7 +478,7 @@ pub(crate) fn sprintf(fmt: &str, args: &[Value]) -> String {
                 let f = num_f.unwrap_or_default();
                 sign(go_float(f), f < 0.0)
             }
-            (v, other) => format!("%!{v}({}={})", type_name_verbose(other), go_print(other)),
+            (v, other) => format!("%!{v}({}={})", type_name(other), go_print(other)),
         };
         let w = width.unwrap_or(0);
         let len = body.chars().count();
@@ -412,19 +501,21 @@ pub(crate) fn sprintf(fmt: &str, args: &[Value]) -> String {
         }
     }
     if next < args.len() {
-        let extra: Vec<String> =
-            args[next..].iter().map(|a| format!("{}={}", type_name_verbose(a), go_print(a))).collect();
+        let extra: Vec<String> = args[next..]
+            .iter()
+            .map(|a| format!("{}={}", type_name(a), go_print(a)))
+            .collect();
         out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
     }
     out
 }
 
-fn type_name_verbose(v: &Value) -> &'static str {
-    type_name(v)
-}
-
 fn hex(i: i64, upper: bool) -> String {
-    let s = if upper { format!("{:X}", i.unsigned_abs()) } else { format!("{:x}", i.unsigned_abs()) };
+    let s = if upper {
+        format!("{:X}", i.unsigned_abs())
+    } else {
+        format!("{:x}", i.unsigned_abs())
+    };
     if i < 0 {
         format!("-{s}")
     } else {

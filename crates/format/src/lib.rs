@@ -62,7 +62,10 @@ pub struct Headers(pub &'static [(&'static str, &'static str)]);
 
 impl Headers {
     fn get(&self, field: &str) -> String {
-        self.0.iter().find(|(k, _)| *k == field).map_or_else(|| field.to_uppercase(), |(_, h)| h.to_string())
+        self.0
+            .iter()
+            .find(|(k, _)| *k == field)
+            .map_or_else(|| field.to_uppercase(), |(_, h)| h.to_string())
     }
 }
 
@@ -104,7 +107,10 @@ fn header_row(body: &str, headers: &Headers, rows: &[Json]) -> String {
     let mut names: Vec<String> = headers.0.iter().map(|(k, _)| k.to_string()).collect();
     names.extend(rows.iter().filter_map(Json::as_object).flat_map(|m| m.keys().cloned()));
     names.extend(field_names(body));
-    let map = names.into_iter().map(|n| (n.clone(), gtmpl::Value::String(headers.get(&n)))).collect();
+    let map = names
+        .into_iter()
+        .map(|n| (n.clone(), gtmpl::Value::String(headers.get(&n))))
+        .collect();
     let data = gtmpl::Value::Map(map);
     let cuts: Vec<usize> = body.match_indices('\t').map(|(i, _)| i).chain([body.len()]).collect();
     for &cut in cuts.iter().rev() {
@@ -124,7 +130,10 @@ fn field_names(body: &str) -> Vec<String> {
     let mut names = Vec::new();
     for (i, _) in body.match_indices('.') {
         let prev_ident = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
-        let name: String = body[i + 1..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let name: String = body[i + 1..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if !prev_ident && !name.is_empty() {
             names.push(name);
         }

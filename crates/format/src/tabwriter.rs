@@ -20,7 +20,11 @@ pub(crate) struct Settings {
 }
 
 /// `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`.
-pub(crate) const DOCKER: Settings = Settings { min_width: 10, padding: 3, pad_char: ' ' };
+pub(crate) const DOCKER: Settings = Settings {
+    min_width: 10,
+    padding: 3,
+    pad_char: ' ',
+};
 
 struct Cell<'a> {
     text: &'a str,
@@ -35,7 +39,14 @@ pub fn tabwrite(text: &str) -> String {
 pub(crate) fn tabwrite_with(text: &str, s: Settings) -> String {
     let mut lines: Vec<Vec<Cell<'_>>> = text
         .split('\n')
-        .map(|line| line.split(['\t', '\x0b']).map(|t| Cell { text: t, width: t.width() }).collect())
+        .map(|line| {
+            line.split(['\t', '\x0b'])
+                .map(|t| Cell {
+                    text: t,
+                    width: t.width(),
+                })
+                .collect()
+        })
         .collect();
     // Flush terminates the last cell only if it holds text: a trailing tab on the final,
     // unterminated line leaves no empty cell behind.
@@ -159,7 +170,14 @@ mod tests {
             ("15a", 4, 0, '.', "a\t\tb", "a.......b"),
         ];
         for (name, min_width, padding, pad_char, src, want) in cases {
-            let got = tabwrite_with(src, Settings { min_width: *min_width, padding: *padding, pad_char: *pad_char });
+            let got = tabwrite_with(
+                src,
+                Settings {
+                    min_width: *min_width,
+                    padding: *padding,
+                    pad_char: *pad_char,
+                },
+            );
             assert_eq!(&got, want, "case {name}");
         }
     }
@@ -167,13 +185,22 @@ mod tests {
     #[test]
     fn docker_settings() {
         // minwidth 10 even for short cells; padding 3 past the widest cell; last cell unpadded.
-        assert_eq!(tabwrite("A\tB\nlong-value-here\tx\n"), "A                 B\nlong-value-here   x\n");
+        assert_eq!(
+            tabwrite("A\tB\nlong-value-here\tx\n"),
+            "A                 B\nlong-value-here   x\n"
+        );
         // An empty cell still takes its column's width.
-        assert_eq!(tabwrite("a\t\tc\nbb\tx\tc\n"), "a                   c\nbb        x         c\n");
+        assert_eq!(
+            tabwrite("a\t\tc\nbb\tx\tc\n"),
+            "a                   c\nbb        x         c\n"
+        );
         // A trailing tab pads the last real cell on newline-terminated lines.
         assert_eq!(tabwrite("a\tb\t\n"), "a         b         \n");
         // A line without tabs ends the column block: the blocks above and below align apart.
-        assert_eq!(tabwrite("aaaaaaaaaaaaa\tx\n-\nb\ty\n"), "aaaaaaaaaaaaa   x\n-\nb         y\n");
+        assert_eq!(
+            tabwrite("aaaaaaaaaaaaa\tx\n-\nb\ty\n"),
+            "aaaaaaaaaaaaa   x\n-\nb         y\n"
+        );
         // Widths count display columns, not bytes: é is one column, 本 two.
         assert_eq!(tabwrite("ééééé\tx\nab\ty\n"), "ééééé     x\nab        y\n");
         assert_eq!(tabwrite("本本本本本\tx\nab\ty\n"), "本本本本本   x\nab           y\n");

@@ -36,7 +36,9 @@ pub(crate) fn parse(src: &str, funcs: &[(&'static str, gtmpl::Func)]) -> Result<
     }
     let mut inner = gtmpl::Template::default();
     inner.add_funcs(funcs);
-    inner.parse(rewrite(src)).map_err(|e| Error::Parse(parse_message(&e, src)))?;
+    inner
+        .parse(rewrite(src))
+        .map_err(|e| Error::Parse(parse_message(&e, src)))?;
     Ok(Template { inner })
 }
 
@@ -61,7 +63,9 @@ impl Template {
     }
 
     pub(crate) fn execute_value(&self, data: gtmpl::Value) -> Result<String, Error> {
-        self.inner.render(&Context::from(data)).map_err(|e| Error::Exec(exec_message(&e)))
+        self.inner
+            .render(&Context::from(data))
+            .map_err(|e| Error::Exec(exec_message(&e)))
     }
 }
 
@@ -72,7 +76,10 @@ fn parse_message(e: &ParseError, src: &str) -> String {
         ParseError::WithContext(ctx, msg) => {
             let lines = src.matches('\n').count() + 1;
             let line = ctx.line.saturating_sub(1).clamp(1, lines);
-            let msg = match msg.strip_prefix("function ").and_then(|m| m.strip_suffix(" not defined")) {
+            let msg = match msg
+                .strip_prefix("function ")
+                .and_then(|m| m.strip_suffix(" not defined"))
+            {
                 Some(name) => format!("function \"{name}\" not defined"),
                 None => msg.clone(),
             };
@@ -85,8 +92,10 @@ fn parse_message(e: &ParseError, src: &str) -> String {
 fn exec_message(e: &ExecError) -> String {
     let msg = match e {
         ExecError::NoFiledFor(field, _) => format!("can't evaluate field {field}"),
-        ExecError::OnlyMapsAndObjectsHaveFields => "can't evaluate a field of a value that is not a struct or map".into(),
-        ExecError::CannotEvaluateCommand(gtmpl_node) if gtmpl_node.to_string() == "nil" => "nil is not a command".into(),
+        ExecError::OnlyMapsAndObjectsHaveFields => {
+            "can't evaluate a field of a value that is not a struct or map".into()
+        }
+        ExecError::CannotEvaluateCommand(node) if node.to_string() == "nil" => "nil is not a command".into(),
         ExecError::InvalidRange(v) => format!("range can't iterate over {}", crate::value::go_print(v)),
         ExecError::FuncError(FuncError::Generic(m)) => format!("error calling function: {m}"),
         ExecError::FuncError(f) => format!("error calling function: {f}"),
@@ -94,7 +103,6 @@ fn exec_message(e: &ExecError) -> String {
     };
     format!("template: executing \"\": {}", msg.replace('\n', " "))
 }
-
 
 /// The trim markers of one `{{...}}` action.
 struct Action {
@@ -163,7 +171,9 @@ enum Block {
 /// Leading identifier of an action (`if`, `range`, `end`, ...).
 fn keyword(inner: &str) -> &str {
     let t = inner.trim_start();
-    let end = t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(t.len());
+    let end = t
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(t.len());
     &t[..end]
 }
 
@@ -176,7 +186,9 @@ fn split_decl(inner: &str) -> Option<(Vec<&str>, &str, &str)> {
         if !rest.starts_with('$') {
             return None;
         }
-        let end = rest[1..].find(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(rest.len(), |e| e + 1);
+        let end = rest[1..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |e| e + 1);
         vars.push(&rest[..end]);
         rest = rest[end..].trim_start();
         if let Some(r) = rest.strip_prefix(',') {
@@ -245,7 +257,9 @@ pub(crate) fn rewrite(src: &str) -> String {
                     stack.push(Block::Other);
                     continue;
                 }
-                out.push_str(&format!("{o}with $__r{n} := {pipe} | {RANGE}}}}}{{{{range $__p{n} := $__r{n}}}}}"));
+                out.push_str(&format!(
+                    "{o}with $__r{n} := {pipe} | {RANGE}}}}}{{{{range $__p{n} := $__r{n}}}}}"
+                ));
                 if vars.len() == 2 {
                     out.push_str(&format!("{{{{{} := {KEY} $__p{n}}}}}", vars[0]));
                 }

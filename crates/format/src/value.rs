@@ -101,13 +101,19 @@ pub(crate) fn to_json(v: &Value) -> Json {
             } else if let Some(i) = n.as_i64() {
                 Json::from(i)
             } else {
-                n.as_f64().and_then(serde_json::Number::from_f64).map(Json::Number).unwrap_or(Json::Null)
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Json::Number)
+                    .unwrap_or(Json::Null)
             }
         }
         Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
-        Value::Object(m) => {
-            Json::Object(ordered_keys(m).into_iter().map(|k| (k.clone(), to_json(&m[&k]))).collect())
-        }
+        Value::Object(m) => Json::Object(
+            ordered_keys(m)
+                .into_iter()
+                .map(|k| (k.clone(), to_json(&m[&k])))
+                .collect(),
+        ),
         Value::Map(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
@@ -176,7 +182,10 @@ fn write_go(out: &mut String, v: &Value) {
 fn shortest(f: f64) -> (String, i32) {
     let e = format!("{:e}", f.abs());
     let (mant, exp) = e.split_once('e').expect("rust {:e} has an exponent");
-    (mant.replace('.', ""), exp.parse().expect("rust {:e} exponent is an integer"))
+    (
+        mant.replace('.', ""),
+        exp.parse().expect("rust {:e} exponent is an integer"),
+    )
 }
 
 /// Go's `%v` for float64 (strconv 'g' with the shortest precision).
@@ -213,7 +222,11 @@ pub(crate) fn json_float(f: f64) -> String {
 
 fn exp_form(sign: &str, digits: &str, exp: i32, min_exp_digits: usize) -> String {
     let (first, rest) = digits.split_at(1);
-    let mant = if rest.is_empty() { first.to_string() } else { format!("{first}.{rest}") };
+    let mant = if rest.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first}.{rest}")
+    };
     let esign = if exp < 0 { '-' } else { '+' };
     format!("{sign}{mant}e{esign}{:0w$}", exp.abs(), w = min_exp_digits)
 }
@@ -298,4 +311,54 @@ fn json_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structs_print_in_registered_order() {
+        let _scope = OrderScope::new();
+        // With serde_json's preserve_order the data's own order is registered; simulate it.
+        KEY_ORDERS.with(|o| {
+            o.borrow_mut().insert(
+                key_set(["Status".to_string(), "Pid".to_string()].iter()),
+                vec!["Status".into(), "Pid".into()],
+            )
+        });
+        let v = Value::Object(
+            [
+                ("Pid".to_string(), Value::from(1u64)),
+                ("Status".to_string(), Value::from("up")),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(go_print(&v), "{up 1}");
+        // Unknown key sets fall back to sorted order; maps always print sorted, like Go.
+        let m = Value::Map(
+            [
+                ("b".to_string(), Value::from(2u64)),
+                ("a".to_string(), Value::from(1u64)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(go_print(&m), "map[a:1 b:2]");
+    }
+
+    #[test]
+    fn floats_like_go() {
+        assert_eq!(go_float(0.1), "0.1");
+        assert_eq!(go_float(123456.7), "123456.7");
+        assert_eq!(go_float(1234567.5), "1.2345675e+06");
+        assert_eq!(go_float(0.00012), "0.00012");
+        assert_eq!(go_float(0.000012), "1.2e-05");
+        assert_eq!(go_float(-2.5e-10), "-2.5e-10");
+        assert_eq!(json_float(1e21), "1e+21");
+        assert_eq!(json_float(1.5e-7), "1.5e-7");
+        assert_eq!(json_float(0.000001), "0.000001");
+        assert_eq!(json_float(123456789.25), "123456789.25");
+    }
 }
