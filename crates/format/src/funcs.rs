@@ -5,7 +5,7 @@
 
 use gtmpl::{Func, FuncError, Value};
 
-use crate::value::{go_float, go_json, go_print, to_json};
+use crate::value::{go_float, go_json, go_print, is_row, to_json};
 
 pub(crate) const PRINT: &str = "__berth_print";
 pub(crate) const RANGE: &str = "__berth_range";
@@ -95,7 +95,7 @@ fn int_arg(v: &Value) -> Result<i64, FuncError> {
 
 fn json(args: &[Value]) -> Result<Value, FuncError> {
     arity("json", args, 1)?;
-    Ok(Value::String(go_json(&to_json(&args[0]), None)))
+    Ok(Value::String(go_json(&to_json(&args[0]), None, is_row(&args[0]))))
 }
 
 fn split(args: &[Value]) -> Result<Value, FuncError> {
@@ -454,7 +454,7 @@ pub(crate) fn sprintf(fmt: &str, args: &[Value]) -> String {
             },
             ('v', _) if is_num => sign(go_print(arg), num_f.is_some_and(|f| f < 0.0)),
             ('v' | 's', _) => go_print(arg),
-            ('q', Value::String(s)) => go_json(&serde_json::Value::String(s.clone()), None),
+            ('q', Value::String(s)) => go_json(&serde_json::Value::String(s.clone()), None, false),
             ('t', Value::Bool(b)) => b.to_string(),
             ('d', Value::Number(n)) if n.as_f64().is_none() => sign(n.to_string(), n.as_i64().is_some_and(|i| i < 0)),
             ('c', _) if num_i.is_some() => num_i

@@ -72,7 +72,8 @@ impl Headers {
 /// Renders rows for a listing command (`ps`, `images`, `volume ls`, `history`, ...).
 ///
 /// `format`: None, "" or "table" → `default_table` (itself a `table ...` format); "json" → one
-/// JSON object per line; "table TEMPLATE" → a header row and one row per object, aligned;
+/// JSON object per line (docker marshals rows with `json.Marshal`: sorted keys, `<`, `>`, `&`
+/// escaped); "table TEMPLATE" → a header row and one row per object, aligned;
 /// anything else → the template once per row, each followed by a newline. As in docker, the
 /// two-character sequences `\t` and `\n` in the format become a tab and a newline.
 pub fn render_list(format: Option<&str>, default_table: &str, headers: &Headers, rows: &[Json]) -> Result<String> {
@@ -81,7 +82,7 @@ pub fn render_list(format: Option<&str>, default_table: &str, headers: &Headers,
         f => f,
     };
     if format == "json" {
-        return Ok(rows.iter().map(|r| go_json(r, None) + "\n").collect());
+        return Ok(rows.iter().map(|r| go_json(r, None, true) + "\n").collect());
     }
     let is_table = format.starts_with("table");
     let body = if is_table { &format["table".len()..] } else { format };
@@ -89,7 +90,7 @@ pub fn render_list(format: Option<&str>, default_table: &str, headers: &Headers,
     let tmpl = template(&body)?;
     let mut out = String::new();
     for row in rows {
-        out.push_str(&tmpl.execute(row)?);
+        out.push_str(&tmpl.execute_row(row)?);
         out.push('\n');
     }
     if !is_table {
@@ -145,8 +146,8 @@ fn field_names(body: &str) -> Vec<String> {
 /// compact array, anything else → the template once per object, each followed by a newline.
 pub fn render_inspect(format: Option<&str>, objects: &[Json]) -> Result<String> {
     match format.unwrap_or("") {
-        "" => Ok(go_json(&Json::Array(objects.to_vec()), Some("    ")) + "\n"),
-        "json" => Ok(go_json(&Json::Array(objects.to_vec()), None) + "\n"),
+        "" => Ok(go_json(&Json::Array(objects.to_vec()), Some("    "), false) + "\n"),
+        "json" => Ok(go_json(&Json::Array(objects.to_vec()), None, false) + "\n"),
         t => {
             let tmpl = template(t)?;
             let mut out = String::new();

@@ -17,7 +17,7 @@ use gtmpl::error::{ExecError, ParseError};
 use gtmpl::{Context, FuncError};
 
 use crate::funcs::{self, KEY, PRINT, RANGE, VAL};
-use crate::value::{to_gtmpl, OrderScope};
+use crate::value::{to_gtmpl, OrderScope, RowScope};
 use crate::Error;
 
 /// A parsed Go template with docker's functions.
@@ -60,6 +60,14 @@ impl Template {
     pub fn execute(&self, data: &serde_json::Value) -> Result<String, Error> {
         let _scope = OrderScope::new();
         self.execute_value(to_gtmpl(data))
+    }
+
+    /// Runs on one row of a listing, where `{{json .}}` marshals like docker's row contexts.
+    pub(crate) fn execute_row(&self, data: &serde_json::Value) -> Result<String, Error> {
+        let _scope = OrderScope::new();
+        let row = to_gtmpl(data);
+        let _row = RowScope::new(&row);
+        self.execute_value(row)
     }
 
     pub(crate) fn execute_value(&self, data: gtmpl::Value) -> Result<String, Error> {

@@ -13,6 +13,30 @@ use serde_json::Value as Json;
 
 thread_local! {
     static KEY_ORDERS: RefCell<HashMap<String, Vec<String>>> = RefCell::new(HashMap::new());
+    /// The row a list template runs on. docker's list rows marshal themselves with
+    /// `json.Marshal` (which escapes HTML), so `{{json .}}` on the row escapes `<`, `>`, `&`.
+    static ROW: RefCell<Option<Value>> = const { RefCell::new(None) };
+}
+
+/// Marks `row` as the list row being rendered until dropped.
+pub(crate) struct RowScope;
+
+impl RowScope {
+    pub(crate) fn new(row: &Value) -> Self {
+        ROW.with(|r| *r.borrow_mut() = Some(row.clone()));
+        RowScope
+    }
+}
+
+impl Drop for RowScope {
+    fn drop(&mut self) {
+        ROW.with(|r| *r.borrow_mut() = None);
+    }
+}
+
+/// Whether `v` is the list row itself (see `ROW`).
+pub(crate) fn is_row(v: &Value) -> bool {
+    ROW.with(|r| r.borrow().as_ref() == Some(v))
 }
 
 /// Clears the key-order registry when a template execution ends, even on error.
@@ -231,11 +255,13 @@ fn exp_form(sign: &str, digits: &str, exp: i32, min_exp_digits: usize) -> String
     format!("{sign}{mant}e{esign}{:0w$}", exp.abs(), w = min_exp_digits)
 }
 
-/// Go's JSON encoding (docker's `json` template function and inspect output): HTML characters
-/// are not escaped (docker turns that off), U+2028 and U+2029 are, floats follow Go's rules.
-pub fn go_json(v: &Json, indent: Option<&str>) -> String {
+/// Go's JSON encoding. `escape_html` as `json.Marshal` (`<`, `>`, `&` become `\u003c`...):
+/// docker's list rows are marshalled that way, while its `json` template function and the
+/// daemon's inspect output turn it off. U+2028 and U+2029 are always escaped; numbers follow Go.
+/// `indent` gives `json.MarshalIndent`/`json.Indent` layout with that indent and no prefix.
+pub fn go_json(v: &Json, indent: Option<&str>, escape_html: bool) -> String {
     let mut out = String::new();
-    write_json(&mut out, v, indent, 0);
+    write_json(&mut out, v, indent, escape_html, 0);
     out
 }
 
@@ -248,7 +274,7 @@ fn newline(out: &mut String, indent: Option<&str>, depth: usize) {
     }
 }
 
-fn write_json(out: &mut String, v: &Json, indent: Option<&str>, depth: usize) {
+fn write_json(out: &mut String, v: &Json, indent: Option<&str>, html: bool, depth: usize) {
     match v {
         Json::Null => out.push_str("null"),
         Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -258,7 +284,7 @@ fn write_json(out: &mut String, v: &Json, indent: Option<&str>, depth: usize) {
             (_, _, Some(f)) => out.push_str(&json_float(f)),
             _ => out.push_str(&n.to_string()),
         },
-        Json::String(s) => json_string(out, s),
+        Json::String(s) => json_string(out, s, html),
         Json::Array(a) if a.is_empty() => out.push_str("[]"),
         Json::Array(a) => {
             out.push('[');
@@ -267,7 +293,7 @@ fn write_json(out: &mut String, v: &Json, indent: Option<&str>, depth: usize) {
                     out.push(',');
                 }
                 newline(out, indent, depth + 1);
-                write_json(out, x, indent, depth + 1);
+                write_json(out, x, indent, html, depth + 1);
             }
             newline(out, indent, depth);
             out.push(']');
@@ -280,12 +306,12 @@ fn write_json(out: &mut String, v: &Json, indent: Option<&str>, depth: usize) {
                     out.push(',');
                 }
                 newline(out, indent, depth + 1);
-                json_string(out, k);
+                json_string(out, k, html);
                 out.push(':');
                 if indent.is_some() {
                     out.push(' ');
                 }
-                write_json(out, x, indent, depth + 1);
+                write_json(out, x, indent, html, depth + 1);
             }
             newline(out, indent, depth);
             out.push('}');
@@ -293,7 +319,7 @@ fn write_json(out: &mut String, v: &Json, indent: Option<&str>, depth: usize) {
     }
 }
 
-fn json_string(out: &mut String, s: &str) {
+fn json_string(out: &mut String, s: &str, html: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -304,7 +330,7 @@ fn json_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' || (html && matches!(c, '<' | '>' | '&')) => {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }
             c => out.push(c),

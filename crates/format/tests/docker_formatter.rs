@@ -140,6 +140,20 @@ fn json_lines() {
 }
 
 #[test]
+fn json_rows_escape_html_like_json_marshal() {
+    // `docker images --format json` prints "\u003cnone\u003e": rows go through json.Marshal.
+    // A single field goes through docker's json function, which does not escape.
+    let rows = vec![json!({"Repository": "<none>", "Tag": "a&b"})];
+    let r = |f: &str| render_list(Some(f), IMAGES_TABLE, &IMAGE_HEADERS, &rows).unwrap();
+    assert_eq!(
+        r("json"),
+        "{\"Repository\":\"\\u003cnone\\u003e\",\"Tag\":\"a\\u0026b\"}\n"
+    );
+    assert_eq!(r("{{json .}}"), r("json"));
+    assert_eq!(r("{{json .Repository}} {{json .Tag}}"), "\"<none>\" \"a&b\"\n");
+}
+
+#[test]
 fn errors_are_one_line() {
     let e = render_list(Some("{{InvalidFunction}}"), PS_TABLE, &PS_HEADERS, &containers()).unwrap_err();
     assert_eq!(
