@@ -427,13 +427,19 @@ impl ImageStore {
     }
 
     /// Records that `user` (a container id) uses image `id`: `remove` refuses it unless forced.
+    /// Fails with NotFound when the image is gone (a concurrent rmi won the race).
     pub fn add_user(&self, image_id: &str, user: &str) -> Result<()> {
-        self.conn
+        let n = self
+            .conn
             .execute(
-                "INSERT OR IGNORE INTO image_users (image_id, user_id) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO image_users (image_id, user_id)
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?1)",
                 params![image_id, user],
             )
             .db("add user")?;
+        if n == 0 && !self.image_exists(image_id)? {
+            return Err(Error::NoSuchImage(image_id.to_string()));
+        }
         Ok(())
     }
 
@@ -520,10 +526,12 @@ impl ImageStore {
             if !image.users.is_empty() || (!all && !image.names.is_empty()) {
                 continue;
             }
-            for n in &image.names {
-                report.events.push(RemoveEvent::Untagged(n.familiar()));
+            match self.with_tx(|tx| delete_image(tx, &image.id)) {
+                // Taken by a container since we looked: not unused any more.
+                Err(Error::Conflict(_)) => continue,
+                other => other?,
             }
-            self.with_tx(|tx| delete_image(tx, &image.id))?;
+            report.events.extend(image.names.iter().map(|n| RemoveEvent::Untagged(n.familiar())));
             report.events.push(RemoveEvent::Deleted(format!("sha256:{}", image.id)));
         }
         let (layers, bytes) = self.collect_garbage()?;
@@ -670,6 +678,14 @@ fn remove_tag(tx: &Connection, r: &Reference) -> Result<()> {
 }
 
 fn delete_image(tx: &Connection, id: &str) -> Result<()> {
+    // Checked again inside the write transaction: a user may have been added since the caller looked.
+    let users: i64 = tx.query_row("SELECT COUNT(*) FROM image_users WHERE image_id = ?1", [id], |r| r.get(0)).db("users")?;
+    if users > 0 {
+        return Err(Error::Conflict(format!(
+            "conflict: unable to delete {} (must be forced) - image is being used by a container",
+            &id[..12]
+        )));
+    }
     tx.execute("DELETE FROM tags WHERE image_id = ?1", [id]).db("delete tags")?;
     tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id])
         .db("delete image layers")?;

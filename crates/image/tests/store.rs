@@ -139,6 +139,8 @@ fn images_in_use_are_kept() {
     assert_eq!(deleted(&report.events)[0], format!("sha256:{id}"));
     assert!(report.reclaimed > 2_000_000);
     assert!(store.list().unwrap().is_empty());
+    // A container cannot start using an image that is gone.
+    assert_eq!(store.add_user(&id, "container-2").unwrap_err().kind(), ErrorKind::NotFound);
 }
 
 #[test]
