@@ -18,19 +18,42 @@
 //! # Ok::<(), berth_format::Error>(())
 //! ```
 //!
-//! `berth inspect` passes the full objects to [`render_inspect`] and prints the result. On
-//! error, print `Error: {err}` (docker prints the message as one line) and exit 1; docker
-//! exits 64 when an inspect template fails to parse ([`Error::Parse`]).
+//! Commands keep their default table as a `table ...` string and their header map as a
+//! `const` [`Headers`] (docker's: `ID` → "CONTAINER ID" for `ps`, "IMAGE ID" for `images`,
+//! `CreatedSince`/`RunningFor` → "CREATED", `CreatedAt` → "CREATED AT", ...). `-q` is the
+//! caller's business (docker uses `{{.ID}}`).
+//!
+//! `berth inspect` passes the full objects to [`render_inspect`] and prints the result.
+//! [`tabwrite`] aligns any tab-separated text (e.g. `system df -v` sections) like docker.
+//!
+//! Errors print as one line: `Error: {err}` on stderr, exit status 1 — except that docker
+//! exits 64 when an `inspect` template fails to parse ([`Error::Parse`]).
+//!
+//! # Data model
 //!
 //! Objects whose keys all start with an upper-case letter act as Go structs (a missing field
 //! is an error, as for docker's typed rows); other objects act as Go maps (a missing key prints
-//! `<no value>`). JSON null prints as Go's `<nil>`; where docker's field is a nil slice or map
-//! (printing `[]`/`map[]`), put `[]`/`{}` in the row instead. Key order is kept as the
-//! `serde_json::Map` has it: sorted unless serde_json's `preserve_order` feature is on. This
-//! crate does not turn that feature on (Cargo would unify it into every crate built with it,
-//! changing the key order — and so the digests — of JSON that others build, e.g. image
-//! configs from `commit`). Docker's list rows are Go maps, so `--format json` is sorted anyway;
-//! for inspect, docker keeps struct order, which needs `preserve_order` in the CLI's build.
+//! `<no value>`; `index` of a missing key gives "" in a map of strings). JSON null prints as Go's `<nil>`, ranges
+//! over nothing and indexes to ""; where docker prints a nil slice or map as `[]`/`map[]`, put
+//! `[]`/`{}` in the data instead. Integers print exactly, integral floats as integers, other
+//! floats as Go's `%v`.
+//!
+//! Key order is kept as the `serde_json::Map` has it: sorted unless serde_json's
+//! `preserve_order` feature is on. This crate does not turn that feature on: Cargo would unify it
+//! into every crate built together with this one, changing the key order of JSON that other
+//! crates serialise from `serde_json::Map`s (e.g. image configs written by `commit`, whose
+//! digests would change depending on what else is in the build). docker's list rows are Go
+//! maps, so `--format json` is sorted anyway; docker's inspect output keeps struct field order,
+//! which needs `preserve_order` enabled for the CLI (this crate then follows that order in
+//! `{{json .X}}` and struct printing too).
+//!
+//! # gtmpl
+//!
+//! Templates run on `gtmpl` 0.7 with docker's functions added and Go's `print`, `println`,
+//! `printf`, `index`, `len`, `eq`, `ne` replaced by Go-faithful versions. Where gtmpl's engine
+//! differs from Go (printing lists/maps, `range` over maps, nil and `range ... else`), the
+//! template source is rewritten before parsing; see `template.rs`. Not available: `break`,
+//! `continue`, `else with`, and methods with arguments such as docker's `{{.Label "k"}}`.
 
 mod funcs;
 mod tabwriter;

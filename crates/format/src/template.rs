@@ -295,3 +295,59 @@ pub(crate) fn rewrite(src: &str) -> String {
     out.push_str(&src[pos..]);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(t: &str, data: &serde_json::Value) -> String {
+        template(t)
+            .unwrap_or_else(|e| panic!("{t}: {e}"))
+            .execute(data)
+            .unwrap_or_else(|e| panic!("{t}: {e}"))
+    }
+
+    #[test]
+    fn rewrite_keeps_lines_and_leaves_non_printing_actions() {
+        let src = "{{$x := .A}}\n{{if .B}}{{/* c */}}{{end}}\n{{template \"t\" .}}";
+        assert_eq!(rewrite(src), src);
+        assert_eq!(rewrite("{{- .A -}}"), format!("{{{{- .A | {PRINT} -}}}}"));
+        assert_eq!(rewrite("a\n{{range .L}}\n{{.}}\n{{end}}").matches('\n').count(), 3);
+        // Strings holding braces do not end an action.
+        assert_eq!(
+            rewrite(r#"{{printf "}}" .A}}"#),
+            format!(r#"{{{{printf "}}}}" .A | {PRINT}}}}}"#)
+        );
+    }
+
+    #[test]
+    fn range_rewrite_in_awkward_places() {
+        let d = json!({"L": ["a", "b"], "E": [], "M": {"y": 2, "x": 1}});
+        // Trim markers on range, else and end.
+        assert_eq!(run("{{- range .E -}} x {{- else -}} none {{- end -}}", &d), "none");
+        assert_eq!(run("[ {{- range .L -}} {{.}} {{- end -}} ]", &d), "[ab]");
+        // Ranges nested in ranges and in else branches, inside define.
+        assert_eq!(
+            run("{{range .L}}{{range $.E}}x{{else}}({{.}}){{end}}{{end}}", &d),
+            "(a)(b)"
+        );
+        assert_eq!(
+            run(
+                "{{range .E}}x{{else}}{{range $k, $v := .M}}{{$k}}{{$v}}{{end}}{{end}}",
+                &d
+            ),
+            "x1y2"
+        );
+        assert_eq!(
+            run(
+                "{{define \"t\"}}{{range .}}<{{.}}>{{end}}{{end}}{{template \"t\" .L}}",
+                &d
+            ),
+            "<a><b>"
+        );
+        // if/with inside a range are not confused with the range's own else/end.
+        assert_eq!(run("{{range .L}}{{if eq . \"a\"}}A{{else}}B{{end}}{{end}}", &d), "AB");
+        assert_eq!(run("{{range $i, $_ := .L}}{{$i}}{{end}}", &d), "01");
+    }
+}
