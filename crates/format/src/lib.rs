@@ -36,7 +36,8 @@
 //! `<no value>`; `index` of a missing key gives "" in a map of strings). JSON null prints as Go's `<nil>`, ranges
 //! over nothing and indexes to ""; where docker prints a nil slice or map as `[]`/`map[]`, put
 //! `[]`/`{}` in the data instead. Integers print exactly, integral floats as integers, other
-//! floats as Go's `%v`.
+//! floats as Go's `%v` (negative fractions and floats beyond 2^63 travel as their Go text,
+//! as gtmpl's numbers cannot hold them).
 //!
 //! Key order is kept as the `serde_json::Map` has it: sorted unless serde_json's
 //! `preserve_order` feature is on. This crate does not turn that feature on: Cargo would unify it

@@ -90,8 +90,7 @@ pub(crate) fn to_gtmpl(v: &Json) -> Value {
             } else if let Some(i) = n.as_i64() {
                 Value::from(i)
             } else {
-                // gtmpl stores integral floats as integers, which is how they should print.
-                Value::from(n.as_f64().unwrap_or(0.0))
+                float_value(n.as_f64().unwrap_or(0.0))
             }
         }
         Json::String(s) => Value::String(s.clone()),
@@ -109,6 +108,27 @@ pub(crate) fn to_gtmpl(v: &Json) -> Value {
                 Value::Map(inner)
             }
         }
+    }
+}
+
+/// gtmpl stores integral floats as integers, which is how they should print. Its conversion
+/// also truncates negative fractions (-1.5 → -1) and saturates huge values; those floats are
+/// carried as their Go text instead, so they print right (but compare and encode as strings).
+fn float_value(f: f64) -> Value {
+    let v = Value::from(f);
+    let kept = match &v {
+        Value::Number(n) => match (n.as_f64(), n.as_i64(), n.as_u64()) {
+            (Some(x), _, _) => x == f,
+            (None, Some(i), _) => i as f64 == f,
+            (None, None, Some(u)) => u as f64 == f,
+            _ => false,
+        },
+        _ => false,
+    };
+    if kept {
+        v
+    } else {
+        Value::String(go_float(f))
     }
 }
 
@@ -372,6 +392,20 @@ mod tests {
             .collect(),
         );
         assert_eq!(go_print(&m), "map[a:1 b:2]");
+    }
+
+    #[test]
+    fn floats_gtmpl_cannot_hold_still_print() {
+        let _scope = OrderScope::new();
+        for (f, want) in [
+            (-1.5, "-1.5"),
+            (1e21, "1e+21"),
+            (2.5, "2.5"),
+            (-3.0, "-3"),
+            (1e-20, "1e-20"),
+        ] {
+            assert_eq!(go_print(&to_gtmpl(&serde_json::json!(f))), want, "{f}");
+        }
     }
 
     #[test]
