@@ -217,6 +217,7 @@ impl Engine {
         }
         let mut hc = o.host_config.clone();
         validate_host_config(&mut hc)?;
+        crate::volumes::add_image_volumes(ic.volumes().as_ref(), &mut hc);
         if hc.init == Some(true) && init_binary().is_none() {
             return Err(Error::new(ErrorKind::Unavailable, "--init: no static init binary (tini or docker-init) found on this host"));
         }
@@ -282,10 +283,12 @@ impl Engine {
         let r = (|| {
             store.add_user(&image.id, &id)?;
             snap.prepare(&lowers, vfs, &c.config.hostname, host_network)?;
+            crate::volumes::attach_container(self, &c, &snap, vfs)?;
             write_state(&dir, &RunState { status: "created".into(), ..Default::default() })
         })();
         if let Err(e) = r {
             let _ = snap.remove();
+            let _ = crate::volumes::release_container(self, &c, true);
             let _ = self.db.delete(&id);
             let _ = store.remove_user(&image.id, &id);
             return Err(e);
@@ -718,13 +721,7 @@ impl Engine {
     pub fn cleanup(&self, c: &Container, volumes: bool) -> Result<()> {
         self.cleanup_runtime(c);
         Snapshot::new(self.container_dir(&c.id)).remove()?;
-        if volumes {
-            for m in &c.mounts {
-                if m.typ == "volume" && m.name.as_ref().is_some_and(|n| n.len() == 64) {
-                    let _ = std::fs::remove_dir_all(self.volumes_dir().join(m.name.as_ref().unwrap()));
-                }
-            }
-        }
+        crate::volumes::release_container(self, c, volumes)?;
         self.db.delete(&c.id)?;
         if let Ok(s) = self.store() {
             let _ = s.remove_user(&c.image, &c.id);

@@ -44,6 +44,7 @@
 //! ```
 
 pub mod attach;
+pub mod commit;
 mod db;
 mod engine;
 mod error;
@@ -57,9 +58,13 @@ mod spec;
 mod sys;
 pub mod timefmt;
 mod user;
+pub mod volumes;
 
 pub use attach::Attach;
 pub use engine::{CreateOptions, Engine, EngineOptions, ExecOptions, StartOptions, StatsEntry, StopOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
 pub use snapshot::INIT_PATHS;
+pub use berth_archive::{Change, ChangeKind};
+pub use commit::{CommitOptions, Placement};
+pub use volumes::{Volume, VolumeCreate, VolumeFilter, VolumeStore};
