@@ -139,6 +139,13 @@ impl ProcSetup {
     /// cwd, uid/gid/groups, capabilities, no_new_privs. The bounding set is dropped first (needs
     /// CAP_SETPCAP), caps are kept across setuid with PR_SET_KEEPCAPS.
     pub fn become_user(&self) -> Result<()> {
+        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we still have
+        // it (runc does the same); with no_new_privs it waits until right before execve.
+        if !self.no_new_privs {
+            if let Some(f) = &self.seccomp {
+                f.apply()?;
+            }
+        }
         let early_cwd = unsafe { libc::chdir(self.cwd.as_ptr()) } == 0;
         if let Some(c) = &self.caps {
             capabilities::drop_bounding(c.bounding, self.last_cap)?;
@@ -206,9 +213,11 @@ impl ProcSetup {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
-        if let Some(f) = &self.seccomp {
-            if let Err(e) = f.apply() {
-                return Error::from(e);
+        if self.no_new_privs {
+            if let Some(f) = &self.seccomp {
+                if let Err(e) = f.apply() {
+                    return Error::from(e);
+                }
             }
         }
         unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
