@@ -1,7 +1,8 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|images] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|images|commit] [--runs N]
 //! Speed goals live here, never in timed tests.
 
+mod commit;
 mod images;
 mod runtime;
 mod stats;
@@ -19,10 +20,12 @@ fn main() -> anyhow::Result<()> {
         "all" => {
             runtime::run(runs)?;
             images::run(runs)?;
+            commit::run(runs)?;
         }
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, images"),
+        "commit" => commit::run(runs)?,
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, images, commit"),
     }
     Ok(())
 }

@@ -706,9 +706,11 @@ impl Engine {
         let id = std::thread::scope(|s| {
             let st = status.clone();
             let writer = s.spawn(move || {
-                let res = berth_archive::write_layer_from_upper(&upper, &exclude, w);
-                // Recorded before the pipe closes, so the reader knows EOF is not the end.
+                let mut w = w;
+                let res = berth_archive::write_layer_from_upper(&upper, &exclude, &mut w);
+                // Recorded before the pipe closes, so the reader can tell a failed walk's EOF.
                 st.store(if res.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
+                drop(w);
                 res
             });
             let committed = store.commit(Checked { inner: r, status: status.clone() }, &opts);
