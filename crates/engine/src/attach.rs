@@ -47,7 +47,8 @@ pub fn take_frame(buf: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
 }
 
 pub fn connect(path: &Path) -> Result<OwnedFd> {
-    let s = std::os::unix::net::UnixStream::connect(path)
+    let (_dir, short) = sys::short_socket_path(path)?;
+    let s = std::os::unix::net::UnixStream::connect(&short)
         .map_err(|e| Error::io(format!("connect to the container monitor at {}", path.display()), e))?;
     Ok(OwnedFd::from(s))
 }

@@ -164,7 +164,8 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         };
         let sock = dir.join(ATTACH_SOCKET);
         let _ = std::fs::remove_file(&sock);
-        let l = std::os::unix::net::UnixListener::bind(&sock).map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
+        let (_dir, short) = sys::short_socket_path(&sock)?;
+        let l = std::os::unix::net::UnixListener::bind(&short).map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
         l.set_nonblocking(true).map_err(|e| Error::io("nonblocking", e))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -182,8 +183,14 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         }
     };
     if let Some(fd) = initial {
+        // Its hello was written before we were forked: read it now so no output is missed.
+        let mut b = [0u8; 1];
+        let hello = match sys::read(fd.as_raw_fd(), &mut b) {
+            Ok(1) => Some(b[0]),
+            _ => None,
+        };
         sys::set_nonblock(fd.as_raw_fd());
-        m.clients.push(Client { fd, hello: None, buf: Vec::new() });
+        m.clients.push(Client { fd, hello, buf: Vec::new() });
     }
     let rt = berth_runtime::Runtime::new(m.cfg.root.join("runtime"));
     let id = m.cfg.id.clone();
@@ -310,8 +317,9 @@ fn launch(rt: &berth_runtime::Runtime, cfg: &MonitorConfig, dir: &Path) -> Resul
     if cfg.tty {
         let sock = dir.join(CONSOLE_SOCKET);
         let _ = std::fs::remove_file(&sock);
-        let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
-        opts.console_socket = Some(sock.clone());
+        let (_dir, short) = sys::short_socket_path(&sock)?;
+        let listener = std::os::unix::net::UnixListener::bind(&short).map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
+        opts.console_socket = Some(short.clone());
         let r = rt.create(&cfg.id, &opts);
         let _ = std::fs::remove_file(&sock);
         r?;

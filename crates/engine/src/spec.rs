@@ -53,10 +53,15 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The host's CAP_LAST_CAP bounds what "ALL" means.
+/// "ALL": every capability in our own bounding set (a container cannot get more than we have).
 fn all_caps() -> Vec<String> {
-    let last: usize = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40);
-    ALL_CAPS.iter().take(last + 1).map(|s| s.to_string()).collect()
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    ALL_CAPS.iter().enumerate().filter(|(i, _)| bnd & (1u64 << i) != 0).map(|(_, s)| s.to_string()).collect()
 }
 
 fn norm_cap(c: &str) -> String {
@@ -342,9 +347,15 @@ pub fn generate(c: &Container, dir: &Path, rootfs: &Path, volumes: &Path, init_e
         resources["pids"] = json!({"limit": p});
     }
 
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
-    // --network none: the monitor made a network namespace with lo up, which the init inherits.
-    let _ = &mut namespaces;
+    // The network namespace is the monitor's own (for --network none it made one with lo up);
+    // naming it lets exec join it like the others.
+    let namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "network", "path": "/proc/self/ns/net"}),
+    ];
 
     let mut linux = json!({
         "namespaces": namespaces,

@@ -294,3 +294,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Error::io(format!("write {}", path.display()), e))
 }
+
+/// A unix socket path that fits sun_path however deep `path` is: through an O_PATH fd of its
+/// directory, "/proc/self/fd/N/name". Keep the fd alive while the path is used.
+pub fn short_socket_path(path: &Path) -> Result<(OwnedFd, std::path::PathBuf)> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let c = cstr(dir);
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(last(format!("open {}", dir.display())));
+    }
+    let name = path.file_name().unwrap_or_default();
+    let p = Path::new(&format!("/proc/self/fd/{fd}")).join(name);
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, p))
+}

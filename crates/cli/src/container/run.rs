@@ -124,11 +124,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long, default_value = "true", action = ArgAction::Set)]
     sig_proxy: bool,
-    /// The image to run
-    image: String,
-    /// The command and its arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// The image, then the command and its arguments (options end at the image, as with docker)
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    args: Vec<String>,
 }
 
 fn or_die<T>(r: berth_engine::Result<T>) -> T {
@@ -220,9 +218,9 @@ fn create_options(a: &RunArgs) -> CreateOptions {
     let attached = !a.detach;
     let want = |s: &str| attached && (a.attach.is_empty() || a.attach.iter().any(|x| x.eq_ignore_ascii_case(s)));
     CreateOptions {
-        image: a.image.clone(),
+        image: a.args[0].clone(),
         name: a.name.clone(),
-        cmd: a.command.clone(),
+        cmd: a.args[1..].to_vec(),
         entrypoint: a.entrypoint.clone(),
         env: env_list(&a.env, &a.env_file),
         workdir: a.workdir.clone(),
@@ -297,15 +295,15 @@ pub struct ExecArgs {
     /// Give extended privileges to the command
     #[arg(long)]
     privileged: bool,
-    container: String,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// The container, then the command and its arguments
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    args: Vec<String>,
 }
 
 pub fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
     let o = ExecOptions {
-        cmd: a.command.clone(),
+        cmd: a.args[1..].to_vec(),
         env: env_list(&a.env, &a.env_file),
         user: a.user.clone(),
         workdir: a.workdir.clone(),
@@ -321,7 +319,7 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
             unsafe { libc::dup2(f.as_raw_fd(), 0) };
         }
     }
-    match e.exec(&a.container, &o) {
+    match e.exec(&a.args[0], &o) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             let code = match err.exit_code() {
