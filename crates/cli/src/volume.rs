@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use crate::{CmdResult, Ctx, Failure};
+use berth_format::{render_inspect, render_list, Headers};
 
 #[derive(Subcommand)]
 pub enum VolumeCommand {
@@ -154,24 +155,16 @@ fn ls(ctx: &Ctx, a: LsArgs) -> CmdResult {
         }
         return Ok(());
     }
-    match a.format.as_deref() {
-        Some(f) if f != "table" => {
-            let rows: Vec<Value> = vols
-                .iter()
-                .map(|v| {
-                    json!({"Availability": "N/A", "Driver": v.driver, "Group": "N/A", "Labels": labels_text(&v.labels),
-                           "Links": "N/A", "Mountpoint": v.mountpoint, "Name": v.name, "Scope": v.scope, "Size": "N/A", "Status": "N/A"})
-                })
-                .collect();
-            crate::format::print_formatted(f, &rows).map_err(Failure)
-        }
-        _ => {
-            let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
-            rows.extend(vols.iter().map(|v| vec![v.driver.clone(), v.name.clone()]));
-            print!("{}", crate::format::table(&rows));
-            Ok(())
-        }
-    }
+    let rows: Vec<Value> = vols
+        .iter()
+        .map(|v| {
+            json!({"Availability": "N/A", "Driver": v.driver, "Group": "N/A", "Labels": labels_text(&v.labels),
+                   "Links": "N/A", "Mountpoint": v.mountpoint, "Name": v.name, "Scope": v.scope, "Size": "N/A", "Status": "N/A"})
+        })
+        .collect();
+    let headers = Headers(&[("Name", "VOLUME NAME")]);
+    print!("{}", render_list(a.format.as_deref(), "table {{.Driver}}\t{{.Name}}", &headers, &rows)?);
+    Ok(())
 }
 
 fn inspect(ctx: &Ctx, a: InspectArgs) -> CmdResult {
@@ -184,13 +177,8 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> CmdResult {
             Err(e) => missing.push(e.to_string()),
         }
     }
-    match a.format.as_deref() {
-        Some(f) => {
-            for v in &out {
-                println!("{}", crate::format::render(f, v).map_err(Failure)?);
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&out).expect("json")),
+    if !out.is_empty() || missing.is_empty() {
+        print!("{}", render_inspect(a.format.as_deref(), &out)?);
     }
     if !missing.is_empty() {
         return Err(Failure(missing.join("\n")));
@@ -232,6 +220,33 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", crate::format::human_size(bytes));
+    println!("Total reclaimed space: {}", human_size(bytes));
     Ok(())
+}
+
+/// go-units HumanSize (decimal units, 4 significant digits), as docker prints reclaimed space.
+fn human_size(size: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut s = size as f64;
+    let mut i = 0;
+    while s >= 1000.0 && i < UNITS.len() - 1 {
+        s /= 1000.0;
+        i += 1;
+    }
+    let digits = if s >= 1000.0 { 0 } else if s >= 100.0 { 1 } else if s >= 10.0 { 2 } else { 3 };
+    let mut n = format!("{s:.digits$}");
+    if n.contains('.') {
+        n = n.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{n}{}", UNITS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_size_like_go_units() {
+        assert_eq!(super::human_size(0), "0B");
+        assert_eq!(super::human_size(1234), "1.234kB");
+        assert_eq!(super::human_size(104_857_600), "104.9MB");
+    }
 }
