@@ -22,6 +22,9 @@ pub enum Mode {
 pub struct Created {
     pub pid: i32,
     pub console: Option<OwnedFd>,
+    /// What was saved, so `run` need not read it back.
+    pub saved: Saved,
+    pub cgroup: Box<dyn berth_cgroups::Manager>,
 }
 
 /// Undoes a half-made container unless disarmed.
@@ -197,7 +200,8 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
         write_pid_file(pf, init_pid)?;
     }
     cleanup.armed = false;
-    Ok(Created { pid: init_pid, console })
+    let cgroup = cleanup.cgroup.take().unwrap();
+    Ok(Created { pid: init_pid, console, saved, cgroup })
 }
 
 fn join_cgroup(cg: &dyn berth_cgroups::Manager, pid: i32, linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
@@ -271,7 +275,12 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     let _lock = state::lock(&rt.root, id)?;
     let saved = state::load(&rt.root, id)?;
-    let st = state::status(&rt.root, &saved);
+    start_loaded(rt, &saved)
+}
+
+fn start_loaded(rt: &Runtime, saved: &Saved) -> Result<()> {
+    let id = saved.state.id.as_str();
+    let st = state::status(&rt.root, saved);
     if st != Status::Created {
         return Err(state::conflict(id, "start", st));
     }
@@ -338,13 +347,14 @@ pub fn run(rt: &Runtime, id: &str, opts: &CreateOptions, detach: bool, keep: boo
     // A two-stage init is our grandchild: be its reaper.
     let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     let created = create(rt, id, opts, Mode::RunForeground)?;
-    if let Err(e) = start(rt, id) {
+    if let Err(e) = start_loaded(rt, &created.saved) {
         let _ = delete(rt, id, true);
         return Err(e);
     }
     let code = wait_forwarding(created.pid, created.console.as_ref());
     if !keep {
-        delete(rt, id, true)?;
+        let lock = state::lock(&rt.root, id)?;
+        delete_loaded(rt, &created.saved, true, Some(created.cgroup), lock)?;
     }
     code
 }
@@ -505,6 +515,18 @@ pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     let lock = state::lock(&rt.root, id)?;
     let saved = state::load(&rt.root, id)?;
+    let cg = cgroup_of(&saved).ok();
+    delete_loaded(rt, &saved, force, cg, lock)
+}
+
+fn delete_loaded(
+    rt: &Runtime,
+    saved: &Saved,
+    force: bool,
+    cg: Option<Box<dyn berth_cgroups::Manager>>,
+    lock: state::Lock,
+) -> Result<()> {
+    let id = saved.state.id.as_str();
     let status = state::status(&rt.root, &saved);
     if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(Error::new(
@@ -512,7 +534,6 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
             format!("container {id}: cannot delete a {status} container; stop it first or use force"),
         ));
     }
-    let cg = cgroup_of(&saved).ok();
     if status != Status::Stopped {
         if let Some(cg) = &cg {
             for p in cg.pids().unwrap_or_default() {
