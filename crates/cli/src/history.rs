@@ -3,8 +3,10 @@
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::format::{ago, human_size, print_formatted, table};
-use crate::{CmdResult, Ctx, Failure};
+use crate::output::print_list;
+use crate::units::{ago, human_size};
+use crate::{CmdResult, Ctx};
+use berth_format::Headers;
 use berth_image::timefmt;
 
 #[derive(Args)]
@@ -81,12 +83,15 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     if let Some(first) = entries.first_mut() {
         first.id = id;
     }
-    if a.quiet {
+    // docker: -q only replaces the default table; a custom format wins.
+    let format = a.format.as_deref().filter(|f| !f.is_empty() && *f != "table");
+    if a.quiet && format.is_none() {
         for e in &entries {
             println!("{}", e.id);
         }
         return Ok(());
     }
+    // docker's history formatter: without -H, CREATED is the RFC 3339 time and SIZE in bytes.
     let created = |e: &Entry| if a.human { ago(e.created) } else { timefmt::rfc3339(e.created) };
     let size = |e: &Entry| if a.human { human_size(e.size) } else { e.size.to_string() };
     let by = |e: &Entry| {
@@ -97,27 +102,24 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
             format!("{}…", b.chars().take(44).collect::<String>())
         }
     };
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let mut lines = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()];
-            for e in &entries {
-                lines.push(vec![e.id.clone(), created(e), by(e), size(e), e.comment.clone()]);
-            }
-            print!("{}", table(&lines));
-            Ok(())
-        }
-        Some(f) => {
-            let rows: Vec<Value> = entries
-                .iter()
-                .map(|e| {
-                    json!({"Comment": e.comment, "CreatedAt": timefmt::rfc3339(e.created), "CreatedBy": by(e),
-                           "CreatedSince": ago(e.created), "ID": e.id, "Size": size(e)})
-                })
-                .collect();
-            print_formatted(f, &rows).map_err(Failure)
-        }
-    }
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({"Comment": e.comment, "CreatedAt": timefmt::rfc3339(e.created), "CreatedBy": by(e),
+                   "CreatedSince": created(e), "ID": e.id, "Size": size(e)})
+        })
+        .collect();
+    print_list(format, DEFAULT_TABLE, &HEADERS, &rows)
 }
+
+const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+
+/// docker/cli's history formatter headers.
+const HEADERS: Headers = Headers(&[
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+]);

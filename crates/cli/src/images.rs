@@ -3,8 +3,10 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::format::{ago, glob, human_size, print_formatted, table};
+use crate::output::print_list;
+use crate::units::{ago, human_size};
 use crate::{CmdResult, Ctx, Failure};
+use berth_format::Headers;
 use berth_image::{familiar_repository, timefmt};
 
 #[derive(Args)]
@@ -121,7 +123,9 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
             });
         }
     }
-    if a.quiet {
+    // docker: -q only replaces the default table; a custom format wins.
+    let format = a.format.as_deref().filter(|f| !f.is_empty() && *f != "table");
+    if a.quiet && format.is_none() {
         let mut seen = std::collections::HashSet::new();
         for r in rows {
             if seen.insert(r.id.clone()) {
@@ -130,46 +134,66 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
         }
         return Ok(());
     }
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let mut lines = vec![];
-            let mut header = vec!["REPOSITORY", "TAG"];
-            if a.digests {
-                header.push("DIGEST");
-            }
-            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-            lines.push(header.into_iter().map(String::from).collect::<Vec<_>>());
-            for r in &rows {
-                let mut l = vec![r.repo.clone(), r.tag.clone()];
-                if a.digests {
-                    l.push(r.digest.clone());
-                }
-                l.extend([r.id.clone(), ago(r.created), human_size(r.size)]);
-                lines.push(l);
-            }
-            print!("{}", table(&lines));
-            Ok(())
+    let values: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "Containers": if r.users == 0 { "N/A".to_string() } else { r.users.to_string() },
+                "CreatedAt": timefmt::go_time_string(r.created),
+                "CreatedSince": ago(r.created),
+                "Digest": r.digest,
+                "ID": r.id,
+                "Repository": r.repo,
+                "SharedSize": "N/A",
+                "Size": human_size(r.size),
+                "Tag": r.tag,
+                "UniqueSize": human_size(r.unique),
+                "VirtualSize": human_size(r.size),
+            })
+        })
+        .collect();
+    let default = if a.digests { DEFAULT_TABLE_DIGESTS } else { DEFAULT_TABLE };
+    print_list(format, default, &HEADERS, &values)
+}
+
+const DEFAULT_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const DEFAULT_TABLE_DIGESTS: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+
+/// docker/cli's image formatter headers.
+const HEADERS: Headers = Headers(&[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+]);
+
+/// Glob match with `*` and `?` (docker's reference filter uses path.Match).
+fn glob(pattern: &str, s: &str) -> bool {
+    fn m(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != '/' && m(p, &s[1..])),
+            (Some('?'), Some(c)) if *c != '/' => m(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
+            _ => false,
         }
-        Some(f) => {
-            let values: Vec<_> = rows
-                .iter()
-                .map(|r| {
-                    json!({
-                        "Containers": if r.users == 0 { "N/A".to_string() } else { r.users.to_string() },
-                        "CreatedAt": timefmt::go_time_string(r.created),
-                        "CreatedSince": ago(r.created),
-                        "Digest": r.digest,
-                        "ID": r.id,
-                        "Repository": r.repo,
-                        "SharedSize": "N/A",
-                        "Size": human_size(r.size),
-                        "Tag": r.tag,
-                        "UniqueSize": human_size(r.unique),
-                        "VirtualSize": human_size(r.size),
-                    })
-                })
-                .collect();
-            print_formatted(f, &values).map_err(Failure)
-        }
+    }
+    m(&pattern.chars().collect::<Vec<_>>(), &s.chars().collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn glob_like_path_match() {
+        assert!(super::glob("busy*", "busybox"));
+        assert!(!super::glob("busy*", "a/busybox"));
+        assert!(super::glob("b?sybox", "busybox"));
     }
 }

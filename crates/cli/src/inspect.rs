@@ -4,7 +4,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::format::render;
+use crate::output::{indented_json, print_inspect};
 use crate::{CmdResult, Ctx, Failure};
 use berth_image::{Driver, Image, ImageStore};
 
@@ -28,17 +28,7 @@ pub fn run(ctx: &Ctx, a: InspectArgs) -> CmdResult {
             Err(e) => missing.push(e.to_string()),
         }
     }
-    match a.format.as_deref() {
-        None | Some("json") => {
-            let ordered: Vec<Ordered> = out.iter().map(Ordered::from).collect();
-            println!("{}", serde_json::to_string_pretty(&ordered).expect("json"))
-        }
-        Some(t) => {
-            for v in &out {
-                println!("{}", render(t, v).map_err(Failure)?);
-            }
-        }
-    }
+    print_inspect(a.format.as_deref(), &out, docker_order)?;
     if missing.is_empty() {
         Ok(())
     } else {
@@ -120,6 +110,25 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
         json!({"LastTagTime": img.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())}),
     );
     Value::Object(v)
+}
+
+/// The default `inspect` output in docker's key order: images through [`Ordered`], other
+/// objects (containers, already sorted like the rest of berth's JSON) as they are.
+pub fn docker_order(objects: &[Value]) -> String {
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Shown<'a> {
+        Image(Box<Ordered>),
+        Other(&'a Value),
+    }
+    let shown: Vec<Shown> = objects
+        .iter()
+        .map(|o| match o.get("RootFS").is_some() && o.get("RepoTags").is_some() {
+            true => Shown::Image(Box::new(Ordered::from(o))),
+            false => Shown::Other(o),
+        })
+        .collect();
+    indented_json(&shown)
 }
 
 /// Docker's key order for printing (a serde_json map would sort the keys).

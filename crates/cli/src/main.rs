@@ -2,13 +2,14 @@
 
 mod container;
 mod filesystem;
-mod format;
 mod history;
 mod images;
 mod inspect;
+mod output;
 mod remove;
 mod system;
 mod transfer;
+mod units;
 mod volume;
 
 use clap::{Parser, Subcommand};

@@ -3,7 +3,7 @@
 use clap::Args;
 use std::io::{self, BufRead, Write};
 
-use crate::format::human_size;
+use crate::units::human_size;
 use crate::{CmdResult, Ctx, Failure};
 use berth_image::RemoveEvent;
 

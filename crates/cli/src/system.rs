@@ -6,8 +6,10 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::format::{human_size, human_size_prec, print_formatted, table};
-use crate::{CmdResult, Ctx, Failure};
+use crate::output::print_list;
+use crate::units::{human_size, human_size_prec};
+use crate::{CmdResult, Ctx};
+use berth_format::Headers;
 
 #[derive(Args)]
 pub struct DfArgs {
@@ -82,32 +84,22 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
         ("Local Volumes", 0, 0, "0B".into(), "0B".into()),
         ("Build Cache", 0, 0, "0B".into(), "0B".into()),
     ];
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let mut lines = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()];
-            for (t, total, active, size, rec) in &rows {
-                lines.push(vec![
-                    t.to_string(),
-                    total.to_string(),
-                    active.to_string(),
-                    size.clone(),
-                    rec.clone(),
-                ]);
-            }
-            print!("{}", table(&lines));
-            Ok(())
-        }
-        Some(f) => {
-            let values: Vec<_> = rows
-                .iter()
-                .map(|(t, total, active, size, rec)| {
-                    json!({"Active": active.to_string(), "Reclaimable": rec, "Size": size, "TotalCount": total.to_string(), "Type": t})
-                })
-                .collect();
-            print_formatted(f, &values).map_err(Failure)
-        }
-    }
+    let values: Vec<_> = rows
+        .iter()
+        .map(|(t, total, active, size, rec)| {
+            json!({"Active": active.to_string(), "Reclaimable": rec, "Size": size, "TotalCount": total.to_string(), "Type": t})
+        })
+        .collect();
+    print_list(a.format.as_deref(), DEFAULT_TABLE, &HEADERS, &values)
 }
+
+const DEFAULT_TABLE: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+
+/// docker/cli's disk usage formatter headers.
+const HEADERS: Headers = Headers(&[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+]);

@@ -1,11 +1,13 @@
 //! `berth ps`: docker's columns, filters and formats.
 
 use berth_engine::{timefmt, Container};
+use berth_format::Headers;
 use clap::Args;
 use serde_json::{json, Value};
 
 use super::engine;
-use crate::format::{human_size, print_formatted, table};
+use crate::output::print_list;
+use crate::units::human_size;
 use crate::{CmdResult, Ctx, Failure};
 
 #[derive(Args)]
@@ -83,7 +85,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
 fn row(c: &Container, trunc: bool, size: Option<(u64, u64)>) -> Value {
     let labels: Vec<String> = c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mounts: Vec<String> = c.mounts.iter().map(|m| m.name.clone().unwrap_or_else(|| m.source.clone())).collect();
-    let size_text = size.map(|(rw, virt)| format!("{} (virtual {})", human_size(rw), human_size(virt))).unwrap_or_default();
+    let size_text = size.map(|(rw, virt)| format!("{} (virtual {})", human_size(rw), human_size(virt))).unwrap_or_else(|| "0B".into());
     json!({
         "Command": quoted_command(c, trunc),
         "CreatedAt": go_time(&c.created),
@@ -156,6 +158,9 @@ pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
     }
     let trunc = !a.no_trunc;
     if a.quiet {
+        if a.format.as_deref().is_some_and(|f| !f.is_empty()) {
+            eprintln!("WARNING: Ignoring custom format, because both --format and --quiet are set.");
+        }
         for c in &list {
             println!("{}", if trunc { c.short_id() } else { &c.id });
         }
@@ -172,21 +177,27 @@ pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
         })
         .collect();
     let rows: Vec<Value> = list.iter().zip(&sizes).map(|(c, s)| row(c, trunc, *s)).collect();
-    if let Some(f) = &a.format {
-        return print_formatted(f, &rows).map_err(Failure);
-    }
-    let mut lines = vec![vec!["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].into_iter().map(String::from).collect::<Vec<_>>()];
-    if a.size {
-        lines[0].push("SIZE".into());
-    }
-    for r in &rows {
-        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-        let mut l = vec![s("ID"), s("Image"), s("Command"), s("RunningFor"), s("Status"), s("Ports"), s("Names")];
-        if a.size {
-            l.push(s("Size"));
-        }
-        lines.push(l);
-    }
-    print!("{}", table(&lines));
-    Ok(())
+    let default = if a.size { DEFAULT_TABLE_SIZE } else { DEFAULT_TABLE };
+    print_list(a.format.as_deref(), default, &HEADERS, &rows)
 }
+
+const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const DEFAULT_TABLE_SIZE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}";
+
+/// docker/cli's container formatter headers.
+const HEADERS: Headers = Headers(&[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Networks", "NETWORKS"),
+]);

@@ -6,8 +6,10 @@ use serde_json::Value;
 use std::time::Duration;
 
 use super::engine;
-use crate::format::{human_size_prec, render};
+use crate::output::{print_inspect, print_list};
+use crate::units::{go_g, human_size_prec};
 use crate::{CmdResult, Ctx, Failure};
+use berth_format::Headers;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -48,14 +50,7 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs, containers_only: bool) -> CmdResult {
         }
         missing.push(format!("No such object: {n}"));
     }
-    match a.format.as_deref() {
-        None | Some("json") => println!("{}", serde_json::to_string_pretty(&Value::Array(out)).expect("json")),
-        Some(t) => {
-            for v in &out {
-                println!("{}", render(t, v).map_err(Failure)?);
-            }
-        }
-    }
+    print_inspect(a.format.as_deref(), &out, crate::inspect::docker_order)?;
     if missing.is_empty() {
         Ok(())
     } else {
@@ -135,7 +130,8 @@ pub fn top(ctx: &Ctx, a: TopArgs) -> CmdResult {
             rows.push(r);
         }
     }
-    print!("{}", crate::format::table(&rows));
+    let text: String = rows.iter().map(|r| r.join("\t") + "\n").collect();
+    print!("{}", berth_format::tabwrite(&text));
     Ok(())
 }
 
@@ -164,7 +160,7 @@ fn bin_size(b: u64) -> String {
         s /= 1024.0;
         i += 1;
     }
-    format!("{}{}", crate::format::go_g(s, 4), U[i])
+    format!("{}{}", go_g(s, 4), U[i])
 }
 
 pub fn stats(ctx: &Ctx, a: StatsArgs) -> CmdResult {
@@ -196,21 +192,24 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> CmdResult {
                 "PIDs": y.pids.to_string(),
             }));
         }
-        if let Some(f) = &a.format {
-            crate::format::print_formatted(f, &rows).map_err(Failure)?;
-        } else {
-            let mut lines = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()];
-            for r in &rows {
-                let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-                lines.push(vec![s("ID"), s("Name"), s("CPUPerc"), s("MemUsage"), s("MemPerc"), s("NetIO"), s("BlockIO"), s("PIDs")]);
-            }
-            print!("{}", crate::format::table(&lines));
-        }
+        print_list(a.format.as_deref(), STATS_TABLE, &STATS_HEADERS, &rows)?;
         if a.no_stream {
             return Ok(());
         }
     }
 }
+
+const STATS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+/// docker/cli's stats formatter headers.
+const STATS_HEADERS: Headers = Headers(&[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+]);

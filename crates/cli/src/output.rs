@@ -1,0 +1,42 @@
+//! Printing through berth-format, with docker's exit statuses.
+
+use berth_format::{render_inspect, render_list, Headers};
+use serde_json::Value;
+
+use crate::{CmdResult, Failure};
+
+/// A listing command's rows: `format` as the user gave it, `default_table` docker's default.
+pub fn print_list(format: Option<&str>, default_table: &str, headers: &Headers, rows: &[Value]) -> CmdResult {
+    print!("{}", render_list(format, default_table, headers, rows)?);
+    Ok(())
+}
+
+/// `inspect` output. `default_text` prints the objects without a format, in docker's key
+/// order where the caller knows it (berth-format would print `serde_json`'s sorted keys).
+/// docker exits 64 (and prints no `Error:` prefix) when the template does not parse; nothing
+/// has been printed at that point.
+pub fn print_inspect(format: Option<&str>, objects: &[Value], default_text: impl FnOnce(&[Value]) -> String) -> CmdResult {
+    if format.is_none_or(str::is_empty) {
+        println!("{}", default_text(objects));
+        return Ok(());
+    }
+    match render_inspect(format, objects) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        Err(e @ berth_format::Error::Parse(_)) => {
+            eprintln!("{e}");
+            std::process::exit(64)
+        }
+        Err(e) => Err(Failure(e.to_string())),
+    }
+}
+
+/// The docker inspect indentation (4 spaces) for values that keep docker's key order.
+pub fn indented_json<T: serde::Serialize>(v: &T) -> String {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    v.serialize(&mut ser).expect("json");
+    String::from_utf8(buf).expect("utf-8 json")
+}
