@@ -136,6 +136,14 @@ fn commit_applies_changes_message_author_and_pauses_a_running_container() {
     let id = ok(&root, &["commit", "--pause=false", "live"]);
     let short = &id.trim()["sha256:".len()..][..12];
     assert!(ok(&root, &["images", "-a", "-q"]).contains(short));
+    // cp works on the running container too, both ways, and shows up in its diff.
+    let host = root.parent().unwrap().join("hostfile");
+    std::fs::write(&host, "while running").unwrap();
+    ok(&root, &["cp", host.to_str().unwrap(), "live:/copied-in"]);
+    assert!(ok(&root, &["diff", "live"]).lines().any(|l| l == "A /copied-in"));
+    let back = root.parent().unwrap().join("back");
+    ok(&root, &["cp", "live:/state", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "data\n");
     // A bad change is refused before anything happens.
     assert!(fails(&root, &["commit", "-c", "FROM x", "live"]).stderr.contains("FROM"));
     assert_eq!(inspect(&root, &["live"])["State"]["Status"], "running");
@@ -389,4 +397,30 @@ fn bind_mounts_read_only_read_write_and_propagation() {
     fails(&root, &["cp", host.join("in").to_str().unwrap(), "bm:/ro/copy"]);
     ok(&root, &["cp", host.join("in").to_str().unwrap(), "bm:/rw/copy"]);
     assert_eq!(std::fs::read_to_string(host.join("copy")).unwrap(), "host file");
+}
+
+#[test]
+fn concurrent_containers_share_one_named_volume() {
+    let (_s, root, _g) = setup("fsv-vol-race");
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            berth_cmd(&root)
+                .args(["create", "--name", &format!("share{i}"), "-v", "shared:/d", "busybox", "true"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(ok(&root, &["volume", "ls", "-q"]), "shared\n");
+    let e = fails(&root, &["volume", "rm", "shared"]);
+    assert_eq!(e.stderr.matches(", ").count(), 3, "four users expected: {}", e.stderr);
+    for i in 0..4 {
+        ok(&root, &["rm", &format!("share{i}")]);
+    }
+    ok(&root, &["volume", "rm", "shared"]);
 }
