@@ -34,7 +34,7 @@ pub fn print_inspect(format: Option<&str>, objects: &[Value], default_text: impl
 }
 
 /// The docker inspect indentation (4 spaces) for values that keep docker's key order.
-pub fn indented_json<T: serde::Serialize>(v: &T) -> String {
+pub fn indented_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     let mut buf = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
     v.serialize(&mut ser).expect("json");

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use crate::{CmdResult, Ctx, Failure};
-use berth_format::{render_inspect, render_list, Headers};
+use berth_format::{render_list, Headers};
 
 #[derive(Subcommand)]
 pub enum VolumeCommand {
@@ -149,7 +149,8 @@ fn labels_text(l: &BTreeMap<String, String>) -> String {
 
 fn ls(ctx: &Ctx, a: LsArgs) -> CmdResult {
     let vols = store(ctx)?.list(&parse_filter(&a.filter)?)?;
-    if a.quiet {
+    // docker: -q only replaces the default table; a custom format wins.
+    if a.quiet && a.format.as_deref().is_none_or(|f| f.is_empty() || f == "table") {
         for v in &vols {
             println!("{}", v.name);
         }
@@ -178,7 +179,7 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> CmdResult {
         }
     }
     if !out.is_empty() || missing.is_empty() {
-        print!("{}", render_inspect(a.format.as_deref(), &out)?);
+        crate::output::print_inspect(a.format.as_deref(), &out, crate::output::indented_json)?;
     }
     if !missing.is_empty() {
         return Err(Failure(missing.join("\n")));
