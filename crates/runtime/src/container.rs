@@ -93,6 +93,15 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     let fifo = sys::open(&fifo_c, libc::O_PATH, 0).map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let cg = berth_cgroups::open(cgroups_path.as_deref(), id)?;
+    // On v1 the init moves itself in (fast path, see process::init::self_join); it cannot in a
+    // user namespace, where host cgroup files are not its own.
+    let self_join = cg.version() == berth_cgroups::Version::V1
+        && !plan.has(libc::CLONE_NEWUSER)
+        && !plan.joins(libc::CLONE_NEWUSER);
+    let join_unified = linux
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.hugepage_limits().as_ref())
+        .is_some_and(|h| !h.is_empty());
     cleanup.cgroup = Some(cg);
     let (parent_chan, child_chan) = sync::pair()?;
 
@@ -115,6 +124,8 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
             chan: &child_chan,
+            self_join: if self_join { cleanup.cgroup.as_deref() } else { None },
+            join_unified,
         };
         init::child_main(&args);
     }
@@ -139,7 +150,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                 cleanup.pids.retain(|&x| x != child);
                 if cgroup_pending {
                     cgroup_pending = false;
-                    join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux)?;
+                    join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
                     parent_chan.send(&Msg::Go(init_pid))?;
                 }
             }
@@ -149,7 +160,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                     cgroup_pending = true;
                     continue;
                 }
-                join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux)?;
+                join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
                 parent_chan.send(&Msg::Go(init_pid))?;
             }
             Some((Msg::NeedHooks, _)) => {
@@ -204,8 +215,14 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     Ok(Created { pid: init_pid, console, saved, cgroup })
 }
 
-fn join_cgroup(cg: &dyn berth_cgroups::Manager, pid: i32, linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
-    cg.apply(pid)?;
+/// Creates the cgroup and sets its limits; moves `pid` in unless the init joins by itself.
+fn join_cgroup(
+    cg: &dyn berth_cgroups::Manager,
+    pid: i32,
+    linux: Option<&oci_spec::runtime::Linux>,
+    self_join: bool,
+) -> Result<()> {
+    cg.apply(if self_join { 0 } else { pid })?;
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
         cg.set(&with_default_devices(r, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])))?;
     }
