@@ -88,6 +88,8 @@ pub fn commit(ctx: &Ctx, a: CommitArgs) -> CmdResult {
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
     let e = engine(ctx)?;
+    // Before creating the output file: an unknown container leaves nothing behind.
+    e.get(&a.container)?;
     match a.output.as_deref() {
         Some(path) if path != "-" => {
             let f = std::fs::File::create(path).map_err(|e| Failure(format!("failed to export container: create {path}: {e}")))?;

@@ -360,6 +360,14 @@ fn named_volume_survives_is_reused_and_is_filled_from_the_image() {
     ok(&root, &["rm", "a2"]);
     let dangling = ok(&root, &["volume", "ls", "-q", "--filter", "dangling=true"]);
     assert!(dangling.contains(&name2) && dangling.contains("named"), "{dangling}");
+    // Copy-up takes the image's files, not the init layer's (hosts, hostname, resolv.conf, mtab).
+    ok(&root, &["create", "--name", "etc", "-v", "etcvol:/etc", "busybox", "true"]);
+    let data = root.join("volumes/etcvol/_data");
+    assert!(data.join("passwd").is_file());
+    for f in ["hosts", "hostname", "resolv.conf", "mtab"] {
+        assert!(std::fs::symlink_metadata(data.join(f)).is_err(), "{f} copied into the volume");
+    }
+    ok(&root, &["rm", "etc"]);
     // --rm removes anonymous volumes too (docker's behaviour).
     let before = ok(&root, &["volume", "ls", "-q"]).lines().count();
     ok(&root, &["run", "-d", "--rm", "--name", "gone", "withdata:1", "true"]);

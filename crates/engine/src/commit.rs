@@ -209,6 +209,8 @@ fn clean_abs(path: &str) -> String {
 struct TarOut<W: Write> {
     b: tar::Builder<W>,
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Archive names left out (with what is below them).
+    skip: Vec<Vec<u8>>,
 }
 
 /// A file's bytes, exactly `len` of them: zero padding if it shrank while read.
@@ -248,7 +250,7 @@ impl<W: Write> TarOut<W> {
     fn new(out: W) -> Self {
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
-        TarOut { b, links: HashMap::new() }
+        TarOut { b, links: HashMap::new(), skip: Vec::new() }
     }
 
     /// Appends the object `fd` (opened `O_PATH | O_NOFOLLOW`) as `name`, recursively.
@@ -322,6 +324,9 @@ impl<W: Write> TarOut<W> {
                 name.push(b'/');
             }
             name.extend_from_slice(&child);
+            if self.skip.contains(&name) {
+                continue;
+            }
             self.add(&cfd, &name)?;
         }
         Ok(())
@@ -627,10 +632,14 @@ pub(crate) fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<()> {
     let d = File::open(data).map_err(|e| ioerr(format!("open {}", data.display()), e))?;
     check(unsafe { libc::fchown(d.as_raw_fd(), st.st_uid, st.st_gid) }).map_err(|e| ioerr(format!("chown {}", data.display()), e))?;
     check(unsafe { libc::fchmod(d.as_raw_fd(), st.st_mode & 0o7777) }).map_err(|e| ioerr(format!("chmod {}", data.display()), e))?;
+    // The init layer's files (hosts, hostname, ...) are the container's, not the image's.
+    let prefix = format!("{}/", clean_abs(target).trim_end_matches('/'));
+    let skip: Vec<Vec<u8>> = INIT_PATHS.iter().filter_map(|p| p.strip_prefix(prefix.as_str())).map(|p| p.as_bytes().to_vec()).collect();
     let (r, w) = io::pipe().map_err(|e| ioerr("pipe", e))?;
     std::thread::scope(|s| {
         let writer = s.spawn(move || {
             let mut t = TarOut::new(w);
+            t.skip = skip;
             t.add_children(&src, b"").and_then(|_| t.finish()).map(drop)
         });
         let ex = extract_at(data, "/", r, Placement::Into, None);
