@@ -170,7 +170,7 @@ fn cp_both_ways_stays_inside_the_container() {
     let (s, root, _g) = setup("fsv-cp");
     run_wait(
         &root,
-        &["--name", "cc", "busybox", "sh", "-c", "ln -s / /rootlink; ln -s ../../.. /up; mkdir /d; echo inside > /d/f; chown 1234:99 /d/f"],
+        &["--name", "cc", "busybox", "sh", "-c", "ln -s / /rootlink; ln -s ../../.. /up; mkdir /d; echo inside > /d/f; chown 1234:99 /d/f; ln -s /d/f /flink"],
     );
     let host = s.join("host");
     std::fs::create_dir_all(&host).unwrap();
@@ -187,6 +187,10 @@ fn cp_both_ways_stays_inside_the_container() {
     // A symlink is copied as a link unless -L.
     ok(&root, &["cp", "cc:/rootlink", &h("link")]);
     assert_eq!(std::fs::read_link(host.join("link")).unwrap(), Path::new("/"));
+    ok(&root, &["cp", "cc:/flink", &h("flink")]);
+    assert_eq!(std::fs::read_link(host.join("flink")).unwrap(), Path::new("/d/f"));
+    ok(&root, &["cp", "-L", "cc:/flink", &h("followed")]);
+    assert_eq!(std::fs::read_to_string(host.join("followed")).unwrap(), "inside\n");
     // Archive mode keeps owners; without it the copier owns the files.
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(host.join("f1")).unwrap().uid(), 0);
