@@ -29,6 +29,13 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     let init = saved.state.pid;
     let plan = container_namespaces(init, linux)?;
     let cg = berth_cgroups::open(saved.cgroups_path.as_deref(), id)?;
+    // v1: the child joins by itself before setns, still in the host's namespaces (fast path, see
+    // process::init::self_join).
+    let self_join = cg.version() == berth_cgroups::Version::V1;
+    let join_unified = linux
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.hugepage_limits().as_ref())
+        .is_some_and(|h| !h.is_empty());
     let (parent_chan, child_chan) = sync::pair()?;
     let _block = (!opts.detach).then(SigBlock::all);
     let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -39,11 +46,12 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     let c1 = sys::fork().map_err(|e| Error::sys("fork", e))?;
     if c1 == 0 {
         drop(parent_chan);
-        child(&child_chan, &plan, &setup);
+        let join = self_join.then_some((&*cg, join_unified));
+        child(&child_chan, &plan, &setup, join);
     }
     drop(child_chan);
     let mut pids = vec![c1];
-    let r = parent(&parent_chan, c1, &*cg, opts, &mut pids);
+    let r = parent(&parent_chan, c1, (!self_join).then_some(&*cg), opts, &mut pids);
     let (pid, console) = match r {
         Ok(x) => x,
         Err(e) => {
@@ -66,11 +74,13 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
 fn parent(
     chan: &Channel,
     c1: i32,
-    cg: &dyn berth_cgroups::Manager,
+    cg: Option<&dyn berth_cgroups::Manager>,
     opts: &ExecOptions,
     pids: &mut Vec<i32>,
 ) -> Result<(i32, Option<std::os::fd::OwnedFd>)> {
-    cg.apply(c1)?;
+    if let Some(cg) = cg {
+        cg.apply(c1)?;
+    }
     chan.send(&Msg::Go(0))?;
     let mut pid = 0;
     let mut console = None;
@@ -119,14 +129,14 @@ fn container_namespaces(init: i32, linux: Option<&oci_spec::runtime::Linux>) -> 
     Ok(plan)
 }
 
-fn child(chan: &Channel, plan: &Plan, setup: &ProcSetup) -> ! {
+fn child(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn berth_cgroups::Manager, bool)>) -> ! {
     super::reset_signals();
     let mut keep: Vec<RawFd> = vec![chan.raw()];
     keep.extend(plan.join.iter().map(|(_, fd)| fd.as_raw_fd()));
     sys::close_fds_from(3 + setup.preserve_fds as RawFd, &keep);
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     crate::seal::clear_marker();
-    let err = match enter(chan, plan, setup) {
+    let err = match enter(chan, plan, setup, join) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -135,8 +145,11 @@ fn child(chan: &Channel, plan: &Plan, setup: &ProcSetup) -> ! {
 
 enum Never {}
 
-fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup) -> Result<Never> {
+fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn berth_cgroups::Manager, bool)>) -> Result<Never> {
     chan.wait_go()?;
+    if let Some((cg, unified)) = join {
+        super::init::self_join(cg, unified)?;
+    }
     namespaces::join(plan, None)?;
     let pid = sys::fork().map_err(|e| Error::sys("fork into the pid namespace", e))?;
     if pid > 0 {

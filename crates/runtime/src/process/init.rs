@@ -241,7 +241,7 @@ impl CgroupWait<'_> {
 /// Moving one's own single thread skips the global threadgroup rwsem that every cgroup.procs
 /// write takes for writing, whose first acquisition in a while waits for an RCU grace period
 /// (about 15 ms here, the largest single cost of a container start).
-fn self_join(cg: &dyn berth_cgroups::Manager, join_unified: bool) -> Result<()> {
+pub fn self_join(cg: &dyn berth_cgroups::Manager, join_unified: bool) -> Result<()> {
     let mut done: Vec<std::path::PathBuf> = Vec::new();
     for (ctrl, dir) in cg.paths() {
         if done.contains(&dir) {
