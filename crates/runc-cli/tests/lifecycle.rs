@@ -496,3 +496,97 @@ fn the_systemd_cgroup_driver_is_refused_clearly() {
     ]));
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn events_streams_stats_until_the_container_stops() {
+    let mut c = Ctr::new("events-stream");
+    c.start_sh("exec sleep 1000");
+    let out_path = c.scratch.join("events.out");
+    let child = std::process::Command::new(bin())
+        .arg("--root")
+        .arg(&c.root)
+        .args(["events", "--interval", "50ms", &c.id])
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut events = KillOnDrop(child);
+    wait_for("three stats lines", || fs::read_to_string(&out_path).unwrap().lines().count() >= 3);
+    c.ok(&["kill", &c.id, "KILL"]);
+    let mut status = None;
+    wait_for("events to end with the container", || {
+        status = events.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success());
+    let text = fs::read_to_string(&out_path).unwrap();
+    for l in text.lines() {
+        let e: Value = serde_json::from_str(l).unwrap();
+        assert!(e["type"] == "stats" && e["id"] == c.id.as_str(), "{l}");
+    }
+}
+
+#[test]
+fn preserve_fds_passes_fd_3_on() {
+    use std::os::unix::process::CommandExt;
+    let mut c = Ctr::new("preserve-fds");
+    c.set_args(&["sh", "-c", "echo through-fd-3 >&3; ls /proc/self/fd | wc -l"]);
+    c.write_spec();
+    let passed = c.scratch.join("fd3.txt");
+    let file = fs::File::create(&passed).unwrap();
+    let raw = file.as_raw_fd();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("--root").arg(&c.root).args(["run", "--preserve-fds", "1", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    unsafe {
+        // dup2 onto itself would keep O_CLOEXEC: clear the flag when the file already is fd 3.
+        cmd.pre_exec(move || {
+            let r = if raw == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(raw, 3) };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = run_cmd(&mut cmd);
+    drop(file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(&passed).unwrap(), "through-fd-3\n");
+    // 0, 1, 2, 3 and ls's own directory fd.
+    assert_eq!(stdout(&out).trim(), "5");
+}
+
+#[test]
+fn run_with_a_terminal_proxies_its_output() {
+    let mut c = Ctr::new("run-tty");
+    c.spec["process"]["terminal"] = json!(true);
+    let out = c.run_sh("[ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 4");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stdout(&out).contains("on-a-tty"), "{:?}", stdout(&out));
+    c.assert_no_traces();
+}
+
+#[test]
+fn text_log_and_debug_lines() {
+    let s = berth_testkit::Scratch::new("log-text");
+    let log = s.join("runc.log");
+    let out = run_cmd(std::process::Command::new(bin()).arg("--root").arg(s.join("state")).arg("--log").arg(&log).args([
+        "--debug",
+        "kill",
+        "missing-one",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let text = fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("time=\"") && last.contains(" level=error msg=\""), "{text}");
+    assert!(last.contains("missing-one"), "{text}");
+    assert!(text.lines().any(|l| l.contains("level=debug")), "--debug wrote nothing: {text}");
+}

@@ -5,9 +5,10 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use berth_testkit::{remove_cgroup_everywhere, unique_id, Defer, Scratch};
-use common::{bin, run_cmd, stderr, stdout};
+use common::{bin, run_cmd, stderr, stdout, try_run_cmd};
 
 const BUSYBOX_ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/images/busybox.oci-archive.tar");
 const IMAGE: &str = "localhost/busybox:latest";
@@ -52,8 +53,8 @@ impl Podman {
                     c.env("CONTAINERS_CONF", &conf).args(&base);
                     c
                 };
-                let _ = run_cmd(podman().args(["rm", "-af", "-t", "0"]));
-                let _ = run_cmd(podman().args(["system", "reset", "-f"]));
+                let _ = try_run_cmd(podman().args(["rm", "-af", "-t", "0"]), Duration::from_secs(30));
+                let _ = try_run_cmd(podman().args(["system", "reset", "-f"]), Duration::from_secs(30));
                 remove_cgroup_everywhere(&cg);
             }) as Box<dyn FnMut()>)
         };

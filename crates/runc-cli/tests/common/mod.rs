@@ -71,7 +71,9 @@ impl Ctr {
         let cleanup = {
             let (id, root, cgroup) = (id.clone(), root.clone(), cgroup.clone());
             Defer(Box::new(move || {
-                let _ = run_cmd(Command::new(bin()).arg("--root").arg(&root).args(["delete", "--force", &id]));
+                let mut delete = Command::new(bin());
+                delete.arg("--root").arg(&root).args(["delete", "--force", &id]);
+                let _ = try_run_cmd(&mut delete, Duration::from_secs(20));
                 remove_cgroup_everywhere(&cgroup);
             }) as Box<dyn FnMut()>)
         };
@@ -168,6 +170,12 @@ pub fn cmd(args: &[&str]) -> Output {
 /// Runs a command with stdout/stderr in files, not pipes: a detached container inherits them
 /// and would keep a pipe open long after the runtime returned.
 pub fn run_cmd(c: &mut Command) -> Output {
+    try_run_cmd(c, COMMAND_TIMEOUT).unwrap_or_else(|| panic!("{c:?} did not finish within {COMMAND_TIMEOUT:?}"))
+}
+
+/// `run_cmd` that kills the command and returns None after `timeout`: for cleanup guards,
+/// which must not panic while a failed test is already unwinding.
+pub fn try_run_cmd(c: &mut Command, timeout: Duration) -> Option<Output> {
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
     let mut child = c
@@ -181,14 +189,14 @@ pub fn run_cmd(c: &mut Command) -> Output {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if start.elapsed() > COMMAND_TIMEOUT {
+        if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{c:?} did not finish within {COMMAND_TIMEOUT:?}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    Output { status, stdout: fs::read(&out_path).unwrap(), stderr: fs::read(&err_path).unwrap() }
+    Some(Output { status, stdout: fs::read(&out_path).unwrap(), stderr: fs::read(&err_path).unwrap() })
 }
 
 /// Polls `cond` every 20 ms for up to 20 s; a bounded wait for something asynchronous.
