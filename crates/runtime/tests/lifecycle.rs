@@ -151,3 +151,36 @@ fn exec_joins_the_container() {
     assert!(text.contains(&host_ns.to_string_lossy().to_string()), "same pid namespace: {text}");
     assert!(!text.contains("pid=1\n"), "{text}");
 }
+
+#[test]
+fn init_joins_every_v1_cgroup_with_limits_set() {
+    let f = Fixture::new("rt-cg");
+    let mut spec = f.spec(&["sleep", "100"]);
+    let r: oci_spec::runtime::LinuxResources = serde_json::from_str(r#"{"pids": {"limit": 7}}"#).unwrap();
+    spec.linux_mut().as_mut().unwrap().set_resources(Some(r));
+    f.write(&spec);
+    let (rt, opts, id) = (f.runtime(), f.opts(), f.id.clone());
+    assert_eq!(forked(None, || code(rt.create(&id, &opts))), 0);
+    let pid = rt.state(&id).unwrap().pid;
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in cgroups.lines().filter(|l| !l.starts_with("0::")) {
+        assert!(line.ends_with(&format!("/{id}")), "not in its cgroup: {line}\n{cgroups}");
+        if line.contains(":pids:") {
+            let max = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{id}/pids.max")).unwrap();
+            assert_eq!(max.trim(), "7");
+        }
+    }
+    assert_eq!(rt.pids(&id).unwrap(), vec![pid]);
+    // An exec'd process lands in the same cgroups.
+    let mut p = f.spec(&[]).process().clone().unwrap();
+    p.set_args(Some(vec!["cat".into(), "/proc/self/cgroup".into()]));
+    let eo = ExecOptions { process: p, ..Default::default() };
+    assert_eq!(forked(None, || code(rt.start(&id))), 0);
+    let out = f.out();
+    assert_eq!(forked(Some(&out), || rt.exec(&id, &eo).unwrap_or(-1)), 0);
+    let text = f.output();
+    // The default spec has a cgroup namespace rooted at the container's cgroup: the exec'd
+    // process sees itself at its root, in every hierarchy.
+    assert!(text.lines().any(|l| l.contains(":pids:")), "{text}");
+    assert!(text.lines().filter(|l| !l.starts_with("0::")).all(|l| l.ends_with(":/")), "{text}");
+}
