@@ -3,6 +3,7 @@
 //! Speed goals live here, never in timed tests.
 
 mod commit;
+mod engine;
 mod images;
 mod runtime;
 mod stats;
@@ -25,6 +26,7 @@ fn main() -> anyhow::Result<()> {
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
+        "engine" => engine::run(runs)?,
         other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, images, commit"),
     }
     Ok(())

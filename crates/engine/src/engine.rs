@@ -355,10 +355,11 @@ impl Engine {
                         }
                     }
                 } else if monitor {
-                    // Between the init's exit and the monitor's record of it.
+                    // Between the init's exit and the monitor's record of it (or a restart
+                    // backoff): still running as far as waiters are concerned.
                     st.status = rs.status.clone();
                     st.restarting = rs.status == "restarting";
-                    st.running = st.restarting;
+                    st.running = true;
                 } else {
                     st.status = "dead".into();
                     st.dead = true;

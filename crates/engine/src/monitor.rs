@@ -237,6 +237,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             first = false;
         }
         let cg = berth_cgroups::open(Some(Path::new(&format!("/berth/{id}"))), &id).ok();
+        sys::trim_memory();
         let code = m.event_loop(l);
         let oom = cg.as_ref().and_then(|c| c.oom_kill_count().ok()).unwrap_or(0) > 0;
         let _ = rt.delete(&id, true);

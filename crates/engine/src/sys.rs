@@ -308,3 +308,35 @@ pub fn short_socket_path(path: &Path) -> Result<(OwnedFd, std::path::PathBuf)> {
     let p = Path::new(&format!("/proc/self/fd/{fd}")).join(name);
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, p))
 }
+
+/// Gives back what a monitor no longer needs once its container runs: heap freed after the
+/// start (malloc_trim) and the faulted pages of its read-only file mappings (code and constants,
+/// re-read from the page cache if ever touched again). RELRO pages (r--p right before the
+/// file's rw-p mapping) hold relocations and are kept. Its steady state is a poll loop over a
+/// few fds, so its resident set stays near that of the libc it links.
+pub fn trim_memory() {
+    extern "C" {
+        fn malloc_trim(pad: libc::size_t) -> libc::c_int;
+    }
+    unsafe { malloc_trim(0) };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    let rows: Vec<(usize, usize, &str, &str)> = maps
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (a, b) = f.first()?.split_once('-')?;
+            let path = f.get(5).copied().unwrap_or("");
+            Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?, *f.get(1)?, path))
+        })
+        .collect();
+    for (i, &(a, b, perms, path)) in rows.iter().enumerate() {
+        if !path.starts_with('/') || (perms != "r-xp" && perms != "r--p") {
+            continue;
+        }
+        let relro = perms == "r--p" && rows.get(i + 1).is_some_and(|n| n.0 == b && n.2 == "rw-p" && n.3 == path);
+        if relro {
+            continue;
+        }
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+    }
+}
