@@ -198,5 +198,10 @@ fn volume_formats() {
     let r = berth(&root, &["volume", "inspect", "-f", "{{.Name", &name]);
     assert_eq!(r.code, 64, "{}", r.stderr);
     assert_eq!(r.stderr, "template parsing error: template: :1: unclosed action\n");
+    // system df counts it: unused, so all of its size is reclaimable.
+    let mountpoint = ok(&root, &["volume", "inspect", "-f", "{{.Mountpoint}}", &name]);
+    std::fs::write(Path::new(mountpoint.trim_end()).join("data"), vec![7u8; 5000]).unwrap();
+    let df = ok(&root, &["system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}"]);
+    assert!(df.contains("Local Volumes|1|0|5kB|5kB (100%)\n"), "{df}");
     ok(&root, &["volume", "rm", &name]);
 }
