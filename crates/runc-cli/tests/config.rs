@@ -120,7 +120,6 @@ fn bind_rbind_readonly_and_propagation() {
         ("/rbind", json!(["rbind"])),
         ("/robind", json!(["rbind", "ro"])),
         ("/private", json!(["rbind", "rprivate"])),
-        ("/slave", json!(["rbind", "rslave"])),
     ] {
         c.spec["mounts"].as_array_mut().unwrap().push(json!({
             "destination": dest, "type": "bind", "source": s, "options": options }));
@@ -432,4 +431,29 @@ fn environment_and_args_reach_the_process() {
     let mut c = Ctr::new("env");
     c.spec["process"]["env"] = json!(["PATH=/usr/bin:/bin", "GREETING=hi there"]);
     assert_eq!(c.sh_ok("echo \"$GREETING\" $#; env | grep -c ^GREETING="), "hi there 0\n1\n");
+}
+
+#[test]
+fn bind_propagation_rslave_sees_later_host_mounts_rprivate_does_not() {
+    use nix::mount::{mount, MsFlags};
+    let mut c = Ctr::new("propagation");
+    let src = c.scratch.join("shared-src");
+    fs::create_dir_all(&src).unwrap();
+    mount(Some("tmpfs"), &src, Some("tmpfs"), MsFlags::empty(), None::<&str>).unwrap();
+    mount(None::<&str>, &src, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
+    fs::create_dir(src.join("late")).unwrap();
+    for (dest, prop) in [("/slave", "rslave"), ("/private", "rprivate")] {
+        c.spec["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": dest, "type": "bind", "source": src.to_str().unwrap(), "options": ["rbind", prop] }));
+    }
+    c.start_sh("exec sleep 1000");
+    let info = stdout(&c.exec_sh("cat /proc/self/mountinfo"));
+    let line = |target: &str| info.lines().find(|l| l.split(' ').nth(4) == Some(target)).unwrap_or_else(|| panic!("{info}"));
+    assert!(line("/slave").contains(" master:"), "{}", line("/slave"));
+    assert!(!line("/private").contains(" master:") && !line("/private").contains(" shared:"), "{}", line("/private"));
+    // A mount made on the host after start reaches the slave only.
+    mount(Some("tmpfs"), &src.join("late"), Some("tmpfs"), MsFlags::empty(), None::<&str>).unwrap();
+    fs::write(src.join("late/marker"), "late").unwrap();
+    let out = c.exec_sh("cat /slave/late/marker; echo; cat /private/late/marker 2>/dev/null || echo not-in-private");
+    assert_eq!(stdout(&out), "late\nnot-in-private\n");
 }

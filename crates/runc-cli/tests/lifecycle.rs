@@ -360,6 +360,19 @@ fn recv_fd(listener: &UnixListener) -> OwnedFd {
     panic!("no fd received on the console socket");
 }
 
+/// Reads the pty master until every one of `words` has been seen.
+fn read_pty_until(master: OwnedFd, words: &[&str]) {
+    use std::io::Read;
+    let mut f = fs::File::from(master);
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !words.iter().all(|w| seen.contains(w)) {
+        let n = f.read(&mut buf).expect("read the pty master");
+        assert!(n > 0, "pty closed before {words:?}: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
 #[test]
 fn console_socket_receives_the_pty_master() {
     let mut c = Ctr::new("console");
@@ -376,15 +389,22 @@ fn console_socket_receives_the_pty_master() {
     let mut n: libc::c_uint = 0;
     assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) }, 0, "not a pty master");
     c.ok(&["start", &id]);
-    let mut f = fs::File::from(master);
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    use std::io::Read;
-    while !(seen.contains("is-a-tty") && seen.contains("/dev/pts/")) {
-        let n = f.read(&mut buf).expect("read the pty master");
-        assert!(n > 0, "pty closed early: {seen:?}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    read_pty_until(master, &["is-a-tty", "/dev/pts/"]);
+}
+
+#[test]
+fn exec_tty_sends_its_pty_to_the_console_socket() {
+    let mut c = Ctr::new("exec-console");
+    c.start_sh("exec sleep 1000");
+    let sock = c.scratch.join("exec-console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || recv_fd(&listener));
+    let id = c.id.clone();
+    let pid_file = c.scratch.join("exec.pid");
+    c.ok(&["exec", "-t", "-d", "--console-socket", sock.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(),
+        &id, "sh", "-c", "[ -t 0 ] && echo exec-on-a-tty; tty; sleep 1000"]);
+    read_pty_until(receiver.join().unwrap(), &["exec-on-a-tty", "/dev/pts/"]);
+    assert!(fs::read_to_string(&pid_file).unwrap().trim().parse::<i32>().unwrap() > 0);
 }
 
 #[test]
