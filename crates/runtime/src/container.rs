@@ -531,7 +531,15 @@ pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
 
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     let lock = state::lock(&rt.root, id)?;
-    let saved = state::load(&rt.root, id)?;
+    let saved = match state::load(&rt.root, id) {
+        Ok(s) => s,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // A directory without state.json is what a create killed half-way leaves: forget it.
+            let _ = std::fs::remove_dir_all(state::dir(&rt.root, id));
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let cg = cgroup_of(&saved).ok();
     delete_loaded(rt, &saved, force, cg, lock)
 }

@@ -120,14 +120,45 @@ impl From<berth_cgroups::Error> for Error {
             berth_cgroups::Error::Invalid { .. } | berth_cgroups::Error::SystemdPath(_) => ErrorKind::InvalidArgument,
             _ => ErrorKind::Internal,
         };
-        Error::new(kind, format!("cgroup: {e}"))
+        Error::new(kind, tidy(&format!("cgroup: {e}")))
     }
 }
 
 impl From<berth_seccomp::Error> for Error {
     fn from(e: berth_seccomp::Error) -> Error {
-        Error::new(ErrorKind::InvalidArgument, format!("seccomp: {e}"))
+        let kind = match &e {
+            berth_seccomp::Error::Load(io) => ErrorKind::from_errno(io.raw_os_error().unwrap_or(0)),
+            berth_seccomp::Error::NotifyUnsupported | berth_seccomp::Error::FlagUnsupported(_) => ErrorKind::Unavailable,
+            _ => ErrorKind::InvalidArgument,
+        };
+        Error::new(kind, tidy(&format!("seccomp: {e}")))
     }
 }
 
+/// Drops Rust's " (os error N)" suffixes from messages built by other crates.
+fn tidy(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(" (os error ") {
+        out.push_str(&rest[..i]);
+        rest = match rest[i..].find(')') {
+            Some(j) => &rest[i + j + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn os_error_suffix_is_dropped() {
+        assert_eq!(super::tidy("remove /x: Device or resource busy (os error 16)"), "remove /x: Device or resource busy");
+        let e = super::Error::sys("mount /proc", std::io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(e.to_string(), "mount /proc: permission denied");
+        assert_eq!(e.kind(), super::ErrorKind::PermissionDenied);
+    }
+}
