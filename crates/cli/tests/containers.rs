@@ -531,3 +531,47 @@ fn killed_cli_and_monitor_leave_a_truthful_state() {
     assert_eq!(env.inspect("lonely")["State"]["ExitCode"], 5);
     assert_eq!(env.ok(&["logs", "lonely"]), "bye\n");
 }
+
+#[test]
+fn seed_scenario_commit_sees_writes_not_deletes_nor_hosts() {
+    let env = Env::new("seed");
+    env.ok(&["run", "--name", "seed", "busybox", "sh", "-c", "echo data > /new.txt; rm /bin/ls; echo '10.1.2.3 extra' >> /etc/hosts"]);
+    let layers = |img: &str| {
+        let v: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", img])).unwrap();
+        v[0]["RootFS"]["Layers"].as_array().unwrap().len()
+    };
+    let before = layers("busybox");
+    env.ok(&["commit", "seed", "seeded:1"]);
+    assert_eq!(layers("seeded:1"), before + 1);
+    let out = env.run(&["run", "--rm", "seeded:1", "sh", "-c", "cat /new.txt; test -e /bin/ls && echo ls-present; grep -c extra /etc/hosts"]);
+    assert_eq!(out.stdout, "data\n0\n", "{}", out.stderr);
+}
+
+#[test]
+fn attach_prune_and_vfs() {
+    let env = Env::new("attach");
+    env.ok(&["run", "-d", "--name", "talker", "busybox", "sh", "-c", "sleep 0.5; echo later; exit 6"]);
+    let r = env.run(&["attach", "--no-stdin", "talker"]);
+    assert_eq!((r.code, r.stdout.as_str()), (6, "later\n"));
+    env.ok(&["create", "--name", "idle", "busybox", "true"]);
+    env.ok(&["run", "-d", "--name", "busy", "busybox", "sleep", "100"]);
+    let out = env.ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers"), "{out}");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(), "busy");
+    // start -a of a stopped container attaches to its new run.
+    env.ok(&["create", "--name", "again", "busybox", "echo", "hi"]);
+    let r = env.run(&["start", "-a", "again"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hi\n"));
+
+    let vfs_root = env.scratch.join("vfs");
+    ok(&vfs_root, &["--storage-driver", "vfs", "load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    let _clean = berth_testkit::Defer(|| {
+        let ids = berth(&vfs_root, &["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.lines() {
+            let _ = berth(&vfs_root, &["rm", "-f", id]);
+            remove_cgroup_everywhere(&format!("berth/{id}"));
+        }
+    });
+    let r = berth(&vfs_root, &["run", "--rm", "busybox", "sh", "-c", "echo vfs > /f; cat /f"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "vfs\n"), "{}", r.stderr);
+}
