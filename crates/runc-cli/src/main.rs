@@ -148,7 +148,8 @@ fn main() {
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            // One line, whatever the causes' messages hold: conmon shows the last line only.
+            let msg = format!("{e:#}").replace('\n', " ");
             logger.error(&msg);
             eprintln!("berth-runc: {msg}");
             std::process::exit(1);

@@ -610,3 +610,19 @@ fn text_log_and_debug_lines() {
     assert!(last.contains("missing-one"), "{text}");
     assert!(text.lines().any(|l| l.contains("level=debug")), "--debug wrote nothing: {text}");
 }
+
+#[test]
+fn delete_of_a_created_container_needs_no_force() {
+    let mut c = Ctr::new("delete-created");
+    c.set_args(&["sh", "-c", "echo ran > /ran"]);
+    c.write_spec();
+    let id = c.id.clone();
+    c.ok(&["create", "--bundle", c.bundle.to_str().unwrap(), &id]);
+    let pid = c.state()["pid"].as_i64().unwrap();
+    c.ok(&["delete", &id]);
+    assert!(!c.rootfs.join("ran").exists(), "the process ran although never started");
+    wait_for("the init to be gone", || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true)
+    });
+    c.assert_no_traces();
+}
