@@ -43,9 +43,18 @@ fn ps_formats() {
     let (id, _rm) = created(&root, &name);
     let short = &id[..12];
 
-    assert_eq!(ok(&root, &["ps", "-a", "--format", "{{.Names}}\\t{{.Status}}"]), format!("{name}\tCreated\n"));
-    assert_eq!(ok(&root, &["container", "ls", "-a", "--format", "{{.ID}} {{.State}}"]), format!("{short} created\n"));
-    assert_eq!(ok(&root, &["container", "list", "-a", "--no-trunc", "--format", "{{.ID}}"]), format!("{id}\n"));
+    assert_eq!(
+        ok(&root, &["ps", "-a", "--format", "{{.Names}}\\t{{.Status}}"]),
+        format!("{name}\tCreated\n")
+    );
+    assert_eq!(
+        ok(&root, &["container", "ls", "-a", "--format", "{{.ID}} {{.State}}"]),
+        format!("{short} created\n")
+    );
+    assert_eq!(
+        ok(&root, &["container", "list", "-a", "--no-trunc", "--format", "{{.ID}}"]),
+        format!("{id}\n")
+    );
     // Not running: plain ps lists nothing, not even a header for a custom template.
     assert_eq!(ok(&root, &["ps", "--format", "{{.ID}}"]), "");
 
@@ -81,7 +90,10 @@ fn ps_formats() {
         ok(&root, &["ps", "-a", "--format", "table {{.ID}}\t{{.Image}}"]),
         format!("CONTAINER ID   IMAGE\n{short}   busybox\n")
     );
-    let t = ok(&root, &["ps", "-a", "--format", "table {{.Names}}\t{{.RunningFor}}\t{{.CreatedAt}}"]);
+    let t = ok(
+        &root,
+        &["ps", "-a", "--format", "table {{.Names}}\t{{.RunningFor}}\t{{.CreatedAt}}"],
+    );
     let header = t.lines().next().unwrap();
     assert_eq!(
         header.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
@@ -105,7 +117,14 @@ fn ps_formats() {
     assert_eq!(row_cols, [&header_cols[..5], &header_cols[6..]].concat(), "{table}");
     let sized = ok(&root, &["ps", "-a", "-s"]);
     assert_eq!(
-        sized.lines().next().unwrap().split("  ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        sized
+            .lines()
+            .next()
+            .unwrap()
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>(),
         ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "SIZE"]
     );
     assert!(sized.contains("(virtual "), "{sized}");
@@ -114,7 +133,10 @@ fn ps_formats() {
     let r = berth(&root, &["ps", "-aq", "--format", "{{.Names}}"]);
     assert_eq!(r.code, 0);
     assert_eq!(r.stdout, format!("{short}\n"));
-    assert_eq!(r.stderr, "WARNING: Ignoring custom format, because both --format and --quiet are set.\n");
+    assert_eq!(
+        r.stderr,
+        "WARNING: Ignoring custom format, because both --format and --quiet are set.\n"
+    );
 
     let r = berth(&root, &["ps", "-a", "--format", "{{.Nope}}"]);
     assert_eq!(r.code, 1);
@@ -128,9 +150,15 @@ fn container_inspect_formats() {
     let name = unique_id("fmtci");
     let (id, _rm) = created(&root, &name);
     assert_eq!(ok(&root, &["inspect", "--format", "{{.State.Status}}", &name]), "created\n");
-    assert_eq!(ok(&root, &["container", "inspect", "-f", "{{.Name}} {{.Id}}", &id[..12]]), format!("/{name} {id}\n"));
+    assert_eq!(
+        ok(&root, &["container", "inspect", "-f", "{{.Name}} {{.Id}}", &id[..12]]),
+        format!("/{name} {id}\n")
+    );
     assert_eq!(ok(&root, &["inspect", "--format", "{{json .Args}}", &name]), "[]\n");
-    assert_eq!(ok(&root, &["inspect", "--format", "{{.Path}} {{.State.Running}}", &name]), "true false\n");
+    assert_eq!(
+        ok(&root, &["inspect", "--format", "{{.Path}} {{.State.Running}}", &name]),
+        "true false\n"
+    );
     // A container and an image in one call, each through the same template.
     assert_eq!(
         ok(&root, &["inspect", "--format", "{{.Id}}", &name, "busybox"]),
@@ -163,12 +191,38 @@ fn stats_no_stream_formats() {
     let row: Value = serde_json::from_str(out.trim_end()).unwrap();
     assert_eq!(
         keys(&row),
-        ["BlockIO", "CPUPerc", "Container", "ID", "MemPerc", "MemUsage", "Name", "NetIO", "PIDs"]
+        [
+            "BlockIO",
+            "CPUPerc",
+            "Container",
+            "ID",
+            "MemPerc",
+            "MemUsage",
+            "Name",
+            "NetIO",
+            "PIDs"
+        ]
     );
     let table = ok(&root, &["stats", "--no-stream", &name]);
     assert_eq!(
-        table.lines().next().unwrap().split("  ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
-        ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>(),
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ]
     );
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(column_starts(lines[0]), column_starts(lines[1]), "{table}");
@@ -180,12 +234,26 @@ fn volume_formats() {
     let root = s.join("root");
     let name = unique_id("fmtvol");
     assert_eq!(ok(&root, &["volume", "create", "--label", "k=v", &name]), format!("{name}\n"));
-    assert_eq!(ok(&root, &["volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}"]), format!("{name} local k=v\n"));
+    assert_eq!(
+        ok(&root, &["volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}"]),
+        format!("{name} local k=v\n")
+    );
     let json = ok(&root, &["volume", "ls", "--format", "json"]);
     let row: Value = serde_json::from_str(json.trim_end()).unwrap();
     assert_eq!(
         keys(&row),
-        ["Availability", "Driver", "Group", "Labels", "Links", "Mountpoint", "Name", "Scope", "Size", "Status"]
+        [
+            "Availability",
+            "Driver",
+            "Group",
+            "Labels",
+            "Links",
+            "Mountpoint",
+            "Name",
+            "Scope",
+            "Size",
+            "Status"
+        ]
     );
     assert_eq!(row["Name"], name.as_str());
     assert_eq!(
@@ -194,14 +262,25 @@ fn volume_formats() {
     );
     assert_eq!(ok(&root, &["volume", "ls"]), format!("DRIVER    VOLUME NAME\nlocal     {name}\n"));
     assert_eq!(ok(&root, &["volume", "ls", "-q"]), format!("{name}\n"));
-    assert_eq!(ok(&root, &["volume", "inspect", "-f", "{{.Name}} {{.Labels}}", &name]), format!("{name} map[k:v]\n"));
+    assert_eq!(
+        ok(&root, &["volume", "inspect", "-f", "{{.Name}} {{.Labels}}", &name]),
+        format!("{name} map[k:v]\n")
+    );
     let r = berth(&root, &["volume", "inspect", "-f", "{{.Name", &name]);
     assert_eq!(r.code, 64, "{}", r.stderr);
     assert_eq!(r.stderr, "template parsing error: template: :1: unclosed action\n");
     // system df counts it: unused, so all of its size is reclaimable.
     let mountpoint = ok(&root, &["volume", "inspect", "-f", "{{.Mountpoint}}", &name]);
     std::fs::write(Path::new(mountpoint.trim_end()).join("data"), vec![7u8; 5000]).unwrap();
-    let df = ok(&root, &["system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}"]);
+    let df = ok(
+        &root,
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}",
+        ],
+    );
     assert!(df.contains("Local Volumes|1|0|5kB|5kB (100%)\n"), "{df}");
     ok(&root, &["volume", "rm", &name]);
 }

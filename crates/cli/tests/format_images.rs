@@ -70,7 +70,10 @@ fn images_templates_json_and_tables() {
         format!("IMAGE ID       SIZE\n{short}   {size}\n")
     );
     assert_eq!(
-        ok(&root, &["image", "ls", "--format", "table {{.Repository}}\t{{.CreatedAt}}"]).lines().next().unwrap(),
+        ok(&root, &["image", "ls", "--format", "table {{.Repository}}\t{{.CreatedAt}}"])
+            .lines()
+            .next()
+            .unwrap(),
         "REPOSITORY          CREATED AT"
     );
 
@@ -78,9 +81,15 @@ fn images_templates_json_and_tables() {
     let table = ok(&root, &["images"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
-    assert!(lines[0].starts_with("REPOSITORY          TAG       IMAGE ID       CREATED "), "{table}");
+    assert!(
+        lines[0].starts_with("REPOSITORY          TAG       IMAGE ID       CREATED "),
+        "{table}"
+    );
     assert!(lines[0].ends_with("SIZE"), "{table}");
-    assert!(lines[1].starts_with(&format!("localhost/busybox   latest    {short}   ")), "{table}");
+    assert!(
+        lines[1].starts_with(&format!("localhost/busybox   latest    {short}   ")),
+        "{table}"
+    );
     assert_eq!(column_starts(lines[0]), column_starts(lines[1]), "{table}");
     let digests = ok(&root, &["images", "--digests"]);
     assert!(digests.starts_with("REPOSITORY          TAG       DIGEST"), "{digests}");
@@ -103,7 +112,10 @@ fn history_formats() {
     assert_eq!(rows[0]["ID"], short);
     assert!(rows[0]["CreatedSince"].as_str().unwrap().ends_with(" ago"));
     // Without -H docker's CREATED is the RFC 3339 time and SIZE plain bytes.
-    let raw = ok(&root, &["history", "-H=false", "--format", "{{.CreatedSince}}|{{.Size}}", "busybox"]);
+    let raw = ok(
+        &root,
+        &["history", "-H=false", "--format", "{{.CreatedSince}}|{{.Size}}", "busybox"],
+    );
     let (created, size) = raw.trim_end().split_once('|').unwrap();
     assert_eq!(created, rows[0]["CreatedAt"].as_str().unwrap());
     assert!(size.parse::<u64>().unwrap() > 1_000_000, "{raw}");
@@ -138,14 +150,23 @@ fn labelled(s: &Scratch, root: &Path) {
         .status()
         .unwrap();
     assert!(st.success());
-    ok(root, &["import", "-c", "LABEL x=hello-label", tarball.to_str().unwrap(), "labelled:1"]);
+    ok(
+        root,
+        &["import", "-c", "LABEL x=hello-label", tarball.to_str().unwrap(), "labelled:1"],
+    );
 }
 
 #[test]
 fn inspect_templates() {
     let (s, root) = loaded("fmt-inspect");
-    assert_eq!(ok(&root, &["inspect", "--format", "{{.Id}}", "busybox"]), format!("sha256:{BUSYBOX_ID}\n"));
-    assert_eq!(ok(&root, &["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox"]), "linux/amd64\n");
+    assert_eq!(
+        ok(&root, &["inspect", "--format", "{{.Id}}", "busybox"]),
+        format!("sha256:{BUSYBOX_ID}\n")
+    );
+    assert_eq!(
+        ok(&root, &["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox"]),
+        "linux/amd64\n"
+    );
     let rootfs: Value = serde_json::from_str(&ok(&root, &["inspect", "--format", "{{json .RootFS}}", "busybox"])).unwrap();
     assert_eq!(rootfs["Type"], "layers");
     assert_eq!(rootfs["Layers"].as_array().unwrap().len(), 1);
@@ -156,7 +177,10 @@ fn inspect_templates() {
         "hello-label\n"
     );
     // A missing key of a map prints nothing through index, as Go does.
-    assert_eq!(ok(&root, &["inspect", "--format", r#"{{index .Config.Labels "y"}}"#, "labelled:1"]), "\n");
+    assert_eq!(
+        ok(&root, &["inspect", "--format", r#"{{index .Config.Labels "y"}}"#, "labelled:1"]),
+        "\n"
+    );
     // One line per object, in the order asked.
     assert_eq!(
         ok(&root, &["image", "inspect", "--format", "{{.RepoTags}}", "busybox", "labelled:1"]),
@@ -223,5 +247,8 @@ fn system_df_formats() {
         "Images=1\nContainers=0\nLocal Volumes=0\nBuild Cache=0\n"
     );
     let table = ok(&root, &["system", "df"]);
-    assert!(table.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n"), "{table}");
+    assert!(
+        table.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n"),
+        "{table}"
+    );
 }
