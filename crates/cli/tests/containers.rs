@@ -238,6 +238,11 @@ fn stop_uses_signal_then_kill() {
     assert_eq!(env.status("usr1"), "running");
     env.ok(&["stop", "-s", "KILL", "usr1"]);
     assert_eq!(env.inspect("usr1")["State"]["ExitCode"], 137);
+    // --init: the command is not pid 1, gets the stop signal forwarded, and its status comes back.
+    assert_eq!(env.ok(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo $$"]), "2\n");
+    env.ok(&["run", "-d", "--init", "--name", "inited", "busybox", "sleep", "100"]);
+    env.ok(&["stop", "-t", "30", "inited"]);
+    assert_eq!(env.inspect("inited")["State"]["ExitCode"], 143);
 }
 
 #[test]

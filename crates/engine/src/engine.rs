@@ -901,10 +901,21 @@ fn host_hostname() -> String {
 /// A static init for --init (docker's docker-init is tini): only a statically linked one can run
 /// inside any image.
 fn init_binary() -> Option<PathBuf> {
-    ["/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/local/bin/tini-static"]
+    ["/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/local/bin/tini-static", "/bin/busybox"]
         .iter()
         .map(PathBuf::from)
-        .find(|p| p.is_file())
+        .find(|p| p.is_file() && is_static_elf(p))
+}
+
+/// An ELF without a PT_INTERP program header needs no loader or libraries from the image.
+fn is_static_elf(p: &Path) -> bool {
+    let Ok(b) = std::fs::read(p) else { return false };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u = |o: usize, n: usize| b.get(o..o + n).map(|s| s.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64));
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u(32, 8), u(54, 2), u(56, 2)) else { return false };
+    (0..phnum).all(|i| u((phoff + i * phentsize) as usize, 4).is_some_and(|t| t != 3))
 }
 
 fn system_cpu_nanos() -> u64 {
