@@ -317,6 +317,10 @@ fn start_loaded(rt: &Runtime, saved: &Saved) -> Result<()> {
             return Err(Error::internal(format!("container {id}: init exited before start")));
         }
     }
+    // Then EOF: the init's write end closes when it execs the user process (or dies).
+    unsafe { libc::fcntl(fifo.as_raw_fd(), libc::F_SETFL, 0) };
+    let mut b = [0u8; 16];
+    while unsafe { libc::read(fifo.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) } > 0 {}
     let _ = std::fs::remove_file(&fifo_path);
     let h = saved.config.hooks().as_ref();
     if let Some(list) = h.and_then(|h| h.poststart().as_ref()) {

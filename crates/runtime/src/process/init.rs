@@ -200,7 +200,9 @@ fn init(a: &InitArgs) -> Result<Never> {
         Err(e) => post_start_fail(Error::sys("open exec fifo", e)),
     };
     let _ = sys::write_all_fd(fifo.as_raw_fd(), b"0");
-    drop(fifo);
+    // The write end stays open (close-on-exec) so `start` sees EOF only once the user process
+    // has been exec'd: poststart hooks then run after it, as the spec wants.
+    std::mem::forget(fifo);
     let _ = sys::close_range(a.fifo as u32, a.fifo as u32, 0);
     if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
         let st = super::hook_state(a.id, host_pid, "created", a.bundle, a.spec);
