@@ -657,7 +657,7 @@ impl Engine {
             return Err(Error::invalid(format!("invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
         }
         if c.name == n {
-            return Err(Error::invalid(format!("renaming a container with the same name as its current name")));
+            return Err(Error::invalid("renaming a container with the same name as its current name"));
         }
         c.name = n.to_string();
         let st = std::mem::take(&mut c.state);

@@ -96,7 +96,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<Resolved> {
     let additional_gids = if name.is_empty() {
         vec![]
     } else {
-        gr.iter().filter(|x| x.members.iter().any(|m| *m == name) && x.gid != gid).map(|x| x.gid).collect()
+        gr.iter().filter(|x| x.members.contains(&name) && x.gid != gid).map(|x| x.gid).collect()
     };
     Ok(Resolved { uid, gid, additional_gids, home })
 }

@@ -54,6 +54,7 @@ pub enum Commands {
 
 /// `berth container ...`.
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Group {
     #[command(flatten)]
     Verbs(Commands),
