@@ -2,9 +2,11 @@
 //! berth-runc, crun and runc side by side: wall time and the peak RSS of the runtime process
 //! (wait4's ru_maxrss), interleaved rounds after a warm-up.
 //!
-//! ru_maxrss also counts the mm a process had before its execve — for a child spawned straight
-//! from this bench, the bench's own RSS. So the RSS runs start the runtime through static
-//! busybox's `env` (about 1.3 MiB, below every runtime), and the timed runs start it directly.
+//! ru_maxrss also counts the mm a process had before its execve. A child spawned the usual way
+//! (posix_spawn, sharing the bench's mm until exec) would report the bench's own RSS. So the RSS
+//! runs fork a real copy (a pre_exec hook makes std fork) and exec static busybox's `env`, which
+//! execs the runtime: the floor is then busybox's RSS, printed beside the table. The timed runs
+//! start the runtime directly.
 //!
 //! Debian's crun 1.8 refuses this host's hybrid cgroups because the cgroup2 mount lists a
 //! controller. Rather than a wrapper that adds an unshare and a shell to crun's figures only, the
@@ -13,6 +15,7 @@
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -91,38 +94,45 @@ pub fn run(runs: Option<usize>) -> Result<()> {
     let rss: Vec<Series> = tools.iter_mut().map(|t| std::mem::replace(&mut t.rss, Series::new(t.name))).collect();
     print_table("run /bin/true: wall time", "ms", &time);
     print_table("run /bin/true: peak RSS of the runtime process", "MiB", &rss);
+    println!("(measurement floor: {:.2} MiB, busybox true started the same way)", rss_floor_mib()?);
     Ok(())
 }
 
 /// One foreground `run`: wall time from spawn to reap, and the child's ru_maxrss in KiB.
 fn run_once(t: &Tool, bundle: &Path, id: &str, through_env: bool) -> Result<(Duration, i64)> {
     let err = tempfile_in(&t.root)?;
-    let mut cmd = if through_env {
-        let mut c = Command::new(BUSYBOX);
-        c.arg("env").arg(&t.bin);
-        c
-    } else {
-        Command::new(&t.bin)
-    };
-    let start = Instant::now();
-    let child = cmd
-        .arg("--root")
-        .arg(&t.root)
-        .args(["run", "--bundle"])
-        .arg(bundle)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err.try_clone()?)
-        .spawn()
-        .with_context(|| format!("spawn {}", t.bin.display()))?;
-    let (status, rusage) = wait4(child.id() as i32)?;
-    let elapsed = start.elapsed();
+    let mut cmd = if through_env { forked_env(&t.bin) } else { Command::new(&t.bin) };
+    cmd.arg("--root").arg(&t.root).args(["run", "--bundle"]).arg(bundle).arg(id).stderr(err);
+    let (elapsed, status, rss) = measure(cmd).with_context(|| format!("spawn {}", t.bin.display()))?;
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         let msg = std::fs::read_to_string(t.root.join("stderr")).unwrap_or_default();
         bail!("run failed (wait status {status:#x}): {}", msg.trim());
     }
-    Ok((elapsed, rusage.ru_maxrss))
+    Ok((elapsed, rss))
+}
+
+/// `busybox env BIN`, started by a real fork: see the module comment.
+fn forked_env(bin: &Path) -> Command {
+    let mut c = Command::new(BUSYBOX);
+    c.arg("env").arg(bin);
+    // Any pre_exec hook makes std fork instead of posix_spawn (which shares our mm until exec).
+    unsafe { c.pre_exec(|| Ok(())) };
+    c
+}
+
+/// Runs `cmd` with stdin/stdout on /dev/null: wall time, wait status, ru_maxrss (KiB).
+fn measure(mut cmd: Command) -> Result<(Duration, i32, i64)> {
+    let start = Instant::now();
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
+    let (status, rusage) = wait4(child.id() as i32)?;
+    Ok((start.elapsed(), status, rusage.ru_maxrss))
+}
+
+/// The smallest ru_maxrss the RSS runs can report: busybox `true` started the same way.
+fn rss_floor_mib() -> Result<f64> {
+    let mut c = forked_env(Path::new(BUSYBOX));
+    c.arg("true");
+    Ok(measure(c)?.2 as f64 / 1024.0)
 }
 
 fn tempfile_in(dir: &Path) -> Result<std::fs::File> {
