@@ -1,10 +1,9 @@
 //! `berth image inspect` / `berth inspect`: Docker's JSON shape.
 
 use clap::Args;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::output::{indented_json, print_inspect};
+use crate::output::{indented_json, print_inspect, InOrder, KeyOrder};
 use crate::{CmdResult, Ctx, Failure};
 use berth_image::{Driver, Image, ImageStore};
 
@@ -112,117 +111,239 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
     Value::Object(v)
 }
 
-/// The default `inspect` output in docker's key order: images through [`Ordered`], other
-/// objects (containers, already sorted like the rest of berth's JSON) as they are.
+/// The default `inspect` output in docker's key order: images and containers in the order of
+/// docker's Go structs, other objects (volumes: already alphabetical in docker) sorted.
 pub fn docker_order(objects: &[Value]) -> String {
-    #[derive(Serialize)]
-    #[serde(untagged)]
-    enum Shown<'a> {
-        Image(Box<Ordered>),
-        Other(&'a Value),
-    }
-    let shown: Vec<Shown> = objects
+    let shown: Vec<InOrder> = objects
         .iter()
-        .map(|o| match o.get("RootFS").is_some() && o.get("RepoTags").is_some() {
-            true => Shown::Image(Box::new(Ordered::from(o))),
-            false => Shown::Other(o),
+        .map(|v| {
+            let order = if v.get("RootFS").is_some() && v.get("RepoTags").is_some() {
+                &IMAGE_ORDER
+            } else if v.get("State").is_some() && v.get("HostConfig").is_some() {
+                &CONTAINER_ORDER
+            } else {
+                &KeyOrder(&[])
+            };
+            InOrder {
+                v,
+                order,
+                path: String::new(),
+            }
         })
         .collect();
     indented_json(&shown)
 }
 
-/// Docker's key order for printing (a serde_json map would sort the keys).
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Ordered {
-    id: Value,
-    repo_tags: Value,
-    repo_digests: Value,
-    parent: Value,
-    comment: Value,
-    created: Value,
-    docker_version: Value,
-    author: Value,
-    config: OrderedConfig,
-    architecture: Value,
-    #[serde(skip_serializing_if = "Value::is_null")]
-    variant: Value,
-    os: Value,
-    size: Value,
-    graph_driver: Value,
-    #[serde(rename = "RootFS")]
-    root_fs: Value,
-    metadata: Value,
-}
+/// container.Config's fields, shared by images and containers.
+const CONFIG_KEYS: &[&str] = &[
+    "Hostname",
+    "Domainname",
+    "User",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ExposedPorts",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Env",
+    "Cmd",
+    "Healthcheck",
+    "ArgsEscaped",
+    "Image",
+    "Volumes",
+    "WorkingDir",
+    "Entrypoint",
+    "NetworkDisabled",
+    "MacAddress",
+    "OnBuild",
+    "Labels",
+    "StopSignal",
+    "StopTimeout",
+    "Shell",
+];
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct OrderedConfig {
-    hostname: Value,
-    domainname: Value,
-    user: Value,
-    attach_stdin: Value,
-    attach_stdout: Value,
-    attach_stderr: Value,
-    #[serde(skip_serializing_if = "Value::is_null")]
-    exposed_ports: Value,
-    tty: Value,
-    open_stdin: Value,
-    stdin_once: Value,
-    env: Value,
-    cmd: Value,
-    image: Value,
-    volumes: Value,
-    working_dir: Value,
-    entrypoint: Value,
-    on_build: Value,
-    labels: Value,
-    #[serde(skip_serializing_if = "Value::is_null")]
-    stop_signal: Value,
-}
+/// types.ImageInspect.
+const IMAGE_ORDER: KeyOrder = KeyOrder(&[
+    (
+        "",
+        &[
+            "Id",
+            "RepoTags",
+            "RepoDigests",
+            "Parent",
+            "Comment",
+            "Created",
+            "DockerVersion",
+            "Author",
+            "Config",
+            "Architecture",
+            "Variant",
+            "Os",
+            "Size",
+            "GraphDriver",
+            "RootFS",
+            "Metadata",
+        ],
+    ),
+    ("Config", CONFIG_KEYS),
+    ("GraphDriver", &["Data", "Name"]),
+    ("RootFS", &["Type", "Layers"]),
+]);
 
-impl From<&Value> for Ordered {
-    fn from(v: &Value) -> Ordered {
-        let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
-        let c = g("Config");
-        let cg = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
-        Ordered {
-            id: g("Id"),
-            repo_tags: g("RepoTags"),
-            repo_digests: g("RepoDigests"),
-            parent: g("Parent"),
-            comment: g("Comment"),
-            created: g("Created"),
-            docker_version: g("DockerVersion"),
-            author: g("Author"),
-            config: OrderedConfig {
-                hostname: cg("Hostname"),
-                domainname: cg("Domainname"),
-                user: cg("User"),
-                attach_stdin: cg("AttachStdin"),
-                attach_stdout: cg("AttachStdout"),
-                attach_stderr: cg("AttachStderr"),
-                exposed_ports: cg("ExposedPorts"),
-                tty: cg("Tty"),
-                open_stdin: cg("OpenStdin"),
-                stdin_once: cg("StdinOnce"),
-                env: cg("Env"),
-                cmd: cg("Cmd"),
-                image: cg("Image"),
-                volumes: cg("Volumes"),
-                working_dir: cg("WorkingDir"),
-                entrypoint: cg("Entrypoint"),
-                on_build: cg("OnBuild"),
-                labels: cg("Labels"),
-                stop_signal: cg("StopSignal"),
-            },
-            architecture: g("Architecture"),
-            variant: g("Variant"),
-            os: g("Os"),
-            size: g("Size"),
-            graph_driver: g("GraphDriver"),
-            root_fs: g("RootFS"),
-            metadata: g("Metadata"),
-        }
-    }
-}
+/// types.ContainerJSON.
+const CONTAINER_ORDER: KeyOrder = KeyOrder(&[
+    (
+        "",
+        &[
+            "Id",
+            "Created",
+            "Path",
+            "Args",
+            "State",
+            "Image",
+            "ResolvConfPath",
+            "HostnamePath",
+            "HostsPath",
+            "LogPath",
+            "Node",
+            "Name",
+            "RestartCount",
+            "Driver",
+            "Platform",
+            "MountLabel",
+            "ProcessLabel",
+            "AppArmorProfile",
+            "ExecIDs",
+            "HostConfig",
+            "GraphDriver",
+            "SizeRw",
+            "SizeRootFs",
+            "Mounts",
+            "Config",
+            "NetworkSettings",
+        ],
+    ),
+    (
+        "State",
+        &[
+            "Status",
+            "Running",
+            "Paused",
+            "Restarting",
+            "OOMKilled",
+            "Dead",
+            "Pid",
+            "ExitCode",
+            "Error",
+            "StartedAt",
+            "FinishedAt",
+            "Health",
+        ],
+    ),
+    (
+        "HostConfig",
+        &[
+            "Binds",
+            "ContainerIDFile",
+            "LogConfig",
+            "NetworkMode",
+            "PortBindings",
+            "RestartPolicy",
+            "AutoRemove",
+            "VolumeDriver",
+            "VolumesFrom",
+            "ConsoleSize",
+            "Annotations",
+            "CapAdd",
+            "CapDrop",
+            "CgroupnsMode",
+            "Dns",
+            "DnsOptions",
+            "DnsSearch",
+            "ExtraHosts",
+            "GroupAdd",
+            "IpcMode",
+            "Cgroup",
+            "Links",
+            "OomScoreAdj",
+            "PidMode",
+            "Privileged",
+            "PublishAllPorts",
+            "ReadonlyRootfs",
+            "SecurityOpt",
+            "StorageOpt",
+            "Tmpfs",
+            "UTSMode",
+            "UsernsMode",
+            "ShmSize",
+            "Sysctls",
+            "Runtime",
+            "Isolation",
+            "CpuShares",
+            "Memory",
+            "NanoCpus",
+            "CgroupParent",
+            "BlkioWeight",
+            "BlkioWeightDevice",
+            "BlkioDeviceReadBps",
+            "BlkioDeviceWriteBps",
+            "BlkioDeviceReadIOps",
+            "BlkioDeviceWriteIOps",
+            "CpuPeriod",
+            "CpuQuota",
+            "CpuRealtimePeriod",
+            "CpuRealtimeRuntime",
+            "CpusetCpus",
+            "CpusetMems",
+            "Devices",
+            "DeviceCgroupRules",
+            "DeviceRequests",
+            "MemoryReservation",
+            "MemorySwap",
+            "MemorySwappiness",
+            "OomKillDisable",
+            "PidsLimit",
+            "Ulimits",
+            "CpuCount",
+            "CpuPercent",
+            "IOMaximumIOps",
+            "IOMaximumBandwidth",
+            "Mounts",
+            "MaskedPaths",
+            "ReadonlyPaths",
+            "Init",
+        ],
+    ),
+    ("HostConfig.LogConfig", &["Type", "Config"]),
+    ("HostConfig.RestartPolicy", &["Name", "MaximumRetryCount"]),
+    ("GraphDriver", &["Data", "Name"]),
+    (
+        "Mounts",
+        &["Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation"],
+    ),
+    ("Config", CONFIG_KEYS),
+    (
+        "NetworkSettings",
+        &[
+            "Bridge",
+            "SandboxID",
+            "SandboxKey",
+            "Ports",
+            "HairpinMode",
+            "LinkLocalIPv6Address",
+            "LinkLocalIPv6PrefixLen",
+            "SecondaryIPAddresses",
+            "SecondaryIPv6Addresses",
+            "EndpointID",
+            "Gateway",
+            "GlobalIPv6Address",
+            "GlobalIPv6PrefixLen",
+            "IPAddress",
+            "IPPrefixLen",
+            "IPv6Gateway",
+            "MacAddress",
+            "Networks",
+        ],
+    ),
+]);

@@ -40,3 +40,52 @@ pub fn indented_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     v.serialize(&mut ser).expect("json");
     String::from_utf8(buf).expect("utf-8 json")
 }
+
+/// docker's key order for printing a JSON object and the objects below it, by path ("" for
+/// the top, "Config", "State.Health", ...; array elements share their array's path). Keys not
+/// listed follow, sorted. docker prints Go structs in field order; berth's `serde_json` maps are
+/// sorted (see berth-format's notes on `preserve_order`).
+pub struct KeyOrder(pub &'static [(&'static str, &'static [&'static str])]);
+
+/// `v` serialised in `order`.
+pub struct InOrder<'a> {
+    pub v: &'a Value,
+    pub order: &'a KeyOrder,
+    pub path: String,
+}
+
+impl serde::Serialize for InOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let child = |v, path| InOrder {
+            v,
+            order: self.order,
+            path,
+        };
+        match self.v {
+            Value::Object(m) => {
+                let listed = self.order.0.iter().find(|(p, _)| *p == self.path).map_or(&[][..], |(_, k)| k);
+                let mut keys: Vec<&String> = listed.iter().filter_map(|k| m.get_key_value(*k).map(|(k, _)| k)).collect();
+                keys.extend(m.keys().filter(|k| !listed.contains(&k.as_str())));
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for k in keys {
+                    let path = if self.path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{}.{k}", self.path)
+                    };
+                    map.serialize_entry(k, &child(&m[k], path))?;
+                }
+                map.end()
+            }
+            Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for x in a {
+                    seq.serialize_element(&child(x, self.path.clone()))?;
+                }
+                seq.end()
+            }
+            other => serde::Serialize::serialize(other, s),
+        }
+    }
+}

@@ -168,6 +168,34 @@ fn container_inspect_formats() {
     assert!(out.starts_with("[\n    {\n"), "{out}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["Id"], id.as_str());
+    // docker's struct order, not sorted keys: Id, Created, Path, Args, State (Status first), ...
+    assert!(
+        out.starts_with(&format!("[\n    {{\n        \"Id\": \"{id}\",\n        \"Created\": ")),
+        "{out}"
+    );
+    let at = |k: &str| {
+        out.find(&format!("\n        \"{k}\": "))
+            .unwrap_or_else(|| panic!("no top-level {k}: {out}"))
+    };
+    let order = [
+        "Id",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Image",
+        "Name",
+        "HostConfig",
+        "GraphDriver",
+        "Mounts",
+        "Config",
+        "NetworkSettings",
+    ];
+    assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{out}");
+    assert!(
+        out.contains("\"State\": {\n            \"Status\": \"created\",\n            \"Running\": false,"),
+        "{out}"
+    );
 
     let r = berth(&root, &["container", "inspect", "--format", "{{.State", &name]);
     assert_eq!(r.code, 64, "{}", r.stderr);
