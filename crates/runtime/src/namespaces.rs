@@ -115,6 +115,15 @@ pub fn join(plan: &Plan, only: Option<libc::c_int>) -> Result<()> {
     Ok(())
 }
 
+/// Closes the namespace fds once joined, in a child that never drops `plan`: they name host
+/// namespaces and must not stay reachable from the container while the init waits for start.
+pub fn close_joined(plan: &Plan) {
+    for (_, fd) in &plan.join {
+        let raw = fd.as_raw_fd() as u32;
+        let _ = sys::close_range(raw, raw, 0);
+    }
+}
+
 /// uid_map/gid_map lines for /proc/PID/{uid,gid}_map.
 pub fn map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     let mut s = String::new();

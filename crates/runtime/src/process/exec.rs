@@ -151,6 +151,7 @@ fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn bert
         super::init::self_join(cg, unified)?;
     }
     namespaces::join(plan, None)?;
+    namespaces::close_joined(plan);
     let pid = sys::fork().map_err(|e| Error::sys("fork into the pid namespace", e))?;
     if pid > 0 {
         let _ = chan.send(&Msg::Pid(pid));

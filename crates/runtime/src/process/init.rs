@@ -56,6 +56,7 @@ fn init(a: &InitArgs) -> Result<Never> {
         }
     } else {
         namespaces::join(plan, None)?;
+        namespaces::close_joined(plan);
         if new_user {
             sys::unshare(libc::CLONE_NEWUSER).map_err(|e| Error::sys("unshare user namespace", e))?;
             a.chan.ask(&Msg::NeedMaps)?;
