@@ -556,7 +556,7 @@ fn delete_loaded(
     lock: state::Lock,
 ) -> Result<()> {
     let id = saved.state.id.as_str();
-    let status = state::status(&rt.root, &saved);
+    let status = state::status(&rt.root, saved);
     if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(Error::new(
             ErrorKind::Conflict,
@@ -573,7 +573,7 @@ fn delete_loaded(
             }
         }
         let _ = sys::kill(saved.state.pid, libc::SIGKILL);
-        wait_gone(&saved);
+        wait_gone(saved);
     }
     if let Some(cg) = &cg {
         cg.destroy()?;

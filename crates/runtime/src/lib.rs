@@ -4,6 +4,16 @@
 //! `create` clones the container init straight from the (single-threaded) caller with the
 //! namespace flags, sets up the root filesystem and the process inside, and leaves it blocked on
 //! the exec fifo until `start` opens the fifo for reading — the create/start split of runc.
+//!
+//! Layout: `process/init.rs` (the init, child side) and `container.rs` (the parent side and the
+//! other verbs) talk over `sync.rs`; `namespaces.rs`, `rootfs/` (mounts, devices, pivot,
+//! masking), `setup.rs` (rlimits, user, capabilities.rs, seccomp, execve), `hooks.rs`, `tty.rs`,
+//! `process/exec.rs` (setns into a running container), `state.rs`, `seal.rs` (CVE-2019-5736).
+//!
+//! Start-time choices: no threads, no async runtime; one clone with every new namespace when
+//! nothing is joined (two stages otherwise: setns/unshare, then fork the pid-1 init); the parent
+//! creates the cgroup while the init mounts, and on cgroup v1 the init moves itself in through
+//! `tasks`, which avoids the RCU grace period a cgroup.procs write costs.
 
 mod error;
 mod spec;
