@@ -89,3 +89,38 @@ impl serde::Serialize for InOrder<'_> {
         }
     }
 }
+
+/// Go's `strconv.Quote` (docker quotes `ps`' COMMAND with it): printable text as is, `"` and
+/// `\` escaped, control characters as Go's escapes.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_quote_like_strconv() {
+        assert_eq!(super::go_quote("true"), "\"true\"");
+        assert_eq!(super::go_quote(r#"sh -c "echo \ hi""#), r#""sh -c \"echo \\ hi\"""#);
+        assert_eq!(super::go_quote("a\tb\nc\u{1}\u{7f}…"), "\"a\\tb\\nc\\x01\\x7f…\"");
+    }
+}

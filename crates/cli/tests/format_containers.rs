@@ -138,6 +138,25 @@ fn ps_formats() {
         "WARNING: Ignoring custom format, because both --format and --quiet are set.\n"
     );
 
+    // COMMAND is quoted like Go's strconv.Quote, and truncated to 20 characters unless --no-trunc.
+    let quoting = unique_id("fmtq");
+    let _id = ok(&root, &["create", "--name", &quoting, "busybox", "sh", "-c", r#"echo "hi there""#])
+        .trim()
+        .to_string();
+    let _rm2 = Defer({
+        let (root, id) = (root.clone(), _id.clone());
+        move || drop(berth(&root, &["rm", "-f", &id]))
+    });
+    let filter = format!("name={quoting}");
+    assert_eq!(
+        ok(&root, &["ps", "-a", "--no-trunc", "--filter", &filter, "--format", "{{.Command}}"]),
+        "\"sh -c echo \\\"hi there\\\"\"\n"
+    );
+    assert_eq!(
+        ok(&root, &["ps", "-a", "--filter", &filter, "--format", "{{.Command}}"]),
+        "\"sh -c echo \\\"hi ther…\"\n"
+    );
+
     let r = berth(&root, &["ps", "-a", "--format", "{{.Nope}}"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.starts_with("Error: template"), "{}", r.stderr);

@@ -61,7 +61,7 @@ fn go_time(rfc: &str) -> String {
 fn quoted_command(c: &Container, trunc: bool) -> String {
     let cmd = c.command_line();
     let cmd = if trunc && cmd.chars().count() > 20 { format!("{}…", cmd.chars().take(19).collect::<String>()) } else { cmd };
-    format!("\"{cmd}\"")
+    crate::output::go_quote(&cmd)
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
