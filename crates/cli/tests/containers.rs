@@ -580,3 +580,44 @@ fn attach_prune_and_vfs() {
     let r = berth(&vfs_root, &["run", "--rm", "busybox", "sh", "-c", "echo vfs > /f; cat /f"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "vfs\n"), "{}", r.stderr);
 }
+
+#[test]
+fn kill_9_at_random_points_then_rm_f_cleans() {
+    let env = Env::new("random-kill");
+    for i in 0..12u64 {
+        let child = berth_cmd(&env.root)
+            .args(["run", "-d", "busybox", "sh", "-c", "echo up; sleep 100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let _reap = berth_testkit::Defer(move || unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        });
+        // Spread the kills over the CLI's whole run (a few ms to a few tens of ms).
+        std::thread::sleep(Duration::from_micros(1500 * i * i));
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // Every other round, the monitor dies too.
+        if i % 2 == 1 {
+            for m in env.monitors() {
+                unsafe { libc::kill(m, libc::SIGKILL) };
+            }
+        }
+    }
+    let ps = env.run(&["ps", "-a", "--format", "{{.State}}"]);
+    assert_eq!(ps.code, 0, "{}", ps.stderr);
+    for state in ps.stdout.lines() {
+        assert!(["created", "running", "exited", "dead"].contains(&state), "{}", ps.stdout);
+    }
+    for id in env.ids() {
+        env.ok(&["rm", "-f", &id]);
+    }
+    assert!(env.ids().is_empty());
+    let left: Vec<_> = std::fs::read_dir(env.root.join("containers")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let mounts: Vec<_> = berth_testkit::mounts_below(&env.root).into_iter().filter(|m| !m.ends_with("bin/berth")).collect();
+    assert!(mounts.is_empty(), "{mounts:?}");
+    assert!(env.monitors().is_empty());
+}

@@ -712,6 +712,22 @@ impl Engine {
         let rt = self.runtime();
         let _ = rt.kill(&c.id, libc::SIGKILL, true);
         let _ = rt.delete(&c.id, true);
+        // A monitor killed in the middle of create leaves an init the runtime never recorded:
+        // whatever is still in the container's cgroup goes, then the cgroup.
+        if let Ok(cg) = berth_cgroups::open(Some(Path::new(&format!("/berth/{}", c.id))), &c.id) {
+            for _ in 0..200 {
+                let pids = cg.pids().unwrap_or_default();
+                if pids.is_empty() {
+                    break;
+                }
+                let _ = cg.freeze(berth_cgroups::FreezerState::Thawed);
+                for p in pids {
+                    sys::kill(p, libc::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = cg.destroy();
+        }
         if rt.root().join(&c.id).exists() {
             let _ = std::fs::remove_dir_all(rt.root().join(&c.id));
         }
