@@ -3,9 +3,13 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+pub use rustix::fs::ResolveFlags;
+use rustix::io::Errno;
 
 pub type SysResult<T> = io::Result<T>;
 
@@ -68,27 +72,15 @@ pub fn umount2(target: &CStr, flags: libc::c_int) -> SysResult<()> {
     check(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
 }
 
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-pub const RESOLVE_IN_ROOT: u64 = 0x10;
-
-/// openat2(2): `path` resolved with `resolve` flags relative to `dirfd`.
-pub fn openat2(dirfd: RawFd, path: &CStr, flags: libc::c_int, mode: u32, resolve: u64) -> SysResult<OwnedFd> {
-    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: mode as u64, resolve };
+/// openat2(2): `path` resolved with `resolve` flags relative to `dirfd`; retried on EAGAIN/EINTR
+/// (a concurrent rename or mount elsewhere makes the kernel ask for a retry).
+pub fn openat2(dirfd: RawFd, path: &CStr, flags: libc::c_int, mode: u32, resolve: ResolveFlags) -> SysResult<OwnedFd> {
+    let dir = unsafe { BorrowedFd::borrow_raw(dirfd) };
+    let flags = OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC;
     loop {
-        let r = unsafe {
-            libc::syscall(libc::SYS_openat2, dirfd, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
-        };
-        match check_l(r) {
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) => return Err(e),
+        match rustix::fs::openat2(dir, path, flags, Mode::from_bits_retain(mode), resolve) {
+            Err(Errno::AGAIN | Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
         }
     }
 }

@@ -63,7 +63,7 @@ pub fn sysctl(key: &str, value: &str) -> Result<()> {
         &sys::cstr(&rel),
         libc::O_WRONLY | libc::O_TRUNC,
         0,
-        sys::RESOLVE_NO_MAGICLINKS | 0x08, /* RESOLVE_NO_SYMLINKS */
+        sys::ResolveFlags::NO_MAGICLINKS | sys::ResolveFlags::NO_SYMLINKS,
     )
     .map_err(|e| Error::sys(format!("sysctl {key}"), e))?;
     sys::write_all_fd(fd.as_raw_fd(), value.as_bytes()).map_err(|e| Error::sys(format!("sysctl {key}={value}"), e))

@@ -19,7 +19,7 @@ use std::path::{Component, Path};
 /// inside the root.
 pub fn open_in_root(root: RawFd, rel: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     let c = rel_cstr(rel);
-    sys::openat2(root, &c, flags, 0, sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS)
+    sys::openat2(root, &c, flags, 0, sys::ResolveFlags::IN_ROOT | sys::ResolveFlags::NO_MAGICLINKS)
 }
 
 fn rel_cstr(p: &Path) -> CString {
@@ -50,7 +50,7 @@ fn mkdir_all_depth(root: RawFd, rel: &Path, mode: u32, depth: u32) -> Result<Own
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(Error::sys(format!("open {}", rel.display()), e)),
     }
-    let mut cur = sys::openat2(root, c".", libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+    let mut cur = sys::openat2(root, c".", libc::O_PATH | libc::O_DIRECTORY, 0, sys::ResolveFlags::empty())
         .map_err(|e| Error::sys("open rootfs", e))?;
     let mut so_far = std::path::PathBuf::from("/");
     for comp in rel.components() {
