@@ -2,9 +2,8 @@
 //! writable layer holds one 100 MB file (the same random bytes for both), side by side in one
 //! run, each tool with a fresh store per iteration. Only the commit is timed.
 //!
-//! The file goes in without running the container (berth: `cp` into the created container;
-//! podman: `podman mount` and a host write, since podman's runtimes cannot raise this sandbox's
-//! rlimits): the commit sees the same upper dir either way.
+//! Both tools write the file the same way, from inside the container: `run --network none -v
+//! DATA:/data:ro busybox cp /data/big /big`, then commit the exited container.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +11,7 @@ use std::time::Instant;
 
 use berth_testkit::Scratch;
 
+use crate::podman;
 use crate::stats::{print_table, Series};
 
 const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
@@ -21,14 +21,6 @@ fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
     bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
-}
-
-fn podman(dir: &Path) -> Command {
-    let mut c = Command::new("podman");
-    // podman refuses a runroot longer than 50 characters: short names.
-    c.arg("--root").arg(dir.join("s")).arg("--runroot").arg(dir.join("r")).arg("--tmpdir").arg(dir.join("t"));
-    c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
-    c
 }
 
 fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
@@ -55,19 +47,23 @@ fn random_file(path: &Path) -> anyhow::Result<()> {
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);
     let berth = berth_bin()?;
-    let have_podman = Command::new("podman").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
     let data = Scratch::new("bench-commit-data");
-    let big = data.join("big");
-    random_file(&big)?;
+    random_file(&data.join("big"))?;
+    let volume = format!("{}:/data:ro", data.path().display());
+    let write = ["run", "--network", "none", "-v", &volume, "--name", "big", "busybox", "cp", "/data/big", "/big"];
     let mut b = Series::new("berth");
-    let mut p = Series::new("podman");
+    let mut p = match podman::missing() {
+        Some(e) => Series::unavailable("podman", e),
+        None => Series::new("podman"),
+    };
+    // Stores stay until the end: removing 100 MB trees between runs would slow the next one.
     let mut stores: Vec<Scratch> = Vec::new();
-    let mut podman_dirs: Vec<PathBuf> = Vec::new();
+    let mut podmans: Vec<podman::Podman> = Vec::new();
     for i in 0..runs {
         let order: [bool; 2] = if i % 2 == 0 { [true, false] } else { [false, true] };
         for is_berth in order {
-            let s = Scratch::new("bench-commit");
             if is_berth {
+                let s = Scratch::new("bench-commit");
                 let root = s.join("root");
                 let cmd = |args: &[&str]| {
                     let mut c = Command::new(&berth);
@@ -75,36 +71,42 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                     c
                 };
                 output(cmd(&["load", "-i", ARCHIVE]), "berth load")?;
-                output(cmd(&["create", "--network", "none", "--name", "big", "busybox", "true"]), "berth create")?;
-                output(cmd(&["cp", big.to_str().unwrap(), "big:/big"]), "berth cp")?;
+                output(cmd(&write), "berth run (write 100 MB)")?;
                 b.push_duration(timed(cmd(&["commit", "big", "committed:1"]), "berth commit")?);
                 // The image must hold the file: a wrong fast commit is no result.
-                let v: serde_json::Value = serde_json::from_str(&output(cmd(&["image", "inspect", "committed:1"]), "berth image inspect")?)?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&output(cmd(&["image", "inspect", "committed:1"]), "berth image inspect")?)?;
                 let layers = v[0]["RootFS"]["Layers"].as_array().map_or(0, Vec::len);
                 anyhow::ensure!(layers == 2, "berth commit made {layers} layers");
                 output(cmd(&["rm", "-f", "big"]), "berth rm")?;
-            } else if have_podman {
-                let dir = s.join("p");
-                podman_dirs.push(dir.clone());
-                let cmd = |args: &[&str]| {
-                    let mut c = podman(&dir);
-                    c.args(args);
-                    c
-                };
-                output(cmd(&["load", "-q", "-i", ARCHIVE]), "podman load")?;
-                output(cmd(&["create", "--network", "none", "--name", "big", "busybox", "true"]), "podman create")?;
-                let merged = output(cmd(&["mount", "big"]), "podman mount")?;
-                std::fs::copy(&big, Path::new(&merged).join("big"))?;
-                output(cmd(&["unmount", "big"]), "podman unmount")?;
-                p.push_duration(timed(cmd(&["commit", "-q", "big", "committed:1"]), "podman commit")?);
+                stores.push(s);
+            } else if !p.is_unavailable() {
+                let mut pm = podman::Podman::new("bench-commit-podman");
+                if let Err(e) = podman_once(&mut pm, &write, &mut p) {
+                    p.fail(format!("{e:#}"));
+                }
+                podmans.push(pm);
             }
-            stores.push(s);
         }
     }
-    for dir in podman_dirs {
-        let _ = podman(&dir).args(["system", "reset", "-f"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
+    drop(podmans);
     drop(stores);
     print_table("commit a busybox container with a 100 MB written file (fresh store each run)", "ms", &[b, p]);
+    Ok(())
+}
+
+fn podman_once(pm: &mut podman::Podman, write: &[&str], p: &mut Series) -> anyhow::Result<()> {
+    let cmd = |args: &[&str]| {
+        let mut c = pm.cmd();
+        c.args(args);
+        c
+    };
+    output(cmd(&["load", "-q", "-i", ARCHIVE]), "podman load")?;
+    output(cmd(write), "podman run (write 100 MB)")?;
+    let id = output(cmd(&["inspect", "--format", "{{.Id}}", "big"]), "podman inspect")?;
+    p.push_duration(timed(cmd(&["commit", "-q", "big", "committed:1"]), "podman commit")?);
+    let layers = output(cmd(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", "committed:1"]), "podman image inspect")?;
+    anyhow::ensure!(layers == "2", "podman commit made {layers} layers");
+    pm.track(&id);
     Ok(())
 }

@@ -1,7 +1,10 @@
-//! `bench/run engine`: `berth run --rm busybox true` and `berth exec` against
-//! `podman run --rm --network none` and `podman exec`, each with its own fresh store loaded from
-//! the busybox fixture, interleaved so both see the same machine load; then the resident set of
-//! berth's monitor against conmon's.
+//! `bench/run engine`: `berth run --rm --network none busybox true` and `berth exec` against
+//! `podman run --rm --network none` and `podman exec`, each with its own temp store loaded from
+//! the busybox fixture (podman's is reset, unmounted and removed afterwards), interleaved with
+//! alternating order so both see the same machine load; then the resident set of berth's
+//! monitor against conmon's, both beside an idle running container. podman takes its runtime,
+//! cgroup manager and ulimits from /etc/containers/containers.conf (scripts/deps writes it);
+//! if it still fails, its rows carry the error.
 //!
 //! Goals (from the issue): run ≤ ¼ of podman's median (~165 ms → ≤ ~40 ms), exec ≤ ¼ of
 //! podman's (~170 ms), monitor RSS ≤ conmon's (~2.1 MB).
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use berth_testkit::Scratch;
 
+use crate::podman;
 use crate::stats::{print_table, Series};
 
 const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
@@ -28,14 +32,6 @@ fn berth(bin: &Path, root: &Path) -> Command {
     c
 }
 
-fn podman(dir: &Path) -> Command {
-    let mut c = Command::new("podman");
-    // podman refuses a runroot longer than 50 characters: short names.
-    c.arg("--root").arg(dir.join("s")).arg("--runroot").arg(dir.join("r")).arg("--tmpdir").arg(dir.join("t"));
-    c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
-    c
-}
-
 fn output(c: &mut Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
     anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
@@ -48,15 +44,16 @@ fn timed(c: &mut Command, what: &str) -> anyhow::Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// podman's default ulimits exceed this sandbox's hard limits: ask for exactly ours.
-fn podman_limits(c: &mut Command) {
-    let lim = |r| {
-        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        unsafe { libc::getrlimit(r, &mut l) };
-        l.rlim_max
-    };
-    c.arg("--ulimit").arg(format!("nofile={0}:{0}", lim(libc::RLIMIT_NOFILE)));
-    c.arg("--ulimit").arg(format!("nproc={0}:{0}", lim(libc::RLIMIT_NPROC)));
+/// One timed run into `s` unless the tool already failed; a failure ends that tool's row.
+fn sample(s: &mut Series, keep: bool, c: &mut Command, what: &str) {
+    if s.is_unavailable() {
+        return;
+    }
+    match timed(c, what) {
+        Ok(d) if keep => s.push_duration(d),
+        Ok(_) => {}
+        Err(e) => s.fail(format!("{e:#}")),
+    }
 }
 
 fn status_kb(pid: u32, key: &str) -> Option<f64> {
@@ -77,72 +74,80 @@ fn pids_named(name: &str, needle: &str) -> Vec<u32> {
     v
 }
 
+const WARMUP: usize = 3;
+
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
-    let runs = runs.unwrap_or(30);
+    let runs = runs.unwrap_or(20);
     let bin = berth_bin()?;
     let scratch = Scratch::new("bench-engine");
     let root = scratch.join("berth");
     output(berth(&bin, &root).args(["load", "-i", ARCHIVE]), "berth load")?;
-    let pdir = scratch.join("p");
-    let have_podman = Command::new("podman").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    let mut podman_ok = have_podman && output(podman(&pdir).args(["load", "-q", "-i", ARCHIVE]), "podman load").is_ok();
-    let podman_run = || {
-        let mut c = podman(&pdir);
-        c.args(["run", "--rm", "--network", "none"]);
-        podman_limits(&mut c);
-        c.args(["busybox", "true"]);
+    let berth_cmd = |args: &[&str]| {
+        let mut c = berth(&bin, &root);
+        c.args(args);
         c
     };
-    if podman_ok {
-        if let Err(e) = output(&mut podman_run(), "podman run") {
-            println!("podman cannot run containers here: {e}");
-            podman_ok = false;
-        }
-    }
+
+    // podman's failure to load or start is its row's reason, not the bench's end.
+    let mut pm = podman::Podman::new("bench-engine-podman");
+    let podman_err =
+        podman::missing().or_else(|| output(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load").err().map(|e| format!("{e:#}")));
+    let podman_row = || match &podman_err {
+        Some(e) => Series::unavailable("podman", e.clone()),
+        None => Series::new("podman"),
+    };
+    println!("\nengine: {runs} interleaved runs each after {WARMUP} warm-up runs; podman {}", podman_version());
 
     // run --rm
-    let (mut b, mut p) = (Series::new("berth"), Series::new("podman"));
-    for i in 0..runs + 3 {
-        let d = timed(&mut { let mut c = berth(&bin, &root); c.args(["run", "--rm", "busybox", "true"]); c }, "berth run")?;
-        if i >= 3 {
-            b.push_duration(d);
-        }
-        if podman_ok {
-            let d = timed(&mut podman_run(), "podman run")?;
-            if i >= 3 {
-                p.push_duration(d);
-            }
+    let (mut b, mut p) = (Series::new("berth"), podman_row());
+    for i in 0..WARMUP + runs {
+        let keep = i >= WARMUP;
+        let mut bc = berth_cmd(&["run", "--rm", "--network", "none", "busybox", "true"]);
+        let mut pc = pm.cmd();
+        pc.args(["run", "--rm", "--network", "none", "busybox", "true"]);
+        // Alternate who goes first: caches favour whoever follows.
+        if i % 2 == 0 {
+            sample(&mut b, keep, &mut bc, "berth run");
+            sample(&mut p, keep, &mut pc, "podman run");
+        } else {
+            sample(&mut p, keep, &mut pc, "podman run");
+            sample(&mut b, keep, &mut bc, "berth run");
         }
     }
-    print_table("run --rm busybox true", "ms", &[b, p]);
+    anyhow::ensure!(!b.is_unavailable(), "{}", b.unavailable.unwrap_or_default());
+    print_table("run --rm --network none busybox true", "ms", &[b, p]);
 
     // exec into a running container
-    let id = output(berth(&bin, &root).args(["run", "-d", "busybox", "sleep", "3600"]), "berth run -d")?;
+    let id = output(&mut berth_cmd(&["run", "-d", "--network", "none", "busybox", "sleep", "3600"]), "berth run -d")?;
     let _rm = berth_testkit::Defer(|| {
-        let _ = berth(&bin, &root).args(["rm", "-f", &id]).output();
+        let _ = berth(&bin, &root).args(["rm", "-f", &id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     });
-    let pid_c = if podman_ok {
-        let mut c = podman(&pdir);
-        c.args(["run", "-d", "--network", "none"]);
-        podman_limits(&mut c);
-        c.args(["busybox", "sleep", "3600"]);
-        output(&mut c, "podman run -d").ok()
-    } else {
-        None
-    };
-    let (mut b, mut p) = (Series::new("berth"), Series::new("podman"));
-    for i in 0..runs + 3 {
-        let d = timed(&mut { let mut c = berth(&bin, &root); c.args(["exec", &id, "true"]); c }, "berth exec")?;
-        if i >= 3 {
-            b.push_duration(d);
-        }
-        if let Some(pc) = &pid_c {
-            let d = timed(&mut { let mut c = podman(&pdir); c.args(["exec", pc, "true"]); c }, "podman exec")?;
-            if i >= 3 {
-                p.push_duration(d);
+    let (mut b, mut p) = (Series::new("berth"), podman_row());
+    let mut pid_c = None;
+    if !p.is_unavailable() {
+        match output(pm.cmd().args(["run", "-d", "--network", "none", "busybox", "sleep", "3600"]), "podman run -d") {
+            Ok(pc) => {
+                pm.track(&pc);
+                pid_c = Some(pc);
             }
+            Err(e) => p.fail(format!("{e:#}")),
         }
     }
+    let pc_id = pid_c.clone().unwrap_or_default();
+    for i in 0..WARMUP + runs {
+        let keep = i >= WARMUP;
+        let mut bc = berth_cmd(&["exec", &id, "true"]);
+        let mut pc = pm.cmd();
+        pc.args(["exec", &pc_id, "true"]);
+        if i % 2 == 0 {
+            sample(&mut b, keep, &mut bc, "berth exec");
+            sample(&mut p, keep, &mut pc, "podman exec");
+        } else {
+            sample(&mut p, keep, &mut pc, "podman exec");
+            sample(&mut b, keep, &mut bc, "berth exec");
+        }
+    }
+    anyhow::ensure!(!b.is_unavailable(), "{}", b.unavailable.unwrap_or_default());
     print_table("exec CONTAINER true", "ms", &[b, p]);
 
     // monitor vs conmon resident set, with the container idle.
@@ -152,24 +157,35 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     for pid in pids_named("berth", "__monitor") {
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmd).contains(&root_s) {
-            rss.push(("berth monitor", status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:")));
+            rss.push(("berth monitor".to_string(), status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:")));
         }
     }
-    if let Some(pc) = &pid_c {
-        for pid in pids_named("conmon", pc) {
-            rss.push(("conmon", status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:")));
+    match (&pid_c, &podman_err) {
+        (Some(pc), _) => {
+            let found = pids_named("conmon", pc);
+            if found.is_empty() {
+                println!("(no conmon process found for podman container {pc})");
+            }
+            for pid in found {
+                rss.push(("conmon".to_string(), status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:")));
+            }
         }
+        (None, Some(e)) => println!("(conmon: podman unavailable: {e})"),
+        (None, None) => println!("(conmon: podman run -d failed, see the exec table)"),
     }
-    println!("\n## resident set of the per-container monitor (idle container)");
+    println!("\n## resident set of the per-container monitor (idle `sleep` container)");
     println!("{:<14} {:>10} {:>10}", "process", "VmRSS kB", "VmHWM kB");
     for (n, r, h) in rss {
         println!("{:<14} {:>10} {:>10}", n, r.map_or("?".into(), |v| format!("{v:.0}")), h.map_or("?".into(), |v| format!("{v:.0}")));
     }
-    if let Some(pc) = &pid_c {
-        let _ = podman(&pdir).args(["rm", "-f", pc]).output();
-    }
-    if !podman_ok {
-        println!("(podman figures unavailable on this machine; the issue quotes ~165 ms run, ~170 ms exec, conmon ~2.1 MB)");
-    }
     Ok(())
+}
+
+fn podman_version() -> String {
+    Command::new("podman")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().trim_start_matches("podman version ").to_string())
+        .unwrap_or_else(|| "not on PATH".into())
 }

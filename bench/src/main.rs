@@ -1,25 +1,28 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|images|commit] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit] [--runs N]
 //! Speed goals live here, never in timed tests.
 
 mod commit;
 mod engine;
 mod images;
+mod podman;
 mod runtime;
 mod stats;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let which = args.iter().find(|a| !a.starts_with("--")).map(String::as_str).unwrap_or("all");
-    let runs = args
-        .windows(2)
-        .find(|w| w[0] == "--runs")
-        .map(|w| w[1].parse::<usize>())
-        .transpose()?;
-    let _ = runs;
+    // The first word that is neither a flag nor a flag's value.
+    let which = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--runs"))
+        .map_or("all", |(_, a)| a.as_str());
+    let runs = args.windows(2).find(|w| w[0] == "--runs").map(|w| w[1].parse::<usize>()).transpose()?;
+    anyhow::ensure!(runs != Some(0), "--runs must be at least 1");
     match which {
         "all" => {
             runtime::run(runs)?;
+            engine::run(runs)?;
             images::run(runs)?;
             commit::run(runs)?;
         }
@@ -27,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, images, commit"),
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit"),
     }
     Ok(())
 }

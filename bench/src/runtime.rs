@@ -14,8 +14,8 @@
 //! every runtime directly, so all three pay the same.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ pub fn run(runs: Option<usize>) -> Result<()> {
             root: scratch.join(format!("root-{name}")),
             time: Series::new(name),
             rss: Series::new(name),
-            error: bin.is_none().then(|| "not installed".to_string()),
+            error: bin.is_none().then(|| format!("{name} not on PATH")),
             bin: bin.unwrap_or_default(),
         })
         .collect();
@@ -90,8 +90,14 @@ pub fn run(runs: Option<usize>) -> Result<()> {
             println!("{}: {e}", t.name);
         }
     }
-    let time: Vec<Series> = tools.iter_mut().map(|t| std::mem::replace(&mut t.time, Series::new(t.name))).collect();
-    let rss: Vec<Series> = tools.iter_mut().map(|t| std::mem::replace(&mut t.rss, Series::new(t.name))).collect();
+    // A tool's first failure goes into its rows, so an empty row says why.
+    let take = |t: &mut Tool, rss: bool| {
+        let mut s = std::mem::replace(if rss { &mut t.rss } else { &mut t.time }, Series::new(t.name));
+        s.unavailable = t.error.clone();
+        s
+    };
+    let time: Vec<Series> = tools.iter_mut().map(|t| take(t, false)).collect();
+    let rss: Vec<Series> = tools.iter_mut().map(|t| take(t, true)).collect();
     print_table("run /bin/true: wall time", "ms", &time);
     print_table("run /bin/true: peak RSS of the runtime process", "MiB", &rss);
     println!("(measurement floor: {:.2} MiB, busybox true started the same way)", rss_floor_mib()?);
@@ -207,13 +213,7 @@ fn mount(src: Option<&Path>, target: &str, flags: libc::c_ulong) -> Result<()> {
     let src = src.map(|s| CString::new(s.as_os_str().as_encoded_bytes()).unwrap());
     let target = CString::new(target).unwrap();
     let r = unsafe {
-        libc::mount(
-            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            target.as_ptr(),
-            std::ptr::null(),
-            flags,
-            std::ptr::null(),
-        )
+        libc::mount(src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()), target.as_ptr(), std::ptr::null(), flags, std::ptr::null())
     };
     if r != 0 {
         return Err(std::io::Error::last_os_error().into());

@@ -6,11 +6,27 @@ use std::time::Duration;
 pub struct Series {
     pub tool: String,
     pub samples: Vec<f64>,
+    /// Why this tool has no figures (not on PATH, or its first failure), shown in its row.
+    pub unavailable: Option<String>,
 }
 
 impl Series {
     pub fn new(tool: impl Into<String>) -> Series {
-        Series { tool: tool.into(), samples: Vec::new() }
+        Series { tool: tool.into(), samples: Vec::new(), unavailable: None }
+    }
+
+    /// A row that says why it is empty.
+    pub fn unavailable(tool: impl Into<String>, reason: impl Into<String>) -> Series {
+        Series { unavailable: Some(reason.into()), ..Series::new(tool) }
+    }
+
+    /// Records the first failure; later samples stop (callers check `is_unavailable`).
+    pub fn fail(&mut self, reason: impl std::fmt::Display) {
+        self.unavailable.get_or_insert_with(|| reason.to_string());
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable.is_some()
     }
 
     pub fn push_duration(&mut self, d: Duration) {
@@ -46,7 +62,8 @@ pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
     let base = rows.first().map(|r| r.median()).unwrap_or(f64::NAN);
     for r in rows {
         if r.samples.is_empty() {
-            println!("{:<14} {:>10}", r.tool, "not installed");
+            let why = r.unavailable.as_deref().unwrap_or("no samples");
+            println!("{:<14} {:>10}  {}", r.tool, "n/a", one_line(why));
             continue;
         }
         let (p25, p75) = r.iqr();
@@ -61,7 +78,15 @@ pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
             r.samples.len(),
             r.median() / base
         );
+        if let Some(why) = &r.unavailable {
+            println!("{:<14} (stopped after {} samples: {})", "", r.samples.len(), one_line(why));
+        }
     }
+}
+
+/// Tool errors are often multi-line: keep the table one row per tool.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -70,8 +95,18 @@ mod tests {
 
     #[test]
     fn median_and_quartiles() {
-        let s = Series { tool: "t".into(), samples: vec![5.0, 1.0, 3.0, 2.0, 4.0] };
+        let s = Series { samples: vec![5.0, 1.0, 3.0, 2.0, 4.0], ..Series::new("t") };
         assert_eq!(s.median(), 3.0);
         assert_eq!(s.iqr(), (2.0, 4.0));
+    }
+
+    #[test]
+    fn first_failure_is_kept() {
+        let mut s = Series::new("t");
+        assert!(!s.is_unavailable());
+        s.fail("runc create failed");
+        s.fail("later");
+        assert_eq!(s.unavailable.as_deref(), Some("runc create failed"));
+        assert_eq!(one_line("a\n  b"), "a b");
     }
 }
