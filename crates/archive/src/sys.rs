@@ -3,7 +3,9 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
 
 pub fn cstr(b: &[u8]) -> io::Result<CString> {
     CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
@@ -32,20 +34,9 @@ pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
 /// inside are followed, but any resolution leaving `root` (absolute links, `..` above it, magic
 /// links) fails with EXDEV/ELOOP instead of escaping.
 pub fn open_dir_beneath(root: RawFd, path: &[u8]) -> io::Result<OwnedFd> {
-    let p = cstr(path)?;
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            p.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    check_fd(r as libc::c_int)
+    let root = unsafe { BorrowedFd::borrow_raw(root) };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(openat2(root, cstr(path)?.as_c_str(), flags, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)?)
 }
 
 /// Opens a directory entry of `dir` that must itself be a directory (not a symlink to one).

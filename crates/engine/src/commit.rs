@@ -76,32 +76,6 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     }
 }
 
-/// openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): `path` resolves as if `root` were "/".
-fn open_in_root(root: RawFd, path: &[u8], flags: i32) -> io::Result<OwnedFd> {
-    let rel: &[u8] = match path.iter().position(|&b| b != b'/') {
-        Some(i) => &path[i..],
-        None => b".",
-    };
-    let p = cstr(rel)?;
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // EAGAIN: a concurrent rename elsewhere in the tree; bounded retries.
-    for _ in 0..64 {
-        let fd = unsafe {
-            libc::syscall(libc::SYS_openat2, root, p.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
-        };
-        if fd >= 0 {
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
-            return Err(e);
-        }
-    }
-    Err(io::Error::from_raw_os_error(libc::EAGAIN))
-}
-
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let p = cstr(path.as_os_str().as_bytes())?;
     owned(unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
@@ -346,7 +320,7 @@ pub fn write_path_tar<W: Write>(root: &Path, path: &str, follow: bool, out: W) -
     let contents = path.ends_with("/.") || components(path.as_bytes())?.is_empty();
     let cleaned = clean_abs(path);
     let flags = libc::O_PATH | if follow || contents || path.ends_with('/') { 0 } else { libc::O_NOFOLLOW };
-    let fd = open_in_root(rootfd.as_raw_fd(), cleaned.as_bytes(), flags).map_err(|e| not_found(path, e))?;
+    let fd = sys::openat_in_root(rootfd.as_raw_fd(), cleaned.as_bytes(), flags).map_err(|e| not_found(path, e))?;
     let mut t = TarOut::new(out);
     let r = if contents {
         t.add_children(&fd, b"")
@@ -378,7 +352,7 @@ impl Extract {
     /// The directory `path` inside the root (created with its parents when missing).
     fn dir(&mut self, path: &[u8]) -> io::Result<RawFd> {
         if !self.dirs.contains_key(path) {
-            let fd = match open_in_root(self.root.as_raw_fd(), path, libc::O_PATH | libc::O_DIRECTORY) {
+            let fd = match sys::openat_in_root(self.root.as_raw_fd(), path, libc::O_PATH | libc::O_DIRECTORY) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     let (parent, name) = split_last(path);
@@ -391,7 +365,7 @@ impl Extract {
                         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                         Err(e) => return Err(e),
                     }
-                    open_in_root(self.root.as_raw_fd(), path, libc::O_PATH | libc::O_DIRECTORY)?
+                    sys::openat_in_root(self.root.as_raw_fd(), path, libc::O_PATH | libc::O_DIRECTORY)?
                 }
                 Err(e) => return Err(e),
             };
@@ -522,7 +496,7 @@ fn split_last(p: &[u8]) -> (Vec<u8>, &[u8]) {
 pub fn extract_at<R: Read>(root: &Path, dest: &str, input: R, placement: Placement, owner: Option<(u32, u32)>) -> Result<()> {
     let rootfd = open_dir(root).map_err(|e| ioerr(format!("open {}", root.display()), e))?;
     let dest_clean = clean_abs(dest);
-    let is_dir = match open_in_root(rootfd.as_raw_fd(), dest_clean.as_bytes(), libc::O_PATH) {
+    let is_dir = match sys::openat_in_root(rootfd.as_raw_fd(), dest_clean.as_bytes(), libc::O_PATH) {
         Ok(fd) => Some(fstat(fd.as_raw_fd()).map_err(|e| ioerr(format!("stat {dest}"), e))?.st_mode & libc::S_IFMT == libc::S_IFDIR),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
         Err(e) => return Err(ioerr(format!("resolve {dest}"), e)),
@@ -542,7 +516,7 @@ pub fn extract_at<R: Read>(root: &Path, dest: &str, input: R, placement: Placeme
             }
             let (parent, name) = split_last(dest_clean.as_bytes());
             let parent = String::from_utf8_lossy(&parent).into_owned();
-            match open_in_root(ex.root.as_raw_fd(), parent.as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
+            match sys::openat_in_root(ex.root.as_raw_fd(), parent.as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
                 Ok(_) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                     return Err(Error::new(ErrorKind::NotFound, format!("no such directory: {parent}")))
@@ -623,7 +597,7 @@ pub fn extract_at<R: Read>(root: &Path, dest: &str, input: R, placement: Placeme
 /// owners and modes kept, the mount point's own owner and mode included (docker's copy-up).
 pub(crate) fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<()> {
     let rootfd = open_dir(rootfs).map_err(|e| ioerr(format!("open {}", rootfs.display()), e))?;
-    let src = match open_in_root(rootfd.as_raw_fd(), clean_abs(target).as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
+    let src = match sys::openat_in_root(rootfd.as_raw_fd(), clean_abs(target).as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
         Ok(fd) => fd,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => return Ok(()),
         Err(e) => return Err(ioerr(format!("resolve {target}"), e)),

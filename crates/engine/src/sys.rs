@@ -3,9 +3,13 @@
 use crate::error::{Error, Result};
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 pub fn cstr(p: impl AsRef<std::ffi::OsStr>) -> CString {
     CString::new(p.as_ref().as_bytes()).expect("no NUL in path")
@@ -237,26 +241,33 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     Ok(n)
 }
 
-/// Opens `path` inside `root` without ever leaving it (symlinks resolve against `root`).
+/// openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): `path` resolves as if `root` were "/", so
+/// symlinks and `..` can never lead out of it.
+pub fn openat_in_root(root: RawFd, path: &[u8], flags: i32) -> io::Result<OwnedFd> {
+    let rel: &[u8] = match path.iter().position(|&b| b != b'/') {
+        Some(i) => &path[i..],
+        None => b".",
+    };
+    let p = CString::new(rel).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let root = unsafe { BorrowedFd::borrow_raw(root) };
+    let flags = OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    // EAGAIN: a concurrent rename elsewhere in the tree; bounded retries.
+    for _ in 0..64 {
+        match openat2(root, p.as_c_str(), flags, Mode::empty(), resolve) {
+            Err(Errno::AGAIN | Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EAGAIN))
+}
+
+/// Opens `path` read-only inside `root` without ever leaving it (symlinks resolve against `root`).
 pub fn open_in_root(root: &Path, path: &str) -> Result<File> {
     let r = File::open(root).map_err(|e| Error::io(format!("open {}", root.display()), e))?;
-    let p = cstr(path.trim_start_matches('/'));
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    const RESOLVE_IN_ROOT: u64 = 0x10;
-    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-    let how = OpenHow { flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, r.as_raw_fd(), p.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
-    };
-    if fd < 0 {
-        return Err(last(format!("open {path} in {}", root.display())));
-    }
-    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+    openat_in_root(r.as_raw_fd(), path.as_bytes(), libc::O_RDONLY)
+        .map(File::from)
+        .map_err(|e| Error::io(format!("open {path} in {}", root.display()), e))
 }
 
 /// Brings up `lo` in the current network namespace.
