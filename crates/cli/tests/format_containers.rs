@@ -24,18 +24,6 @@ fn created(root: &Path, name: &str) -> (String, Defer<impl FnMut()>) {
     (id, Defer(move || drop(berth(&root, &["rm", "-f", &rm]))))
 }
 
-fn keys(v: &Value) -> Vec<String> {
-    v.as_object().expect("object").keys().cloned().collect()
-}
-
-/// Display columns (chars) where each column of `line` starts (columns are separated by 2+ spaces).
-fn column_starts(line: &str) -> Vec<usize> {
-    let b: Vec<char> = line.chars().collect();
-    (0..b.len())
-        .filter(|&i| b[i] != ' ' && (i == 0 || (i >= 2 && b[i - 1] == ' ' && b[i - 2] == ' ')))
-        .collect()
-}
-
 #[test]
 fn ps_formats() {
     let (_s, root) = loaded("fmt-ps");

@@ -18,18 +18,6 @@ fn loaded(name: &str) -> (Scratch, PathBuf) {
     (s, root)
 }
 
-fn keys(v: &Value) -> Vec<String> {
-    v.as_object().expect("object").keys().cloned().collect()
-}
-
-/// Display columns (chars) where each column of `line` starts (columns are separated by 2+ spaces).
-fn column_starts(line: &str) -> Vec<usize> {
-    let b: Vec<char> = line.chars().collect();
-    (0..b.len())
-        .filter(|&i| b[i] != ' ' && (i == 0 || (i >= 2 && b[i - 1] == ' ' && b[i - 2] == ' ')))
-        .collect()
-}
-
 #[test]
 fn images_templates_json_and_tables() {
     let (_s, root) = loaded("fmt-images");

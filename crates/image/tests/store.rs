@@ -210,18 +210,7 @@ fn commit_on_a_parent_adds_a_layer() {
         let store = open(&s.join("root"), driver);
         let parent = load_file(&store, "busybox.docker-archive.tar")[0].id.clone();
         // A diff: a new file and a whiteout for /bin/ls.
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in [("etc/added", &b"new\n"[..]), ("bin/.wh.ls", &b""[..])] {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(1_700_000_000);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, name, data).unwrap();
-        }
-        let diff = b.into_inner().unwrap();
+        let diff = tar_of(&[("etc/added", b"new\n".to_vec()), ("bin/.wh.ls", vec![])]);
         let opts = CommitOptions {
             parent: Some("localhost/busybox".into()),
             changes: vec!["USER nobody".into()],

@@ -109,6 +109,23 @@ pub fn unmount_below(dir: &Path) {
     }
 }
 
+/// Mounts `layers` (bottom first, as an image lists them) read-only as one overlay at
+/// `at/name` and returns that path. An empty bottom lower `at/empty-lower` is added because
+/// overlay wants two lowers when there is no upper. `Scratch` unmounts it on drop.
+pub fn mount_layers_ro(layers: &[PathBuf], at: &Path, name: &str) -> PathBuf {
+    let merged = at.join(name);
+    let empty = at.join("empty-lower");
+    fs::create_dir_all(&merged).unwrap();
+    fs::create_dir_all(&empty).unwrap();
+    // Top first for lowerdir=.
+    let mut lowers: Vec<String> = layers.iter().rev().map(|d| d.display().to_string()).collect();
+    lowers.push(empty.display().to_string());
+    let opts = format!("lowerdir={}", lowers.join(":"));
+    nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::MS_RDONLY, Some(opts.as_str()))
+        .expect("mount overlay");
+    merged
+}
+
 /// Mount points at or below `dir`, read from /proc/self/mountinfo.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return vec![] };

@@ -1,6 +1,7 @@
 //! Running the berth binary against a per-test root.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -62,22 +63,7 @@ pub fn expected_listing(name: &str) -> String {
 pub fn mount_image(root: &Path, image: &str, at: &Path) -> PathBuf {
     let store = berth_image::ImageStore::open(root, &Default::default()).unwrap();
     let img = store.resolve(image).unwrap();
-    let merged = at.join(format!("merged-{}", &img.id[..12]));
-    let empty = at.join("empty-lower");
-    std::fs::create_dir_all(&merged).unwrap();
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut lowers: Vec<String> = img.layer_dirs().iter().rev().map(|d| d.display().to_string()).collect();
-    lowers.push(empty.display().to_string());
-    let opts = format!("lowerdir={}", lowers.join(":"));
-    nix::mount::mount(
-        Some("overlay"),
-        &merged,
-        Some("overlay"),
-        nix::mount::MsFlags::MS_RDONLY,
-        Some(opts.as_str()),
-    )
-    .expect("mount");
-    merged
+    berth_testkit::mount_layers_ro(&img.layer_dirs(), at, &format!("merged-{}", &img.id[..12]))
 }
 
 /// Every image's layers exist and nothing is left in tmp/.
@@ -97,4 +83,17 @@ pub fn assert_consistent(root: &Path) {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "leftovers in tmp: {left:?}");
+}
+
+/// The keys of a JSON object, in order.
+pub fn keys(v: &Value) -> Vec<String> {
+    v.as_object().expect("object").keys().cloned().collect()
+}
+
+/// Display columns (chars) where each column of `line` starts (columns are separated by 2+ spaces).
+pub fn column_starts(line: &str) -> Vec<usize> {
+    let b: Vec<char> = line.chars().collect();
+    (0..b.len())
+        .filter(|&i| b[i] != ' ' && (i == 0 || (i >= 2 && b[i - 1] == ' ' && b[i - 2] == ' ')))
+        .collect()
 }

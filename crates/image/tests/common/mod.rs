@@ -42,23 +42,7 @@ pub fn rootfs(s: &Scratch, store: &ImageStore, image: &Image) -> PathBuf {
     match store.driver() {
         Driver::Vfs => image.layer_dirs().last().unwrap().clone(),
         Driver::Overlay => {
-            let merged = s.join(format!("merged-{}", &image.id[..12]));
-            let empty = s.join("empty-lower");
-            fs::create_dir_all(&merged).unwrap();
-            fs::create_dir_all(&empty).unwrap();
-            // Top first; an empty bottom lower because overlay wants two lowers without an upper.
-            let mut lowers: Vec<String> = image.layer_dirs().iter().rev().map(|d| d.display().to_string()).collect();
-            lowers.push(empty.display().to_string());
-            let opts = format!("lowerdir={}", lowers.join(":"));
-            nix::mount::mount(
-                Some("overlay"),
-                &merged,
-                Some("overlay"),
-                nix::mount::MsFlags::MS_RDONLY,
-                Some(opts.as_str()),
-            )
-            .expect("mount overlay");
-            merged
+            berth_testkit::mount_layers_ro(&image.layer_dirs(), s.path(), &format!("merged-{}", &image.id[..12]))
         }
     }
 }
@@ -98,4 +82,20 @@ pub fn fixture_diff_ids(name: &str) -> Vec<String> {
         .iter()
         .map(|d| d.as_str().unwrap().to_string())
         .collect()
+}
+
+/// A layer tar of regular files (0644, root-owned, fixed mtime).
+pub fn tar_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
 }
