@@ -778,10 +778,20 @@ impl Extractor {
 
     /// Copies the entry's data, leaving 4 KiB blocks of zeros as holes.
     fn write_data<R: Read>(&mut self, name: &[u8], fd: &OwnedFd, entry: &mut R, size: u64) -> Result<()> {
-        let mut off = 0u64;
+        let end = self.copy_segment(name, fd, entry, 0, size)?;
+        if end < size {
+            sys::ftruncate(fd.as_raw_fd(), size).map_err(|e| io_err(name, "truncate", e))?;
+        }
+        Ok(())
+    }
+
+    /// Copies the next `len` bytes of `entry` to `off..off+len` of `fd`, leaving holes where the
+    /// data is zero; returns the end of the last byte written (0 when all was holes).
+    fn copy_segment<R: Read>(&mut self, name: &[u8], fd: &OwnedFd, entry: &mut R, mut off: u64, len: u64) -> Result<u64> {
         let mut end = 0u64;
-        while off < size {
-            let want = (size - off).min(self.buf.len() as u64) as usize;
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
             let n = read_full(entry, &mut self.buf[..want]).map_err(|e| io_err(name, "read data", e))?;
             if n < want {
                 return Err(Error::Corrupt {
@@ -791,11 +801,9 @@ impl Extractor {
             }
             end = end.max(write_sparse(fd.as_raw_fd(), &self.buf[..n], off).map_err(|e| io_err(name, "write", e))?);
             off += n as u64;
+            left -= n as u64;
         }
-        if end < size {
-            sys::ftruncate(fd.as_raw_fd(), size).map_err(|e| io_err(name, "truncate", e))?;
-        }
-        Ok(())
+        Ok(end)
     }
 
     /// PAX sparse files (GNU formats 1.0 and 0.1): a map of (offset, length) data segments,
@@ -859,24 +867,11 @@ impl Extractor {
         }
         let mut end = 0u64;
         for pair in numbers.chunks(2) {
-            let (mut off, len) = (pair[0], pair[1]);
+            let (off, len) = (pair[0], pair[1]);
             if off.checked_add(len).is_none_or(|e| e > real) {
                 return Err(bad("segment beyond the file size"));
             }
-            let mut left = len;
-            while left > 0 {
-                let want = left.min(self.buf.len() as u64) as usize;
-                let n = read_full(entry, &mut self.buf[..want]).map_err(|e| io_err(name, "read data", e))?;
-                if n < want {
-                    return Err(Error::Corrupt {
-                        what: format!("layer entry {:?}", show(name)),
-                        reason: "unexpected end of archive".into(),
-                    });
-                }
-                end = end.max(write_sparse(fd.as_raw_fd(), &self.buf[..n], off).map_err(|e| io_err(name, "write", e))?);
-                off += n as u64;
-                left -= n as u64;
-            }
+            end = end.max(self.copy_segment(name, fd, entry, off, len)?);
         }
         if end < real {
             sys::ftruncate(fd.as_raw_fd(), real).map_err(|e| io_err(name, "truncate", e))?;
