@@ -14,11 +14,21 @@ pub struct NamesArgs {
 
 /// Runs `f` on each container, printing its name as docker does; exit 1 if any failed.
 pub fn each(ctx: &Ctx, a: NamesArgs, f: impl Fn(&Engine, &str) -> berth_engine::Result<()>) -> CmdResult {
+    each_printing(ctx, &a.containers, |e, n| f(e, n).map(|()| n))
+}
+
+/// Runs `f` on each container and prints what it returns; the errors of all that failed are
+/// reported together afterwards (exit 1), so one bad name does not stop the rest.
+fn each_printing<'a, T: std::fmt::Display>(
+    ctx: &Ctx,
+    names: &'a [String],
+    f: impl Fn(&Engine, &'a str) -> berth_engine::Result<T>,
+) -> CmdResult {
     let e = engine(ctx)?;
     let mut errors = Vec::new();
-    for n in &a.containers {
+    for n in names {
         match f(&e, n) {
-            Ok(()) => println!("{n}"),
+            Ok(out) => println!("{out}"),
             Err(err) => errors.push(err.to_string()),
         }
     }
@@ -110,19 +120,7 @@ pub fn rm(ctx: &Ctx, a: RmArgs) -> CmdResult {
 }
 
 pub fn wait(ctx: &Ctx, a: NamesArgs) -> CmdResult {
-    let e = engine(ctx)?;
-    let mut errors = Vec::new();
-    for n in &a.containers {
-        match e.wait(n) {
-            Ok(code) => println!("{code}"),
-            Err(err) => errors.push(err.to_string()),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure(errors.join("\nError: ")))
-    }
+    each_printing(ctx, &a.containers, |e, n| e.wait(n))
 }
 
 #[derive(Args)]
