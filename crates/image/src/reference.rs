@@ -84,30 +84,25 @@ impl Reference {
 
     /// The full normalised form: "docker.io/library/busybox:latest".
     pub fn full(&self) -> String {
-        let mut s = self.repository();
-        if let Some(t) = &self.tag {
-            s.push(':');
-            s.push_str(t);
-        }
-        if let Some(d) = &self.digest {
-            s.push('@');
-            s.push_str(d);
-        }
-        s
+        self.with_tag_and_digest(self.repository())
     }
 
     /// As docker prints it: "busybox:latest", "localhost/busybox:latest".
     pub fn familiar(&self) -> String {
-        let mut s = familiar_repository(&self.repository());
+        self.with_tag_and_digest(familiar_repository(&self.repository()))
+    }
+
+    /// `repo` followed by ":tag" and "@digest" where present.
+    fn with_tag_and_digest(&self, mut repo: String) -> String {
         if let Some(t) = &self.tag {
-            s.push(':');
-            s.push_str(t);
+            repo.push(':');
+            repo.push_str(t);
         }
         if let Some(d) = &self.digest {
-            s.push('@');
-            s.push_str(d);
+            repo.push('@');
+            repo.push_str(d);
         }
-        s
+        repo
     }
 }
 
