@@ -72,6 +72,10 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
         return Err(Error::invalid("a mount namespace is required"));
     }
     let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
+    // Before the runtime opens anything that must not reach the container (the lock on the
+    // state dir, the fifo, the sync socket): those land above the preserved range.
+    let _reserved = sys::reserve_fd_range(opts.preserve_fds)
+        .map_err(|e| Error::sys(format!("reserve fds 3..{} for --preserve-fds", 3 + opts.preserve_fds as u64), e))?;
 
     std::fs::create_dir_all(&rt.root).map_err(|e| Error::sys(format!("create {}", rt.root.display()), e))?;
     let dir = state::dir(&rt.root, id);
@@ -301,26 +305,39 @@ fn start_loaded(rt: &Runtime, saved: &Saved) -> Result<()> {
     if st != Status::Created {
         return Err(state::conflict(id, "start", st));
     }
+    // The init's exit, not a timer, ends every wait below. Checked after opening: pid reuse.
+    let pidfd = sys::pidfd_open(saved.state.pid).ok().filter(|_| saved.init_alive());
+    let Some(pidfd) = pidfd else {
+        return Err(Error::internal(format!("container {id}: init exited before start")));
+    };
     let fifo_path = state::dir(&rt.root, id).join(EXEC_FIFO);
     let fifo = sys::open(&sys::cstr(&fifo_path), libc::O_RDONLY | libc::O_NONBLOCK, 0)
         .map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
+    let watch = [(fifo.as_raw_fd(), libc::POLLIN), (pidfd.as_raw_fd(), libc::POLLIN)];
+    // First the init's byte: it is past setup and about to exec.
     loop {
-        let ev = sys::poll_one(fifo.as_raw_fd(), libc::POLLIN, 100).map_err(|e| Error::sys("poll exec fifo", e))?;
-        if ev & libc::POLLIN != 0 {
-            let mut b = [0u8; 1];
-            let n = unsafe { libc::read(fifo.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
-            if n == 1 {
-                break;
+        let [ev, died] = sys::poll_fds(watch, -1).map_err(|e| Error::sys("poll exec fifo", e))?;
+        match read_fifo(fifo.as_raw_fd()) {
+            FifoRead::Data => break,
+            FifoRead::Eof if ev & libc::POLLHUP != 0 => {
+                return Err(Error::internal(format!("container {id}: init exited before start")))
             }
-        }
-        if ev & libc::POLLHUP != 0 || !saved.init_alive() {
-            return Err(Error::internal(format!("container {id}: init exited before start")));
+            _ if died & libc::POLLIN != 0 => {
+                return Err(Error::internal(format!("container {id}: init exited before start")))
+            }
+            _ => {}
         }
     }
     // Then EOF: the init's write end closes when it execs the user process (or dies).
-    unsafe { libc::fcntl(fifo.as_raw_fd(), libc::F_SETFL, 0) };
-    let mut b = [0u8; 16];
-    while unsafe { libc::read(fifo.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) } > 0 {}
+    loop {
+        let [_, died] = sys::poll_fds(watch, -1).map_err(|e| Error::sys("poll exec fifo", e))?;
+        match read_fifo(fifo.as_raw_fd()) {
+            FifoRead::Eof => break,
+            FifoRead::Data => continue,
+            FifoRead::Empty if died & libc::POLLIN != 0 => break,
+            FifoRead::Empty => {}
+        }
+    }
     let _ = std::fs::remove_file(&fifo_path);
     let h = saved.config.hooks().as_ref();
     if let Some(list) = h.and_then(|h| h.poststart().as_ref()) {
@@ -328,6 +345,27 @@ fn start_loaded(rt: &Runtime, saved: &Saved) -> Result<()> {
         hooks::run_all_warn(Some(list), &st, "poststart");
     }
     Ok(())
+}
+
+enum FifoRead {
+    Data,
+    /// No writer left (only meaningful once a writer had opened it).
+    Eof,
+    /// Nothing to read yet (EAGAIN).
+    Empty,
+}
+
+fn read_fifo(fd: std::os::fd::RawFd) -> FifoRead {
+    let mut b = [0u8; 16];
+    loop {
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+        match n {
+            n if n > 0 => return FifoRead::Data,
+            0 => return FifoRead::Eof,
+            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            _ => return FifoRead::Empty,
+        }
+    }
 }
 
 /// Blocks the signals `run` forwards, until dropped.
@@ -588,15 +626,15 @@ fn delete_loaded(
     std::fs::remove_dir_all(&dir).map_err(|e| Error::sys(format!("remove {}", dir.display()), e))
 }
 
-/// Waits (bounded) until the init is dead; reaps it if it is our child.
+/// Waits (bounded) until the SIGKILLed init is dead; reaps it if it is our child.
 fn wait_gone(saved: &Saved) {
-    for _ in 0..2000 {
-        let _ = sys::waitpid(saved.state.pid, libc::WNOHANG);
-        if !saved.init_alive() {
-            return;
+    if let Ok(pidfd) = sys::pidfd_open(saved.state.pid) {
+        if saved.init_alive() {
+            // SIGKILL was sent: the bound only guards against a process stuck in the kernel.
+            let _ = sys::poll_fds([(pidfd.as_raw_fd(), libc::POLLIN)], 10_000);
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    let _ = sys::waitpid(saved.state.pid, libc::WNOHANG);
 }
 
 pub fn pids(rt: &Runtime, id: &str) -> Result<Vec<i32>> {

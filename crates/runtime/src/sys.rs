@@ -278,6 +278,53 @@ pub fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> Sy
     }
 }
 
+/// Waits for events on several fds; `timeout_ms` < 0 waits without limit. Returns each fd's
+/// revents (all 0 on timeout).
+pub fn poll_fds<const N: usize>(fds: [(RawFd, libc::c_short); N], timeout_ms: libc::c_int) -> SysResult<[libc::c_short; N]> {
+    let mut p = fds.map(|(fd, events)| libc::pollfd { fd, events, revents: 0 });
+    loop {
+        let r = unsafe { libc::poll(p.as_mut_ptr(), N as libc::nfds_t, timeout_ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(p.map(|x| x.revents));
+    }
+}
+
+pub fn fd_is_open(fd: RawFd) -> bool {
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Occupies every free slot of [3, 3+n) with a close-on-exec /dev/null, so that every fd the
+/// runtime opens from here on (in the parent and in its children) lands above the range the
+/// container inherits; the caller's own fds in the range are left as they are. The placeholders
+/// vanish at execve; drop them in the parent once the container process is cloned.
+pub fn reserve_fd_range(n: u32) -> SysResult<Vec<OwnedFd>> {
+    let mut held = Vec::new();
+    if n == 0 {
+        return Ok(held);
+    }
+    let end = 3i64 + n as i64;
+    let end = RawFd::try_from(end).map_err(|_| io::Error::from_raw_os_error(libc::EMFILE))?;
+    let tmp = open(c"/dev/null", libc::O_RDWR, 0)?;
+    // Above the range, so the open itself does not take a slot the loop must see as free.
+    let null = check(unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&tmp), libc::F_DUPFD_CLOEXEC, end) })?;
+    let null = unsafe { OwnedFd::from_raw_fd(null) };
+    drop(tmp);
+    for fd in 3..end {
+        if fd_is_open(fd) {
+            continue;
+        }
+        check(unsafe { libc::dup3(std::os::fd::AsRawFd::as_raw_fd(&null), fd, libc::O_CLOEXEC) })?;
+        held.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(held)
+}
+
 /// Number of threads of this process, from /proc/self/status.
 pub fn thread_count() -> usize {
     let Ok(s) = std::fs::read_to_string("/proc/self/status") else { return 0 };

@@ -26,6 +26,9 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     let linux = saved.config.linux().as_ref();
     let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
+    // Our own fds (namespaces, sync socket) must land above the range the process inherits.
+    let _reserved = sys::reserve_fd_range(opts.preserve_fds)
+        .map_err(|e| Error::sys(format!("reserve fds 3..{} for --preserve-fds", 3 + opts.preserve_fds as u64), e))?;
     let init = saved.state.pid;
     let plan = container_namespaces(init, linux)?;
     let cg = berth_cgroups::open(saved.cgroups_path.as_deref(), id)?;
