@@ -84,7 +84,7 @@ fn ps_formats() {
     );
     let header = t.lines().next().unwrap();
     assert_eq!(
-        header.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        columns(header),
         ["NAMES", "CREATED", "CREATED AT"]
     );
     assert_eq!(column_starts(header), column_starts(t.lines().nth(1).unwrap()), "{t}");
@@ -94,7 +94,7 @@ fn ps_formats() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
     assert_eq!(
-        lines[0].split("  ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        columns(lines[0]),
         ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     );
     assert!(lines[1].starts_with(&format!("{short}   busybox   \"true\"    ")), "{table}");
@@ -105,14 +105,7 @@ fn ps_formats() {
     assert_eq!(row_cols, [&header_cols[..5], &header_cols[6..]].concat(), "{table}");
     let sized = ok(&root, &["ps", "-a", "-s"]);
     assert_eq!(
-        sized
-            .lines()
-            .next()
-            .unwrap()
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect::<Vec<_>>(),
+        columns(sized.lines().next().unwrap()),
         ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "SIZE"]
     );
     assert!(sized.contains("(virtual "), "{sized}");
@@ -240,14 +233,7 @@ fn stats_no_stream_formats() {
     );
     let table = ok(&root, &["stats", "--no-stream", &name]);
     assert_eq!(
-        table
-            .lines()
-            .next()
-            .unwrap()
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect::<Vec<_>>(),
+        columns(table.lines().next().unwrap()),
         [
             "CONTAINER ID",
             "NAME",

@@ -112,7 +112,7 @@ fn history_formats() {
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("IMAGE          CREATED "), "{table}");
     assert_eq!(
-        lines[0].split("  ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        columns(lines[0]),
         ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
     );
     assert_eq!(column_starts(lines[0]), column_starts(lines[1]), "{table}");

@@ -97,3 +97,8 @@ pub fn column_starts(line: &str) -> Vec<usize> {
         .filter(|&i| b[i] != ' ' && (i == 0 || (i >= 2 && b[i - 1] == ' ' && b[i - 2] == ' ')))
         .collect()
 }
+
+/// The cells of a table line (columns are separated by 2+ spaces).
+pub fn columns(line: &str) -> Vec<&str> {
+    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect()
+}
