@@ -117,3 +117,14 @@ fn start_fails_instead_of_waiting_when_the_init_died() {
     assert!(out.status.success(), "delete: {}", stderr(&out));
     c.assert_no_traces();
 }
+
+#[test]
+fn exec_with_more_preserved_fds_than_the_caller_has() {
+    let mut c = Ctr::new("preserve-none-exec");
+    c.start_sh("sleep 100");
+    let out = bounded(&c, &["exec", "--preserve-fds", "2", &c.id, "sh", "-c", "ls -l /proc/$$/fd; true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_only_stdio(&stdout(&out), &c.root);
+    c.ok(&["delete", "--force", &c.id.clone()]);
+    c.assert_no_traces();
+}

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -295,10 +295,6 @@ pub fn poll_fds<const N: usize>(fds: [(RawFd, libc::c_short); N], timeout_ms: li
     }
 }
 
-pub fn fd_is_open(fd: RawFd) -> bool {
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
-}
-
 /// Occupies every free slot of [3, 3+n) with a close-on-exec /dev/null, so that every fd the
 /// runtime opens from here on (in the parent and in its children) lands above the range the
 /// container inherits; the caller's own fds in the range are left as they are. The placeholders
@@ -308,21 +304,21 @@ pub fn reserve_fd_range(n: u32) -> SysResult<Vec<OwnedFd>> {
     if n == 0 {
         return Ok(held);
     }
-    let end = 3i64 + n as i64;
-    let end = RawFd::try_from(end).map_err(|_| io::Error::from_raw_os_error(libc::EMFILE))?;
-    let tmp = open(c"/dev/null", libc::O_RDWR, 0)?;
-    // Above the range, so the open itself does not take a slot the loop must see as free.
-    let null = check(unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&tmp), libc::F_DUPFD_CLOEXEC, end) })?;
-    let null = unsafe { OwnedFd::from_raw_fd(null) };
-    drop(tmp);
-    for fd in 3..end {
-        if fd_is_open(fd) {
-            continue;
-        }
-        check(unsafe { libc::dup3(std::os::fd::AsRawFd::as_raw_fd(&null), fd, libc::O_CLOEXEC) })?;
-        held.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    let end = RawFd::try_from(3i64 + n as i64).map_err(|_| io::Error::from_raw_os_error(libc::EMFILE))?;
+    let null = open(c"/dev/null", libc::O_RDWR, 0)?;
+    if null.as_raw_fd() >= end {
+        return Ok(held);
     }
-    Ok(held)
+    held.push(null);
+    // F_DUPFD takes the lowest free fd atomically: never clobbers one opened meanwhile.
+    loop {
+        let fd = check(unsafe { libc::fcntl(held[0].as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if fd.as_raw_fd() >= end {
+            return Ok(held);
+        }
+        held.push(fd);
+    }
 }
 
 /// Number of threads of this process, from /proc/self/status.
