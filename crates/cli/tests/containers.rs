@@ -582,6 +582,16 @@ fn attach_prune_and_vfs() {
 }
 
 #[test]
+fn rm_f_finishes_a_cleanup_that_removed_the_directory_but_not_the_record() {
+    let env = Env::new("half-cleaned");
+    let id = env.ok(&["create", "busybox", "true"]).trim().to_string();
+    // What a cleanup killed between removing the snapshot and deleting the record leaves behind.
+    std::fs::remove_dir_all(env.root.join("containers").join(&id)).unwrap();
+    env.ok(&["rm", "-f", &id]);
+    assert!(env.ids().is_empty());
+}
+
+#[test]
 fn kill_9_at_random_points_then_rm_f_cleans() {
     let env = Env::new("random-kill");
     for i in 0..12u64 {

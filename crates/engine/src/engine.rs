@@ -678,7 +678,15 @@ impl Engine {
     pub fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.get(key)?;
         let dir = self.container_dir(&c.id);
-        let _lock = sys::lock_file(&dir.join("lock"))?;
+        let _lock = match sys::lock_file(&dir.join("lock")) {
+            // A cleanup killed half-way (or racing us) removed the directory but not the record:
+            // cleanup is idempotent, so recreate the directory just to hold the lock and finish it.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+                sys::lock_file(&dir.join("lock"))?
+            }
+            other => other?,
+        };
         let c = match self.get(&c.id) {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
