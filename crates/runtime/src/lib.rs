@@ -13,7 +13,8 @@
 //! Start-time choices: no threads, no async runtime; one clone with every new namespace when
 //! nothing is joined (two stages otherwise: setns/unshare, then fork the pid-1 init); the parent
 //! creates the cgroup while the init mounts, and on cgroup v1 the init moves itself in through
-//! `tasks`, which avoids the RCU grace period a cgroup.procs write costs.
+//! `tasks`, which avoids the RCU grace period a cgroup.procs write costs. No timed polling:
+//! `start` waits on the exec fifo and the init's pidfd, `delete` on the pidfd.
 
 mod error;
 mod spec;
@@ -51,7 +52,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Do not give the container its own session keyring.
     pub no_new_keyring: bool,
-    /// Pass fds 3..3+N of the caller on to the container process.
+    /// Pass fds 3..3+N of the caller on to the container process as they are (one still
+    /// close-on-exec is closed at execve); the runtime's own fds stay above 3+N.
     pub preserve_fds: u32,
 }
 
