@@ -7,18 +7,24 @@ use crate::model::Container;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
+/// A connection shared safely by many berth processes: WAL (readers never block the writer),
+/// a generous busy timeout instead of SQLITE_BUSY errors, and NORMAL sync (durable at checkpoints).
+pub(crate) fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+    Ok(conn)
+}
+
 pub struct Db {
     conn: Connection,
 }
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let conn = connect(path)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS containers (
+            "CREATE TABLE IF NOT EXISTS containers (
                  id TEXT PRIMARY KEY,
                  name TEXT NOT NULL UNIQUE,
                  created TEXT NOT NULL,

@@ -105,12 +105,9 @@ impl VolumeStore {
     pub fn open(root: &Path) -> Result<VolumeStore> {
         let dir = root.join("volumes");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let conn = Connection::open(root.join("volumes.db"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let conn = crate::db::connect(&root.join("volumes.db"))?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS volumes (
+            "CREATE TABLE IF NOT EXISTS volumes (
                  name TEXT PRIMARY KEY,
                  driver TEXT NOT NULL,
                  created TEXT NOT NULL,
