@@ -389,16 +389,6 @@ fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
     }
 }
 
-fn exit_code(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        255
-    }
-}
-
 impl Monitor {
     fn log_and_send(&mut self, s: &mut Stream, data: &[u8]) {
         let f = frame(s.kind, data);
@@ -502,7 +492,7 @@ impl Monitor {
                     break;
                 }
                 if p == init {
-                    code = Some(exit_code(status));
+                    code = Some(berth_runtime::exit_code(status));
                 }
             }
         }

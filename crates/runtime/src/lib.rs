@@ -38,6 +38,8 @@ pub use defaults::{default_spec, features};
 pub use error::{Error, ErrorKind, Result};
 pub use seal::seal_exe;
 pub use state::{State, Status};
+/// A wait status as a shell (and docker) reports it: the code, or 128+N for signal N.
+pub use sys::exit_code;
 
 /// Where `create` and `run` find the bundle and how they hand over the process's stdio.
 #[derive(Debug, Clone, Default)]
