@@ -52,15 +52,12 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let volume = format!("{}:/data:ro", data.path().display());
     let write = ["run", "--network", "none", "-v", &volume, "--name", "big", "busybox", "cp", "/data/big", "/big"];
     let mut b = Series::new("berth");
-    let mut p = match podman::missing() {
-        Some(e) => Series::unavailable("podman", e),
-        None => Series::new("podman"),
-    };
+    let mut p = podman::row(podman::missing());
     // Stores stay until the end: removing 100 MB trees between runs would slow the next one.
     let mut stores: Vec<Scratch> = Vec::new();
     let mut podmans: Vec<podman::Podman> = Vec::new();
     for i in 0..runs {
-        let order: [bool; 2] = if i % 2 == 0 { [true, false] } else { [false, true] };
+        let order = crate::stats::berth_first(i);
         for is_berth in order {
             if is_berth {
                 let s = Scratch::new("bench-commit");

@@ -92,10 +92,7 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let mut pm = podman::Podman::new("bench-engine-podman");
     let podman_err =
         podman::missing().or_else(|| output(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load").err().map(|e| format!("{e:#}")));
-    let podman_row = || match &podman_err {
-        Some(e) => Series::unavailable("podman", e.clone()),
-        None => Series::new("podman"),
-    };
+    let podman_row = || podman::row(podman_err.clone());
     println!("\nengine: {runs} interleaved runs each after {WARMUP} warm-up runs; podman {}", podman_version());
 
     // run --rm

@@ -36,15 +36,12 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     // Warm the page cache so the first run is not the only one reading from disk.
     std::io::copy(&mut std::fs::File::open(ARCHIVE)?, &mut std::io::sink())?;
     let mut b = Series::new("berth");
-    let mut p = match podman::missing() {
-        Some(e) => Series::unavailable("podman", e),
-        None => Series::new("podman"),
-    };
+    let mut p = podman::row(podman::missing());
     let mut stores: Vec<Scratch> = Vec::new();
     let mut podmans: Vec<podman::Podman> = Vec::new();
     for i in 0..runs {
         // Alternate who goes first: the machine is noisy and ext4 remembers recent deletions.
-        let order: [bool; 2] = if i % 2 == 0 { [true, false] } else { [false, true] };
+        let order = crate::stats::berth_first(i);
         for is_berth in order {
             if is_berth {
                 let s = Scratch::new("bench-load");

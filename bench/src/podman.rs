@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 
 use berth_testkit::{remove_cgroup_everywhere, Scratch};
 
+use crate::stats::Series;
+
 /// podman's cgroup parent with the cgroupfs manager (containers.conf sets cgroupfs here).
 const CGROUP_PARENT: &str = "libpod_parent";
 
@@ -18,6 +20,14 @@ pub struct Podman {
 }
 
 /// Why podman cannot be compared here, or None if it is on PATH.
+/// podman's row of a table: empty and saying why when podman can't take part.
+pub fn row(unavailable: Option<String>) -> Series {
+    match unavailable {
+        Some(e) => Series::unavailable("podman", e),
+        None => Series::new("podman"),
+    }
+}
+
 pub fn missing() -> Option<String> {
     match Command::new("podman").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
         Ok(s) if s.success() => None,

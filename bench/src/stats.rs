@@ -43,6 +43,12 @@ impl Series {
     }
 }
 
+/// Which tool runs first in round `i` (true: berth): alternating, so neither always meets the
+/// machine warmed up, or cooled down, by the other.
+pub fn berth_first(i: usize) -> [bool; 2] {
+    if i % 2 == 0 { [true, false] } else { [false, true] }
+}
+
 fn percentile(samples: &[f64], q: f64) -> f64 {
     if samples.is_empty() {
         return f64::NAN;
