@@ -10,6 +10,7 @@ mod remove;
 mod system;
 mod transfer;
 mod units;
+mod usage;
 mod volume;
 
 use clap::{Parser, Subcommand};
@@ -132,7 +133,7 @@ fn main() -> ExitCode {
     if let Some(code) = container::monitor_main() {
         return code;
     }
-    let cli = Cli::parse();
+    let cli: Cli = usage::parse();
     let ctx = Ctx { root: cli.root, driver: cli.storage_driver };
     let result = match cli.command {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),

