@@ -141,3 +141,25 @@ fn bad_and_taken_names_exit_as_dockers_cli() {
     assert!(r.stderr.contains(&want), "{}", r.stderr);
     assert_eq!(env.ids(), vec![id]);
 }
+
+// ---- item 7: malformed -v specs ---------------------------------------------------------------
+
+#[test]
+fn malformed_volume_specs_are_refused() {
+    let env = Env::new("volume-specs");
+    for (spec, msg) in [
+        (":/x", "invalid spec: :/x: empty section between colons"),
+        ("/a::/b", "invalid spec: /a::/b: empty section between colons"),
+        ("/x:/y:", "invalid spec: /x:/y:: empty section between colons"),
+        ("vol:/x:ro:z", "invalid spec: vol:/x:ro:z: too many colons"),
+        ("", "invalid empty volume spec"),
+        // docker's CLI lets this one through (a one-letter drive); its daemon refuses it.
+        ("a:b:c:d", "invalid volume specification: 'a:b:c:d'"),
+    ] {
+        let r = env.run(&["run", "--rm", "-v", spec, "busybox", "true"]);
+        assert_eq!(r.code, 125, "-v {spec:?}: {}", r.stderr);
+        assert!(r.stderr.contains(msg), "-v {spec:?}: {}", r.stderr);
+    }
+    assert!(env.ids().is_empty());
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "", "no anonymous volume was made");
+}

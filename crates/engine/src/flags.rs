@@ -25,13 +25,49 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
     Ok((n * mul as f64) as i64)
 }
 
+/// docker CLI's first look at a -v spec (its compose loader): empty sections and a fourth
+/// section are refused with its "invalid spec" words. Like docker's, a one-letter section
+/// followed by ':' counts as a drive letter (`c:\x`), so "a:b:c:d" passes here and is refused by
+/// the second look in [`parse_volume`], as the daemon does.
+fn check_volume_sections(spec: &str) -> Result<()> {
+    if spec.is_empty() {
+        return Err(Error::invalid("invalid empty volume spec"));
+    }
+    if spec.chars().count() <= 2 {
+        return Ok(());
+    }
+    let mut buf = String::new();
+    let mut sections = 0;
+    let chars: Vec<char> = spec.chars().collect();
+    for (i, &ch) in chars.iter().chain(std::iter::once(&'\0')).enumerate() {
+        let end = i == chars.len();
+        let drive = ch == ':' && buf.chars().count() == 1 && buf.chars().all(char::is_alphabetic);
+        if drive {
+            buf.push(ch);
+        } else if ch == ':' || end {
+            if buf.is_empty() {
+                return Err(Error::invalid(format!("invalid spec: {spec}: empty section between colons")));
+            }
+            sections += 1;
+            if sections == 3 && !end {
+                return Err(Error::invalid(format!("invalid spec: {spec}: too many colons")));
+            }
+            buf.clear();
+        } else {
+            buf.push(ch);
+        }
+    }
+    Ok(())
+}
+
 /// "-v SRC:DST[:OPTS]" → a bind (SRC absolute) or named volume mount; "-v DST" → anonymous volume.
 pub fn parse_volume(spec: &str) -> Result<Mount> {
+    check_volume_sections(spec)?;
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [d] => ("", *d, ""),
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
+        [s, d] if !s.is_empty() => (*s, *d, ""),
+        [s, d, o] if !s.is_empty() => (*s, *d, *o),
         _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
     };
     if !dst.starts_with('/') {
@@ -206,6 +242,18 @@ mod tests {
         let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").unwrap();
         assert_eq!(m.tmpfs_options.unwrap().size_bytes, 1 << 20);
         assert!(parse_mount("type=bind,target=/x").is_err());
+    }
+
+    #[test]
+    fn malformed_volume_specs() {
+        let msg = |s: &str| parse_volume(s).unwrap_err().to_string();
+        assert_eq!(msg(""), "invalid empty volume spec");
+        assert_eq!(msg(":/x"), "invalid spec: :/x: empty section between colons");
+        assert_eq!(msg("/a::/b"), "invalid spec: /a::/b: empty section between colons");
+        assert_eq!(msg("/x:/y:"), "invalid spec: /x:/y:: empty section between colons");
+        assert_eq!(msg("vol:/x:ro:z"), "invalid spec: vol:/x:ro:z: too many colons");
+        assert_eq!(msg("a:b:c:d"), "invalid volume specification: 'a:b:c:d'");
+        assert_eq!(parse_volume("/x").unwrap().typ, "volume");
     }
 
     #[test]
