@@ -163,3 +163,30 @@ fn malformed_volume_specs_are_refused() {
     assert!(env.ids().is_empty());
     assert_eq!(env.ok(&["volume", "ls", "-q"]), "", "no anonymous volume was made");
 }
+
+// ---- item 1: a missing -v host path is created ------------------------------------------------
+
+#[test]
+fn missing_bind_source_is_created_for_v_and_refused_for_mount() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("bind-missing");
+    let host = env.scratch.join("made/by/run");
+    let spec = format!("{}:/x", host.display());
+    let out = env.ok(&["run", "--rm", "-v", &spec, "busybox", "sh", "-c", "echo hi > /x/f; stat -c %F /x"]);
+    assert_eq!(out, "directory\n");
+    assert!(host.is_dir());
+    assert_eq!(std::fs::metadata(&host).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(std::fs::read_to_string(host.join("f")).unwrap(), "hi\n");
+
+    // --mount type=bind refuses a missing source, before anything is created.
+    let missing = env.scratch.join("not-there");
+    let m = format!("type=bind,source={},target=/y", missing.display());
+    let r = env.run(&["run", "--rm", "--mount", &m, "busybox", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    let want = format!("invalid mount config for type \"bind\": bind source path does not exist: {}", missing.display());
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    let r = env.run(&["create", "--mount", &m, "busybox", "true"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!missing.exists());
+    assert!(env.ids().is_empty());
+}

@@ -887,6 +887,15 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     if hc.auto_remove && hc.restart_policy.name != "no" {
         return Err(Error::invalid("conflicting options: cannot specify both --restart and --rm"));
     }
+    // docker refuses a --mount bind of a missing path when the container is created.
+    for m in hc.mounts.iter().flatten() {
+        if m.typ == "bind" && !crate::flags::is_volume_flag_bind(hc, m) && std::fs::symlink_metadata(&m.source).is_err() {
+            return Err(Error::invalid(format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                m.source
+            )));
+        }
+    }
     if hc.shm_size == 0 {
         hc.shm_size = 64 << 20;
     }

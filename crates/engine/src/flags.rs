@@ -97,6 +97,12 @@ pub fn parse_volume(spec: &str) -> Result<Mount> {
     Ok(m)
 }
 
+/// Whether bind mount `m` of `hc` came from -v (kept in Binds) rather than --mount: docker
+/// creates a missing host path for the former and refuses it for the latter.
+pub fn is_volume_flag_bind(hc: &crate::model::HostConfig, m: &Mount) -> bool {
+    hc.binds.iter().flatten().filter_map(|b| parse_volume(b).ok()).any(|b| b.typ == "bind" && b.source == m.source && b.target == m.target)
+}
+
 /// "--mount type=bind,source=/x,target=/y,readonly,bind-propagation=rshared".
 pub fn parse_mount(spec: &str) -> Result<Mount> {
     let mut m = Mount { typ: "volume".into(), ..Default::default() };

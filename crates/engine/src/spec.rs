@@ -1,5 +1,6 @@
 //! The OCI spec of a container, from its record, with docker's defaults.
 
+use std::os::unix::fs::DirBuilderExt;
 use crate::error::{Error, Result};
 use crate::model::Container;
 use crate::user;
@@ -272,7 +273,17 @@ pub fn generate(c: &Container, dir: &Path, rootfs: &Path, volumes: &Path, init_e
                     m.source.clone()
                 };
                 if m.typ == "bind" && std::fs::symlink_metadata(&src).is_err() {
-                    return Err(Error::invalid(format!("invalid mount config for type \"bind\": bind source path does not exist: {src}")));
+                    // docker creates a missing -v host path; only --mount refuses it.
+                    if !crate::flags::is_volume_flag_bind(h, m) {
+                        return Err(Error::invalid(format!("invalid mount config for type \"bind\": bind source path does not exist: {src}")));
+                    }
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(&src)
+                        .map_err(|e| Error::io(format!("create bind source {src}"), e))?;
+                    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                        .map_err(|e| Error::io(format!("chmod {src}"), e))?;
                 }
                 opts.push("rbind".into());
                 opts.push(if m.read_only { "ro".into() } else { "rw".into() });
