@@ -190,3 +190,19 @@ fn missing_bind_source_is_created_for_v_and_refused_for_mount() {
     assert!(!missing.exists());
     assert!(env.ids().is_empty());
 }
+
+// ---- item 2: -w creates the working directory --------------------------------------------------
+
+#[test]
+fn workdir_missing_from_the_image_is_created() {
+    let env = Env::new("workdir");
+    let out = env.ok(&["run", "--rm", "-w", "/new/work/dir", "busybox", "sh", "-c", "pwd; stat -c %a /new/work/dir /new/work /new"]);
+    assert_eq!(out, "/new/work/dir\n755\n755\n755\n");
+    // An existing directory is left as it is.
+    let out = env.ok(&["run", "--rm", "-w", "/tmp", "busybox", "sh", "-c", "pwd; stat -c %a /tmp"]);
+    assert_eq!(out, "/tmp\n1777\n");
+    let r = env.run(&["run", "--rm", "-w", "/etc/passwd", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("Cannot mkdir: /etc/passwd is not a directory"), "{}", r.stderr);
+    assert!(env.ids().is_empty());
+}

@@ -593,6 +593,38 @@ pub fn extract_at<R: Read>(root: &Path, dest: &str, input: R, placement: Placeme
     Ok(())
 }
 
+/// Creates directory `path` inside `root` (and its missing parents) with mode 0755, never
+/// leaving `root` (docker's working directory set-up); an existing non-directory is an error.
+pub(crate) fn mkdir_all_in_root(root: &Path, path: &str) -> Result<()> {
+    let rootfd = open_dir(root).map_err(|e| ioerr(format!("open {}", root.display()), e))?;
+    let clean = clean_abs(path);
+    let mut cur = String::new();
+    for comp in clean.split('/').filter(|c| !c.is_empty()) {
+        let parent = if cur.is_empty() { "/".to_string() } else { cur.clone() };
+        cur = format!("{cur}/{comp}");
+        match sys::openat_in_root(rootfd.as_raw_fd(), cur.as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(_) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(Error::invalid(format!("Cannot mkdir: {path} is not a directory")))
+            }
+            Err(e) => return Err(ioerr(format!("resolve {cur}"), e)),
+        }
+        let p = sys::openat_in_root(rootfd.as_raw_fd(), parent.as_bytes(), libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| ioerr(format!("resolve {parent}"), e))?;
+        match mkdirat(p.as_raw_fd(), comp.as_bytes(), 0o755) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(ioerr(format!("mkdir {cur}"), e)),
+        }
+        let d = sys::openat_in_root(rootfd.as_raw_fd(), cur.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| ioerr(format!("resolve {cur}"), e))?;
+        // Exactly 0755 whatever our umask.
+        check(unsafe { libc::fchmod(d.as_raw_fd(), 0o755) }).map_err(|e| ioerr(format!("chmod {cur}"), e))?;
+    }
+    Ok(())
+}
+
 /// Copies the image content at `target` (inside `rootfs`) into the empty volume dir `data`,
 /// owners and modes kept, the mount point's own owner and mode included (docker's copy-up).
 pub(crate) fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<()> {

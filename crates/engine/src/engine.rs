@@ -431,6 +431,10 @@ impl Engine {
         snap.mount(vfs)?;
         let exe = self.sealed_exe()?;
         let r = (|| {
+            if !c.config.working_dir.is_empty() {
+                // docker creates a working directory the image lacks.
+                crate::commit::mkdir_all_in_root(&snap.merged(), &c.config.working_dir)?;
+            }
             let init = if c.host_config.init == Some(true) { init_binary() } else { None };
             let spec = spec::generate(&c, &dir, &snap.merged(), &self.volumes_dir(), init.as_deref())?;
             sys::write_atomic(&dir.join("config.json"), serde_json::to_string(&spec).expect("spec").as_bytes())?;
