@@ -206,3 +206,34 @@ fn workdir_missing_from_the_image_is_created() {
     assert!(r.stderr.contains("Cannot mkdir: /etc/passwd is not a directory"), "{}", r.stderr);
     assert!(env.ids().is_empty());
 }
+
+// ---- item 4: --rm removes a container whose start failed ---------------------------------------
+
+#[test]
+fn rm_removes_a_container_that_failed_to_start() {
+    let env = Env::new("rm-failed");
+    let file = env.scratch.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under_file = format!("{}/sub:/x", file.display());
+    for args in [
+        &["-u", "nosuchuser", "busybox", "true"][..],
+        &["busybox", "no-such-command"][..],
+        &["-v", &under_file, "busybox", "true"][..],
+        &["-w", "/etc/passwd", "busybox", "true"][..],
+    ] {
+        let mut a = vec!["run", "--rm", "--name", "once"];
+        a.extend_from_slice(args);
+        let r = env.run(&a);
+        assert_ne!(r.code, 0, "{args:?}");
+        assert!(env.ids().is_empty(), "{args:?} left a container");
+        // The name is free again.
+        env.ok(&["run", "--rm", "--name", "once", "busybox", "true"]);
+    }
+    // Also through create + start, and detached.
+    env.ok(&["create", "--rm", "--name", "later", "-u", "nosuchuser", "busybox", "true"]);
+    assert_ne!(env.run(&["start", "later"]).code, 0);
+    assert!(env.ids().is_empty());
+    assert_ne!(env.run(&["run", "-d", "--rm", "-u", "nosuchuser", "busybox", "true"]).code, 0);
+    assert!(env.ids().is_empty());
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+}

@@ -467,6 +467,10 @@ impl Engine {
         })();
         if r.is_err() && self.read_state(&c.id).status != "running" {
             let _ = snap.unmount();
+            if c.host_config.auto_remove {
+                // docker's --rm also covers a start that failed: the container and its name go.
+                let _ = self.cleanup(&c, true);
+            }
         }
         r
     }
