@@ -237,3 +237,46 @@ fn rm_removes_a_container_that_failed_to_start() {
     assert!(env.ids().is_empty());
     assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
 }
+
+// ---- item 3: -it without a terminal ----------------------------------------------------------
+
+/// Runs berth with `args` (stdin /dev/null, not a terminal); fails the test if it has not
+/// finished within 20 s (the bug was a hang).
+fn run_bounded(env: &Env, args: &[&str]) -> common::Run {
+    let mut child = berth_cmd(&env.root)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn tty_with_stdin_that_is_not_a_terminal_fails_at_once() {
+    let env = Env::new("not-a-tty");
+    for args in [&["run", "-it", "--name", "t1", "busybox", "sh"][..], &["run", "-t", "-i", "--rm", "busybox", "cat"][..]] {
+        let r = run_bounded(&env, args);
+        assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (1, "the input device is not a TTY\n", ""), "{args:?}");
+        assert!(env.ids().is_empty(), "{args:?} left a container");
+    }
+    // -t alone does not read stdin: docker runs it.
+    let r = run_bounded(&env, &["run", "-t", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hi\r\n"), "{}", r.stderr);
+    // A detached -it is fine; exec -it and attach check as run does.
+    env.ok(&["run", "-dit", "--name", "bg", "busybox", "sh"]);
+    let r = run_bounded(&env, &["exec", "-it", "bg", "true"]);
+    assert_eq!((r.code, r.stderr.as_str()), (1, "the input device is not a TTY\n"));
+    let r = run_bounded(&env, &["attach", "bg"]);
+    assert_eq!((r.code, r.stderr.as_str()), (1, "the input device is not a TTY\n"));
+    assert_eq!(env.ids().len(), 1);
+}

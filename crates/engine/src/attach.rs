@@ -132,6 +132,11 @@ impl Attach {
         Attach { fd, tty, stdin }
     }
 
+    /// Whether the container has a tty.
+    pub fn tty(&self) -> bool {
+        self.tty
+    }
+
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -148,6 +148,7 @@ pub fn attach(ctx: &Ctx, a: AttachArgs) -> CmdResult {
     let e = engine(ctx)?;
     let att = e.attach(&a.container, !a.no_stdin)?;
     drop(e);
+    super::run::check_tty(!a.no_stdin, att.tty());
     let code = att.pump_stdio(a.sig_proxy)?;
     std::process::exit(code)
 }

@@ -241,6 +241,9 @@ fn create_options(a: &RunArgs) -> CreateOptions {
 /// `run` (start = true) and `create`.
 pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     let opts = create_options(&a);
+    if start && !a.detach {
+        check_tty(opts.attach_stdin, opts.tty);
+    }
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
     // docker create reports the daemon's refusal (bad or taken name, ...) with exit 1; run with 125.
     let c = e.create(&opts).unwrap_or_else(|err| die(err, if start { 125 } else { 1 }));
@@ -301,7 +304,19 @@ pub struct ExecArgs {
     args: Vec<String>,
 }
 
+/// docker's CheckTty: a tty with our stdin attached needs stdin to be a terminal; refused
+/// before anything is created (otherwise the container waits on a terminal that never comes).
+pub(crate) fn check_tty(attach_stdin: bool, tty: bool) {
+    if tty && attach_stdin && unsafe { libc::isatty(0) } != 1 {
+        eprintln!("the input device is not a TTY");
+        std::process::exit(1);
+    }
+}
+
 pub fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
+    if !a.detach {
+        check_tty(a.interactive, a.tty);
+    }
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
     let o = ExecOptions {
         cmd: a.args[1..].to_vec(),
