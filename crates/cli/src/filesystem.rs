@@ -186,9 +186,14 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> CmdResult {
                 let tx = s.spawn(move || write_path_tar(Path::new("/"), &src2, follow, w));
                 let got = e.copy_to(c, &dest, r, place, a.archive);
                 let sent = tx.join().map_err(|_| Failure("copy: archiving panicked".into()))?;
-                sent?;
-                got?;
-                Ok(())
+                // A refused destination closes the pipe under the archiver: its broken pipe is
+                // only an echo of the refusal, which is the error to report.
+                match (got, sent) {
+                    (Err(g), Err(s)) if s.to_string().contains("broken pipe") => Err(g.into()),
+                    (_, Err(s)) => Err(s.into()),
+                    (Err(g), Ok(())) => Err(g.into()),
+                    (Ok(()), Ok(())) => Ok(()),
+                }
             })
         }
     }

@@ -280,3 +280,32 @@ fn tty_with_stdin_that_is_not_a_terminal_fails_at_once() {
     assert_eq!((r.code, r.stderr.as_str()), (1, "the input device is not a TTY\n"));
     assert_eq!(env.ids().len(), 1);
 }
+
+// ---- item 8: exec of a missing command, cp into a missing directory ---------------------------
+
+#[test]
+fn exec_of_a_missing_command_is_126_and_cp_errors_are_stable() {
+    let env = Env::new("exec-cp");
+    env.ok(&["run", "-d", "--name", "e1", "busybox", "sleep", "100"]);
+    let r = env.run(&["exec", "e1", "no-such-command"]);
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(r.stderr.contains("exec: \"no-such-command\": executable file not found in $PATH"), "{}", r.stderr);
+    let r = env.run(&["exec", "e1", "/etc/passwd"]);
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert_eq!(env.run(&["exec", "e1", "sh", "-c", "exit 127"]).code, 127, "the command's own code is kept");
+
+    // A file big enough that the archiver is still writing when the destination is refused.
+    let big = env.scratch.join("big");
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(&big, &data).unwrap();
+    let dest = "e1:/no/such/dir/f";
+    for _ in 0..5 {
+        let r = env.run(&["cp", big.to_str().unwrap(), dest]);
+        assert_eq!(r.code, 1);
+        assert_eq!(r.stderr, "Error: Could not find the file /no/such/dir in container e1\n");
+    }
+    let small = env.scratch.join("small");
+    std::fs::write(&small, b"x").unwrap();
+    let r = env.run(&["cp", small.to_str().unwrap(), dest]);
+    assert_eq!((r.code, r.stderr.as_str()), (1, "Error: Could not find the file /no/such/dir in container e1\n"));
+}

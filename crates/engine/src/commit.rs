@@ -767,7 +767,15 @@ impl Engine {
         if c.host_config.readonly_rootfs {
             return Err(Error::new(ErrorKind::PermissionDenied, "container rootfs is marked read-only"));
         }
-        self.with_rootfs(&c, |merged| extract_at(merged, dest, input, placement, owner))
+        self.with_rootfs(&c, |merged| extract_at(merged, dest, input, placement, owner)).map_err(|e| {
+            // docker's words for a destination whose directory is missing.
+            match e.message().strip_prefix("no such directory: ") {
+                Some(dir) if e.kind() == ErrorKind::NotFound => {
+                    Error::new(ErrorKind::NotFound, format!("Could not find the file {dir} in container {key}"))
+                }
+                _ => e,
+            }
+        })
     }
 
     /// (host root, path inside it) when `path` lies in a volume or bind mount of `c`.

@@ -338,9 +338,10 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
     match e.exec(&a.args[0], &o) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
+            // docker exec: a command that cannot be run (missing or not executable) is 126.
             let code = match err.exit_code() {
                 125 => 1,
-                c => c,
+                _ => 126,
             };
             die(err, code)
         }
