@@ -309,3 +309,160 @@ fn exec_of_a_missing_command_is_126_and_cp_errors_are_stable() {
     let r = env.run(&["cp", small.to_str().unwrap(), dest]);
     assert_eq!((r.code, r.stderr.as_str()), (1, "Error: Could not find the file /no/such/dir in container e1\n"));
 }
+
+// ---- item 12: detach keys and --sig-proxy ------------------------------------------------------
+
+/// A pty pair: the master, and the slave opened for a child's stdio.
+fn open_pty() -> (std::fs::File, std::fs::File) {
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0);
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut buf = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()), 0);
+        let p = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
+        let master = <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(m);
+        let slave = std::fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+        (master, slave)
+    }
+}
+
+/// berth with the pty slave as its stdin, stdout and stderr.
+fn spawn_on_pty(env: &Env, slave: &std::fs::File, args: &[&str]) -> std::process::Child {
+    berth_cmd(&env.root)
+        .args(args)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the master until `needle` shows up (bounded); returns all that was read.
+fn read_until(master: &std::fs::File, needle: &str) -> String {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        assert!(std::time::Instant::now() < deadline, "never saw {needle:?} in {:?}", String::from_utf8_lossy(&seen));
+        let mut p = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match (&*master).read(&mut buf) {
+            Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// Waits (bounded) for the child to exit; its code.
+fn wait_bounded(child: &mut std::process::Child) -> Option<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn type_keys(master: &std::fs::File, keys: &[u8]) {
+    use std::io::Write;
+    (&*master).write_all(keys).unwrap();
+}
+
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let env = Env::new("detach");
+    // run -it: ctrl-p ctrl-q detaches; run exits 0 and the container runs on.
+    let (master, slave) = open_pty();
+    let mut run = spawn_on_pty(&env, &slave, &["run", "-it", "--name", "d1", "busybox", "sh"]);
+    type_keys(&master, b"echo one$((1+1))\r");
+    read_until(&master, "one2");
+    type_keys(&master, b"\x10\x11");
+    assert_eq!(wait_bounded(&mut run), Some(0));
+    assert_eq!(env.ok(&["inspect", "--format", "{{.State.Status}}", "d1"]), "running\n");
+
+    // attach: the same keys; docker attach then says "read escape sequence" and exits 1.
+    let mut att = spawn_on_pty(&env, &slave, &["attach", "d1"]);
+    type_keys(&master, b"echo two$((1+2))\r");
+    read_until(&master, "two3");
+    type_keys(&master, b"\x10\x11");
+    assert_eq!(wait_bounded(&mut att), Some(1));
+    read_until(&master, "read escape sequence");
+    assert_eq!(env.ok(&["inspect", "--format", "{{.State.Status}}", "d1"]), "running\n");
+
+    // --detach-keys: ctrl-p ctrl-q now reach the container, ctrl-a x detaches.
+    let mut att = spawn_on_pty(&env, &slave, &["attach", "--detach-keys", "ctrl-a,x", "d1"]);
+    type_keys(&master, b"\x10\x11echo three$((1+3))\r");
+    read_until(&master, "three4");
+    assert!(att.try_wait().unwrap().is_none(), "the default keys no longer detach");
+    type_keys(&master, b"\x01x");
+    assert_eq!(wait_bounded(&mut att), Some(1));
+
+    // The shell still works, and exiting it ends an attach with its code.
+    let mut att = spawn_on_pty(&env, &slave, &["attach", "d1"]);
+    type_keys(&master, b"exit 5\r");
+    assert_eq!(wait_bounded(&mut att), Some(5));
+
+    // run --detach-keys and start -ai --detach-keys.
+    let mut run = spawn_on_pty(&env, &slave, &["run", "-it", "--rm", "--name", "d2", "--detach-keys", "ctrl-a,x", "busybox", "sh"]);
+    type_keys(&master, b"echo four$((1+4))\r");
+    read_until(&master, "four5");
+    type_keys(&master, b"\x01x");
+    assert_eq!(wait_bounded(&mut run), Some(0));
+    assert_eq!(env.ok(&["inspect", "--format", "{{.State.Status}}", "d2"]), "running\n");
+    env.ok(&["create", "-it", "--name", "d3", "busybox", "sh"]);
+    let mut st = spawn_on_pty(&env, &slave, &["start", "-ai", "--detach-keys", "ctrl-a,x", "d3"]);
+    type_keys(&master, b"echo five$((1+5))\r");
+    read_until(&master, "five6");
+    type_keys(&master, b"\x01x");
+    assert_eq!(wait_bounded(&mut st), Some(0));
+    assert_eq!(env.ok(&["inspect", "--format", "{{.State.Status}}", "d3"]), "running\n");
+
+    // Bad keys are refused in docker's words before anything is created.
+    let r = env.run(&["run", "-d", "--detach-keys", "ctrl-", "--name", "d4", "busybox", "true"]);
+    assert_eq!((r.code, r.stderr.as_str()), (125, "Error: Invalid detach keys (ctrl-) provided\n"));
+    assert!(env.run(&["inspect", "d4"]).code != 0);
+}
+
+#[test]
+fn sig_proxy_passes_signals_on_or_leaves_them_to_us() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new("sig-proxy");
+    let script = "trap 'echo got-usr1; exit 3' USR1; echo ready; while true; do sleep 0.05; done";
+    for (proxy, name) in [("true", "p1"), ("false", "p2")] {
+        let mut child = berth_cmd(&env.root)
+            .args(["run", "--sig-proxy", proxy, "--name", name, "busybox", "sh", "-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+        let code = wait_bounded(&mut child);
+        if proxy == "true" {
+            // The container got it, and run ends with its exit code.
+            assert_eq!(code, Some(3));
+            line.clear();
+            out.read_line(&mut line).unwrap();
+            assert_eq!(line, "got-usr1\n");
+        } else {
+            // Not passed on: the signal ends berth itself and the container runs on.
+            assert_eq!(code, None, "killed by the signal");
+            assert_eq!(env.ok(&["inspect", "--format", "{{.State.Status}}", name]), "running\n");
+        }
+    }
+}

@@ -90,6 +90,48 @@ pub struct Attach {
     fd: OwnedFd,
     tty: bool,
     stdin: bool,
+    detach_keys: Vec<u8>,
+}
+
+/// How [`Attach::pump_stdio`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container exited with this code.
+    Exited(i32),
+    /// The user typed the detach keys: the container goes on without us.
+    Detached,
+}
+
+/// docker's default detach keys: ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
+
+/// Spots the detach sequence in what we read from a terminal (moby/term's EscapeProxy): bytes
+/// that may start the sequence are held back, and passed on when it turns out they do not.
+struct Escape<'a> {
+    keys: &'a [u8],
+    matched: usize,
+}
+
+impl Escape<'_> {
+    /// What to forward from `data`, and whether the sequence is now complete.
+    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(data.len());
+        for &b in data {
+            if b != self.keys[self.matched] && self.matched > 0 {
+                out.extend_from_slice(&self.keys[..self.matched]);
+                self.matched = 0;
+            }
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
 }
 
 struct RawMode(Option<libc::termios>);
@@ -129,7 +171,15 @@ const PROXIED: &[i32] = &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQU
 
 impl Attach {
     pub fn new(fd: OwnedFd, tty: bool, stdin: bool) -> Attach {
-        Attach { fd, tty, stdin }
+        Attach { fd, tty, stdin, detach_keys: DEFAULT_DETACH_KEYS.to_vec() }
+    }
+
+    /// Replaces the detach sequence (see [`crate::flags::parse_detach_keys`]).
+    pub fn with_detach_keys(mut self, keys: Vec<u8>) -> Attach {
+        if !keys.is_empty() {
+            self.detach_keys = keys;
+        }
+        self
     }
 
     /// Whether the container has a tty.
@@ -145,10 +195,12 @@ impl Attach {
         sys::write_all(self.fd.as_raw_fd(), &frame(kind, payload))
     }
 
-    /// Copies our stdin to the container and its output to our stdout/stderr until it exits;
-    /// returns its exit code. With a tty our terminal goes raw and follows resizes; with
+    /// Copies our stdin to the container and its output to our stdout/stderr until it exits
+    /// (its exit code) or, with a tty and our stdin attached, until the detach keys are typed
+    /// (as docker, only then). With a tty our terminal goes raw and follows resizes; with
     /// `proxy_signals` the signals we get are passed on to the container (docker's sig-proxy).
-    pub fn pump_stdio(self, proxy_signals: bool) -> Result<i32> {
+    pub fn pump_stdio(self, proxy_signals: bool) -> Result<Ended> {
+        let mut escape = (self.tty && self.stdin).then(|| Escape { keys: &self.detach_keys, matched: 0 });
         let is_tty = unsafe { libc::isatty(0) } == 1;
         let _raw = (self.tty && self.stdin && is_tty).then(|| RawMode::enter(0));
         let sigfd = unsafe {
@@ -204,7 +256,7 @@ impl Attach {
                         STDERR => {
                             sys::write_all(2, &p);
                         }
-                        EXIT if p.len() >= 4 => return Ok(i32::from_le_bytes([p[0], p[1], p[2], p[3]])),
+                        EXIT if p.len() >= 4 => return Ok(Ended::Exited(i32::from_le_bytes([p[0], p[1], p[2], p[3]]))),
                         _ => {}
                     }
                 }
@@ -215,9 +267,20 @@ impl Attach {
                         stdin_open = false;
                         self.send(STDIN_EOF, &[]);
                     }
-                    Ok(n) => {
-                        self.send(STDIN, &chunk[..n]);
-                    }
+                    Ok(n) => match escape.as_mut() {
+                        Some(esc) => {
+                            let (out, detached) = esc.feed(&chunk[..n]);
+                            if !out.is_empty() {
+                                self.send(STDIN, &out);
+                            }
+                            if detached {
+                                return Ok(Ended::Detached);
+                            }
+                        }
+                        None => {
+                            self.send(STDIN, &chunk[..n]);
+                        }
+                    },
                 }
             }
             if fds[2].revents != 0 {
@@ -251,5 +314,18 @@ mod tests {
         assert_eq!(take_frame(&mut b), Some((EXIT, 3i32.to_le_bytes().to_vec())));
         assert_eq!(take_frame(&mut b), None);
         assert_eq!(b, vec![1, 9]);
+    }
+
+    #[test]
+    fn escape_sequence_is_held_back_and_released() {
+        let keys = [0x10, 0x11];
+        let mut e = Escape { keys: &keys, matched: 0 };
+        assert_eq!(e.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(e.feed(b"c"), (b"\x10c".to_vec(), false), "a lone ctrl-p goes through");
+        assert_eq!(e.feed(b"x\x10\x10"), (b"x\x10".to_vec(), false));
+        assert_eq!(e.feed(b"\x11rest"), (vec![], true));
+        let keys = [1, b'x'];
+        let mut e = Escape { keys: &keys, matched: 0 };
+        assert_eq!(e.feed(b"q\x01x"), (b"q".to_vec(), true));
     }
 }

@@ -194,6 +194,28 @@ pub fn parse_restart(spec: &str) -> Result<RestartPolicy> {
     }
 }
 
+/// docker's --detach-keys ("ctrl-p,ctrl-q", "ctrl-a,x", "DEL"): comma-separated single
+/// characters or ctrl-<a-z @ [ \ ] ^ _> (moby/term's ToBytes), refused in the daemon's words.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
+    const CTRL: &[u8] = b"@abcdefghijklmnopqrstuvwxyz[\\]^_";
+    let mut out = Vec::new();
+    for key in spec.split(',') {
+        let code = match key.as_bytes() {
+            [c] => Some(*c),
+            _ if key == "DEL" => Some(127),
+            _ => key.strip_prefix("ctrl-").and_then(|c| match c.as_bytes() {
+                [c] => CTRL.iter().position(|x| x == c).map(|i| i as u8),
+                _ => None,
+            }),
+        };
+        match code {
+            Some(c) => out.push(c),
+            None => return Err(Error::invalid(format!("Invalid detach keys ({spec}) provided"))),
+        }
+    }
+    Ok(out)
+}
+
 /// "1.5" → nano cpus.
 pub fn parse_cpus(s: &str) -> Result<i64> {
     let f: f64 = s.parse().map_err(|_| Error::invalid(format!("failed to parse {s} as a rational number")))?;
@@ -248,6 +270,17 @@ mod tests {
         let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").unwrap();
         assert_eq!(m.tmpfs_options.unwrap().size_bytes, 1 << 20);
         assert!(parse_mount("type=bind,target=/x").is_err());
+    }
+
+    #[test]
+    fn detach_keys() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert_eq!(parse_detach_keys("ctrl-@,ctrl-_,DEL").unwrap(), vec![0, 31, 127]);
+        assert_eq!(parse_detach_keys("ctrl-\\").unwrap(), vec![28]);
+        for bad in ["bogus", "ctrl-", "ctrl-A", "a,", ""] {
+            assert_eq!(parse_detach_keys(bad).unwrap_err().to_string(), format!("Invalid detach keys ({bad}) provided"));
+        }
     }
 
     #[test]

@@ -47,9 +47,9 @@
 //! let engine = Engine::open(std::path::Path::new("/var/lib/berth"), &EngineOptions::default())?;
 //! let c = engine.create(&CreateOptions { image: "busybox".into(), cmd: vec!["true".into()], ..Default::default() })?;
 //! let attach = engine.start(&c.id, &StartOptions { attach: true, ..Default::default() })?;
-//! let code = attach.unwrap().pump_stdio(false)?;
+//! let ended = attach.unwrap().pump_stdio(false)?;
 //! engine.remove(&c.id, true, false)?;
-//! # let _ = code; Ok(()) }
+//! # let _ = ended; Ok(()) }
 //! ```
 
 pub mod attach;
@@ -69,7 +69,7 @@ pub mod timefmt;
 mod user;
 pub mod volumes;
 
-pub use attach::Attach;
+pub use attach::{Attach, Ended};
 pub use engine::{CreateOptions, Engine, EngineOptions, ExecOptions, StartOptions, StatsEntry, StopOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};

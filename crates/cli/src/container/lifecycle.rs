@@ -1,6 +1,6 @@
 //! start, stop, restart, kill, rm, wait, pause, unpause, rename, attach, prune.
 
-use berth_engine::{Engine, StartOptions, StopOptions};
+use berth_engine::{Ended, Engine, StartOptions, StopOptions};
 use clap::Args;
 
 use super::{die, engine};
@@ -47,12 +47,21 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
+/// --detach-keys, checked before anything starts (docker's daemon refuses bad ones).
+fn detach_keys(spec: Option<&str>) -> Vec<u8> {
+    spec.map(|k| berth_engine::flags::parse_detach_keys(k).unwrap_or_else(|e| die(e, 1))).unwrap_or_default()
+}
+
 pub fn start(ctx: &Ctx, a: StartArgs) -> CmdResult {
     let e = engine(ctx)?;
+    let keys = detach_keys(a.detach_keys.as_deref());
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
             return Err(Failure("you cannot start and attach multiple containers at once".into()));
@@ -65,8 +74,10 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> CmdResult {
             }
         };
         drop(e);
-        let code = att.pump_stdio(true).unwrap_or_else(|err| die(err, 1));
-        std::process::exit(code);
+        match att.with_detach_keys(keys).pump_stdio(true).unwrap_or_else(|err| die(err, 1)) {
+            Ended::Exited(code) => std::process::exit(code),
+            Ended::Detached => return Ok(()),
+        }
     }
     each(ctx, NamesArgs { containers: a.containers }, |e, n| e.start(n, &StartOptions::default()).map(drop))
 }
@@ -141,16 +152,26 @@ pub struct AttachArgs {
     /// Proxy all received signals to the process
     #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
     sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
     container: String,
 }
 
 pub fn attach(ctx: &Ctx, a: AttachArgs) -> CmdResult {
+    let keys = detach_keys(a.detach_keys.as_deref());
     let e = engine(ctx)?;
     let att = e.attach(&a.container, !a.no_stdin)?;
     drop(e);
     super::run::check_tty(!a.no_stdin, att.tty());
-    let code = att.pump_stdio(a.sig_proxy)?;
-    std::process::exit(code)
+    match att.with_detach_keys(keys).pump_stdio(a.sig_proxy)? {
+        Ended::Exited(code) => std::process::exit(code),
+        // docker attach reports the detach as its error (exit 1), without a prefix.
+        Ended::Detached => {
+            eprintln!("read escape sequence");
+            std::process::exit(1)
+        }
+    }
 }
 
 #[derive(Args)]

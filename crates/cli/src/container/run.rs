@@ -1,6 +1,6 @@
 //! `berth run`, `berth create` and `berth exec`.
 
-use berth_engine::{flags, model::HostConfig, CreateOptions, ExecOptions, StartOptions};
+use berth_engine::{flags, model::HostConfig, CreateOptions, Ended, ExecOptions, StartOptions};
 use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
 
@@ -124,6 +124,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long, default_value = "true", action = ArgAction::Set)]
     sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
     /// The image, then the command and its arguments (options end at the image, as with docker)
     #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND] [ARG...]")]
     args: Vec<String>,
@@ -241,6 +244,7 @@ fn create_options(a: &RunArgs) -> CreateOptions {
 /// `run` (start = true) and `create`.
 pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     let opts = create_options(&a);
+    let detach_keys = a.detach_keys.as_deref().map(|k| or_die(flags::parse_detach_keys(k))).unwrap_or_default();
     if start && !a.detach {
         check_tty(opts.attach_stdin, opts.tty);
     }
@@ -269,8 +273,11 @@ pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
         },
     };
     drop(e);
-    let code = attach.pump_stdio(a.sig_proxy).unwrap_or_else(|err| die(err, 125));
-    std::process::exit(code)
+    match attach.with_detach_keys(detach_keys).pump_stdio(a.sig_proxy).unwrap_or_else(|err| die(err, 125)) {
+        Ended::Exited(code) => std::process::exit(code),
+        // docker run: detaching is a success; the container runs on.
+        Ended::Detached => Ok(()),
+    }
 }
 
 #[derive(Args)]
