@@ -3,7 +3,7 @@
 //! the busybox fixture (podman's is reset, unmounted and removed afterwards), interleaved with
 //! alternating order so both see the same machine load; then the resident set of berth's
 //! monitor against conmon's, both beside an idle running container. podman takes its runtime,
-//! cgroup manager and ulimits from /etc/containers/containers.conf (scripts/deps writes it);
+//! cgroup manager and ulimits from /etc/containers/containers.conf (scripts/test-deps writes it);
 //! if it still fails, its rows carry the error.
 //!
 //! Goals (from the issue): run ≤ ¼ of podman's median (~165 ms → ≤ ~40 ms), exec ≤ ¼ of

@@ -43,7 +43,7 @@ impl Podman {
     }
 
     /// `podman` on this store. Runtime, cgroup manager and ulimits come from
-    /// /etc/containers/containers.conf (written by scripts/deps).
+    /// /etc/containers/containers.conf (written by scripts/test-deps).
     pub fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
         // podman refuses a runroot longer than 50 characters: short names.

@@ -466,3 +466,33 @@ fn sig_proxy_passes_signals_on_or_leaves_them_to_us() {
         }
     }
 }
+
+// ---- item 16: ./setup installs only what berth needs ------------------------------------------
+
+/// The package list a scripts/ file installs (its `pkgs=(...)` array).
+fn script_pkgs(script: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/").to_string() + script).unwrap();
+    let from = text.find("\npkgs=(").expect("a pkgs array") + "\npkgs=(".len();
+    let to = from + text[from..].find(')').unwrap();
+    text[from..to].split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn setup_installs_only_what_berth_needs_and_check_installs_the_rest() {
+    let repo = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let deps = script_pkgs("deps");
+    let test_deps = script_pkgs("test-deps");
+    assert!(deps.contains(&"busybox-static".to_string()), "{deps:?}");
+    for only_tests in ["podman", "skopeo", "conmon", "runc", "crun", "containernetworking-plugins", "netavark", "hyperfine", "uidmap"] {
+        assert!(!deps.iter().any(|p| p == only_tests), "scripts/deps installs {only_tests}: {deps:?}");
+        assert!(test_deps.iter().any(|p| p == only_tests), "scripts/test-deps lacks {only_tests}: {test_deps:?}");
+    }
+    let read = |f: &str| std::fs::read_to_string(repo.join(f)).unwrap();
+    let runs = |text: &str, script: &str| text.lines().any(|l| l.trim_start().starts_with(script));
+    assert!(runs(&read("setup"), "scripts/deps") && !runs(&read("setup"), "scripts/test-deps"), "./setup: berth's own packages only");
+    assert!(!read("scripts/deps").contains("containers.conf"), "podman's configuration goes with the test packages");
+    assert!(read("scripts/test-deps").contains("containers.conf"));
+    for f in ["check", "bench/run"] {
+        assert!(runs(&read(f), "scripts/deps") && runs(&read(f), "scripts/test-deps"), "{f} installs its own packages");
+    }
+}

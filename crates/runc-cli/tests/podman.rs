@@ -13,7 +13,7 @@ use common::{bin, run_cmd, stderr, stdout, try_run_cmd};
 const BUSYBOX_ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/images/busybox.oci-archive.tar");
 const IMAGE: &str = "localhost/busybox:latest";
 
-/// What scripts/deps writes to /etc/containers/containers.conf, per test so the suite does not
+/// What scripts/test-deps writes to /etc/containers/containers.conf, per test so the suite does not
 /// depend on the host's file: root here cannot raise hard rlimits to podman's defaults.
 const CONTAINERS_CONF: &str = r#"[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
