@@ -377,7 +377,7 @@ fn exec_joins_the_container() {
     let ps = env.ok(&["exec", "e1", "ps", "-o", "pid,comm"]);
     assert!(ps.lines().any(|l| l.trim() == "1 sleep"), "{ps}");
     assert_eq!(env.run(&["exec", "e1", "sh", "-c", "exit 42"]).code, 42);
-    assert_eq!(env.run(&["exec", "e1", "no-such"]).code, 127);
+    assert_eq!(env.run(&["exec", "e1", "no-such"]).code, 126, "docker exec: 126");
     assert_eq!(env.run(&["exec", "e1", "/etc/passwd"]).code, 126);
     assert_eq!(env.ok(&["exec", "-u", "nobody", "-w", "/tmp", "-e", "X=y", "e1", "sh", "-c", "id -u; pwd; echo $X"]), "65534\n/tmp\ny\n");
     let status = env.ok(&["exec", "e1", "grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]);

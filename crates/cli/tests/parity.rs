@@ -496,3 +496,29 @@ fn setup_installs_only_what_berth_needs_and_check_installs_the_rest() {
         assert!(runs(&read(f), "scripts/deps") && runs(&read(f), "scripts/test-deps"), "{f} installs its own packages");
     }
 }
+
+#[test]
+fn exec_detach_keys_leave_the_process_running() {
+    let env = Env::new("exec-detach");
+    env.ok(&["run", "-d", "--name", "x1", "busybox", "sleep", "1000"]);
+    let shells = || env.ok(&["exec", "x1", "ps", "-o", "args"]).lines().filter(|l| l.trim() == "sh").count();
+    let (master, slave) = open_pty();
+    let mut ex = spawn_on_pty(&env, &slave, &["exec", "-it", "x1", "sh"]);
+    type_keys(&master, b"echo one$((1+1))\r");
+    read_until(&master, "one2");
+    type_keys(&master, b"\x10\x11");
+    assert_eq!(wait_bounded(&mut ex), Some(1));
+    read_until(&master, "read escape sequence");
+    assert_eq!(shells(), 1, "the detached shell runs on");
+
+    let mut ex = spawn_on_pty(&env, &slave, &["exec", "-it", "--detach-keys", "ctrl-a,x", "x1", "sh"]);
+    type_keys(&master, b"echo two$((1+2))\r");
+    read_until(&master, "two3");
+    type_keys(&master, b"\x01x");
+    assert_eq!(wait_bounded(&mut ex), Some(1));
+    assert_eq!(shells(), 2);
+    // Without detaching, the exec ends with its command's code.
+    let mut ex = spawn_on_pty(&env, &slave, &["exec", "-it", "x1", "sh"]);
+    type_keys(&master, b"exit 4\r");
+    assert_eq!(wait_bounded(&mut ex), Some(4));
+}

@@ -93,46 +93,17 @@ pub struct Attach {
     detach_keys: Vec<u8>,
 }
 
-/// How [`Attach::pump_stdio`] ended.
+/// How [`Attach::pump_stdio`] (or [`crate::Engine::exec`]) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     /// The container exited with this code.
     Exited(i32),
-    /// The user typed the detach keys: the container goes on without us.
+    /// The user typed the detach keys: the container (or exec'd process) goes on without us.
     Detached,
 }
 
 /// docker's default detach keys: ctrl-p ctrl-q.
 pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
-
-/// Spots the detach sequence in what we read from a terminal (moby/term's EscapeProxy): bytes
-/// that may start the sequence are held back, and passed on when it turns out they do not.
-struct Escape<'a> {
-    keys: &'a [u8],
-    matched: usize,
-}
-
-impl Escape<'_> {
-    /// What to forward from `data`, and whether the sequence is now complete.
-    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(data.len());
-        for &b in data {
-            if b != self.keys[self.matched] && self.matched > 0 {
-                out.extend_from_slice(&self.keys[..self.matched]);
-                self.matched = 0;
-            }
-            if b == self.keys[self.matched] {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    return (out, true);
-                }
-            } else {
-                out.push(b);
-            }
-        }
-        (out, false)
-    }
-}
 
 struct RawMode(Option<libc::termios>);
 
@@ -200,7 +171,7 @@ impl Attach {
     /// (as docker, only then). With a tty our terminal goes raw and follows resizes; with
     /// `proxy_signals` the signals we get are passed on to the container (docker's sig-proxy).
     pub fn pump_stdio(self, proxy_signals: bool) -> Result<Ended> {
-        let mut escape = (self.tty && self.stdin).then(|| Escape { keys: &self.detach_keys, matched: 0 });
+        let mut escape = (self.tty && self.stdin).then(|| berth_runtime::Escape::new(&self.detach_keys));
         let is_tty = unsafe { libc::isatty(0) } == 1;
         let _raw = (self.tty && self.stdin && is_tty).then(|| RawMode::enter(0));
         let sigfd = unsafe {
@@ -319,13 +290,13 @@ mod tests {
     #[test]
     fn escape_sequence_is_held_back_and_released() {
         let keys = [0x10, 0x11];
-        let mut e = Escape { keys: &keys, matched: 0 };
+        let mut e = berth_runtime::Escape::new(&keys);
         assert_eq!(e.feed(b"ab\x10"), (b"ab".to_vec(), false));
         assert_eq!(e.feed(b"c"), (b"\x10c".to_vec(), false), "a lone ctrl-p goes through");
         assert_eq!(e.feed(b"x\x10\x10"), (b"x\x10".to_vec(), false));
         assert_eq!(e.feed(b"\x11rest"), (vec![], true));
         let keys = [1, b'x'];
-        let mut e = Escape { keys: &keys, matched: 0 };
+        let mut e = berth_runtime::Escape::new(&keys);
         assert_eq!(e.feed(b"q\x01x"), (b"q".to_vec(), true));
     }
 }

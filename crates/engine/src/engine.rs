@@ -1,7 +1,7 @@
 //! The engine: container records in SQLite, snapshots on disk, lifecycle through the monitor
 //! and berth-runtime.
 
-use crate::attach::{self, Attach};
+use crate::attach::{self, Attach, Ended};
 use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Config, Container, GraphDriver, HostConfig, LogConfig, MountPoint, RunState, State, ZERO_TIME};
@@ -74,6 +74,8 @@ pub struct ExecOptions {
     pub interactive: bool,
     pub detach: bool,
     pub privileged: bool,
+    /// With tty and interactive: the detach keys (empty: docker's ctrl-p ctrl-q).
+    pub detach_keys: Vec<u8>,
 }
 
 /// One line of `berth stats`.
@@ -817,8 +819,9 @@ impl Engine {
 
     /// `exec`: runs a process in the running container through the runtime (setns into every
     /// namespace of its init, its cgroup, its capabilities, seccomp and no_new_privs). The
-    /// process uses our stdio. Returns its exit code.
-    pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32> {
+    /// process uses our stdio. Returns its exit code, or Detached when the user typed the
+    /// detach keys (tty and interactive only; the process runs on, as with docker).
+    pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<Ended> {
         let c = self.get(key)?;
         if !c.state.running {
             return Err(Error::conflict(format!("container {} is not running", c.id)));
@@ -868,8 +871,16 @@ impl Engine {
         }
         let process: oci_spec::runtime::Process =
             serde_json::from_value(process).map_err(|e| Error::internal(format!("exec process: {e}")))?;
-        let eo = berth_runtime::ExecOptions { process, console_socket: None, detach: o.detach, pid_file: None, preserve_fds: 0 };
-        Ok(self.runtime().exec(&c.id, &eo)?)
+        let keys = match &o.detach_keys {
+            k if k.is_empty() => attach::DEFAULT_DETACH_KEYS.to_vec(),
+            k => k.clone(),
+        };
+        let detach_keys = (o.tty && o.interactive && !o.detach).then_some(keys);
+        let eo = berth_runtime::ExecOptions { process, console_socket: None, detach: o.detach, pid_file: None, preserve_fds: 0, detach_keys };
+        match self.runtime().exec(&c.id, &eo)? {
+            berth_runtime::DETACHED => Ok(Ended::Detached),
+            code => Ok(Ended::Exited(code)),
+        }
     }
 }
 

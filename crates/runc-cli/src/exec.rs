@@ -70,6 +70,7 @@ pub fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         detach: a.detach,
         pid_file: a.pid_file.as_deref().map(absolute).transpose()?,
         preserve_fds: a.preserve_fds,
+        detach_keys: None,
     };
     Ok(rt.exec(&a.id, &opts)?)
 }

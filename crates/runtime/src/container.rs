@@ -410,7 +410,7 @@ pub fn run(rt: &Runtime, id: &str, opts: &CreateOptions, detach: bool, keep: boo
         let _ = delete(rt, id, true);
         return Err(e);
     }
-    let code = wait_forwarding(created.pid, created.console.as_ref());
+    let code = wait_forwarding(created.pid, created.console.as_ref(), None);
     if !keep {
         let lock = state::lock(&rt.root, id)?;
         delete_loaded(rt, &created.saved, true, Some(created.cgroup), lock)?;
@@ -418,8 +418,10 @@ pub fn run(rt: &Runtime, id: &str, opts: &CreateOptions, detach: bool, keep: boo
     code
 }
 
-/// Forwards signals to `pid`, proxies the terminal if any, and returns its exit code.
-pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>) -> Result<i32> {
+/// Forwards signals to `pid`, proxies the terminal if any, and returns its exit code; or
+/// [`crate::DETACHED`] once `detach_keys` are typed on a terminal (the process runs on).
+pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>, detach_keys: Option<&[u8]>) -> Result<i32> {
+    let mut escape = detach_keys.filter(|k| !k.is_empty() && console.is_some()).map(tty::Escape::new);
     let sigfd = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
@@ -461,8 +463,29 @@ pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>) -> Result<i32> {
         }
         if fds[2].revents != 0 {
             if let Some(m) = console {
-                if !tty::pump(0, m.as_raw_fd()) {
-                    stdin_open = false;
+                match escape.as_mut() {
+                    None => {
+                        if !tty::pump(0, m.as_raw_fd()) {
+                            stdin_open = false;
+                        }
+                    }
+                    Some(esc) => {
+                        let mut buf = [0u8; 8192];
+                        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+                        if n <= 0 {
+                            let eintr = std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+                            stdin_open = n < 0 && eintr;
+                        } else {
+                            let (out, detached) = esc.feed(&buf[..n as usize]);
+                            if !out.is_empty() && sys::write_all_fd(m.as_raw_fd(), &out).is_err() {
+                                stdin_open = false;
+                            }
+                            if detached {
+                                tty::hold_master(m);
+                                return Ok(crate::DETACHED);
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -40,6 +40,7 @@ pub use seal::seal_exe;
 pub use state::{State, Status};
 /// A wait status as a shell (and docker) reports it: the code, or 128+N for signal N.
 pub use sys::exit_code;
+pub use tty::Escape;
 
 /// Where `create` and `run` find the bundle and how they hand over the process's stdio.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +69,13 @@ pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// With a terminal: these keys typed on our stdin (docker's detach keys) end the proxying
+    /// and `exec` returns [`DETACHED`] while the process runs on. None: nothing detaches.
+    pub detach_keys: Option<Vec<u8>>,
 }
+
+/// What `exec` returns when the user typed the detach keys (never an exit code).
+pub const DETACHED: i32 = -1;
 
 /// The runtime: container state lives in one directory per container below `root`.
 #[derive(Debug, Clone)]

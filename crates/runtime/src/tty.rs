@@ -86,6 +86,74 @@ impl Drop for RawMode {
     }
 }
 
+/// Spots a detach sequence in what we read from a terminal (moby/term's EscapeProxy): bytes
+/// that may start it are held back, and passed on when it turns out they do not.
+pub struct Escape<'a> {
+    keys: &'a [u8],
+    matched: usize,
+}
+
+impl<'a> Escape<'a> {
+    /// `keys` must not be empty.
+    pub fn new(keys: &'a [u8]) -> Escape<'a> {
+        Escape { keys, matched: 0 }
+    }
+
+    /// What to forward from `data`, and whether the sequence is now complete.
+    pub fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(data.len());
+        for &b in data {
+            if b != self.keys[self.matched] && self.matched > 0 {
+                out.extend_from_slice(&self.keys[..self.matched]);
+                self.matched = 0;
+            }
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
+/// After a detach: a child of ours, in its own session, keeps the pty master open and drops
+/// what the process prints (docker drops a detached exec's output too) until its side closes,
+/// so the process neither gets SIGHUP nor blocks on a full terminal.
+pub fn hold_master(master: &OwnedFd) {
+    let pid = unsafe { libc::fork() };
+    if pid != 0 {
+        return;
+    }
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        let m = master.as_raw_fd();
+        let flags = libc::fcntl(m, libc::F_GETFL);
+        libc::fcntl(m, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = libc::read(m, buf.as_mut_ptr().cast(), buf.len());
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+        }
+        libc::_exit(0);
+    }
+}
+
 /// Copies what is readable on `from` to `to`; false on EOF/error of `from`.
 pub fn pump(from: RawFd, to: RawFd) -> bool {
     let mut buf = [0u8; 8192];

@@ -306,6 +306,9 @@ pub struct ExecArgs {
     /// Give extended privileges to the command
     #[arg(long)]
     privileged: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
     /// The container, then the command and its arguments
     #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
     args: Vec<String>,
@@ -334,6 +337,7 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
         interactive: a.interactive,
         detach: a.detach,
         privileged: a.privileged,
+        detach_keys: a.detach_keys.as_deref().map(|k| flags::parse_detach_keys(k).unwrap_or_else(|e| die(e, 1))).unwrap_or_default(),
     };
     if !a.interactive {
         // docker exec without -i: the process gets no stdin.
@@ -343,7 +347,12 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
         }
     }
     match e.exec(&a.args[0], &o) {
-        Ok(code) => std::process::exit(code),
+        Ok(Ended::Exited(code)) => std::process::exit(code),
+        // docker exec reports the detach as its error (exit 1), without a prefix.
+        Ok(Ended::Detached) => {
+            eprintln!("read escape sequence");
+            std::process::exit(1)
+        }
         Err(err) => {
             // docker exec: a command that cannot be run (missing or not executable) is 126.
             let code = match err.exit_code() {

@@ -71,7 +71,7 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
-    crate::container::wait_forwarding(pid, console.as_ref())
+    crate::container::wait_forwarding(pid, console.as_ref(), opts.detach_keys.as_deref())
 }
 
 fn parent(
