@@ -279,6 +279,10 @@ fn tty_with_stdin_that_is_not_a_terminal_fails_at_once() {
     let r = run_bounded(&env, &["attach", "bg"]);
     assert_eq!((r.code, r.stderr.as_str()), (1, "the input device is not a TTY\n"));
     assert_eq!(env.ids().len(), 1);
+    env.ok(&["create", "-it", "--name", "later", "busybox", "sh"]);
+    let r = run_bounded(&env, &["start", "-ai", "later"]);
+    assert_eq!((r.code, r.stderr.as_str()), (1, "the input device is not a TTY\n"));
+    assert_eq!(env.ok(&["inspect", "--format", "{{.State.Status}}", "later"]), "created\n", "not started");
 }
 
 // ---- item 8: exec of a missing command, cp into a missing directory ---------------------------

@@ -66,6 +66,10 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> CmdResult {
         if a.containers.len() > 1 {
             return Err(Failure("you cannot start and attach multiple containers at once".into()));
         }
+        if a.interactive {
+            let c = e.get(&a.containers[0])?;
+            super::run::check_tty(c.config.open_stdin, c.config.tty);
+        }
         let att = match e.start(&a.containers[0], &StartOptions { attach: true, stdin: a.interactive }) {
             Ok(x) => x.expect("attached"),
             Err(err) => {
