@@ -115,6 +115,8 @@ pub struct RunArgs {
     /// Disable OOM Killer
     #[arg(long)]
     oom_kill_disable: bool,
+    #[command(flatten)]
+    cgroup: super::cgroup_flags::CgroupArgs,
     /// Size of /dev/shm
     #[arg(long)]
     shm_size: Option<String>,
@@ -182,6 +184,7 @@ fn create_options(a: &RunArgs) -> CreateOptions {
     if a.init {
         hc.init = Some(true);
     }
+    a.cgroup.apply(&mut hc);
     let ulimits: Vec<_> = a.ulimit.iter().map(|u| or_die(flags::parse_ulimit(u))).collect();
     if !ulimits.is_empty() {
         hc.ulimits = Some(ulimits);
@@ -241,6 +244,7 @@ fn create_options(a: &RunArgs) -> CreateOptions {
 /// `run` (start = true) and `create`.
 pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     let opts = create_options(&a);
+    super::cgroup_flags::CgroupArgs::warn(&opts.host_config);
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
     let c = e.create(&opts).unwrap_or_else(|err| die(err, 125));
     if !start {
