@@ -37,7 +37,7 @@ eq "container cgroup is /berth/<id>" "0::/berth/$id" "$(cat /proc/$pid/cgroup)"
 eq "/proc/self/cgroup inside reads 0::/" "0::/" "$(berth exec place cat /proc/self/cgroup)"
 eq "inspect CgroupnsMode" "private" "$(berth inspect -f '{{.HostConfig.CgroupnsMode}}' place)"
 eq "/sys/fs/cgroup inside shows the container's own cgroup" "max" "$(berth exec place cat /sys/fs/cgroup/memory.max)"
-has "cgroup.procs inside lists the init as pid 1" "1" "$(berth exec place cat /sys/fs/cgroup/cgroup.procs)"
+eq "cgroup.procs inside lists the init as pid 1" 1 "$(berth exec place head -n 1 /sys/fs/cgroup/cgroup.procs)"
 hasnt "the host's test.slice is not visible inside" "test.slice" "$(berth exec place ls /sys/fs/cgroup)"
 true_ "rm -f" berth rm -f place
 true_ "cgroup removed with the container" test ! -e "$CG/berth/$id"
@@ -89,9 +89,11 @@ has "--cpuset-cpus 1 pins the process" "Cpus_allowed_list:	1" "$(run --cpuset-cp
 
 echo "== pids"
 eq "--pids-limit sets pids.max" 5 "$(run --pids-limit 5 $IMG cat /sys/fs/cgroup/pids.max)"
-out=$(run --pids-limit 5 $IMG sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait; cat /sys/fs/cgroup/pids.events')
+# busybox sh gives up at the first failed fork: the loop runs in a subshell, then the count is read.
+out=$(run --pids-limit 5 $IMG sh -c '(for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait); sleep 2; cat /sys/fs/cgroup/pids.events')
 has "the pids limit stops forks" "can't fork" "$out"
-hasnt "pids.events counts the refusals" "max 0" "$out"
+n=$(echo "$out" | sed -n 's/^max //p')
+if [ -n "$n" ] && [ "$n" -gt 0 ]; then ok "pids.events counts the refusals ($n)"; else bad "pids.events counts the refusals: [$out]"; fi
 
 echo "== io"
 dev=$(cat /sys/block/nvme0n1/dev)
@@ -103,8 +105,9 @@ t0=$(date +%s)
 run --device-read-bps /dev/nvme0n1:1mb --device /dev/nvme0n1:/dev/disk $IMG dd if=/dev/disk of=/dev/null bs=64k count=48 skip=16000 iflag=direct >/dev/null
 t1=$(date +%s)
 if [ $((t1 - t0)) -ge 2 ]; then ok "read bps throttles direct reads ($((t1 - t0)) s)"; else bad "read bps throttles direct reads: took $((t1 - t0)) s"; fi
-w=$(run --blkio-weight 300 $IMG sh -c 'cat /sys/fs/cgroup/io.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/io.weight')
-has "--blkio-weight sets the io weight" "default" "$w"
+# No BFQ on the VM's NVMe disk: io.weight, with blkio's 10..1000 mapped onto 1..10000 (crun).
+eq "--blkio-weight sets io.weight" "default $((1 + (300 - 10) * 9999 / 990))" "$(run --blkio-weight 300 $IMG cat /sys/fs/cgroup/io.weight)"
+has "--blkio-weight-device sets a device's io.weight" "$dev $((1 + (200 - 10) * 9999 / 990))" "$(run --blkio-weight-device /dev/nvme0n1:200 $IMG cat /sys/fs/cgroup/io.weight)"
 out=$(berth run --rm --blkio-weight 5 $IMG true 2>&1); rc=$?
 eq "--blkio-weight 5 exits 125" 125 "$rc"
 has "--blkio-weight 5 says why" "Range of blkio weight is from 10 to 1000" "$out"
@@ -142,6 +145,7 @@ eq "cpu.max updated" "50000 100000" "$(cat $CG/berth/$id/cpu.max)"
 eq "cpu.weight updated" 20 "$(cat $CG/berth/$id/cpu.weight)"
 eq "cpuset.cpus updated" 0 "$(cat $CG/berth/$id/cpuset.cpus)"
 eq "pids.max updated" 20 "$(cat $CG/berth/$id/pids.max)"
+eq "io.weight updated" "default $((1 + (500 - 10) * 9999 / 990))" "$(cat $CG/berth/$id/io.weight)"
 eq "inspect shows the new memory" 100663296 "$(berth inspect -f '{{.HostConfig.Memory}}' upd)"
 eq "inspect shows the new restart policy" "on-failure 3" "$(berth inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}' upd)"
 true_ "update --pids-limit -1" berth update --pids-limit -1 upd
