@@ -194,7 +194,8 @@ done
 eq "no controllers delegated from the root" "" "$(cat $CG/cgroup.subtree_control)"
 for t in /tests/bin/*; do
   out=$("$t" --test-threads 1 --nocapture 2>&1); rc=$?
-  echo "$out" | grep -E '^test |panicked|skipped'
+  # All of a failing binary's output (for the assertion's message), else a line per test.
+  if [ "$rc" != 0 ]; then echo "$out"; else echo "$out" | grep -E '^test |skipped'; fi
   res=$(echo "$out" | grep '^test result:' | tail -1)
   p=$(echo "$res" | sed -n 's/.* \([0-9]*\) passed.*/\1/p')
   f=$(echo "$res" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
