@@ -19,7 +19,9 @@
 //!
 //! cgroupsPath follows runc's cgroupfs driver: an absolute path is relative to each hierarchy's
 //! root, a relative one to the caller's own cgroup in that hierarchy (from /proc/self/cgroup),
-//! and no path means the container id, relative. systemd "slice:prefix:name" paths are refused.
+//! and no path means the container id, relative. On a pure v2 host a relative path starts at the
+//! *parent* of the caller's cgroup (runc's fs2, crun): the caller's own cgroup has processes, and
+//! v2 forbids enabling controllers in such a cgroup. systemd "slice:prefix:name" paths are refused.
 //!
 //! v2 device rules become a BPF_PROG_TYPE_CGROUP_DEVICE program ([`v2::devices`]); settings a
 //! layout cannot express (v1: `unified`, missing net_cls/net_prio; v2: realtime, swappiness,
@@ -124,10 +126,22 @@ pub fn open(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
                 what: "cgroup mounts".into(),
                 why: format!("{CGROUP_ROOT} is cgroup2 but not in /proc/self/mountinfo"),
             })?;
-        let dir = path::resolve(m, &own, &path)?;
+        let dir = path::resolve_v2(m, &own, &path)?;
         return Ok(Box::new(v2::V2Manager::new(m.mount_point.clone(), dir)));
     }
     Ok(Box::new(v1::V1Manager::from_mounts(&mounts, &own, &path)?))
+}
+
+/// Reopens a container's cgroup from the directories [`Manager::paths`] gave at create time, so a
+/// later command run from another cgroup finds the same one even for a relative cgroupsPath (the
+/// v2 directory is stored as it was resolved); falls back to [`open`] for v1 or without paths.
+pub fn open_saved(cgroups_path: Option<&Path>, id: &str, saved: &[(String, PathBuf)]) -> Result<Box<dyn Manager>> {
+    if let [(ctrl, dir)] = saved {
+        if ctrl.is_empty() && dir.starts_with(CGROUP_ROOT) && unified_at(Path::new(CGROUP_ROOT))? {
+            return Ok(Box::new(v2::V2Manager::new(PathBuf::from(CGROUP_ROOT), dir.clone())));
+        }
+    }
+    open(cgroups_path, id)
 }
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";

@@ -164,6 +164,21 @@ pub fn resolve(mount: &Mount, own: &[(Vec<String>, PathBuf)], path: &CgroupPath)
     }
 }
 
+/// `resolve` for a pure v2 host, as runc's fs2 and crun do: a relative path goes below the
+/// *parent* of the caller's cgroup, beside it. The caller's own cgroup holds processes (at least
+/// the caller), so v2's no-internal-process rule forbids enabling controllers there.
+pub fn resolve_v2(mount: &Mount, own: &[(Vec<String>, PathBuf)], path: &CgroupPath) -> Result<PathBuf> {
+    match path {
+        CgroupPath::Absolute(_) => resolve(mount, own, path),
+        CgroupPath::Relative(rel) => {
+            let mine = resolve(mount, own, &CgroupPath::Relative(PathBuf::new()))?;
+            // Never above the mount point (inside a cgroup namespace the caller may be at its root).
+            let parent = if mine == mount.mount_point { mine } else { mine.parent().unwrap_or(&mine).to_path_buf() };
+            Ok(parent.join(rel))
+        }
+    }
+}
+
 pub(crate) fn read_mounts() -> Result<Vec<Mount>> {
     let p = Path::new("/proc/self/mountinfo");
     Ok(parse_mountinfo(&crate::fs::read(p)?))
@@ -217,6 +232,22 @@ mod tests {
         // The pids mount shows /outer: our /outer/me is /me below its mount point.
         assert_eq!(resolve(&m[4], &own, &p).unwrap(), Path::new("/sys/fs/cgroup/pids/me/berth/c1"));
         assert_eq!(resolve(&m[3], &own, &p).unwrap(), Path::new("/sys/fs/cgroup/unified/berth/c1"));
+    }
+
+    #[test]
+    fn v2_relative_is_beside_own_cgroup() {
+        let mounts = parse_mountinfo("40 30 0:36 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n");
+        let own = parse_proc_cgroup("0::/user.slice/user-0.slice/session-1.scope\n");
+        let p = cgroup_path(None, "c1").unwrap();
+        assert_eq!(resolve_v2(&mounts[0], &own, &p).unwrap(), Path::new("/sys/fs/cgroup/user.slice/user-0.slice/c1"));
+        let p = cgroup_path(Some(Path::new("berth/c1")), "c1").unwrap();
+        assert_eq!(resolve_v2(&mounts[0], &own, &p).unwrap(), Path::new("/sys/fs/cgroup/user.slice/user-0.slice/berth/c1"));
+        let p = cgroup_path(Some(Path::new("/berth/c1")), "c1").unwrap();
+        assert_eq!(resolve_v2(&mounts[0], &own, &p).unwrap(), Path::new("/sys/fs/cgroup/berth/c1"));
+        // At the root (or the root of a cgroup namespace) there is no parent to go to.
+        let own = parse_proc_cgroup("0::/\n");
+        let p = cgroup_path(None, "c1").unwrap();
+        assert_eq!(resolve_v2(&mounts[0], &own, &p).unwrap(), Path::new("/sys/fs/cgroup/c1"));
     }
 
     #[test]

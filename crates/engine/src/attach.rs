@@ -53,16 +53,31 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(s))
 }
 
+/// One byte to the monitor without SIGPIPE: a monitor that exits between our connect and this
+/// send must give an error, not kill the CLI (whose SIGPIPE is the default, for `| head`).
+fn send_byte(fd: &OwnedFd, b: u8) -> bool {
+    loop {
+        let n = unsafe { libc::send(fd.as_raw_fd(), (&b as *const u8).cast(), 1, libc::MSG_NOSIGNAL) };
+        if n == 1 {
+            return true;
+        }
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return false;
+    }
+}
+
 pub fn hello(fd: &OwnedFd, stdin: bool) -> Result<()> {
     let b = HELLO_OUTPUT | if stdin { HELLO_STDIN } else { 0 };
-    if !sys::write_all(fd.as_raw_fd(), &[b]) {
+    if !send_byte(fd, b) {
         return Err(Error::internal("attach: the container monitor hung up"));
     }
     Ok(())
 }
 
 pub fn hello_wait(fd: &OwnedFd) -> Result<()> {
-    if !sys::write_all(fd.as_raw_fd(), &[HELLO_WAIT]) {
+    if !send_byte(fd, HELLO_WAIT) {
         return Err(Error::internal("attach: the container monitor hung up"));
     }
     Ok(())

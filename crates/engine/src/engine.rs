@@ -97,7 +97,7 @@ pub struct StatsEntry {
 
 pub struct Engine {
     root: PathBuf,
-    db: Db,
+    pub(crate) db: Db,
     opts: EngineOptions,
     store: OnceCell<ImageStore>,
 }
@@ -455,6 +455,7 @@ impl Engine {
                 restart_count: prev.restart_count,
                 image: c.image.clone(),
                 vfs,
+                cgroups_path: crate::resources::cgroups_path(&c.host_config, &c.id),
             };
             sys::write_atomic(&dir.join(monitor::CONFIG_FILE), serde_json::to_string(&mc).expect("monitor config").as_bytes())?;
             let (mine, theirs) = if o.attach {
@@ -736,7 +737,7 @@ impl Engine {
         let _ = rt.delete(&c.id, true);
         // A monitor killed in the middle of create leaves an init the runtime never recorded:
         // whatever is still in the container's cgroup goes, then the cgroup.
-        if let Ok(cg) = berth_cgroups::open(Some(Path::new(&format!("/berth/{}", c.id))), &c.id) {
+        if let Ok(cg) = berth_cgroups::open(Some(Path::new(&crate::resources::cgroups_path(&c.host_config, &c.id))), &c.id) {
             for _ in 0..200 {
                 let pids = cg.pids().unwrap_or_default();
                 if pids.is_empty() {
@@ -885,6 +886,7 @@ impl Engine {
 }
 
 fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
+    crate::resources::verify(hc, crate::resources::host_version())?;
     if hc.memory != 0 && hc.memory < 6 << 20 {
         return Err(Error::invalid("minimum memory limit allowed is 6MB"));
     }

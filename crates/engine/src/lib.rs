@@ -62,10 +62,12 @@ pub mod logs;
 pub mod model;
 pub mod monitor;
 mod names;
+pub mod resources;
 mod snapshot;
 mod spec;
 mod sys;
 pub mod timefmt;
+pub mod update;
 mod user;
 pub mod volumes;
 

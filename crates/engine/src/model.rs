@@ -125,6 +125,35 @@ pub struct HostConfig {
     pub mounts: Option<Vec<Mount>>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// "host" or "private" (docker's default: private on cgroup v2, host on v1).
+    pub cgroupns_mode: String,
+    pub cgroup_parent: String,
+    pub memory_reservation: i64,
+    pub cpu_realtime_runtime: i64,
+    pub blkio_weight: u16,
+    pub blkio_weight_device: Vec<WeightDevice>,
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
+}
+
+/// `--blkio-weight-device PATH:WEIGHT`, as docker's blkiodev.WeightDevice.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// `--device-{read,write}-{bps,iops} PATH:RATE`, as docker's blkiodev.ThrottleDevice.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
 }
 
 /// `Mounts[]` of `docker inspect`: what is actually mounted.

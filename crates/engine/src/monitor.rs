@@ -43,6 +43,8 @@ pub struct MonitorConfig {
     pub restart_count: i64,
     pub image: String,
     pub vfs: bool,
+    /// The spec's cgroupsPath (for the OOM kill count).
+    pub cgroups_path: String,
 }
 
 fn kind_code(k: ErrorKind) -> u8 {
@@ -236,7 +238,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             report(&mut sync, &Ok(()));
             first = false;
         }
-        let cg = berth_cgroups::open(Some(Path::new(&format!("/berth/{id}"))), &id).ok();
+        let cg = berth_cgroups::open(Some(Path::new(&m.cfg.cgroups_path)), &id).ok();
         sys::trim_memory();
         let code = m.event_loop(l);
         let oom = cg.as_ref().and_then(|c| c.oom_kill_count().ok()).unwrap_or(0) > 0;
@@ -246,6 +248,11 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         state.exit_code = code;
         state.oom_killed = oom;
         state.finished_at = timefmt::now();
+        // `berth update --restart` rewrites the config while the container runs.
+        if let Some(c) = std::fs::read(dir.join(CONFIG_FILE)).ok().and_then(|t| serde_json::from_slice::<MonitorConfig>(&t).ok()) {
+            m.cfg.restart = c.restart;
+            m.cfg.max_retries = c.max_retries;
+        }
         let restart = !stop_requested(dir)
             && match m.cfg.restart.as_str() {
                 "always" | "unless-stopped" => true,

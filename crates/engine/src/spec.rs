@@ -343,59 +343,27 @@ pub fn generate(c: &Container, dir: &Path, rootfs: &Path, volumes: &Path, init_e
         }
     }
 
-    let mut resources = json!({"devices": rules});
-    let mut mem = serde_json::Map::new();
-    if h.memory > 0 {
-        mem.insert("limit".into(), json!(h.memory));
-        // docker: --memory-swap is memory+swap; unset means twice the memory, -1 unlimited.
-        let swap = match h.memory_swap {
-            0 => h.memory * 2,
-            s => s,
-        };
-        mem.insert("swap".into(), json!(swap));
-    }
-    if h.oom_kill_disable == Some(true) {
-        mem.insert("disableOOMKiller".into(), json!(true));
-    }
-    if !mem.is_empty() {
-        resources["memory"] = Value::Object(mem);
-    }
-    let mut cpu = serde_json::Map::new();
-    if h.cpu_shares > 0 {
-        cpu.insert("shares".into(), json!(h.cpu_shares));
-    }
-    if h.nano_cpus > 0 {
-        let period: i64 = 100_000;
-        cpu.insert("period".into(), json!(period));
-        cpu.insert("quota".into(), json!(h.nano_cpus * period / 1_000_000_000));
-    } else if h.cpu_quota > 0 {
-        cpu.insert("quota".into(), json!(h.cpu_quota));
-        cpu.insert("period".into(), json!(if h.cpu_period > 0 { h.cpu_period } else { 100_000 }));
-    }
-    if !h.cpuset_cpus.is_empty() {
-        cpu.insert("cpus".into(), json!(h.cpuset_cpus));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": p});
-    }
+    let mut resources = crate::resources::linux_resources(h)?;
+    resources.insert("devices".into(), json!(rules));
+    let resources = Value::Object(resources);
 
     // The network namespace is the monitor's own (for --network none it made one with lo up);
     // naming it lets exec join it like the others.
-    let namespaces = vec![
+    let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
         json!({"type": "network", "path": "/proc/self/ns/net"}),
     ];
+    if h.cgroupns_mode == "private" {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
 
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": format!("/berth/{}", c.id),
+        "cgroupsPath": crate::resources::cgroups_path(h, &c.id),
         "devices": devices,
     });
     if !h.privileged {

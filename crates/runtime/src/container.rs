@@ -569,7 +569,7 @@ pub fn list(rt: &Runtime) -> Result<Vec<State>> {
 }
 
 fn cgroup_of(saved: &Saved) -> Result<Box<dyn berth_cgroups::Manager>> {
-    Ok(berth_cgroups::open(saved.cgroups_path.as_deref(), &saved.state.id)?)
+    Ok(berth_cgroups::open_saved(saved.cgroups_path.as_deref(), &saved.state.id, &saved.cgroup_paths)?)
 }
 
 pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {

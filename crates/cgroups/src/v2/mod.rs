@@ -57,6 +57,9 @@ fn max_or(v: i64) -> String {
 
 /// Writes "+c" for each of `wanted` (or every available controller when empty) into
 /// cgroup.subtree_control of `root` and each ancestor of `dir` below it, creating them.
+/// v2's no-internal-process rule: a cgroup with processes of its own (other than the root) never
+/// gets controllers enabled. Asked for by name, that is an error naming the cgroup; when
+/// enabling "everything", such a cgroup is left alone (its children get no controllers).
 pub(crate) fn enable_controllers(root: &Path, dir: &Path, wanted: &[&str]) -> Result<()> {
     let rel = dir.strip_prefix(root).map_err(|_| Error::Invalid {
         what: "cgroup directory".into(),
@@ -66,23 +69,44 @@ pub(crate) fn enable_controllers(root: &Path, dir: &Path, wanted: &[&str]) -> Re
     for comp in rel.components() {
         let available = fs::read(&cur.join("cgroup.controllers"))?;
         let enabled = fs::read(&cur.join("cgroup.subtree_control"))?;
-        for c in available.split_whitespace() {
-            if (!wanted.is_empty() && !wanted.contains(&c)) || enabled.split_whitespace().any(|e| e == c) {
-                continue;
+        let missing: Vec<&str> = available
+            .split_whitespace()
+            .filter(|c| wanted.is_empty() || wanted.contains(c))
+            .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
+            .collect();
+        if !missing.is_empty() && has_own_processes(&cur)? {
+            if !wanted.is_empty() {
+                return Err(Error::Unsupported {
+                    what: format!("enabling the {} controller in {}", missing.join(" "), cur.display()),
+                    why: "it has processes of its own (cgroup v2 no-internal-process rule); \
+                          use a cgroups path whose parent cgroups hold no processes"
+                        .into(),
+                });
             }
-            if let Err(e) = fs::write(&cur.join("cgroup.subtree_control"), format!("+{c}")) {
-                // A cgroup with processes of its own cannot delegate domain controllers; the
-                // caller finds out when the file it needs is missing.
-                if !wanted.is_empty() {
-                    return Err(e);
+            tracing::warn!("not enabling controllers in {}: it has processes of its own", cur.display());
+        } else {
+            for c in missing {
+                if let Err(e) = fs::write(&cur.join("cgroup.subtree_control"), format!("+{c}")) {
+                    if !wanted.is_empty() {
+                        return Err(e);
+                    }
+                    tracing::debug!("enable {c}: {e}");
                 }
-                tracing::debug!("enable {c}: {e}");
             }
         }
         cur.push(comp);
         fs::create_dir_all(&cur)?;
     }
     Ok(())
+}
+
+/// Whether `dir` is a non-root cgroup with processes in it (the root cgroup has no cgroup.type
+/// and is exempt from the no-internal-process rule).
+fn has_own_processes(dir: &Path) -> Result<bool> {
+    if !dir.join("cgroup.type").exists() {
+        return Ok(false);
+    }
+    Ok(!fs::read(&dir.join("cgroup.procs"))?.trim().is_empty())
 }
 
 pub(crate) fn set_rdma(dir: &Path, rdma: &HashMap<String, LinuxRdma>) -> Result<()> {
@@ -478,6 +502,32 @@ mod tests {
         assert_eq!(rd("pids.max"), "max");
         assert_eq!(rd("io.weight"), "4950");
         assert_eq!(rd("io.max"), "8:0 rbps=1000");
+    }
+
+    #[test]
+    fn no_controllers_enabled_in_a_cgroup_with_processes() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let w = |p: &Path, f: &str, v: &str| std::fs::write(p.join(f), v).unwrap();
+        // The root has processes too but is exempt (no cgroup.type).
+        w(root, "cgroup.controllers", "cpu memory");
+        w(root, "cgroup.subtree_control", "");
+        w(root, "cgroup.procs", "1\n");
+        let scope = root.join("scope");
+        std::fs::create_dir(&scope).unwrap();
+        for (f, v) in [("cgroup.type", "domain"), ("cgroup.controllers", "cpu memory"), ("cgroup.subtree_control", ""), ("cgroup.procs", "42\n")] {
+            w(&scope, f, v);
+        }
+        let e = enable_controllers(root, &scope.join("c"), &["memory"]).unwrap_err();
+        assert!(e.to_string().contains("no-internal-process"), "{e}");
+        assert_eq!(std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(), "");
+        enable_controllers(root, &scope.join("c"), &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(), "");
+        assert!(std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap().starts_with('+'));
+        // Without processes, the same cgroup gets them.
+        w(&scope, "cgroup.procs", "");
+        enable_controllers(root, &scope.join("c"), &["memory"]).unwrap();
+        assert_eq!(std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(), "+memory");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The container commands of `berth`, in docker's shape: run, create, start, stop, restart,
 //! kill, rm, ps, logs, wait, inspect, top, stats, pause, unpause, rename, prune, attach, exec.
 
+mod cgroup_flags;
 mod lifecycle;
 mod ps;
 mod run;
@@ -50,6 +51,8 @@ pub enum Commands {
     Attach(lifecycle::AttachArgs),
     /// Execute a command in a running container
     Exec(run::ExecArgs),
+    /// Update configuration of one or more containers
+    Update(cgroup_flags::UpdateArgs),
 }
 
 /// `berth container ...`.
@@ -86,6 +89,7 @@ pub fn run(ctx: &Ctx, c: Commands) -> CmdResult {
         Commands::Rename(a) => lifecycle::rename(ctx, a),
         Commands::Attach(a) => lifecycle::attach(ctx, a),
         Commands::Exec(a) => run::exec(ctx, a),
+        Commands::Update(a) => cgroup_flags::update(ctx, a),
     }
 }
 

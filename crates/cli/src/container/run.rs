@@ -115,6 +115,8 @@ pub struct RunArgs {
     /// Disable OOM Killer
     #[arg(long)]
     oom_kill_disable: bool,
+    #[command(flatten)]
+    cgroup: super::cgroup_flags::CgroupArgs,
     /// Size of /dev/shm
     #[arg(long)]
     shm_size: Option<String>,
@@ -185,6 +187,7 @@ fn create_options(a: &RunArgs) -> CreateOptions {
     if a.init {
         hc.init = Some(true);
     }
+    a.cgroup.apply(&mut hc);
     let ulimits: Vec<_> = a.ulimit.iter().map(|u| or_die(flags::parse_ulimit(u))).collect();
     if !ulimits.is_empty() {
         hc.ulimits = Some(ulimits);
@@ -248,6 +251,7 @@ pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     if start && !a.detach {
         check_tty(opts.attach_stdin, opts.tty);
     }
+    super::cgroup_flags::CgroupArgs::warn(&opts.host_config);
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
     // docker create reports the daemon's refusal (bad or taken name, ...) with exit 1; run with 125.
     let c = e.create(&opts).unwrap_or_else(|err| die(err, if start { 125 } else { 1 }));
