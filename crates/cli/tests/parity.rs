@@ -1,0 +1,146 @@
+//! What a docker user hits first (issue 11): `version` and `info`, management-command aliases
+//! and `inspect --type`, `ps` columns and filters, prune filters, docker's template structures,
+//! commit metadata and history, `images -a`, local-driver volume options, `--init` and root's
+//! groups. Each test asserts docker's documented output, exit code or effect.
+
+mod common;
+
+use berth_testkit::{remove_cgroup_everywhere, require_busybox, unique_id, Scratch};
+use common::{berth, fixture, ok, Run};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A loaded root whose containers, monitors and cgroups go away on drop (even on panic).
+struct Env {
+    scratch: Scratch,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        require_busybox();
+        let scratch = Scratch::new(name);
+        let root = scratch.join("root");
+        ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+        Env { scratch, root }
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&self.root, args)
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        berth(&self.root, args)
+    }
+    fn inspect(&self, name: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+    fn wait_status(&self, name: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.run(&["inspect", "--format", "{{.State.Status}}", name]).stdout.trim() != want {
+            assert!(Instant::now() < deadline, "{name} never became {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fn monitors(&self) -> Vec<i32> {
+        let root = self.root.to_string_lossy().into_owned();
+        let mut v = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+            let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            if args.get(1).map(String::as_str) == Some("__monitor") && args.get(2) == Some(&root) {
+                v.push(pid);
+            }
+        }
+        v
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids: Vec<String> = self.run(&["ps", "-aq", "--no-trunc"]).stdout.lines().map(str::to_string).collect();
+        for id in &ids {
+            let _ = berth(&self.root, &["rm", "-f", id]);
+        }
+        for pid in self.monitors() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for id in &ids {
+            remove_cgroup_everywhere(&format!("berth/{id}"));
+        }
+        let _ = &self.scratch;
+    }
+}
+
+fn fails(r: Run) -> Run {
+    assert_ne!(r.code, 0, "expected a failure: {}{}", r.stdout, r.stderr);
+    r
+}
+
+// ---- item 13: management-command aliases and inspect --type -----------------------------
+
+#[test]
+fn container_and_image_aliases() {
+    let env = Env::new("aliases");
+    let name = unique_id("ali");
+    env.ok(&["container", "create", "--name", &name, "busybox", "sh", "-c", "echo hi > /made"]);
+    env.ok(&["container", "start", "-a", &name]);
+    assert_eq!(env.ok(&["container", "diff", &name]), "A /made\n");
+    let out = env.scratch.join("out");
+    std::fs::create_dir(&out).unwrap();
+    env.ok(&["container", "cp", &format!("{name}:/made"), out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("made")).unwrap(), "hi\n");
+    env.ok(&["container", "export", "-o", out.join("fs.tar").to_str().unwrap(), &name]);
+    assert!(std::fs::metadata(out.join("fs.tar")).unwrap().len() > 1024);
+    let id = env.ok(&["container", "commit", &name, "aliased:v1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(env.ok(&["container", "logs", &name]), "");
+    assert_eq!(env.ok(&["container", "ls", "-a", "--format", "{{.Names}}"]), format!("{name}\n"));
+    assert_eq!(env.ok(&["container", "inspect", "-f", "{{.Name}}", &name]), format!("/{name}\n"));
+    // image X forms.
+    env.ok(&["image", "tag", "aliased:v1", "aliased:v2"]);
+    let ls = env.ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(ls.contains("aliased:v1\n") && ls.contains("aliased:v2\n"), "{ls}");
+    assert!(env.ok(&["image", "history", "-q", "aliased:v1"]).starts_with(&id.trim()[7..19]));
+    env.ok(&["image", "save", "-o", out.join("img.tar").to_str().unwrap(), "aliased:v2"]);
+    env.ok(&["image", "rm", "aliased:v2"]);
+    env.ok(&["image", "load", "-i", out.join("img.tar").to_str().unwrap()]);
+    env.ok(&["image", "inspect", "aliased:v2"]);
+    env.ok(&["container", "rm", &name]);
+    let pruned = env.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    env.ok(&["container", "prune", "-f"]);
+}
+
+#[test]
+fn inspect_finds_volumes_and_honours_type() {
+    let env = Env::new("inspect-type");
+    let vol = unique_id("vol");
+    env.ok(&["volume", "create", &vol]);
+    let name = unique_id("ins");
+    env.ok(&["create", "--name", &name, "busybox", "true"]);
+    // No --type: containers, images, then volumes, as docker's inspectAll.
+    assert_eq!(env.ok(&["inspect", "-f", "{{.Name}} {{.Driver}}", &vol]), format!("{vol} local\n"));
+    let v = env.inspect(&vol);
+    assert_eq!(v["Mountpoint"], env.root.canonicalize().unwrap().join("volumes").join(&vol).join("_data").to_str().unwrap());
+    assert_eq!(env.ok(&["inspect", "--type", "volume", "-f", "{{.Scope}}", &vol]), "local\n");
+    assert_eq!(env.ok(&["inspect", "--type", "container", "-f", "{{.Name}}", &name]), format!("/{name}\n"));
+    assert!(env.ok(&["inspect", "--type", "image", "-f", "{{.Id}}", "busybox"]).starts_with("sha256:"));
+    // With --type, the object must be of that type; the error is that type's own.
+    let r = fails(env.run(&["inspect", "--type", "image", &name]));
+    assert_eq!(r.stderr, format!("Error: No such image: {name}\n"));
+    let r = fails(env.run(&["inspect", "--type", "volume", &name]));
+    assert_eq!(r.stderr, format!("Error: get {name}: no such volume\n"));
+    let r = fails(env.run(&["inspect", "--type", "network", &name]));
+    assert_eq!(r.stderr, format!("Error: No such network: {name}\n"));
+    let r = fails(env.run(&["inspect", "nothing-here"]));
+    assert_eq!((r.code, r.stderr.as_str()), (1, "Error: No such object: nothing-here\n"));
+    let r = fails(env.run(&["inspect", "--type", "bogus", &name]));
+    assert_eq!(
+        r.stderr,
+        "Error: unknown type: \"bogus\": must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\"\n"
+    );
+    // container inspect is containers only.
+    fails(env.run(&["container", "inspect", &vol]));
+}
