@@ -78,6 +78,81 @@ fn fails(r: Run) -> Run {
     r
 }
 
+// ---- item 5: version and info ------------------------------------------------------------
+
+#[test]
+fn info_has_dockers_fields() {
+    let env = Env::new("info");
+    env.ok(&["create", "--name", &unique_id("inf"), "busybox", "true"]);
+    let root = std::fs::canonicalize(&env.root).unwrap();
+    let f = "{{.OSType}}|{{.Architecture}}|{{.NCPU}}|{{.MemTotal}}|{{.CgroupVersion}}|{{.CgroupDriver}}|{{.Driver}}|\
+             {{.Containers}}|{{.ContainersRunning}}|{{.ContainersPaused}}|{{.ContainersStopped}}|{{.Images}}|\
+             {{.KernelVersion}}|{{.DockerRootDir}}|{{.LoggingDriver}}|{{.ServerVersion}}";
+    let out = env.ok(&["info", "--format", f]);
+    let v: Vec<&str> = out.trim_end().split('|').collect();
+    let uname = |flag: &str| String::from_utf8(std::process::Command::new("uname").arg(flag).output().unwrap().stdout).unwrap();
+    let nproc = String::from_utf8(std::process::Command::new("nproc").output().unwrap().stdout).unwrap();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let mem_kb: u64 = meminfo.lines().next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let cgroup2 = nix::sys::statfs::statfs("/sys/fs/cgroup").unwrap().filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+    assert_eq!(v[0], "linux");
+    assert_eq!(v[1], uname("-m").trim());
+    assert_eq!(v[2], nproc.trim());
+    assert_eq!(v[3], (mem_kb * 1024).to_string());
+    assert_eq!(v[4], if cgroup2 { "2" } else { "1" });
+    assert_eq!(v[5], "cgroupfs");
+    assert_eq!(v[6], "overlay");
+    assert_eq!(&v[7..12], ["1", "0", "0", "1", "1"]);
+    assert_eq!(v[12], uname("-r").trim());
+    assert_eq!(v[13], root.to_str().unwrap());
+    assert_eq!(v[14], "json-file");
+    assert_eq!(v[15], env!("CARGO_PKG_VERSION"));
+    // docker's typed fields: lists print as Go lists, the seccomp option as docker words it.
+    let sec = env.ok(&["system", "info", "-f", "{{json .SecurityOptions}} {{.Runtimes}} {{.Swarm.LocalNodeState}} {{.Labels}}"]);
+    assert!(sec.starts_with("[\"name=seccomp,profile=builtin\""), "{sec}");
+    assert!(sec.trim_end().ends_with(" inactive []"), "{sec}");
+    // json: one line, docker's keys.
+    let json = env.ok(&["info", "--format", "json"]);
+    assert_eq!(json.lines().count(), 1);
+    let j: Value = serde_json::from_str(&json).unwrap();
+    for k in ["ID", "OSType", "NCPU", "MemTotal", "CgroupVersion", "SecurityOptions", "Runtimes", "DefaultRuntime", "OperatingSystem", "ClientInfo"] {
+        assert!(j.get(k).is_some(), "no {k} in {json}");
+    }
+    assert_eq!(j["CpuCfsPeriod"], true);
+    // The default text: docker's sections, the root and where configuration comes from.
+    let text = env.ok(&["info"]);
+    assert!(text.starts_with("Client:\n Version:    "), "{text}");
+    for line in [
+        "\nServer:\n Containers: 1\n  Running: 0\n  Paused: 0\n  Stopped: 1\n Images: 1\n",
+        " Storage Driver: overlay\n",
+        &format!(" Docker Root Dir: {}\n", root.display()),
+        " Configuration: none",
+        " OSType: linux\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    // A template that does not parse: docker's exit 64.
+    let r = env.run(&["info", "--format", "{{.OSType"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+}
+
+#[test]
+fn version_has_client_and_server() {
+    let s = Scratch::new("version");
+    let root = s.join("root");
+    let v = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        ok(&root, &["version", "--format", "{{.Client.Version}} {{.Server.Version}} {{.Client.Os}}/{{.Client.Arch}} {{(index .Server.Components 0).Name}}"]),
+        format!("{v} {v} linux/amd64 Engine\n")
+    );
+    let j: Value = serde_json::from_str(&ok(&root, &["version", "-f", "json"])).unwrap();
+    assert_eq!(j["Server"]["Version"], v);
+    assert_eq!(j["Client"]["Context"], "default");
+    let text = ok(&root, &["version"]);
+    assert!(text.starts_with(&format!("Client:\n Version:           {v}\n")), "{text}");
+    assert!(text.contains("\nServer: berth\n Engine:\n  Version:          "), "{text}");
+}
+
 // ---- item 13: management-command aliases and inspect --type -----------------------------
 
 #[test]

@@ -58,6 +58,7 @@ mod db;
 mod engine;
 mod error;
 pub mod flags;
+pub mod info;
 pub mod logs;
 pub mod model;
 pub mod monitor;
