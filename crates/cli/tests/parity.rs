@@ -219,3 +219,121 @@ fn inspect_finds_volumes_and_honours_type() {
     // container inspect is containers only.
     fails(env.run(&["container", "inspect", &vol]));
 }
+
+// ---- item 10: ps COMMAND, ps filters, prune filters ----------------------------------------
+
+fn v(x: &[&String]) -> Vec<String> {
+    x.iter().map(|s| s.to_string()).collect()
+}
+
+/// Names listed by `ps -a` with these filters (newest first), or the error.
+fn ps_names(env: &Env, filters: &[&str]) -> Result<Vec<String>, String> {
+    let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    let r = env.run(&args);
+    if r.code != 0 {
+        return Err(r.stderr);
+    }
+    Ok(r.stdout.lines().map(str::to_string).collect())
+}
+
+#[test]
+fn ps_command_column_and_filters() {
+    let env = Env::new("ps-filters");
+    let [a, b, c] = [unique_id("psa"), unique_id("psb"), unique_id("psc")];
+    let vol = unique_id("psv");
+    let r = env.run(&["run", "--name", &a, "--label", "tier=web", "--label", "solo", "busybox", "sh", "-c", "exit 2"]);
+    assert_eq!(r.code, 2);
+    env.ok(&["run", "--name", &b, "-v", &format!("{vol}:/data"), "--label", "tier=db", "busybox", "true"]);
+    env.ok(&["run", "-d", "--name", &c, "--network", "host", "busybox", "sleep", "60"]);
+    env.wait_status(&c, "running");
+    // docker's COMMAND: arguments with spaces in single quotes, the whole Go-quoted.
+    assert_eq!(env.ok(&["ps", "-a", "--filter", &format!("name={a}"), "--format", "{{.Command}}"]), "\"sh -c 'exit 2'\"\n");
+    let table = env.ok(&["ps", "-a", "--filter", &format!("name={a}")]);
+    assert!(table.lines().nth(1).unwrap().contains("   \"sh -c 'exit 2'\"   "), "{table}");
+
+    let n = |f: &[&str]| ps_names(&env, f).unwrap();
+    assert_eq!(n(&[]), v(&[&c, &b, &a]));
+    assert_eq!(n(&["exited=2"]), v(&[&a]));
+    assert_eq!(n(&["exited=0"]), v(&[&b]));
+    assert_eq!(n(&["status=exited"]), v(&[&b, &a]));
+    assert_eq!(n(&["status=running"]), v(&[&c]));
+    assert_eq!(n(&["status=running", "status=exited"]), v(&[&c, &b, &a]));
+    assert_eq!(n(&["label=tier=web"]), v(&[&a]));
+    assert_eq!(n(&["label=tier"]), v(&[&b, &a]));
+    assert_eq!(n(&["label=tier", "label=solo"]), v(&[&a]));
+    assert_eq!(n(&[&format!("name=^{b}$")]), v(&[&b]));
+    let id_b = env.inspect(&b)["Id"].as_str().unwrap().to_string();
+    assert_eq!(n(&[&format!("id={}", &id_b[..10])]), v(&[&b]));
+    assert_eq!(n(&["ancestor=busybox"]), v(&[&c, &b, &a]));
+    assert_eq!(n(&["ancestor=busybox:latest", "status=running"]), v(&[&c]));
+    assert_eq!(n(&[&format!("before={c}")]), v(&[&b, &a]));
+    assert_eq!(n(&[&format!("since={a}")]), v(&[&c, &b]));
+    assert_eq!(n(&[&format!("volume={vol}")]), v(&[&b]));
+    assert_eq!(n(&["volume=/data"]), v(&[&b]));
+    assert_eq!(n(&["network=host"]), v(&[&c]));
+    assert_eq!(n(&["health=none"]), v(&[&c, &b, &a]));
+    assert!(n(&["health=healthy"]).is_empty());
+    assert_eq!(n(&["is-task=false"]), v(&[&c, &b, &a]));
+    assert!(n(&["is-task=true"]).is_empty());
+    assert!(n(&["publish=80"]).is_empty());
+    assert!(n(&["expose=8000-8080/tcp"]).is_empty());
+    // Without -a, status and exited still see stopped containers, as docker's do.
+    assert_eq!(env.ok(&["ps", "--filter", "exited=2", "--format", "{{.Names}}"]), format!("{a}\n"));
+    assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]), format!("{c}\n"));
+    // docker's errors.
+    assert_eq!(ps_names(&env, &["bogus=1"]).unwrap_err(), "Error: invalid filter 'bogus'\n");
+    assert_eq!(ps_names(&env, &["status=sleeping"]).unwrap_err(), "Error: invalid filter 'status=sleeping'\n");
+    assert_eq!(ps_names(&env, &["exited=x"]).unwrap_err(), "Error: invalid filter 'exited=x'\n");
+    assert!(ps_names(&env, &["noequals"]).unwrap_err().contains("bad format of filter"));
+    env.ok(&["rm", "-f", &c]);
+}
+
+#[test]
+fn prune_commands_take_filters() {
+    let env = Env::new("prune-filters");
+    let [a, b] = [unique_id("pra"), unique_id("prb")];
+    env.ok(&["create", "--name", &a, "--label", "keep=no", "busybox", "true"]);
+    env.ok(&["create", "--name", &b, "busybox", "true"]);
+    // Created just now: nothing is older than an hour.
+    let out = env.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    assert_eq!(ps_names(&env, &[]).unwrap(), v(&[&b, &a]));
+    let out = env.ok(&["container", "prune", "-f", "--filter", "label=keep=no"]);
+    let id_a = out.lines().nth(1).unwrap().to_string();
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert_eq!(ps_names(&env, &[]).unwrap(), v(&[&b]));
+    assert_eq!(id_a.len(), 64);
+    env.ok(&["container", "prune", "-f", "--filter", "label!=keep", "--filter", "until=2100-01-01"]);
+    assert!(ps_names(&env, &[]).unwrap().is_empty());
+    let r = fails(env.run(&["container", "prune", "-f", "--filter", "status=exited"]));
+    assert_eq!(r.stderr, "Error: invalid filter 'status'\n");
+
+    // image prune: a dangling image (a commit without a name) with a label.
+    let c = unique_id("pri");
+    env.ok(&["create", "--name", &c, "busybox", "true"]);
+    let img = env.ok(&["commit", "-c", "LABEL stage=tmp", &c]).trim().to_string();
+    let img2 = env.ok(&["commit", &c]).trim().to_string();
+    env.ok(&["rm", &c]);
+    let out = env.ok(&["image", "prune", "-f", "--filter", "label=stage=other"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    let out = env.ok(&["image", "prune", "-f", "--filter", "label=stage=tmp"]);
+    assert!(out.contains(&format!("deleted: {img}\n")) && !out.contains(&img2), "{out}");
+    let out = env.ok(&["image", "prune", "-f", "--filter", "until=2100-01-01T00:00:00Z"]);
+    assert!(out.contains(&format!("deleted: {img2}\n")), "{out}");
+    assert!(env.ok(&["images", "-q"]).lines().count() == 1);
+    let r = fails(env.run(&["image", "prune", "-f", "--filter", "until=whenever"]));
+    assert!(r.stderr.contains("whenever"), "{}", r.stderr);
+
+    // volume prune: label and label!, all.
+    let [v1, v2] = [unique_id("pv1"), unique_id("pv2")];
+    env.ok(&["volume", "create", "--label", "keep", &v1]);
+    env.ok(&["volume", "create", &v2]);
+    let out = env.ok(&["volume", "prune", "-f", "--filter", "all=true", "--filter", "label!=keep"]);
+    assert!(out.contains(&format!("Deleted Volumes:\n{v2}\n")), "{out}");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), format!("{v1}\n"));
+    let r = fails(env.run(&["volume", "prune", "-f", "--filter", "until=1h"]));
+    assert_eq!(r.stderr, "Error: invalid filter 'until'\n");
+}

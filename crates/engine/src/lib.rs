@@ -57,6 +57,7 @@ pub mod commit;
 mod db;
 mod engine;
 mod error;
+pub mod filters;
 pub mod flags;
 pub mod info;
 pub mod logs;

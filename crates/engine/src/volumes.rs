@@ -60,6 +60,8 @@ pub struct VolumeFilter {
     pub names: Vec<String>,
     /// "k" or "k=v" (all must match).
     pub labels: Vec<String>,
+    /// `label!=`: "k" or "k=v" (none may match).
+    pub not_labels: Vec<String>,
     pub drivers: Vec<String>,
 }
 
@@ -76,10 +78,11 @@ impl VolumeFilter {
         if !self.drivers.is_empty() && !self.drivers.iter().any(|d| *d == v.driver) {
             return false;
         }
-        self.labels.iter().all(|l| match l.split_once('=') {
+        let has = |l: &String| match l.split_once('=') {
             Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
             None => v.labels.contains_key(l.as_str()),
-        })
+        };
+        self.labels.iter().all(has) && !self.not_labels.iter().any(has)
     }
 }
 
@@ -445,6 +448,7 @@ mod tests {
             dangling: d,
             names: n.iter().map(|s| s.to_string()).collect(),
             labels: l.iter().map(|s| s.to_string()).collect(),
+            not_labels: vec![],
             drivers: vec![],
         };
         assert!(f(Some(true), &["data"], &["k", "k=v"]).matches(&v));

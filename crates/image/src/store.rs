@@ -520,10 +520,15 @@ impl ImageStore {
 
     /// `docker image prune`: dangling images (no names), or with `all` every image no container uses.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
+        self.prune_matching(all, &|_| true)
+    }
+
+    /// [`ImageStore::prune`] limited to the images `select` accepts (`--filter`).
+    pub fn prune_matching(&self, all: bool, select: &dyn Fn(&Image) -> bool) -> Result<PruneReport> {
         let _lock = self.lock(true)?;
         let mut report = PruneReport::default();
         for image in self.list()? {
-            if !image.users.is_empty() || (!all && !image.names.is_empty()) {
+            if !image.users.is_empty() || (!all && !image.names.is_empty()) || !select(&image) {
                 continue;
             }
             match self.with_tx(|tx| delete_image(tx, &image.id)) {
