@@ -337,3 +337,45 @@ fn prune_commands_take_filters() {
     let r = fails(env.run(&["volume", "prune", "-f", "--filter", "until=1h"]));
     assert_eq!(r.stderr, "Error: invalid filter 'until'\n");
 }
+
+// ---- item 11: docker's typed structures in templates ---------------------------------------
+
+#[test]
+fn templates_see_dockers_typed_structures() {
+    let env = Env::new("typed");
+    let name = unique_id("typ");
+    let vol = unique_id("tyv");
+    let host = env.scratch.join("host");
+    std::fs::create_dir(&host).unwrap();
+    let bind = format!("{}:/h:ro", host.display());
+    env.ok(&["create", "--name", &name, "-v", &bind, "-v", &format!("{vol}:/v"), "--cap-add", "net_admin", "--cap-drop", "CAP_MKNOD", "--label", "tier=web", "busybox", "true"]);
+    // Every mount has a Name ("" for a bind); Mode as docker records it.
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{range .Mounts}}[{{.Type}}|{{.Name}}|{{.Mode}}|{{.RW}}]{{end}}", &name]),
+        format!("[bind||ro|false][volume|{vol}|z|true]\n")
+    );
+    // Capabilities as docker's daemon stores them; empty lists print [], nil maps map[], nil pointers <nil>.
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.HostConfig.CapAdd}} {{.HostConfig.CapDrop}} {{.Config.Entrypoint}} {{.HostConfig.Dns}} {{.HostConfig.ExtraHosts}} {{.Config.ExposedPorts}} {{.HostConfig.Sysctls}} {{.State.Health}} {{.HostConfig.PidsLimit}} {{len .ExecIDs}}", &name]),
+        "[CAP_NET_ADMIN] [CAP_MKNOD] [] [] [] map[] map[] <nil> <nil> 0\n"
+    );
+    let j = env.inspect(&name);
+    assert_eq!(j["HostConfig"]["CapAdd"], serde_json::json!(["CAP_NET_ADMIN"]));
+    // The default JSON keeps docker's omissions (a bind mount has no Name key).
+    assert!(j["Mounts"][0].get("Name").is_none(), "{}", j["Mounts"][0]);
+    // A container without mounts: range over nothing, no error.
+    let bare = unique_id("bare");
+    env.ok(&["create", "--name", &bare, "busybox", "true"]);
+    assert_eq!(env.ok(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}|{{.Mounts}}|{{.HostConfig.Binds}}", &bare]), "|[]|[]\n");
+    // Images and volumes are completed as well.
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Config.Entrypoint}} {{.Config.OnBuild}} {{.Variant}}|{{.Config.Shell}}", "busybox"]), "[] [] |[]\n");
+    assert_eq!(env.ok(&["volume", "inspect", "-f", "{{.Status}} {{.Labels}}", &vol]), "map[] map[]\n");
+    // ps rows: .Label and .Labels, docker's functions.
+    assert_eq!(
+        env.ok(&["ps", "-a", "--filter", &format!("name={name}"), "--format", r#"{{.Label "tier"}} {{.Labels}} {{upper .Names | printf "%.3s"}}"#]),
+        format!("web tier=web {}\n", &name.to_uppercase()[..3])
+    );
+    // An unknown capability is refused when the container is created, as docker's daemon does.
+    let r = fails(env.run(&["create", "--cap-add", "nope", "busybox", "true"]));
+    assert!(r.stderr.contains("unknown capability: \"CAP_NOPE\""), "{}", r.stderr);
+}

@@ -889,6 +889,11 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     if hc.log_config.typ.is_empty() {
         hc.log_config = LogConfig { typ: "json-file".into(), config: BTreeMap::new() };
     }
+    // Stored as docker's daemon stores them: upper case with the CAP_ prefix ("ALL" stays).
+    for caps in [&mut hc.cap_add, &mut hc.cap_drop].into_iter().flatten() {
+        *caps = caps.iter().map(|c| spec::norm_cap(c)).collect();
+    }
+    spec::capabilities(false, hc.cap_add.as_deref().unwrap_or(&[]), hc.cap_drop.as_deref().unwrap_or(&[]))?;
     if hc.masked_paths.is_empty() && !hc.privileged {
         hc.masked_paths = spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect();
         hc.readonly_paths = spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect();
@@ -897,6 +902,14 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
 }
 
 fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
+    // docker's Mode is the options part of a `-v SRC:DST:MODE` ("ro", "ro,z", ...); a volume
+    // given without one gets "z", `--mount` binds "".
+    let bind_mode = |dst: &str| {
+        hc.binds.iter().flatten().find_map(|b| {
+            let parts: Vec<&str> = b.split(':').collect();
+            (parts.len() >= 2 && parts[1] == dst).then(|| parts.get(2).map(|m| m.to_string()))
+        })
+    };
     let mut v = Vec::new();
     for m in hc.mounts.iter().flatten() {
         let (source, name, driver) = match m.typ.as_str() {
@@ -910,7 +923,11 @@ fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
             source,
             destination: m.target.clone(),
             driver,
-            mode: if m.typ == "volume" { "z".into() } else { String::new() },
+            mode: match (bind_mode(&m.target), m.typ.as_str()) {
+                (Some(Some(mode)), _) => mode,
+                (_, "volume") => "z".into(),
+                _ => String::new(),
+            },
             rw: !m.read_only,
             propagation: m.bind_options.as_ref().map(|b| b.propagation.clone()).unwrap_or_default(),
         });

@@ -82,7 +82,7 @@ fn all_caps() -> Vec<String> {
     ALL_CAPS.iter().enumerate().filter(|(i, _)| bnd & (1u64 << i) != 0).map(|(_, s)| s.to_string()).collect()
 }
 
-fn norm_cap(c: &str) -> String {
+pub(crate) fn norm_cap(c: &str) -> String {
     let up = c.to_ascii_uppercase();
     if up.starts_with("CAP_") || up == "ALL" {
         up
