@@ -379,3 +379,42 @@ fn templates_see_dockers_typed_structures() {
     let r = fails(env.run(&["create", "--cap-add", "nope", "busybox", "true"]));
     assert!(r.stderr.contains("unknown capability: \"CAP_NOPE\""), "{}", r.stderr);
 }
+
+// ---- item 9: commit's Comment and Parent, history ids --------------------------------------
+
+#[test]
+fn commit_sets_comment_and_parent_history_shows_local_ids() {
+    let env = Env::new("commit-meta");
+    let short = |id: &str| id.trim().trim_start_matches("sha256:")[..12].to_string();
+    let base = env.inspect("busybox")["Id"].as_str().unwrap().to_string();
+    let base_entries = env.ok(&["history", "-q", "busybox"]).lines().count();
+    let c1 = unique_id("cm1");
+    env.ok(&["run", "--name", &c1, "busybox", "sh", "-c", "echo one > /one"]);
+    let v1 = env.ok(&["commit", "-m", "first change", "-a", "Jo <jo@example.com>", &c1, "meta:v1"]).trim().to_string();
+    let j = env.inspect("meta:v1");
+    assert_eq!(j["Id"], v1.as_str());
+    assert_eq!(j["Comment"], "first change");
+    assert_eq!(j["Author"], "Jo <jo@example.com>");
+    assert_eq!(j["Parent"], base.as_str());
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Parent}}|{{.Comment}}", "busybox"]), "|\n");
+
+    // A second generation, without a message: no Comment, its parent is meta:v1.
+    let c2 = unique_id("cm2");
+    env.ok(&["run", "--name", &c2, "meta:v1", "sh", "-c", "echo two > /two"]);
+    let v2 = env.ok(&["commit", &c2, "meta:v2"]).trim().to_string();
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Parent}}|{{.Comment}}", "meta:v2"]), format!("{v1}|\n"));
+
+    // history: the id of each local image on its own newest entry, <missing> below it.
+    let ids: Vec<String> = env.ok(&["history", "--format", "{{.ID}}|{{.Comment}}", "meta:v2"]).lines().map(str::to_string).collect();
+    assert_eq!(ids.len(), base_entries + 2, "{ids:?}");
+    assert_eq!(ids[0], format!("{}|", short(&v2)));
+    assert_eq!(ids[1], format!("{}|first change", short(&v1)));
+    assert_eq!(ids[2].split('|').next().unwrap(), short(&base));
+    assert!(ids[3..].iter().all(|l| l.starts_with("<missing>|")), "{ids:?}");
+    let full = env.ok(&["history", "--no-trunc", "-q", "meta:v2"]);
+    assert_eq!(full.lines().take(3).collect::<Vec<_>>(), [v2.as_str(), v1.as_str(), base.as_str()]);
+    // The default table keeps docker's COMMENT column.
+    let table = env.ok(&["history", "meta:v1"]);
+    assert!(table.lines().next().unwrap().ends_with("SIZE      COMMENT"), "{table}");
+    assert!(table.lines().nth(1).unwrap().trim_end().ends_with("first change"), "{table}");
+}
