@@ -215,8 +215,11 @@ pub fn info(ctx: &Ctx, a: FormatArgs) -> CmdResult {
     l(format!(" Name: {}", info.name));
     l(format!(" ID: {}", info.id));
     l(format!(" Docker Root Dir: {}", info.docker_root_dir));
-    // berth's own line: everything it keeps is under the root; it reads no configuration file.
-    l(" Configuration: none (berth reads no configuration file; the root comes from --root or BERTH_ROOT)".into());
+    // berth's own line: everything it keeps is under the root (--root or BERTH_ROOT); the
+    // only file it reads there is an optional config.json naming the storage driver.
+    let cfg = std::path::Path::new(&info.docker_root_dir).join("config.json");
+    let state = if cfg.exists() { "present" } else { "absent, not needed" };
+    l(format!(" Configuration: {} ({state})", cfg.display()));
     l(" Debug Mode: false".into());
     for (k, v) in [(" HTTP Proxy:", &info.http_proxy), (" HTTPS Proxy:", &info.https_proxy), (" No Proxy:", &info.no_proxy)] {
         if !v.is_empty() {

@@ -126,7 +126,7 @@ fn info_has_dockers_fields() {
         "\nServer:\n Containers: 1\n  Running: 0\n  Paused: 0\n  Stopped: 1\n Images: 1\n",
         " Storage Driver: overlay\n",
         &format!(" Docker Root Dir: {}\n", root.display()),
-        " Configuration: none",
+        &format!(" Configuration: {}/config.json (absent, not needed)\n", root.display()),
         " OSType: linux\n",
     ] {
         assert!(text.contains(line), "no {line:?} in\n{text}");
