@@ -418,3 +418,92 @@ fn commit_sets_comment_and_parent_history_shows_local_ids() {
     assert!(table.lines().next().unwrap().ends_with("SIZE      COMMENT"), "{table}");
     assert!(table.lines().nth(1).unwrap().trim_end().ends_with("first change"), "{table}");
 }
+
+// ---- item 14: images -a, local-driver volume options --------------------------------------
+
+#[test]
+fn images_all_lists_intermediate_images() {
+    let env = Env::new("images-all");
+    let c1 = unique_id("ia1");
+    env.ok(&["run", "--name", &c1, "busybox", "touch", "/one"]);
+    let mid = env.ok(&["commit", &c1]).trim().to_string();
+    let mid_short = &mid[7..19];
+    // Untagged and nobody's parent: dangling, listed as <none>.
+    assert!(env.ok(&["images", "--format", "{{.ID}}"]).contains(mid_short));
+    let c2 = unique_id("ia2");
+    env.ok(&["run", "--name", &c2, &mid, "touch", "/two"]);
+    env.ok(&["commit", &c2, "top:1"]);
+    // Now the parent of top:1: an intermediate image, shown only with -a.
+    let plain = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(!plain.contains(mid_short), "{plain}");
+    assert!(plain.contains("top:1 "), "{plain}");
+    let all = env.ok(&["images", "-a", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(all.contains(&format!("<none>:<none> {mid_short}\n")), "{all}");
+    assert_eq!(all.lines().count(), plain.lines().count() + 1, "{all}");
+    assert!(env.ok(&["images", "-aq"]).contains(mid_short));
+    assert!(!env.ok(&["images", "-q"]).contains(mid_short));
+}
+
+/// The mount at `path` in the host's mount table: (fstype, options).
+fn host_mount(path: &std::path::Path) -> Option<(String, String)> {
+    let p = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f.len() > 3 && f[1] == p)
+        .map(|f| (f[2].to_string(), f[3].to_string()))
+        .last()
+}
+
+#[test]
+fn volume_create_local_driver_options() {
+    let env = Env::new("vol-opts");
+    let root = std::fs::canonicalize(&env.root).unwrap();
+    // tmpfs: mounted when a container uses it, with the o= options.
+    let tv = unique_id("tmpv");
+    env.ok(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m,uid=1234", &tv]);
+    assert_eq!(
+        env.ok(&["volume", "inspect", "-f", "{{.Options}}", &tv]),
+        "map[device:tmpfs o:size=2m,uid=1234 type:tmpfs]\n"
+    );
+    let data = root.join("volumes").join(&tv).join("_data");
+    assert_eq!(host_mount(&data), None);
+    let c = unique_id("tmpc");
+    let out = env.ok(&["run", "--name", &c, "-v", &format!("{tv}:/t"), "busybox", "sh", "-c", "grep ' /t ' /proc/mounts | cut -d' ' -f3; stat -c %u /t; echo hi > /t/f; cat /t/f"]);
+    assert_eq!(out, "tmpfs\n1234\nhi\n");
+    let (fs, opts) = host_mount(&data).expect("tmpfs mounted on the volume");
+    assert_eq!(fs, "tmpfs");
+    assert!(opts.contains("size=2048k") && opts.contains("uid=1234"), "{opts}");
+    // The last user gone, the tmpfs is unmounted (its content with it).
+    env.ok(&["rm", &c]);
+    assert_eq!(host_mount(&data), None);
+    env.ok(&["volume", "rm", &tv]);
+
+    // type=none with o=bind: a host directory as a named volume; o=bind,ro read-only.
+    let host = env.scratch.join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("seed"), "from host\n").unwrap();
+    let bv = unique_id("bindv");
+    env.ok(&["volume", "create", "--driver", "local", "--opt", "type=none", "--opt", &format!("device={}", host.display()), "--opt", "o=bind", &bv]);
+    let out = env.ok(&["run", "--rm", "-v", &format!("{bv}:/b"), "busybox", "sh", "-c", "cat /b/seed; echo made > /b/new"]);
+    assert_eq!(out, "from host\n");
+    assert_eq!(std::fs::read_to_string(host.join("new")).unwrap(), "made\n");
+    let ro = unique_id("rov");
+    env.ok(&["volume", "create", "-o", "type=none", "-o", &format!("device={}", host.display()), "-o", "o=bind,ro", &ro]);
+    let r = env.run(&["run", "--rm", "-v", &format!("{ro}:/r"), "busybox", "touch", "/r/x"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
+    assert!(!host.join("x").exists());
+    // Removing the volume leaves the device's files alone.
+    env.ok(&["volume", "rm", &bv, &ro]);
+    assert!(host.join("seed").exists() && host.join("new").exists());
+
+    // docker's validation of the options.
+    let err = |args: &[&str]| fails(env.run(args)).stderr;
+    assert_eq!(err(&["volume", "create", "-o", "type=tmpfs", "x1"]), "Error: missing required option: \"device\"\n");
+    assert_eq!(err(&["volume", "create", "-o", "device=/tmp", "x2"]), "Error: missing required option: \"type\"\n");
+    assert_eq!(err(&["volume", "create", "-o", "o=size=1m", "x3"]), "Error: missing required option: \"device\"\n");
+    assert_eq!(err(&["volume", "create", "-o", "colour=red", "x4"]), "Error: invalid option: \"colour\"\n");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+}

@@ -427,6 +427,7 @@ impl Engine {
         snap.mount(vfs)?;
         let exe = self.sealed_exe()?;
         let r = (|| {
+            crate::volumes::mount_devices(self, &c)?;
             let init = if c.host_config.init == Some(true) { init_binary() } else { None };
             let spec = spec::generate(&c, &dir, &snap.merged(), &self.volumes_dir(), init.as_deref())?;
             sys::write_atomic(&dir.join("config.json"), serde_json::to_string(&spec).expect("spec").as_bytes())?;
