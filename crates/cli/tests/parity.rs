@@ -507,3 +507,28 @@ fn volume_create_local_driver_options() {
     assert_eq!(err(&["volume", "create", "-o", "colour=red", "x4"]), "Error: invalid option: \"colour\"\n");
     assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
 }
+
+// ---- item 15: root's groups, --init, progress bars ---------------------------------------
+
+/// Alpine's /etc/group (root is a member of most system groups).
+const ALPINE_GROUP: &str = "root:x:0:root\nbin:x:1:root,bin,daemon\ndaemon:x:2:root,bin,daemon\nsys:x:3:root,bin,adm\nadm:x:4:root,adm,daemon\ntty:x:5:\ndisk:x:6:root,adm\nlp:x:7:lp\nkmem:x:9:\nwheel:x:10:root\nfloppy:x:11:root\nmail:x:12:mail\nnews:x:13:news\nuucp:x:14:uucp\ncron:x:16:cron\nconsole:x:19:\naudio:x:18:\ncdrom:x:19:\ndialout:x:20:root\nftp:x:21:\nsshd:x:22:\ninput:x:23:\ntape:x:26:root\nvideo:x:27:root\nnetdev:x:28:\nkvm:x:34:kvm\ngames:x:35:\nshadow:x:42:\nwww-data:x:82:\nusers:x:100:games\nntp:x:123:\nabuild:x:300:\nutmp:x:406:\nping:x:999:\nnogroup:x:65533:\nnobody:x:65534:\n";
+
+#[test]
+fn root_gets_its_supplementary_groups() {
+    let env = Env::new("groups");
+    // The busybox fixture lists no members: root has its own group only.
+    assert_eq!(env.ok(&["run", "--rm", "busybox", "id"]), "uid=0(root) gid=0(root) groups=0(root)\n");
+    let c = unique_id("grp");
+    let group_file = env.scratch.join("group");
+    std::fs::write(&group_file, ALPINE_GROUP).unwrap();
+    env.ok(&["create", "--name", &c, "busybox", "true"]);
+    env.ok(&["cp", group_file.to_str().unwrap(), &format!("{c}:/etc/group")]);
+    env.ok(&["commit", &c, "alpinegroups:1"]);
+    // What `id` prints in docker's alpine containers.
+    assert_eq!(
+        env.ok(&["run", "--rm", "alpinegroups:1", "id"]),
+        "uid=0(root) gid=0(root) groups=0(root),1(bin),2(daemon),3(sys),4(adm),6(disk),10(wheel),11(floppy),20(dialout),26(tape),27(video)\n"
+    );
+    // An explicit group: that group only, as moby's getUser gives.
+    assert_eq!(env.ok(&["run", "--rm", "-u", "0:10", "alpinegroups:1", "id"]), "uid=0(root) gid=10(wheel) groups=10(wheel)\n");
+}
