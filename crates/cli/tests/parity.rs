@@ -532,3 +532,36 @@ fn root_gets_its_supplementary_groups() {
     // An explicit group: that group only, as moby's getUser gives.
     assert_eq!(env.ok(&["run", "--rm", "-u", "0:10", "alpinegroups:1", "id"]), "uid=0(root) gid=10(wheel) groups=10(wheel)\n");
 }
+
+#[test]
+fn init_is_berths_own() {
+    let env = Env::new("init");
+    // pid 1 is berth's init, mounted read-only; the command runs as its child.
+    let out = env.ok(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; readlink /proc/1/exe; echo x > /dev/init || echo refused"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "2");
+    assert_eq!(lines[1], "/dev/init -- sh -c echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; readlink /proc/1/exe; echo x > /dev/init || echo refused ");
+    assert_eq!(lines[2], "/dev/init");
+    assert_eq!(lines.last(), Some(&"refused"));
+    // Not the host's tini nor a shell script: a static executable kept in the root.
+    let init = std::fs::read(env.root.join("bin/berth-init")).unwrap();
+    assert_eq!(&init[..4], b"\x7fELF");
+    // The command's status comes back; orphans are reaped.
+    assert_eq!(env.run(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]).code, 7);
+    let ps = env.ok(&["run", "--rm", "--init", "busybox", "sh", "-c", "(sleep 0.2 &); sleep 1; ps -o stat,comm"]);
+    assert!(!ps.lines().any(|l| l.starts_with('Z')), "{ps}");
+    // Signals are forwarded: stop's SIGTERM ends sleep (which has no handler) at once.
+    let name = unique_id("ini");
+    env.ok(&["run", "-d", "--init", "--name", &name, "busybox", "sleep", "100"]);
+    env.wait_status(&name, "running");
+    let t = Instant::now();
+    env.ok(&["stop", "-t", "20", &name]);
+    assert!(t.elapsed() < Duration::from_secs(10), "stop waited for the kill timeout");
+    assert_eq!(env.inspect(&name)["State"]["ExitCode"], 143);
+    env.ok(&["start", &name]);
+    env.ok(&["kill", "-s", "USR1", &name]);
+    assert_eq!(env.ok(&["wait", &name]).trim(), "138");
+    // A missing command: docker's 127.
+    let r = env.run(&["run", "--rm", "--init", "busybox", "no-such-command"]);
+    assert_eq!(r.code, 127, "{}", r.stderr);
+}

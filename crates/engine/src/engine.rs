@@ -218,9 +218,6 @@ impl Engine {
         let mut hc = o.host_config.clone();
         validate_host_config(&mut hc)?;
         crate::volumes::add_image_volumes(ic.volumes().as_ref(), &mut hc);
-        if hc.init == Some(true) && init_binary().is_none() {
-            return Err(Error::new(ErrorKind::Unavailable, "--init: no static init binary (tini or docker-init) found on this host"));
-        }
         let dir = self.container_dir(&id);
         let snap = Snapshot::new(dir.clone());
         let mut lowers = image.layer_dirs();
@@ -428,7 +425,7 @@ impl Engine {
         let exe = self.sealed_exe()?;
         let r = (|| {
             crate::volumes::mount_devices(self, &c)?;
-            let init = if c.host_config.init == Some(true) { init_binary() } else { None };
+            let init = if c.host_config.init == Some(true) { Some(crate::init::install(&self.root)?) } else { None };
             let spec = spec::generate(&c, &dir, &snap.merged(), &self.volumes_dir(), init.as_deref())?;
             sys::write_atomic(&dir.join("config.json"), serde_json::to_string(&spec).expect("spec").as_bytes())?;
             let prev = self.read_state(&c.id);
@@ -938,26 +935,6 @@ fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
 
 fn host_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
-}
-
-/// A static init for --init (docker's docker-init is tini): only a statically linked one can run
-/// inside any image.
-fn init_binary() -> Option<PathBuf> {
-    ["/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/local/bin/tini-static", "/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file() && is_static_elf(p))
-}
-
-/// An ELF without a PT_INTERP program header needs no loader or libraries from the image.
-fn is_static_elf(p: &Path) -> bool {
-    let Ok(b) = std::fs::read(p) else { return false };
-    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
-        return false;
-    }
-    let u = |o: usize, n: usize| b.get(o..o + n).map(|s| s.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64));
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u(32, 8), u(54, 2), u(56, 2)) else { return false };
-    (0..phnum).all(|i| u((phoff + i * phentsize) as usize, 4).is_some_and(|t| t != 3))
 }
 
 fn system_cpu_nanos() -> u64 {

@@ -60,6 +60,7 @@ mod error;
 pub mod filters;
 pub mod flags;
 pub mod info;
+mod init;
 pub mod logs;
 pub mod model;
 pub mod monitor;
