@@ -565,3 +565,60 @@ fn init_is_berths_own() {
     let r = env.run(&["run", "--rm", "--init", "busybox", "no-such-command"]);
     assert_eq!(r.code, 127, "{}", r.stderr);
 }
+
+/// Runs berth with stderr on a new pty; returns (exit code, stdout, what the terminal got).
+fn on_terminal(root: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (master, slave) = unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0);
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut buf = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()), 0);
+        let p = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
+        (std::fs::File::from_raw_fd(m), p)
+    };
+    let s = std::fs::OpenOptions::new().read(true).write(true).open(&slave).unwrap();
+    let child = common::berth_cmd(root).args(args).stderr(s).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // Read the terminal while berth runs (it must never block on a full pty).
+    let reader = std::thread::spawn(move || {
+        let mut m = master;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    });
+    let out = child.wait_with_output().unwrap();
+    // The slave is closed with berth: the reader sees EIO and ends.
+    let term = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), term)
+}
+
+#[test]
+fn commit_and_save_show_progress_on_a_terminal() {
+    let env = Env::new("progress");
+    let c = unique_id("prg");
+    env.ok(&["run", "--name", &c, "busybox", "sh", "-c", "head -c 8000000 /dev/urandom > /big"]);
+    let (code, out, term) = on_terminal(&env.root, &["commit", &c, "prog:1"]);
+    assert_eq!(code, 0, "{term}");
+    assert!(out.starts_with("sha256:") && out.lines().count() == 1, "{out}");
+    assert!(term.contains("Committing"), "{term:?}");
+    let tar = env.scratch.join("prog.tar");
+    let (code, _, term) = on_terminal(&env.root, &["save", "-o", tar.to_str().unwrap(), "prog:1"]);
+    assert_eq!(code, 0, "{term}");
+    assert!(term.contains("Saving") && term.contains("MiB"), "{term:?}");
+    assert!(std::fs::metadata(&tar).unwrap().len() > 8_000_000);
+    // Not a terminal: nothing but the id.
+    let r = env.run(&["commit", &c, "prog:2"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    assert!(r.stdout.starts_with("sha256:"));
+    let r = env.run(&["save", "-o", tar.to_str().unwrap(), "prog:2"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+}
