@@ -265,6 +265,7 @@ fn ps_command_column_and_filters() {
     assert_eq!(n(&["label=tier"]), v(&[&b, &a]));
     assert_eq!(n(&["label=tier", "label=solo"]), v(&[&a]));
     assert_eq!(n(&[&format!("name=^{b}$")]), v(&[&b]));
+    assert_eq!(n(&[&format!("name=^/{b}$")]), v(&[&b]));
     let id_b = env.inspect(&b)["Id"].as_str().unwrap().to_string();
     assert_eq!(n(&[&format!("id={}", &id_b[..10])]), v(&[&b]));
     assert_eq!(n(&["ancestor=busybox"]), v(&[&c, &b, &a]));
@@ -451,9 +452,8 @@ fn host_mount(path: &std::path::Path) -> Option<(String, String)> {
         .unwrap()
         .lines()
         .map(|l| l.split(' ').collect::<Vec<_>>())
-        .filter(|f| f.len() > 3 && f[1] == p)
+        .rfind(|f| f.len() > 3 && f[1] == p)
         .map(|f| (f[2].to_string(), f[3].to_string()))
-        .last()
 }
 
 #[test]

@@ -226,7 +226,9 @@ impl Engine {
             if !c.state.running && !all {
                 continue;
             }
-            if !f.matches("name", &c.name) || !f.matches("id", &c.id) || !f.match_labels(&c.config.labels) {
+            // docker's names carry a leading "/": either form matches.
+            let named = f.matches("name", &c.name) || f.matches("name", &format!("/{}", c.name));
+            if !named || !f.matches("id", &c.id) || !f.match_labels(&c.config.labels) {
                 continue;
             }
             if let Some(b) = &before {
@@ -256,7 +258,7 @@ impl Engine {
             if f.contains("network") && !f.values("network").iter().any(|v| c.host_config.network_mode == *v) {
                 continue;
             }
-            if f.contains("isolation") && !f.values("isolation").iter().any(|v| *v == "default") {
+            if f.contains("isolation") && !f.values("isolation").contains(&"default") {
                 continue;
             }
             if f.contains("ancestor") && !self.descends(&c, &ancestors)? {
