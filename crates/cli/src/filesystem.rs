@@ -81,8 +81,11 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
 pub fn commit(ctx: &Ctx, a: CommitArgs) -> CmdResult {
     ignore_sigpipe();
     let o = CommitOptions { reference: a.reference, comment: a.message, author: a.author, changes: a.change, pause: a.pause };
-    let id = engine(ctx)?.commit(&a.container, &o)?;
-    println!("sha256:{id}");
+    // A bar of the layer's bytes on stderr when it is a terminal; nothing otherwise.
+    let pb = crate::transfer::progress(None, false, "Committing");
+    let id = engine(ctx)?.commit_with_progress(&a.container, &o, &|n| pb.inc(n));
+    pb.finish_and_clear();
+    println!("sha256:{}", id?);
     Ok(())
 }
 

@@ -26,6 +26,14 @@ pub struct HistoryArgs {
     image: String,
 }
 
+/// How many history entries (or, without history, layers) an image has.
+fn history_len(img: &berth_image::Image) -> usize {
+    match img.config_json.get("history").and_then(Value::as_array) {
+        Some(h) if !h.is_empty() => h.len(),
+        _ => img.layers.len(),
+    }
+}
+
 struct Entry {
     id: String,
     created: i64,
@@ -37,11 +45,6 @@ struct Entry {
 pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     let store = ctx.store()?;
     let img = store.resolve(&a.image)?;
-    let id = if a.no_trunc {
-        format!("sha256:{}", img.id)
-    } else {
-        img.short_id().to_string()
-    };
     let history = img
         .config_json
         .get("history")
@@ -80,9 +83,24 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
         });
     }
     entries.reverse();
-    if let Some(first) = entries.first_mut() {
-        first.id = id;
+    // docker shows, on the newest entry of each local image in the parent chain, that
+    // image's id ("<missing>" on the rest): the image, then its parent from `commit`, ...
+    let fmt_id = |hex: &str| if a.no_trunc { format!("sha256:{hex}") } else { hex[..12].to_string() };
+    let mut at = 0usize;
+    let mut cur = Some(img.clone());
+    while let Some(i) = cur {
+        let Some(e) = entries.get_mut(at) else { break };
+        e.id = fmt_id(&i.id);
+        let parent = store.parent(&i.id)?.map(|p| store.image(&p)).transpose()?;
+        let own = match &parent {
+            // Entries this image added on top of its parent.
+            Some(p) => history_len(&i).saturating_sub(history_len(p)).max(1),
+            None => break,
+        };
+        at += own;
+        cur = parent;
     }
+
     // docker: -q only replaces the default table; a custom format wins.
     let format = a.format.as_deref().filter(|f| !f.is_empty() && *f != "table");
     if a.quiet && format.is_none() {

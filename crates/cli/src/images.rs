@@ -45,7 +45,6 @@ struct Row {
 }
 
 pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
-    let _ = a.all; // no intermediate images exist without build
     let store = ctx.store()?;
     let mut dangling: Option<bool> = None;
     let mut labels: Vec<(String, Option<String>)> = Vec::new();
@@ -72,7 +71,19 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
         }
     }
     let mut rows = Vec::new();
-    for img in store.list()? {
+    let images = store.list()?;
+    // Parents of other images (docker's intermediate images, from commit) without a name are
+    // listed only with -a.
+    let mut parents = std::collections::HashSet::new();
+    for img in &images {
+        if let Some(p) = store.parent(&img.id)? {
+            parents.insert(p);
+        }
+    }
+    for img in images {
+        if !a.all && img.names.is_empty() && parents.contains(&img.id) {
+            continue;
+        }
         if dangling.is_some_and(|d| d != img.names.is_empty())
             || before.is_some_and(|t| img.created >= t)
             || since.is_some_and(|t| img.created <= t)

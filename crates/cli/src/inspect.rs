@@ -90,7 +90,8 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
             .map(|d| berth_image::familiar_repository(d))
             .collect::<Vec<_>>()),
     );
-    v.insert("Parent".into(), json!(""));
+    let parent = store.parent(&img.id).ok().flatten().map(|p| format!("sha256:{p}")).unwrap_or_default();
+    v.insert("Parent".into(), json!(parent));
     v.insert("Comment".into(), json!(top("comment")));
     v.insert("Created".into(), json!(top("created")));
     v.insert("DockerVersion".into(), json!(top("docker_version")));

@@ -4,6 +4,7 @@ mod container;
 mod filesystem;
 mod history;
 mod images;
+mod info;
 mod inspect;
 mod output;
 mod remove;
@@ -67,6 +68,10 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Show the berth version information
+    Version(info::FormatArgs),
+    /// Display system-wide information
+    Info(info::FormatArgs),
     #[command(flatten)]
     Containers(container::Commands),
     /// Manage containers
@@ -102,6 +107,8 @@ enum ImageCommand {
 enum SystemCommand {
     /// Show berth disk usage
     Df(system::DfArgs),
+    /// Display system-wide information
+    Info(info::FormatArgs),
 }
 
 /// An error already reported to the user, or one to print as `Error: ...`.
@@ -147,6 +154,8 @@ fn main() -> ExitCode {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => remove::rmi(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => remove::prune(&ctx, a),
         Command::System(SystemCommand::Df(a)) => system::df(&ctx, a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::info(&ctx, a),
+        Command::Version(a) => info::version(&ctx, a),
         Command::Diff(a) => filesystem::diff(&ctx, a),
         Command::Commit(a) => filesystem::commit(&ctx, a),
         Command::Cp(a) => filesystem::cp(&ctx, a),

@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use crate::{CmdResult, Failure};
 
+mod typed;
+
 /// A listing command's rows: `format` as the user gave it, `default_table` docker's default.
 pub fn print_list(format: Option<&str>, default_table: &str, headers: &Headers, rows: &[Value]) -> CmdResult {
     print!("{}", render_list(format, default_table, headers, rows)?);
@@ -20,6 +22,14 @@ pub fn print_inspect(format: Option<&str>, objects: &[Value], default_text: impl
         println!("{}", default_text(objects));
         return Ok(());
     }
+    // Templates see docker's typed structures; `json` prints the objects as they are.
+    let typed: Vec<Value>;
+    let objects = if format == Some("json") {
+        objects
+    } else {
+        typed = objects.iter().map(typed::for_template).collect();
+        &typed[..]
+    };
     match render_inspect(format, objects) {
         Ok(text) => {
             print!("{text}");

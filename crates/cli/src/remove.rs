@@ -1,6 +1,8 @@
 //! `berth tag`, `berth rmi`, `berth image prune`.
 
+use berth_engine::filters::Filters;
 use clap::Args;
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 use crate::units::human_size;
@@ -33,6 +35,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
 pub fn tag(ctx: &Ctx, a: TagArgs) -> CmdResult {
@@ -66,7 +71,16 @@ pub fn rmi(ctx: &Ctx, a: RmiArgs) -> CmdResult {
     }
 }
 
-pub fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
+pub fn prune(ctx: &Ctx, mut a: PruneArgs) -> CmdResult {
+    let filters = Filters::parse(&a.filter)?;
+    filters.validate(&["dangling", "label", "label!", "until"])?;
+    for d in filters.values("dangling") {
+        match d {
+            "false" | "0" => a.all = true,
+            "true" | "1" => {}
+            _ => return Err(Failure(format!("invalid filter 'dangling={d}'"))),
+        }
+    }
     if !a.force {
         let what = if a.all {
             "all images without at least one container associated to them"
@@ -81,7 +95,20 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
             return Ok(());
         }
     }
-    let report = ctx.store()?.prune(a.all)?;
+    // A bad `until` fails before anything is removed.
+    for u in filters.values("until") {
+        berth_engine::filters::parse_until(u)?;
+    }
+    let select = |img: &berth_image::Image| {
+        let labels: BTreeMap<String, String> = img
+            .config_json
+            .pointer("/config/Labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(img.created.max(0) as u64);
+        filters.match_prune(&labels, created).unwrap_or(false)
+    };
+    let report = ctx.store()?.prune_matching(a.all, &select)?;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         report.events.iter().for_each(|e| print_event(e, true));

@@ -49,7 +49,7 @@ pub struct ImportArgs {
 }
 
 /// A byte-count bar on stderr when it is a terminal; nothing otherwise.
-fn progress(len: Option<u64>, quiet: bool, what: &str) -> ProgressBar {
+pub(crate) fn progress(len: Option<u64>, quiet: bool, what: &str) -> ProgressBar {
     if quiet || !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -108,7 +108,8 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> CmdResult {
                 path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
             ));
             let f = File::create(&tmp).map_err(|e| Failure(format!("create {}: {e}", tmp.display())))?;
-            let pb = progress(None, false, "Saving");
+            // The layer blobs are most of the archive: a bar towards their total.
+            let pb = progress(Some(save_estimate(&store, &a.images)), false, "Saving");
             let res = store.save(&a.images, format, pb.wrap_write(io::BufWriter::with_capacity(1 << 20, f)));
             pb.finish_and_clear();
             if let Err(e) = res {
@@ -129,6 +130,22 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// The bytes of the distinct layer blobs of `images` (what dominates a saved archive).
+fn save_estimate(store: &berth_image::ImageStore, images: &[String]) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for name in images {
+        if let Ok(img) = store.resolve(name) {
+            for l in &img.layers {
+                if seen.insert(l.blob_digest.clone()) {
+                    total += l.blob_size;
+                }
+            }
+        }
+    }
+    total
 }
 
 pub fn import(ctx: &Ctx, a: ImportArgs) -> CmdResult {

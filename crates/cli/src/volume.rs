@@ -116,6 +116,28 @@ fn parse_filter(items: &[String]) -> Result<VolumeFilter, Failure> {
     Ok(f)
 }
 
+/// `volume prune --filter`: docker's label, label! and all (true: named volumes too).
+fn prune_filter(items: &[String]) -> Result<(VolumeFilter, bool), Failure> {
+    let mut f = VolumeFilter::default();
+    let mut all = false;
+    for it in items {
+        let (k, v) = it.split_once('=').ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {it}")))?;
+        match k {
+            "label" => f.labels.push(v.to_string()),
+            "label!" => f.not_labels.push(v.to_string()),
+            "all" => {
+                all = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(Failure(format!("invalid filter 'all={v}'"))),
+                }
+            }
+            _ => return Err(Failure(format!("invalid filter '{k}'"))),
+        }
+    }
+    Ok((f, all))
+}
+
 pub fn run(ctx: &Ctx, c: VolumeCommand) -> CmdResult {
     match c {
         VolumeCommand::Create(a) => create(ctx, a),
@@ -212,8 +234,8 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
             return Ok(());
         }
     }
-    let filter = parse_filter(&a.filter)?;
-    let (names, bytes) = store(ctx)?.prune(a.all, &filter)?;
+    let (filter, all) = prune_filter(&a.filter)?;
+    let (names, bytes) = store(ctx)?.prune(a.all || all, &filter)?;
     if !names.is_empty() {
         println!("Deleted Volumes:");
         for n in &names {

@@ -119,7 +119,7 @@ fn ps_formats() {
         "WARNING: Ignoring custom format, because both --format and --quiet are set.\n"
     );
 
-    // COMMAND is quoted like Go's strconv.Quote, and truncated to 20 characters unless --no-trunc.
+    // COMMAND: arguments with spaces in single quotes (moby), the whole quoted like Go's strconv.Quote, and truncated to 20 characters unless --no-trunc.
     let quoting = unique_id("fmtq");
     let _id = ok(&root, &["create", "--name", &quoting, "busybox", "sh", "-c", r#"echo "hi there""#])
         .trim()
@@ -131,11 +131,11 @@ fn ps_formats() {
     let filter = format!("name={quoting}");
     assert_eq!(
         ok(&root, &["ps", "-a", "--no-trunc", "--filter", &filter, "--format", "{{.Command}}"]),
-        "\"sh -c echo \\\"hi there\\\"\"\n"
+        "\"sh -c 'echo \\\"hi there\\\"'\"\n"
     );
     assert_eq!(
         ok(&root, &["ps", "-a", "--filter", &filter, "--format", "{{.Command}}"]),
-        "\"sh -c echo \\\"hi ther…\"\n"
+        "\"sh -c 'echo \\\"hi the…\"\n"
     );
 
     let r = berth(&root, &["ps", "-a", "--format", "{{.Nope}}"]);

@@ -42,6 +42,20 @@ impl Default for CommitOptions {
     }
 }
 
+/// A reader that reports each chunk's size (commit's progress).
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
 /// Where an archive lands relative to the destination path (docker cp's rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -680,6 +694,11 @@ impl Engine {
     /// layer on the container's image, streamed straight into the image store (hashed while
     /// written, stored uncompressed). Returns the new image id.
     pub fn commit(&self, key: &str, o: &CommitOptions) -> Result<String> {
+        self.commit_with_progress(key, o, &|_| {})
+    }
+
+    /// [`Engine::commit`], reporting the bytes of the new layer as they are stored.
+    pub fn commit_with_progress(&self, key: &str, o: &CommitOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<String> {
         let c = self.get(key)?;
         let snap = self.overlay_snapshot(&c, "commit")?;
         let store = self.store()?;
@@ -728,7 +747,8 @@ impl Engine {
                 drop(w);
                 res
             });
-            let committed = store.commit(Checked { inner: r, status: status.clone() }, &opts);
+            let counted = Counted { inner: r, progress };
+            let committed = store.commit(Checked { inner: counted, status: status.clone() }, &opts);
             let written = writer.join().map_err(|_| Error::internal("commit: layer writer panicked"))?;
             written.map_err(archive_err)?;
             Ok::<_, Error>(committed?)

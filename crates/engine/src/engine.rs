@@ -220,9 +220,6 @@ impl Engine {
         let mut hc = o.host_config.clone();
         validate_host_config(&mut hc)?;
         crate::volumes::add_image_volumes(ic.volumes().as_ref(), &mut hc);
-        if hc.init == Some(true) && init_binary().is_none() {
-            return Err(Error::new(ErrorKind::Unavailable, "--init: no static init binary (tini or docker-init) found on this host"));
-        }
         let dir = self.container_dir(&id);
         let snap = Snapshot::new(dir.clone());
         let mut lowers = image.layer_dirs();
@@ -437,7 +434,8 @@ impl Engine {
                 // docker creates a working directory the image lacks.
                 crate::commit::mkdir_all_in_root(&snap.merged(), &c.config.working_dir)?;
             }
-            let init = if c.host_config.init == Some(true) { init_binary() } else { None };
+            crate::volumes::mount_devices(self, &c)?;
+            let init = if c.host_config.init == Some(true) { Some(crate::init::install(&self.root)?) } else { None };
             let spec = spec::generate(&c, &dir, &snap.merged(), &self.volumes_dir(), init.as_deref())?;
             sys::write_atomic(&dir.join("config.json"), serde_json::to_string(&spec).expect("spec").as_bytes())?;
             let prev = self.read_state(&c.id);
@@ -923,6 +921,11 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     if hc.log_config.typ.is_empty() {
         hc.log_config = LogConfig { typ: "json-file".into(), config: BTreeMap::new() };
     }
+    // Stored as docker's daemon stores them: upper case with the CAP_ prefix ("ALL" stays).
+    for caps in [&mut hc.cap_add, &mut hc.cap_drop].into_iter().flatten() {
+        *caps = caps.iter().map(|c| spec::norm_cap(c)).collect();
+    }
+    spec::capabilities(false, hc.cap_add.as_deref().unwrap_or(&[]), hc.cap_drop.as_deref().unwrap_or(&[]))?;
     if hc.masked_paths.is_empty() && !hc.privileged {
         hc.masked_paths = spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect();
         hc.readonly_paths = spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect();
@@ -931,6 +934,14 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
 }
 
 fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
+    // docker's Mode is the options part of a `-v SRC:DST:MODE` ("ro", "ro,z", ...); a volume
+    // given without one gets "z", `--mount` binds "".
+    let bind_mode = |dst: &str| {
+        hc.binds.iter().flatten().find_map(|b| {
+            let parts: Vec<&str> = b.split(':').collect();
+            (parts.len() >= 2 && parts[1] == dst).then(|| parts.get(2).map(|m| m.to_string()))
+        })
+    };
     let mut v = Vec::new();
     for m in hc.mounts.iter().flatten() {
         let (source, name, driver) = match m.typ.as_str() {
@@ -944,7 +955,11 @@ fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
             source,
             destination: m.target.clone(),
             driver,
-            mode: if m.typ == "volume" { "z".into() } else { String::new() },
+            mode: match (bind_mode(&m.target), m.typ.as_str()) {
+                (Some(Some(mode)), _) => mode,
+                (_, "volume") => "z".into(),
+                _ => String::new(),
+            },
             rw: !m.read_only,
             propagation: m.bind_options.as_ref().map(|b| b.propagation.clone()).unwrap_or_default(),
         });
@@ -954,26 +969,6 @@ fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
 
 fn host_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
-}
-
-/// A static init for --init (docker's docker-init is tini): only a statically linked one can run
-/// inside any image.
-fn init_binary() -> Option<PathBuf> {
-    ["/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/local/bin/tini-static", "/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file() && is_static_elf(p))
-}
-
-/// An ELF without a PT_INTERP program header needs no loader or libraries from the image.
-fn is_static_elf(p: &Path) -> bool {
-    let Ok(b) = std::fs::read(p) else { return false };
-    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
-        return false;
-    }
-    let u = |o: usize, n: usize| b.get(o..o + n).map(|s| s.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64));
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u(32, 8), u(54, 2), u(56, 2)) else { return false };
-    (0..phnum).all(|i| u((phoff + i * phentsize) as usize, 4).is_some_and(|t| t != 3))
 }
 
 fn system_cpu_nanos() -> u64 {

@@ -274,10 +274,11 @@ impl Container {
         &self.id[..12.min(self.id.len())]
     }
 
-    /// docker ps's COMMAND: entrypoint and cmd joined.
+    /// docker ps's COMMAND: the path and its arguments, those holding a space in single
+    /// quotes (`sh -c 'exit 2'`), as moby's container list writes it.
     pub fn command_line(&self) -> String {
         let mut parts = vec![self.path.clone()];
-        parts.extend(self.args.iter().cloned());
+        parts.extend(self.args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }));
         parts.join(" ")
     }
 }

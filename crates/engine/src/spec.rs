@@ -52,24 +52,6 @@ pub const MASKED_PATHS: &[&str] = &[
 
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// Where a static busybox serving as --init is mounted (its applet comes from argv[0]).
-const BUSYBOX_INIT: &str = "/dev/.init/busybox";
-
-/// docker-init's job in busybox sh as pid 1: run the command as a child, pass on the signals a
-/// stop or kill sends, reap every orphan (ash reaps children it does not know), exit with the
-/// command's status.
-const BUSYBOX_INIT_SCRIPT: &str = r#""$@" & c=$!
-for s in TERM INT HUP QUIT USR1 USR2 WINCH; do trap "kill -$s $c 2>/dev/null" $s; done
-while :; do wait $c; r=$?; kill -0 $c 2>/dev/null || exit $r; done"#;
-
-fn init_destination(exe: &Path) -> &'static str {
-    if exe.file_name().is_some_and(|n| n == "busybox") {
-        BUSYBOX_INIT
-    } else {
-        "/dev/init"
-    }
-}
-
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// "ALL": every capability in our own bounding set (a container cannot get more than we have).
@@ -83,7 +65,7 @@ fn all_caps() -> Vec<String> {
     ALL_CAPS.iter().enumerate().filter(|(i, _)| bnd & (1u64 << i) != 0).map(|(_, s)| s.to_string()).collect()
 }
 
-fn norm_cap(c: &str) -> String {
+pub(crate) fn norm_cap(c: &str) -> String {
     let up = c.to_ascii_uppercase();
     if up.starts_with("CAP_") || up == "ALL" {
         up
@@ -202,17 +184,12 @@ pub fn generate(c: &Container, dir: &Path, rootfs: &Path, volumes: &Path, init_e
     let cfg = &c.config;
     let mut args = vec![c.path.clone()];
     args.extend(c.args.iter().cloned());
-    let init_dest = init_exe.map(init_destination);
+    let init_dest = init_exe.map(|_| crate::init::DESTINATION);
     if h.init == Some(true) {
         let Some(dest) = init_dest else {
             return Err(Error::invalid("--init: no init binary available"));
         };
-        let mut a = if dest == BUSYBOX_INIT {
-            // busybox picks its applet from argv[0], so it is mounted as ".../busybox".
-            vec![dest.to_string(), "sh".into(), "-c".into(), BUSYBOX_INIT_SCRIPT.into(), "init".into()]
-        } else {
-            vec![dest.to_string(), "--".to_string()]
-        };
+        let mut a = vec![dest.to_string(), "--".to_string()];
         a.extend(args);
         args = a;
     }

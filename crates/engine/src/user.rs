@@ -93,11 +93,17 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<Resolved> {
             })?
         };
     }
-    let additional_gids = if name.is_empty() {
-        vec![]
-    } else {
-        gr.iter().filter(|x| x.members.contains(&name) && x.gid != gid).map(|x| x.gid).collect()
-    };
+    // As moby's getUser: the primary gid first, then (moby/sys/user's GetExecUser) with an
+    // implicit group every group of /etc/group that lists the user, in file order; an explicit
+    // group adds none.
+    let mut additional_gids = vec![gid];
+    if !name.is_empty() && g.is_none() {
+        for x in gr.iter().filter(|x| x.members.contains(&name)) {
+            if !additional_gids.contains(&x.gid) {
+                additional_gids.push(x.gid);
+            }
+        }
+    }
     Ok(Resolved { uid, gid, additional_gids, home })
 }
 
@@ -111,5 +117,18 @@ mod tests {
         assert_eq!(p[1].uid, 65534);
         let g = groups("wheel:x:10:root,nobody\n");
         assert_eq!(g[0].members, vec!["root", "nobody"]);
+    }
+
+    #[test]
+    fn supplementary_groups_as_moby() {
+        let dir = berth_testkit::Scratch::new("user-groups");
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:root\nbin:x:1:root,bin\nwheel:x:10:root\nbob:x:1000:\nstaff:x:50:bob\n").unwrap();
+        let r = |spec: &str| resolve(dir.path(), spec).unwrap().additional_gids;
+        assert_eq!(r(""), [0, 1, 10]);
+        assert_eq!(r("bob"), [1000, 50]);
+        assert_eq!(r("bob:wheel"), [10]);
+        assert_eq!(r("4242"), [0]);
     }
 }

@@ -60,6 +60,8 @@ pub struct VolumeFilter {
     pub names: Vec<String>,
     /// "k" or "k=v" (all must match).
     pub labels: Vec<String>,
+    /// `label!=`: "k" or "k=v" (none may match).
+    pub not_labels: Vec<String>,
     pub drivers: Vec<String>,
 }
 
@@ -76,10 +78,11 @@ impl VolumeFilter {
         if !self.drivers.is_empty() && !self.drivers.iter().any(|d| *d == v.driver) {
             return false;
         }
-        self.labels.iter().all(|l| match l.split_once('=') {
+        let has = |l: &String| match l.split_once('=') {
             Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
             None => v.labels.contains_key(l.as_str()),
-        })
+        };
+        self.labels.iter().all(has) && !self.not_labels.iter().any(has)
     }
 }
 
@@ -133,14 +136,7 @@ impl VolumeStore {
         if driver != "local" {
             return Err(Error::new(ErrorKind::NotFound, format!("plugin \"{driver}\" not found")));
         }
-        for k in req.options.keys() {
-            if !matches!(k.as_str(), "type" | "device" | "o" | "size") {
-                return Err(Error::invalid(format!("invalid option key: {k:?}")));
-            }
-        }
-        if !req.options.is_empty() {
-            return Err(Error::new(ErrorKind::Unavailable, "local volume options (type, device, o) are not supported yet"));
-        }
+        validate_options(&req.options)?;
         let mut labels = req.labels.clone();
         let name = match &req.name {
             Some(n) => {
@@ -231,6 +227,8 @@ impl VolumeStore {
         }
         tx.execute("DELETE FROM volume_users WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM volumes WHERE name = ?1", [name])?;
+        // A device volume's mount goes first: its content is not the volume's to delete.
+        crate::sys::umount(&self.dir.join(name).join("_data"))?;
         // Renamed away inside the transaction: a concurrent create of the same name starts empty.
         let trash = self.dir.join(format!(".removing-{}", crate::sys::random_id()));
         let moved = std::fs::rename(self.dir.join(name), &trash);
@@ -292,6 +290,9 @@ impl VolumeStore {
     /// else uses go too (`rm -v`, `--rm`).
     pub fn release(&mut self, container: &str, mounts: &[Mount], remove_anonymous: bool) -> Result<()> {
         self.conn.execute("DELETE FROM volume_users WHERE container = ?1", [container])?;
+        for m in mounts.iter().filter(|m| m.typ == "volume") {
+            self.unmount_unused(&m.source)?;
+        }
         if !remove_anonymous {
             return Ok(());
         }
@@ -334,6 +335,87 @@ fn insert_volume(
         ],
     )?;
     Ok(())
+}
+
+/// docker's local driver options: `type`, `device` and `o` (mount options), each of `type`
+/// and `device` needing the other, `o` needing both.
+fn validate_options(o: &BTreeMap<String, String>) -> Result<()> {
+    for k in o.keys() {
+        if !matches!(k.as_str(), "type" | "device" | "o" | "size") {
+            return Err(Error::invalid(format!("invalid option: {k:?}")));
+        }
+    }
+    for (opt, needs) in [("device", &["type"][..]), ("type", &["device"][..]), ("o", &["device", "type"][..])] {
+        if o.contains_key(opt) {
+            if let Some(missing) = needs.iter().find(|n| !o.contains_key(**n)) {
+                return Err(Error::invalid(format!("missing required option: {missing:?}")));
+            }
+        }
+    }
+    // docker's `size` is an xfs project quota on the volumes dir; berth has none.
+    if o.contains_key("size") {
+        return Err(Error::invalid("quota size requested but no quota support"));
+    }
+    Ok(())
+}
+
+/// `mount -o` text as mount(2) flags and the data the filesystem gets (moby's mount.Mount).
+fn mount_flags(o: &str) -> (libc::c_ulong, String) {
+    let mut flags = 0;
+    let mut data = Vec::new();
+    for opt in o.split(',').filter(|x| !x.is_empty()) {
+        match opt {
+            "ro" => flags |= libc::MS_RDONLY,
+            "rw" => flags &= !libc::MS_RDONLY,
+            "bind" => flags |= libc::MS_BIND,
+            "rbind" => flags |= libc::MS_BIND | libc::MS_REC,
+            "nosuid" => flags |= libc::MS_NOSUID,
+            "nodev" => flags |= libc::MS_NODEV,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            "sync" => flags |= libc::MS_SYNCHRONOUS,
+            "noatime" => flags |= libc::MS_NOATIME,
+            "nodiratime" => flags |= libc::MS_NODIRATIME,
+            "relatime" => flags |= libc::MS_RELATIME,
+            "strictatime" => flags |= libc::MS_STRICTATIME,
+            "suid" | "dev" | "exec" | "async" | "atime" | "defaults" => {}
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+impl VolumeStore {
+    /// Mounts the `device` of a volume created with `type`/`device` options on its data dir,
+    /// as docker's local driver does when a container first uses it (kept until its last
+    /// user is removed, or the volume is).
+    pub(crate) fn mount_device(&self, name: &str) -> Result<()> {
+        let v = self.inspect(name)?;
+        let (Some(typ), Some(device)) = (v.options.get("type"), v.options.get("device")) else { return Ok(()) };
+        let data_dir = self.data_dir(name);
+        if crate::sys::is_mountpoint(&data_dir) {
+            return Ok(());
+        }
+        let (flags, data) = mount_flags(v.options.get("o").map_or("", String::as_str));
+        let fstype = (typ != "none").then_some(typ.as_str());
+        let bind = flags & libc::MS_BIND != 0;
+        let first = if bind { flags & !libc::MS_RDONLY } else { flags };
+        crate::sys::mount(device, &data_dir, fstype, first, (!data.is_empty()).then_some(data.as_str()))
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("error while mounting volume '{}': failed to mount local volume: {e}", v.mountpoint)))?;
+        // A read-only bind needs a remount: MS_RDONLY is ignored on the first bind.
+        if bind && flags & libc::MS_RDONLY != 0 {
+            crate::sys::mount("", &data_dir, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, None)?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts a device volume's data dir when no container uses it any more.
+    fn unmount_unused(&self, name: &str) -> Result<()> {
+        let Some(v) = self.get(name)? else { return Ok(()) };
+        if v.options.contains_key("device") && v.users.is_empty() {
+            crate::sys::umount(&self.data_dir(name))?;
+        }
+        Ok(())
+    }
 }
 
 fn mkdir(p: &Path) -> Result<()> {
@@ -384,9 +466,11 @@ pub(crate) fn attach_container(engine: &Engine, c: &Container, snap: &Snapshot, 
     }
     let mut store = VolumeStore::open(engine.root())?;
     store.attach(&c.id, &mounts)?;
+    // Device volumes (type/device options) are mounted at start; their content is the device's.
     let empty: Vec<(&Mount, PathBuf)> = mounts
         .iter()
         .filter(|m| m.typ == "volume")
+        .filter(|m| store.inspect(&m.source).is_ok_and(|v| !v.options.contains_key("device")))
         .map(|m| (m, store.data_dir(&m.source)))
         .filter(|(_, d)| std::fs::read_dir(d).map(|mut r| r.next().is_none()).unwrap_or(false))
         .collect();
@@ -405,6 +489,19 @@ pub(crate) fn attach_container(engine: &Engine, c: &Container, snap: &Snapshot, 
         let _ = snap.unmount();
     }
     r
+}
+
+/// At start: mounts the container's device volumes (see [`VolumeStore::mount_device`]).
+pub(crate) fn mount_devices(engine: &Engine, c: &Container) -> Result<()> {
+    let mounts: Vec<Mount> = c.host_config.mounts.clone().unwrap_or_default();
+    if !mounts.iter().any(|m| m.typ == "volume") {
+        return Ok(());
+    }
+    let store = VolumeStore::open(engine.root())?;
+    for m in mounts.iter().filter(|m| m.typ == "volume") {
+        store.mount_device(&m.source)?;
+    }
+    Ok(())
 }
 
 /// At removal: see [`VolumeStore::release`].
@@ -445,6 +542,7 @@ mod tests {
             dangling: d,
             names: n.iter().map(|s| s.to_string()).collect(),
             labels: l.iter().map(|s| s.to_string()).collect(),
+            not_labels: vec![],
             drivers: vec![],
         };
         assert!(f(Some(true), &["data"], &["k", "k=v"]).matches(&v));

@@ -11,6 +11,7 @@ pub(crate) const PRINT: &str = "__berth_print";
 pub(crate) const RANGE: &str = "__berth_range";
 pub(crate) const KEY: &str = "__berth_key";
 pub(crate) const VAL: &str = "__berth_val";
+pub(crate) const LABEL: &str = "__berth_label";
 
 /// Functions every template gets.
 pub(crate) fn basic() -> Vec<(&'static str, Func)> {
@@ -34,6 +35,7 @@ pub(crate) fn basic() -> Vec<(&'static str, Func)> {
         (RANGE, hidden_range),
         (KEY, hidden_key),
         (VAL, hidden_val),
+        (LABEL, hidden_label),
     ]
 }
 
@@ -44,7 +46,37 @@ pub(crate) fn header() -> Vec<(&'static str, Func)> {
         f.retain(|(n, _)| *n != name);
         f.push((name, first_string as Func));
     }
+    f.retain(|(n, _)| *n != LABEL);
+    f.push((LABEL, label_header as Func));
     f
+}
+
+/// docker's `{{.Label "k"}}` on a listing row (ps, volume ls, ...): the value of label `k`,
+/// "" when absent. The row's `Labels` is docker's "k=v,k2=v2" text (or a map).
+fn hidden_label(args: &[Value]) -> Result<Value, FuncError> {
+    arity("Label", args, 2)?;
+    let key = string_arg(&args[1])?;
+    let labels = match &args[0] {
+        Value::Object(m) | Value::Map(m) => m.get("Labels").cloned().unwrap_or(Value::Nil),
+        other => return Err(FuncError::Generic(format!("can't evaluate field Label in type {}", type_name(other)))),
+    };
+    let found = match labels {
+        Value::String(s) => s
+            .split(',')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string()),
+        Value::Object(m) | Value::Map(m) => m.get(key).map(go_print),
+        _ => None,
+    };
+    Ok(Value::String(found.unwrap_or_default()))
+}
+
+/// The header of a `{{.Label "com.example.some-key"}}` column: "SOME KEY".
+fn label_header(args: &[Value]) -> Result<Value, FuncError> {
+    let key = args.get(1).map(string_arg).transpose()?.unwrap_or("");
+    let last = key.rsplit('.').next().unwrap_or(key);
+    Ok(Value::String(last.replace(['-', '_'], " ").to_uppercase()))
 }
 
 fn type_name(v: &Value) -> &'static str {

@@ -54,7 +54,8 @@
 //! `printf`, `index`, `len`, `eq`, `ne` replaced by Go-faithful versions. Where gtmpl's engine
 //! differs from Go (printing lists/maps, `range` over maps, nil and `range ... else`), the
 //! template source is rewritten before parsing; see `template.rs`. Not available: `break`,
-//! `continue`, `else with`, and methods with arguments such as docker's `{{.Label "k"}}`.
+//! `continue` and `else with`. docker's `{{.Label "k"}}` method on listing rows works (the
+//! row's `Labels` text is looked up).
 
 mod funcs;
 mod tabwriter;

@@ -10,13 +10,13 @@
 //!   dot becomes the value even when it is falsy.
 //!
 //! The rewrite adds no newlines, so line numbers in errors stay right. Not supported (gtmpl
-//! lacks them): `break`, `continue`, `else with`, methods with arguments (docker's
-//! `{{.Label "k"}}`; use `index`).
+//! lacks them): `break`, `continue`, `else with`. docker's one method with an argument on
+//! listing rows, `{{.Label "k"}}`, is rewritten into a hidden function call on dot.
 
 use gtmpl::error::{ExecError, ParseError};
 use gtmpl::{Context, FuncError};
 
-use crate::funcs::{self, KEY, PRINT, RANGE, VAL};
+use crate::funcs::{self, KEY, LABEL, PRINT, RANGE, VAL};
 use crate::value::{to_gtmpl, OrderScope, RowScope};
 use crate::Error;
 
@@ -213,9 +213,63 @@ fn split_decl(inner: &str) -> Option<(Vec<&str>, &str, &str)> {
     }
 }
 
+/// Applies [`methods`] inside every action.
+fn rewrite_methods(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut pos = 0;
+    while let Some(off) = src[pos..].find("{{") {
+        let body = pos + off + 2;
+        let Some(close) = action_end(src, body) else { break };
+        out.push_str(&src[pos..body]);
+        out.push_str(&methods(&src[body..close]));
+        pos = close;
+    }
+    out.push_str(&src[pos..]);
+    out
+}
+
+/// docker's methods with an argument: `.Label "k"` (not `$x.Label` or `.X.Label`) becomes a
+/// call of the hidden label function on dot. Quoted text is left alone.
+fn methods(inner: &str) -> String {
+    let b = inner.as_bytes();
+    let mut out = String::with_capacity(inner.len() + 16);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'`' | b'\'') => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' && q != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 1).min(b.len());
+                out.push_str(&inner[start..i]);
+            }
+            b'.' if inner[i..].starts_with(".Label")
+                && (i == 0 || matches!(b[i - 1], b' ' | b'(' | b'|' | b'\t'))
+                && inner[i + 6..].starts_with(|c: char| c.is_ascii_whitespace()) =>
+            {
+                out.push_str(LABEL);
+                out.push_str(" .");
+                i += 6;
+            }
+            _ => {
+                let c = inner[i..].chars().next().expect("char");
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    out
+}
+
 /// Rewrites `src` so gtmpl prints and ranges as Go does (see the module docs). Malformed input
 /// is passed through unchanged for gtmpl to report.
 pub(crate) fn rewrite(src: &str) -> String {
+    let src = &rewrite_methods(src);
     let mut out = String::with_capacity(src.len() + 64);
     let mut stack: Vec<Block> = Vec::new();
     let mut ranges = 0usize;

@@ -78,6 +78,11 @@ impl ImageStore {
         if let Some(a) = &opts.author {
             obj.insert("author".into(), json!(a));
         }
+        // docker's image Comment is the commit message; the parent's does not carry over.
+        match &opts.comment {
+            Some(c) => obj.insert("comment".into(), json!(c)),
+            None => obj.remove("comment"),
+        };
         let inner = obj.entry("config").or_insert_with(|| json!({}));
         if inner.is_null() {
             *inner = json!({});
@@ -141,7 +146,11 @@ impl ImageStore {
             names,
         };
         let loaded = self.install(&work, &members, vec![image])?;
-        Ok(loaded[0].id.clone())
+        let id = loaded[0].id.clone();
+        if let Some(p) = &parent {
+            self.set_parent(&id, &p.id)?;
+        }
+        Ok(id)
     }
 }
 

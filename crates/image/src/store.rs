@@ -290,6 +290,29 @@ impl ImageStore {
             .is_some())
     }
 
+    /// docker's Parent of an image made here by `commit` (hex id), if that image still exists.
+    /// Kept as `parent:<id>` rows of the meta table (docker's image store keeps it beside
+    /// the config too: it is not part of the content-addressed image).
+    pub fn parent(&self, id: &str) -> Result<Option<String>> {
+        let p: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("parent:{id}")], |r| r.get(0))
+            .optional()
+            .db("find parent")?;
+        match p {
+            Some(p) if self.image_exists(&p)? => Ok(Some(p)),
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn set_parent(&self, id: &str, parent: &str) -> Result<()> {
+        self.with_tx(|tx| {
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [format!("parent:{id}"), parent.to_string()])
+                .db("set parent")?;
+            Ok(())
+        })
+    }
+
     /// An image by its full id (hex).
     pub fn image(&self, id: &str) -> Result<Image> {
         let row = self
@@ -520,10 +543,15 @@ impl ImageStore {
 
     /// `docker image prune`: dangling images (no names), or with `all` every image no container uses.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
+        self.prune_matching(all, &|_| true)
+    }
+
+    /// [`ImageStore::prune`] limited to the images `select` accepts (`--filter`).
+    pub fn prune_matching(&self, all: bool, select: &dyn Fn(&Image) -> bool) -> Result<PruneReport> {
         let _lock = self.lock(true)?;
         let mut report = PruneReport::default();
         for image in self.list()? {
-            if !image.users.is_empty() || (!all && !image.names.is_empty()) {
+            if !image.users.is_empty() || (!all && !image.names.is_empty()) || !select(&image) {
                 continue;
             }
             match self.with_tx(|tx| delete_image(tx, &image.id)) {
@@ -690,6 +718,7 @@ fn delete_image(tx: &Connection, id: &str) -> Result<()> {
     tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id])
         .db("delete image layers")?;
     tx.execute("DELETE FROM images WHERE id = ?1", [id]).db("delete image")?;
+    tx.execute("DELETE FROM meta WHERE key = ?1", [format!("parent:{id}")]).db("delete parent")?;
     Ok(())
 }
 

@@ -183,6 +183,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
 pub fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
@@ -194,8 +197,9 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
             return Ok(());
         }
     }
+    let filters = berth_engine::filters::Filters::parse(&a.filter)?;
     let e = engine(ctx)?;
-    let ids = e.prune()?;
+    let ids = e.prune_filtered(&filters)?;
     if !ids.is_empty() {
         println!("Deleted Containers:");
         for id in &ids {

@@ -68,6 +68,14 @@ pub enum Group {
     Prune(lifecycle::PruneArgs),
     /// Display detailed information on one or more containers
     Inspect(InspectArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::filesystem::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::filesystem::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::filesystem::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::filesystem::ExportArgs),
 }
 
 pub fn run(ctx: &Ctx, c: Commands) -> CmdResult {
@@ -99,10 +107,14 @@ pub fn run_group(ctx: &Ctx, g: Group) -> CmdResult {
         Group::Ls(a) => ps::run(ctx, a),
         Group::Prune(a) => lifecycle::prune(ctx, a),
         Group::Inspect(a) => show::inspect(ctx, a, true),
+        Group::Diff(a) => crate::filesystem::diff(ctx, a),
+        Group::Commit(a) => crate::filesystem::commit(ctx, a),
+        Group::Cp(a) => crate::filesystem::cp(ctx, a),
+        Group::Export(a) => crate::filesystem::export(ctx, a),
     }
 }
 
-/// `berth inspect`: containers first, then images, like docker.
+/// `berth inspect`: containers, then images, then volumes, like docker.
 pub fn inspect(ctx: &Ctx, a: InspectArgs) -> CmdResult {
     show::inspect(ctx, a, false)
 }

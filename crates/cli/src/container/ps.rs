@@ -1,5 +1,6 @@
 //! `berth ps`: docker's columns, filters and formats.
 
+use berth_engine::filters::Filters;
 use berth_engine::{timefmt, Container};
 use berth_format::Headers;
 use clap::Args;
@@ -8,7 +9,7 @@ use serde_json::{json, Value};
 use super::engine;
 use crate::output::print_list;
 use crate::units::human_size;
-use crate::{CmdResult, Ctx, Failure};
+use crate::{CmdResult, Ctx};
 
 #[derive(Args)]
 pub struct PsArgs {
@@ -104,55 +105,11 @@ fn row(c: &Container, trunc: bool, size: Option<(u64, u64)>) -> Value {
     })
 }
 
-fn matches(c: &Container, filters: &[(String, String)]) -> Result<bool, Failure> {
-    // docker: values of the same key are ORed, different keys ANDed.
-    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
-    keys.dedup();
-    for key in keys {
-        let vals: Vec<&str> = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect();
-        let ok = vals.iter().any(|v| match key {
-            "status" => c.state.status == *v,
-            "name" => c.name.contains(v),
-            "id" => c.id.starts_with(v),
-            "label" => match v.split_once('=') {
-                Some((k, val)) => c.config.labels.get(k).is_some_and(|x| x == val),
-                None => c.config.labels.contains_key(*v),
-            },
-            "ancestor" => {
-                let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
-                strip(&c.image_name) == strip(v) || c.image == *v || c.image.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:"))
-            }
-            "exited" => c.state.status == "exited" && v.parse::<i32>().ok() == Some(c.state.exit_code),
-            "volume" => c.mounts.iter().any(|m| m.name.as_deref() == Some(*v) || m.destination == *v),
-            "network" => c.host_config.network_mode == *v,
-            _ => false,
-        });
-        if !matches!(key, "status" | "name" | "id" | "label" | "ancestor" | "exited" | "volume" | "network") {
-            return Err(Failure(format!("invalid filter '{key}'")));
-        }
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
     let e = engine(ctx)?;
-    let mut filters = Vec::new();
-    for f in &a.filter {
-        let (k, v) = f.split_once('=').ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {f}")))?;
-        filters.push((k.to_string(), v.to_string()));
-    }
+    let filters = Filters::parse(&a.filter)?;
     let limit = if a.latest { Some(1) } else { a.last };
-    let all = a.all || limit.is_some() || filters.iter().any(|(k, _)| k == "status" || k == "exited");
-    let mut list = e.list(all)?;
-    list.retain(|c| matches(c, &filters).unwrap_or(false));
-    for (k, _) in &filters {
-        if !matches!(k.as_str(), "status" | "name" | "id" | "label" | "ancestor" | "exited" | "volume" | "network") {
-            return Err(Failure(format!("invalid filter '{k}'")));
-        }
-    }
+    let mut list = e.list_filtered(a.all || limit.is_some(), &filters)?;
     if let Some(n) = limit {
         list.truncate(n);
     }

@@ -16,7 +16,7 @@ pub struct InspectArgs {
     /// Format output using a custom template ('json' or a Go-style template)
     #[arg(short, long)]
     format: Option<String>,
-    /// Return JSON for specified type (container or image)
+    /// Only inspect objects of the given type
     #[arg(long = "type")]
     typ: Option<String>,
     /// Display total file sizes
@@ -27,28 +27,69 @@ pub struct InspectArgs {
     names: Vec<String>,
 }
 
+/// docker's object types for `inspect --type`; berth has containers, images and volumes.
+const TYPES: &[&str] = &["config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume"];
+
+/// `berth inspect` (docker's autodetection: container, image, then volume) and `berth
+/// container inspect` (`containers_only`).
 pub fn inspect(ctx: &Ctx, a: InspectArgs, containers_only: bool) -> CmdResult {
+    let typ = if containers_only { Some("container") } else { a.typ.as_deref() };
+    match typ {
+        Some("") => return Err(Failure(format!("type is empty: must be one of \"{}\"", TYPES.join("\", \"")))),
+        Some(t) if !TYPES.contains(&t) => {
+            return Err(Failure(format!("unknown type: \"{t}\": must be one of \"{}\"", TYPES.join("\", \""))))
+        }
+        _ => {}
+    }
+    let want = |t: &str| typ.is_none_or(|x| x == t);
     let e = engine(ctx)?;
-    let want_c = a.typ.as_deref().is_none_or(|t| t == "container") || containers_only;
-    let want_i = !containers_only && a.typ.as_deref().is_none_or(|t| t == "image");
+    let volumes = if want("volume") { Some(e.volumes()?) } else { None };
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for n in &a.names {
-        if want_c {
-            if let Ok(c) = e.get(n) {
-                out.push(c.inspect());
-                continue;
+        if want("container") {
+            match e.get(n) {
+                Ok(c) => {
+                    out.push(c.inspect());
+                    continue;
+                }
+                Err(err) if typ.is_some() => {
+                    missing.push(err.to_string());
+                    continue;
+                }
+                Err(_) => {}
             }
         }
-        if want_i {
-            if let Ok(store) = e.store() {
-                if let Ok(img) = store.resolve(n) {
+        if want("image") {
+            match e.store().and_then(|s| Ok((s, s.resolve(n)?))) {
+                Ok((store, img)) => {
                     out.push(crate::inspect::inspect_json(store, &img));
                     continue;
                 }
+                Err(err) if typ.is_some() => {
+                    missing.push(err.to_string());
+                    continue;
+                }
+                Err(_) => {}
             }
         }
-        missing.push(format!("No such object: {n}"));
+        if let Some(vs) = &volumes {
+            match vs.inspect(n) {
+                Ok(v) => {
+                    out.push(serde_json::to_value(&v).expect("volume json"));
+                    continue;
+                }
+                Err(err) if typ.is_some() => {
+                    missing.push(err.to_string());
+                    continue;
+                }
+                Err(_) => {}
+            }
+        }
+        missing.push(match typ {
+            Some(t) => format!("No such {t}: {n}"),
+            None => format!("No such object: {n}"),
+        });
     }
     print_inspect(a.format.as_deref(), &out, crate::inspect::docker_order)?;
     if missing.is_empty() {
