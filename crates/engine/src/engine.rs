@@ -856,7 +856,7 @@ impl Engine {
         }
         let process: oci_spec::runtime::Process =
             serde_json::from_value(process).map_err(|e| Error::internal(format!("exec process: {e}")))?;
-        let eo = berth_runtime::ExecOptions { process, console_socket: None, detach: o.detach, pid_file: None, preserve_fds: 0 };
+        let eo = berth_runtime::ExecOptions { process, console_socket: None, detach: o.detach, pid_file: None, preserve_fds: 0, ..Default::default() };
         Ok(self.runtime().exec(&c.id, &eo)?)
     }
 }

@@ -139,7 +139,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     let mut got_pid = plan.direct();
     let mut cgroup_pending = false;
     let mut console = None;
-    loop {
+    let handshake = (|| -> Result<()> { loop {
         let msg = parent_chan.recv()?;
         match msg {
             Some((Msg::NeedMaps, _)) => {
@@ -168,7 +168,8 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                 parent_chan.send(&Msg::Go(init_pid))?;
             }
             Some((Msg::NeedHooks, _)) => {
-                let st = crate::process::hook_state(id, init_pid, "creating", &bundle.dir, spec);
+                // The spec's "created" begins once the environment is made, before these hooks run.
+                let st = crate::process::hook_state(id, init_pid, "created", &bundle.dir, spec);
                 let h = spec.hooks().as_ref();
                 #[allow(deprecated)]
                 hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &st, "prestart")?;
@@ -182,13 +183,19 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                     None => console = Some(fd),
                 }
             }
-            Some((Msg::Ready, _)) => break,
+            Some((Msg::Ready, _)) => return Ok(()),
             Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
             Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
             None => {
                 return Err(Error::internal(format!("container {id}: init exited during setup")));
             }
         }
+    } })();
+    if let Err(e) = handshake {
+        return Err(parent_chan.pending_failure().unwrap_or(e));
+    }
+    if needs_mknod_rules(linux) {
+        final_device_rules(cleanup.cgroup.as_deref().unwrap(), linux.expect("checked"))?;
     }
     let (start_time, _) = sys::proc_start_time(init_pid)
         .ok_or_else(|| Error::internal(format!("container {id}: init {init_pid} vanished")))?;
@@ -228,44 +235,68 @@ fn join_cgroup(
 ) -> Result<()> {
     cg.apply(if self_join { 0 } else { pid })?;
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        cg.set(&with_default_devices(r, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])))?;
+        let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        cg.set(&with_default_devices(r, devices, needs_mknod_rules(linux)))?;
     }
     Ok(())
 }
 
-/// The device nodes the runtime itself creates (and the spec's own devices) stay usable under a
-/// deny-all device rule, as with runc: their allow rules are appended after the spec's rules.
+/// The device nodes the runtime itself creates stay usable under a deny-all device rule, as with
+/// runc: their allow rules are appended after the spec's rules. The spec's own devices get no
+/// rule of their own: the spec's rules decide (a device allowed `r` stays read-only), and a
+/// default node the spec redefines (same path) loses its default rule too, as in runc.
+/// `mknod_spec_devices` adds a temporary `m` rule for each spec device so the init can create
+/// its node whatever the spec allows; `create` drops it again before the container can run.
 fn with_default_devices(
     r: &oci_spec::runtime::LinuxResources,
     devices: &[oci_spec::runtime::LinuxDevice],
+    mknod_spec_devices: bool,
 ) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
     let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else { return r.clone() };
     let mut rules = rules.clone();
-    let rule = |typ: LinuxDeviceType, major: i64, minor: Option<i64>| {
+    let rule = |typ: LinuxDeviceType, major: i64, minor: Option<i64>, access: &str| {
         let mut d = LinuxDeviceCgroup::default();
         d.set_allow(true);
         d.set_typ(Some(typ));
         d.set_major(Some(major));
         d.set_minor(minor);
-        d.set_access(Some("rwm".into()));
+        d.set_access(Some(access.into()));
         d
     };
-    for (_, major, minor) in crate::rootfs::devices::DEFAULTS {
-        rules.push(rule(LinuxDeviceType::C, major, Some(minor)));
+    for (path, major, minor) in crate::rootfs::devices::DEFAULTS {
+        if !devices.iter().any(|d| d.path() == std::path::Path::new(path)) {
+            rules.push(rule(LinuxDeviceType::C, major, Some(minor), "rwm"));
+        }
     }
-    rules.push(rule(LinuxDeviceType::C, 5, Some(1))); // console
-    rules.push(rule(LinuxDeviceType::C, 5, Some(2))); // ptmx
-    rules.push(rule(LinuxDeviceType::C, 136, None)); // pts
-    for d in devices {
-        let t = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
-        if d.typ() != LinuxDeviceType::P {
-            rules.push(rule(t, d.major(), Some(d.minor())));
+    rules.push(rule(LinuxDeviceType::C, 5, Some(1), "rwm")); // console
+    rules.push(rule(LinuxDeviceType::C, 5, Some(2), "rwm")); // ptmx
+    rules.push(rule(LinuxDeviceType::C, 136, None, "rwm")); // pts
+    if mknod_spec_devices {
+        for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
+            let t = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
+            rules.push(rule(t, d.major(), Some(d.minor()), "m"));
         }
     }
     let mut out = r.clone();
     out.set_devices(Some(rules));
     out
+}
+
+/// Whether the device rules set while the init creates its nodes differ from the final ones.
+fn needs_mknod_rules(linux: Option<&oci_spec::runtime::Linux>) -> bool {
+    let Some(l) = linux else { return false };
+    let has_rules = l.resources().as_ref().and_then(|r| r.devices().as_ref()).is_some_and(|d| !d.is_empty());
+    has_rules && l.devices().iter().flatten().any(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
+}
+
+/// The final device rules, once the init has made its nodes: only the devices part is set again.
+fn final_device_rules(cg: &dyn berth_cgroups::Manager, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(r) = linux.resources().as_ref() else { return Ok(()) };
+    let full = with_default_devices(r, linux.devices().as_deref().unwrap_or(&[]), false);
+    let mut only = oci_spec::runtime::LinuxResources::default();
+    only.set_devices(full.devices().clone());
+    Ok(cg.set(&only)?)
 }
 
 fn warn_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
@@ -558,7 +589,7 @@ pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
         let cg = cgroup_of(&saved)?;
         let pids = cg.pids()?;
         if pids.is_empty() && !saved.init_alive() {
-            return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+            return Err(Error::not_running(id));
         }
         for p in pids {
             let _ = sys::kill(p, signal);
@@ -566,7 +597,7 @@ pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
         return Ok(());
     }
     if !saved.init_alive() {
-        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+        return Err(Error::not_running(id));
     }
     sys::kill(saved.state.pid, signal).map_err(|e| Error::sys(format!("container {id}: kill {}", saved.state.pid), e))
 }
@@ -598,7 +629,8 @@ fn delete_loaded(
     if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(Error::new(
             ErrorKind::Conflict,
-            format!("container {id}: cannot delete a {status} container; stop it first or use force"),
+            // runc's words: callers match them.
+            format!("cannot delete container {id} that is not stopped: {status}"),
         ));
     }
     if status != Status::Stopped {
@@ -665,7 +697,7 @@ pub fn resume(rt: &Runtime, id: &str) -> Result<()> {
 pub fn stats(rt: &Runtime, id: &str) -> Result<berth_cgroups::Stats> {
     let saved = state::load(&rt.root, id)?;
     if !saved.init_alive() {
-        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+        return Err(Error::not_running(id));
     }
     Ok(cgroup_of(&saved)?.stats()?)
 }
@@ -674,7 +706,7 @@ pub fn update(rt: &Runtime, id: &str, resources: &oci_spec::runtime::LinuxResour
     let _lock = state::lock(&rt.root, id)?;
     let mut saved = state::load(&rt.root, id)?;
     if !saved.init_alive() {
-        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+        return Err(Error::not_running(id));
     }
     cgroup_of(&saved)?.set(resources)?;
     if let Some(l) = saved.config.linux_mut() {

@@ -25,6 +25,7 @@ mod namespaces;
 mod rootfs;
 mod capabilities;
 mod setup;
+mod sched;
 mod hooks;
 mod tty;
 mod seal;
@@ -40,6 +41,12 @@ pub use seal::seal_exe;
 pub use state::{State, Status};
 /// A wait status as a shell (and docker) reports it: the code, or 128+N for signal N.
 pub use sys::exit_code;
+
+/// Sends the runtime's warnings (ignored fields, fallbacks) to `sink` instead of stderr, which
+/// may be the container's own; the child processes of `create` use it too.
+pub fn set_warning_sink(sink: Box<dyn Fn(&str) + Send + Sync>) {
+    sys::set_warning_sink(sink)
+}
 
 /// Where `create` and `run` find the bundle and how they hand over the process's stdio.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +75,8 @@ pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Exec into a paused container too (the process stays frozen until it is resumed).
+    pub ignore_paused: bool,
 }
 
 /// The runtime: container state lives in one directory per container below `root`.

@@ -28,6 +28,7 @@ pub struct ProcSetup {
     pub preserve_fds: u32,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
+    pub sched: crate::sched::Sched,
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> Result<libc::__rlimit_resource_t> {
@@ -80,9 +81,6 @@ impl ProcSetup {
         };
         let apparmor = p.apparmor_profile().clone().filter(|s| !s.is_empty());
         let selinux = p.selinux_label().clone().filter(|s| !s.is_empty());
-        if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
-            return Err(Error::new(ErrorKind::Unavailable, "process ioPriority, scheduler and execCPUAffinity are not supported"));
-        }
         Ok(ProcSetup {
             caps,
             last_cap: capabilities::last_cap(),
@@ -103,6 +101,7 @@ impl ProcSetup {
             preserve_fds,
             terminal: p.terminal().unwrap_or(false),
             console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+            sched: crate::sched::Sched::new(p)?,
         })
     }
 
@@ -112,6 +111,7 @@ impl ProcSetup {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string())
                 .map_err(|e| Error::sys(format!("set oom_score_adj {adj}"), e))?;
         }
+        self.sched.apply()?;
         for (res, lim) in &self.rlimits {
             if unsafe { libc::setrlimit(*res, lim) } < 0 {
                 return Err(Error::last(format!("setrlimit {res}")));

@@ -104,6 +104,22 @@ impl Channel {
         }
     }
 
+    /// The failure the other side already reported, if one is queued: when a reply to it fails
+    /// (it has exited), its own error says what went wrong, "broken pipe" does not.
+    pub fn pending_failure(&self) -> Option<Error> {
+        let ready = crate::sys::poll_one(self.raw(), libc::POLLIN, 0).ok()?;
+        if ready & libc::POLLIN == 0 {
+            return None;
+        }
+        loop {
+            match self.recv() {
+                Ok(Some((Msg::Fail(kind, msg), _))) => return Some(Error::new(kind, msg)),
+                Ok(Some(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// Sends the request and waits for the parent's `Go`.
     pub fn ask(&self, msg: &Msg) -> Result<i32> {
         self.send(msg)?;

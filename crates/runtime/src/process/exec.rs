@@ -13,7 +13,14 @@ use std::os::fd::{AsRawFd, RawFd};
 pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     let saved = state::load(&rt.root, id)?;
     let status = state::status(&rt.root, &saved);
-    if !matches!(status, Status::Created | Status::Running) {
+    if status == Status::Paused && !opts.ignore_paused {
+        // runc's words.
+        return Err(Error::new(
+            crate::ErrorKind::Conflict,
+            format!("cannot exec in a paused container (use --ignore-paused to override): {id}"),
+        ));
+    }
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
         return Err(state::conflict(id, "exec in", status));
     }
     let process = &opts.process;
@@ -150,6 +157,7 @@ enum Never {}
 
 fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn berth_cgroups::Manager, bool)>) -> Result<Never> {
     chan.wait_go()?;
+    crate::sched::set_affinity(&setup.sched.affinity_initial, "initial")?;
     if let Some((cg, unified)) = join {
         super::init::self_join(cg, unified)?;
     }
@@ -170,6 +178,7 @@ fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn bert
     setup.become_user()?;
     let exe = setup.resolve_exe()?;
     chan.send(&Msg::Ready)?;
+    crate::sched::set_affinity(&setup.sched.affinity_final, "final")?;
     Err(setup.exec(&exe))
 }
 

@@ -207,7 +207,7 @@ fn init(a: &InitArgs) -> Result<Never> {
     let _ = sys::close_range(a.fifo as u32, a.fifo as u32, 0);
     if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
         let st = super::hook_state(a.id, host_pid, "created", a.bundle, a.spec);
-        if let Err(e) = hooks::run_all(Some(list), &st, "startContainer") {
+        if let Err(e) = hooks::run_all_with_env(Some(list), &st, "startContainer", &a.setup.env) {
             post_start_fail(e);
         }
     }

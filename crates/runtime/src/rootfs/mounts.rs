@@ -216,6 +216,9 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
     if typ == "cgroup" && !bind {
         return mount_cgroup(ctx, m, &opts);
     }
+    if (typ == "proc" || typ == "sysfs") && !bind {
+        ordinary_dir(ctx.root, dest, typ)?;
+    }
     let target_fd = if bind {
         let src = src.ok_or_else(|| Error::invalid(format!("bind mount {}: no source", dest.display())))?;
         let st = std::fs::metadata(src).map_err(|e| Error::sys(format!("bind mount source {}", src.display()), e))?;
@@ -287,6 +290,34 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
             setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr)
                 .map_err(|e| Error::sys(format!("set recursive attributes of {}", dest.display()), e))?;
         }
+    }
+    Ok(())
+}
+
+/// proc and sysfs go on a directory of the rootfs, never through a symlink or onto a file there
+/// (an image could point them somewhere the runtime later trusts): runc's check and wording.
+fn ordinary_dir(root: RawFd, dest: &Path, typ: &str) -> Result<()> {
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let Some(name) = dest.file_name() else { return Ok(()) };
+    let dir = match open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(d) => d,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("open {}", parent.display()), e)),
+    };
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let n = sys::cstr(name);
+    if unsafe { libc::fstatat(dir.as_raw_fd(), n.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(());
+        }
+        return Err(Error::sys(format!("stat {}", dest.display()), e));
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(Error::invalid(format!(
+            "error mounting {typ:?} to rootfs at {:?}: filesystem {typ:?} must be mounted on ordinary directory",
+            dest.display().to_string()
+        )));
     }
     Ok(())
 }
