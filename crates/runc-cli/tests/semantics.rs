@@ -190,3 +190,55 @@ fn failing_poststart_and_poststop_hooks_warn_and_the_lifecycle_goes_on() {
     let rtext = fs::read_to_string(&rlog).unwrap();
     assert!(rtext.contains("level=warning") && rtext.contains("poststart hook") && rtext.contains("poststop hook"), "{rtext}");
 }
+
+#[test]
+fn without_a_mount_namespace_the_container_is_chrooted_as_runc_does() {
+    for keep in [&["pid", "ipc", "uts", "network"][..], &[]] {
+        let mut c = Ctr::new("no-mntns");
+        c.spec["linux"]["namespaces"] = json!(keep.iter().map(|t| json!({ "type": t })).collect::<Vec<_>>());
+        if keep.is_empty() {
+            c.spec.as_object_mut().unwrap().remove("hostname");
+        }
+        c.spec["mounts"] = json!([]);
+        c.spec["linux"]["maskedPaths"] = json!([]);
+        c.spec["linux"]["readonlyPaths"] = json!([]);
+        fs::write(c.rootfs.join("marker"), "in-rootfs\n").unwrap();
+        let out = c.sh_ok("cat /marker; test -e /proc/self || echo no-proc; echo $$");
+        let l: Vec<&str> = out.lines().collect();
+        assert_eq!(&l[..2], &["in-rootfs", "no-proc"], "{keep:?}: {out}");
+        // pid 1 only with a pid namespace.
+        assert_eq!(l[2] == "1", !keep.is_empty(), "{keep:?}: {out}");
+        c.assert_no_traces();
+    }
+    // What would need mounts is refused at once, in runc's words where runc has them.
+    let mut c = Ctr::new("no-mntns-mounts");
+    c.spec["linux"]["namespaces"] = json!([{ "type": "pid" }, { "type": "uts" }]);
+    c.write_spec();
+    let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    assert!(err(&out).contains("unable to restrict sys entries without a private MNT namespace"), "{}", err(&out));
+    c.spec["linux"]["maskedPaths"] = json!([]);
+    c.spec["linux"]["readonlyPaths"] = json!([]);
+    c.write_spec();
+    let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    assert!(err(&out).contains("mounts need a private mount namespace"), "{}", err(&out));
+    c.assert_no_traces();
+}
+
+#[test]
+fn kernel_tcp_is_applied_where_the_kernel_has_it() {
+    let mut c = Ctr::new("kernel-tcp");
+    c.spec["linux"]["resources"]["memory"] = json!({ "kernelTCP": 16 * 1024 * 1024 });
+    c.set_args(&["sleep", "1000"]);
+    c.write_spec();
+    c.ok(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    let f = c.cgroup_dir("memory").join("memory.kmem.tcp.limit_in_bytes");
+    if fs::metadata(c.cgroup_dir("memory")).is_ok() {
+        match fs::read_to_string(&f) {
+            Ok(v) => assert_eq!(v.trim(), (16 * 1024 * 1024).to_string()),
+            Err(_) => eprintln!("{} missing: this kernel has no kernelTCP limit", f.display()),
+        }
+    } else {
+        eprintln!("no v1 memory hierarchy here: kernelTCP is a v1 file");
+    }
+    c.ok(&["delete", "--force", &c.id]);
+}

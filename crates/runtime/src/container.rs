@@ -68,14 +68,19 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     }
     warn_unsupported(spec)?;
     let plan = Plan::from_linux(linux)?;
-    if !plan.has(libc::CLONE_NEWNS) && !plan.joins(libc::CLONE_NEWNS) {
-        return Err(Error::invalid("a mount namespace is required"));
+    let mount_ns = plan.has(libc::CLONE_NEWNS) || plan.joins(libc::CLONE_NEWNS);
+    if !mount_ns {
+        check_without_mount_ns(spec, terminal)?;
     }
     let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
+    let net_devices = linux.and_then(|l| l.net_devices().clone()).unwrap_or_default();
+    crate::netdev::check(&net_devices, plan.has(libc::CLONE_NEWNET) || plan.joins(libc::CLONE_NEWNET))?;
     // Before the runtime opens anything that must not reach the container (the lock on the
     // state dir, the fifo, the sync socket): those land above the preserved range.
     let _reserved = sys::reserve_fd_range(opts.preserve_fds)
         .map_err(|e| Error::sys(format!("reserve fds 3..{} for --preserve-fds", 3 + opts.preserve_fds as u64), e))?;
+
+    let idmaps = crate::rootfs::idmap::prepare(spec.mounts().as_deref().unwrap_or(&[]))?;
 
     std::fs::create_dir_all(&rt.root).map_err(|e| Error::sys(format!("create {}", rt.root.display()), e))?;
     let dir = state::dir(&rt.root, id);
@@ -95,6 +100,12 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     }
     unsafe { libc::chmod(fifo_c.as_ptr(), 0o622) };
     let fifo = sys::open(&fifo_c, libc::O_PATH, 0).map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
+    // Without a mount namespace the init has no /proc after its chroot to reopen the fifo by.
+    let fifo_dir = if mount_ns {
+        None
+    } else {
+        Some(sys::open(&sys::cstr(&dir), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| Error::sys(format!("open {}", dir.display()), e))?)
+    };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let cg = berth_cgroups::open(cgroups_path.as_deref(), id)?;
     // On v1 the init moves itself in (fast path, see process::init::self_join); it cannot in a
@@ -125,11 +136,13 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
             plan: &plan,
             setup: &setup,
             fifo: fifo.as_raw_fd(),
+            fifo_dir: fifo_dir.as_ref().map(|d| d.as_raw_fd()),
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
             chan: &child_chan,
             self_join: if self_join { cleanup.cgroup.as_deref() } else { None },
             join_unified,
+            idmaps: &idmaps,
         };
         init::child_main(&args);
     }
@@ -183,7 +196,27 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                     None => console = Some(fd),
                 }
             }
-            Some((Msg::Ready, _)) => return Ok(()),
+            Some((Msg::SeccompFd, fd)) => {
+                let fd = fd.ok_or_else(|| Error::internal("seccomp message without a file descriptor"))?;
+                let st = State {
+                    oci_version: spec.version().clone(),
+                    id: id.to_string(),
+                    pid: init_pid,
+                    status: Status::Creating,
+                    bundle: bundle.dir.clone(),
+                    rootfs: bundle.rootfs.clone(),
+                    created: String::new(),
+                    owner: String::new(),
+                    annotations: spec.annotations().clone().unwrap_or_default(),
+                };
+                let msg = crate::process::listener_state(&st, init_pid, "creating", spec);
+                sync::send_seccomp_fd(&crate::process::exec::listener_path(spec), fd.as_raw_fd(), &msg)?;
+            }
+            Some((Msg::Ready, _)) => {
+                // Before the user process can run, after the init made its network namespace.
+                crate::netdev::move_all(&net_devices, init_pid)?;
+                return Ok(());
+            }
             Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
             Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
             None => {
@@ -304,14 +337,34 @@ fn warn_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
     if linux.intel_rdt().is_some() {
         sys::warn("linux.intelRdt is not supported by this runtime; ignored");
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::new(ErrorKind::Unavailable, "linux.netDevices is not supported"));
-    }
-    if linux.memory_policy().is_some() {
-        sys::warn("linux.memoryPolicy is not supported by this runtime; ignored");
-    }
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
         sys::warn("linux.mountLabel: selinux is not supported by this runtime; ignored");
+    }
+    Ok(())
+}
+
+/// Without a mount namespace the container runs chrooted into its rootfs in the caller's mount
+/// namespace, as runc runs it: nothing may be mounted there, which would land on the host.
+fn check_without_mount_ns(spec: &oci_spec::runtime::Spec, terminal: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let restricts = linux.is_some_and(|l| {
+        l.masked_paths().as_ref().is_some_and(|p| !p.is_empty()) || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+    });
+    if restricts {
+        // runc's words.
+        return Err(Error::invalid("unable to restrict sys entries without a private MNT namespace"));
+    }
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(Error::invalid("mounts need a private mount namespace (add a mount namespace or drop the mounts)"));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        return Err(Error::invalid("a read-only root needs a private mount namespace"));
+    }
+    if terminal {
+        return Err(Error::invalid("process.terminal needs a private mount namespace (for /dev/console)"));
+    }
+    if linux.is_some_and(|l| l.devices().as_ref().is_some_and(|d| !d.is_empty())) {
+        return Err(Error::invalid("linux.devices need a private mount namespace"));
     }
     Ok(())
 }

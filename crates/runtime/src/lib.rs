@@ -26,6 +26,7 @@ mod rootfs;
 mod capabilities;
 mod setup;
 mod sched;
+mod netdev;
 mod hooks;
 mod tty;
 mod seal;

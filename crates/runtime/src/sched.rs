@@ -1,8 +1,12 @@
-//! process.ioPriority, process.scheduler and process.execCPUAffinity: prepared in the parent,
-//! applied by the child with one syscall each (ioprio_set, sched_setattr, sched_setaffinity).
+//! process.ioPriority, process.scheduler, process.execCPUAffinity and linux.memoryPolicy:
+//! prepared in the parent, applied by the child with one syscall each (ioprio_set,
+//! sched_setattr, sched_setaffinity, set_mempolicy), all inherited across execve.
 
 use crate::error::{Error, ErrorKind, Result};
-use oci_spec::runtime::{IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy, Process};
+use oci_spec::runtime::{
+    IOPriorityClass, Linux, LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType, MemoryPolicyModeType,
+    Process,
+};
 
 /// The kernel's struct sched_attr (SCHED_ATTR_SIZE_VER0, 48 bytes).
 #[repr(C)]
@@ -25,12 +29,14 @@ pub struct Sched {
     /// execCPUAffinity (exec'd processes only): before joining the cgroup, and right before execve.
     pub affinity_initial: Option<libc::cpu_set_t>,
     pub affinity_final: Option<libc::cpu_set_t>,
+    /// set_mempolicy(mode | flags, nodemask).
+    pub mempolicy: Option<(libc::c_int, [u64; 16])>,
 }
 
 const IOPRIO_WHO_PROCESS: libc::c_int = 1;
 
 impl Sched {
-    pub fn new(p: &Process) -> Result<Sched> {
+    pub fn new(p: &Process, linux: Option<&Linux>) -> Result<Sched> {
         let ioprio = match p.io_priority() {
             Some(io) => {
                 let class = match io.class() {
@@ -54,7 +60,8 @@ impl Sched {
             initial = a.initial().as_deref().map(cpu_set).transpose()?;
             fin = a.cpu_affinity_final().as_deref().map(cpu_set).transpose()?;
         }
-        Ok(Sched { ioprio, attr, affinity_initial: initial, affinity_final: fin })
+        let mempolicy = linux.and_then(|l| l.memory_policy().as_ref()).map(mempolicy).transpose()?;
+        Ok(Sched { ioprio, attr, affinity_initial: initial, affinity_final: fin, mempolicy })
     }
 
     /// I/O priority and scheduling policy of the calling process (inherited across execve).
@@ -62,6 +69,12 @@ impl Sched {
         if let Some(v) = self.ioprio {
             if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, v) } < 0 {
                 return Err(Error::last("set process.ioPriority"));
+            }
+        }
+        if let Some((mode, mask)) = &self.mempolicy {
+            let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, *mode, mask.as_ptr(), (mask.len() * 64) as u64) };
+            if r < 0 {
+                return Err(Error::last("set linux.memoryPolicy"));
             }
         }
         if let Some(a) = &self.attr {
@@ -122,20 +135,54 @@ fn sched_attr(s: &oci_spec::runtime::Scheduler) -> Result<SchedAttr> {
     })
 }
 
+fn mempolicy(m: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(libc::c_int, [u64; 16])> {
+    let mode = match m.mode() {
+        MemoryPolicyModeType::MpolDefault => 0,
+        MemoryPolicyModeType::MpolPreferred => 1,
+        MemoryPolicyModeType::MpolBind => 2,
+        MemoryPolicyModeType::MpolInterleave => 3,
+        MemoryPolicyModeType::MpolLocal => 4,
+        MemoryPolicyModeType::MpolPreferredMany => 5,
+        MemoryPolicyModeType::MpolWeightedInterleave => 6,
+    };
+    let mut flags = 0;
+    for f in m.flags().iter().flatten() {
+        flags |= match f {
+            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    let mut mask = [0u64; 16];
+    if let Some(nodes) = m.nodes().as_deref().filter(|n| !n.is_empty()) {
+        for n in parse_list(nodes, mask.len() * 64).map_err(|_| Error::invalid(format!("linux.memoryPolicy.nodes {nodes:?}: not a node list")))? {
+            mask[n / 64] |= 1 << (n % 64);
+        }
+    }
+    Ok((mode | flags, mask))
+}
+
+/// "0-3,7" to the listed numbers, each below `max`.
+fn parse_list(list: &str, max: usize) -> std::result::Result<Vec<usize>, ()> {
+    let mut out = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| ())?, b.trim().parse().map_err(|_| ())?);
+        if a > b || b >= max {
+            return Err(());
+        }
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
 /// "0-3,7" to a cpu_set_t.
 fn cpu_set(list: &str) -> Result<libc::cpu_set_t> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    let bad = || Error::invalid(format!("execCPUAffinity {list:?}: not a cpu list"));
-    for part in list.split(',') {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-        if a > b || b >= max {
-            return Err(bad());
-        }
-        for cpu in a..=b {
-            unsafe { libc::CPU_SET(cpu, &mut set) };
-        }
+    let cpus = parse_list(list, max).map_err(|_| Error::invalid(format!("execCPUAffinity {list:?}: not a cpu list")))?;
+    for cpu in cpus {
+        unsafe { libc::CPU_SET(cpu, &mut set) };
     }
     Ok(set)
 }

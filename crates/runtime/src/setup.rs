@@ -101,7 +101,7 @@ impl ProcSetup {
             preserve_fds,
             terminal: p.terminal().unwrap_or(false),
             console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
-            sched: crate::sched::Sched::new(p)?,
+            sched: crate::sched::Sched::new(p, linux)?,
         })
     }
 
@@ -176,6 +176,20 @@ impl ProcSetup {
         unsafe { libc::umask(self.umask) };
         if self.no_new_privs {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map_err(|e| Error::sys("set no_new_privs", e))?;
+            // A notify filter is loaded while the parent still listens, so the fd can reach it.
+            if let Some(f) = self.seccomp.as_ref().filter(|f| f.has_listener()) {
+                f.apply()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The notify fd of a filter with a listenerPath, to the parent (which hands it to the agent).
+    pub fn send_seccomp_fd(&self, chan: &crate::sync::Channel) -> Result<()> {
+        if let Some(fd) = berth_seccomp::Filter::listener() {
+            let r = chan.send_with_fd(&crate::sync::Msg::SeccompFd, Some(fd));
+            unsafe { libc::close(fd) };
+            r?;
         }
         Ok(())
     }
@@ -214,7 +228,7 @@ impl ProcSetup {
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
         if self.no_new_privs {
-            if let Some(f) = &self.seccomp {
+            if let Some(f) = self.seccomp.as_ref().filter(|f| !f.has_listener()) {
                 if let Err(e) = f.apply() {
                     return Error::from(e);
                 }

@@ -61,7 +61,7 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     drop(child_chan);
     let mut pids = vec![c1];
-    let r = parent(&parent_chan, c1, (!self_join).then_some(&*cg), opts, &mut pids);
+    let r = parent(&parent_chan, c1, (!self_join).then_some(&*cg), opts, &saved, &mut pids);
     let (pid, console) = match r {
         Ok(x) => x,
         Err(e) => {
@@ -86,6 +86,7 @@ fn parent(
     c1: i32,
     cg: Option<&dyn berth_cgroups::Manager>,
     opts: &ExecOptions,
+    saved: &state::Saved,
     pids: &mut Vec<i32>,
 ) -> Result<(i32, Option<std::os::fd::OwnedFd>)> {
     if let Some(cg) = cg {
@@ -106,6 +107,11 @@ fn parent(
                 Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
                 None => console = Some(fd),
             },
+            Some((Msg::SeccompFd, Some(fd))) => {
+                let st = crate::process::listener_state(&saved.state, pid, "running", &saved.config);
+                let path = listener_path(&saved.config);
+                sync::send_seccomp_fd(&path, fd.as_raw_fd(), &st)?;
+            }
             Some((Msg::Ready, _)) => {}
             Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
             Some((m, _)) => return Err(Error::internal(format!("sync channel: unexpected {m:?}"))),
@@ -114,6 +120,10 @@ fn parent(
             None => return Err(Error::internal("exec: child exited during setup")),
         }
     }
+}
+
+pub(crate) fn listener_path(spec: &oci_spec::runtime::Spec) -> std::path::PathBuf {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).and_then(|s| s.listener_path().clone()).unwrap_or_default()
 }
 
 /// Namespaces of the container's init that differ from ours, in join order.
@@ -177,6 +187,7 @@ fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn bert
     setup.privileged_part()?;
     setup.become_user()?;
     let exe = setup.resolve_exe()?;
+    setup.send_seccomp_fd(chan)?;
     chan.send(&Msg::Ready)?;
     crate::sched::set_affinity(&setup.sched.affinity_final, "final")?;
     Err(setup.exec(&exe))
