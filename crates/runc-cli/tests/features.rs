@@ -269,3 +269,24 @@ fn idmapped_bind_mount_shows_the_mapped_owner() {
     let out = c.run_sh("true");
     assert!(!out.status.success() && stderr(&out).contains("idmapped mounts need a bind mount"), "{}", stderr(&out));
 }
+
+#[test]
+fn intel_rdt_only_where_resctrl_is_mounted() {
+    let mut c = Ctr::new("rdt");
+    c.spec["linux"]["intelRdt"] = json!({ "l3CacheSchema": "L3:0=f" });
+    c.set_args(&["sleep", "1000"]);
+    c.write_spec();
+    let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    if fs::metadata("/sys/fs/resctrl/schemata").is_err() {
+        assert!(!out.status.success(), "intelRdt without resctrl must fail, not be ignored");
+        assert!(stderr(&out).contains("linux.intelRdt: resctrl is not mounted"), "{}", stderr(&out));
+        c.assert_no_traces();
+        return;
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = c.state()["pid"].as_i64().unwrap().to_string();
+    let group = std::path::Path::new("/sys/fs/resctrl").join(&c.id);
+    assert!(fs::read_to_string(group.join("tasks")).unwrap().lines().any(|l| l == pid));
+    c.ok(&["delete", "--force", &c.id]);
+    assert!(!group.exists(), "the group the runtime made is removed at delete");
+}

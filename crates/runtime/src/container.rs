@@ -75,6 +75,8 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
     let net_devices = linux.and_then(|l| l.net_devices().clone()).unwrap_or_default();
     crate::netdev::check(&net_devices, plan.has(libc::CLONE_NEWNET) || plan.joins(libc::CLONE_NEWNET))?;
+    let rdt = linux.and_then(|l| l.intel_rdt().as_ref());
+    crate::rdt::check(rdt, id)?;
     // Before the runtime opens anything that must not reach the container (the lock on the
     // state dir, the fifo, the sync socket): those land above the preserved range.
     let _reserved = sys::reserve_fd_range(opts.preserve_fds)
@@ -215,6 +217,12 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
             Some((Msg::Ready, _)) => {
                 // Before the user process can run, after the init made its network namespace.
                 crate::netdev::move_all(&net_devices, init_pid)?;
+                if let Some(r) = rdt {
+                    if let Err(e) = crate::rdt::apply(r, id, init_pid) {
+                        crate::rdt::remove(Some(r), id);
+                        return Err(e);
+                    }
+                }
                 return Ok(());
             }
             Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
@@ -334,9 +342,6 @@ fn final_device_rules(cg: &dyn berth_cgroups::Manager, linux: &oci_spec::runtime
 
 fn warn_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = spec.linux() else { return Ok(()) };
-    if linux.intel_rdt().is_some() {
-        sys::warn("linux.intelRdt is not supported by this runtime; ignored");
-    }
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
         sys::warn("linux.mountLabel: selinux is not supported by this runtime; ignored");
     }
@@ -701,6 +706,7 @@ fn delete_loaded(
     if let Some(cg) = &cg {
         cg.destroy()?;
     }
+    crate::rdt::remove(saved.config.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()), id);
     let h = saved.config.hooks().as_ref();
     if let Some(list) = h.and_then(|h| h.poststop().as_ref()) {
         let st = crate::process::hook_state(id, saved.state.pid, "stopped", &saved.state.bundle, &saved.config);
@@ -766,4 +772,29 @@ pub fn update(rt: &Runtime, id: &str, resources: &oci_spec::runtime::LinuxResour
         l.set_resources(Some(resources.clone()));
     }
     state::save(&rt.root, &saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_devices_get_no_rule_of_their_own() {
+        let r: oci_spec::runtime::LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":240,"minor":42,"access":"r"}]}"#).unwrap();
+        let devs: Vec<oci_spec::runtime::LinuxDevice> = serde_json::from_str(
+            r#"[{"path":"/dev/ro","type":"c","major":240,"minor":42},{"path":"/dev/null","type":"c","major":1,"minor":3}]"#,
+        )
+        .unwrap();
+        let rule_for = |out: &oci_spec::runtime::LinuxResources, major: i64, minor: i64| -> Vec<String> {
+            out.devices().iter().flatten().filter(|d| d.major() == Some(major) && d.minor() == Some(minor))
+                .map(|d| d.access().clone().unwrap_or_default()).collect()
+        };
+        let fin = with_default_devices(&r, &devs, false);
+        assert_eq!(rule_for(&fin, 240, 42), ["r"]);
+        assert!(rule_for(&fin, 1, 3).is_empty(), "a redefined default node loses its rwm rule");
+        assert_eq!(rule_for(&fin, 1, 5), ["rwm"]);
+        let during = with_default_devices(&r, &devs, true);
+        assert_eq!(rule_for(&during, 240, 42), ["r", "m"]);
+    }
 }

@@ -27,6 +27,7 @@ mod capabilities;
 mod setup;
 mod sched;
 mod netdev;
+mod rdt;
 mod hooks;
 mod tty;
 mod seal;
