@@ -154,84 +154,87 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     let mut got_pid = plan.direct();
     let mut cgroup_pending = false;
     let mut console = None;
-    let handshake = (|| -> Result<()> { loop {
-        let msg = parent_chan.recv()?;
-        match msg {
-            Some((Msg::NeedMaps, _)) => {
-                namespaces::write_maps(child, linux.expect("user namespace needs linux"))?;
-                parent_chan.send(&Msg::Go(0))?;
-            }
-            Some((Msg::Pid(p), _)) => {
-                init_pid = p;
-                got_pid = true;
-                cleanup.pids.insert(0, p);
-                let _ = sys::waitpid(child, 0);
-                cleanup.pids.retain(|&x| x != child);
-                if cgroup_pending {
-                    cgroup_pending = false;
+    // The child's own report, when it failed first, says more than our failed reply to it.
+    let handshake = (|| -> Result<()> {
+        loop {
+            let msg = parent_chan.recv()?;
+            match msg {
+                Some((Msg::NeedMaps, _)) => {
+                    namespaces::write_maps(child, linux.expect("user namespace needs linux"))?;
+                    parent_chan.send(&Msg::Go(0))?;
+                }
+                Some((Msg::Pid(p), _)) => {
+                    init_pid = p;
+                    got_pid = true;
+                    cleanup.pids.insert(0, p);
+                    let _ = sys::waitpid(child, 0);
+                    cleanup.pids.retain(|&x| x != child);
+                    if cgroup_pending {
+                        cgroup_pending = false;
+                        join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
+                        parent_chan.send(&Msg::Go(init_pid))?;
+                    }
+                }
+                Some((Msg::NeedCgroup, _)) => {
+                    // In two stages the init's request can overtake the intermediate's Pid message.
+                    if !got_pid {
+                        cgroup_pending = true;
+                        continue;
+                    }
                     join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
                     parent_chan.send(&Msg::Go(init_pid))?;
                 }
-            }
-            Some((Msg::NeedCgroup, _)) => {
-                // In two stages the init's request can overtake the intermediate's Pid message.
-                if !got_pid {
-                    cgroup_pending = true;
-                    continue;
+                Some((Msg::NeedHooks, _)) => {
+                    // The spec's "created" begins once the environment is made, before these hooks run.
+                    let st = crate::process::hook_state(id, init_pid, "created", &bundle.dir, spec);
+                    let h = spec.hooks().as_ref();
+                    #[allow(deprecated)]
+                    hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &st, "prestart")?;
+                    hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &st, "createRuntime")?;
+                    parent_chan.send(&Msg::Go(0))?;
                 }
-                join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
-                parent_chan.send(&Msg::Go(init_pid))?;
-            }
-            Some((Msg::NeedHooks, _)) => {
-                // The spec's "created" begins once the environment is made, before these hooks run.
-                let st = crate::process::hook_state(id, init_pid, "created", &bundle.dir, spec);
-                let h = spec.hooks().as_ref();
-                #[allow(deprecated)]
-                hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &st, "prestart")?;
-                hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &st, "createRuntime")?;
-                parent_chan.send(&Msg::Go(0))?;
-            }
-            Some((Msg::Console, fd)) => {
-                let fd = fd.ok_or_else(|| Error::internal("console message without a file descriptor"))?;
-                match &opts.console_socket {
-                    Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
-                    None => console = Some(fd),
-                }
-            }
-            Some((Msg::SeccompFd, fd)) => {
-                let fd = fd.ok_or_else(|| Error::internal("seccomp message without a file descriptor"))?;
-                let st = State {
-                    oci_version: spec.version().clone(),
-                    id: id.to_string(),
-                    pid: init_pid,
-                    status: Status::Creating,
-                    bundle: bundle.dir.clone(),
-                    rootfs: bundle.rootfs.clone(),
-                    created: String::new(),
-                    owner: String::new(),
-                    annotations: spec.annotations().clone().unwrap_or_default(),
-                };
-                let msg = crate::process::listener_state(&st, init_pid, "creating", spec);
-                sync::send_seccomp_fd(&crate::process::exec::listener_path(spec), fd.as_raw_fd(), &msg)?;
-            }
-            Some((Msg::Ready, _)) => {
-                // Before the user process can run, after the init made its network namespace.
-                crate::netdev::move_all(&net_devices, init_pid)?;
-                if let Some(r) = rdt {
-                    if let Err(e) = crate::rdt::apply(r, id, init_pid) {
-                        crate::rdt::remove(Some(r), id);
-                        return Err(e);
+                Some((Msg::Console, fd)) => {
+                    let fd = fd.ok_or_else(|| Error::internal("console message without a file descriptor"))?;
+                    match &opts.console_socket {
+                        Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
+                        None => console = Some(fd),
                     }
                 }
-                return Ok(());
-            }
-            Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
-            Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
-            None => {
-                return Err(Error::internal(format!("container {id}: init exited during setup")));
+                Some((Msg::SeccompFd, fd)) => {
+                    let fd = fd.ok_or_else(|| Error::internal("seccomp message without a file descriptor"))?;
+                    let st = State {
+                        oci_version: spec.version().clone(),
+                        id: id.to_string(),
+                        pid: init_pid,
+                        status: Status::Creating,
+                        bundle: bundle.dir.clone(),
+                        rootfs: bundle.rootfs.clone(),
+                        created: String::new(),
+                        owner: String::new(),
+                        annotations: spec.annotations().clone().unwrap_or_default(),
+                    };
+                    let msg = crate::process::listener_state(&st, init_pid, "creating", spec);
+                    sync::send_seccomp_fd(&crate::process::exec::listener_path(spec), fd.as_raw_fd(), &msg)?;
+                }
+                Some((Msg::Ready, _)) => {
+                    // Before the user process can run, after the init made its network namespace.
+                    crate::netdev::move_all(&net_devices, init_pid)?;
+                    if let Some(r) = rdt {
+                        if let Err(e) = crate::rdt::apply(r, id, init_pid) {
+                            crate::rdt::remove(Some(r), id);
+                            return Err(e);
+                        }
+                    }
+                    return Ok(());
+                }
+                Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
+                Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
+                None => {
+                    return Err(Error::internal(format!("container {id}: init exited during setup")));
+                }
             }
         }
-    } })();
+    })();
     if let Err(e) = handshake {
         return Err(parent_chan.pending_failure().unwrap_or(e));
     }

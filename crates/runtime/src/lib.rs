@@ -8,7 +8,11 @@
 //! Layout: `process/init.rs` (the init, child side) and `container.rs` (the parent side and the
 //! other verbs) talk over `sync.rs`; `namespaces.rs`, `rootfs/` (mounts, devices, pivot,
 //! masking), `setup.rs` (rlimits, user, capabilities.rs, seccomp, execve), `hooks.rs`, `tty.rs`,
-//! `process/exec.rs` (setns into a running container), `state.rs`, `seal.rs` (CVE-2019-5736).
+//! `process/exec.rs` (setns into a running container), `state.rs`, `seal.rs` (CVE-2019-5736),
+//! `sched.rs` (ioPriority, scheduler, CPU affinity, memory policy), `netdev.rs` (netDevices over
+//! rtnetlink), `rdt.rs` (intelRdt via resctrl), `rootfs/idmap.rs` (idmapped bind mounts).
+//! A seccomp filter with a listenerPath is loaded before the init reports ready, and its notify
+//! fd travels child -> parent -> agent (SCM_RIGHTS both times), so nothing waits on a hand-off.
 //!
 //! Start-time choices: no threads, no async runtime; one clone with every new namespace when
 //! nothing is joined (two stages otherwise: setns/unshare, then fork the pid-1 init); the parent

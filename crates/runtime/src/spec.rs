@@ -101,7 +101,7 @@ fn validate(spec: &Spec, cfg: &Path) -> Result<()> {
         if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
             && !linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::Uts)
         {
-            return Err(Error::invalid("hostname set without a private uts namespace"));
+            return Err(Error::invalid("unable to set hostname without a private UTS namespace"));
         }
     }
     for m in spec.mounts().iter().flatten() {
