@@ -875,7 +875,7 @@ impl Engine {
             k => k.clone(),
         };
         let detach_keys = (o.tty && o.interactive && !o.detach).then_some(keys);
-        let eo = berth_runtime::ExecOptions { process, console_socket: None, detach: o.detach, pid_file: None, preserve_fds: 0, detach_keys };
+        let eo = berth_runtime::ExecOptions { process, console_socket: None, detach: o.detach, pid_file: None, preserve_fds: 0, detach_keys, ignore_paused: false };
         match self.runtime().exec(&c.id, &eo)? {
             berth_runtime::DETACHED => Ok(Ended::Detached),
             code => Ok(Ended::Exited(code)),

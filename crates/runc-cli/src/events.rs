@@ -20,8 +20,15 @@ pub struct EventsArgs {
 }
 
 pub fn events(rt: &Runtime, a: &EventsArgs) -> Result<()> {
+    let mut first = true;
     loop {
-        let stats = rt.stats(&a.id)?;
+        let stats = match rt.stats(&a.id) {
+            Ok(s) => s,
+            // Stopped between the state check below and this read: the stream ends, as it would have.
+            Err(e) if !first && e.kind() == berth_runtime::ErrorKind::Conflict => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        first = false;
         println!("{}", json!({ "type": "stats", "id": a.id, "data": stats }));
         if a.stats {
             return Ok(());

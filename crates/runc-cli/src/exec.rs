@@ -43,7 +43,7 @@ pub struct ExecArgs {
     apparmor: Option<String>,
     #[arg(long)]
     process_label: Option<String>,
-    /// Accepted for runc compatibility.
+    /// Exec into a paused container too; the process runs once the container is resumed.
     #[arg(long)]
     ignore_paused: bool,
     id: String,
@@ -71,6 +71,7 @@ pub fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.as_deref().map(absolute).transpose()?,
         preserve_fds: a.preserve_fds,
         detach_keys: None,
+        ignore_paused: a.ignore_paused,
     };
     Ok(rt.exec(&a.id, &opts)?)
 }
@@ -98,8 +99,13 @@ fn process_from_flags(mut p: Value, a: &ExecArgs) -> Result<Process> {
         p["noNewPrivileges"] = json!(true);
     }
     if !a.env.is_empty() {
+        // A variable given with -e replaces the spec's one of the same name (one entry each).
         let mut env = p["env"].as_array().cloned().unwrap_or_default();
-        env.extend(a.env.iter().map(|e| json!(e)));
+        for e in &a.env {
+            let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+            env.retain(|old| old.as_str().is_none_or(|o| o.split_once('=').map_or(o, |(k, _)| k) != key));
+            env.push(json!(e));
+        }
         p["env"] = Value::Array(env);
     }
     // Never inheritable or ambient: an exec'd process must not pass capabilities on (CVE-2022-24769).
@@ -158,10 +164,10 @@ mod tests {
 
     #[test]
     fn flags_apply_on_top_of_the_container_process() {
-        let p = build(&["-e", "A=1", "-u", "1000:100", "-g", "5", "-g", "6", "--cwd", "/tmp", "-c", "sys_admin",
+        let p = build(&["-e", "A=1", "-e", "PATH=/sbin", "-u", "1000:100", "-g", "5", "-g", "6", "--cwd", "/tmp", "-c", "sys_admin",
                         "--no-new-privs", "ctr", "sh", "-c", "id -u"]);
         assert_eq!(p["args"], json!(["sh", "-c", "id -u"]));
-        assert_eq!(p["env"], json!(["PATH=/bin", "A=1"]));
+        assert_eq!(p["env"], json!(["A=1", "PATH=/sbin"]));
         assert_eq!(p["user"]["uid"], 1000);
         assert_eq!(p["user"]["gid"], 100);
         assert_eq!(p["user"]["additionalGids"], json!([5, 6]));

@@ -26,6 +26,10 @@ impl Logger {
         self.write("error", msg);
     }
 
+    pub fn warn(&self, msg: &str) {
+        self.write("warning", msg);
+    }
+
     pub fn debug(&self, msg: &str) {
         if self.debug {
             self.write("debug", msg);

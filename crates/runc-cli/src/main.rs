@@ -145,6 +145,14 @@ fn main() {
     let cli = Cli::parse();
     let logger = log::Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     logger.debug(&format!("berth-runc {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")));
+    if cli.log.is_some() {
+        // runc's warnings go to its log when there is one: with conmon the runtime's stderr is
+        // the container's, where they do not belong.
+        let sink = log::Logger::new(cli.log.clone(), cli.log_format, false);
+        berth_runtime::set_warning_sink(Box::new(move |m: &str| sink.warn(m)));
+    }
+    // runc exits 255 when exec itself fails (the process's own code otherwise), 1 elsewhere.
+    let fail_code = if matches!(cli.command, Command::Exec(_)) { 255 } else { 1 };
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -152,7 +160,7 @@ fn main() {
             let msg = format!("{e:#}").replace('\n', " ");
             logger.error(&msg);
             eprintln!("berth-runc: {msg}");
-            std::process::exit(1);
+            std::process::exit(fail_code);
         }
     }
 }

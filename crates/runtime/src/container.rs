@@ -68,14 +68,21 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     }
     warn_unsupported(spec)?;
     let plan = Plan::from_linux(linux)?;
-    if !plan.has(libc::CLONE_NEWNS) && !plan.joins(libc::CLONE_NEWNS) {
-        return Err(Error::invalid("a mount namespace is required"));
+    let mount_ns = plan.has(libc::CLONE_NEWNS) || plan.joins(libc::CLONE_NEWNS);
+    if !mount_ns {
+        check_without_mount_ns(spec, terminal)?;
     }
     let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
+    let net_devices = linux.and_then(|l| l.net_devices().clone()).unwrap_or_default();
+    crate::netdev::check(&net_devices, plan.has(libc::CLONE_NEWNET) || plan.joins(libc::CLONE_NEWNET))?;
+    let rdt = linux.and_then(|l| l.intel_rdt().as_ref());
+    crate::rdt::check(rdt, id)?;
     // Before the runtime opens anything that must not reach the container (the lock on the
     // state dir, the fifo, the sync socket): those land above the preserved range.
     let _reserved = sys::reserve_fd_range(opts.preserve_fds)
         .map_err(|e| Error::sys(format!("reserve fds 3..{} for --preserve-fds", 3 + opts.preserve_fds as u64), e))?;
+
+    let idmaps = crate::rootfs::idmap::prepare(spec.mounts().as_deref().unwrap_or(&[]))?;
 
     std::fs::create_dir_all(&rt.root).map_err(|e| Error::sys(format!("create {}", rt.root.display()), e))?;
     let dir = state::dir(&rt.root, id);
@@ -95,6 +102,12 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     }
     unsafe { libc::chmod(fifo_c.as_ptr(), 0o622) };
     let fifo = sys::open(&fifo_c, libc::O_PATH, 0).map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
+    // Without a mount namespace the init has no /proc after its chroot to reopen the fifo by.
+    let fifo_dir = if mount_ns {
+        None
+    } else {
+        Some(sys::open(&sys::cstr(&dir), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| Error::sys(format!("open {}", dir.display()), e))?)
+    };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let cg = berth_cgroups::open(cgroups_path.as_deref(), id)?;
     // On v1 the init moves itself in (fast path, see process::init::self_join); it cannot in a
@@ -125,11 +138,13 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
             plan: &plan,
             setup: &setup,
             fifo: fifo.as_raw_fd(),
+            fifo_dir: fifo_dir.as_ref().map(|d| d.as_raw_fd()),
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
             chan: &child_chan,
             self_join: if self_join { cleanup.cgroup.as_deref() } else { None },
             join_unified,
+            idmaps: &idmaps,
         };
         init::child_main(&args);
     }
@@ -139,56 +154,92 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     let mut got_pid = plan.direct();
     let mut cgroup_pending = false;
     let mut console = None;
-    loop {
-        let msg = parent_chan.recv()?;
-        match msg {
-            Some((Msg::NeedMaps, _)) => {
-                namespaces::write_maps(child, linux.expect("user namespace needs linux"))?;
-                parent_chan.send(&Msg::Go(0))?;
-            }
-            Some((Msg::Pid(p), _)) => {
-                init_pid = p;
-                got_pid = true;
-                cleanup.pids.insert(0, p);
-                let _ = sys::waitpid(child, 0);
-                cleanup.pids.retain(|&x| x != child);
-                if cgroup_pending {
-                    cgroup_pending = false;
+    // The child's own report, when it failed first, says more than our failed reply to it.
+    let handshake = (|| -> Result<()> {
+        loop {
+            let msg = parent_chan.recv()?;
+            match msg {
+                Some((Msg::NeedMaps, _)) => {
+                    namespaces::write_maps(child, linux.expect("user namespace needs linux"))?;
+                    parent_chan.send(&Msg::Go(0))?;
+                }
+                Some((Msg::Pid(p), _)) => {
+                    init_pid = p;
+                    got_pid = true;
+                    cleanup.pids.insert(0, p);
+                    let _ = sys::waitpid(child, 0);
+                    cleanup.pids.retain(|&x| x != child);
+                    if cgroup_pending {
+                        cgroup_pending = false;
+                        join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
+                        parent_chan.send(&Msg::Go(init_pid))?;
+                    }
+                }
+                Some((Msg::NeedCgroup, _)) => {
+                    // In two stages the init's request can overtake the intermediate's Pid message.
+                    if !got_pid {
+                        cgroup_pending = true;
+                        continue;
+                    }
                     join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
                     parent_chan.send(&Msg::Go(init_pid))?;
                 }
-            }
-            Some((Msg::NeedCgroup, _)) => {
-                // In two stages the init's request can overtake the intermediate's Pid message.
-                if !got_pid {
-                    cgroup_pending = true;
-                    continue;
+                Some((Msg::NeedHooks, _)) => {
+                    // The spec's "created" begins once the environment is made, before these hooks run.
+                    let st = crate::process::hook_state(id, init_pid, "created", &bundle.dir, spec);
+                    let h = spec.hooks().as_ref();
+                    #[allow(deprecated)]
+                    hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &st, "prestart")?;
+                    hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &st, "createRuntime")?;
+                    parent_chan.send(&Msg::Go(0))?;
                 }
-                join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
-                parent_chan.send(&Msg::Go(init_pid))?;
-            }
-            Some((Msg::NeedHooks, _)) => {
-                let st = crate::process::hook_state(id, init_pid, "creating", &bundle.dir, spec);
-                let h = spec.hooks().as_ref();
-                #[allow(deprecated)]
-                hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &st, "prestart")?;
-                hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &st, "createRuntime")?;
-                parent_chan.send(&Msg::Go(0))?;
-            }
-            Some((Msg::Console, fd)) => {
-                let fd = fd.ok_or_else(|| Error::internal("console message without a file descriptor"))?;
-                match &opts.console_socket {
-                    Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
-                    None => console = Some(fd),
+                Some((Msg::Console, fd)) => {
+                    let fd = fd.ok_or_else(|| Error::internal("console message without a file descriptor"))?;
+                    match &opts.console_socket {
+                        Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
+                        None => console = Some(fd),
+                    }
                 }
-            }
-            Some((Msg::Ready, _)) => break,
-            Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
-            Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
-            None => {
-                return Err(Error::internal(format!("container {id}: init exited during setup")));
+                Some((Msg::SeccompFd, fd)) => {
+                    let fd = fd.ok_or_else(|| Error::internal("seccomp message without a file descriptor"))?;
+                    let st = State {
+                        oci_version: spec.version().clone(),
+                        id: id.to_string(),
+                        pid: init_pid,
+                        status: Status::Creating,
+                        bundle: bundle.dir.clone(),
+                        rootfs: bundle.rootfs.clone(),
+                        created: String::new(),
+                        owner: String::new(),
+                        annotations: spec.annotations().clone().unwrap_or_default(),
+                    };
+                    let msg = crate::process::listener_state(&st, init_pid, "creating", spec);
+                    sync::send_seccomp_fd(&crate::process::exec::listener_path(spec), fd.as_raw_fd(), &msg)?;
+                }
+                Some((Msg::Ready, _)) => {
+                    // Before the user process can run, after the init made its network namespace.
+                    crate::netdev::move_all(&net_devices, init_pid)?;
+                    if let Some(r) = rdt {
+                        if let Err(e) = crate::rdt::apply(r, id, init_pid) {
+                            crate::rdt::remove(Some(r), id);
+                            return Err(e);
+                        }
+                    }
+                    return Ok(());
+                }
+                Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
+                Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
+                None => {
+                    return Err(Error::internal(format!("container {id}: init exited during setup")));
+                }
             }
         }
+    })();
+    if let Err(e) = handshake {
+        return Err(parent_chan.pending_failure().unwrap_or(e));
+    }
+    if needs_mknod_rules(linux) {
+        final_device_rules(cleanup.cgroup.as_deref().unwrap(), linux.expect("checked"))?;
     }
     let (start_time, _) = sys::proc_start_time(init_pid)
         .ok_or_else(|| Error::internal(format!("container {id}: init {init_pid} vanished")))?;
@@ -228,39 +279,47 @@ fn join_cgroup(
 ) -> Result<()> {
     cg.apply(if self_join { 0 } else { pid })?;
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        cg.set(&with_default_devices(r, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])))?;
+        let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        cg.set(&with_default_devices(r, devices, needs_mknod_rules(linux)))?;
     }
     Ok(())
 }
 
-/// The device nodes the runtime itself creates (and the spec's own devices) stay usable under a
-/// deny-all device rule, as with runc: their allow rules are appended after the spec's rules.
+/// The device nodes the runtime itself creates stay usable under a deny-all device rule, as with
+/// runc: their allow rules are appended after the spec's rules. The spec's own devices get no
+/// rule of their own: the spec's rules decide (a device allowed `r` stays read-only), and a
+/// default node the spec redefines (same path) loses its default rule too, as in runc.
+/// `mknod_spec_devices` adds a temporary `m` rule for each spec device so the init can create
+/// its node whatever the spec allows; `create` drops it again before the container can run.
 fn with_default_devices(
     r: &oci_spec::runtime::LinuxResources,
     devices: &[oci_spec::runtime::LinuxDevice],
+    mknod_spec_devices: bool,
 ) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
     let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else { return r.clone() };
     let mut rules = rules.clone();
-    let rule = |typ: LinuxDeviceType, major: i64, minor: Option<i64>| {
+    let rule = |typ: LinuxDeviceType, major: i64, minor: Option<i64>, access: &str| {
         let mut d = LinuxDeviceCgroup::default();
         d.set_allow(true);
         d.set_typ(Some(typ));
         d.set_major(Some(major));
         d.set_minor(minor);
-        d.set_access(Some("rwm".into()));
+        d.set_access(Some(access.into()));
         d
     };
-    for (_, major, minor) in crate::rootfs::devices::DEFAULTS {
-        rules.push(rule(LinuxDeviceType::C, major, Some(minor)));
+    for (path, major, minor) in crate::rootfs::devices::DEFAULTS {
+        if !devices.iter().any(|d| d.path() == std::path::Path::new(path)) {
+            rules.push(rule(LinuxDeviceType::C, major, Some(minor), "rwm"));
+        }
     }
-    rules.push(rule(LinuxDeviceType::C, 5, Some(1))); // console
-    rules.push(rule(LinuxDeviceType::C, 5, Some(2))); // ptmx
-    rules.push(rule(LinuxDeviceType::C, 136, None)); // pts
-    for d in devices {
-        let t = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
-        if d.typ() != LinuxDeviceType::P {
-            rules.push(rule(t, d.major(), Some(d.minor())));
+    rules.push(rule(LinuxDeviceType::C, 5, Some(1), "rwm")); // console
+    rules.push(rule(LinuxDeviceType::C, 5, Some(2), "rwm")); // ptmx
+    rules.push(rule(LinuxDeviceType::C, 136, None, "rwm")); // pts
+    if mknod_spec_devices {
+        for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
+            let t = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
+            rules.push(rule(t, d.major(), Some(d.minor()), "m"));
         }
     }
     let mut out = r.clone();
@@ -268,19 +327,52 @@ fn with_default_devices(
     out
 }
 
+/// Whether the device rules set while the init creates its nodes differ from the final ones.
+fn needs_mknod_rules(linux: Option<&oci_spec::runtime::Linux>) -> bool {
+    let Some(l) = linux else { return false };
+    let has_rules = l.resources().as_ref().and_then(|r| r.devices().as_ref()).is_some_and(|d| !d.is_empty());
+    has_rules && l.devices().iter().flatten().any(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
+}
+
+/// The final device rules, once the init has made its nodes: only the devices part is set again.
+fn final_device_rules(cg: &dyn berth_cgroups::Manager, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(r) = linux.resources().as_ref() else { return Ok(()) };
+    let full = with_default_devices(r, linux.devices().as_deref().unwrap_or(&[]), false);
+    let mut only = oci_spec::runtime::LinuxResources::default();
+    only.set_devices(full.devices().clone());
+    Ok(cg.set(&only)?)
+}
+
 fn warn_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = spec.linux() else { return Ok(()) };
-    if linux.intel_rdt().is_some() {
-        sys::warn("linux.intelRdt is not supported by this runtime; ignored");
-    }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::new(ErrorKind::Unavailable, "linux.netDevices is not supported"));
-    }
-    if linux.memory_policy().is_some() {
-        sys::warn("linux.memoryPolicy is not supported by this runtime; ignored");
-    }
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
         sys::warn("linux.mountLabel: selinux is not supported by this runtime; ignored");
+    }
+    Ok(())
+}
+
+/// Without a mount namespace the container runs chrooted into its rootfs in the caller's mount
+/// namespace, as runc runs it: nothing may be mounted there, which would land on the host.
+fn check_without_mount_ns(spec: &oci_spec::runtime::Spec, terminal: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let restricts = linux.is_some_and(|l| {
+        l.masked_paths().as_ref().is_some_and(|p| !p.is_empty()) || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+    });
+    if restricts {
+        // runc's words.
+        return Err(Error::invalid("unable to restrict sys entries without a private MNT namespace"));
+    }
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(Error::invalid("mounts need a private mount namespace (add a mount namespace or drop the mounts)"));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        return Err(Error::invalid("a read-only root needs a private mount namespace"));
+    }
+    if terminal {
+        return Err(Error::invalid("process.terminal needs a private mount namespace (for /dev/console)"));
+    }
+    if linux.is_some_and(|l| l.devices().as_ref().is_some_and(|d| !d.is_empty())) {
+        return Err(Error::invalid("linux.devices need a private mount namespace"));
     }
     Ok(())
 }
@@ -581,7 +673,7 @@ pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
         let cg = cgroup_of(&saved)?;
         let pids = cg.pids()?;
         if pids.is_empty() && !saved.init_alive() {
-            return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+            return Err(Error::not_running(id));
         }
         for p in pids {
             let _ = sys::kill(p, signal);
@@ -589,7 +681,7 @@ pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
         return Ok(());
     }
     if !saved.init_alive() {
-        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+        return Err(Error::not_running(id));
     }
     sys::kill(saved.state.pid, signal).map_err(|e| Error::sys(format!("container {id}: kill {}", saved.state.pid), e))
 }
@@ -621,7 +713,8 @@ fn delete_loaded(
     if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(Error::new(
             ErrorKind::Conflict,
-            format!("container {id}: cannot delete a {status} container; stop it first or use force"),
+            // runc's words: callers match them.
+            format!("cannot delete container {id} that is not stopped: {status}"),
         ));
     }
     if status != Status::Stopped {
@@ -639,6 +732,7 @@ fn delete_loaded(
     if let Some(cg) = &cg {
         cg.destroy()?;
     }
+    crate::rdt::remove(saved.config.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()), id);
     let h = saved.config.hooks().as_ref();
     if let Some(list) = h.and_then(|h| h.poststop().as_ref()) {
         let st = crate::process::hook_state(id, saved.state.pid, "stopped", &saved.state.bundle, &saved.config);
@@ -688,7 +782,7 @@ pub fn resume(rt: &Runtime, id: &str) -> Result<()> {
 pub fn stats(rt: &Runtime, id: &str) -> Result<berth_cgroups::Stats> {
     let saved = state::load(&rt.root, id)?;
     if !saved.init_alive() {
-        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+        return Err(Error::not_running(id));
     }
     Ok(cgroup_of(&saved)?.stats()?)
 }
@@ -697,11 +791,36 @@ pub fn update(rt: &Runtime, id: &str, resources: &oci_spec::runtime::LinuxResour
     let _lock = state::lock(&rt.root, id)?;
     let mut saved = state::load(&rt.root, id)?;
     if !saved.init_alive() {
-        return Err(Error::new(ErrorKind::Conflict, format!("container {id}: not running")));
+        return Err(Error::not_running(id));
     }
     cgroup_of(&saved)?.set(resources)?;
     if let Some(l) = saved.config.linux_mut() {
         l.set_resources(Some(resources.clone()));
     }
     state::save(&rt.root, &saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_devices_get_no_rule_of_their_own() {
+        let r: oci_spec::runtime::LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":240,"minor":42,"access":"r"}]}"#).unwrap();
+        let devs: Vec<oci_spec::runtime::LinuxDevice> = serde_json::from_str(
+            r#"[{"path":"/dev/ro","type":"c","major":240,"minor":42},{"path":"/dev/null","type":"c","major":1,"minor":3}]"#,
+        )
+        .unwrap();
+        let rule_for = |out: &oci_spec::runtime::LinuxResources, major: i64, minor: i64| -> Vec<String> {
+            out.devices().iter().flatten().filter(|d| d.major() == Some(major) && d.minor() == Some(minor))
+                .map(|d| d.access().clone().unwrap_or_default()).collect()
+        };
+        let fin = with_default_devices(&r, &devs, false);
+        assert_eq!(rule_for(&fin, 240, 42), ["r"]);
+        assert!(rule_for(&fin, 1, 3).is_empty(), "a redefined default node loses its rwm rule");
+        assert_eq!(rule_for(&fin, 1, 5), ["rwm"]);
+        let during = with_default_devices(&r, &devs, true);
+        assert_eq!(rule_for(&during, 240, 42), ["r", "m"]);
+    }
 }

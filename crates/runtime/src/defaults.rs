@@ -36,7 +36,7 @@ pub fn features() -> serde_json::Value {
     let mut opts: Vec<&str> = KNOWN_FLAGS.iter().map(|(n, ..)| *n).chain(PROPAGATION.iter().map(|(n, _)| *n))
         .chain(RECURSIVE.iter().map(|(n, ..)| *n))
         .collect();
-    opts.extend(["bind", "rbind", "tmpcopyup"]);
+    opts.extend(["bind", "rbind", "tmpcopyup", "idmap", "ridmap"]);
     opts.sort_unstable();
     opts.dedup();
     let caps: Vec<String> = crate::capabilities::NAMES.iter().map(|n| format!("CAP_{n}")).collect();
@@ -52,15 +52,22 @@ pub fn features() -> serde_json::Value {
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+                            "SCMP_ACT_TRAP"],
                 "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                               "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
             },
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
-            "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "intelRdt": {"enabled": crate::sys::path_exists(std::path::Path::new("/sys/fs/resctrl/schemata"))},
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": true},
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED",
+                          "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
+            },
         },
         "annotations": {"org.opencontainers.runc.checkpoint.enabled": "false", "io.github.berth.runtime": "berth-runtime"},
     })

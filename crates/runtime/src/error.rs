@@ -89,7 +89,13 @@ impl Error {
     }
 
     pub(crate) fn not_found(id: &str) -> Error {
-        Error::new(ErrorKind::NotFound, format!("container {id}: not found"))
+        // runc's words: containerd, CRI-O and podman look for "container does not exist".
+        Error::new(ErrorKind::NotFound, format!("container does not exist: {id}"))
+    }
+
+    /// runc's "container not running", which callers match on too.
+    pub(crate) fn not_running(id: &str) -> Error {
+        Error::new(ErrorKind::Conflict, format!("container not running: {id}"))
     }
 
     pub(crate) fn context(self, what: impl fmt::Display) -> Error {

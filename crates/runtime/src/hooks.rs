@@ -14,20 +14,40 @@ pub fn run_all(hooks: Option<&Vec<Hook>>, state: &[u8], kind: &str) -> Result<()
     Ok(())
 }
 
-/// Runs the hooks, turning failures into warnings (poststart, poststop).
+/// Runs every hook, turning failures into warnings (poststart, poststop): the spec wants the
+/// remaining hooks and the lifecycle to go on.
 pub fn run_all_warn(hooks: Option<&Vec<Hook>>, state: &[u8], kind: &str) {
-    if let Err(e) = run_all(hooks, state, kind) {
-        sys::warn(&e.to_string());
+    for h in hooks.into_iter().flatten() {
+        if let Err(e) = run(h, state) {
+            sys::warn(&format!("{kind} hook {}: {e}", h.path().display()));
+        }
     }
 }
 
+/// startContainer hooks run in the container with its process's environment, the hook's own
+/// variables taking precedence.
+pub fn run_all_with_env(hooks: Option<&Vec<Hook>>, state: &[u8], kind: &str, base_env: &[CString]) -> Result<()> {
+    for h in hooks.into_iter().flatten() {
+        run_env(h, state, Some(base_env)).map_err(|e| e.context(format!("{kind} hook {}", h.path().display())))?;
+    }
+    Ok(())
+}
+
 pub fn run(h: &Hook, state: &[u8]) -> Result<()> {
+    run_env(h, state, None)
+}
+
+fn run_env(h: &Hook, state: &[u8], base_env: Option<&[CString]>) -> Result<()> {
     let path = sys::cstr(h.path());
     let args: Vec<CString> = match h.args() {
         Some(a) if !a.is_empty() => a.iter().map(sys::cstr).collect(),
         _ => vec![path.clone()],
     };
-    let env: Vec<CString> = h.env().iter().flatten().map(sys::cstr).collect();
+    let own: Vec<CString> = h.env().iter().flatten().map(sys::cstr).collect();
+    let key = |e: &CString| e.as_bytes().split(|b| *b == b'=').next().map(<[u8]>::to_vec).unwrap_or_default();
+    let mut env: Vec<CString> =
+        base_env.unwrap_or(&[]).iter().filter(|b| !own.iter().any(|o| key(o) == key(b))).cloned().collect();
+    env.extend(own);
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();

@@ -8,7 +8,11 @@
 //! Layout: `process/init.rs` (the init, child side) and `container.rs` (the parent side and the
 //! other verbs) talk over `sync.rs`; `namespaces.rs`, `rootfs/` (mounts, devices, pivot,
 //! masking), `setup.rs` (rlimits, user, capabilities.rs, seccomp, execve), `hooks.rs`, `tty.rs`,
-//! `process/exec.rs` (setns into a running container), `state.rs`, `seal.rs` (CVE-2019-5736).
+//! `process/exec.rs` (setns into a running container), `state.rs`, `seal.rs` (CVE-2019-5736),
+//! `sched.rs` (ioPriority, scheduler, CPU affinity, memory policy), `netdev.rs` (netDevices over
+//! rtnetlink), `rdt.rs` (intelRdt via resctrl), `rootfs/idmap.rs` (idmapped bind mounts).
+//! A seccomp filter with a listenerPath is loaded before the init reports ready, and its notify
+//! fd travels child -> parent -> agent (SCM_RIGHTS both times), so nothing waits on a hand-off.
 //!
 //! Start-time choices: no threads, no async runtime; one clone with every new namespace when
 //! nothing is joined (two stages otherwise: setns/unshare, then fork the pid-1 init); the parent
@@ -25,6 +29,9 @@ mod namespaces;
 mod rootfs;
 mod capabilities;
 mod setup;
+mod sched;
+mod netdev;
+mod rdt;
 mod hooks;
 mod tty;
 mod seal;
@@ -41,6 +48,12 @@ pub use state::{State, Status};
 /// A wait status as a shell (and docker) reports it: the code, or 128+N for signal N.
 pub use sys::exit_code;
 pub use tty::Escape;
+
+/// Sends the runtime's warnings (ignored fields, fallbacks) to `sink` instead of stderr, which
+/// may be the container's own; the child processes of `create` use it too.
+pub fn set_warning_sink(sink: Box<dyn Fn(&str) + Send + Sync>) {
+    sys::set_warning_sink(sink)
+}
 
 /// Where `create` and `run` find the bundle and how they hand over the process's stdio.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +85,8 @@ pub struct ExecOptions {
     /// With a terminal: these keys typed on our stdin (docker's detach keys) end the proxying
     /// and `exec` returns [`DETACHED`] while the process runs on. None: nothing detaches.
     pub detach_keys: Option<Vec<u8>>,
+    /// Exec into a paused container too (the process stays frozen until it is resumed).
+    pub ignore_paused: bool,
 }
 
 /// What `exec` returns when the user typed the detach keys (never an exit code).

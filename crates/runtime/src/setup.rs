@@ -28,6 +28,7 @@ pub struct ProcSetup {
     pub preserve_fds: u32,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
+    pub sched: crate::sched::Sched,
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> Result<libc::__rlimit_resource_t> {
@@ -80,9 +81,6 @@ impl ProcSetup {
         };
         let apparmor = p.apparmor_profile().clone().filter(|s| !s.is_empty());
         let selinux = p.selinux_label().clone().filter(|s| !s.is_empty());
-        if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
-            return Err(Error::new(ErrorKind::Unavailable, "process ioPriority, scheduler and execCPUAffinity are not supported"));
-        }
         Ok(ProcSetup {
             caps,
             last_cap: capabilities::last_cap(),
@@ -103,6 +101,7 @@ impl ProcSetup {
             preserve_fds,
             terminal: p.terminal().unwrap_or(false),
             console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+            sched: crate::sched::Sched::new(p, linux)?,
         })
     }
 
@@ -112,6 +111,7 @@ impl ProcSetup {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string())
                 .map_err(|e| Error::sys(format!("set oom_score_adj {adj}"), e))?;
         }
+        self.sched.apply()?;
         for (res, lim) in &self.rlimits {
             if unsafe { libc::setrlimit(*res, lim) } < 0 {
                 return Err(Error::last(format!("setrlimit {res}")));
@@ -176,6 +176,20 @@ impl ProcSetup {
         unsafe { libc::umask(self.umask) };
         if self.no_new_privs {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map_err(|e| Error::sys("set no_new_privs", e))?;
+            // A notify filter is loaded while the parent still listens, so the fd can reach it.
+            if let Some(f) = self.seccomp.as_ref().filter(|f| f.has_listener()) {
+                f.apply()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The notify fd of a filter with a listenerPath, to the parent (which hands it to the agent).
+    pub fn send_seccomp_fd(&self, chan: &crate::sync::Channel) -> Result<()> {
+        if let Some(fd) = berth_seccomp::Filter::listener() {
+            let r = chan.send_with_fd(&crate::sync::Msg::SeccompFd, Some(fd));
+            unsafe { libc::close(fd) };
+            r?;
         }
         Ok(())
     }
@@ -214,7 +228,7 @@ impl ProcSetup {
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
         if self.no_new_privs {
-            if let Some(f) = &self.seccomp {
+            if let Some(f) = self.seccomp.as_ref().filter(|f| !f.has_listener()) {
                 if let Err(e) = f.apply() {
                     return Error::from(e);
                 }

@@ -24,8 +24,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         }
         Err(e) => return Err(Error::sys(format!("read {}", cfg.display()), e)),
     };
-    let spec: Spec = serde_json::from_slice(&data)
-        .map_err(|e| Error::invalid(format!("parse {}: {}", cfg.display(), e.to_string().to_lowercase())))?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|e| parse_error(&cfg, e))?;
     let root = spec.root().as_ref().ok_or_else(|| Error::invalid(format!("{}: root is missing", cfg.display())))?;
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
     let rootfs = std::fs::canonicalize(&rootfs)
@@ -37,7 +36,41 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     Ok(Bundle { dir, rootfs, spec })
 }
 
+/// The newest runtime-spec minor version this runtime implements (features' ociVersionMax).
+pub const OCI_VERSION_MAX: (u64, u64) = (1, 2);
+
+/// A serde error, but an unknown capability is named plainly instead of with serde's list of
+/// every variant.
+fn parse_error(cfg: &Path, e: serde_json::Error) -> Error {
+    let text = e.to_string();
+    // oci-spec's capability parser says "no variant for CAP_X (converted to X)".
+    if let Some(name) = text.strip_prefix("no variant for ").and_then(|r| r.split(' ').next()) {
+        return Error::invalid(format!("{}: unknown capability {name:?}", cfg.display()));
+    }
+    Error::invalid(format!("parse {}: {}", cfg.display(), text.to_lowercase()))
+}
+
+/// ociVersion must be a 1.x this runtime knows (up to OCI_VERSION_MAX): a spec written for a
+/// newer (or another major) version may mean things we would silently get wrong.
+fn check_oci_version(v: &str) -> Result<()> {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let nums: Vec<Option<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
+    let ok = match nums.as_slice() {
+        [Some(major), Some(minor), Some(_)] => *major == OCI_VERSION_MAX.0 && *minor <= OCI_VERSION_MAX.1,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "unsupported ociVersion {v:?}: this runtime implements 1.0.0 to {}.{}.x",
+            OCI_VERSION_MAX.0, OCI_VERSION_MAX.1
+        )))
+    }
+}
+
 fn validate(spec: &Spec, cfg: &Path) -> Result<()> {
+    check_oci_version(spec.version())?;
     let Some(process) = spec.process() else {
         return Err(Error::invalid(format!("{}: process is missing", cfg.display())));
     };
@@ -68,7 +101,7 @@ fn validate(spec: &Spec, cfg: &Path) -> Result<()> {
         if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
             && !linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::Uts)
         {
-            return Err(Error::invalid("hostname set without a private uts namespace"));
+            return Err(Error::invalid("unable to set hostname without a private UTS namespace"));
         }
     }
     for m in spec.mounts().iter().flatten() {
@@ -87,4 +120,17 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
         return Err(Error::invalid(format!("process.cwd {} is not absolute", process.cwd().display())));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn oci_versions() {
+        for ok in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.0", "1.2.1+dev"] {
+            assert!(super::check_oci_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["2.0.0", "1.3.0", "0.9.0", "", "1.0", "x.y.z"] {
+            assert!(super::check_oci_version(bad).is_err(), "{bad}");
+        }
+    }
 }

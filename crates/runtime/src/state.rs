@@ -89,6 +89,9 @@ pub fn validate_id(id: &str) -> Result<()> {
         && id != "."
         && id != ".."
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    if id.is_empty() {
+        return Err(Error::invalid("container id cannot be empty"));
+    }
     if ok {
         Ok(())
     } else {

@@ -17,6 +17,8 @@ pub enum Msg {
     NeedHooks,
     /// child -> parent: here is the pty master (fd attached).
     Console,
+    /// child -> parent: the seccomp notify fd for the listenerPath agent (fd attached).
+    SeccompFd,
     /// child -> parent: set up, waiting on the exec fifo (or, for exec, about to execve).
     Ready,
     /// child -> parent: setup failed.
@@ -60,6 +62,7 @@ impl Channel {
             Msg::Ready => (6, 0, 0, ""),
             Msg::Fail(k, s) => (7, k.to_u8(), 0, s.as_str()),
             Msg::Go(p) => (8, 0, *p, ""),
+            Msg::SeccompFd => (9, 0, 0, ""),
         };
         buf[0] = tag;
         buf[1] = kind;
@@ -90,6 +93,7 @@ impl Channel {
             6 => Msg::Ready,
             7 => Msg::Fail(ErrorKind::from_u8(buf[1]), String::from_utf8_lossy(&buf[6..n]).into_owned()),
             8 => Msg::Go(num),
+            9 => Msg::SeccompFd,
             t => return Err(Error::internal(format!("sync channel: unknown message {t}"))),
         };
         Ok(Some((msg, fd)))
@@ -101,6 +105,22 @@ impl Channel {
             Some((Msg::Go(p), _)) => Ok(p),
             Some((m, _)) => Err(Error::internal(format!("sync channel: unexpected {m:?}"))),
             None => Err(Error::internal("sync channel: parent went away")),
+        }
+    }
+
+    /// The failure the other side already reported, if one is queued: when a reply to it fails
+    /// (it has exited), its own error says what went wrong, "broken pipe" does not.
+    pub fn pending_failure(&self) -> Option<Error> {
+        let ready = crate::sys::poll_one(self.raw(), libc::POLLIN, 0).ok()?;
+        if ready & libc::POLLIN == 0 {
+            return None;
+        }
+        loop {
+            match self.recv() {
+                Ok(Some((Msg::Fail(kind, msg), _))) => return Some(Error::new(kind, msg)),
+                Ok(Some(_)) => continue,
+                _ => return None,
+            }
         }
     }
 
@@ -169,6 +189,14 @@ fn recv_raw(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)>
         }
     }
     Ok((n, fd))
+}
+
+/// The seccomp notify fd to the agent at linux.seccomp.listenerPath, with the runtime spec's
+/// containerProcessState as the message and the fd as SCM_RIGHTS.
+pub fn send_seccomp_fd(path: &std::path::Path, fd: RawFd, state: &[u8]) -> Result<()> {
+    let sock = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| Error::sys(format!("connect seccomp listener {}", path.display()), e))?;
+    send_raw(sock.as_raw_fd(), state, Some(fd)).map_err(|e| Error::sys(format!("send seccomp fd to {}", path.display()), e))
 }
 
 /// Sends `fd` over a connected unix socket at `path` (runc's console-socket protocol).

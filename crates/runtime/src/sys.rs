@@ -357,7 +357,17 @@ pub fn getuid() -> u32 {
 }
 
 /// Writes the message to stderr unbuffered (safe in a forked child).
+/// Where `warn` writes instead of stderr (the CLI's --log file), set once by the caller.
+static WARNING_SINK: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>> = std::sync::OnceLock::new();
+
+pub fn set_warning_sink(sink: Box<dyn Fn(&str) + Send + Sync>) {
+    let _ = WARNING_SINK.set(sink);
+}
+
 pub fn warn(msg: &str) {
+    if let Some(sink) = WARNING_SINK.get() {
+        return sink(msg);
+    }
     let mut v = Vec::with_capacity(msg.len() + 24);
     v.extend_from_slice(b"berth-runc: warning: ");
     v.extend_from_slice(msg.as_bytes());

@@ -125,7 +125,7 @@ fn hooks_run_with_state_and_failures_clean_up() {
     assert_eq!(c, 0, "{out}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains(&format!("\"id\":\"{}\"", f.id)), "{text}");
-    assert!(text.contains("\"status\":\"creating\""), "{text}");
+    assert!(text.contains("\"status\":\"created\""), "{text}");
     assert!(text.contains("poststop"), "{text}");
 
     spec.set_hooks(Some(HooksBuilder::default().create_runtime(vec![hook("exit 1")]).build().unwrap()));

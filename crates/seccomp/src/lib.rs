@@ -55,6 +55,8 @@ pub use docker::docker_default;
 pub enum Error {
     #[error("seccomp notify is not supported")]
     NotifyUnsupported,
+    #[error("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")]
+    NotifyWithoutListener,
     #[error("seccomp flag {0} is not supported")]
     FlagUnsupported(&'static str),
     #[error("seccomp rule for {syscall}: argument index {index} is out of range 0-5")]
@@ -82,6 +84,7 @@ const RET_TRAP: u32 = 0x0003_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
 const RET_TRACE: u32 = 0x7ff0_0000;
 const RET_LOG: u32 = 0x7ffc_0000;
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 const RET_ALLOW: u32 = 0x7fff_0000;
 /// libseccomp's default action for a syscall from an arch the filter lacks.
 const RET_BAD_ARCH: u32 = RET_KILL_THREAD;
@@ -90,6 +93,8 @@ const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 const FLAG_TSYNC: libc::c_ulong = 1;
 const FLAG_LOG: libc::c_ulong = 2;
 const FLAG_SPEC_ALLOW: libc::c_ulong = 4;
+const FLAG_NEW_LISTENER: libc::c_ulong = 8;
+const FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 32;
 
 /// Kernel limit on one classic-BPF program (BPF_MAXINSNS).
 const MAX_INSNS: usize = 4096;
@@ -127,8 +132,24 @@ impl Filter {
         match seccomp_set_mode_filter(self.flags, &prog) {
             0 => Ok(()),
             rc if rc < 0 => Err(Error::Load(io::Error::last_os_error())),
+            // With a listener the kernel returns its fd, which the caller takes with `listener`.
+            fd if self.has_listener() => {
+                LISTENER.store(fd as i32, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
             tid => Err(Error::Tsync(tid)),
         }
+    }
+
+    /// The profile has a listenerPath: loading returns a notify fd to hand to the agent.
+    pub fn has_listener(&self) -> bool {
+        self.flags & FLAG_NEW_LISTENER != 0
+    }
+
+    /// The notify fd the last `apply` of a filter with a listener got from the kernel.
+    pub fn listener() -> Option<std::os::fd::RawFd> {
+        let fd = LISTENER.swap(-1, std::sync::atomic::Ordering::Relaxed);
+        (fd >= 0).then_some(fd)
     }
 
     /// Number of BPF instructions (at most 4096).
@@ -136,6 +157,8 @@ impl Filter {
         self.prog.len()
     }
 }
+
+static LISTENER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog); with TSYNC a positive
 /// return is the id of a thread that could not be synchronised.
@@ -173,9 +196,17 @@ struct Syscall<'a> {
 
 /// Compiles an OCI seccomp profile for this machine's architecture(s).
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter> {
-    let flags = filter_flags(profile)?;
-    if profile.listener_path().is_some() {
-        return Err(Error::NotifyUnsupported);
+    let mut flags = filter_flags(profile)?;
+    let notifies = profile.default_action() == LinuxSeccompAction::ScmpActNotify
+        || profile.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
+    if notifies {
+        if profile.listener_path().as_deref().is_none_or(|p| p.as_os_str().is_empty()) {
+            return Err(Error::NotifyWithoutListener);
+        }
+        // The kernel refuses TSYNC with a listener; one thread is all a container init has.
+        flags = (flags & !FLAG_TSYNC) | FLAG_NEW_LISTENER;
+    } else {
+        flags &= !FLAG_WAIT_KILLABLE_RECV;
     }
     let default = action_ret(
         profile.default_action(),
@@ -238,12 +269,8 @@ fn filter_flags(profile: &LinuxSeccomp) -> Result<libc::c_ulong> {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
-            // Only meaningful with a notify listener, which we do not hand off.
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
-                return Err(Error::FlagUnsupported(
-                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-                ))
-            }
+            // Only meaningful with a notify listener (dropped without one).
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
         };
     }
     Ok(flags)
@@ -268,7 +295,7 @@ fn action_ret(action: LinuxSeccompAction, errno: Option<u32>, rule: &str) -> Res
         LinuxSeccompAction::ScmpActTrace => RET_TRACE | data(errno)?,
         LinuxSeccompAction::ScmpActLog => RET_LOG,
         LinuxSeccompAction::ScmpActAllow => RET_ALLOW,
-        LinuxSeccompAction::ScmpActNotify => return Err(Error::NotifyUnsupported),
+        LinuxSeccompAction::ScmpActNotify => RET_USER_NOTIF,
     })
 }
 

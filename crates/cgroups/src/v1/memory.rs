@@ -56,8 +56,14 @@ pub fn set(dir: &Path, m: &LinuxMemory) -> Result<()> {
     if let Some(k) = m.kernel() {
         set_kernel(dir, k)?;
     }
-    if m.kernel_tcp().is_some() {
-        tracing::warn!("linux.resources.memory.kernelTCP is deprecated and ignored ({})", dir.display());
+    if let Some(t) = m.kernel_tcp() {
+        // Still a real limit where the kernel has the file (v1 memory controllers up to now).
+        let p = dir.join("memory.kmem.tcp.limit_in_bytes");
+        if p.exists() {
+            fs::write(&p, t.to_string())?;
+        } else {
+            tracing::warn!("linux.resources.memory.kernelTCP ignored: {} does not exist", p.display());
+        }
     }
     if let Some(s) = m.swappiness() {
         if s > 100 {

@@ -306,6 +306,23 @@ mod tests {
     }
 
     #[test]
+    fn a_read_only_device_is_not_writable() {
+        // What the runtime sets for a linux.devices entry allowed "r": its rules, the default
+        // nodes, and (while the init makes the node) a temporary "m".
+        let base = r#"{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":240,"minor":42,"access":"r"},
+                      {"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#;
+        let during = program(&rules(&format!(r#"[{base},{{"allow":true,"type":"c","major":240,"minor":42,"access":"m"}}]"#))).unwrap();
+        let after = program(&rules(&format!("[{base}]"))).unwrap();
+        for p in [&during, &after] {
+            assert_eq!(run(p, DEV_CHAR, ACC_READ, 240, 42), 1);
+            assert_eq!(run(p, DEV_CHAR, ACC_WRITE, 240, 42), 0);
+            assert_eq!(run(p, DEV_CHAR, ACC_READ | ACC_WRITE, 240, 42), 0);
+        }
+        assert_eq!(run(&during, DEV_CHAR, ACC_MKNOD, 240, 42), 1);
+        assert_eq!(run(&after, DEV_CHAR, ACC_MKNOD, 240, 42), 0);
+    }
+
+    #[test]
     fn bad_access_is_invalid() {
         assert!(program(&rules(r#"[{"allow":true,"access":"rwx"}]"#)).is_err());
     }

@@ -13,7 +13,14 @@ use std::os::fd::{AsRawFd, RawFd};
 pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     let saved = state::load(&rt.root, id)?;
     let status = state::status(&rt.root, &saved);
-    if !matches!(status, Status::Created | Status::Running) {
+    if status == Status::Paused && !opts.ignore_paused {
+        // runc's words.
+        return Err(Error::new(
+            crate::ErrorKind::Conflict,
+            format!("cannot exec in a paused container (use --ignore-paused to override): {id}"),
+        ));
+    }
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
         return Err(state::conflict(id, "exec in", status));
     }
     let process = &opts.process;
@@ -54,7 +61,7 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     drop(child_chan);
     let mut pids = vec![c1];
-    let r = parent(&parent_chan, c1, (!self_join).then_some(&*cg), opts, &mut pids);
+    let r = parent(&parent_chan, c1, (!self_join).then_some(&*cg), opts, &saved, &mut pids);
     let (pid, console) = match r {
         Ok(x) => x,
         Err(e) => {
@@ -79,6 +86,7 @@ fn parent(
     c1: i32,
     cg: Option<&dyn berth_cgroups::Manager>,
     opts: &ExecOptions,
+    saved: &state::Saved,
     pids: &mut Vec<i32>,
 ) -> Result<(i32, Option<std::os::fd::OwnedFd>)> {
     if let Some(cg) = cg {
@@ -99,6 +107,11 @@ fn parent(
                 Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
                 None => console = Some(fd),
             },
+            Some((Msg::SeccompFd, Some(fd))) => {
+                let st = crate::process::listener_state(&saved.state, pid, "running", &saved.config);
+                let path = listener_path(&saved.config);
+                sync::send_seccomp_fd(&path, fd.as_raw_fd(), &st)?;
+            }
             Some((Msg::Ready, _)) => {}
             Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
             Some((m, _)) => return Err(Error::internal(format!("sync channel: unexpected {m:?}"))),
@@ -107,6 +120,10 @@ fn parent(
             None => return Err(Error::internal("exec: child exited during setup")),
         }
     }
+}
+
+pub(crate) fn listener_path(spec: &oci_spec::runtime::Spec) -> std::path::PathBuf {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).and_then(|s| s.listener_path().clone()).unwrap_or_default()
 }
 
 /// Namespaces of the container's init that differ from ours, in join order.
@@ -150,6 +167,7 @@ enum Never {}
 
 fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn berth_cgroups::Manager, bool)>) -> Result<Never> {
     chan.wait_go()?;
+    crate::sched::set_affinity(&setup.sched.affinity_initial, "initial")?;
     if let Some((cg, unified)) = join {
         super::init::self_join(cg, unified)?;
     }
@@ -169,7 +187,9 @@ fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn bert
     setup.privileged_part()?;
     setup.become_user()?;
     let exe = setup.resolve_exe()?;
+    setup.send_seccomp_fd(chan)?;
     chan.send(&Msg::Ready)?;
+    crate::sched::set_affinity(&setup.sched.affinity_final, "final")?;
     Err(setup.exec(&exe))
 }
 

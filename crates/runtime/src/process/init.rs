@@ -19,19 +19,25 @@ pub struct InitArgs<'a> {
     pub plan: &'a Plan,
     pub setup: &'a ProcSetup,
     pub fifo: RawFd,
+    /// The state dir, when there is no mount namespace (the fifo is opened in it, not via /proc).
+    pub fifo_dir: Option<RawFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub chan: &'a Channel,
     /// Set when the init moves itself into its (v1) cgroup: see `self_join`.
     pub self_join: Option<&'a dyn berth_cgroups::Manager>,
     pub join_unified: bool,
+    /// User namespaces of idmapped mounts, by index in spec.mounts.
+    pub idmaps: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
 /// Entry of the cloned child; never returns.
 pub fn child_main(a: &InitArgs) -> ! {
     super::reset_signals();
     let mut keep: Vec<RawFd> = vec![a.chan.raw(), a.fifo];
+    keep.extend(a.fifo_dir);
     keep.extend(a.plan.join.iter().map(|(_, fd)| fd.as_raw_fd()));
+    keep.extend(a.idmaps.iter().map(|(_, fd)| fd.as_raw_fd()));
     sys::close_fds_from(3 + a.setup.preserve_fds as RawFd, &keep);
     // Not dumpable: container processes cannot reach our fds or memory through /proc while we
     // still hold host resources. execve makes the user process dumpable again.
@@ -105,9 +111,15 @@ fn init(a: &InitArgs) -> Result<Never> {
     }
     unsafe { libc::umask(0) };
 
+    if a.fifo_dir.is_some() {
+        return no_mount_ns(a, &mut cgroup);
+    }
     // Root filesystem, still seeing the host's paths.
     let propagation = root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
-    let pre = if propagation & libc::MS_SHARED != 0 { libc::MS_SLAVE | libc::MS_REC } else { propagation };
+    // shared and unbindable are set on the container's own / after the switch: shared here would
+    // reach the host, and an unbindable / could not be bound as the rootfs (runc does the same).
+    let late = libc::MS_SHARED | libc::MS_UNBINDABLE;
+    let pre = if propagation & late != 0 { libc::MS_SLAVE | libc::MS_REC } else { propagation };
     sys::mount(None, c"/", None, pre, None).map_err(|e| Error::sys("set propagation of /", e))?;
     let rootfs_c = sys::cstr(a.rootfs);
     sys::mount(Some(&rootfs_c), &rootfs_c, None, libc::MS_BIND | libc::MS_REC, None)
@@ -123,11 +135,12 @@ fn init(a: &InitArgs) -> Result<Never> {
         userns: in_userns,
     };
     let spec_mounts = a.spec.mounts().as_deref().unwrap_or(&[]);
-    for m in spec_mounts {
+    for (i, m) in spec_mounts.iter().enumerate() {
         if m.typ().as_deref() == Some("cgroup") {
             cgroup.wait(a.chan)?;
         }
-        mounts::mount_one(&ctx, m)?;
+        let userns = a.idmaps.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd.as_raw_fd());
+        mounts::mount_one(&ctx, m, userns)?;
     }
     let dev_is_bind = spec_mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
@@ -160,7 +173,7 @@ fn init(a: &InitArgs) -> Result<Never> {
     pivot::pivot_root(a.rootfs, a.no_pivot)?;
 
     // Inside the container's root from here on.
-    if propagation & libc::MS_SHARED != 0 {
+    if propagation & late != 0 {
         sys::mount(None, c"/", None, propagation, None).map_err(|e| Error::sys("set propagation of /", e))?;
     }
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
@@ -188,14 +201,53 @@ fn init(a: &InitArgs) -> Result<Never> {
     if a.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         masking::readonly_root()?;
     }
+    finish(a, host_pid)
+}
+
+/// No mount namespace: hooks, then a plain chroot into the rootfs (runc's way); nothing is
+/// mounted (create refused every spec field that would need it).
+fn no_mount_ns(a: &InitArgs, cgroup: &mut CgroupWait) -> Result<Never> {
+    let host_pid = cgroup.wait(a.chan)?;
+    let hooks = a.spec.hooks().as_ref();
+    #[allow(deprecated)]
+    let wants_runtime_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if wants_runtime_hooks {
+        a.chan.ask(&Msg::NeedHooks)?;
+    }
+    if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
+        let st = super::hook_state(a.id, host_pid, "created", a.bundle, a.spec);
+        hooks::run_all(Some(list), &st, "createContainer")?;
+    }
+    let r = sys::cstr(a.rootfs);
+    sys::chroot(&r).map_err(|e| Error::sys(format!("chroot {}", a.rootfs.display()), e))?;
+    sys::chdir(c"/").map_err(|e| Error::sys("chdir /", e))?;
+    if let Some(sysctl) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        let mut keys: Vec<_> = sysctl.iter().collect();
+        keys.sort();
+        for (k, v) in keys {
+            masking::sysctl(k, v)?;
+        }
+    }
+    finish(a, host_pid)
+}
+
+/// User, capabilities, seccomp, then blocked on the exec fifo until `start`, then execve.
+fn finish(a: &InitArgs, host_pid: i32) -> Result<Never> {
+    let hooks = a.spec.hooks().as_ref();
     a.setup.privileged_part()?;
     a.setup.become_user()?;
     let exe = a.setup.resolve_exe()?;
+    a.setup.send_seccomp_fd(a.chan)?;
     a.chan.send(&Msg::Ready)?;
     let _ = sys::close_range(a.chan.raw() as u32, a.chan.raw() as u32, 0);
 
     // Blocks until `start` opens the fifo for reading.
-    let fifo = sys::open(&sys::fd_path(a.fifo), libc::O_WRONLY, 0);
+    let fifo = match a.fifo_dir {
+        Some(d) => sys::openat(d, &sys::cstr(crate::state::EXEC_FIFO), libc::O_WRONLY, 0),
+        None => sys::open(&sys::fd_path(a.fifo), libc::O_WRONLY, 0),
+    };
     let fifo = match fifo {
         Ok(f) => f,
         Err(e) => post_start_fail(Error::sys("open exec fifo", e)),
@@ -205,9 +257,12 @@ fn init(a: &InitArgs) -> Result<Never> {
     // has been exec'd: poststart hooks then run after it, as the spec wants.
     std::mem::forget(fifo);
     let _ = sys::close_range(a.fifo as u32, a.fifo as u32, 0);
+    if let Some(d) = a.fifo_dir {
+        let _ = sys::close_range(d as u32, d as u32, 0);
+    }
     if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
         let st = super::hook_state(a.id, host_pid, "created", a.bundle, a.spec);
-        if let Err(e) = hooks::run_all(Some(list), &st, "startContainer") {
+        if let Err(e) = hooks::run_all_with_env(Some(list), &st, "startContainer", &a.setup.env) {
             post_start_fail(e);
         }
     }

@@ -29,6 +29,26 @@ pub fn hook_state(id: &str, pid: i32, status: &str, bundle: &std::path::Path, sp
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// The runtime spec's containerProcessState, sent with a seccomp notify fd to its agent.
+pub fn listener_state(st: &crate::State, pid: i32, status: &str, spec: &oci_spec::runtime::Spec) -> Vec<u8> {
+    let metadata = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).and_then(|s| s.listener_metadata().clone());
+    let v = serde_json::json!({
+        "ociVersion": spec.version(),
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata.unwrap_or_default(),
+        "state": {
+            "ociVersion": spec.version(),
+            "id": st.id,
+            "status": status,
+            "pid": st.pid,
+            "bundle": st.bundle,
+            "annotations": st.annotations,
+        },
+    });
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 /// Ends a forked child after reporting `err` to the parent (or stderr when it is gone).
 pub fn child_fail(chan: Option<&crate::sync::Channel>, err: &crate::Error) -> ! {
     let sent = chan.is_some_and(|c| c.send(&crate::sync::Msg::Fail(err.kind(), err.to_string())).is_ok());

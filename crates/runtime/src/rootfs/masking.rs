@@ -19,6 +19,10 @@ pub fn mask(path: &str) -> Result<()> {
         Err(e) => return Err(Error::sys(format!("mask {path}"), e)),
     };
     let st = sys::fstat(fd.as_raw_fd()).map_err(|e| Error::sys(format!("stat {path}"), e))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        // Masking through a symlink would hide its target instead (CVE-2025-31133's shape).
+        return Err(Error::invalid(format!("masked path {path} is a symlink in the rootfs: refusing to mask through it")));
+    }
     let target = sys::fd_path(fd.as_raw_fd());
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         sys::mount(Some(c"tmpfs"), &target, Some(c"tmpfs"), libc::MS_RDONLY, None)

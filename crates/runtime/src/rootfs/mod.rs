@@ -4,6 +4,7 @@
 //! a mount outside it.
 
 pub mod devices;
+pub mod idmap;
 pub mod masking;
 pub mod mounts;
 pub mod pivot;

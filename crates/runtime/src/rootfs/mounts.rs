@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// (option, clear?, flag)
-pub const KNOWN_FLAGS: [(&str, bool, libc::c_ulong); 24] = [
+pub const KNOWN_FLAGS: [(&str, bool, libc::c_ulong); 26] = [
     ("async", true, libc::MS_SYNCHRONOUS),
     ("atime", true, libc::MS_NOATIME),
     ("defaults", false, 0),
@@ -29,12 +29,17 @@ pub const KNOWN_FLAGS: [(&str, bool, libc::c_ulong); 24] = [
     ("norelatime", true, libc::MS_RELATIME),
     ("nostrictatime", true, libc::MS_STRICTATIME),
     ("nosuid", false, libc::MS_NOSUID),
+    ("nosymfollow", false, MS_NOSYMFOLLOW),
     ("relatime", false, libc::MS_RELATIME),
     ("ro", false, libc::MS_RDONLY),
     ("rw", true, libc::MS_RDONLY),
     ("strictatime", false, libc::MS_STRICTATIME),
     ("suid", true, libc::MS_NOSUID),
+    ("symfollow", true, MS_NOSYMFOLLOW),
 ];
+
+/// Linux 5.10; not in the libc crate.
+const MS_NOSYMFOLLOW: libc::c_ulong = 256;
 
 pub const PROPAGATION: [(&str, libc::c_ulong); 8] = [
     ("private", libc::MS_PRIVATE),
@@ -60,6 +65,8 @@ pub struct Options {
     pub attr_clr: u64,
     /// tmpfs only: copy what the image had at the destination into the new tmpfs.
     pub tmpcopyup: bool,
+    /// ridmap: the idmapping covers the submounts of an rbind too.
+    pub ridmap: bool,
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -71,9 +78,10 @@ const MOUNT_ATTR_RELATIME: u64 = 0x0;
 const MOUNT_ATTR_NOATIME: u64 = 0x10;
 const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// (option, set?, attribute)
-pub const RECURSIVE: [(&str, bool, u64); 15] = [
+pub const RECURSIVE: [(&str, bool, u64); 17] = [
     ("rro", true, MOUNT_ATTR_RDONLY),
     ("rrw", false, MOUNT_ATTR_RDONLY),
     ("rnosuid", true, MOUNT_ATTR_NOSUID),
@@ -89,6 +97,8 @@ pub const RECURSIVE: [(&str, bool, u64); 15] = [
     ("rnoatime", true, MOUNT_ATTR_NOATIME),
     ("ratime", false, MOUNT_ATTR_NOATIME),
     ("rstrictatime", true, MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
 #[repr(C)]
@@ -139,7 +149,8 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
         } else if s == "tmpcopyup" {
             o.tmpcopyup = true;
         } else if s == "idmap" || s == "ridmap" {
-            return Err(Error::new(crate::ErrorKind::Unavailable, format!("mount option {s} is not supported")));
+            // The mapping itself comes from the mount's uidMappings/gidMappings (rootfs::idmap).
+            o.ridmap |= s == "ridmap";
         } else if let Some((_, set, a)) = RECURSIVE.iter().find(|(n, ..)| *n == s) {
             // The atime modes are one field: setting one clears the others.
             let field = if *a & MOUNT_ATTR__ATIME != 0 || *a == MOUNT_ATTR_RELATIME && s.contains("relatime") {
@@ -207,7 +218,8 @@ pub struct Ctx {
     pub userns: bool,
 }
 
-pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
+/// `userns`: the user namespace of an idmapped bind (see rootfs::idmap).
+pub fn mount_one(ctx: &Ctx, m: &Mount, userns: Option<RawFd>) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
@@ -215,6 +227,9 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
     let src = m.source().as_deref();
     if typ == "cgroup" && !bind {
         return mount_cgroup(ctx, m, &opts);
+    }
+    if (typ == "proc" || typ == "sysfs") && !bind {
+        ordinary_dir(ctx.root, dest, typ)?;
     }
     let target_fd = if bind {
         let src = src.ok_or_else(|| Error::invalid(format!("bind mount {}: no source", dest.display())))?;
@@ -232,7 +247,11 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
     if bind {
         let s = sys::cstr(src.unwrap());
         let rec = if opts.recursive { libc::MS_REC } else { 0 };
-        sys::mount(Some(&s), &target, None, libc::MS_BIND | rec, None).map_err(in_ctx)?;
+        match userns {
+            Some(ns) => super::idmap::bind(&s, target_fd.as_raw_fd(), ns, opts.recursive, opts.ridmap)
+                .map_err(|e| e.context(format!("idmapped bind of {} on {}", src.unwrap().display(), dest.display())))?,
+            None => sys::mount(Some(&s), &target, None, libc::MS_BIND | rec, None).map_err(in_ctx)?,
+        }
         // The bind above created a new mount: reopen the destination to address it.
         drop(target_fd);
         let fd = open_in_root(ctx.root, dest, libc::O_PATH).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
@@ -287,6 +306,34 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
             setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr)
                 .map_err(|e| Error::sys(format!("set recursive attributes of {}", dest.display()), e))?;
         }
+    }
+    Ok(())
+}
+
+/// proc and sysfs go on a directory of the rootfs, never through a symlink or onto a file there
+/// (an image could point them somewhere the runtime later trusts): runc's check and wording.
+fn ordinary_dir(root: RawFd, dest: &Path, typ: &str) -> Result<()> {
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let Some(name) = dest.file_name() else { return Ok(()) };
+    let dir = match open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(d) => d,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("open {}", parent.display()), e)),
+    };
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let n = sys::cstr(name);
+    if unsafe { libc::fstatat(dir.as_raw_fd(), n.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(());
+        }
+        return Err(Error::sys(format!("stat {}", dest.display()), e));
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(Error::invalid(format!(
+            "error mounting {typ:?} to rootfs at {:?}: filesystem {typ:?} must be mounted on ordinary directory",
+            dest.display().to_string()
+        )));
     }
     Ok(())
 }
@@ -477,6 +524,6 @@ mod tests {
         assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME);
         assert_eq!(o.attr_clr, MOUNT_ATTR__ATIME);
         assert!(o.tmpcopyup && o.data.is_empty());
-        assert!(parse_options(&["idmap".into()]).is_err());
+        assert!(parse_options(&["ridmap".into()]).unwrap().ridmap);
     }
 }
