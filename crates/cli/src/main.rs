@@ -5,6 +5,7 @@ mod filesystem;
 mod history;
 mod images;
 mod inspect;
+mod network;
 mod output;
 mod remove;
 mod system;
@@ -66,6 +67,11 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     #[command(flatten)]
     Containers(container::Commands),
     /// Manage containers
@@ -151,6 +157,8 @@ fn main() -> ExitCode {
         Command::Cp(a) => filesystem::cp(&ctx, a),
         Command::Export(a) => filesystem::export(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Network(c) => network::run(&ctx, c),
+        Command::Port(a) => network::port(&ctx, a),
         Command::Containers(c) => container::run(&ctx, c),
         Command::Container(g) => container::run_group(&ctx, g),
     };

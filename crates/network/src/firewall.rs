@@ -19,15 +19,15 @@ pub struct Rules {
 pub fn render(table: &str, r: &Rules) -> String {
     let mut s = String::new();
     s.push_str(&format!("table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n"));
-    s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n");
-    s.push_str("  chain output {\n    type nat hook output priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n");
+    s.push_str("  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n    fib daddr type local jump published\n  }\n");
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n");
     s.push_str("  chain published {\n");
     for (hip, proto, hp, cip, cp) in &r.ports {
         let daddr = if hip.is_empty() || hip == "0.0.0.0" { String::new() } else { format!("ip daddr {hip} ") };
         s.push_str(&format!("    {daddr}{proto} dport {hp} dnat to {cip}:{cp}\n"));
     }
     s.push_str("  }\n");
-    s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+    s.push_str("  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n");
     for (br, subnet, internal) in &r.bridges {
         if !internal {
             s.push_str(&format!("    ip saddr {subnet} oifname != \"{br}\" masquerade\n"));
@@ -38,7 +38,7 @@ pub fn render(table: &str, r: &Rules) -> String {
         s.push_str(&format!("    oifname \"{br}\" ct status dnat ip saddr {subnet} masquerade\n"));
     }
     s.push_str("  }\n");
-    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority 0; policy accept;\n");
     for (a, _, internal) in &r.bridges {
         if *internal {
             s.push_str(&format!("    iifname \"{a}\" oifname != \"{a}\" drop\n    oifname \"{a}\" iifname != \"{a}\" drop\n"));

@@ -491,6 +491,11 @@ impl Networks {
         Ok(e)
     }
 
+    /// Fails as attach would if a requested host port is taken (by a container or the host).
+    pub fn check_ports(&self, reqs: &[PortRequest]) -> Result<()> {
+        self.choose_ports(reqs).map(drop)
+    }
+
     /// Host ports for each request: the given one if nothing holds it, else a free one.
     fn choose_ports(&self, reqs: &[PortRequest]) -> Result<Vec<PortBinding>> {
         let mut out: Vec<PortBinding> = Vec::new();

@@ -36,7 +36,7 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs, containers_only: bool) -> CmdResult {
     for n in &a.names {
         if want_c {
             if let Ok(c) = e.get(n) {
-                out.push(c.inspect());
+                out.push(e.inspect(&c));
                 continue;
             }
         }
