@@ -66,24 +66,39 @@ impl Env {
         procs_with(&["__dns", &root])
     }
     /// Everything of berth's for this root is gone: veths, bridges, namespaces, rules, DNS.
+    /// Host veths and empty bridges go in the background (a reaper, after a grace period):
+    /// the wait is bounded.
     fn assert_nothing_left(&self, bridges: &[String], ids: &[String]) {
-        let links = links();
-        for b in bridges {
-            assert!(!links.contains(b), "bridge {b} left: {links:?}");
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            let mut left = Vec::new();
+            let links = links();
+            for b in bridges {
+                if links.contains(b) {
+                    left.push(format!("bridge {b}"));
+                }
+            }
+            for id in ids {
+                let veth = format!("vb{}", &id[..11]);
+                left.extend(links.iter().filter(|l| l.starts_with(&veth)).map(|l| format!("veth {l}")));
+            }
+            let tables = String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned();
+            if tables.contains(&self.table()) {
+                left.push(format!("nft table {}", self.table()));
+            }
+            if !self.dns_processes().is_empty() {
+                left.push(format!("DNS responders {:?}", self.dns_processes()));
+            }
+            let ns: Vec<_> = std::fs::read_dir(self.root.join("netns")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+            if !ns.is_empty() {
+                left.push(format!("pinned namespaces {ns:?}"));
+            }
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "left behind: {left:?}");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        for id in ids {
-            let veth = format!("vb{}", &id[..11]);
-            assert!(!links.iter().any(|l| l.starts_with(&veth)), "veth of {id} left: {links:?}");
-        }
-        let tables = String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned();
-        assert!(!tables.contains(&self.table()), "nft table {} left: {tables}", self.table());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.dns_processes().is_empty() {
-            assert!(Instant::now() < deadline, "DNS responder left: {:?}", self.dns_processes());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let ns: Vec<_> = std::fs::read_dir(self.root.join("netns")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-        assert!(ns.is_empty(), "pinned namespaces left: {ns:?}");
     }
 }
 
@@ -225,6 +240,8 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
     let port = env.ok(&["port", "srv"]);
     assert_eq!(port, format!("8080/tcp -> 0.0.0.0:{tp}\n9090/udp -> 127.0.0.1:{up}\n"));
     assert_eq!(env.ok(&["port", "srv", "8080"]), format!("0.0.0.0:{tp}\n"));
+    let ps = env.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps, format!("0.0.0.0:{tp}->8080/tcp, 127.0.0.1:{up}->9090/udp\n"));
     let ports = &env.inspect("srv")["NetworkSettings"]["Ports"];
     assert_eq!(ports["8080/tcp"][0]["HostPort"], tp.to_string());
 

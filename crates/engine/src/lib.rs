@@ -80,5 +80,5 @@ pub use snapshot::INIT_PATHS;
 pub use berth_archive::{Change, ChangeKind};
 pub use commit::{CommitOptions, Placement};
 pub use network::parse_publish;
-pub use berth_network::{dns_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG};
+pub use berth_network::{dns_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, REAP_ARG};
 pub use volumes::{Volume, VolumeCreate, VolumeFilter, VolumeStore};

@@ -148,7 +148,15 @@ pub fn main(args: &[String]) -> i32 {
     unsafe {
         libc::setsid();
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        let pid = format!("{}\n", libc::getpid());
+    }
+    // Our own pid file (pid and start time), written before the starter hears from us, so a
+    // starter killed right now still leaves a responder that the next detach can find.
+    let me = std::process::id() as i32;
+    let dir = Path::new(root).join("network").join(id);
+    let start = crate::proc_start(me).unwrap_or(0);
+    let _ = crate::write_atomic(&dir.join("dns.pid"), format!("{me} {start}\n").as_bytes());
+    unsafe {
+        let pid = format!("{me}\n");
         libc::write(pid_fd, pid.as_ptr().cast(), pid.len());
         libc::close(pid_fd);
     }

@@ -356,6 +356,7 @@ impl Networks {
         }
         self.teardown_network(&n)?;
         self.store.delete_network(&n.id)?;
+        self.sync_firewall()?;
         let _reg = lock(Path::new(&format!("{REGISTRY}.lock")))?;
         let mut taken = registry_read(&self.root);
         let me = self.root.to_string_lossy().into_owned();
@@ -404,21 +405,24 @@ impl Networks {
         let _l = self.lock()?;
         let ns = netns::open(path)?;
         let mut out = Vec::new();
+        let mut created = false;
         let existing = self.store.endpoints_of(&req.container)?;
         for (i, (er, n)) in req.endpoints.iter().zip(&nets).enumerate() {
             if existing.iter().any(|e| e.network_id == n.id) {
                 continue;
             }
             let idx = existing.len() + i;
-            out.push(self.join(req, er, n, &ns, idx)?);
+            out.push(self.join(req, er, n, &ns, idx, &mut created)?);
         }
         if !req.ports.is_empty() {
-            let ip = out.iter().chain(existing.iter()).next().map(|e| e.ip.clone()).ok_or_else(|| Error::invalid("published ports need a network (not --network none)"))?;
-            let _ = ip;
             let ports = self.choose_ports(&req.ports)?;
             self.store.reserve_ports(&req.container, &ports)?;
         }
-        self.sync_firewall()?;
+        // The rules change only with a new bridge or published ports; an existing bridge
+        // already has its masquerade and isolation rules.
+        if created || !req.ports.is_empty() {
+            self.sync_firewall()?;
+        }
         for n in &nets {
             if n.dns {
                 self.sync_dns(n, true)?;
@@ -427,7 +431,7 @@ impl Networks {
         Ok(out)
     }
 
-    fn join(&mut self, req: &AttachRequest, er: &EndpointRequest, n: &Network, ns: &OwnedFd, idx: usize) -> Result<Endpoint> {
+    fn join(&mut self, req: &AttachRequest, er: &EndpointRequest, n: &Network, ns: &OwnedFd, idx: usize, created: &mut bool) -> Result<Endpoint> {
         let subnet = Subnet::parse(&n.subnet)?;
         let gw: Ipv4Addr = n.gateway.parse().map_err(|_| Error::internal(format!("network {}: bad gateway", n.name)))?;
         let range = if n.ip_range.is_empty() { subnet } else { Subnet::parse(&n.ip_range)? };
@@ -464,6 +468,9 @@ impl Networks {
         self.store.update_endpoint(&e)?;
 
         let mut nl = netlink::Netlink::open()?;
+        if nl.link_index(&n.bridge)?.is_none() {
+            *created = true;
+        }
         nl.create_bridge(&n.bridge)?;
         let br = nl.link_index(&n.bridge)?.ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
         nl.add_address(br, std::net::IpAddr::V4(gw), subnet.prefix)?;
@@ -527,31 +534,63 @@ impl Networks {
         Ok(out)
     }
 
-    /// Leaves every network: veths, leases, ports, firewall rules, DNS names, and bridges
-    /// nobody uses any more; then unpins the namespace. Safe to repeat.
+    /// Leaves every network: leases, ports and their rules, DNS names at once; then unpins
+    /// the namespace. The slow kernel work (deleting the host veths, whose namespace is going
+    /// anyway, and bridges left without containers) is handed to a detached reaper after a
+    /// grace period, so `run --rm` does not wait for it and back-to-back containers reuse the
+    /// bridge. Safe to repeat.
     pub fn detach(&mut self, container: &str) -> Result<()> {
-        let _l = self.lock()?;
+        let l = self.lock()?;
         let eps = self.store.endpoints_of(container)?;
         let had_ports = !self.ports_of(container)?.is_empty();
-        let mut nl = netlink::Netlink::open()?;
-        for e in &eps {
-            nl.delete_link(&e.host_veth)?;
-        }
         self.store.release(container, None)?;
         self.store.release_ports(container)?;
-        if !eps.is_empty() || had_ports {
+        if had_ports {
             self.sync_firewall()?;
         }
         for e in &eps {
             if let Some(n) = self.store.find_network(&e.network_id)? {
-                if self.store.endpoints_on(&n.id)?.is_empty() {
-                    self.teardown_network(&n)?;
-                } else if n.dns {
+                if n.dns {
                     self.sync_dns(&n, false)?;
                 }
             }
         }
         netns::remove(&self.netns_path(container));
+        drop(l);
+        if !eps.is_empty() {
+            self.spawn_reaper(eps.iter().map(|e| e.host_veth.clone()).collect());
+        }
+        Ok(())
+    }
+
+    /// How long an empty network keeps its bridge (and so its rules) for the next container.
+    const BRIDGE_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+    /// Starts a detached reaper (`berth __netreap ROOT VETH...`, see [`reap_main`]).
+    fn spawn_reaper(&self, veths: Vec<String>) {
+        let mut c = std::process::Command::new(&self.exe);
+        c.arg0("berth").arg(REAP_ARG).arg(&self.root).args(&veths);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        if let Ok(mut child) = c.spawn() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Deletes the bridge of every network without containers, then rebuilds the rules.
+    pub fn reap(&self) -> Result<()> {
+        let _l = self.lock()?;
+        let mut nl = netlink::Netlink::open()?;
+        let mut changed = false;
+        for n in self.store.networks()? {
+            if self.store.endpoints_on(&n.id)?.is_empty() && nl.link_index(&n.bridge)?.is_some() {
+                self.stop_dns(&n);
+                nl.delete_link(&n.bridge)?;
+                changed = true;
+            }
+        }
+        if changed {
+            self.sync_firewall()?;
+        }
         Ok(())
     }
 
@@ -564,12 +603,11 @@ impl Networks {
         };
         netlink::Netlink::open()?.delete_link(&e.host_veth)?;
         self.store.release(container, Some(&n.id))?;
-        self.sync_firewall()?;
-        if self.store.endpoints_on(&n.id)?.is_empty() {
-            self.teardown_network(&n)?;
-        } else if n.dns {
+        if n.dns {
             self.sync_dns(&n, false)?;
         }
+        drop(_l);
+        self.spawn_reaper(Vec::new());
         Ok(())
     }
 
@@ -596,8 +634,9 @@ impl Networks {
     fn sync_firewall(&self) -> Result<()> {
         let eps = self.store.endpoints()?;
         let mut r = firewall::Rules::default();
+        let mut nl = netlink::Netlink::open()?;
         for n in self.store.networks()? {
-            if eps.iter().any(|e| e.network_id == n.id) {
+            if eps.iter().any(|e| e.network_id == n.id) || nl.link_index(&n.bridge)?.is_some() {
                 r.bridges.push((n.bridge.clone(), n.subnet.clone(), n.internal));
             }
         }
@@ -642,7 +681,13 @@ impl Networks {
 
     fn start_dns(&self, n: &Network) -> Result<()> {
         let gw: Ipv4Addr = n.gateway.parse().map_err(|_| Error::internal("bad gateway"))?;
-        let sock = std::net::UdpSocket::bind((gw, 53)).map_err(|e| Error::io(format!("bind DNS on {gw}:53"), e))?;
+        let sock = match std::net::UdpSocket::bind((gw, 53)) {
+            Ok(s) => s,
+            // A responder whose starter was killed before it recorded it: it already serves
+            // this network's hosts file (and wrote its own pid file).
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Ok(()),
+            Err(e) => return Err(Error::io(format!("bind DNS on {gw}:53"), e)),
+        };
         let fd = sock.as_raw_fd();
         let (rd, wr) = rustix::pipe::pipe().map_err(|e| Error::io("pipe", e.into()))?;
         let mut c = std::process::Command::new(&self.exe);
@@ -650,7 +695,6 @@ impl Networks {
         c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let wfd = wr.as_raw_fd();
         unsafe {
-            use std::os::unix::process::CommandExt;
             c.pre_exec(move || {
                 libc::fcntl(fd, libc::F_SETFD, 0);
                 libc::fcntl(wfd, libc::F_SETFD, 0);
@@ -663,9 +707,8 @@ impl Networks {
         // The daemonised responder writes its pid, then we record it with its start time.
         let mut buf = [0u8; 32];
         let n_read = rustix::io::read(&rd, &mut buf).unwrap_or(0);
-        let pid: i32 = String::from_utf8_lossy(&buf[..n_read]).trim().parse().map_err(|_| Error::internal("the DNS responder did not start"))?;
-        let start = proc_start(pid).unwrap_or(0);
-        write_atomic(&self.dns_dir(n).join("dns.pid"), format!("{pid} {start}\n").as_bytes())
+        let _pid: i32 = String::from_utf8_lossy(&buf[..n_read]).trim().parse().map_err(|_| Error::internal("the DNS responder did not start"))?;
+        Ok(())
     }
 
     fn stop_dns(&self, n: &Network) {
@@ -682,6 +725,37 @@ impl Networks {
 }
 
 use std::os::unix::process::CommandExt;
+
+/// argv[1] of the reaper.
+pub const REAP_ARG: &str = "__netreap";
+
+/// `berth __netreap ROOT VETH...`: detaches (its parent returns at once), deletes the host
+/// veths, waits the grace period, then deletes the bridges of networks left without
+/// containers and rebuilds the rules. Nothing happens to a root that is gone meanwhile.
+pub fn reap_main(args: &[String]) -> i32 {
+    let Some(root) = args.first().map(PathBuf::from) else { return 2 };
+    unsafe {
+        match libc::fork() {
+            0 => {}
+            n if n > 0 => return 0,
+            _ => return 1,
+        }
+        libc::setsid();
+    }
+    if let Ok(mut nl) = netlink::Netlink::open() {
+        for v in &args[1..] {
+            let _ = nl.delete_link(v);
+        }
+    }
+    std::thread::sleep(Networks::BRIDGE_GRACE);
+    if !root.join("networks.db").exists() {
+        return 0;
+    }
+    match Networks::open(&root, Path::new("/proc/self/exe")).and_then(|n| n.reap()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
 
 fn is_mountpoint(p: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };

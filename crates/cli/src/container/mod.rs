@@ -120,6 +120,9 @@ pub fn monitor_main() -> Option<std::process::ExitCode> {
     if args.first().map(String::as_str) == Some(berth_engine::DNS_ARG) {
         return Some(std::process::ExitCode::from(berth_engine::dns_main(&args[1..]) as u8));
     }
+    if args.first().map(String::as_str) == Some(berth_engine::REAP_ARG) {
+        return Some(std::process::ExitCode::from(berth_engine::reap_main(&args[1..]) as u8));
+    }
     if args.first().map(String::as_str) != Some(berth_engine::monitor::ARG) {
         return None;
     }
