@@ -49,7 +49,8 @@ impl Engine {
     pub fn network_gc(&self, nets: &mut Networks) -> Result<()> {
         nets.gc(|id| match self.get(id) {
             Err(e) => e.kind() == ErrorKind::NotFound,
-            Ok(c) => !c.state.running && crate::sys::try_lock(&self.container_dir(id).join("lock")),
+            // A monitor that a killed CLI left starting the container still needs the network.
+            Ok(c) => !c.state.running && crate::sys::try_lock(&self.container_dir(id).join("lock")) && !monitor_alive(id),
         })?;
         Ok(())
     }
@@ -243,6 +244,20 @@ impl Engine {
             .map(|c| c.name)
             .collect())
     }
+}
+
+/// Whether a monitor process for container `id` exists (`berth __monitor ROOT ID ...`).
+fn monitor_alive(id: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return false };
+    rd.flatten().any(|e| {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { return false };
+        let mut args = cmd.split(|b| *b == 0);
+        args.nth(1) == Some(crate::monitor::ARG.as_bytes()) && args.nth(1) == Some(id.as_bytes())
+    })
 }
 
 fn endpoint_request(name: &str, c: &Container) -> EndpointRequest {

@@ -21,7 +21,9 @@ pub const ARG: &str = "__dns";
 
 struct Names {
     path: PathBuf,
-    mtime: Option<SystemTime>,
+    /// Inode and mtime of the last read: berth replaces the file (rename), so a new inode means
+    /// new names even within one mtime tick.
+    mtime: Option<(u64, SystemTime)>,
     map: HashMap<String, Vec<Ipv4Addr>>,
     search: Vec<String>,
 }
@@ -30,7 +32,7 @@ impl Names {
     /// Re-reads the hosts file if it changed; false once it is gone.
     fn refresh(&mut self) -> bool {
         let Ok(meta) = std::fs::metadata(&self.path) else { return false };
-        let m = meta.modified().ok();
+        let m = meta.modified().ok().map(|t| (std::os::unix::fs::MetadataExt::ino(&meta), t));
         if m.is_some() && m == self.mtime {
             return true;
         }
@@ -178,6 +180,11 @@ pub fn main(args: &[String]) -> i32 {
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => continue,
             Err(_) => return 1,
         };
+        // Re-read the names now: one stat per query, so a container started a moment ago
+        // resolves even if the last refresh was before our receive began.
+        if !names.refresh() {
+            return 0;
+        }
         let Ok(req) = Message::from_vec(&buf[..n]) else { continue };
         match answer(&names, &req) {
             Some(resp) => {

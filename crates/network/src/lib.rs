@@ -566,10 +566,12 @@ impl Networks {
     /// How long an empty network keeps its bridge (and so its rules) for the next container.
     const BRIDGE_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
 
-    /// Starts a detached reaper (`berth __netreap ROOT VETH...`, see [`reap_main`]).
+    /// Starts a detached reaper (`berth __netreap ROOT TABLE BRIDGES VETH...`, see
+    /// [`reap_main`]).
     fn spawn_reaper(&self, veths: Vec<String>) {
+        let bridges: Vec<String> = self.store.networks().unwrap_or_default().into_iter().map(|n| n.bridge).collect();
         let mut c = std::process::Command::new(&self.exe);
-        c.arg0("berth").arg(REAP_ARG).arg(&self.root).args(&veths);
+        c.arg0("berth").arg(REAP_ARG).arg(&self.root).arg(&self.table).arg(bridges.join(",")).args(&veths);
         c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         if let Ok(mut child) = c.spawn() {
             let _ = child.wait();
@@ -729,11 +731,12 @@ use std::os::unix::process::CommandExt;
 /// argv[1] of the reaper.
 pub const REAP_ARG: &str = "__netreap";
 
-/// `berth __netreap ROOT VETH...`: detaches (its parent returns at once), deletes the host
-/// veths, waits the grace period, then deletes the bridges of networks left without
-/// containers and rebuilds the rules. Nothing happens to a root that is gone meanwhile.
+/// `berth __netreap ROOT TABLE BRIDGES VETH...`: detaches (its parent returns at once),
+/// deletes the host veths, waits the grace period, then deletes the bridges of networks left
+/// without containers and rebuilds the rules. If the root is gone meanwhile (a test's temp
+/// root), its bridges and its table go: nobody can use them any more.
 pub fn reap_main(args: &[String]) -> i32 {
-    let Some(root) = args.first().map(PathBuf::from) else { return 2 };
+    let (Some(root), Some(table), Some(bridges)) = (args.first().map(PathBuf::from), args.get(1), args.get(2)) else { return 2 };
     unsafe {
         match libc::fork() {
             0 => {}
@@ -743,12 +746,18 @@ pub fn reap_main(args: &[String]) -> i32 {
         libc::setsid();
     }
     if let Ok(mut nl) = netlink::Netlink::open() {
-        for v in &args[1..] {
+        for v in &args[3..] {
             let _ = nl.delete_link(v);
         }
     }
     std::thread::sleep(Networks::BRIDGE_GRACE);
     if !root.join("networks.db").exists() {
+        if let Ok(mut nl) = netlink::Netlink::open() {
+            for b in bridges.split(',').filter(|b| !b.is_empty()) {
+                let _ = nl.delete_link(b);
+            }
+        }
+        let _ = firewall::delete(table);
         return 0;
     }
     match Networks::open(&root, Path::new("/proc/self/exe")).and_then(|n| n.reap()) {
