@@ -1,10 +1,11 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network] [--runs N]
 //! Speed goals live here, never in timed tests.
 
 mod commit;
 mod engine;
 mod images;
+mod network;
 mod podman;
 mod runtime;
 mod stats;
@@ -25,12 +26,14 @@ fn main() -> anyhow::Result<()> {
             engine::run(runs)?;
             images::run(runs)?;
             commit::run(runs)?;
+            network::run(runs)?;
         }
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit"),
+        "network" => network::run(runs)?,
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network"),
     }
     Ok(())
 }

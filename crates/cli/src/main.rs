@@ -6,6 +6,7 @@ mod history;
 mod images;
 mod info;
 mod inspect;
+mod network;
 mod output;
 mod remove;
 mod system;
@@ -72,6 +73,11 @@ enum Command {
     Version(info::FormatArgs),
     /// Display system-wide information
     Info(info::FormatArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     #[command(flatten)]
     Containers(container::Commands),
     /// Manage containers
@@ -161,6 +167,8 @@ fn main() -> ExitCode {
         Command::Cp(a) => filesystem::cp(&ctx, a),
         Command::Export(a) => filesystem::export(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Network(c) => network::run(&ctx, c),
+        Command::Port(a) => network::port(&ctx, a),
         Command::Containers(c) => container::run(&ctx, c),
         Command::Container(g) => container::run_group(&ctx, g),
     };

@@ -44,6 +44,12 @@ pub struct CreateOptions {
     pub labels: BTreeMap<String, String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// --network-alias, --ip, --mac-address: for the network named by network_mode.
+    pub network_aliases: Vec<String>,
+    pub ip: Option<String>,
+    pub mac_address: Option<String>,
+    /// --expose: "80", "53/udp", "8000-8002".
+    pub expose: Vec<String>,
     /// Resources, mounts, security, restart policy, ... as parsed by `flags`.
     pub host_config: HostConfig,
 }
@@ -98,7 +104,7 @@ pub struct StatsEntry {
 pub struct Engine {
     root: PathBuf,
     pub(crate) db: Db,
-    opts: EngineOptions,
+    pub(crate) opts: EngineOptions,
     store: OnceCell<ImageStore>,
 }
 
@@ -169,6 +175,15 @@ impl Engine {
         }
         let hostname = o.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_string());
         let host_network = o.host_config.network_mode == "host";
+        let mut exposed: BTreeMap<String, serde_json::Value> = ic.exposed_ports().clone().unwrap_or_default().into_iter().map(|k| (k, serde_json::json!({}))).collect();
+        for e in &o.expose {
+            let (p, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            let (a, b) = p.split_once('-').unwrap_or((p, p));
+            let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) else { return Err(Error::invalid(format!("invalid range format for --expose: {e}"))) };
+            for port in a..=b {
+                exposed.insert(format!("{port}/{proto}"), serde_json::json!({}));
+            }
+        }
         let hostname = if host_network && o.hostname.is_none() { host_hostname() } else { hostname };
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
@@ -212,6 +227,7 @@ impl Engine {
             labels,
             stop_signal: o.stop_signal.clone().or_else(|| ic.stop_signal().clone()),
             stop_timeout: o.stop_timeout,
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
             ..Default::default()
         };
         if let Some(s) = &config.stop_signal {
@@ -219,6 +235,7 @@ impl Engine {
         }
         let mut hc = o.host_config.clone();
         validate_host_config(&mut hc)?;
+        let networking = self.validate_network(&mut hc, o)?;
         crate::volumes::add_image_volumes(ic.volumes().as_ref(), &mut hc);
         let dir = self.container_dir(&id);
         let snap = Snapshot::new(dir.clone());
@@ -239,6 +256,7 @@ impl Engine {
             mounts: mount_points(&hc, &self.volumes_dir()),
             config,
             host_config: hc,
+            networking,
             ..Default::default()
         };
         let mut data = BTreeMap::new();
@@ -436,7 +454,10 @@ impl Engine {
             }
             crate::volumes::mount_devices(self, &c)?;
             let init = if c.host_config.init == Some(true) { Some(crate::init::install(&self.root)?) } else { None };
-            let spec = spec::generate(&c, &dir, &snap.merged(), &self.volumes_dir(), init.as_deref())?;
+            let mut spec = spec::generate(&c, &dir, &snap.merged(), &self.volumes_dir(), init.as_deref())?;
+            if let Some(ns) = self.network_setup(&c)? {
+                set_netns_path(&mut spec, &ns);
+            }
             sys::write_atomic(&dir.join("config.json"), serde_json::to_string(&spec).expect("spec").as_bytes())?;
             let prev = self.read_state(&c.id);
             let mc = MonitorConfig {
@@ -467,6 +488,9 @@ impl Engine {
             Ok(mine.map(|fd| Attach::new(fd, c.config.tty, o.stdin)))
         })();
         if r.is_err() && self.read_state(&c.id).status != "running" {
+            if crate::network::is_bridged(&c.host_config.network_mode) {
+                self.network_teardown(&c.id);
+            }
             let _ = snap.unmount();
             if c.host_config.auto_remove {
                 // docker's --rm also covers a start that failed: the container and its name go.
@@ -758,6 +782,9 @@ impl Engine {
     /// own --rm cleanup.
     pub fn cleanup(&self, c: &Container, volumes: bool) -> Result<()> {
         self.cleanup_runtime(c);
+        if crate::network::is_bridged(&c.host_config.network_mode) {
+            self.network_teardown(&c.id);
+        }
         Snapshot::new(self.container_dir(&c.id)).remove()?;
         crate::volumes::release_container(self, c, volumes)?;
         self.db.delete(&c.id)?;
@@ -883,6 +910,73 @@ impl Engine {
     }
 }
 
+fn set_netns_path(spec: &mut serde_json::Value, ns: &Path) {
+    if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
+        for n in list {
+            if n["type"] == "network" {
+                n["path"] = serde_json::json!(ns.to_string_lossy());
+            }
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) fn save(&self, c: &Container) -> Result<()> {
+        let mut c = c.clone();
+        c.state = State::default();
+        self.db.update(&c)
+    }
+
+    /// The network mode as stored: "container:<full id>", a network that exists; returns the
+    /// endpoint request (aliases, ip, mac) for it. Published host ports are checked now, so a
+    /// port in use fails `run` before any container exists.
+    fn validate_network(&self, hc: &mut HostConfig, o: &CreateOptions) -> Result<BTreeMap<String, crate::model::EndpointConfig>> {
+        let mode = hc.network_mode.clone();
+        let mut out = BTreeMap::new();
+        let custom = !o.network_aliases.is_empty() || o.ip.is_some() || o.mac_address.is_some();
+        if let Some(other) = mode.strip_prefix("container:") {
+            let oc = self.get(other)?;
+            hc.network_mode = format!("container:{}", oc.id);
+        } else if crate::network::is_bridged(&mode) {
+            let mut nets = self.networks()?;
+            let n = nets.get(&mode)?;
+            if !o.network_aliases.is_empty() && !n.dns {
+                return Err(Error::invalid("network-scoped aliases are only supported for user-defined networks"));
+            }
+            if custom {
+                out.insert(n.name.clone(), crate::model::EndpointConfig {
+                    aliases: o.network_aliases.clone(),
+                    ipv4_address: o.ip.clone().unwrap_or_default(),
+                    mac_address: o.mac_address.clone().unwrap_or_default(),
+                });
+            }
+            let _ = &mut nets;
+        } else if custom {
+            return Err(Error::invalid(format!("--network-alias, --ip and --mac-address need a bridge network, not {mode}")));
+        }
+        if (!hc.port_bindings.is_empty() || hc.publish_all_ports) && !crate::network::is_bridged(&hc.network_mode) {
+            if hc.network_mode != "host" {
+                return Err(Error::invalid(format!("published ports need a bridge network, not --network {}", hc.network_mode)));
+            }
+        }
+        if crate::network::is_bridged(&hc.network_mode) {
+            let mut reqs = Vec::new();
+            for (k, binds) in &hc.port_bindings {
+                let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+                for b in binds.iter().filter(|b| !b.host_port.is_empty()) {
+                    let hp = b.host_port.parse::<u16>().map_err(|_| Error::invalid(format!("invalid host port {}", b.host_port)))?;
+                    let cp = p.parse::<u16>().map_err(|_| Error::invalid(format!("invalid port {k}")))?;
+                    reqs.push(berth_network::PortRequest { host_ip: b.host_ip.clone(), host_port: hp, container_port: cp, proto: proto.to_string() });
+                }
+            }
+            if !reqs.is_empty() {
+                self.networks()?.check_ports(&reqs)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     crate::resources::verify(hc, crate::resources::host_version())?;
     if hc.memory != 0 && hc.memory < 6 << 20 {
@@ -895,10 +989,7 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
         return Err(Error::invalid("you should always set the memory limit when using memoryswap limit, see usage"));
     }
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
-        hc.network_mode = "none".into();
-    }
-    if hc.network_mode != "none" && hc.network_mode != "host" {
-        return Err(Error::invalid(format!("network {} not found (only none and host are supported)", hc.network_mode)));
+        hc.network_mode = berth_network::DEFAULT_NETWORK.into();
     }
     if hc.restart_policy.name.is_empty() {
         hc.restart_policy.name = "no".into();

@@ -38,7 +38,9 @@
 //! any root depth fits sun_path. Once the container runs, the monitor returns its freed heap and
 //! its code pages (`sys::trim_memory`): its steady resident set is ~1.2-1.9 MB. --network none
 //! is a network namespace the monitor unshares (lo up) and names in the spec so exec joins it;
-//! the bridge network is a later issue, so the default is "none". --init mounts a static init
+//! bridge and user networks (the default is "bridge", as in docker) get a namespace pinned at
+//! `<root>/netns/<id>` and attached by berth-network before the monitor starts (`network`),
+//! detached by the monitor when the container ends and by rm. --init mounts a static init
 //! from the host (tini/docker-init, else the static busybox running a reap-and-forward script).
 //!
 //! ```no_run
@@ -66,6 +68,7 @@ pub mod model;
 pub mod monitor;
 mod names;
 pub mod resources;
+mod network;
 mod snapshot;
 mod spec;
 mod sys;
@@ -81,4 +84,6 @@ pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
 pub use snapshot::INIT_PATHS;
 pub use berth_archive::{Change, ChangeKind};
 pub use commit::{CommitOptions, Placement};
+pub use network::parse_publish;
+pub use berth_network::{dns_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, REAP_ARG};
 pub use volumes::{Volume, VolumeCreate, VolumeFilter, VolumeStore};

@@ -26,6 +26,9 @@ pub struct Config {
     pub entrypoint: Option<Vec<String>>,
     pub on_build: Option<Vec<String>>,
     pub labels: BTreeMap<String, String>,
+    /// "80/tcp" -> {} (the image's EXPOSE and --expose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,8 +102,15 @@ pub struct LogConfig {
 pub struct HostConfig {
     pub binds: Option<Vec<String>>,
     pub log_config: LogConfig,
-    /// "none" or "host" (the bridge network comes with its own issue).
+    /// "bridge" (the default), "none", "host", "container:<id>" or a user network's name.
     pub network_mode: String,
+    /// -p: "80/tcp" -> [{HostIp, HostPort}] ("" HostPort: berth chooses).
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    pub publish_all_ports: bool,
+    pub dns: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub extra_hosts: Option<Vec<String>>,
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub cap_add: Option<Vec<String>>,
@@ -154,6 +164,23 @@ pub struct WeightDevice {
 pub struct ThrottleDevice {
     pub path: String,
     pub rate: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// What the container asks of one network (docker's EndpointSettings request).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointConfig {
+    pub aliases: Vec<String>,
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    pub mac_address: String,
 }
 
 /// `Mounts[]` of `docker inspect`: what is actually mounted.
@@ -246,6 +273,9 @@ pub struct Container {
     /// The image name as the user gave it (docker ps's IMAGE column).
     #[serde(rename = "ImageName")]
     pub image_name: String,
+    /// The networks it joins when it starts (network name -> request); not shown by inspect.
+    #[serde(rename = "NetworkingConfig")]
+    pub networking: BTreeMap<String, EndpointConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -262,6 +292,7 @@ impl Container {
         let o = v.as_object_mut().expect("object");
         o.insert("Name".into(), serde_json::Value::String(format!("/{}", self.name)));
         o.remove("ImageName");
+        o.remove("NetworkingConfig");
         o.insert("NetworkSettings".into(), serde_json::json!({
             "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "Networks": {},
             "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": ""

@@ -208,6 +208,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         let l = match launched {
             Ok(l) => l,
             Err(e) => {
+                release_network(&m.cfg);
                 state.status = if first { "created".into() } else { "exited".into() };
                 state.exit_code = e.exit_code();
                 state.error = e.message().to_string();
@@ -260,6 +261,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
                 _ => false,
             };
         if !restart {
+            release_network(&m.cfg);
             write_state(dir, &state)?;
             final_code = code;
             break;
@@ -275,6 +277,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             m.serve_clients(50);
         }
         if stop_requested(dir) {
+            release_network(&m.cfg);
             state.status = "exited".into();
             write_state(dir, &state)?;
             final_code = code;
@@ -297,6 +300,16 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         sys::write_all(c.fd.as_raw_fd(), &exit);
     }
     Ok(())
+}
+
+/// The container is over (no restart follows): its network goes before the exit is recorded,
+/// so whoever waits for the exit finds the network free.
+fn release_network(cfg: &MonitorConfig) {
+    if crate::network::is_bridged(&cfg.network) {
+        if let Ok(mut nets) = crate::network::open(&cfg.root, None) {
+            let _ = nets.detach(&cfg.id);
+        }
+    }
 }
 
 /// --rm: everything goes; the engine's cleanup is idempotent, so a racing `rm -f` is fine.

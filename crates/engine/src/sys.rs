@@ -53,6 +53,12 @@ pub fn alive(pid: i32, start: u64) -> bool {
 }
 
 /// An exclusive flock on `path` (created), held until the file is dropped.
+/// Whether nobody holds the lock file (a missing file counts as free); never blocks.
+pub fn try_lock(path: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else { return true };
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
 pub fn lock_file(path: &Path) -> Result<File> {
     let f = std::fs::OpenOptions::new()
         .create(true)

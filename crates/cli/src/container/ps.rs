@@ -83,7 +83,16 @@ fn dir_size(p: &std::path::Path) -> u64 {
     total
 }
 
-fn row(c: &Container, trunc: bool, size: Option<(u64, u64)>) -> Value {
+/// docker's PORTS: "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp".
+fn ports_text(e: &berth_engine::Engine, c: &Container) -> String {
+    if !c.state.running || (c.host_config.port_bindings.is_empty() && !c.host_config.publish_all_ports) {
+        return String::new();
+    }
+    let ports = e.ports(&c.id).unwrap_or_default();
+    ports.iter().map(|(k, ip, hp)| format!("{ip}:{hp}->{k}")).collect::<Vec<_>>().join(", ")
+}
+
+fn row(c: &Container, trunc: bool, size: Option<(u64, u64)>, ports: String) -> Value {
     let labels: Vec<String> = c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mounts: Vec<String> = c.mounts.iter().map(|m| m.name.clone().unwrap_or_else(|| m.source.clone())).collect();
     let size_text = size.map(|(rw, virt)| format!("{} (virtual {})", human_size(rw), human_size(virt))).unwrap_or_else(|| "0B".into());
@@ -97,7 +106,7 @@ fn row(c: &Container, trunc: bool, size: Option<(u64, u64)>) -> Value {
         "Mounts": mounts.join(","),
         "Names": c.name,
         "Networks": c.host_config.network_mode,
-        "Ports": "",
+        "Ports": ports,
         "RunningFor": format!("{} ago", timefmt::since(&c.created)),
         "Size": size_text,
         "State": c.state.status,
@@ -133,7 +142,7 @@ pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
             })
         })
         .collect();
-    let rows: Vec<Value> = list.iter().zip(&sizes).map(|(c, s)| row(c, trunc, *s)).collect();
+    let rows: Vec<Value> = list.iter().zip(&sizes).map(|(c, s)| row(c, trunc, *s, ports_text(&e, c))).collect();
     let default = if a.size { DEFAULT_TABLE_SIZE } else { DEFAULT_TABLE };
     print_list(a.format.as_deref(), default, &HEADERS, &rows)
 }

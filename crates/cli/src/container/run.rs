@@ -109,9 +109,39 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short, long)]
     label: Vec<String>,
-    /// Connect a container to a network (none or host)
-    #[arg(long, alias = "net", default_value = "none")]
+    /// Connect a container to a network (bridge, none, host, container:NAME or a network's name)
+    #[arg(long, alias = "net", default_value = "bridge")]
     network: String,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long)]
+    mac_address: Option<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long)]
+    dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long)]
+    add_host: Vec<String>,
     /// Disable OOM Killer
     #[arg(long)]
     oom_kill_disable: bool,
@@ -155,8 +185,18 @@ fn create_options(a: &RunArgs) -> CreateOptions {
         readonly_rootfs: a.read_only,
         network_mode: a.network.clone(),
         restart_policy: or_die(flags::parse_restart(&a.restart)),
+        publish_all_ports: a.publish_all,
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
         ..Default::default()
     };
+    for p in &a.publish {
+        or_die(berth_engine::parse_publish(p, &mut hc.port_bindings));
+    }
+    if !a.add_host.is_empty() {
+        hc.extra_hosts = Some(a.add_host.clone());
+    }
     if !a.cap_add.is_empty() {
         hc.cap_add = Some(a.cap_add.clone());
     }
@@ -240,6 +280,10 @@ fn create_options(a: &RunArgs) -> CreateOptions {
         labels,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
+        network_aliases: a.network_alias.clone(),
+        ip: a.ip.clone(),
+        mac_address: a.mac_address.clone(),
+        expose: a.expose.clone(),
         host_config: hc,
     }
 }

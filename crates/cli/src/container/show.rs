@@ -50,7 +50,7 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs, containers_only: bool) -> CmdResult {
         if want("container") {
             match e.get(n) {
                 Ok(c) => {
-                    out.push(c.inspect());
+                    out.push(e.inspect(&c));
                     continue;
                 }
                 Err(err) if typ.is_some() => {

@@ -1,0 +1,812 @@
+//! berth's container networks: Linux bridges, one veth pair per container and network, IPAM
+//! in SQLite, nftables rules (NAT, published ports, isolation) and a DNS responder per
+//! user-defined network. The engine calls [`Networks::attach`] with a pinned network
+//! namespace before the container's process exists, and [`Networks::detach`] when it is
+//! gone; both are idempotent, and [`Networks::gc`] finishes whatever a killed berth left.
+//!
+//! ```text
+//! <root>/networks.db        networks, endpoints (leases), published ports (see `store`)
+//! <root>/networks.lock      flock: one attach/detach of this root at a time
+//! <root>/netns/<id>         a container's pinned network namespace
+//! <root>/network/<net id>/  hosts (names the DNS responder serves), dns.pid
+//! /run/berth/subnets        subnets taken by every berth root of the host (flock'd), so two
+//!                           roots never pick the same one
+//! ```
+
+mod dns;
+mod error;
+mod firewall;
+mod ipam;
+mod netlink;
+mod netns;
+mod store;
+
+pub use dns::{main as dns_main, ARG as DNS_ARG};
+pub use error::{Error, ErrorKind, Result};
+pub use ipam::Subnet;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use store::Store;
+
+/// The default network's name, as in docker.
+pub const DEFAULT_NETWORK: &str = "bridge";
+const DEFAULT_ROOT: &str = "/var/lib/berth";
+const REGISTRY: &str = "/run/berth/subnets";
+
+/// `docker network inspect`'s object (the stored record; [`Network::inspect`] adds Containers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub driver: String,
+    /// The Linux bridge's name.
+    pub bridge: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub ip_range: String,
+    pub internal: bool,
+    /// Name resolution between its containers (user-defined networks, not the default bridge).
+    pub dns: bool,
+    #[serde(rename = "EnableIPv6")]
+    pub ipv6: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// A container's place on a network: its lease, interface and names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Endpoint {
+    pub container: String,
+    pub container_name: String,
+    pub network: String,
+    pub network_id: String,
+    /// Interface in the container ("eth0", ...).
+    pub ifname: String,
+    /// The host side of the veth pair.
+    pub host_veth: String,
+    pub ip: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub mac: String,
+    pub aliases: Vec<String>,
+    /// Names other containers resolve it by (name, short id, aliases).
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    /// "tcp" or "udp".
+    pub proto: String,
+}
+
+impl PortBinding {
+    pub fn host_ip_or_any(&self) -> &str {
+        if self.host_ip.is_empty() { "0.0.0.0" } else { &self.host_ip }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    pub name: String,
+    pub driver: Option<String>,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub ipv6: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// One network a container joins.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ip: Option<String>,
+    pub mac: Option<String>,
+}
+
+/// `-p`: host port 0 means "choose a free one".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PortRequest {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AttachRequest {
+    pub container: String,
+    pub name: String,
+    pub endpoints: Vec<EndpointRequest>,
+    pub ports: Vec<PortRequest>,
+}
+
+pub struct Networks {
+    root: PathBuf,
+    store: Store,
+    table: String,
+    /// The berth binary that runs DNS responders.
+    exe: PathBuf,
+}
+
+fn fnv(s: &str) -> u32 {
+    s.bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193))
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n.div_ceil(2)];
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..n].to_string()
+}
+
+fn now_rfc3339() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = t.as_secs() as i64;
+    let (d, s) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // civil from days (Howard Hinnant's algorithm)
+    let z = d + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", s / 3600, s % 3600 / 60, s % 60, t.subsec_nanos())
+}
+
+struct Lock(#[allow(dead_code)] std::fs::File);
+
+fn lock(path: &Path) -> Result<Lock> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+    }
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    while unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::io(format!("lock {}", path.display()), e));
+        }
+    }
+    Ok(Lock(f))
+}
+
+fn sysctl(path: &str, value: &str) {
+    let _ = std::fs::write(path, value);
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+    f.write_all(data).map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("rename {}", path.display()), e))
+}
+
+fn proc_start(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Networks {
+    /// Opens the networks of `root`; `exe` is the berth binary (for the DNS responders).
+    pub fn open(root: &Path, exe: &Path) -> Result<Networks> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        let store = Store::open(&root.join("networks.db"))?;
+        let canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let table = if canon == Path::new(DEFAULT_ROOT) { "berth".to_string() } else { format!("berth_{:08x}", fnv(&canon.to_string_lossy())) };
+        Ok(Networks { root: canon, store, table, exe: exe.to_path_buf() })
+    }
+
+    /// The nftables table of this root (`ip` family).
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn netns_path(&self, container: &str) -> PathBuf {
+        self.root.join("netns").join(container)
+    }
+
+    fn lock(&self) -> Result<Lock> {
+        lock(&self.root.join("networks.lock"))
+    }
+
+    // ---- networks ---------------------------------------------------------------------
+
+    pub fn get(&self, key: &str) -> Result<Network> {
+        if key == DEFAULT_NETWORK {
+            return self.ensure_default();
+        }
+        self.store.find_network(key)?.ok_or_else(|| Error::not_found(format!("network {key} not found")))
+    }
+
+    pub fn list(&self) -> Result<Vec<Network>> {
+        self.ensure_default()?;
+        self.store.networks()
+    }
+
+    /// The default "bridge" network, made on first use with a subnet nothing else uses.
+    fn ensure_default(&self) -> Result<Network> {
+        if let Some(n) = self.store.find_network(DEFAULT_NETWORK)? {
+            return Ok(n);
+        }
+        let bridge = if self.table == "berth" { Some("berth0".to_string()) } else { None };
+        let mut opts = BTreeMap::new();
+        if let Some(b) = &bridge {
+            opts.insert("com.docker.network.bridge.name".to_string(), b.clone());
+        }
+        let r = self.create_locked(&NetworkCreate { name: DEFAULT_NETWORK.into(), options: opts, ..Default::default() }, false);
+        match r {
+            Err(e) if e.kind() == ErrorKind::Conflict => self.store.find_network(DEFAULT_NETWORK)?.ok_or(e),
+            r => r,
+        }
+    }
+
+    /// `network create`.
+    pub fn create(&self, o: &NetworkCreate) -> Result<Network> {
+        if o.name == DEFAULT_NETWORK || o.name == "none" || o.name == "host" {
+            return Err(Error::conflict(format!("network with name {} already exists", o.name)));
+        }
+        if o.name.is_empty() || !o.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) || !o.name.as_bytes()[0].is_ascii_alphanumeric() {
+            return Err(Error::invalid(format!("invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.name)));
+        }
+        if let Some(d) = &o.driver {
+            if d != "bridge" {
+                return Err(Error::invalid(format!("network driver {d} is not supported (only bridge)")));
+            }
+        }
+        if o.ipv6 {
+            return Err(Error::invalid("--ipv6: IPv6 networks are not supported yet"));
+        }
+        self.create_locked(o, true)
+    }
+
+    fn create_locked(&self, o: &NetworkCreate, dns: bool) -> Result<Network> {
+        let _reg = lock(Path::new(&format!("{REGISTRY}.lock")))?;
+        let mut taken = registry_read(&self.root);
+        let routes = netlink::Netlink::open().and_then(|mut n| n.routes_v4()).unwrap_or_default();
+        let subnet = match &o.subnet {
+            Some(s) => {
+                let s = Subnet::parse(s)?;
+                if let Some((t, _)) = taken.iter().find(|(t, _)| t.overlaps(&s)) {
+                    return Err(Error::conflict(format!("invalid pool request: Pool overlaps with other one on this address space ({t})")));
+                }
+                if let Some((a, p)) = routes.iter().find(|(a, p)| Subnet { addr: *a, prefix: *p }.overlaps(&s)) {
+                    return Err(Error::conflict(format!("subnet {s} overlaps the host route to {a}/{p}")));
+                }
+                s
+            }
+            None => ipam::candidates()
+                .find(|c| !taken.iter().any(|(t, _)| t.overlaps(c)) && !routes.iter().any(|(a, p)| Subnet { addr: *a, prefix: *p }.overlaps(c)))
+                .ok_or_else(|| Error::new(ErrorKind::Unavailable, "could not find a free subnet for the network"))?,
+        };
+        let gateway = match &o.gateway {
+            Some(g) => {
+                let g: Ipv4Addr = g.parse().map_err(|_| Error::invalid(format!("invalid gateway {g}")))?;
+                if !subnet.contains(g) {
+                    return Err(Error::invalid(format!("gateway {g} is not in subnet {subnet}")));
+                }
+                g
+            }
+            None => subnet.first_host(),
+        };
+        let ip_range = match &o.ip_range {
+            Some(r) => {
+                let r = Subnet::parse(r)?;
+                if !subnet.overlaps(&r) || r.prefix < subnet.prefix {
+                    return Err(Error::invalid(format!("ip range {r} is not inside subnet {subnet}")));
+                }
+                r.to_string()
+            }
+            None => String::new(),
+        };
+        let id = random_hex(64);
+        let bridge = match o.options.get("com.docker.network.bridge.name") {
+            Some(b) if b.len() > 15 => return Err(Error::invalid(format!("bridge name {b} is longer than 15 characters"))),
+            Some(b) => b.clone(),
+            None => format!("br-{}", &id[..12]),
+        };
+        let n = Network {
+            name: o.name.clone(),
+            id,
+            created: now_rfc3339(),
+            driver: "bridge".into(),
+            bridge,
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            ip_range,
+            internal: o.internal,
+            dns,
+            ipv6: false,
+            labels: o.labels.clone(),
+            options: o.options.clone(),
+        };
+        self.store.insert_network(&n)?;
+        taken.push((subnet, self.root.to_string_lossy().into_owned()));
+        registry_write(&taken)?;
+        Ok(n)
+    }
+
+    /// `network rm`: refuses a network with containers; the default one cannot go.
+    pub fn remove(&self, key: &str) -> Result<Network> {
+        let n = self.get(key)?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(Error::new(ErrorKind::Conflict, format!("{} is a pre-defined network and cannot be removed", n.name)));
+        }
+        let _l = self.lock()?;
+        let eps = self.store.endpoints_on(&n.id)?;
+        if !eps.is_empty() {
+            return Err(Error::conflict(format!("error while removing network: network {} id {} has active endpoints", n.name, n.id)));
+        }
+        self.teardown_network(&n)?;
+        self.store.delete_network(&n.id)?;
+        self.sync_firewall()?;
+        let _reg = lock(Path::new(&format!("{REGISTRY}.lock")))?;
+        let mut taken = registry_read(&self.root);
+        let me = self.root.to_string_lossy().into_owned();
+        taken.retain(|(s, r)| !(s.to_string() == n.subnet && *r == me));
+        registry_write(&taken)?;
+        Ok(n)
+    }
+
+    /// Drops the bridge and the DNS responder of a network without containers.
+    fn teardown_network(&self, n: &Network) -> Result<()> {
+        self.stop_dns(n);
+        netlink::Netlink::open()?.delete_link(&n.bridge)
+    }
+
+    /// The endpoints of a container (for inspect, /etc/hosts).
+    pub fn endpoints_of(&self, container: &str) -> Result<Vec<Endpoint>> {
+        self.store.endpoints_of(container)
+    }
+
+    pub fn endpoints_on(&self, network: &Network) -> Result<Vec<Endpoint>> {
+        self.store.endpoints_on(&network.id)
+    }
+
+    pub fn ports_of(&self, container: &str) -> Result<Vec<PortBinding>> {
+        Ok(self.store.ports()?.into_iter().filter(|(c, _)| c == container).map(|(_, p)| p).collect())
+    }
+
+    // ---- attach / detach --------------------------------------------------------------
+
+    /// Makes the container's pinned namespace (lo up) and joins it to its networks, publishes
+    /// its ports. On failure nothing of it is left.
+    pub fn attach(&mut self, req: &AttachRequest) -> Result<Vec<Endpoint>> {
+        let path = self.netns_path(&req.container);
+        if !path.exists() || !is_mountpoint(&path) {
+            netns::create(&path)?;
+        }
+        let r = self.attach_in(req, &path);
+        if r.is_err() {
+            let _ = self.detach(&req.container);
+        }
+        r
+    }
+
+    fn attach_in(&mut self, req: &AttachRequest, path: &Path) -> Result<Vec<Endpoint>> {
+        let nets: Vec<Network> = req.endpoints.iter().map(|e| self.get(&e.network)).collect::<Result<_>>()?;
+        let _l = self.lock()?;
+        let ns = netns::open(path)?;
+        let mut out = Vec::new();
+        let mut created = false;
+        let existing = self.store.endpoints_of(&req.container)?;
+        for (i, (er, n)) in req.endpoints.iter().zip(&nets).enumerate() {
+            if existing.iter().any(|e| e.network_id == n.id) {
+                continue;
+            }
+            let idx = existing.len() + i;
+            out.push(self.join(req, er, n, &ns, idx, &mut created)?);
+        }
+        if !req.ports.is_empty() {
+            let ports = self.choose_ports(&req.ports)?;
+            self.store.reserve_ports(&req.container, &ports)?;
+        }
+        // The rules change only with a new bridge or published ports; an existing bridge
+        // already has its masquerade and isolation rules.
+        if created || !req.ports.is_empty() {
+            self.sync_firewall()?;
+        }
+        for n in &nets {
+            if n.dns {
+                self.sync_dns(n, true)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn join(&mut self, req: &AttachRequest, er: &EndpointRequest, n: &Network, ns: &OwnedFd, idx: usize, created: &mut bool) -> Result<Endpoint> {
+        let subnet = Subnet::parse(&n.subnet)?;
+        let gw: Ipv4Addr = n.gateway.parse().map_err(|_| Error::internal(format!("network {}: bad gateway", n.name)))?;
+        let range = if n.ip_range.is_empty() { subnet } else { Subnet::parse(&n.ip_range)? };
+        let want = match &er.ip {
+            Some(s) => {
+                let ip: Ipv4Addr = s.parse().map_err(|_| Error::invalid(format!("invalid IPv4 address: {s}")))?;
+                if !subnet.contains(ip) || ip == gw || u32::from(ip) == subnet.network() || u32::from(ip) == subnet.broadcast() {
+                    return Err(Error::invalid(format!("address {ip} is not a usable address of network {} ({subnet})", n.name)));
+                }
+                Some(ip)
+            }
+            None => None,
+        };
+        let mac = er.mac.as_deref().map(ipam::parse_mac).transpose()?;
+        let mut names = vec![req.name.clone(), req.container[..12.min(req.container.len())].to_string()];
+        names.extend(er.aliases.iter().cloned());
+        let mut e = Endpoint {
+            container: req.container.clone(),
+            container_name: req.name.clone(),
+            network: n.name.clone(),
+            network_id: n.id.clone(),
+            ifname: format!("eth{idx}"),
+            host_veth: format!("vb{}{}", &req.container[..11.min(req.container.len())], idx),
+            prefix: subnet.prefix,
+            gateway: n.gateway.clone(),
+            aliases: er.aliases.clone(),
+            names,
+            ..Default::default()
+        };
+        self.store.lease(&mut e, |taken| ipam::pick(&subnet, &range, gw, taken), want)?;
+        let ip: Ipv4Addr = e.ip.parse().expect("leased ip");
+        let mac = mac.unwrap_or_else(|| ipam::mac_for(ip));
+        e.mac = ipam::format_mac(&mac);
+        self.store.update_endpoint(&e)?;
+
+        let mut nl = netlink::Netlink::open()?;
+        if nl.link_index(&n.bridge)?.is_none() {
+            *created = true;
+        }
+        nl.create_bridge(&n.bridge)?;
+        let br = nl.link_index(&n.bridge)?.ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
+        nl.add_address(br, std::net::IpAddr::V4(gw), subnet.prefix)?;
+        nl.set_up(br, None)?;
+        // Published ports reached from 127.0.0.1 are routed out of the bridge.
+        sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge), "1");
+        if !n.internal {
+            sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+        }
+        let _ = nl.delete_link(&e.host_veth);
+        nl.create_veth(&e.host_veth, &e.ifname, ns.as_raw_fd(), Some(mac))?;
+        let hv = nl.link_index(&e.host_veth)?.ok_or_else(|| Error::internal(format!("veth {} vanished", e.host_veth)))?;
+        nl.set_up(hv, Some(br))?;
+        let (ifname, prefix, internal) = (e.ifname.clone(), subnet.prefix, n.internal);
+        let first = idx == 0;
+        netns::with_netlink(ns, move |nl| {
+            let i = nl.link_index(&ifname)?.ok_or_else(|| Error::internal(format!("{ifname} missing in the container")))?;
+            nl.add_address(i, std::net::IpAddr::V4(ip), prefix)?;
+            nl.set_up(i, None)?;
+            if first && !internal {
+                nl.add_default_route(std::net::IpAddr::V4(gw))?;
+            }
+            Ok(())
+        })?;
+        Ok(e)
+    }
+
+    /// Fails as attach would if a requested host port is taken (by a container or the host).
+    pub fn check_ports(&self, reqs: &[PortRequest]) -> Result<()> {
+        self.choose_ports(reqs).map(drop)
+    }
+
+    /// Host ports for each request: the given one if nothing holds it, else a free one.
+    fn choose_ports(&self, reqs: &[PortRequest]) -> Result<Vec<PortBinding>> {
+        let mut out: Vec<PortBinding> = Vec::new();
+        for r in reqs {
+            let proto = if r.proto.is_empty() { "tcp".to_string() } else { r.proto.clone() };
+            let host_ip = r.host_ip.clone();
+            let bind_ip: Ipv4Addr = if host_ip.is_empty() { Ipv4Addr::UNSPECIFIED } else {
+                host_ip.parse().map_err(|_| Error::invalid(format!("invalid host IP {host_ip}")))?
+            };
+            let port = if r.host_port != 0 {
+                if out.iter().any(|p| p.proto == proto && p.host_port == r.host_port) || self.store.port_taken(&proto, r.host_port)? {
+                    return Err(Error::conflict(format!("Bind for {}:{} failed: port is already allocated", if host_ip.is_empty() { "0.0.0.0" } else { &host_ip }, r.host_port)));
+                }
+                probe(bind_ip, r.host_port, &proto)?;
+                r.host_port
+            } else {
+                let mut found = None;
+                for _ in 0..64 {
+                    let p = free_port(bind_ip, &proto)?;
+                    if !self.store.port_taken(&proto, p)? && !out.iter().any(|x| x.proto == proto && x.host_port == p) {
+                        found = Some(p);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| Error::new(ErrorKind::Unavailable, "no free host port"))?
+            };
+            out.push(PortBinding { host_ip, host_port: port, container_port: r.container_port, proto });
+        }
+        Ok(out)
+    }
+
+    /// Leaves every network: leases, ports and their rules, DNS names at once; then unpins
+    /// the namespace. The slow kernel work (deleting the host veths, whose namespace is going
+    /// anyway, and bridges left without containers) is handed to a detached reaper after a
+    /// grace period, so `run --rm` does not wait for it and back-to-back containers reuse the
+    /// bridge. Safe to repeat.
+    pub fn detach(&mut self, container: &str) -> Result<()> {
+        let l = self.lock()?;
+        let eps = self.store.endpoints_of(container)?;
+        let had_ports = !self.ports_of(container)?.is_empty();
+        self.store.release(container, None)?;
+        self.store.release_ports(container)?;
+        if had_ports {
+            self.sync_firewall()?;
+        }
+        for e in &eps {
+            if let Some(n) = self.store.find_network(&e.network_id)? {
+                if n.dns {
+                    self.sync_dns(&n, false)?;
+                }
+            }
+        }
+        netns::remove(&self.netns_path(container));
+        drop(l);
+        if !eps.is_empty() {
+            self.spawn_reaper(eps.iter().map(|e| e.host_veth.clone()).collect());
+        }
+        Ok(())
+    }
+
+    /// How long an empty network keeps its bridge (and so its rules) for the next container.
+    const BRIDGE_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+    /// Starts a detached reaper (`berth __netreap ROOT TABLE BRIDGES VETH...`, see
+    /// [`reap_main`]).
+    fn spawn_reaper(&self, veths: Vec<String>) {
+        let bridges: Vec<String> = self.store.networks().unwrap_or_default().into_iter().map(|n| n.bridge).collect();
+        let mut c = std::process::Command::new(&self.exe);
+        c.arg0("berth").arg(REAP_ARG).arg(&self.root).arg(&self.table).arg(bridges.join(",")).args(&veths);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        if let Ok(mut child) = c.spawn() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Deletes the bridge of every network without containers, then rebuilds the rules.
+    pub fn reap(&self) -> Result<()> {
+        let _l = self.lock()?;
+        let mut nl = netlink::Netlink::open()?;
+        let mut changed = false;
+        for n in self.store.networks()? {
+            if self.store.endpoints_on(&n.id)?.is_empty() && nl.link_index(&n.bridge)?.is_some() {
+                self.stop_dns(&n);
+                nl.delete_link(&n.bridge)?;
+                changed = true;
+            }
+        }
+        if changed {
+            self.sync_firewall()?;
+        }
+        Ok(())
+    }
+
+    /// `network disconnect`: leaves one network (the namespace stays).
+    pub fn disconnect(&mut self, container: &str, network: &str) -> Result<()> {
+        let n = self.get(network)?;
+        let _l = self.lock()?;
+        let Some(e) = self.store.endpoints_of(container)?.into_iter().find(|e| e.network_id == n.id) else {
+            return Err(Error::not_found(format!("container {container} is not connected to network {}", n.name)));
+        };
+        netlink::Netlink::open()?.delete_link(&e.host_veth)?;
+        self.store.release(container, Some(&n.id))?;
+        if n.dns {
+            self.sync_dns(&n, false)?;
+        }
+        drop(_l);
+        self.spawn_reaper(Vec::new());
+        Ok(())
+    }
+
+    /// Finishes the detach of every container `stale` says is gone (a killed berth or monitor),
+    /// and unpins namespaces nobody has an endpoint for.
+    pub fn gc(&mut self, stale: impl Fn(&str) -> bool) -> Result<()> {
+        let mut ids: Vec<String> = self.store.endpoints()?.into_iter().map(|e| e.container).collect();
+        ids.extend(self.store.ports()?.into_iter().map(|(c, _)| c));
+        if let Ok(rd) = std::fs::read_dir(self.root.join("netns")) {
+            ids.extend(rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+        }
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            if stale(&id) {
+                self.detach(&id)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- firewall and DNS -------------------------------------------------------------
+
+    fn sync_firewall(&self) -> Result<()> {
+        let eps = self.store.endpoints()?;
+        let mut r = firewall::Rules::default();
+        let mut nl = netlink::Netlink::open()?;
+        for n in self.store.networks()? {
+            if eps.iter().any(|e| e.network_id == n.id) || nl.link_index(&n.bridge)?.is_some() {
+                r.bridges.push((n.bridge.clone(), n.subnet.clone(), n.internal));
+            }
+        }
+        for (c, p) in self.store.ports()? {
+            // The container's first network carries its published ports.
+            if let Some(e) = eps.iter().find(|e| e.container == c) {
+                r.ports.push((p.host_ip.clone(), p.proto.clone(), p.host_port, e.ip.clone(), p.container_port));
+            }
+        }
+        firewall::apply(&self.table, &r)
+    }
+
+    fn dns_dir(&self, n: &Network) -> PathBuf {
+        self.root.join("network").join(&n.id)
+    }
+
+    /// Rewrites the names the network's responder serves; starts it if `start` and not running.
+    fn sync_dns(&self, n: &Network, start: bool) -> Result<()> {
+        let eps = self.store.endpoints_on(&n.id)?;
+        if eps.is_empty() {
+            self.stop_dns(n);
+            return Ok(());
+        }
+        let dir = self.dns_dir(n);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let text: String = eps.iter().map(|e| format!("{} {}\n", e.ip, e.names.join(" "))).collect();
+        write_atomic(&dir.join("hosts"), text.as_bytes())?;
+        if start && !self.dns_alive(n) {
+            self.start_dns(n)?;
+        }
+        Ok(())
+    }
+
+    fn dns_alive(&self, n: &Network) -> bool {
+        let Ok(s) = std::fs::read_to_string(self.dns_dir(n).join("dns.pid")) else { return false };
+        let mut f = s.split_whitespace();
+        let (Some(pid), Some(start)) = (f.next().and_then(|x| x.parse::<i32>().ok()), f.next().and_then(|x| x.parse::<u64>().ok())) else {
+            return false;
+        };
+        proc_start(pid) == Some(start)
+    }
+
+    fn start_dns(&self, n: &Network) -> Result<()> {
+        let gw: Ipv4Addr = n.gateway.parse().map_err(|_| Error::internal("bad gateway"))?;
+        let sock = match std::net::UdpSocket::bind((gw, 53)) {
+            Ok(s) => s,
+            // A responder whose starter was killed before it recorded it: it already serves
+            // this network's hosts file (and wrote its own pid file).
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Ok(()),
+            Err(e) => return Err(Error::io(format!("bind DNS on {gw}:53"), e)),
+        };
+        let fd = sock.as_raw_fd();
+        let (rd, wr) = rustix::pipe::pipe().map_err(|e| Error::io("pipe", e.into()))?;
+        let mut c = std::process::Command::new(&self.exe);
+        c.arg0("berth").args([dns::ARG, &self.root.to_string_lossy(), &n.id, &fd.to_string(), &wr.as_raw_fd().to_string()]);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let wfd = wr.as_raw_fd();
+        unsafe {
+            c.pre_exec(move || {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+                libc::fcntl(wfd, libc::F_SETFD, 0);
+                Ok(())
+            });
+        }
+        let mut child = c.spawn().map_err(|e| Error::io(format!("start the DNS responder ({})", self.exe.display()), e))?;
+        drop(wr);
+        let _ = child.wait();
+        // The daemonised responder writes its pid, then we record it with its start time.
+        let mut buf = [0u8; 32];
+        let n_read = rustix::io::read(&rd, &mut buf).unwrap_or(0);
+        let _pid: i32 = String::from_utf8_lossy(&buf[..n_read]).trim().parse().map_err(|_| Error::internal("the DNS responder did not start"))?;
+        Ok(())
+    }
+
+    fn stop_dns(&self, n: &Network) {
+        let dir = self.dns_dir(n);
+        if self.dns_alive(n) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("dns.pid")) {
+                if let Some(pid) = s.split_whitespace().next().and_then(|x| x.parse::<i32>().ok()) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+/// argv[1] of the reaper.
+pub const REAP_ARG: &str = "__netreap";
+
+/// `berth __netreap ROOT TABLE BRIDGES VETH...`: detaches (its parent returns at once),
+/// deletes the host veths, waits the grace period, then deletes the bridges of networks left
+/// without containers and rebuilds the rules. If the root is gone meanwhile (a test's temp
+/// root), its bridges and its table go: nobody can use them any more.
+pub fn reap_main(args: &[String]) -> i32 {
+    let (Some(root), Some(table), Some(bridges)) = (args.first().map(PathBuf::from), args.get(1), args.get(2)) else { return 2 };
+    unsafe {
+        match libc::fork() {
+            0 => {}
+            n if n > 0 => return 0,
+            _ => return 1,
+        }
+        libc::setsid();
+    }
+    if let Ok(mut nl) = netlink::Netlink::open() {
+        for v in &args[3..] {
+            let _ = nl.delete_link(v);
+        }
+    }
+    std::thread::sleep(Networks::BRIDGE_GRACE);
+    if !root.join("networks.db").exists() {
+        if let Ok(mut nl) = netlink::Netlink::open() {
+            for b in bridges.split(',').filter(|b| !b.is_empty()) {
+                let _ = nl.delete_link(b);
+            }
+        }
+        let _ = firewall::delete(table);
+        return 0;
+    }
+    match Networks::open(&root, Path::new("/proc/self/exe")).and_then(|n| n.reap()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let s = p.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&*s))
+}
+
+/// A host port in use gives a clear error before any rule exists.
+fn probe(ip: Ipv4Addr, port: u16, proto: &str) -> Result<()> {
+    let r = if proto == "udp" { std::net::UdpSocket::bind((ip, port)).map(drop) } else { std::net::TcpListener::bind((ip, port)).map(drop) };
+    r.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Error::conflict(format!("cannot publish {ip}:{port}/{proto}: address already in use on the host"))
+        } else {
+            Error::io(format!("probe host port {ip}:{port}/{proto}"), e)
+        }
+    })
+}
+
+fn free_port(ip: Ipv4Addr, proto: &str) -> Result<u16> {
+    let r = if proto == "udp" {
+        std::net::UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind((ip, 0)).and_then(|s| s.local_addr())
+    };
+    r.map(|a| a.port()).map_err(|e| Error::io("choose a free host port", e))
+}
+
+/// Subnets of every root on this host; entries of roots that no longer exist are dropped.
+fn registry_read(_me: &Path) -> Vec<(Subnet, String)> {
+    let text = std::fs::read_to_string(REGISTRY).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (s, r) = l.split_once(' ')?;
+            let s = Subnet::parse(s).ok()?;
+            Path::new(r).join("networks.db").exists().then(|| (s, r.to_string()))
+        })
+        .collect()
+}
+
+fn registry_write(v: &[(Subnet, String)]) -> Result<()> {
+    let text: String = v.iter().map(|(s, r)| format!("{s} {r}\n")).collect();
+    std::fs::create_dir_all("/run/berth").map_err(|e| Error::io("create /run/berth", e))?;
+    write_atomic(Path::new(REGISTRY), text.as_bytes())
+}
