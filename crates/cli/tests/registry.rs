@@ -279,3 +279,93 @@ fn redirect_loops_oversize_and_schema1_manifests_are_refused() {
     drop(srv);
     assert_empty_store(&root);
 }
+
+/// A registry's manifest for `repo:tag`, fetched with curl (loopback only).
+fn registry_manifest(addr: &str, repo: &str, tag: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .arg(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl manifest {repo}:{tag}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn committed_layers_are_compressed_once_and_kept() {
+    let s = Scratch::new("reg-compress");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[&reg.addr]);
+    let a = s.join("a");
+    // An imported layer is stored as a plain tar (its blob digest is its diff id).
+    let tree = s.join("tree").tap_mkdir();
+    std::fs::write(tree.join("hello"), "hello from an import\n".repeat(1000)).unwrap();
+    let tar = s.join("layer.tar");
+    assert!(Command::new("tar").arg("-C").arg(&tree).arg("-cf").arg(&tar).arg(".").status().unwrap().success());
+    let name = format!("{}/cmp/imported:1", reg.addr);
+    ok(&a, &["import", tar.to_str().unwrap(), &name]);
+    let d1 = pushed_digest(&ok_env(&env, &a, &["push", &name]));
+    let m = registry_manifest(&reg.addr, "cmp/imported", "1");
+    assert_eq!(m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    let gz = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    // The compressed blob is kept: the next push (another tag) sends the same bytes.
+    let name2 = format!("{}/cmp/imported:2", reg.addr);
+    ok(&a, &["tag", &name, &name2]);
+    let out = ok_env(&env, &a, &["push", &name2]);
+    assert!(out.contains("Layer already exists"), "{out}");
+    assert_eq!(pushed_digest(&out), d1);
+    assert!(a.join("blobs/sha256").join(gz.trim_start_matches("sha256:")).is_file());
+    // zstd on request.
+    let name3 = format!("{}/cmp/imported:3", reg.addr);
+    ok(&a, &["tag", &name, &name3]);
+    ok_env(&env, &a, &["push", "--compression-format", "zstd", &name3]);
+    let m3 = registry_manifest(&reg.addr, "cmp/imported", "3");
+    assert_eq!(m3["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    // Pulled back, the image is the same (config, diff ids) and so is its tree.
+    for n in [&name, &name3] {
+        let b = s.join(format!("b{}", n.len()));
+        ok_env(&env, &b, &["pull", "-q", n]);
+        assert_eq!(inspect(&a, n)["Id"], inspect(&b, n)["Id"]);
+        let m = mount_image(&b, n, &s.join("mnt"));
+        assert_eq!(std::fs::read_to_string(m.join("hello")).unwrap(), "hello from an import\n".repeat(1000));
+        berth_testkit::unmount_below(&s.join("mnt"));
+    }
+    // Removing the image collects the compressed copies too.
+    for n in [&name, &name2, &name3] {
+        ok(&a, &["rmi", n]);
+    }
+    assert!(!a.join("blobs/sha256").join(gz.trim_start_matches("sha256:")).exists());
+}
+
+#[test]
+fn pull_all_tags_and_run_pulls_a_missing_image() {
+    let s = Scratch::new("reg-alltags");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[&reg.addr]);
+    let a = s.join("a");
+    ok(&a, &["load", "-q", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    for t in ["1", "2"] {
+        let n = format!("{}/all/bb:{t}", reg.addr);
+        ok(&a, &["tag", "busybox", &n]);
+        ok_env(&env, &a, &["push", "-q", &n]);
+    }
+    let b = s.join("b");
+    let out = ok_env(&env, &b, &["pull", "-a", "-q", &format!("{}/all/bb", reg.addr)]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    for t in ["1", "2"] {
+        assert_eq!(inspect(&b, &format!("{}/all/bb:{t}", reg.addr))["Id"], inspect(&a, "busybox")["Id"]);
+    }
+    // create: --pull never refuses a missing image, the default pulls it.
+    let c = s.join("c");
+    let n = format!("{}/all/bb:1", reg.addr);
+    let r = berth_env(&env, &c, &["create", "--pull", "never", &n, "true"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.to_lowercase().contains("unable to find image"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Pulling"), "{}", r.stderr);
+    let r = berth_env(&env, &c, &["create", &n, "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Unable to find image"), "{}", r.stderr);
+    let id = r.stdout.trim().to_string();
+    ok(&c, &["rm", &id]);
+    assert_eq!(inspect(&c, &n)["Id"], inspect(&a, "busybox")["Id"]);
+}

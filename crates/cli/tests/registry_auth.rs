@@ -181,3 +181,54 @@ fn podman_pulls_what_berth_pushed_and_back() {
     berth_testkit::unmount_below(&s.join("mnt"));
     assert_eq!(got, expected_listing("busybox"));
 }
+
+#[test]
+fn credential_helpers_keep_the_login() {
+    let s = Scratch::new("reg-helper");
+    let opts = RegOpts {
+        htpasswd: Some(("tester".into(), "s3cret".into())),
+        ..Default::default()
+    };
+    let reg = Registry::start(&mkdir(s.join("reg")), &opts);
+    let env = Env::new(&s, &[&reg.addr]);
+    // A helper in docker's protocol that keeps one secret in a file.
+    let bin = mkdir(s.join("bin"));
+    let store = s.join("helper-store");
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in\n store) cat > {st} ;;\n get) read url; if [ -f {st} ]; then cat {st}; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n erase) rm -f {st} ;;\nesac\n",
+        st = store.display()
+    );
+    let helper = bin.join("docker-credential-berthtest");
+    std::fs::write(&helper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&env.auth, r#"{"credsStore": "berthtest"}"#).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |root: &Path, args: &[&str], stdin: Option<&str>| -> Run {
+        let mut c = berth_cmd(root);
+        env.apply(&mut c);
+        c.env("PATH", &path).args(args);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        child.wait_with_output().unwrap().into()
+    };
+    let a = s.join("a");
+    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    let name = format!("{}/helper/busybox:1", reg.addr);
+    ok(&a, &["tag", "busybox", &name]);
+    let r = run(&a, &["login", "-u", "tester", "--password-stdin", &reg.addr], Some("s3cret"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    assert_eq!(kept["Secret"], "s3cret");
+    assert!(!std::fs::read_to_string(&env.auth).unwrap().contains("auths"), "the secret went to the helper");
+    let r = run(&a, &["push", "-q", &name], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&a, &["logout", &reg.addr], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!store.exists());
+    let r = run(&s.join("b"), &["pull", &name], None);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("authentication required"), "{}", r.stderr);
+}
