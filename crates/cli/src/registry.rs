@@ -277,10 +277,18 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> CmdResult {
     let display = Display::new(out);
     display.line(&format!("The push refers to repository [{}]", target.repository()));
     let c = client(&cfg, &target.domain, a.tls_verify)?;
-    let opts = PushOptions {
+    let mut opts = PushOptions {
         compression: berth_image::LayerCompression::parse(&a.compression_format)?,
         ..Default::default()
     };
+    // Blobs above this size go up in PATCH chunks of it (tuning for proxies with body limits).
+    if let Some(v) = std::env::var_os("BERTH_PUSH_CHUNK_SIZE") {
+        opts.chunk_size = v
+            .to_str()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Failure(format!("BERTH_PUSH_CHUNK_SIZE={v:?}: expected a byte count")))?;
+    }
     let res = berth_registry::push(&store, &c, &image, &target, &opts, &display);
     display.finish();
     let pushed = res?;

@@ -96,6 +96,12 @@ fn push_and_pull_fixtures_over_plain_http() {
         assert!(y["RepoDigests"].to_string().contains(digest.as_str()), "{name}: {}", y["RepoDigests"]);
         tree_matches(&b, &s, name, fixture_name);
     }
+    // Another repository of the same registry: blobs are mounted, not uploaded again.
+    let other = format!("{}/test2/busybox:1", reg.addr);
+    ok(&a, &["tag", "busybox", &other]);
+    let out = ok_env(&env, &a, &["push", &other]);
+    assert!(out.contains("Mounted from test/busybox"), "{out}");
+    assert_eq!(pushed_digest(&out), bb_digest);
     // Up to date: nothing fetched again.
     let out = ok_env(&env, &b, &["pull", &bb]);
     assert!(out.contains("Status: Image is up to date"), "{out}");
@@ -196,6 +202,11 @@ fn fake_registry(
         }
         if path == format!("/v2/t/img/blobs/{config_digest}") {
             return response("200 OK", &[], &config);
+        }
+        // Where a registry may redirect blob downloads to (a blob store).
+        if path == "/store/layer" {
+            let start = req.header("range").and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.trim_end_matches('-').parse().ok());
+            return cut(start.unwrap_or(0), &layer_bytes, layer_bytes.len());
         }
         if path == format!("/v2/t/img/blobs/{layer_digest}") {
             let start = req
@@ -368,4 +379,33 @@ fn pull_all_tags_and_run_pulls_a_missing_image() {
     let id = r.stdout.trim().to_string();
     ok(&c, &["rm", &id]);
     assert_eq!(inspect(&c, &n)["Id"], inspect(&a, "busybox")["Id"]);
+}
+
+#[test]
+fn blob_downloads_follow_redirects() {
+    let s = Scratch::new("reg-redirect");
+    let (srv, name) = fake_registry(&s, None, |_, _| response("307 Temporary Redirect", &[("Location", "/store/layer".into())], b""));
+    let env = Env::new(&s, &[&srv.addr]);
+    let root = s.join("r");
+    ok_env(&env, &root, &["pull", &name]);
+    tree_matches(&root, &s, &name, "busybox");
+}
+
+#[test]
+fn chunked_uploads() {
+    let s = Scratch::new("reg-chunked");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[&reg.addr]);
+    let a = s.join("a");
+    ok(&a, &["load", "-q", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
+    let name = format!("{}/chunked/layered:1", reg.addr);
+    ok(&a, &["tag", "localhost/layered:1", &name]);
+    let mut c = berth_cmd(&a);
+    env.apply(&mut c);
+    let r: Run = c.env("BERTH_PUSH_CHUNK_SIZE", "65536").args(["push", &name]).output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let b = s.join("b");
+    ok_env(&env, &b, &["pull", "-q", &name]);
+    assert_eq!(inspect(&a, &name)["Id"], inspect(&b, &name)["Id"]);
+    tree_matches(&b, &s, &name, "layered");
 }
