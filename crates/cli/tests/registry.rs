@@ -409,3 +409,51 @@ fn chunked_uploads() {
     assert_eq!(inspect(&a, &name)["Id"], inspect(&b, &name)["Id"]);
     tree_matches(&b, &s, &name, "layered");
 }
+
+#[test]
+fn an_index_yields_the_platform_asked_for() {
+    let s = Scratch::new("reg-index");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[&reg.addr]);
+    let a = s.join("a");
+    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(&a, &["load", "-q", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
+    let (bb, ly) = (format!("{}/multi/img:bb", reg.addr), format!("{}/multi/img:ly", reg.addr));
+    ok(&a, &["tag", "busybox", &bb]);
+    ok(&a, &["tag", "localhost/layered:1", &ly]);
+    let bb_digest = pushed_digest(&ok_env(&env, &a, &["push", &bb]));
+    let ly_digest = pushed_digest(&ok_env(&env, &a, &["push", &ly]));
+    let size = |d: &str| std::fs::metadata(a.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap().len();
+    let host = berth_image::host_arch();
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": ly_digest, "size": size(&ly_digest), "platform": {"architecture": other, "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": bb_digest, "size": size(&bb_digest), "platform": {"architecture": host, "os": "linux"}},
+        ]
+    });
+    let file = s.join("index.json");
+    std::fs::write(&file, index.to_string()).unwrap();
+    let st = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .arg(format!("@{}", file.display()))
+        .arg(format!("http://{}/v2/multi/img/manifests/multi", reg.addr))
+        .status()
+        .unwrap();
+    assert!(st.success(), "PUT index");
+    let multi = format!("{}/multi/img:multi", reg.addr);
+    let b = s.join("b");
+    ok_env(&env, &b, &["pull", "-q", &multi]);
+    assert_eq!(inspect(&b, &multi)["Id"], inspect(&a, &bb)["Id"], "the host's platform by default");
+    let c = s.join("c");
+    ok_env(&env, &c, &["pull", "-q", "--platform", &format!("linux/{other}"), &multi]);
+    assert_eq!(inspect(&c, &multi)["Id"], inspect(&a, &ly)["Id"], "--platform linux/{other}");
+    let d = s.join("d");
+    fails(&env, &d, &["pull", "--platform", "linux/s390x", &multi], "no image for platform linux/s390x");
+    assert_empty_store(&d);
+    // search lists the registry's repositories.
+    let out = ok_env(&env, &d, &["search", &format!("{}/multi", reg.addr)]);
+    assert!(out.contains(&format!("{}/multi/img", reg.addr)), "{out}");
+}
