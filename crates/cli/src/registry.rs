@@ -238,27 +238,16 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> CmdResult {
     Ok(())
 }
 
-/// For `run`/`create`: pull the image when the policy says so (docker's --pull).
-pub fn ensure_image(ctx: &Ctx, image: &str, policy: &str, platform: Option<&str>) -> Result<(), Failure> {
-    let store = ctx.store()?;
-    let missing = match store.resolve(image) {
-        Ok(_) => false,
-        Err(berth_image::Error::NoSuchImage(_)) => true,
-        Err(e) => return Err(e.into()),
-    };
-    match policy {
-        "never" => Ok(()),
-        "missing" if !missing => Ok(()),
-        "missing" | "always" => {
-            if missing {
-                eprintln!("Unable to find image '{image}' locally");
-            }
-            let cfg = config()?;
-            pull_one(&store, &cfg, image, &pull_options(platform)?, None, Out::Stderr)?;
-            Ok(())
-        }
-        other => Err(Failure(format!("invalid pull policy {other:?}: missing, always or never"))),
+/// For `run`/`create`: pulls the image (docker's --pull always, or missing once create found
+/// it missing), progress on stderr.
+pub fn pull_for_run(ctx: &Ctx, image: &str, platform: Option<&str>, missing: bool) -> Result<(), Failure> {
+    if missing {
+        eprintln!("Unable to find image '{image}' locally");
     }
+    let store = ctx.store()?;
+    let cfg = config()?;
+    pull_one(&store, &cfg, image, &pull_options(platform)?, None, Out::Stderr)?;
+    Ok(())
 }
 
 pub fn push(ctx: &Ctx, a: PushArgs) -> CmdResult {

@@ -247,9 +247,23 @@ fn create_options(a: &RunArgs) -> CreateOptions {
 /// `run` (start = true) and `create`.
 pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     let opts = create_options(&a);
-    crate::registry::ensure_image(ctx, &a.args[0], &a.pull, a.platform.as_deref()).unwrap_or_else(|f| die(f.0, 125));
+    if !matches!(a.pull.as_str(), "missing" | "always" | "never") {
+        die(format!("invalid pull policy {:?}: missing, always or never", a.pull), 125);
+    }
+    if a.pull == "always" {
+        crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), false).unwrap_or_else(|f| die(f.0, 125));
+    }
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
-    let c = e.create(&opts).unwrap_or_else(|err| die(err, 125));
+    // A missing image is pulled only after create found it missing: no registry work (not even
+    // a store lookup) on the common path.
+    let c = match e.create(&opts) {
+        Err(err) if a.pull == "missing" && err.kind() == berth_engine::ErrorKind::NotFound && err.to_string().contains("unable to find image") => {
+            crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), true).unwrap_or_else(|f| die(f.0, 125));
+            e.create(&opts)
+        }
+        other => other,
+    }
+    .unwrap_or_else(|err| die(err, 125));
     if !start {
         println!("{}", c.id);
         return Ok(());
