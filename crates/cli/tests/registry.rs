@@ -378,6 +378,11 @@ fn pull_all_tags_and_run_pulls_a_missing_image() {
     assert!(r.stderr.contains("Unable to find image"), "{}", r.stderr);
     let id = r.stdout.trim().to_string();
     ok(&c, &["rm", &id]);
+    // --pull always asks the registry even when the image is here.
+    let r = berth_env(&env, &c, &["create", "--pull", "always", &n, "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Status: Image is up to date"), "{}", r.stderr);
+    ok(&c, &["rm", r.stdout.trim()]);
     assert_eq!(inspect(&c, &n)["Id"], inspect(&a, "busybox")["Id"]);
 }
 
@@ -456,4 +461,37 @@ fn an_index_yields_the_platform_asked_for() {
     // search lists the registry's repositories.
     let out = ok_env(&env, &d, &["search", &format!("{}/multi", reg.addr)]);
     assert!(out.contains(&format!("{}/multi/img", reg.addr)), "{out}");
+}
+
+#[test]
+fn layers_unpack_while_they_download() {
+    let s = Scratch::new("reg-stream");
+    let root = s.join("r");
+    let tmp = root.join("tmp");
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen2 = seen.clone();
+    // The first request stops halfway; before answering the resumed one, wait until files of the
+    // first half are in the layer's unpack dir: unpacking ran ahead of the download.
+    let (srv, name) = fake_registry(&s, None, move |start, blob| match start {
+        None => cut(0, blob, blob.len() / 2),
+        Some(st) => {
+            for _ in 0..500 {
+                let unpacked = std::fs::read_dir(&tmp)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|d| d.path().join("unpack-0/diff/bin").is_dir());
+                if unpacked {
+                    seen2.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            cut(st, blob, blob.len())
+        }
+    });
+    let env = Env::new(&s, &[&srv.addr]);
+    ok_env(&env, &root, &["pull", &name]);
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst), "nothing was unpacked before the download finished");
+    tree_matches(&root, &s, &name, "busybox");
 }
