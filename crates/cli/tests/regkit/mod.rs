@@ -321,5 +321,7 @@ impl Env {
 
     pub fn apply(&self, c: &mut Command) {
         c.env("BERTH_REGISTRIES_CONF", &self.conf).env("BERTH_AUTH_FILE", &self.auth);
+        // Loopback only, even where a proxy is configured.
+        c.env("NO_PROXY", "127.0.0.1,localhost").env("no_proxy", "127.0.0.1,localhost");
     }
 }
