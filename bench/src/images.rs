@@ -16,7 +16,7 @@ use crate::stats::{print_table, Series};
 
 const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/debian.oci-archive.tar");
 
-fn berth_bin() -> anyhow::Result<PathBuf> {
+pub fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
     bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))

@@ -1,5 +1,5 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network|pull] [--runs N]
 //! Speed goals live here, never in timed tests.
 
 mod commit;
@@ -7,6 +7,7 @@ mod engine;
 mod images;
 mod network;
 mod podman;
+mod pull;
 mod runtime;
 mod stats;
 
@@ -27,13 +28,15 @@ fn main() -> anyhow::Result<()> {
             images::run(runs)?;
             commit::run(runs)?;
             network::run(runs)?;
+            pull::run(runs, &images::berth_bin()?)?;
         }
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
         "network" => network::run(runs)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network"),
+        "pull" => pull::run(runs, &images::berth_bin()?)?,
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network, pull"),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ mod info;
 mod inspect;
 mod network;
 mod output;
+mod registry;
 mod remove;
 mod system;
 mod transfer;
@@ -78,6 +79,16 @@ enum Command {
     Network(network::NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
+    /// Search a registry's repositories
+    Search(registry::SearchArgs),
     #[command(flatten)]
     Containers(container::Commands),
     /// Manage containers
@@ -107,6 +118,10 @@ enum ImageCommand {
     Rm(remove::RmiArgs),
     /// Remove unused images
     Prune(remove::PruneArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
 }
 
 #[derive(Subcommand)]
@@ -169,6 +184,11 @@ fn main() -> ExitCode {
         Command::Volume(c) => volume::run(&ctx, c),
         Command::Network(c) => network::run(&ctx, c),
         Command::Port(a) => network::port(&ctx, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => registry::pull(&ctx, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => registry::push(&ctx, a),
+        Command::Login(a) => registry::login(&ctx, a),
+        Command::Logout(a) => registry::logout(&ctx, a),
+        Command::Search(a) => registry::search(&ctx, a),
         Command::Containers(c) => container::run(&ctx, c),
         Command::Container(g) => container::run_group(&ctx, g),
     };

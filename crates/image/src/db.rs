@@ -51,6 +51,15 @@ const MIGRATIONS: &[&str] = &[
      );
      -- layer blobs whose uncompressed digest has been checked against a diff_id
      CREATE TABLE verified_blobs (blob_digest TEXT PRIMARY KEY, diff_id TEXT NOT NULL);",
+    // 2: compressed copies of uncompressed layer blobs, made by a push and kept for the next.
+    "CREATE TABLE compressed_blobs (
+        diff_id TEXT NOT NULL,
+        compression TEXT NOT NULL,
+        blob_digest TEXT NOT NULL,
+        blob_size INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        PRIMARY KEY (diff_id, compression)
+     );",
 ];
 
 pub fn open(path: &Path) -> Result<Connection> {

@@ -30,6 +30,7 @@
 //! store.remove_user(&image.id, "container-id")?;
 //! # let _ = (lowers, cmd, new_id); Ok(()) }
 //! ```
+//! Pulling: [`ImageStore::ingest`] receives blobs one by one, unpacking layers as they arrive.
 //! Loading and saving: [`ImageStore::load`] (docker-archive or oci-archive, by content) and
 //! [`ImageStore::save`]. Names: [`ImageStore::tag`], [`ImageStore::remove`] (docker's rmi rules),
 //! [`ImageStore::prune`].
@@ -40,10 +41,12 @@
 //! deletion or prune collects, and work dirs, which the next open removes.
 
 mod commit;
+mod compress;
 mod db;
 mod digest;
 mod error;
 mod fsutil;
+mod ingest;
 mod install;
 mod load;
 mod reference;
@@ -53,8 +56,10 @@ mod store;
 pub mod timefmt;
 
 pub use commit::{apply_changes, CommitOptions};
+pub use compress::{BlobInfo, LayerCompression};
 pub use digest::{chain_ids, sha256_digest};
 pub use error::{Error, ErrorKind, Result};
+pub use ingest::{BlobWriter, Ingest};
 pub use install::LoadedImage;
 pub use reference::{familiar_repository, Reference};
 pub use save::ArchiveFormat;

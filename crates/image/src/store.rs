@@ -592,6 +592,9 @@ impl ImageStore {
             }
             Ok(())
         })?;
+        self.conn
+            .execute("DELETE FROM compressed_blobs WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)", [])
+            .db("gc compressed")?;
         // Deleted from the db first: a crash from here on leaves only unreferenced dirs, removed next time.
         for (c, size) in unused {
             deleted.push(c.clone());
@@ -624,7 +627,10 @@ impl ImageStore {
         let referenced: HashSet<String> = {
             let mut stmt = self
                 .conn
-                .prepare("SELECT manifest_digest FROM images UNION SELECT 'sha256:' || id FROM images UNION SELECT blob_digest FROM image_layers")
+                .prepare(
+                    "SELECT manifest_digest FROM images UNION SELECT 'sha256:' || id FROM images UNION SELECT blob_digest FROM image_layers
+                     UNION SELECT blob_digest FROM compressed_blobs WHERE diff_id IN (SELECT diff_id FROM image_layers)",
+                )
                 .db("gc")?;
             let v = stmt
                 .query_map([], |r| r.get::<_, String>(0))

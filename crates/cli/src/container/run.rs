@@ -159,6 +159,12 @@ pub struct RunArgs {
     /// Override the key sequence for detaching a container
     #[arg(long)]
     detach_keys: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
     /// The image, then the command and its arguments (options end at the image, as with docker)
     #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND] [ARG...]")]
     args: Vec<String>,
@@ -296,9 +302,24 @@ pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
         check_tty(opts.attach_stdin, opts.tty);
     }
     super::cgroup_flags::CgroupArgs::warn(&opts.host_config);
+    if !matches!(a.pull.as_str(), "missing" | "always" | "never") {
+        die(format!("invalid pull policy {:?}: missing, always or never", a.pull), 125);
+    }
+    if a.pull == "always" {
+        crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), false).unwrap_or_else(|f| die(f.0, 125));
+    }
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
+    // A missing image is pulled only after create found it missing: no registry work (not even
+    // a store lookup) on the common path.
+    let c = match e.create(&opts) {
+        Err(err) if a.pull == "missing" && err.kind() == berth_engine::ErrorKind::NotFound && err.to_string().contains("unable to find image") => {
+            crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), true).unwrap_or_else(|f| die(f.0, 125));
+            e.create(&opts)
+        }
+        other => other,
+    }
     // docker create reports the daemon's refusal (bad or taken name, ...) with exit 1; run with 125.
-    let c = e.create(&opts).unwrap_or_else(|err| die(err, if start { 125 } else { 1 }));
+    .unwrap_or_else(|err| die(err, if start { 125 } else { 1 }));
     if !start {
         println!("{}", c.id);
         return Ok(());

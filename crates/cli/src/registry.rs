@@ -1,0 +1,367 @@
+//! `berth pull`, `push`, `login`, `logout`, `search`, and the pull that `run`/`create` do for a
+//! missing image. The protocol lives in berth-registry; this file is flags and docker's output.
+
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::io::{self, IsTerminal, Read, Write};
+use std::sync::Mutex;
+
+use crate::{CmdResult, Ctx, Failure};
+use berth_image::{ImageStore, Reference};
+use berth_registry::{credentials, Client, Config, LayerStatus, Platform, Progress, PullOptions, PushOptions};
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short, long)]
+    all_tags: bool,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    quiet: bool,
+    /// Require HTTPS and verify certificates (false: also plain HTTP)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// NAME[:TAG|@DIGEST]
+    name: String,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Compression for layers stored uncompressed (made by commit or import): gzip or zstd
+    #[arg(long, default_value = "gzip")]
+    compression_format: String,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    quiet: bool,
+    /// Require HTTPS and verify certificates (false: also plain HTTP)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// NAME[:TAG]
+    name: String,
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Password
+    #[arg(short, long)]
+    password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    password_stdin: bool,
+    /// Require HTTPS and verify certificates (false: also plain HTTP)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// Registry host (Docker Hub when omitted)
+    server: Option<String>,
+}
+
+#[derive(Args)]
+pub struct LogoutArgs {
+    /// Registry host (Docker Hub when omitted)
+    server: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// Max number of search results
+    #[arg(long, default_value = "25")]
+    limit: usize,
+    /// Require HTTPS and verify certificates (false: also plain HTTP)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// REGISTRY/TERM (the registry's catalog, filtered by TERM)
+    term: String,
+}
+
+/// Per-layer progress: bars on a terminal, docker's plain status lines otherwise.
+struct Display {
+    out: Out,
+    bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
+    last: Mutex<HashMap<String, String>>,
+}
+
+#[derive(Clone, Copy)]
+enum Out {
+    Stdout,
+    Stderr,
+    Quiet,
+}
+
+impl Display {
+    fn new(out: Out) -> Display {
+        let tty = match out {
+            Out::Stdout => io::stdout().is_terminal(),
+            Out::Stderr => io::stderr().is_terminal(),
+            Out::Quiet => false,
+        };
+        Display {
+            out,
+            bars: tty.then(|| (MultiProgress::new(), Mutex::new(HashMap::new()))),
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, s: &str) {
+        match self.out {
+            Out::Stdout => println!("{s}"),
+            Out::Stderr => eprintln!("{s}"),
+            Out::Quiet => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((m, bars)) = &self.bars {
+            for b in bars.lock().unwrap().values() {
+                b.abandon();
+            }
+            let _ = m.clear();
+        }
+    }
+}
+
+impl Progress for Display {
+    fn layer(&self, id: &str, status: LayerStatus) {
+        let text = match &status {
+            LayerStatus::Waiting => "Pulling fs layer".to_string(),
+            s => s.text(),
+        };
+        if let Some((m, bars)) = &self.bars {
+            let mut bars = bars.lock().unwrap();
+            let bar = bars.entry(id.to_string()).or_insert_with(|| {
+                let b = m.add(ProgressBar::new(0));
+                b.set_style(ProgressStyle::with_template("{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}").expect("template").progress_chars("=> "));
+                b.set_prefix(id.to_string());
+                b
+            });
+            match status {
+                LayerStatus::Downloading { current, total } | LayerStatus::Pushing { current, total } => {
+                    bar.set_length(total);
+                    bar.set_position(current);
+                    bar.set_message(text);
+                }
+                _ => {
+                    bar.set_style(ProgressStyle::with_template("{prefix}: {msg}").expect("template"));
+                    bar.set_message(text);
+                }
+            }
+            return;
+        }
+        // Plain output: one line per change of state, like docker without a terminal.
+        let mut last = self.last.lock().unwrap();
+        if last.get(id) == Some(&text) {
+            return;
+        }
+        last.insert(id.to_string(), text.clone());
+        self.line(&format!("{id}: {text}"));
+    }
+}
+
+fn config() -> Result<Config, Failure> {
+    Ok(Config::load()?)
+}
+
+fn client(cfg: &Config, host: &str, tls_verify: Option<bool>) -> Result<Client, Failure> {
+    Ok(Client::new(host, cfg, tls_verify)?)
+}
+
+/// Pulls `name` (trying each unqualified-search registry for a short name) and prints docker's
+/// lines. Returns the reference that was pulled.
+fn pull_one(store: &ImageStore, cfg: &Config, name: &str, opts: &PullOptions, tls_verify: Option<bool>, out: Out) -> Result<Reference, Failure> {
+    let candidates = cfg.candidates(name)?;
+    let mut last_err = None;
+    for r in &candidates {
+        let display = Display::new(out);
+        let res = client(cfg, &r.domain, tls_verify).and_then(|c| {
+            let tag = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_default();
+            display.line(&format!("{}: Pulling from {}", tag, berth_image::familiar_repository(&format!("{}/{}", r.domain, r.path)).trim_start_matches(&format!("{}/", r.domain))));
+            let res = berth_registry::pull(store, &c, r, opts, &display);
+            display.finish();
+            Ok(res?)
+        });
+        match res {
+            Ok(p) => {
+                display.line(&format!("Digest: {}", p.manifest_digest));
+                let familiar = if r.tag.is_some() { r.familiar() } else { format!("{}@{}", berth_image::familiar_repository(&r.repository()), p.manifest_digest) };
+                if p.up_to_date {
+                    display.line(&format!("Status: Image is up to date for {familiar}"));
+                } else {
+                    display.line(&format!("Status: Downloaded newer image for {familiar}"));
+                }
+                return Ok(r.clone());
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| Failure(format!("no registry to pull {name} from"))))
+}
+
+fn pull_options(platform: Option<&str>) -> Result<PullOptions, Failure> {
+    Ok(PullOptions {
+        platform: platform.map(Platform::parse).transpose()?,
+        ..Default::default()
+    })
+}
+
+pub fn pull(ctx: &Ctx, a: PullArgs) -> CmdResult {
+    let store = ctx.store()?;
+    let cfg = config()?;
+    let opts = pull_options(a.platform.as_deref())?;
+    let out = if a.quiet { Out::Quiet } else { Out::Stdout };
+    if a.all_tags {
+        let r = cfg.candidates(&a.name)?.remove(0);
+        if r.digest.is_some() || a.name.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+            return Err(Failure("tag can't be used with --all-tags/-a".into()));
+        }
+        let c = client(&cfg, &r.domain, a.tls_verify)?;
+        let tags = berth_registry::list_tags(&c, &r)?;
+        for t in tags {
+            let name = format!("{}:{t}", r.repository());
+            let pulled = pull_one(&store, &cfg, &name, &opts, a.tls_verify, out)?;
+            if a.quiet {
+                println!("{}", pulled.full());
+            }
+        }
+        return Ok(());
+    }
+    if !a.quiet && !a.name.contains('@') && !a.name.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+        println!("Using default tag: latest");
+    }
+    let r = pull_one(&store, &cfg, &a.name, &opts, a.tls_verify, out)?;
+    println!("{}", r.full());
+    Ok(())
+}
+
+/// For `run`/`create`: pulls the image (docker's --pull always, or missing once create found
+/// it missing), progress on stderr.
+pub fn pull_for_run(ctx: &Ctx, image: &str, platform: Option<&str>, missing: bool) -> Result<(), Failure> {
+    if missing {
+        eprintln!("Unable to find image '{image}' locally");
+    }
+    let store = ctx.store()?;
+    let cfg = config()?;
+    pull_one(&store, &cfg, image, &pull_options(platform)?, None, Out::Stderr)?;
+    Ok(())
+}
+
+pub fn push(ctx: &Ctx, a: PushArgs) -> CmdResult {
+    let store = ctx.store()?;
+    let cfg = config()?;
+    let image = store.resolve(&a.name)?;
+    let target = if berth_registry::config::is_qualified(&a.name) {
+        Reference::parse(&a.name)?
+    } else {
+        cfg.candidates(&a.name)?.remove(0)
+    };
+    if target.digest.is_some() {
+        return Err(Failure(format!("cannot push a digest reference: {}", a.name)));
+    }
+    let out = if a.quiet { Out::Quiet } else { Out::Stdout };
+    let display = Display::new(out);
+    display.line(&format!("The push refers to repository [{}]", target.repository()));
+    let c = client(&cfg, &target.domain, a.tls_verify)?;
+    let mut opts = PushOptions {
+        compression: berth_image::LayerCompression::parse(&a.compression_format)?,
+        ..Default::default()
+    };
+    // Blobs above this size go up in PATCH chunks of it (tuning for proxies with body limits).
+    if let Some(v) = std::env::var_os("BERTH_PUSH_CHUNK_SIZE") {
+        opts.chunk_size = v
+            .to_str()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Failure(format!("BERTH_PUSH_CHUNK_SIZE={v:?}: expected a byte count")))?;
+    }
+    let res = berth_registry::push(&store, &c, &image, &target, &opts, &display);
+    display.finish();
+    let pushed = res?;
+    let tag = target.tag.clone().unwrap_or_else(|| "latest".into());
+    if a.quiet {
+        println!("{}", target.full());
+    } else {
+        println!("{tag}: digest: {} size: {}", pushed.digest, pushed.size);
+    }
+    Ok(())
+}
+
+fn server_host(server: Option<&str>) -> String {
+    let s = server.unwrap_or("docker.io");
+    let s = s.trim_start_matches("https://").trim_start_matches("http://");
+    let s = s.split('/').next().unwrap_or(s);
+    match s {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        s => s.to_string(),
+    }
+}
+
+pub fn login(_ctx: &Ctx, a: LoginArgs) -> CmdResult {
+    let cfg = config()?;
+    let host = server_host(a.server.as_deref());
+    let username = match a.username {
+        Some(u) => u,
+        None => {
+            if a.password_stdin || !io::stdin().is_terminal() {
+                return Err(Failure("Must provide --username with --password-stdin".into()));
+            }
+            eprint!("Username: ");
+            io::stderr().flush().ok();
+            let mut u = String::new();
+            io::stdin().read_line(&mut u)?;
+            u.trim().to_string()
+        }
+    };
+    let password = if a.password_stdin {
+        if a.password.is_some() {
+            return Err(Failure("--password and --password-stdin are mutually exclusive".into()));
+        }
+        let mut p = String::new();
+        io::stdin().read_to_string(&mut p)?;
+        p.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = a.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p
+    } else {
+        return Err(Failure("a password is needed: --password-stdin (or -p)".into()));
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(Failure("username and password must not be empty".into()));
+    }
+    let creds = credentials::Credentials { username, password };
+    let c = Client::with_credentials(&host, &cfg, a.tls_verify, Some(creds.clone()))?;
+    c.login()?;
+    credentials::store(&cfg.auth_file, &host, &creds)?;
+    println!("Login Succeeded");
+    Ok(())
+}
+
+pub fn logout(_ctx: &Ctx, a: LogoutArgs) -> CmdResult {
+    let cfg = config()?;
+    let host = server_host(a.server.as_deref());
+    if credentials::erase(&cfg.auth_file, &host)? {
+        println!("Removing login credentials for {}", credentials::server_key(&host));
+    } else {
+        println!("Not logged in to {}", credentials::server_key(&host));
+    }
+    Ok(())
+}
+
+pub fn search(_ctx: &Ctx, a: SearchArgs) -> CmdResult {
+    let cfg = config()?;
+    let (host, term) = match a.term.split_once('/') {
+        Some((h, t)) if berth_registry::config::is_qualified(&a.term) => (h.to_string(), t.to_string()),
+        _ => return Err(Failure("search needs REGISTRY/TERM: berth searches a registry's catalog (/v2/_catalog)".into())),
+    };
+    let c = client(&cfg, &host, a.tls_verify)?;
+    let repos = berth_registry::catalog(&c)?;
+    println!("NAME");
+    for r in repos.iter().filter(|r| r.contains(&term)).take(a.limit) {
+        println!("{host}/{r}");
+    }
+    Ok(())
+}
