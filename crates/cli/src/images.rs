@@ -44,8 +44,28 @@ struct Row {
     users: usize,
 }
 
+/// Untagged images another image was built on (berth build's steps), as docker and podman hide
+/// them without -a: an image whose layers and history begin with all of this one's.
+fn intermediate(images: &[berth_image::Image]) -> std::collections::HashSet<String> {
+    let history = |i: &berth_image::Image| i.config_json.get("history").and_then(|h| h.as_array()).cloned().unwrap_or_default();
+    let mut out = std::collections::HashSet::new();
+    for img in images.iter().filter(|i| i.names.is_empty()) {
+        let (h, d) = (history(img), img.diff_ids());
+        if h.is_empty() {
+            continue;
+        }
+        let child = images.iter().any(|o| {
+            let oh = history(o);
+            o.id != img.id && oh.len() > h.len() && oh[..h.len()] == h[..] && o.diff_ids().starts_with(&d)
+        });
+        if child {
+            out.insert(img.id.clone());
+        }
+    }
+    out
+}
+
 pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
-    let _ = a.all; // no intermediate images exist without build
     let store = ctx.store()?;
     let mut dangling: Option<bool> = None;
     let mut labels: Vec<(String, Option<String>)> = Vec::new();
@@ -72,7 +92,12 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
         }
     }
     let mut rows = Vec::new();
-    for img in store.list()? {
+    let images = store.list()?;
+    let hidden = if a.all { Default::default() } else { intermediate(&images) };
+    for img in images {
+        if hidden.contains(&img.id) {
+            continue;
+        }
         if dangling.is_some_and(|d| d != img.names.is_empty())
             || before.is_some_and(|t| img.created >= t)
             || since.is_some_and(|t| img.created <= t)

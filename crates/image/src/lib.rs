@@ -41,6 +41,7 @@
 
 mod commit;
 mod db;
+mod derive;
 mod digest;
 mod error;
 mod fsutil;
