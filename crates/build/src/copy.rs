@@ -173,7 +173,19 @@ fn append_archive<W: Write>(b: &mut tar::Builder<W>, p: &Path, dest: &str, made:
             continue;
         }
         let name = if dest.is_empty() { rel.clone() } else { format!("{dest}/{rel}") };
-        let mut h = e.header().clone();
+        // A fresh header: archives from other tools may leave numeric fields blank.
+        let src = e.header();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(src.entry_type());
+        h.set_mode(src.mode().unwrap_or(0o644) & 0o7777);
+        h.set_uid(src.uid().unwrap_or(0));
+        h.set_gid(src.gid().unwrap_or(0));
+        h.set_mtime(src.mtime().unwrap_or(0));
+        h.set_size(src.size().unwrap_or(0));
+        if let (Ok(Some(ma)), Ok(Some(mi))) = (src.device_major(), src.device_minor()) {
+            let _ = h.set_device_major(ma);
+            let _ = h.set_device_minor(mi);
+        }
         match h.entry_type() {
             tar::EntryType::Directory => {
                 made.insert(name.clone());

@@ -704,7 +704,7 @@ impl Shared<'_> {
         self.running.lock().unwrap().push(c.id.clone());
         let attach = engine.start(&c.id, &StartOptions { attach: true, stdin: false }).map_err(|e| step_err(ins, &e.to_string()))?;
         let code = match attach {
-            Some(a) => self.pump(a)?,
+            Some(a) => self.pump(engine, &c.id, a)?,
             None => engine.wait(&c.id)?,
         };
         if CANCELLED.load(Ordering::SeqCst) {
@@ -739,11 +739,12 @@ impl Shared<'_> {
     }
 
     /// Streams the RUN container's output until it exits; returns its exit code.
-    fn pump(&self, a: berth_engine::Attach) -> Result<i32> {
+    fn pump(&self, engine: &Engine, id: &str, a: berth_engine::Attach) -> Result<i32> {
         use berth_engine::attach::{take_frame, EXIT, STDERR, STDOUT};
         let fd = a.fd();
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 32 * 1024];
+        let mut killed = false;
         loop {
             let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
             let r = unsafe { libc::poll(&mut p, 1, 200) };
@@ -751,6 +752,11 @@ impl Shared<'_> {
                 return Err(Error::msg(format!("poll: {}", io::Error::last_os_error())));
             }
             if r <= 0 {
+                // A signal that came before this container was registered: kill it here.
+                if CANCELLED.load(Ordering::SeqCst) && !killed {
+                    killed = true;
+                    let _ = engine.kill(id, "KILL");
+                }
                 continue;
             }
             let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
@@ -1039,6 +1045,11 @@ fn watch_signals(root: &Path, eo: &EngineOptions, running: Arc<Mutex<Vec<String>
         libc::sigemptyset(&mut set);
         for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             libc::sigaddset(&mut set, s);
+        }
+        // An inherited SIG_IGN would discard them before the signalfd sees them (docker's Go
+        // CLI un-ignores them the same way through signal.Notify).
+        for s in [libc::SIGINT, libc::SIGTERM] {
+            libc::signal(s, libc::SIG_DFL);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
