@@ -1,7 +1,8 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|build] [--runs N]
 //! Speed goals live here, never in timed tests.
 
+mod build;
 mod commit;
 mod engine;
 mod images;
@@ -25,12 +26,14 @@ fn main() -> anyhow::Result<()> {
             engine::run(runs)?;
             images::run(runs)?;
             commit::run(runs)?;
+            build::run(runs)?;
         }
+        "build" => build::run(runs)?,
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit"),
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, build"),
     }
     Ok(())
 }

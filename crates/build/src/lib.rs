@@ -14,11 +14,16 @@
 //! Intermediate images are untagged images in the store (like docker's classic builder);
 //! `berth image prune` removes them and the cache then misses.
 
+#[cfg(feature = "exec")]
 pub mod cache;
+#[cfg(feature = "exec")]
 pub mod context;
+#[cfg(feature = "exec")]
 pub mod copy;
+#[cfg(feature = "exec")]
 mod exec;
 pub mod ignore;
+#[cfg(feature = "exec")]
 pub mod layers;
 pub mod lex;
 pub mod mounts;
@@ -28,14 +33,17 @@ pub mod plan;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+#[cfg(feature = "exec")]
 pub use exec::build;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Parse(#[from] parser::ParseError),
+    #[cfg(feature = "exec")]
     #[error("{0}")]
     Engine(#[from] berth_engine::Error),
+    #[cfg(feature = "exec")]
     #[error("{0}")]
     Image(#[from] berth_image::Error),
     #[error("{0}")]
