@@ -469,3 +469,36 @@ fn stdin_contexts_mounts_network_and_add_urls() {
     assert!(r.stderr.contains("checksum mismatch"), "{}", r.stderr);
     env.assert_clean();
 }
+
+#[test]
+fn layered_fixture_builds_the_tree_podman_built() {
+    // The fixture's Containerfile, built by podman into layered.*-archive.tar: berth's build of
+    // it must unpack to the same tree (modes, owners, contents, links, fifo, whiteouts applied).
+    let env = Env::new("build-layered");
+    let src = std::path::Path::new(common::FIXTURES).join("images/layered-context");
+    for f in ["Containerfile", "note.txt"] {
+        std::fs::copy(src.join(f), env.ctx.join(f)).unwrap();
+        // The shared fixtures are read-only; podman built from a 0644 context.
+        std::fs::set_permissions(env.ctx.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    let (_, out) = env.build_ok(&["-t", "localhost/layered:1"]);
+    assert!(out.contains("STEP 7/7"), "{out}");
+    let raw = env.raw_config("localhost/layered:1");
+    assert_eq!(raw["rootfs"]["diff_ids"].as_array().unwrap().len(), 4, "base, 2 RUN, 1 COPY: {raw}");
+    assert_eq!(raw["config"]["WorkingDir"], "/data");
+    assert_eq!(raw["config"]["Cmd"], serde_json::json!(["/bin/sh", "-c", "cat /data/keep/a"]));
+    assert!(raw["config"]["Env"].as_array().unwrap().iter().any(|e| e == "LAYERED=yes"));
+    let mnt = env.scratch.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let merged = common::mount_image(&env.root, "localhost/layered:1", &mnt);
+    let strip = |s: &str| s.lines().map(|l| l.split(" mtime=").next().unwrap().to_string()).collect::<Vec<_>>().join("\n");
+    let mine = strip(&common::listing(&merged));
+    let want = strip(&common::expected_listing("layered"));
+    berth_testkit::unmount_below(&mnt);
+    if mine != want {
+        let a: std::collections::BTreeSet<&str> = mine.lines().collect();
+        let b: std::collections::BTreeSet<&str> = want.lines().collect();
+        panic!("only in berth's: {:?}\nonly in podman's: {:?}", a.difference(&b).collect::<Vec<_>>(), b.difference(&a).collect::<Vec<_>>());
+    }
+    env.assert_clean();
+}
