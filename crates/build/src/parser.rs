@@ -155,9 +155,11 @@ pub struct Dockerfile {
 
 const FLAGS: &[(&str, &[&str])] = &[
     ("FROM", &["platform"]),
-    ("RUN", &["mount", "network", "security"]),
-    ("COPY", &["from", "chown", "chmod", "link", "parents", "exclude"]),
-    ("ADD", &["chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"]),
+    // Flags berth does not implement (--security, --parents, --exclude, --keep-git-dir) are
+    // refused as unknown rather than ignored.
+    ("RUN", &["mount", "network"]),
+    ("COPY", &["from", "chown", "chmod", "link"]),
+    ("ADD", &["chown", "chmod", "link", "checksum"]),
     ("HEALTHCHECK", &["interval", "timeout", "start-period", "start-interval", "retries"]),
 ];
 
