@@ -116,7 +116,9 @@ pub fn fetch(url: &str, root: &Path) -> std::result::Result<crate::exec::TempPat
         }
         let mut s = stream.ok_or_else(|| format!("ADD {url}: {hostport} is unreachable: {last}"))?;
         s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n").map_err(|e| format!("ADD {url}: {e}"))?;
+        // One write: a server may answer (and close) as soon as it has the request.
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).map_err(|e| format!("ADD {url}: {e}"))?;
         let mut r = BufReader::new(s);
         let mut status = String::new();
         r.read_line(&mut status).map_err(|e| format!("ADD {url}: {e}"))?;

@@ -994,17 +994,21 @@ fn write_through<T>(plan: &Plan, image: &Layers, sink: impl FnOnce(&mut dyn Read
     std::thread::scope(|s| {
         let st = status.clone();
         let writer = s.spawn(move || {
-            let res = plan.write(image, io::BufWriter::with_capacity(1 << 20, w));
+            let mut w = w;
+            let res = plan.write(image, io::BufWriter::with_capacity(1 << 20, &mut w));
+            // Recorded before the pipe closes (w drops below), so the reader's EOF is never
+            // taken for a failure (or a failure for an EOF).
             st.store(if res.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
+            drop(w);
             res
         });
         let mut reader = Checked { inner: r, status: status.clone() };
         let out = sink(&mut reader);
         drop(reader);
         let written = writer.join().map_err(|_| Error::msg("the layer writer panicked"))?;
-        let out = out?;
+        // The writer's own error says why; the reader's is only its echo.
         written.map_err(|e| Error::msg(format!("write the layer: {e}")))?;
-        Ok(out)
+        out
     })
 }
 

@@ -449,8 +449,14 @@ fn stdin_contexts_mounts_network_and_add_urls() {
     let server = std::thread::spawn(move || {
         // Exactly one request, then the thread ends.
         let (mut s, _) = listener.accept().unwrap();
-        let mut req = [0u8; 1024];
-        let _ = s.read(&mut req).unwrap();
+        // The whole request head, then the answer.
+        let mut req = Vec::new();
+        let mut b = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut b).unwrap();
+            assert!(n > 0, "request cut short");
+            req.extend_from_slice(&b[..n]);
+        }
         s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\ndownload\n").unwrap();
     });
     env.file("Dockerfile", &format!("FROM busybox\nADD http://127.0.0.1:{port}/files/got.txt /dl/\n"));
