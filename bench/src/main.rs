@@ -1,7 +1,8 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network|pull] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network|pull|build] [--runs N]
 //! Speed goals live here, never in timed tests.
 
+mod build;
 mod commit;
 mod engine;
 mod images;
@@ -29,14 +30,16 @@ fn main() -> anyhow::Result<()> {
             commit::run(runs)?;
             network::run(runs)?;
             pull::run(runs, &images::berth_bin()?)?;
+            build::run(runs)?;
         }
+        "build" => build::run(runs)?,
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
         "network" => network::run(runs)?,
         "pull" => pull::run(runs, &images::berth_bin()?)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network, pull"),
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network, pull, build"),
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `berth`: the engine CLI, in docker's shape. For now its image commands.
 
+mod build;
 mod container;
 mod filesystem;
 mod history;
@@ -37,6 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile or Containerfile
+    Build(build::BuildArgs),
     /// List images
     Images(images::LsArgs),
     /// Manage images
@@ -98,6 +101,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ImageCommand {
+    /// Build an image from a Dockerfile or Containerfile
+    Build(build::BuildArgs),
     /// List images
     #[command(visible_alias = "list")]
     Ls(images::LsArgs),
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
     let cli: Cli = usage::parse();
     let ctx = Ctx { root: cli.root, driver: cli.storage_driver };
     let result = match cli.command {
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => transfer::load(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => transfer::save(&ctx, a),

@@ -700,17 +700,8 @@ impl Engine {
     /// [`Engine::commit`], reporting the bytes of the new layer as they are stored.
     pub fn commit_with_progress(&self, key: &str, o: &CommitOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<String> {
         let c = self.get(key)?;
-        let snap = self.overlay_snapshot(&c, "commit")?;
+        self.overlay_snapshot(&c, "commit")?;
         let store = self.store()?;
-        let mut exclude: Vec<PathBuf> = INIT_PATHS.iter().map(|p| PathBuf::from(&p[1..])).collect();
-        for m in c.host_config.mounts.iter().flatten() {
-            exclude.push(PathBuf::from(clean_abs(&m.target).trim_start_matches('/')));
-        }
-        for d in c.host_config.tmpfs.iter().flatten().map(|(d, _)| d) {
-            exclude.push(PathBuf::from(clean_abs(d).trim_start_matches('/')));
-        }
-        exclude.retain(|p| !p.as_os_str().is_empty());
-
         let mut changes = container_changes(&c);
         changes.extend(o.changes.iter().cloned());
         let mut cmd = vec![c.path.clone()];
@@ -734,10 +725,32 @@ impl Engine {
             false
         };
         let _resume = Resume(paused.then(|| (self.runtime(), c.id.clone())));
+        self.stream_layer(&c, |r| Ok(store.commit(Counted { inner: r, progress }, &opts)?))
+    }
+
+    /// The paths of `c`'s upper dir that are not part of its layer: the init layer's, mount
+    /// points of volumes, binds and tmpfs (relative to the upper dir).
+    fn layer_excludes(c: &Container) -> Vec<PathBuf> {
+        let mut exclude: Vec<PathBuf> = INIT_PATHS.iter().map(|p| PathBuf::from(&p[1..])).collect();
+        for m in c.host_config.mounts.iter().flatten() {
+            exclude.push(PathBuf::from(clean_abs(&m.target).trim_start_matches('/')));
+        }
+        for d in c.host_config.tmpfs.iter().flatten().map(|(d, _)| d) {
+            exclude.push(PathBuf::from(clean_abs(d).trim_start_matches('/')));
+        }
+        exclude.retain(|p| !p.as_os_str().is_empty());
+        exclude
+    }
+
+    /// Streams `c`'s writable layer as a tar into `sink` (through a pipe, written by a second
+    /// thread); a failed walk makes the reader fail instead of ending early.
+    fn stream_layer<T>(&self, c: &Container, sink: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+        let snap = self.overlay_snapshot(c, "commit")?;
+        let exclude = Self::layer_excludes(c);
         let (r, w) = io::pipe().map_err(|e| ioerr("pipe", e))?;
         let status = Arc::new(AtomicU8::new(0));
         let upper = snap.upper();
-        let id = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let st = status.clone();
             let writer = s.spawn(move || {
                 let mut w = w;
@@ -747,13 +760,27 @@ impl Engine {
                 drop(w);
                 res
             });
-            let counted = Counted { inner: r, progress };
-            let committed = store.commit(Checked { inner: counted, status: status.clone() }, &opts);
+            let mut reader = Checked { inner: r, status: status.clone() };
+            let out = sink(&mut reader);
+            // An early sink error must not leave the writer blocked on a full pipe.
+            drop(reader);
             let written = writer.join().map_err(|_| Error::internal("commit: layer writer panicked"))?;
+            let out = out?;
             written.map_err(archive_err)?;
-            Ok::<_, Error>(committed?)
-        })?;
-        Ok(id)
+            Ok(out)
+        })
+    }
+
+    /// The builder's commit: `sink` gets the stopped container's layer tar, or nothing runs and
+    /// None comes back when the container changed no file (a step that adds no layer).
+    pub fn layer<T>(&self, key: &str, sink: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<Option<T>> {
+        let c = self.get(key)?;
+        let snap = self.overlay_snapshot(&c, "commit")?;
+        let exclude = Self::layer_excludes(&c);
+        if !has_entries(&snap.upper(), Path::new(""), &exclude).map_err(|e| ioerr("read the container's layer", e))? {
+            return Ok(None);
+        }
+        self.stream_layer(&c, sink).map(Some)
     }
 
     /// `berth export`: the container's whole filesystem as a tar.
@@ -848,6 +875,21 @@ impl Engine {
         }
         r
     }
+}
+
+/// Whether `dir/rel` holds anything outside `exclude` (relative paths).
+fn has_entries(dir: &Path, rel: &Path, exclude: &[PathBuf]) -> io::Result<bool> {
+    for e in std::fs::read_dir(dir.join(rel))? {
+        let e = e?;
+        let r = rel.join(e.file_name());
+        if exclude.iter().any(|x| *x == r) {
+            continue;
+        }
+        if !exclude.iter().any(|x| x.starts_with(&r)) || !e.file_type()?.is_dir() || has_entries(dir, &r, exclude)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn dest_under(p: &str, t: &str) -> bool {

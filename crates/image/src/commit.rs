@@ -2,12 +2,9 @@
 //! (a container's diff on top of its image), with Dockerfile-style config changes.
 
 use serde_json::{json, Map, Value};
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::Read;
 
-use crate::digest::{decompressed, HashingWriter};
-use crate::error::{Error, IoContext, Result};
-use crate::install::{make_manifest, Member, MemberData, NewImage, NewLayer, OCI_MANIFEST};
+use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::store::ImageStore;
 
@@ -55,19 +52,8 @@ impl ImageStore {
             }
         };
         let work = self.work_dir("commit")?;
-
         // The layer is kept uncompressed: its digest is its diff id.
-        let tar_path = work.path().join("layer.tar");
-        let mut input = decompressed(BufReader::with_capacity(1 << 20, layer)).ctx(|| "read the layer".to_string())?;
-        let mut w = HashingWriter::new(BufWriter::with_capacity(
-            1 << 20,
-            File::create(&tar_path).ctx(|| format!("create {}", tar_path.display()))?,
-        ));
-        io::copy(&mut input, &mut w).map_err(|e| Error::InvalidArchive(format!("reading the layer: {e}")))?;
-        let (bw, diff_id, size) = w.finish();
-        bw.into_inner()
-            .map_err(|e| e.into_error())
-            .ctx(|| format!("write {}", tar_path.display()))?;
+        let staged = self.stage_layer(&work, layer)?;
 
         let now = crate::timefmt::now_rfc3339();
         let obj = config.as_object_mut().ok_or_else(|| Error::InvalidConfig {
@@ -88,11 +74,7 @@ impl ImageStore {
             *inner = json!({});
         }
         apply_changes(inner.as_object_mut().expect("config object"), &opts.changes)?;
-        let rootfs = obj.entry("rootfs").or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-        match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-            Some(ids) => ids.push(json!(diff_id)),
-            None => rootfs["diff_ids"] = json!([diff_id]),
-        }
+        // rootfs.diff_ids is set from the layers by install_derived.
         let mut entry = Map::new();
         entry.insert("created".into(), json!(now));
         if let Some(c) = &opts.created_by {
@@ -110,47 +92,8 @@ impl ImageStore {
                 obj.insert("history".into(), json!([entry]));
             }
         }
-        let config = serde_json::to_vec(&config).expect("json");
-        crate::install::check_config(&config)?;
-
-        let mut members = Vec::new();
-        let mut layers = Vec::new();
-        let mut descs = Vec::new();
-        if let Some(p) = &parent {
-            for l in &p.layers {
-                let path = self.blob_path(&l.blob_digest)?;
-                members.push(Member::new(l.blob_digest.clone(), l.blob_size, MemberData::File(path)));
-                layers.push(NewLayer {
-                    diff_id: l.diff_id.clone(),
-                    member: members.len() - 1,
-                    media_type: l.blob_media_type.clone(),
-                });
-                descs.push((l.blob_digest.clone(), l.blob_size, l.blob_media_type.clone()));
-            }
-        }
-        let media_type = "application/vnd.oci.image.layer.v1.tar".to_string();
-        members.push(Member::new(diff_id.clone(), size, MemberData::File(tar_path)));
-        layers.push(NewLayer {
-            diff_id: diff_id.clone(),
-            member: members.len() - 1,
-            media_type: media_type.clone(),
-        });
-        descs.push((diff_id, size, media_type));
-        let manifest = make_manifest(&config, &descs);
         let names = reference.into_iter().collect();
-        let image = NewImage {
-            config,
-            manifest,
-            manifest_media_type: OCI_MANIFEST.into(),
-            layers,
-            names,
-        };
-        let loaded = self.install(&work, &members, vec![image])?;
-        let id = loaded[0].id.clone();
-        if let Some(p) = &parent {
-            self.set_parent(&id, &p.id)?;
-        }
-        Ok(id)
+        self.install_derived(&work, parent.as_ref(), Some(staged), config, names)
     }
 }
 

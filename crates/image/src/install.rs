@@ -194,6 +194,7 @@ impl ImageStore {
 
         // Blobs: configs, manifests and layers, each written once.
         let mut n = 0usize;
+        let mut big_blob = false;
         let mut put_bytes = |bytes: &[u8]| -> Result<()> {
             let dest = self.blob_path(&sha256_digest(bytes))?;
             if dest.exists() {
@@ -220,15 +221,27 @@ impl ImageStore {
                     continue;
                 }
                 match &m.data {
-                    MemberData::File(p) => place(p, &dest)?,
-                    MemberData::Mem(v) => put_bytes(v)?,
+                    MemberData::File(p) => {
+                        big_blob = true;
+                        place(p, &dest)?
+                    }
+                    MemberData::Mem(v) => {
+                        big_blob = true;
+                        put_bytes(v)?
+                    }
                 }
             }
         }
 
-        // One flush for everything written above, then the renames that publish it.
-        let root = File::open(&self.root).ctx(|| format!("open {}", self.root.display()))?;
-        fsutil::syncfs(&root).ctx(|| format!("syncfs {}", self.root.display()))?;
+        // One flush for everything written above, then the renames that publish it. An image
+        // that only adds a config and a manifest (a build's metadata step) flushes just those:
+        // syncfs would also wait for every other writer on a shared filesystem.
+        if jobs.is_empty() && !big_blob {
+            self.fsync_blobs(&images)?;
+        } else {
+            let root = File::open(&self.root).ctx(|| format!("open {}", self.root.display()))?;
+            fsutil::syncfs(&root).ctx(|| format!("syncfs {}", self.root.display()))?;
+        }
         for j in &jobs {
             let src = work.path().join(digest_hex(&j.chain_id)?);
             let dest = self.layer_path(&j.chain_id)?;
@@ -297,6 +310,18 @@ impl ImageStore {
             }
             Ok(out)
         })
+    }
+
+    /// fsync of the images' config and manifest blobs and of the blob directory.
+    fn fsync_blobs(&self, images: &[NewImage]) -> Result<()> {
+        for img in images {
+            for bytes in [&img.config, &img.manifest] {
+                let p = self.blob_path(&sha256_digest(bytes))?;
+                File::open(&p).and_then(|f| f.sync_all()).ctx(|| format!("fsync {}", p.display()))?;
+            }
+        }
+        let dir = self.root.join("blobs/sha256");
+        File::open(&dir).and_then(|f| f.sync_all()).ctx(|| format!("fsync {}", dir.display()))
     }
 
     /// Whether a layer blob's uncompressed content is `diff_id` (remembered once checked).

@@ -43,6 +43,7 @@
 mod commit;
 mod compress;
 mod db;
+mod derive;
 mod digest;
 mod error;
 mod fsutil;
