@@ -129,6 +129,16 @@ has "an unlisted block device cannot be read" "Operation not permitted" "$out"
 eq "--device is readable" 1 "$(run --device /dev/nvme0n1:/dev/disk $IMG sh -c 'head -c 1 /dev/disk | wc -c')"
 out=$(run $IMG sh -c 'echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c')
 has "default devices work" "null-ok" "$out"
+# A char device of an unregistered major: opening it fails with ENXIO when the device cgroup
+# (v2: the BPF program) lets the open through, and with EPERM when the rule refuses it.
+mknod /tmp/cgv2-exp c 242 0
+out=$(run --device /tmp/cgv2-exp:/dev/exp:r $IMG sh -c 'echo x > /dev/exp' 2>&1)
+has "--device ...:r refuses writes" "Operation not permitted" "$out"
+out=$(run --device /tmp/cgv2-exp:/dev/exp:r $IMG sh -c 'cat /dev/exp' 2>&1)
+has "--device ...:r allows reads" "No such device or address" "$out"
+out=$(run --device /tmp/cgv2-exp:/dev/exp:rw $IMG sh -c 'echo x > /dev/exp' 2>&1)
+has "--device ...:rw allows writes" "No such device or address" "$out"
+rm -f /tmp/cgv2-exp
 
 echo "== freeze"
 id=$(berth run -d --name frz $IMG sh -c 'while :; do date +%s%N > /tmp/tick; sleep 0.05; done')
