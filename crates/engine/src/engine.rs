@@ -294,7 +294,16 @@ impl Engine {
             return Err(e);
         }
         c.state = self.live_state(&c);
+        self.event(&c, "create", &[]);
         Ok(c)
+    }
+
+    /// Appends a container event with docker's attributes (image, name, labels).
+    pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, &str)]) {
+        let mut attrs: Vec<(&str, &str)> = vec![("image", &c.image_name), ("name", &c.name)];
+        attrs.extend(c.config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        attrs.extend_from_slice(extra);
+        crate::events::record(&self.root, "container", action, &c.id, &attrs);
     }
 
     // ---- lookup ---------------------------------------------------------------------------
@@ -445,6 +454,8 @@ impl Engine {
                 restart_count: prev.restart_count,
                 image: c.image.clone(),
                 vfs,
+                name: c.name.clone(),
+                image_name: c.image_name.clone(),
             };
             sys::write_atomic(&dir.join(monitor::CONFIG_FILE), serde_json::to_string(&mc).expect("monitor config").as_bytes())?;
             let (mine, theirs) = if o.attach {
@@ -455,6 +466,7 @@ impl Engine {
                 (None, None)
             };
             self.spawn_monitor(&exe, &c.id, theirs)?;
+            self.event(&c, "start", &[]);
             Ok(mine.map(|fd| Attach::new(fd, c.config.tty, o.stdin)))
         })();
         if r.is_err() && self.read_state(&c.id).status != "running" {
@@ -570,6 +582,7 @@ impl Engine {
             return Ok(());
         }
         self.runtime().kill(&c.id, sig, false)?;
+        self.event(&c, "kill", &[("signal", &sig.to_string())]);
         Ok(())
     }
 
@@ -578,7 +591,11 @@ impl Engine {
         let c = self.get(key)?;
         let dir = self.container_dir(&c.id);
         let _lock = sys::lock_file(&dir.join("lock"))?;
-        self.stop_locked(&c, o)
+        let r = self.stop_locked(&c, o);
+        if r.is_ok() {
+            self.event(&c, "stop", &[]);
+        }
+        r
     }
 
     fn stop_locked(&self, c: &Container, o: &StopOptions) -> Result<()> {
@@ -639,7 +656,9 @@ impl Engine {
         if c.state.paused {
             return Err(Error::conflict(format!("container {} is already paused", c.id)));
         }
-        Ok(self.runtime().pause(&c.id)?)
+        self.runtime().pause(&c.id)?;
+        self.event(&c, "pause", &[]);
+        Ok(())
     }
 
     pub fn unpause(&self, key: &str) -> Result<()> {
@@ -647,11 +666,14 @@ impl Engine {
         if !c.state.paused {
             return Err(Error::conflict(format!("container {} is not paused", c.id)));
         }
-        Ok(self.runtime().resume(&c.id)?)
+        self.runtime().resume(&c.id)?;
+        self.event(&c, "unpause", &[]);
+        Ok(())
     }
 
     pub fn rename(&self, key: &str, new: &str) -> Result<()> {
         let mut c = self.get(key)?;
+        let old = format!("/{}", c.name);
         let n = new.strip_prefix('/').unwrap_or(new);
         if !names::valid(n) {
             return Err(Error::invalid(format!("invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
@@ -669,6 +691,7 @@ impl Engine {
             }
         })?;
         c.state = st;
+        self.event(&c, "rename", &[("oldName", &old)]);
         Ok(())
     }
 
@@ -747,7 +770,9 @@ impl Engine {
         self.cleanup_runtime(c);
         Snapshot::new(self.container_dir(&c.id)).remove()?;
         crate::volumes::release_container(self, c, volumes)?;
-        self.db.delete(&c.id)?;
+        if self.db.delete(&c.id)? {
+            self.event(c, "destroy", &[]);
+        }
         if let Ok(s) = self.store() {
             let _ = s.remove_user(&c.image, &c.id);
         }

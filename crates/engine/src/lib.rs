@@ -54,6 +54,7 @@
 
 pub mod attach;
 pub mod commit;
+pub mod events;
 mod db;
 mod engine;
 mod error;
@@ -75,5 +76,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
 pub use snapshot::INIT_PATHS;
 pub use berth_archive::{Change, ChangeKind};
-pub use commit::{CommitOptions, Placement};
+pub use commit::{CommitOptions, PathStat, Placement};
 pub use volumes::{Volume, VolumeCreate, VolumeFilter, VolumeStore};

@@ -43,6 +43,11 @@ pub struct MonitorConfig {
     pub restart_count: i64,
     pub image: String,
     pub vfs: bool,
+    /// For the events this monitor records (die): the container's name and image as given.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub image_name: String,
 }
 
 fn kind_code(k: ErrorKind) -> u8 {
@@ -246,6 +251,11 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         state.exit_code = code;
         state.oom_killed = oom;
         state.finished_at = timefmt::now();
+        let die = |state: &RunState| {
+            let code = state.exit_code.to_string();
+            let attrs = [("exitCode", code.as_str()), ("image", m.cfg.image_name.as_str()), ("name", m.cfg.name.as_str())];
+            crate::events::record(&m.cfg.root, "container", "die", &id, &attrs);
+        };
         let restart = !stop_requested(dir)
             && match m.cfg.restart.as_str() {
                 "always" | "unless-stopped" => true,
@@ -254,6 +264,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             };
         if !restart {
             write_state(dir, &state)?;
+            die(&state);
             final_code = code;
             break;
         }
@@ -261,6 +272,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         state.status = "restarting".into();
         state.restart_count = restart_count;
         write_state(dir, &state)?;
+        die(&state);
         // docker's backoff: 100ms doubling, bounded here at 10s; a stop cancels it.
         let delay = Duration::from_millis(100u64 << (restart_count - 1).clamp(0, 7) as u32).min(Duration::from_secs(10));
         let until = Instant::now() + delay;
