@@ -7,6 +7,7 @@ mod images;
 mod inspect;
 mod output;
 mod remove;
+mod serve;
 mod system;
 mod transfer;
 mod units;
@@ -66,6 +67,10 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Serve the Docker Engine API on a socket
+    Serve(serve::ServeArgs),
+    /// Get real time events from berth
+    Events(serve::EventsArgs),
     #[command(flatten)]
     Containers(container::Commands),
     /// Manage containers
@@ -151,6 +156,8 @@ fn main() -> ExitCode {
         Command::Cp(a) => filesystem::cp(&ctx, a),
         Command::Export(a) => filesystem::export(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Serve(a) => serve::serve(&ctx, a),
+        Command::Events(a) => serve::events(&ctx, a),
         Command::Containers(c) => container::run(&ctx, c),
         Command::Container(g) => container::run_group(&ctx, g),
     };
