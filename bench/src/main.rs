@@ -1,7 +1,8 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|api] [--runs N]
 //! Speed goals live here, never in timed tests.
 
+mod api;
 mod commit;
 mod engine;
 mod images;
@@ -25,12 +26,14 @@ fn main() -> anyhow::Result<()> {
             engine::run(runs)?;
             images::run(runs)?;
             commit::run(runs)?;
+            api::run_bench(runs)?;
         }
         "runtime" => runtime::run(runs)?,
         "images" => images::run(runs)?,
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit"),
+        "api" => api::run_bench(runs)?,
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, api"),
     }
     Ok(())
 }

@@ -380,7 +380,7 @@ fn wait_for(st: &State, c: &Container, cond: &str, offset: u64, w: &http::ChanWr
         if e.typ.is_empty() {
             // A heartbeat: catch a container that went away without a word (its monitor killed).
             checks += 1;
-            if checks % 20 == 0 {
+            if checks % 5 == 0 {
                 match st.engine().and_then(|en| Ok(en.get(&c.id)?)) {
                     Err(_) => {
                         done = true;

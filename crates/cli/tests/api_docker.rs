@@ -390,3 +390,17 @@ fn api_bad_input_concurrency_and_server_death() {
     assert_eq!(s.ok(&["inspect", "--format", "{{.State.Status}}", "survivor"]).trim(), "running");
     s.ok(&["rm", "-f", "survivor", "dup"]);
 }
+
+#[test]
+fn docker_py_common_calls() {
+    // Debian's python3-docker (scripts/deps) lives with Debian's python3.
+    let py = "/usr/bin/python3";
+    let has = Command::new(py).args(["-c", "import docker"]).status().is_ok_and(|s| s.success());
+    assert!(has, "{py} cannot import docker: install Debian's python3-docker (scripts/deps does)");
+    let s = Server::new("api-py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/docker_py_calls.py");
+    let o = Command::new(py).arg(script).arg(&s.sock).arg(s.scratch.path()).output().unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "docker-py script failed:\n{out}\n{err}");
+    assert!(out.contains("docker-py ok"), "{out}");
+}

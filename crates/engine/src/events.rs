@@ -136,11 +136,10 @@ pub fn read(root: &Path, offset: u64, o: &ReadOptions, emit: &mut dyn FnMut(&Eve
     f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek the event log", e))?;
     let mut pending = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
-    let mut idle = Duration::from_millis(2);
+    let watch = if o.follow { Watch::new(&path) } else { None };
     loop {
         let n = f.read(&mut chunk).map_err(|e| Error::io("read the event log", e))?;
         if n > 0 {
-            idle = Duration::from_millis(2);
             pending.extend_from_slice(&chunk[..n]);
             while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=i).collect();
@@ -165,8 +164,42 @@ pub fn read(root: &Path, offset: u64, o: &ReadOptions, emit: &mut dyn FnMut(&Eve
         if !emit(&Event::default()) {
             return Ok(());
         }
-        std::thread::sleep(idle);
-        idle = (idle * 2).min(Duration::from_millis(50));
+        match &watch {
+            Some(w) => w.wait(HEARTBEAT),
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// How often a follower with nothing to read asks `emit` whether to go on.
+pub const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// An inotify watch on the log, so a follower wakes the moment a line is appended.
+struct Watch(std::os::fd::OwnedFd);
+
+impl Watch {
+    fn new(path: &Path) -> Option<Watch> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return None;
+        }
+        let w = Watch(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        if unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) } < 0 {
+            return None;
+        }
+        Some(w)
+    }
+
+    /// Returns when the log changed or after `timeout`.
+    fn wait(&self, timeout: Duration) {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+        let mut buf = [0u8; 4096];
+        while unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
     }
 }
 
