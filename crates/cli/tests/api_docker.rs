@@ -18,6 +18,7 @@ struct Server {
     root: PathBuf,
     sock: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 struct Out {
@@ -28,12 +29,17 @@ struct Out {
 
 impl Server {
     fn new(name: &str) -> Server {
+        Server::with_args(name, &[])
+    }
+
+    /// A server with extra `berth serve` arguments (more hosts, --time).
+    fn with_args(name: &str, extra: &[&str]) -> Server {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
         ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
         let sock = scratch.join("docker.sock");
-        let mut s = Server { scratch, root, sock, child: None };
+        let mut s = Server { scratch, root, sock, child: None, extra: extra.iter().map(|a| a.to_string()).collect() };
         s.start();
         s
     }
@@ -45,6 +51,7 @@ impl Server {
             .arg("serve")
             .arg("--host")
             .arg(format!("unix://{}", self.sock.display()))
+            .args(&self.extra)
             .env_remove("BERTH_ROOT")
             .stdin(Stdio::null())
             .spawn()
@@ -403,4 +410,55 @@ fn docker_py_common_calls() {
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "docker-py script failed:\n{out}\n{err}");
     assert!(out.contains("docker-py ok"), "{out}");
+}
+
+/// Runs `cmd` under a pseudo-terminal (util-linux `script`), feeding it `input`.
+fn under_pty(s: &Server, cmd: &str, input: &str) -> (i32, String) {
+    let mut c = Command::new("script");
+    c.args(["-qec", cmd, "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{}", s.sock.display()))
+        .env("DOCKER_CONFIG", s.scratch.join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).replace('\r', ""))
+}
+
+#[test]
+fn docker_cli_terminals_follow_tcp_and_idle_exit() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let s = Server::with_args("api-tty", &["--host", &tcp]);
+    // -it under a terminal: the container's stdio is a tty, input reaches it, its code comes back.
+    let (code, out) = under_pty(&s, "docker run -it --rm busybox sh", "echo hi-$((6*7)); tty; exit 5\n");
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("hi-42") && out.contains("/dev/pts/0"), "{out}");
+    s.ok(&["run", "-d", "--name", "tt", "busybox", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.2; done; exec sleep 1000"]);
+    let (code, out) = under_pty(&s, "docker exec -it tt sh", "tty; exit 3\n");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    // logs -f follows until the container stops.
+    let follow = s.docker_cmd(&["logs", "-f", "tt"]).stdout(Stdio::piped()).spawn().unwrap();
+    wait_until("all three lines", || s.docker(&["logs", "tt"]).stdout == "line1\nline2\nline3\n");
+    s.ok(&["stop", "-t", "0", "tt"]);
+    let o = follow.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "line1\nline2\nline3\n");
+    // The same server on TCP.
+    let o = Command::new("docker").args(["-H", &tcp, "ps", "-a", "--format", "{{.Names}}"]).env("DOCKER_CONFIG", s.scratch.join("docker-config")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "tt");
+    s.ok(&["rm", "tt"]);
+
+    // --time: a server nobody talks to exits by itself and removes its socket.
+    let mut idle = Server::with_args("api-idle", &["--time", "1"]);
+    let mut child = idle.child.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "berth serve --time 1 did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(!idle.sock.exists());
 }
