@@ -154,26 +154,19 @@ pub async fn tag(st: Arc<State>, name: &str, r: Req) -> ApiResult<Resp> {
         let store = e.store()?;
         let img = store.resolve(&name).map_err(|err| no_such_image(&name, err))?;
         let target = format!("{repo}:{tag}");
-        let r = store.tag(&img.id, &target)?;
-        image_event(&st, "tag", &format!("sha256:{}", img.id), &r.familiar());
+        store.tag(&img.id, &target)?;
         Ok(())
     })
     .await?;
     Ok(http::empty(StatusCode::CREATED))
 }
 
-fn remove_events(st: &State, events: &[RemoveEvent]) -> Vec<Value> {
+fn remove_events(events: &[RemoveEvent]) -> Vec<Value> {
     events
         .iter()
         .map(|e| match e {
-            RemoveEvent::Untagged(n) => {
-                image_event(st, "untag", n, n);
-                json!({"Untagged": n})
-            }
-            RemoveEvent::Deleted(d) => {
-                image_event(st, "delete", d, "");
-                json!({"Deleted": d})
-            }
+            RemoveEvent::Untagged(n) => json!({"Untagged": n}),
+            RemoveEvent::Deleted(d) => json!({"Deleted": d}),
         })
         .collect()
 }
@@ -184,7 +177,7 @@ pub async fn remove(st: Arc<State>, name: &str, r: Req) -> ApiResult<Resp> {
     let v = blocking(move || {
         let e = st.engine()?;
         let events = e.store()?.remove(&name, force).map_err(|err| no_such_image(&name, err))?;
-        Ok(remove_events(&st, &events))
+        Ok(remove_events(&events))
     })
     .await?;
     Ok(json_ok(&Value::Array(v)))
@@ -202,7 +195,7 @@ pub async fn prune(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let v = blocking(move || {
         let e = st.engine()?;
         let rep = e.store()?.prune(all)?;
-        Ok(json!({"ImagesDeleted": remove_events(&st, &rep.events), "SpaceReclaimed": rep.reclaimed}))
+        Ok(json!({"ImagesDeleted": remove_events(&rep.events), "SpaceReclaimed": rep.reclaimed}))
     })
     .await?;
     Ok(json_ok(&v))
@@ -262,16 +255,13 @@ where
 pub async fn load(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let quiet = r.query.bool("quiet");
     let reader = BodyReader::new(r.req.into_body());
-    let st2 = st.clone();
     Ok(json_stream(st, move |store, emit| {
         let loaded = store.load(reader)?;
         for img in loaded {
             if img.names.is_empty() {
-                image_event(&st2, "load", &format!("sha256:{}", img.id), "");
                 emit(json!({"stream": format!("Loaded image ID: sha256:{}\n", img.id)}));
             }
             for n in &img.names {
-                image_event(&st2, "load", &format!("sha256:{}", img.id), &n.familiar());
                 emit(json!({"stream": format!("Loaded image: {}\n", n.familiar())}));
             }
         }

@@ -168,7 +168,7 @@ pub async fn df(st: Arc<State>) -> ApiResult<Resp> {
 
 pub async fn events(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let filter = Filter(r.query.filters()?);
-    filter.validate()?;
+    filter.validate().map_err(ApiError::bad)?;
     let since = match r.query.get("since").filter(|s| !s.is_empty()) {
         Some(s) => Some(events::parse_time_nanos(s)?),
         None => None,

@@ -84,7 +84,7 @@ pub fn events(ctx: &Ctx, a: EventsArgs) -> CmdResult {
         filters.push((k.to_string(), v.to_string()));
     }
     let filter = Filter(filters);
-    filter.validate()?;
+    filter.validate().map_err(Failure)?;
     let since = a.since.as_deref().map(events::parse_time_nanos).transpose()?;
     let until = a.until.as_deref().map(events::parse_time_nanos).transpose()?;
     let offset = if since.is_some() { 0 } else { events::end_offset(&ctx.root) };

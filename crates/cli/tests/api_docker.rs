@@ -277,6 +277,8 @@ fn docker_cli_volumes_events_df_prune() {
     assert_eq!(s.ok(&["run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f; cat /data/f"]), "kept\n");
     assert_eq!(s.ok(&["run", "--rm", "-v", "data:/data", "busybox", "cat", "/data/f"]), "kept\n");
     s.ok(&["run", "--name", "gone", "busybox", "true"]);
+    // The image store records its events too, whoever drives it (here the berth CLI).
+    ok(&s.root, &["tag", "busybox", "fromcli:1"]);
     let df = s.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
     assert!(df.contains("Images 1") && df.contains("Containers 1") && df.contains("Local Volumes 1"), "{df}");
     // Events: the log every berth process appends to.
@@ -286,6 +288,8 @@ fn docker_cli_volumes_events_df_prune() {
     assert_eq!(ev.split_whitespace().collect::<Vec<_>>(), ["create", "start", "die"], "{ev}");
     let vol = s.ok(&["events", "--since", &t0, "--until", &until, "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}}"]);
     assert!(vol.lines().next() == Some("create data"), "{vol}");
+    let img = s.ok(&["events", "--since", &t0, "--until", &until, "--filter", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+    assert!(img.lines().any(|l| l == "tag fromcli:1"), "{img}");
     // `berth events` reads the same log.
     let b = ok(&s.root, &["events", "--since", &t0, "--until", &until, "--filter", "container=gone", "--format", "{{.Action}}"]);
     assert_eq!(b, ev);
