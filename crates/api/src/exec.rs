@@ -39,7 +39,12 @@ pub struct ExecEntry {
     exit_code: Mutex<Option<i32>>,
     /// The pty master of a TTY exec (for resize).
     pty: Mutex<Option<OwnedFd>>,
+    /// When it ended: a finished exec is forgotten a while later (docker forgets it with its container).
+    ended: Mutex<Option<std::time::Instant>>,
 }
+
+/// How long the exit code of a finished exec stays available to `GET /exec/{id}/json`.
+const KEEP_FINISHED: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn random_id() -> String {
     let mut b = [0u8; 32];
@@ -71,10 +76,13 @@ pub async fn create(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
         pid: AtomicI32::new(0),
         exit_code: Mutex::new(None),
         pty: Mutex::new(None),
+        ended: Mutex::new(None),
     });
     berth_engine::events::record(&st.root, "container", &format!("exec_create: {}", e.cfg.cmd.join(" ")), &c.id, &[("name", &c.name)]);
     let eid = e.id.clone();
-    st.execs.lock().unwrap_or_else(|e| e.into_inner()).insert(eid.clone(), e);
+    let mut execs = st.execs.lock().unwrap_or_else(|e| e.into_inner());
+    execs.retain(|_, x| !x.ended.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|t| t.elapsed() > KEEP_FINISHED));
+    execs.insert(eid.clone(), e);
     Ok(json_status(StatusCode::CREATED, &json!({"Id": eid})))
 }
 
@@ -169,7 +177,7 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
         let mut cmd = command(&st, &e, true);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let status = cmd.status().await.map_err(|err| ApiError::internal(format!("run berth exec: {err}")))?;
-        *e.exit_code.lock().unwrap_or_else(|e| e.into_inner()) = status.code();
+        record(&e, status.code());
         return Ok(http::empty(StatusCode::OK));
     }
     let tty = e.cfg.tty;
@@ -313,5 +321,6 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
 
 fn record(e: &ExecEntry, code: Option<i32>) {
     *e.exit_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.unwrap_or(126));
+    *e.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     e.running.store(false, Ordering::SeqCst);
 }

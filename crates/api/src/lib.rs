@@ -127,8 +127,9 @@ fn bind(host: &str) -> Result<Listener, String> {
 /// Runs the server until SIGINT/SIGTERM or the idle timeout. Containers keep running after it
 /// exits: they belong to their monitors, not to the server.
 pub fn serve(o: ServeOptions) -> Result<(), String> {
-    if o.tls.is_some() {
-        return Err("TLS (--tlsverify, --tlscert, --tlskey, --tlscacert) is not supported by berth serve yet".into());
+    let tls = o.tls.as_ref().map(tls_acceptor).transpose()?;
+    if tls.is_some() && o.hosts.iter().all(|h| !h.starts_with("tcp://")) {
+        return Err("TLS options need a tcp:// host".into());
     }
     let exe = match &o.engine.exe {
         Some(e) => e.clone(),
@@ -166,7 +167,7 @@ pub fn serve(o: ServeOptions) -> Result<(), String> {
             if let Listener::Unix(_, p) = &l {
                 sockets.push(p.clone());
             }
-            tokio::spawn(accept_loop(l, st));
+            tokio::spawn(accept_loop(l, st, tls.clone()));
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
         let idle = async {
@@ -196,7 +197,7 @@ pub fn serve(o: ServeOptions) -> Result<(), String> {
     Ok(())
 }
 
-async fn accept_loop(l: Listener, state: Arc<State>) {
+async fn accept_loop(l: Listener, state: Arc<State>, tls: Option<tokio_rustls::TlsAcceptor>) {
     loop {
         match &l {
             Listener::Unix(u, _) => match u.accept().await {
@@ -206,12 +207,63 @@ async fn accept_loop(l: Listener, state: Arc<State>) {
             Listener::Tcp(t) => match t.accept().await {
                 Ok((s, _)) => {
                     let _ = s.set_nodelay(true);
-                    spawn_conn(TokioIo::new(s), state.clone())
+                    match &tls {
+                        None => spawn_conn(TokioIo::new(s), state.clone()),
+                        Some(acceptor) => {
+                            // The handshake runs in its own task: a slow client cannot stall accepts.
+                            let (acceptor, st) = (acceptor.clone(), state.clone());
+                            tokio::spawn(async move {
+                                let hs = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(s)).await;
+                                if let Ok(Ok(tls)) = hs {
+                                    spawn_conn(TokioIo::new(tls), st);
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             },
         }
     }
+}
+
+/// docker's daemon TLS: a server certificate, and with `verify` client certificates signed by the CA.
+fn tls_acceptor(t: &TlsOptions) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let (Some(cert), Some(key)) = (&t.cert, &t.key) else {
+        return Err("TLS needs --tlscert and --tlskey".into());
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("read {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("read {}: {e}", key.display()))?;
+    // ring, not aws-lc-rs: no cmake and C toolchain in the build for the one server that uses TLS.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = if t.verify {
+        let ca = t.ca.as_ref().ok_or("--tlsverify needs --tlscacert")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("read {}: {e}", ca.display()))? {
+            let c = c.map_err(|e| format!("read {}: {e}", ca.display()))?;
+            roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| format!("TLS client verification: {e}"))?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder.with_single_cert(certs, key).map_err(|e| format!("TLS certificate: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 fn spawn_conn<I>(io: TokioIo<I>, state: Arc<State>)

@@ -466,3 +466,46 @@ fn docker_cli_terminals_follow_tcp_and_idle_exit() {
     assert!(child.wait().unwrap().success());
     assert!(!idle.sock.exists());
 }
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn docker_cli_over_tls_with_client_certificates() {
+    let tmp = Scratch::new("api-tls-certs");
+    let d = tmp.path();
+    // A CA, a server certificate for 127.0.0.1 and a client certificate, as docker's docs make them.
+    openssl(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2", "-subj", "/CN=berth-test-ca"]);
+    std::fs::write(d.join("server.ext"), "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n").unwrap();
+    openssl(d, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    openssl(d, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "server-cert.pem", "-days", "2", "-extfile", "server.ext"]);
+    std::fs::write(d.join("client.ext"), "extendedKeyUsage = clientAuth\n").unwrap();
+    openssl(d, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "client.csr", "-subj", "/CN=client"]);
+    openssl(d, &["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "client.ext"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let p = |f: &str| d.join(f).to_string_lossy().into_owned();
+    let s = Server::with_args(
+        "api-tls",
+        &["--host", &tcp, "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("server-cert.pem"), "--tlskey", &p("server-key.pem")],
+    );
+    let docker_tls = |with_cert: bool, args: &[&str]| {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_CONFIG", s.scratch.join("docker-config")).env_remove("DOCKER_HOST").env_remove("DOCKER_CERT_PATH");
+        c.args(["-H", &tcp, "--tlsverify", "--tlscacert", &p("ca.pem")]);
+        if with_cert {
+            c.args(["--tlscert", &p("cert.pem"), "--tlskey", &p("key.pem")]);
+        }
+        c.args(args).stdin(Stdio::null()).output().unwrap()
+    };
+    let o = docker_tls(true, &["run", "--rm", "busybox", "echo", "over-tls"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "over-tls\n");
+    // Without a client certificate the handshake is refused.
+    let o = docker_tls(false, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(!o.status.success());
+    // The unix socket still serves alongside.
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
