@@ -113,7 +113,6 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
         (&M::POST, ["images", "prune"]) => images::prune(st, r).await,
         (&M::GET, ["images", "search"]) => Err(ApiError::unsupported("searching a registry")),
         (&M::POST, ["build"]) => Err(ApiError::unsupported("building images")),
-        (&M::POST, ["build", "prune"]) => Err(ApiError::unsupported("the build cache")),
         (&M::POST, ["commit"]) => images::commit(st, r).await,
         (&M::POST, ["auth"]) => Err(ApiError::unsupported("registry login")),
         // Image names hold slashes: everything between /images/ and the verb is the name.
@@ -130,6 +129,10 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
         (&M::GET, ["volumes", name]) => system::volume_inspect(st, name).await,
         (&M::DELETE, ["volumes", name]) => system::volume_remove(st, name, r).await,
 
+        // berth has no user networks or build cache in this build: nothing to prune is the truth,
+        // and it lets `docker system prune` do the rest.
+        (&M::POST, ["networks", "prune"]) => Ok(crate::http::json_ok(&serde_json::json!({"NetworksDeleted": []}))),
+        (&M::POST, ["build", "prune"]) => Ok(crate::http::json_ok(&serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}))),
         (_, ["networks", ..]) => Err(ApiError::unsupported("networks")),
         (_, ["swarm", ..] | ["nodes", ..] | ["services", ..] | ["tasks", ..] | ["secrets", ..] | ["configs", ..]) => {
             Err(ApiError::new(hyper::StatusCode::SERVICE_UNAVAILABLE, "This node is not a swarm manager. berth has no swarm mode."))

@@ -509,3 +509,27 @@ fn docker_cli_over_tls_with_client_certificates() {
     // The unix socket still serves alongside.
     assert_eq!(s.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn docker_cli_pause_rename_restart_top_stats_system_prune() {
+    let s = Server::new("api-life");
+    s.ok(&["run", "-d", "--name", "lf", "busybox", "sleep", "1000"]);
+    s.ok(&["pause", "lf"]);
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Status}}", "lf"]).trim(), "paused");
+    assert_ne!(s.docker(&["exec", "lf", "true"]).code, 0, "exec into a paused container must fail");
+    s.ok(&["unpause", "lf"]);
+    s.ok(&["rename", "lf", "lf2"]);
+    let top = s.ok(&["top", "lf2"]);
+    assert!(top.contains("PID") && top.contains("sleep 1000"), "{top}");
+    let stats = s.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "lf2"]);
+    assert_eq!(stats.trim(), "lf2 1");
+    let before = s.ok(&["inspect", "--format", "{{.State.StartedAt}}", "lf2"]);
+    s.ok(&["restart", "-t", "0", "lf2"]);
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Status}}", "lf2"]).trim(), "running");
+    assert_ne!(s.ok(&["inspect", "--format", "{{.State.StartedAt}}", "lf2"]), before);
+    s.ok(&["stop", "-t", "0", "lf2"]);
+    s.ok(&["run", "--name", "done", "busybox", "true"]);
+    let out = s.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
