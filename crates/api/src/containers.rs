@@ -274,7 +274,12 @@ pub async fn pause(st: Arc<State>, id: &str, pause: bool) -> ApiResult<Resp> {
     let id = id.to_string();
     blocking(move || {
         let e = st.engine()?;
-        Ok(if pause { e.pause(&id)? } else { e.unpause(&id)? })
+        if pause {
+            e.pause(&id)?
+        } else {
+            e.unpause(&id)?
+        }
+        Ok(())
     })
     .await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
@@ -380,7 +385,8 @@ fn wait_for(st: &State, c: &Container, cond: &str, offset: u64, w: &http::ChanWr
         if e.typ.is_empty() {
             // A heartbeat: catch a container that went away without a word (its monitor killed).
             checks += 1;
-            if checks % 5 == 0 {
+            if checks >= 5 {
+                checks = 0;
                 match st.engine().and_then(|en| Ok(en.get(&c.id)?)) {
                     Err(_) => {
                         done = true;

@@ -274,9 +274,17 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
             }
         });
         let mut client_gone = false;
+        let mut exited = false;
         loop {
             tokio::select! {
-                msg = rx.recv() => match msg {
+                // Once the child is gone, what is still buffered in the pty is drained (bounded).
+                msg = async {
+                    if exited {
+                        tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv()).await.unwrap_or(None)
+                    } else {
+                        rx.recv().await
+                    }
+                } => match msg {
                     Some(chunk) => {
                         let chunk: Vec<u8> = chunk;
                         if let Some(w) = cw.as_mut() {
@@ -288,10 +296,12 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
                     }
                     None => break,
                 },
-                // With a TTY the master never reads EOF while the child lives: the exit ends it.
-                s = child.wait(), if tty => {
+                // With a TTY the master reads EOF (EIO) only after the child is gone.
+                s = child.wait(), if tty && !exited => {
                     record(&entry, s.ok().and_then(|s| s.code()));
-                    break;
+                    exited = true;
+                    // The readers hold the master: close ours so they see EIO once the buffer is empty.
+                    *entry.pty.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 }
             }
         }

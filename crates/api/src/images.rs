@@ -45,7 +45,7 @@ pub async fn list(st: Arc<State>, r: Req) -> ApiResult<Resp> {
                 let vals = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str());
                 let any = match key {
                     "dangling" => vals.clone().any(|v| (v == "true" || v == "1") == img.names.is_empty()),
-                    "reference" => vals.clone().any(|v| img.names.iter().any(|n| glob(v, &n.familiar()) || glob(v, &n.familiar().split(':').next().unwrap_or("").to_string()))),
+                    "reference" => vals.clone().any(|v| img.names.iter().any(|n| glob(v, &n.familiar()) || glob(v, n.familiar().split(':').next().unwrap_or("")))),
                     "label" => vals.clone().any(|v| {
                         let labels = img.config_json.pointer("/config/Labels");
                         match v.split_once('=') {

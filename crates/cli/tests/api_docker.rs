@@ -425,8 +425,11 @@ fn under_pty(s: &Server, cmd: &str, input: &str) -> (i32, String) {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    // stdin stays open until the command ends: script turns its EOF into the terminal's ^D.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
     let o = child.wait_with_output().unwrap();
+    drop(stdin);
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).replace('\r', ""))
 }
 

@@ -430,6 +430,13 @@ impl Engine {
         if c.state.dead {
             self.cleanup_runtime(&c);
         }
+        // The previous monitor records the exit before it unmounts the rootfs: a start (restart)
+        // right after a stop waits for it to finish, or its unmount would hit our new mount.
+        let prev = self.read_state(&c.id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while prev.monitor_pid > 0 && sys::alive(prev.monitor_pid, prev.monitor_start) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let _ = std::fs::remove_file(dir.join(STOP_MARKER));
         let vfs = c.driver == "vfs";
         let snap = Snapshot::new(dir.clone());
@@ -465,8 +472,8 @@ impl Engine {
             } else {
                 (None, None)
             };
+            // The monitor records "start" itself, before the container can die.
             self.spawn_monitor(&exe, &c.id, theirs)?;
-            self.event(&c, "start", &[]);
             Ok(mine.map(|fd| Attach::new(fd, c.config.tty, o.stdin)))
         })();
         if r.is_err() && self.read_state(&c.id).status != "running" {

@@ -237,6 +237,9 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             error: String::new(),
         };
         write_state(dir, &state)?;
+        // Recorded before the event loop, so "die" always follows it (restarts included).
+        let attrs = [("image", m.cfg.image_name.as_str()), ("name", m.cfg.name.as_str())];
+        crate::events::record(&m.cfg.root, "container", "start", &id, &attrs);
         if first {
             report(&mut sync, &Ok(()));
             first = false;
