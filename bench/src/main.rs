@@ -1,8 +1,9 @@
 //! berth's benchmarks, each side by side with the other tools installed here.
-//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network|pull|build] [--runs N]
+//!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network|pull|build|api] [--runs N]
 //! Speed goals live here, never in timed tests.
 
 mod build;
+mod api;
 mod commit;
 mod engine;
 mod images;
@@ -31,6 +32,7 @@ fn main() -> anyhow::Result<()> {
             network::run(runs)?;
             pull::run(runs, &images::berth_bin()?)?;
             build::run(runs)?;
+            api::run_bench(runs)?;
         }
         "build" => build::run(runs)?,
         "runtime" => runtime::run(runs)?,
@@ -39,7 +41,8 @@ fn main() -> anyhow::Result<()> {
         "engine" => engine::run(runs)?,
         "network" => network::run(runs)?,
         "pull" => pull::run(runs, &images::berth_bin()?)?,
-        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network, pull, build"),
+        "api" => api::run_bench(runs)?,
+        other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network, pull, build, api"),
     }
     Ok(())
 }

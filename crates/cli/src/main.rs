@@ -11,6 +11,7 @@ mod network;
 mod output;
 mod registry;
 mod remove;
+mod serve;
 mod system;
 mod transfer;
 mod units;
@@ -92,6 +93,10 @@ enum Command {
     Logout(registry::LogoutArgs),
     /// Search a registry's repositories
     Search(registry::SearchArgs),
+    /// Serve the Docker Engine API on a socket
+    Serve(serve::ServeArgs),
+    /// Get real time events from berth
+    Events(serve::EventsArgs),
     #[command(flatten)]
     Containers(container::Commands),
     /// Manage containers
@@ -195,6 +200,8 @@ fn main() -> ExitCode {
         Command::Login(a) => registry::login(&ctx, a),
         Command::Logout(a) => registry::logout(&ctx, a),
         Command::Search(a) => registry::search(&ctx, a),
+        Command::Serve(a) => serve::serve(&ctx, a),
+        Command::Events(a) => serve::events(&ctx, a),
         Command::Containers(c) => container::run(&ctx, c),
         Command::Container(g) => container::run_group(&ctx, g),
     };

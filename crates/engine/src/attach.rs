@@ -177,6 +177,15 @@ impl Attach {
         self.fd.as_raw_fd()
     }
 
+    /// The monitor connection itself, for a caller that pumps frames on its own (the API).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    pub fn tty(&self) -> bool {
+        self.tty
+    }
+
     fn send(&self, kind: u8, payload: &[u8]) -> bool {
         sys::write_all(self.fd.as_raw_fd(), &frame(kind, payload))
     }

@@ -725,7 +725,9 @@ impl Engine {
             false
         };
         let _resume = Resume(paused.then(|| (self.runtime(), c.id.clone())));
-        self.stream_layer(&c, |r| Ok(store.commit(Counted { inner: r, progress }, &opts)?))
+        let id = self.stream_layer(&c, |r| Ok(store.commit(Counted { inner: r, progress }, &opts)?))?;
+        self.event(&c, "commit", &[("comment", o.comment.as_deref().unwrap_or(""))]);
+        Ok(id)
     }
 
     /// The paths of `c`'s upper dir that are not part of its layer: the init layer's, mount
@@ -993,5 +995,66 @@ mod tests {
         let mut ar = tar::Archive::new(&buf[..]);
         let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
         assert_eq!(names, vec!["f"]);
+    }
+}
+
+/// `HEAD /containers/{id}/archive`: what docker's `X-Docker-Container-Path-Stat` carries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's os.FileMode: permission bits plus its type bits (dir 1<<31, symlink 1<<27, ...).
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+fn stat_in(root: &Path, path: &str) -> Result<PathStat> {
+    let rootfd = open_dir(root).map_err(|e| ioerr(format!("open {}", root.display()), e))?;
+    let cleaned = clean_abs(path);
+    let fd = sys::openat_in_root(rootfd.as_raw_fd(), cleaned.as_bytes(), libc::O_PATH | libc::O_NOFOLLOW)
+        .map_err(|e| not_found(path, e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| ioerr(format!("stat {path}"), e.into()))?;
+    let fmt = st.st_mode & libc::S_IFMT;
+    let mut mode = st.st_mode & 0o777;
+    let mut link_target = String::new();
+    mode |= match fmt {
+        libc::S_IFDIR => 1 << 31,
+        libc::S_IFLNK => {
+            if let Ok(t) = rustix::fs::readlinkat(&fd, "", Vec::new()) {
+                link_target = t.to_string_lossy().into_owned();
+            }
+            1 << 27
+        }
+        libc::S_IFIFO => 1 << 25,
+        libc::S_IFSOCK => 1 << 24,
+        libc::S_IFCHR => (1 << 26) | (1 << 21),
+        libc::S_IFBLK => 1 << 26,
+        _ => 0,
+    };
+    if st.st_mode & libc::S_ISUID != 0 {
+        mode |= 1 << 23;
+    }
+    if st.st_mode & libc::S_ISGID != 0 {
+        mode |= 1 << 22;
+    }
+    if st.st_mode & libc::S_ISVTX != 0 {
+        mode |= 1 << 20;
+    }
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32);
+    let name = cleaned.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("/").to_string();
+    Ok(PathStat { name, size: st.st_size, mode, mtime: crate::timefmt::format(mtime), link_target })
+}
+
+impl Engine {
+    /// Stat of a path inside the container (volumes and binds through their source), without
+    /// following a final symlink and never leaving the rootfs.
+    pub fn stat_path(&self, key: &str, path: &str) -> Result<PathStat> {
+        let c = self.get(key)?;
+        if let Some((root, rel)) = self.mount_for(&c, path) {
+            return stat_in(&root, &rel);
+        }
+        self.with_rootfs(&c, |merged| stat_in(merged, path))
     }
 }

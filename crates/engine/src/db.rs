@@ -60,9 +60,9 @@ impl Db {
         Ok(())
     }
 
-    pub fn delete(&self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM containers WHERE id = ?1", params![id])?;
-        Ok(())
+    /// True if the row was there (so concurrent cleanups report the removal once).
+    pub fn delete(&self, id: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM containers WHERE id = ?1", params![id])? > 0)
     }
 
     /// By full id, name, or unique id prefix (docker's lookup order).

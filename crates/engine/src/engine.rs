@@ -315,7 +315,16 @@ impl Engine {
             return Err(e);
         }
         c.state = self.live_state(&c);
+        self.event(&c, "create", &[]);
         Ok(c)
+    }
+
+    /// Appends a container event with docker's attributes (image, name, labels).
+    pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, &str)]) {
+        let mut attrs: Vec<(&str, &str)> = vec![("image", &c.image_name), ("name", &c.name)];
+        attrs.extend(c.config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        attrs.extend_from_slice(extra);
+        crate::events::record(&self.root, "container", action, &c.id, &attrs);
     }
 
     // ---- lookup ---------------------------------------------------------------------------
@@ -442,6 +451,13 @@ impl Engine {
         if c.state.dead {
             self.cleanup_runtime(&c);
         }
+        // The previous monitor records the exit before it unmounts the rootfs: a start (restart)
+        // right after a stop waits for it to finish, or its unmount would hit our new mount.
+        let prev = self.read_state(&c.id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while prev.monitor_pid > 0 && sys::alive(prev.monitor_pid, prev.monitor_start) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let _ = std::fs::remove_file(dir.join(STOP_MARKER));
         let vfs = c.driver == "vfs";
         let snap = Snapshot::new(dir.clone());
@@ -475,6 +491,8 @@ impl Engine {
                 image: c.image.clone(),
                 vfs,
                 cgroups_path: crate::resources::cgroups_path(&c.host_config, &c.id),
+                name: c.name.clone(),
+                image_name: c.image_name.clone(),
             };
             sys::write_atomic(&dir.join(monitor::CONFIG_FILE), serde_json::to_string(&mc).expect("monitor config").as_bytes())?;
             let (mine, theirs) = if o.attach {
@@ -484,6 +502,7 @@ impl Engine {
             } else {
                 (None, None)
             };
+            // The monitor records "start" itself, before the container can die.
             self.spawn_monitor(&exe, &c.id, theirs)?;
             Ok(mine.map(|fd| Attach::new(fd, c.config.tty, o.stdin)))
         })();
@@ -607,6 +626,7 @@ impl Engine {
             return Ok(());
         }
         self.runtime().kill(&c.id, sig, false)?;
+        self.event(&c, "kill", &[("signal", &sig.to_string())]);
         Ok(())
     }
 
@@ -615,7 +635,11 @@ impl Engine {
         let c = self.get(key)?;
         let dir = self.container_dir(&c.id);
         let _lock = sys::lock_file(&dir.join("lock"))?;
-        self.stop_locked(&c, o)
+        let r = self.stop_locked(&c, o);
+        if r.is_ok() {
+            self.event(&c, "stop", &[]);
+        }
+        r
     }
 
     fn stop_locked(&self, c: &Container, o: &StopOptions) -> Result<()> {
@@ -676,7 +700,9 @@ impl Engine {
         if c.state.paused {
             return Err(Error::conflict(format!("container {} is already paused", c.id)));
         }
-        Ok(self.runtime().pause(&c.id)?)
+        self.runtime().pause(&c.id)?;
+        self.event(&c, "pause", &[]);
+        Ok(())
     }
 
     pub fn unpause(&self, key: &str) -> Result<()> {
@@ -684,11 +710,14 @@ impl Engine {
         if !c.state.paused {
             return Err(Error::conflict(format!("container {} is not paused", c.id)));
         }
-        Ok(self.runtime().resume(&c.id)?)
+        self.runtime().resume(&c.id)?;
+        self.event(&c, "unpause", &[]);
+        Ok(())
     }
 
     pub fn rename(&self, key: &str, new: &str) -> Result<()> {
         let mut c = self.get(key)?;
+        let old = format!("/{}", c.name);
         let n = new.strip_prefix('/').unwrap_or(new);
         if !names::valid(n) {
             return Err(Error::invalid(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
@@ -706,6 +735,7 @@ impl Engine {
             }
         })?;
         c.state = st;
+        self.event(&c, "rename", &[("oldName", &old)]);
         Ok(())
     }
 
@@ -787,7 +817,9 @@ impl Engine {
         }
         Snapshot::new(self.container_dir(&c.id)).remove()?;
         crate::volumes::release_container(self, c, volumes)?;
-        self.db.delete(&c.id)?;
+        if self.db.delete(&c.id)? {
+            self.event(c, "destroy", &[]);
+        }
         if let Ok(s) = self.store() {
             let _ = s.remove_user(&c.image, &c.id);
         }

@@ -56,6 +56,7 @@
 
 pub mod attach;
 pub mod commit;
+pub mod events;
 mod db;
 mod engine;
 mod error;
@@ -83,7 +84,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
 pub use snapshot::INIT_PATHS;
 pub use berth_archive::{Change, ChangeKind};
-pub use commit::{CommitOptions, Placement};
+pub use commit::{CommitOptions, PathStat, Placement};
 pub use network::parse_publish;
 pub use berth_network::{dns_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, REAP_ARG};
 pub use volumes::{Volume, VolumeCreate, VolumeFilter, VolumeStore};

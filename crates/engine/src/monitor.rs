@@ -45,6 +45,11 @@ pub struct MonitorConfig {
     pub vfs: bool,
     /// The spec's cgroupsPath (for the OOM kill count).
     pub cgroups_path: String,
+    /// For the events this monitor records (die): the container's name and image as given.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub image_name: String,
 }
 
 fn kind_code(k: ErrorKind) -> u8 {
@@ -235,6 +240,9 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             error: String::new(),
         };
         write_state(dir, &state)?;
+        // Recorded before the event loop, so "die" always follows it (restarts included).
+        let attrs = [("image", m.cfg.image_name.as_str()), ("name", m.cfg.name.as_str())];
+        crate::events::record(&m.cfg.root, "container", "start", &id, &attrs);
         if first {
             report(&mut sync, &Ok(()));
             first = false;
@@ -254,6 +262,11 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             m.cfg.restart = c.restart;
             m.cfg.max_retries = c.max_retries;
         }
+        let die = |state: &RunState| {
+            let code = state.exit_code.to_string();
+            let attrs = [("exitCode", code.as_str()), ("image", m.cfg.image_name.as_str()), ("name", m.cfg.name.as_str())];
+            crate::events::record(&m.cfg.root, "container", "die", &id, &attrs);
+        };
         let restart = !stop_requested(dir)
             && match m.cfg.restart.as_str() {
                 "always" | "unless-stopped" => true,
@@ -263,6 +276,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         if !restart {
             release_network(&m.cfg);
             write_state(dir, &state)?;
+            die(&state);
             final_code = code;
             break;
         }
@@ -270,6 +284,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         state.status = "restarting".into();
         state.restart_count = restart_count;
         write_state(dir, &state)?;
+        die(&state);
         // docker's backoff: 100ms doubling, bounded here at 10s; a stop cancels it.
         let delay = Duration::from_millis(100u64 << (restart_count - 1).clamp(0, 7) as u32).min(Duration::from_secs(10));
         let until = Instant::now() + delay;

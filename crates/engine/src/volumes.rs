@@ -156,6 +156,7 @@ impl VolumeStore {
         insert_volume(&tx, &name, &driver, &labels, &req.options)?;
         mkdir(&self.dir.join(&name).join("_data"))?;
         tx.commit()?;
+        self.event("create", &name, &driver);
         self.inspect(&name)
     }
 
@@ -233,10 +234,17 @@ impl VolumeStore {
         let trash = self.dir.join(format!(".removing-{}", crate::sys::random_id()));
         let moved = std::fs::rename(self.dir.join(name), &trash);
         tx.commit()?;
+        self.event("destroy", name, "local");
         if moved.is_ok() {
             std::fs::remove_dir_all(&trash).map_err(|e| Error::io(format!("remove volume {name}"), e))?;
         }
         Ok(())
+    }
+
+    fn event(&self, action: &str, name: &str, driver: &str) {
+        if let Some(root) = self.dir.parent() {
+            crate::events::record(root, "volume", action, name, &[("driver", driver)]);
+        }
     }
 
     /// `volume prune`: unused anonymous volumes (all unused ones with `all`); returns the

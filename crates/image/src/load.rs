@@ -41,6 +41,20 @@ impl ImageStore {
     /// Loads every image of a docker-archive or oci-archive stream. Nothing is recorded unless
     /// the whole archive checks out.
     pub fn load<R: Read>(&self, input: R) -> Result<Vec<LoadedImage>> {
+        let loaded = self.load_archive(input)?;
+        for img in &loaded {
+            let id = format!("sha256:{}", img.id);
+            if img.names.is_empty() {
+                self.event("load", &id, "");
+            }
+            for n in &img.names {
+                self.event("load", &id, &n.familiar());
+            }
+        }
+        Ok(loaded)
+    }
+
+    fn load_archive<R: Read>(&self, input: R) -> Result<Vec<LoadedImage>> {
         let _lock = self.lock(false)?;
         let work = self.work_dir("load")?;
         // Declared after `work`: dropped first, so unfinished unpacks stop before the dir goes.

@@ -425,7 +425,31 @@ impl ImageStore {
     }
 
     /// `docker tag SOURCE TARGET`: the name moves to this image if another one had it.
+    /// `tag`, recorded in the event log.
     pub fn tag(&self, source: &str, target: &str) -> Result<Reference> {
+        let r = self.tag_image(source, target)?;
+        if let Ok((id, _)) = self.resolve_id(&r.full()) {
+            self.event("tag", &format!("sha256:{id}"), &r.familiar());
+        }
+        Ok(r)
+    }
+
+    /// Appends an image event to the root's event log (crates/events).
+    pub(crate) fn event(&self, action: &str, id: &str, name: &str) {
+        berth_events::record(&self.root, "image", action, id, &[("name", name)]);
+    }
+
+    /// Records what a remove or prune did: untag and delete, as docker reports them.
+    fn remove_events(&self, events: &[RemoveEvent]) {
+        for e in events {
+            match e {
+                RemoveEvent::Untagged(n) => self.event("untag", n, n),
+                RemoveEvent::Deleted(d) => self.event("delete", d, ""),
+            }
+        }
+    }
+
+    fn tag_image(&self, source: &str, target: &str) -> Result<Reference> {
         let (id, _) = self.resolve_id(source)?;
         let r = Reference::parse(target)?;
         if r.digest.is_some() {
@@ -493,6 +517,12 @@ impl ImageStore {
     /// deletes the image and the layers and blobs no other image uses. An image in use is refused
     /// unless `force`, which then drops its names but keeps it (dangling) until its users are gone.
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<RemoveEvent>> {
+        let events = self.remove_image(name, force)?;
+        self.remove_events(&events);
+        Ok(events)
+    }
+
+    fn remove_image(&self, name: &str, force: bool) -> Result<Vec<RemoveEvent>> {
         let _lock = self.lock(true)?;
         let (id, by_ref) = self.resolve_id(name)?;
         let image = self.image(&id)?;
@@ -548,6 +578,12 @@ impl ImageStore {
 
     /// [`ImageStore::prune`] limited to the images `select` accepts (`--filter`).
     pub fn prune_matching(&self, all: bool, select: &dyn Fn(&Image) -> bool) -> Result<PruneReport> {
+        let report = self.prune_images(all, select)?;
+        self.remove_events(&report.events);
+        Ok(report)
+    }
+
+    fn prune_images(&self, all: bool, select: &dyn Fn(&Image) -> bool) -> Result<PruneReport> {
         let _lock = self.lock(true)?;
         let mut report = PruneReport::default();
         for image in self.list()? {

@@ -1,0 +1,242 @@
+//! `bench/run api`: `docker run --rm busybox true` through `berth serve` against the same command
+//! through a private dockerd (Debian's docker.io: its own data-root, exec-root, pidfile and
+//! socket in a scratch dir, no bridge and no iptables, stopped and removed afterwards),
+//! interleaved with alternating order (and `berth run --rm` itself, to show what the API adds);
+//! then the idle resident set of both servers (dockerd
+//! beside the containerd it started).
+//!
+//! Goal (issue 9): berth's median at most a quarter of dockerd's.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testkit::Scratch;
+
+use crate::stats::{berth_first, print_table, Series};
+
+const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
+const WARMUP: usize = 3;
+
+fn berth_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
+    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
+}
+
+fn run(c: &mut Command, what: &str) -> anyhow::Result<String> {
+    let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
+    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn docker(sock: &Path, config: &Path) -> Command {
+    let mut c = Command::new("docker");
+    c.env("DOCKER_HOST", format!("unix://{}", sock.display())).env("DOCKER_CONFIG", config).env("DOCKER_CLI_HINTS", "false");
+    c
+}
+
+fn wait_socket(sock: &Path, child: &mut Child, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(sock).is_err() {
+        if let Some(st) = child.try_wait()? {
+            anyhow::bail!("{what} exited ({st}) before listening");
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{what} never listened on {}", sock.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn rss_kb(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && comm.trim() == name {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Stops a server: SIGTERM, then SIGKILL after `grace`.
+fn stop(child: &mut Child, grace: Duration) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The berth server, stopped however the bench ends.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        stop(&mut self.0, Duration::from_secs(5));
+    }
+}
+
+/// A private dockerd; None (with the reason) when it cannot run here.
+struct Dockerd {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> anyhow::Result<Dockerd> {
+        anyhow::ensure!(
+            Command::new("dockerd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()),
+            "dockerd not on PATH (Debian's docker.io)"
+        );
+        let sock = dir.join("d.sock");
+        let log = std::fs::File::create(dir.join("dockerd.log"))?;
+        let mut child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false"])
+            .args(["--storage-driver", "overlay2", "--log-level", "error"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        if let Err(e) = wait_socket(&sock, &mut child, "dockerd") {
+            stop(&mut child, Duration::from_secs(10));
+            return Err(e);
+        }
+        Ok(Dockerd { child, sock })
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let containerd = children_named(self.child.id(), "containerd");
+        stop(&mut self.child, Duration::from_secs(20));
+        for pid in containerd {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
+    let runs = runs.unwrap_or(20);
+    let bin = berth_bin()?;
+    let scratch = Scratch::new("bench-api");
+    let root = scratch.join("berth");
+    let config = scratch.join("docker-config");
+    run(Command::new(&bin).arg("--root").arg(&root).args(["load", "-i", ARCHIVE]), "berth load")?;
+    let archive = scratch.join("busybox.docker.tar");
+    run(Command::new(&bin).arg("--root").arg(&root).args(["save", "-o"]).arg(&archive).arg("busybox"), "berth save")?;
+
+    let bsock = scratch.join("berth.sock");
+    let mut server = Serve(Command::new(&bin)
+        .arg("--root")
+        .arg(&root)
+        .arg("serve")
+        .arg("--host")
+        .arg(format!("unix://{}", bsock.display()))
+        .env_remove("BERTH_ROOT")
+        .stdin(Stdio::null())
+        .spawn()?);
+    wait_socket(&bsock, &mut server.0, "berth serve")?;
+
+    // dockerd's failure to start or load is its row's reason, not the bench's end.
+    let ddir = scratch.join("dockerd");
+    std::fs::create_dir_all(&ddir)?;
+    let mut d = Series::new("dockerd");
+    let dockerd = match Dockerd::start(&ddir) {
+        Ok(dd) => {
+            let load = run(docker(&dd.sock, &config).arg("load").arg("-i").arg(&archive), "docker load")
+                .and_then(|_| run(docker(&dd.sock, &config).args(["tag", "localhost/busybox", "busybox"]), "docker tag"));
+            if let Err(e) = load {
+                d.fail(format!("{e:#}"));
+            }
+            Some(dd)
+        }
+        Err(e) => {
+            d.fail(format!("{e:#}"));
+            None
+        }
+    };
+    let version = dockerd
+        .as_ref()
+        .and_then(|dd| run(docker(&dd.sock, &config).args(["version", "--format", "{{.Server.Version}}"]), "docker version").ok())
+        .unwrap_or_else(|| "unavailable".into());
+    println!("\napi: {runs} interleaved runs each after {WARMUP} warm-up runs; docker CLI {}, dockerd {version}", cli_version());
+
+    let mut b = Series::new("berth serve");
+    // The same container without the API in between: what the server adds on top of the engine.
+    let mut cli = Series::new("berth run (CLI)");
+    for i in 0..WARMUP + runs {
+        let keep = i >= WARMUP;
+        let start = Instant::now();
+        match run(Command::new(&bin).arg("--root").arg(&root).args(["run", "--rm", "busybox", "true"]), "berth run") {
+            Ok(_) if keep => cli.push_duration(start.elapsed()),
+            Ok(_) => {}
+            Err(e) => cli.fail(format!("{e:#}")),
+        }
+        for berth_turn in berth_first(i) {
+            let (series, sock) = if berth_turn {
+                (&mut b, Some(bsock.as_path()))
+            } else {
+                (&mut d, dockerd.as_ref().map(|dd| dd.sock.as_path()))
+            };
+            let Some(sock) = sock else { continue };
+            if series.is_unavailable() {
+                continue;
+            }
+            let start = Instant::now();
+            match run(docker(sock, &config).args(["run", "--rm", "busybox", "true"]), "docker run") {
+                Ok(_) if keep => series.push_duration(start.elapsed()),
+                Ok(_) => {}
+                Err(e) => series.fail(format!("{e:#}")),
+            }
+        }
+    }
+    anyhow::ensure!(!b.is_unavailable(), "{}", b.unavailable.clone().unwrap_or_default());
+    print_table("docker run --rm busybox true (docker CLI 28 against each server)", "ms", &[b, d, cli]);
+
+    std::thread::sleep(Duration::from_secs(1));
+    println!("\n## idle resident set of the servers");
+    println!("{:<22} {:>10}", "process", "VmRSS kB");
+    let show = |n: &str, v: Option<f64>| println!("{:<22} {:>10}", n, v.map_or("?".into(), |v| format!("{v:.0}")));
+    show("berth serve", rss_kb(server.0.id()));
+    if let Some(dd) = &dockerd {
+        show("dockerd", rss_kb(dd.child.id()));
+        for pid in children_named(dd.child.id(), "containerd") {
+            show("containerd (dockerd's)", rss_kb(pid));
+        }
+    }
+    drop(server);
+    drop(dockerd);
+    Ok(())
+}
+
+fn cli_version() -> String {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Client.Version}}"])
+        .env("DOCKER_HOST", "unix:///nonexistent")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
