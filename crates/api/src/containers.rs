@@ -35,6 +35,9 @@ struct CreateBody {
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
     host_config: Option<Value>,
+    exposed_ports: BTreeMap<String, Value>,
+    mac_address: String,
+    networking_config: Option<Value>,
 }
 
 /// Cmd and Entrypoint are arrays, but old clients send a string.
@@ -77,6 +80,14 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     if !mounts.is_empty() {
         hc.mounts = Some(mounts);
     }
+    // docker's CLI sends "default" for the default network, which is berth's bridge.
+    if hc.network_mode.is_empty() || hc.network_mode == "default" {
+        hc.network_mode = "bridge".into();
+    }
+    let endpoint = b.networking_config.as_ref().and_then(|n| n["EndpointsConfig"].get(&hc.network_mode)).cloned().unwrap_or(Value::Null);
+    let network_aliases: Vec<String> =
+        endpoint["Aliases"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let ip = endpoint["IPAMConfig"]["IPv4Address"].as_str().filter(|s| !s.is_empty()).map(str::to_string);
     // CreateOptions takes docker run's one-word --entrypoint: the rest of a longer entrypoint
     // leads the command, which gives the same argv.
     let mut cmd = b.cmd.map(StrOrVec::into_vec).unwrap_or_default();
@@ -107,6 +118,10 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         labels: b.labels,
         stop_signal: b.stop_signal.filter(|s| !s.is_empty()),
         stop_timeout: b.stop_timeout,
+        network_aliases,
+        ip,
+        mac_address: Some(b.mac_address).filter(|m| !m.is_empty()),
+        expose: b.exposed_ports.into_keys().collect(),
         host_config: hc,
     };
     let c = blocking(move || {

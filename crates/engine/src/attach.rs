@@ -182,10 +182,6 @@ impl Attach {
         self.fd
     }
 
-    pub fn tty(&self) -> bool {
-        self.tty
-    }
-
     fn send(&self, kind: u8, payload: &[u8]) -> bool {
         sys::write_all(self.fd.as_raw_fd(), &frame(kind, payload))
     }
