@@ -94,6 +94,11 @@ fn unknown_flags_and_bad_values_exit_125_with_dockers_words() {
 
     // Flags after the image belong to the command, as with docker.
     assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "--bogus", "-x"]), "--bogus -x\n");
+    // Negative values of flags that take them (-1: unlimited) are values, not flags, as with pflag.
+    assert_eq!(
+        env.ok(&["run", "--rm", "-m", "64m", "--memory-swap", "-1", "--pids-limit", "-1", "--stop-timeout", "-1", "busybox", "echo", "ok"]),
+        "ok\n"
+    );
 
     let r = env.run(&["run", "--pids-limit", "abc", "busybox"]);
     assert_eq!(r.code, 125);

@@ -62,7 +62,7 @@ pub struct RunArgs {
     #[arg(short, long)]
     memory: Option<String>,
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory_swap: Option<String>,
     /// Number of CPUs
     #[arg(long)]
@@ -74,7 +74,7 @@ pub struct RunArgs {
     #[arg(long)]
     cpuset_cpus: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pids_limit: Option<i64>,
     /// Ulimit options
     #[arg(long)]
@@ -101,7 +101,7 @@ pub struct RunArgs {
     #[arg(long)]
     stop_signal: Option<String>,
     /// Timeout (in seconds) to stop a container
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     stop_timeout: Option<i64>,
     /// Restart policy to apply when a container exits
     #[arg(long, default_value = "no")]
