@@ -104,24 +104,6 @@ pub async fn info(st: Arc<State>) -> ApiResult<Resp> {
     Ok(json_ok(&v))
 }
 
-fn tree_size(p: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += md.size();
-            }
-        }
-    }
-    total
-}
-
 fn volume_json(v: &Volume, usage: Option<(u64, usize)>) -> Value {
     let mut j = serde_json::to_value(v).expect("volume");
     if let Some((size, refs)) = usage {
@@ -148,7 +130,7 @@ pub async fn df(st: Arc<State>) -> ApiResult<Resp> {
             .list(true)?
             .iter()
             .map(|c| {
-                let rw = c.graph_driver.data.get("UpperDir").map_or(0, |d| tree_size(Path::new(d)));
+                let rw = c.graph_driver.data.get("UpperDir").map_or(0, |d| berth_engine::tree_size(Path::new(d)));
                 json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image_name, "ImageID": c.image,
                        "Command": c.command_line(), "Created": 0, "State": c.state.status, "Status": c.state.status,
                        "SizeRw": rw, "SizeRootFs": rw, "Labels": c.config.labels, "Mounts": [], "Ports": []})
@@ -158,7 +140,7 @@ pub async fn df(st: Arc<State>) -> ApiResult<Resp> {
             .volumes()?
             .list(&VolumeFilter::default())?
             .iter()
-            .map(|v| volume_json(v, Some((tree_size(Path::new(&v.mountpoint)), v.users.len()))))
+            .map(|v| volume_json(v, Some((berth_engine::tree_size(Path::new(&v.mountpoint)), v.users.len()))))
             .collect();
         Ok(json!({"LayersSize": du.size, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}))
     })

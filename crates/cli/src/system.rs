@@ -2,8 +2,6 @@
 
 use clap::Args;
 use serde_json::json;
-use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::output::print_list;
@@ -29,21 +27,6 @@ fn reclaimable(part: u64, total: u64) -> String {
     }
 }
 
-/// Bytes of the regular files below `dir`, each inode counted once (docker's SizeRw).
-fn tree_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    let mut total = 0;
-    for e in entries.flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if m.is_dir() {
-            total += tree_size(&e.path(), seen);
-        } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
-            total += m.len();
-        }
-    }
-    total
-}
-
 pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
     let _ = a.verbose;
     let du = ctx.store()?.disk_usage()?;
@@ -55,7 +38,7 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
             .graph_driver
             .data
             .get("UpperDir")
-            .map(|d| tree_size(Path::new(d), &mut HashSet::new()))
+            .map(|d| berth_engine::tree_size(Path::new(d)))
             .unwrap_or(0);
         c_total += 1;
         c_size += size;
@@ -68,7 +51,7 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
     // docker: a volume is active while a container uses it; unused volumes are reclaimable.
     let (mut v_total, mut v_active, mut v_size, mut v_reclaim) = (0usize, 0usize, 0u64, 0u64);
     for v in engine.volumes()?.list(&Default::default())? {
-        let size = tree_size(Path::new(&v.mountpoint), &mut HashSet::new());
+        let size = berth_engine::tree_size(Path::new(&v.mountpoint));
         v_total += 1;
         v_size += size;
         if v.users.is_empty() {

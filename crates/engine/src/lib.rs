@@ -83,6 +83,7 @@ pub use engine::{CreateOptions, Engine, EngineOptions, ExecOptions, StartOptions
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
 pub use snapshot::INIT_PATHS;
+pub use sys::tree_size;
 pub use berth_archive::{Change, ChangeKind};
 pub use commit::{CommitOptions, PathStat, Placement};
 pub use network::parse_publish;

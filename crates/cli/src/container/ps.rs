@@ -65,24 +65,6 @@ fn quoted_command(c: &Container, trunc: bool) -> String {
     crate::output::go_quote(&cmd)
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += md.size();
-            }
-        }
-    }
-    total
-}
-
 /// docker's PORTS: "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp".
 fn ports_text(e: &berth_engine::Engine, c: &Container) -> String {
     if !c.state.running || (c.host_config.port_bindings.is_empty() && !c.host_config.publish_all_ports) {
@@ -136,7 +118,7 @@ pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
         .iter()
         .map(|c| {
             a.size.then(|| {
-                let rw = c.graph_driver.data.get("UpperDir").map(|d| dir_size(std::path::Path::new(d))).unwrap_or(0);
+                let rw = c.graph_driver.data.get("UpperDir").map(|d| berth_engine::tree_size(std::path::Path::new(d))).unwrap_or(0);
                 let img = e.store().ok().and_then(|s| s.image(&c.image).ok()).map_or(0, |i| i.size);
                 (rw, rw + img)
             })
