@@ -5,7 +5,7 @@
 
 mod common;
 
-use berth_testkit::{remove_cgroup_everywhere, require_busybox, Scratch};
+use berth_testkit::{require_busybox, Scratch};
 use common::{berth, fixture, ok};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -108,22 +108,9 @@ impl Server {
         r.stdout
     }
 
-    fn ids(&self) -> Vec<String> {
-        berth(&self.root, &["ps", "-aq", "--no-trunc"]).stdout.lines().map(str::to_string).collect()
-    }
 
     fn monitors(&self) -> Vec<i32> {
-        let root = self.root.to_string_lossy().into_owned();
-        let mut v = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-            let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-            if args.get(1).map(String::as_str) == Some("__monitor") && args.get(2) == Some(&root) {
-                v.push(pid);
-            }
-        }
-        v
+        common::monitors(&self.root)
     }
 
     fn fd_count(&self) -> usize {
@@ -135,16 +122,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
-        let ids = self.ids();
-        for id in &ids {
-            let _ = berth(&self.root, &["rm", "-f", id]);
-        }
-        for pid in self.monitors() {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        for id in &ids {
-            remove_cgroup_everywhere(&format!("berth/{id}"));
-        }
+        common::remove_all_containers(&self.root);
         let _ = &self.scratch;
     }
 }

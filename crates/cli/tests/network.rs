@@ -44,7 +44,7 @@ impl Env {
         self.inspect(name)["NetworkSettings"]["Networks"][network]["IPAddress"].as_str().unwrap().to_string()
     }
     fn ids(&self) -> Vec<String> {
-        self.run(&["ps", "-aq", "--no-trunc"]).stdout.lines().map(str::to_string).collect()
+        common::ids(&self.root)
     }
     fn bridges(&self) -> Vec<String> {
         let out = self.run(&["network", "ls", "-q", "--no-trunc"]).stdout;

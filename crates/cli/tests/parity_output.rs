@@ -5,7 +5,7 @@
 
 mod common;
 
-use berth_testkit::{remove_cgroup_everywhere, require_busybox, unique_id, Scratch};
+use berth_testkit::{require_busybox, unique_id, Scratch};
 use common::{berth, fixture, ok, Run};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -42,33 +42,11 @@ impl Env {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    fn monitors(&self) -> Vec<i32> {
-        let root = self.root.to_string_lossy().into_owned();
-        let mut v = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-            let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-            if args.get(1).map(String::as_str) == Some("__monitor") && args.get(2) == Some(&root) {
-                v.push(pid);
-            }
-        }
-        v
-    }
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let ids: Vec<String> = self.run(&["ps", "-aq", "--no-trunc"]).stdout.lines().map(str::to_string).collect();
-        for id in &ids {
-            let _ = berth(&self.root, &["rm", "-f", id]);
-        }
-        for pid in self.monitors() {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        for id in &ids {
-            remove_cgroup_everywhere(&format!("berth/{id}"));
-        }
+        common::remove_all_containers(&self.root);
         let _ = &self.scratch;
     }
 }

@@ -102,3 +102,38 @@ pub fn column_starts(line: &str) -> Vec<usize> {
 pub fn columns(line: &str) -> Vec<&str> {
     line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect()
 }
+
+/// The full ids of every container in `root`.
+pub fn ids(root: &Path) -> Vec<String> {
+    berth(root, &["ps", "-aq", "--no-trunc"]).stdout.lines().map(str::to_string).collect()
+}
+
+/// The pids of the monitors of `root`'s containers (`berth __monitor ROOT ...`).
+pub fn monitors(root: &Path) -> Vec<i32> {
+    let root = root.to_string_lossy().into_owned();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.get(1).map(String::as_str) == Some("__monitor") && args.get(2) == Some(&root) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// What a test's drop runs, even after a failure: every container of `root` removed, monitors a
+/// failed test left killed, and the containers' cgroups removed.
+pub fn remove_all_containers(root: &Path) {
+    let ids = ids(root);
+    for id in &ids {
+        let _ = berth(root, &["rm", "-f", id]);
+    }
+    for pid in monitors(root) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for id in &ids {
+        berth_testkit::remove_cgroup_everywhere(&format!("berth/{id}"));
+    }
+}
