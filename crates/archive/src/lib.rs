@@ -24,8 +24,10 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+pub use pipe::piped;
 mod apply;
 mod changes;
+mod pipe;
 mod stream;
 mod sys;
 mod write;

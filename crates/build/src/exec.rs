@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use berth_engine::{CreateOptions, Engine, EngineOptions, HostConfig, StartOptions};
@@ -989,42 +989,11 @@ fn verify_checksum(p: &Path, want: &str) -> std::result::Result<(), String> {
 /// Writes `plan`'s tar through a pipe into `sink`; the reader fails instead of ending early
 /// when writing failed, so a half tar never becomes a layer.
 fn write_through<T>(plan: &Plan, image: &Layers, sink: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
-    let (r, w) = io::pipe().map_err(|e| Error::msg(format!("pipe: {e}")))?;
-    let status = Arc::new(AtomicU8::new(0));
-    std::thread::scope(|s| {
-        let st = status.clone();
-        let writer = s.spawn(move || {
-            let mut w = w;
-            let res = plan.write(image, io::BufWriter::with_capacity(1 << 20, &mut w));
-            // Recorded before the pipe closes (w drops below), so the reader's EOF is never
-            // taken for a failure (or a failure for an EOF).
-            st.store(if res.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
-            drop(w);
-            res
-        });
-        let mut reader = Checked { inner: r, status: status.clone() };
-        let out = sink(&mut reader);
-        drop(reader);
-        let written = writer.join().map_err(|_| Error::msg("the layer writer panicked"))?;
-        // The writer's own error says why; the reader's is only its echo.
-        written.map_err(|e| Error::msg(format!("write the layer: {e}")))?;
-        out
-    })
-}
-
-struct Checked<R> {
-    inner: R,
-    status: Arc<AtomicU8>,
-}
-
-impl<R: Read> Read for Checked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() && self.status.load(Ordering::SeqCst) != 1 {
-            return Err(io::Error::other("the layer writer failed"));
-        }
-        Ok(n)
-    }
+    let (out, written) = berth_archive::piped(|w| plan.write(image, io::BufWriter::with_capacity(1 << 20, w)), sink)
+        .map_err(|e| Error::msg(format!("write the layer: {e}")))?;
+    // The writer's own error says why; the reader's is only its echo.
+    written.map_err(|e| Error::msg(format!("write the layer: {e}")))?;
+    out
 }
 
 /// Removes a RUN container (and its anonymous volumes) whatever way the step ends.

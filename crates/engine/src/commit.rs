@@ -18,8 +18,6 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
 
 /// `berth commit` options (docker's flags).
 #[derive(Debug, Clone)]
@@ -749,28 +747,12 @@ impl Engine {
     fn stream_layer<T>(&self, c: &Container, sink: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
         let snap = self.overlay_snapshot(c, "commit")?;
         let exclude = Self::layer_excludes(c);
-        let (r, w) = io::pipe().map_err(|e| ioerr("pipe", e))?;
-        let status = Arc::new(AtomicU8::new(0));
         let upper = snap.upper();
-        std::thread::scope(|s| {
-            let st = status.clone();
-            let writer = s.spawn(move || {
-                let mut w = w;
-                let res = berth_archive::write_layer_from_upper(&upper, &exclude, &mut w);
-                // Recorded before the pipe closes, so the reader can tell a failed walk's EOF.
-                st.store(if res.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
-                drop(w);
-                res
-            });
-            let mut reader = Checked { inner: r, status: status.clone() };
-            let out = sink(&mut reader);
-            // An early sink error must not leave the writer blocked on a full pipe.
-            drop(reader);
-            let written = writer.join().map_err(|_| Error::internal("commit: layer writer panicked"))?;
-            let out = out?;
-            written.map_err(archive_err)?;
-            Ok(out)
-        })
+        let (out, written) = berth_archive::piped(|w| berth_archive::write_layer_from_upper(&upper, &exclude, w), sink)
+            .map_err(|e| ioerr("commit: the layer pipe", e))?;
+        let out = out?;
+        written.map_err(archive_err)?;
+        Ok(out)
     }
 
     /// The builder's commit: `sink` gets the stopped container's layer tar, or nothing runs and
@@ -939,22 +921,6 @@ impl Drop for Resume {
     }
 }
 
-/// The read end of the layer pipe: EOF counts only when the writer finished without error
-/// (otherwise a failed walk would commit a truncated layer).
-struct Checked<R> {
-    inner: R,
-    status: Arc<AtomicU8>,
-}
-
-impl<R: Read> Read for Checked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() && self.status.load(Ordering::SeqCst) != 1 {
-            return Err(io::Error::other("the layer writer failed"));
-        }
-        Ok(n)
-    }
-}
 
 #[cfg(test)]
 mod tests {
