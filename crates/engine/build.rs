@@ -11,8 +11,24 @@ fn main() {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let target = std::env::var("TARGET").expect("TARGET");
     let status = Command::new(rustc)
-        .args(["--edition", "2021", "--crate-type", "bin", "--crate-name", "berth_init"])
-        .args(["-C", "opt-level=s", "-C", "panic=abort", "-C", "codegen-units=1", "-C", "strip=symbols"])
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type",
+            "bin",
+            "--crate-name",
+            "berth_init",
+        ])
+        .args([
+            "-C",
+            "opt-level=s",
+            "-C",
+            "panic=abort",
+            "-C",
+            "codegen-units=1",
+            "-C",
+            "strip=symbols",
+        ])
         .args(["-C", "target-feature=+crt-static", "--target", &target])
         .arg("-o")
         .arg(&out)

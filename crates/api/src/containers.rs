@@ -1,6 +1,9 @@
 //! /containers: Docker's wire types in and out, the engine in between.
 
-use crate::http::{self, blocking, json_ok, json_status, parse_json, read_body, streamed, ApiError, ApiResult, MuxWriter, Resp};
+use crate::http::{
+    self, blocking, json_ok, json_status, parse_json, read_body, streamed, ApiError, ApiResult,
+    MuxWriter, Resp,
+};
 use crate::router::Req;
 use crate::State;
 use berth_engine::events::{self, ReadOptions};
@@ -58,14 +61,21 @@ impl StrOrVec {
 }
 
 pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
-    let name = r.query.get("name").filter(|n| !n.is_empty()).map(str::to_string);
+    let name = r
+        .query
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
     let body = read_body(r.req.into_body(), 8 << 20).await?;
     let b: CreateBody = parse_json(&body)?;
     if b.image.is_empty() {
-        return Err(ApiError::bad("config cannot be empty in order to create a container: no image given"));
+        return Err(ApiError::bad(
+            "config cannot be empty in order to create a container: no image given",
+        ));
     }
     let mut hc: HostConfig = match b.host_config {
-        Some(v) => serde_json::from_value(http::strip_nulls(v)).map_err(|e| ApiError::bad(format!("invalid HostConfig: {e}")))?,
+        Some(v) => serde_json::from_value(http::strip_nulls(v))
+            .map_err(|e| ApiError::bad(format!("invalid HostConfig: {e}")))?,
         None => HostConfig::default(),
     };
     let mut mounts: Vec<Mount> = hc.mounts.take().unwrap_or_default();
@@ -84,10 +94,24 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
     }
-    let endpoint = b.networking_config.as_ref().and_then(|n| n["EndpointsConfig"].get(&hc.network_mode)).cloned().unwrap_or(Value::Null);
-    let network_aliases: Vec<String> =
-        endpoint["Aliases"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    let ip = endpoint["IPAMConfig"]["IPv4Address"].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let endpoint = b
+        .networking_config
+        .as_ref()
+        .and_then(|n| n["EndpointsConfig"].get(&hc.network_mode))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let network_aliases: Vec<String> = endpoint["Aliases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ip = endpoint["IPAMConfig"]["IPv4Address"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     // CreateOptions takes docker run's one-word --entrypoint: the rest of a longer entrypoint
     // leads the command, which gives the same argv.
     let mut cmd = b.cmd.map(StrOrVec::into_vec).unwrap_or_default();
@@ -127,7 +151,9 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let c = blocking(move || {
         let e = st.engine()?;
         e.create(&o).map_err(|err| {
-            if err.kind() == berth_engine::ErrorKind::NotFound && err.message().starts_with("unable to find image") {
+            if err.kind() == berth_engine::ErrorKind::NotFound
+                && err.message().starts_with("unable to find image")
+            {
                 ApiError::not_found(format!("No such image: {}", o.image))
             } else {
                 err.into()
@@ -135,7 +161,10 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         })
     })
     .await?;
-    Ok(json_status(StatusCode::CREATED, &json!({"Id": c.id, "Warnings": []})))
+    Ok(json_status(
+        StatusCode::CREATED,
+        &json!({"Id": c.id, "Warnings": []}),
+    ))
 }
 
 /// docker ps's STATUS.
@@ -144,15 +173,25 @@ fn status_text(c: &Container) -> String {
     match s.status.as_str() {
         "running" => format!("Up {}", timefmt::since(&s.started_at)),
         "paused" => format!("Up {} (Paused)", timefmt::since(&s.started_at)),
-        "restarting" => format!("Restarting ({}) {} ago", s.exit_code, timefmt::since(&s.finished_at)),
-        "exited" => format!("Exited ({}) {} ago", s.exit_code, timefmt::since(&s.finished_at)),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            timefmt::since(&s.finished_at)
+        ),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            s.exit_code,
+            timefmt::since(&s.finished_at)
+        ),
         "dead" => "Dead".into(),
         _ => "Created".into(),
     }
 }
 
 fn unix(rfc: &str) -> i64 {
-    timefmt::parse(rfc).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64)
+    timefmt::parse(rfc)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// docker's ContainerSummary.
@@ -187,26 +226,49 @@ fn matches(c: &Container, filters: &[(String, String)]) -> ApiResult<bool> {
     keys.sort();
     keys.dedup();
     for key in keys {
-        if !matches!(key, "status" | "name" | "id" | "label" | "ancestor" | "exited" | "volume" | "network" | "before" | "since") {
+        if !matches!(
+            key,
+            "status"
+                | "name"
+                | "id"
+                | "label"
+                | "ancestor"
+                | "exited"
+                | "volume"
+                | "network"
+                | "before"
+                | "since"
+        ) {
             return Err(ApiError::bad(format!("invalid filter '{key}'")));
         }
-        let ok = filters.iter().filter(|(k, _)| k == key).any(|(_, v)| match key {
-            "status" => c.state.status == *v,
-            "name" => c.name.contains(v.trim_start_matches('/')),
-            "id" => c.id.starts_with(v.as_str()),
-            "label" => match v.split_once('=') {
-                Some((k, val)) => c.config.labels.get(k).is_some_and(|x| x == val),
-                None => c.config.labels.contains_key(v.as_str()),
-            },
-            "ancestor" => {
-                let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
-                strip(&c.image_name) == strip(v) || c.image.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:"))
-            }
-            "exited" => c.state.status == "exited" && v.parse::<i32>().ok() == Some(c.state.exit_code),
-            "volume" => c.mounts.iter().any(|m| m.name.as_deref() == Some(v.as_str()) || m.destination == *v),
-            "network" => c.host_config.network_mode == *v,
-            _ => true,
-        });
+        let ok = filters
+            .iter()
+            .filter(|(k, _)| k == key)
+            .any(|(_, v)| match key {
+                "status" => c.state.status == *v,
+                "name" => c.name.contains(v.trim_start_matches('/')),
+                "id" => c.id.starts_with(v.as_str()),
+                "label" => match v.split_once('=') {
+                    Some((k, val)) => c.config.labels.get(k).is_some_and(|x| x == val),
+                    None => c.config.labels.contains_key(v.as_str()),
+                },
+                "ancestor" => {
+                    let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
+                    strip(&c.image_name) == strip(v)
+                        || c.image
+                            .trim_start_matches("sha256:")
+                            .starts_with(v.trim_start_matches("sha256:"))
+                }
+                "exited" => {
+                    c.state.status == "exited" && v.parse::<i32>().ok() == Some(c.state.exit_code)
+                }
+                "volume" => c
+                    .mounts
+                    .iter()
+                    .any(|m| m.name.as_deref() == Some(v.as_str()) || m.destination == *v),
+                "network" => c.host_config.network_mode == *v,
+                _ => true,
+            });
         if !ok {
             return Ok(false);
         }
@@ -220,7 +282,8 @@ pub async fn list(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let all = r.query.bool("all") || limit.is_some();
     let v = blocking(move || {
         let e = st.engine()?;
-        let mut list = e.list(all || filters.iter().any(|(k, _)| k == "status" || k == "exited"))?;
+        let mut list =
+            e.list(all || filters.iter().any(|(k, _)| k == "status" || k == "exited"))?;
         let mut out = Vec::new();
         for c in &list {
             if matches(c, &filters)? {
@@ -255,12 +318,23 @@ pub async fn start(st: Arc<State>, id: &str) -> ApiResult<Resp> {
         Ok(true)
     })
     .await?;
-    Ok(http::empty(if started { StatusCode::NO_CONTENT } else { StatusCode::NOT_MODIFIED }))
+    Ok(http::empty(if started {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
 }
 
 pub async fn stop(st: Arc<State>, id: &str, r: Req, restart: bool) -> ApiResult<Resp> {
     let id = id.to_string();
-    let o = StopOptions { timeout: r.query.int("t")?, signal: r.query.get("signal").filter(|s| !s.is_empty()).map(str::to_string) };
+    let o = StopOptions {
+        timeout: r.query.int("t")?,
+        signal: r
+            .query
+            .get("signal")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    };
     let changed = blocking(move || {
         let e = st.engine()?;
         let c = e.get(&id)?;
@@ -275,12 +349,21 @@ pub async fn stop(st: Arc<State>, id: &str, r: Req, restart: bool) -> ApiResult<
         Ok(true)
     })
     .await?;
-    Ok(http::empty(if changed { StatusCode::NO_CONTENT } else { StatusCode::NOT_MODIFIED }))
+    Ok(http::empty(if changed {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
 }
 
 pub async fn kill(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     let id = id.to_string();
-    let sig = r.query.get("signal").filter(|s| !s.is_empty()).unwrap_or("SIGKILL").to_string();
+    let sig = r
+        .query
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("SIGKILL")
+        .to_string();
     blocking(move || Ok(st.engine()?.kill(&id, &sig)?)).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
@@ -309,12 +392,18 @@ pub async fn rename(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
 
 pub async fn resize(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     let id = id.to_string();
-    let (h, w) = (r.query.int("h")?.unwrap_or(0), r.query.int("w")?.unwrap_or(0));
+    let (h, w) = (
+        r.query.int("h")?.unwrap_or(0),
+        r.query.int("w")?.unwrap_or(0),
+    );
     blocking(move || {
         let e = st.engine()?;
         let c = e.get(&id)?;
         if !c.state.running {
-            return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is not running", c.id)));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("container {} is not running", c.id),
+            ));
         }
         crate::streams::resize_container(&e, &c, h as u16, w as u16)
     })
@@ -340,7 +429,11 @@ pub async fn prune(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         let e = st.engine()?;
         let mut out = Vec::new();
         for c in e.list(true)? {
-            let labels: Vec<(String, String)> = filters.iter().filter(|(k, _)| k == "label").cloned().collect();
+            let labels: Vec<(String, String)> = filters
+                .iter()
+                .filter(|(k, _)| k == "label")
+                .cloned()
+                .collect();
             if c.state.running || !matches(&c, &labels)? {
                 continue;
             }
@@ -356,14 +449,21 @@ pub async fn prune(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         Ok(out)
     })
     .await?;
-    Ok(json_ok(&json!({"ContainersDeleted": ids, "SpaceReclaimed": 0})))
+    Ok(json_ok(
+        &json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
+    ))
 }
 
 /// `POST /containers/{id}/wait`: the status line and headers go out at once (clients wait for
 /// them before starting the container), the body when the condition is met.
 pub async fn wait(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     let id = id.to_string();
-    let cond = r.query.get("condition").filter(|c| !c.is_empty()).unwrap_or("not-running").to_string();
+    let cond = r
+        .query
+        .get("condition")
+        .filter(|c| !c.is_empty())
+        .unwrap_or("not-running")
+        .to_string();
     if !matches!(cond.as_str(), "not-running" | "next-exit" | "removed") {
         return Err(ApiError::bad(format!("invalid condition: {cond:?}")));
     }
@@ -385,14 +485,23 @@ pub async fn wait(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     Ok(resp)
 }
 
-fn wait_for(st: &State, c: &Container, cond: &str, offset: u64, w: &http::ChanWriter) -> Option<i64> {
+fn wait_for(
+    st: &State,
+    c: &Container,
+    cond: &str,
+    offset: u64,
+    w: &http::ChanWriter,
+) -> Option<i64> {
     if cond == "not-running" && !c.state.running {
         return Some(c.state.exit_code as i64);
     }
     let mut code: Option<i64> = None;
     let mut done = false;
     let mut checks = 0u32;
-    let o = ReadOptions { follow: true, ..Default::default() };
+    let o = ReadOptions {
+        follow: true,
+        ..Default::default()
+    };
     let _ = events::read(&st.root, offset, &o, &mut |e| {
         if w.closed() {
             return false;
@@ -425,7 +534,12 @@ fn wait_for(st: &State, c: &Container, cond: &str, offset: u64, w: &http::ChanWr
         }
         match e.action.as_str() {
             "die" => {
-                code = e.actor.attributes.get("exitCode").and_then(|x| x.parse().ok()).or(Some(0));
+                code = e
+                    .actor
+                    .attributes
+                    .get("exitCode")
+                    .and_then(|x| x.parse().ok())
+                    .or(Some(0));
                 if cond != "removed" {
                     done = true;
                 }
@@ -449,7 +563,10 @@ pub async fn logs(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     let id = id.to_string();
     let q = &r.query;
     let tail = match q.get("tail").filter(|t| !t.is_empty() && *t != "all") {
-        Some(t) => Some(t.parse::<usize>().map_err(|_| ApiError::bad(format!("invalid tail: {t:?}")))?),
+        Some(t) => Some(
+            t.parse::<usize>()
+                .map_err(|_| ApiError::bad(format!("invalid tail: {t:?}")))?,
+        ),
         None => None,
     };
     let time = |k: &str| -> ApiResult<Option<std::time::SystemTime>> {
@@ -472,22 +589,45 @@ pub async fn logs(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     }
     let st2 = st.clone();
     let c = blocking(move || Ok(st2.engine()?.get(&id)?)).await?;
-    let ctype = if c.config.tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ctype = if c.config.tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     let (resp, w) = streamed(StatusCode::OK, ctype);
     tokio::task::spawn_blocking(move || {
         let raw = c.config.tty;
-        let mut out = MuxWriter { inner: w.clone(), stream: 1, raw };
-        let mut err = MuxWriter { inner: w.clone(), stream: 2, raw };
+        let mut out = MuxWriter {
+            inner: w.clone(),
+            stream: 1,
+            raw,
+        };
+        let mut err = MuxWriter {
+            inner: w.clone(),
+            stream: 2,
+            raw,
+        };
         let Ok(e) = st.engine() else { return };
         let running = || !w.closed() && e.get(&c.id).map(|c| c.state.running).unwrap_or(false);
-        let _ = berth_engine::logs::read(std::path::Path::new(&c.log_path), &o, &mut out, &mut err, &running);
+        let _ = berth_engine::logs::read(
+            std::path::Path::new(&c.log_path),
+            &o,
+            &mut out,
+            &mut err,
+            &running,
+        );
     });
     Ok(resp)
 }
 
 pub async fn top(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     let id = id.to_string();
-    let args = r.query.get("ps_args").filter(|a| !a.is_empty()).unwrap_or("-ef").to_string();
+    let args = r
+        .query
+        .get("ps_args")
+        .filter(|a| !a.is_empty())
+        .unwrap_or("-ef")
+        .to_string();
     let v = blocking(move || {
         let pids = st.engine()?.pids(&id)?;
         let out = std::process::Command::new("ps")
@@ -495,17 +635,32 @@ pub async fn top(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
             .output()
             .map_err(|e| ApiError::internal(format!("run ps: {e}")))?;
         if !out.status.success() {
-            return Err(ApiError::internal(format!("ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(ApiError::internal(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
-        let titles: Vec<String> = lines.next().unwrap_or("").split_whitespace().map(String::from).collect();
-        let col = titles.iter().position(|h| h == "PID").ok_or_else(|| ApiError::internal("couldn't find PID field in ps output"))?;
+        let titles: Vec<String> = lines
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let col = titles
+            .iter()
+            .position(|h| h == "PID")
+            .ok_or_else(|| ApiError::internal("couldn't find PID field in ps output"))?;
         let n = titles.len();
         let mut procs = Vec::new();
         for l in lines {
             let f: Vec<&str> = l.split_whitespace().collect();
-            if f.get(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) && f.len() >= n {
+            if f.get(col)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+                && f.len() >= n
+            {
                 let mut row: Vec<String> = f[..n - 1].iter().map(|s| s.to_string()).collect();
                 row.push(f[n - 1..].join(" "));
                 procs.push(row);
@@ -620,14 +775,22 @@ async fn stream_tar(
 
 pub async fn export(st: Arc<State>, id: &str) -> ApiResult<Resp> {
     let (a, b) = (id.to_string(), id.to_string());
-    stream_tar(st, move |e| e.get(&a).map(drop).map_err(Into::into), move |e, w| Ok(e.export(&b, w)?), Vec::new()).await
+    stream_tar(
+        st,
+        move |e| e.get(&a).map(drop).map_err(Into::into),
+        move |e, w| Ok(e.export(&b, w)?),
+        Vec::new(),
+    )
+    .await
 }
 
 fn base64(b: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for ch in b.chunks(3) {
-        let n = (ch[0] as u32) << 16 | (*ch.get(1).unwrap_or(&0) as u32) << 8 | *ch.get(2).unwrap_or(&0) as u32;
+        let n = (ch[0] as u32) << 16
+            | (*ch.get(1).unwrap_or(&0) as u32) << 8
+            | *ch.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= ch.len() {
                 s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -640,30 +803,59 @@ fn base64(b: &[u8]) -> String {
 }
 
 pub async fn archive_get(st: Arc<State>, id: &str, r: Req, head: bool) -> ApiResult<Resp> {
-    let path = r.query.get("path").filter(|p| !p.is_empty()).ok_or_else(|| ApiError::bad("path is required"))?.to_string();
+    let path = r
+        .query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad("path is required"))?
+        .to_string();
     let (id1, p1) = (id.to_string(), path.clone());
     let st2 = st.clone();
     let stat = blocking(move || Ok(st2.engine()?.stat_path(&id1, &p1)?)).await?;
     let header = base64(&serde_json::to_vec(&stat).expect("stat"));
     if head {
         let mut resp = http::empty(StatusCode::OK);
-        resp.headers_mut().insert("x-docker-container-path-stat", header.parse().map_err(|_| ApiError::internal("stat header"))?);
+        resp.headers_mut().insert(
+            "x-docker-container-path-stat",
+            header
+                .parse()
+                .map_err(|_| ApiError::internal("stat header"))?,
+        );
         return Ok(resp);
     }
     let id2 = id.to_string();
-    let p = if path.starts_with('/') { path } else { format!("/{path}") };
-    stream_tar(st, |_| Ok(()), move |e, w| Ok(e.copy_from(&id2, &p, false, w)?), vec![("x-docker-container-path-stat", header)]).await
+    let p = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
+    stream_tar(
+        st,
+        |_| Ok(()),
+        move |e, w| Ok(e.copy_from(&id2, &p, false, w)?),
+        vec![("x-docker-container-path-stat", header)],
+    )
+    .await
 }
 
 pub async fn archive_put(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
-    let path = r.query.get("path").filter(|p| !p.is_empty()).ok_or_else(|| ApiError::bad("path is required"))?.to_string();
+    let path = r
+        .query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad("path is required"))?
+        .to_string();
     let archive = r.query.bool("copyUIDGID");
     let id = id.to_string();
     let reader = http::BodyReader::new(r.req.into_body());
     blocking(move || {
         let e = st.engine()?;
         let c = e.get(&id)?;
-        let p = if path.starts_with('/') { path } else { format!("/{path}") };
+        let p = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
         Ok(e.copy_to(&c.id, &p, reader, berth_engine::Placement::Into, archive)?)
     })
     .await?;

@@ -1,7 +1,10 @@
 //! /exec: an exec instance is a `berth exec` child process of the server (the engine joins the
 //! container's namespaces in that process, never in one of our threads).
 
-use crate::http::{self, blocking, frame_header, json_ok, json_status, parse_json, read_body, ApiError, ApiResult, Resp};
+use crate::http::{
+    self, blocking, frame_header, json_ok, json_status, parse_json, read_body, ApiError, ApiResult,
+    Resp,
+};
 use crate::router::Req;
 use crate::{Active, State};
 use hyper::StatusCode;
@@ -48,7 +51,8 @@ const KEEP_FINISHED: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn random_id() -> String {
     let mut b = [0u8; 32];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -62,10 +66,19 @@ pub async fn create(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     let st2 = st.clone();
     let c = blocking(move || Ok(st2.engine()?.get(&id)?)).await?;
     if !c.state.running {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is not running", c.id)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("container {} is not running", c.id),
+        ));
     }
     if c.state.paused {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is paused, unpause the container before exec", c.id)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "container {} is paused, unpause the container before exec",
+                c.id
+            ),
+        ));
     }
     let e = Arc::new(ExecEntry {
         id: random_id(),
@@ -78,10 +91,21 @@ pub async fn create(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
         pty: Mutex::new(None),
         ended: Mutex::new(None),
     });
-    berth_engine::events::record(&st.root, "container", &format!("exec_create: {}", e.cfg.cmd.join(" ")), &c.id, &[("name", &c.name)]);
+    berth_engine::events::record(
+        &st.root,
+        "container",
+        &format!("exec_create: {}", e.cfg.cmd.join(" ")),
+        &c.id,
+        &[("name", &c.name)],
+    );
     let eid = e.id.clone();
     let mut execs = st.execs.lock().unwrap_or_else(|e| e.into_inner());
-    execs.retain(|_, x| !x.ended.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|t| t.elapsed() > KEEP_FINISHED));
+    execs.retain(|_, x| {
+        !x.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() > KEEP_FINISHED)
+    });
     execs.insert(eid.clone(), e);
     Ok(json_status(StatusCode::CREATED, &json!({"Id": eid})))
 }
@@ -109,9 +133,17 @@ pub async fn inspect(st: Arc<State>, id: &str) -> ApiResult<Resp> {
 
 pub async fn resize(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
     let e = find(&st, id)?;
-    let (h, w) = (r.query.int("h")?.unwrap_or(0), r.query.int("w")?.unwrap_or(0));
+    let (h, w) = (
+        r.query.int("h")?.unwrap_or(0),
+        r.query.int("w")?.unwrap_or(0),
+    );
     if let Some(fd) = e.pty.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        let ws = libc::winsize { ws_row: h as u16, ws_col: w as u16, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: h as u16,
+            ws_col: w as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
     Ok(http::empty(StatusCode::OK))
@@ -154,7 +186,16 @@ fn command(st: &State, e: &ExecEntry, detach: bool) -> tokio::process::Command {
 
 fn openpty() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let (mut m, mut s) = (-1, -1);
-    if unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) } != 0 {
+    if unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    } != 0
+    {
         return Err(std::io::Error::last_os_error());
     }
     unsafe {
@@ -171,12 +212,20 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
     let body = read_body(r.req.into_body(), 1 << 20).await?;
     let b: StartBody = parse_json(&body)?;
     if e.started.swap(true, Ordering::SeqCst) {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("exec {} has already started", e.id)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("exec {} has already started", e.id),
+        ));
     }
     if b.detach {
         let mut cmd = command(&st, &e, true);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        let status = cmd.status().await.map_err(|err| ApiError::internal(format!("run berth exec: {err}")))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let status = cmd
+            .status()
+            .await
+            .map_err(|err| ApiError::internal(format!("run berth exec: {err}")))?;
         record(&e, status.code());
         return Ok(http::empty(StatusCode::OK));
     }
@@ -185,18 +234,38 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
     let mut pty_master = None;
     if tty {
         let (m, s) = openpty().map_err(|err| ApiError::internal(format!("openpty: {err}")))?;
-        let dup = |f: &OwnedFd| f.try_clone().map_err(|err| ApiError::internal(format!("dup: {err}")));
-        cmd.stdin(Stdio::from(dup(&s)?)).stdout(Stdio::from(dup(&s)?)).stderr(Stdio::from(s));
+        let dup = |f: &OwnedFd| {
+            f.try_clone()
+                .map_err(|err| ApiError::internal(format!("dup: {err}")))
+        };
+        cmd.stdin(Stdio::from(dup(&s)?))
+            .stdout(Stdio::from(dup(&s)?))
+            .stderr(Stdio::from(s));
         pty_master = Some(m);
     } else {
-        cmd.stdin(if e.cfg.attach_stdin { Stdio::piped() } else { Stdio::null() });
-        cmd.stdout(if e.cfg.attach_stdout { Stdio::piped() } else { Stdio::null() });
-        cmd.stderr(if e.cfg.attach_stderr { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if e.cfg.attach_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(if e.cfg.attach_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stderr(if e.cfg.attach_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
     }
-    let mut child = cmd.spawn().map_err(|err| ApiError::internal(format!("run berth exec: {err}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|err| ApiError::internal(format!("run berth exec: {err}")))?;
     drop(cmd);
     e.running.store(true, Ordering::SeqCst);
-    e.pid.store(child.id().unwrap_or(0) as i32, Ordering::SeqCst);
+    e.pid
+        .store(child.id().unwrap_or(0) as i32, Ordering::SeqCst);
     if let Some(m) = &pty_master {
         *e.pty.lock().unwrap_or_else(|e| e.into_inner()) = m.try_clone().ok();
     }
@@ -240,7 +309,10 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
         let mut stdin_writer: Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> = None;
         if let Some(m) = pty_master {
             if let (Ok(r), Ok(w)) = (m.try_clone(), m.try_clone()) {
-                pump(Box::new(tokio::fs::File::from_std(std::fs::File::from(r))), 1);
+                pump(
+                    Box::new(tokio::fs::File::from_std(std::fs::File::from(r))),
+                    1,
+                );
                 stdin_writer = Some(Box::new(tokio::fs::File::from_std(std::fs::File::from(w))));
             }
         } else {
@@ -256,7 +328,9 @@ pub async fn start(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
         }
         drop(tx);
         let input = tokio::spawn(async move {
-            let (Some(mut r), Some(mut w)) = (cr.take(), stdin_writer) else { return };
+            let (Some(mut r), Some(mut w)) = (cr.take(), stdin_writer) else {
+                return;
+            };
             let mut buf = vec![0u8; 32 << 10];
             loop {
                 match r.read(&mut buf).await {

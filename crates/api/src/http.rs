@@ -24,7 +24,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
     pub fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -37,7 +40,10 @@ impl ApiError {
     }
     /// What docker answers for a feature this build does not have (errdefs.NotImplemented).
     pub fn unsupported(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, format!("{what} is not supported by berth yet"))
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{what} is not supported by berth yet"),
+        )
     }
     pub fn response(&self) -> Resp {
         json_status(self.status, &json!({ "message": self.message }))
@@ -76,7 +82,8 @@ pub fn empty(status: StatusCode) -> Resp {
 pub fn bytes(status: StatusCode, content_type: &str, b: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(Full::new(b.into()).map_err(|e| match e {}).boxed());
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", content_type.parse().expect("content type"));
+    r.headers_mut()
+        .insert("content-type", content_type.parse().expect("content type"));
     r
 }
 
@@ -96,7 +103,10 @@ pub struct ChanBody(pub mpsc::Receiver<Bytes>);
 impl HttpBody for ChanBody {
     type Data = Bytes;
     type Error = io::Error;
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }
@@ -106,7 +116,8 @@ pub fn streamed(status: StatusCode, content_type: &str) -> (Resp, ChanWriter) {
     let (tx, rx) = mpsc::channel(16);
     let mut r = Response::new(ChanBody(rx).boxed());
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", content_type.parse().expect("content type"));
+    r.headers_mut()
+        .insert("content-type", content_type.parse().expect("content type"));
     (r, ChanWriter { tx })
 }
 
@@ -192,13 +203,21 @@ impl BodyReader {
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("request body: {e}")))).await;
+                        let _ = tx
+                            .send(Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("request body: {e}"),
+                            )))
+                            .await;
                         return;
                     }
                 }
             }
         });
-        BodyReader { rx, buf: Bytes::new() }
+        BodyReader {
+            rx,
+            buf: Bytes::new(),
+        }
     }
 }
 
@@ -240,7 +259,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
 
 pub fn strip_nulls(v: Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
         v => v,
     }
@@ -267,24 +291,44 @@ impl Query {
     }
     /// Go's strconv.ParseBool as docker's httputils.BoolValue uses it: "", "0", "false", "no", "off" are false.
     pub fn bool(&self, k: &str) -> bool {
-        self.get(k).is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false" | "no" | "off" | "none"))
+        self.get(k).is_some_and(|v| {
+            !matches!(
+                v.to_ascii_lowercase().as_str(),
+                "" | "0" | "false" | "no" | "off" | "none"
+            )
+        })
     }
     pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.get(k).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad(format!("invalid value for {k}: {v:?}"))),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad(format!("invalid value for {k}: {v:?}"))),
         }
     }
     /// docker's `filters` parameter: `{"key":["v"]}` or the old `{"key":{"v":true}}`.
     pub fn filters(&self) -> ApiResult<Vec<(String, String)>> {
-        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else { return Ok(Vec::new()) };
-        let v: Value = serde_json::from_str(raw).map_err(|e| ApiError::bad(format!("invalid filters: {e}")))?;
-        let Value::Object(m) = v else { return Err(ApiError::bad("invalid filters: not an object")) };
+        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let v: Value = serde_json::from_str(raw)
+            .map_err(|e| ApiError::bad(format!("invalid filters: {e}")))?;
+        let Value::Object(m) = v else {
+            return Err(ApiError::bad("invalid filters: not an object"));
+        };
         let mut out = Vec::new();
         for (k, v) in m {
             match v {
-                Value::Array(a) => out.extend(a.into_iter().filter_map(|x| x.as_str().map(|s| (k.clone(), s.to_string())))),
-                Value::Object(o) => out.extend(o.into_iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(s, _)| (k.clone(), s))),
+                Value::Array(a) => out.extend(
+                    a.into_iter()
+                        .filter_map(|x| x.as_str().map(|s| (k.clone(), s.to_string()))),
+                ),
+                Value::Object(o) => out.extend(
+                    o.into_iter()
+                        .filter(|(_, b)| b.as_bool() == Some(true))
+                        .map(|(s, _)| (k.clone(), s)),
+                ),
                 _ => return Err(ApiError::bad(format!("invalid filters: bad value for {k}"))),
             }
         }
@@ -300,7 +344,9 @@ fn decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match h {
                     Some(c) => {
                         out.push(c);
@@ -317,8 +363,12 @@ fn decode(s: &str) -> String {
 }
 
 /// Runs engine code on the blocking pool (it does file and process I/O).
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("request handler failed: {e}")))?
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("request handler failed: {e}")))?
 }
 
 #[cfg(test)]
@@ -327,14 +377,24 @@ mod tests {
 
     #[test]
     fn query_and_filters() {
-        let q = Query::parse(Some("all=1&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D&names=a&names=b+c&x=%zz"));
+        let q = Query::parse(Some(
+            "all=1&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D&names=a&names=b+c&x=%zz",
+        ));
         assert!(q.bool("all"));
         assert!(!q.bool("size"));
         assert_eq!(q.all("names"), ["a", "b c"]);
-        assert_eq!(q.filters().unwrap(), [("status".to_string(), "exited".to_string())]);
+        assert_eq!(
+            q.filters().unwrap(),
+            [("status".to_string(), "exited".to_string())]
+        );
         assert_eq!(q.get("x"), Some("%zz"));
-        let old = Query::parse(Some("filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D"));
-        assert_eq!(old.filters().unwrap(), [("dangling".to_string(), "true".to_string())]);
+        let old = Query::parse(Some(
+            "filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D",
+        ));
+        assert_eq!(
+            old.filters().unwrap(),
+            [("dangling".to_string(), "true".to_string())]
+        );
         assert!(Query::parse(Some("filters=nope")).filters().is_err());
     }
 

@@ -1,6 +1,8 @@
 //! /images and /commit.
 
-use crate::http::{self, blocking, json_ok, json_status, streamed, ApiError, ApiResult, BodyReader, Resp};
+use crate::http::{
+    self, blocking, json_ok, json_status, streamed, ApiError, ApiResult, BodyReader, Resp,
+};
 use crate::router::Req;
 use crate::State;
 use berth_engine::events;
@@ -11,7 +13,12 @@ use std::io::Write;
 use std::sync::Arc;
 
 fn summary(img: &Image, containers: i64) -> Value {
-    let labels = img.config_json.pointer("/config/Labels").cloned().filter(|v| !v.is_null()).unwrap_or(json!({}));
+    let labels = img
+        .config_json
+        .pointer("/config/Labels")
+        .cloned()
+        .filter(|v| !v.is_null())
+        .unwrap_or(json!({}));
     json!({
         "Id": format!("sha256:{}", img.id),
         "ParentId": "",
@@ -42,14 +49,26 @@ pub async fn list(st: Arc<State>, r: Req) -> ApiResult<Resp> {
             let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
             keys.dedup();
             for key in keys {
-                let vals = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str());
+                let vals = filters
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str());
                 let any = match key {
-                    "dangling" => vals.clone().any(|v| (v == "true" || v == "1") == img.names.is_empty()),
-                    "reference" => vals.clone().any(|v| img.names.iter().any(|n| glob(v, &n.familiar()) || glob(v, n.familiar().split(':').next().unwrap_or("")))),
+                    "dangling" => vals
+                        .clone()
+                        .any(|v| (v == "true" || v == "1") == img.names.is_empty()),
+                    "reference" => vals.clone().any(|v| {
+                        img.names.iter().any(|n| {
+                            glob(v, &n.familiar())
+                                || glob(v, n.familiar().split(':').next().unwrap_or(""))
+                        })
+                    }),
                     "label" => vals.clone().any(|v| {
                         let labels = img.config_json.pointer("/config/Labels");
                         match v.split_once('=') {
-                            Some((k, val)) => labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(val),
+                            Some((k, val)) => {
+                                labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(val)
+                            }
                             None => labels.and_then(|l| l.get(v)).is_some(),
                         }
                     }),
@@ -57,7 +76,11 @@ pub async fn list(st: Arc<State>, r: Req) -> ApiResult<Resp> {
                 };
                 ok &= any;
             }
-            if !all && img.names.is_empty() && !filters.iter().any(|(k, _)| k == "dangling") && !img.users.is_empty() {
+            if !all
+                && img.names.is_empty()
+                && !filters.iter().any(|(k, _)| k == "dangling")
+                && !img.users.is_empty()
+            {
                 ok = false;
             }
             if ok {
@@ -99,7 +122,9 @@ pub async fn inspect(st: Arc<State>, name: &str) -> ApiResult<Resp> {
     let v = blocking(move || {
         let e = st.engine()?;
         let store = e.store()?;
-        let img = store.resolve(&name).map_err(|err| no_such_image(&name, err))?;
+        let img = store
+            .resolve(&name)
+            .map_err(|err| no_such_image(&name, err))?;
         Ok(berth_image::inspect_json(store, &img))
     })
     .await?;
@@ -144,15 +169,24 @@ pub async fn history(st: Arc<State>, name: &str) -> ApiResult<Resp> {
 
 pub async fn tag(st: Arc<State>, name: &str, r: Req) -> ApiResult<Resp> {
     let repo = r.query.get("repo").unwrap_or("").to_string();
-    let tag = r.query.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest").to_string();
+    let tag = r
+        .query
+        .get("tag")
+        .filter(|t| !t.is_empty())
+        .unwrap_or("latest")
+        .to_string();
     if repo.is_empty() {
-        return Err(ApiError::bad("repository name must have at least one component"));
+        return Err(ApiError::bad(
+            "repository name must have at least one component",
+        ));
     }
     let name = name.to_string();
     blocking(move || {
         let e = st.engine()?;
         let store = e.store()?;
-        let img = store.resolve(&name).map_err(|err| no_such_image(&name, err))?;
+        let img = store
+            .resolve(&name)
+            .map_err(|err| no_such_image(&name, err))?;
         let target = format!("{repo}:{tag}");
         store.tag(&img.id, &target)?;
         Ok(())
@@ -176,7 +210,10 @@ pub async fn remove(st: Arc<State>, name: &str, r: Req) -> ApiResult<Resp> {
     let name = name.to_string();
     let v = blocking(move || {
         let e = st.engine()?;
-        let events = e.store()?.remove(&name, force).map_err(|err| no_such_image(&name, err))?;
+        let events = e
+            .store()?
+            .remove(&name, force)
+            .map_err(|err| no_such_image(&name, err))?;
         Ok(remove_events(&events))
     })
     .await?;
@@ -221,7 +258,11 @@ pub async fn save(st: Arc<State>, names: Vec<String>) -> ApiResult<Resp> {
         let Ok(e) = st.engine() else { return };
         let Ok(store) = e.store() else { return };
         let mut bw = std::io::BufWriter::with_capacity(1 << 20, w);
-        if store.save(&names, ArchiveFormat::DockerArchive, &mut bw).is_ok() && bw.flush().is_ok() {
+        if store
+            .save(&names, ArchiveFormat::DockerArchive, &mut bw)
+            .is_ok()
+            && bw.flush().is_ok()
+        {
             for n in &names {
                 image_event(&st, "save", n, n);
             }
@@ -246,7 +287,8 @@ where
             f(store, &mut emit)
         });
         if let Err(e) = r {
-            let _ = w.send_json(&json!({"errorDetail": {"message": e.message}, "error": e.message}));
+            let _ =
+                w.send_json(&json!({"errorDetail": {"message": e.message}, "error": e.message}));
         }
     });
     resp
@@ -293,16 +335,29 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     };
     let opts = berth_image::CommitOptions {
         changes: q.all("changes"),
-        comment: Some(q.get("message").filter(|m| !m.is_empty()).unwrap_or("Imported from -").to_string()),
+        comment: Some(
+            q.get("message")
+                .filter(|m| !m.is_empty())
+                .unwrap_or("Imported from -")
+                .to_string(),
+        ),
         reference,
-        platform: q.get("platform").filter(|p| !p.is_empty()).map(str::to_string),
+        platform: q
+            .get("platform")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
         ..Default::default()
     };
     let reader = BodyReader::new(r.req.into_body());
     let st2 = st.clone();
     Ok(json_stream(st, move |store, emit| {
         let id = store.commit(reader, &opts)?;
-        image_event(&st2, "import", &format!("sha256:{id}"), opts.reference.as_deref().unwrap_or(""));
+        image_event(
+            &st2,
+            "import",
+            &format!("sha256:{id}"),
+            opts.reference.as_deref().unwrap_or(""),
+        );
         emit(json!({"status": format!("sha256:{id}")}));
         Ok(())
     }))
@@ -310,21 +365,41 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
 
 pub async fn commit(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let q = &r.query;
-    let container = q.get("container").filter(|c| !c.is_empty()).ok_or_else(|| ApiError::bad("container is required"))?.to_string();
+    let container = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad("container is required"))?
+        .to_string();
     let repo = q.get("repo").unwrap_or("").to_string();
     let reference = if repo.is_empty() {
         None
     } else {
-        Some(format!("{repo}:{}", q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest")))
+        Some(format!(
+            "{repo}:{}",
+            q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest")
+        ))
     };
     // Config changes arrive in the body too (docker commit --change sends them as `changes`).
     let o = berth_engine::CommitOptions {
         reference,
-        comment: q.get("comment").filter(|c| !c.is_empty()).map(str::to_string),
-        author: q.get("author").filter(|a| !a.is_empty()).map(str::to_string),
-        changes: q.all("changes").into_iter().filter(|c| !c.is_empty()).collect(),
+        comment: q
+            .get("comment")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        author: q
+            .get("author")
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
+        changes: q
+            .all("changes")
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect(),
         pause: q.get("pause").is_none() || q.bool("pause"),
     };
     let id = blocking(move || Ok(st.engine()?.commit(&container, &o)?)).await?;
-    Ok(json_status(StatusCode::CREATED, &json!({"Id": format!("sha256:{id}")})))
+    Ok(json_status(
+        StatusCode::CREATED,
+        &json!({"Id": format!("sha256:{id}")}),
+    ))
 }

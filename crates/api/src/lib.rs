@@ -111,16 +111,23 @@ fn bind(host: &str) -> Result<Listener, String> {
             return Err(format!("{} is in use by another server", path.display()));
         }
         let _ = std::fs::remove_file(path);
-        let l = tokio::net::UnixListener::bind(path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+        let l = tokio::net::UnixListener::bind(path)
+            .map_err(|e| format!("listen on {}: {e}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
         Ok(Listener::Unix(l, path.to_path_buf()))
     } else if let Some(addr) = host.strip_prefix("tcp://") {
-        let std = std::net::TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
-        std.set_nonblocking(true).map_err(|e| format!("listen on {addr}: {e}"))?;
-        Ok(Listener::Tcp(tokio::net::TcpListener::from_std(std).map_err(|e| format!("listen on {addr}: {e}"))?))
+        let std =
+            std::net::TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+        std.set_nonblocking(true)
+            .map_err(|e| format!("listen on {addr}: {e}"))?;
+        Ok(Listener::Tcp(
+            tokio::net::TcpListener::from_std(std).map_err(|e| format!("listen on {addr}: {e}"))?,
+        ))
     } else {
-        Err(format!("invalid host {host:?}: use unix:///path or tcp://addr:port"))
+        Err(format!(
+            "invalid host {host:?}: use unix:///path or tcp://addr:port"
+        ))
     }
 }
 
@@ -156,7 +163,11 @@ pub fn serve(o: ServeOptions) -> Result<(), String> {
     // A client that goes away mid-write must be an error on that connection, not our death.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     rt.block_on(async move {
-        let hosts = if o.hosts.is_empty() { vec![DEFAULT_SOCKET.to_string()] } else { o.hosts.clone() };
+        let hosts = if o.hosts.is_empty() {
+            vec![DEFAULT_SOCKET.to_string()]
+        } else {
+            o.hosts.clone()
+        };
         let mut listeners = Vec::new();
         for h in &hosts {
             listeners.push(bind(h)?);
@@ -169,7 +180,8 @@ pub fn serve(o: ServeOptions) -> Result<(), String> {
             }
             tokio::spawn(accept_loop(l, st, tls.clone()));
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
         let idle = async {
             match o.idle {
                 None => std::future::pending::<()>().await,
@@ -213,7 +225,11 @@ async fn accept_loop(l: Listener, state: Arc<State>, tls: Option<tokio_rustls::T
                             // The handshake runs in its own task: a slow client cannot stall accepts.
                             let (acceptor, st) = (acceptor.clone(), state.clone());
                             tokio::spawn(async move {
-                                let hs = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(s)).await;
+                                let hs = tokio::time::timeout(
+                                    Duration::from_secs(30),
+                                    acceptor.accept(s),
+                                )
+                                .await;
                                 if let Ok(Ok(tls)) = hs {
                                     spawn_conn(TokioIo::new(tls), st);
                                 }
@@ -241,7 +257,8 @@ fn tls_acceptor(t: &TlsOptions) -> Result<tokio_rustls::TlsAcceptor, String> {
     if certs.is_empty() {
         return Err(format!("{}: no certificate found", cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("read {}: {e}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("read {}: {e}", key.display()))?;
     // ring, not aws-lc-rs: no cmake and C toolchain in the build for the one server that uses TLS.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -251,18 +268,23 @@ fn tls_acceptor(t: &TlsOptions) -> Result<tokio_rustls::TlsAcceptor, String> {
     let builder = if t.verify {
         let ca = t.ca.as_ref().ok_or("--tlsverify needs --tlscacert")?;
         let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("read {}: {e}", ca.display()))? {
+        for c in
+            CertificateDer::pem_file_iter(ca).map_err(|e| format!("read {}: {e}", ca.display()))?
+        {
             let c = c.map_err(|e| format!("read {}: {e}", ca.display()))?;
             roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
         }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| format!("TLS client verification: {e}"))?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("TLS client verification: {e}"))?;
         builder.with_client_cert_verifier(verifier)
     } else {
         builder.with_no_client_auth()
     };
-    let config = builder.with_single_cert(certs, key).map_err(|e| format!("TLS certificate: {e}"))?;
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate: {e}"))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -280,6 +302,10 @@ where
                 Ok::<_, std::convert::Infallible>(router::route(st, req).await)
             }
         });
-        let _ = http1::Builder::new().keep_alive(true).serve_connection(io, svc).with_upgrades().await;
+        let _ = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(io, svc)
+            .with_upgrades()
+            .await;
     });
 }

@@ -20,13 +20,23 @@ fn version_number(v: &str) -> Option<(u32, u32)> {
 
 /// Splits `/v1.45/containers/json` into ("1.45", ["containers", "json"]).
 fn split_path(path: &str) -> ApiResult<Vec<String>> {
-    let mut segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
-    if let Some(v) = segs.first().and_then(|s| s.strip_prefix('v')).map(str::to_string) {
+    let mut segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    if let Some(v) = segs
+        .first()
+        .and_then(|s| s.strip_prefix('v'))
+        .map(str::to_string)
+    {
         if let Some(n) = version_number(&v) {
             let max = version_number(API_VERSION).expect("version");
             let min = version_number(MIN_API_VERSION).expect("version");
             if n > max {
-                return Err(ApiError::bad(format!("client version {v} is too new. Maximum supported API version is {API_VERSION}")));
+                return Err(ApiError::bad(format!(
+                    "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+                )));
             }
             if n < min {
                 return Err(ApiError::bad(format!(
@@ -52,7 +62,11 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Resp {
         Err(e) => return e.response(),
     };
     let query = Query::parse(req.uri().query());
-    let r = Req { method: method.clone(), query, req };
+    let r = Req {
+        method: method.clone(),
+        query,
+        req,
+    };
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let res = dispatch(st, r, &s, head).await;
     let mut resp = match res {
@@ -61,7 +75,12 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Resp {
     };
     let h = resp.headers_mut();
     h.insert("api-version", API_VERSION.parse().expect("header"));
-    h.insert("server", format!("berth/{} (linux)", env!("CARGO_PKG_VERSION")).parse().expect("header"));
+    h.insert(
+        "server",
+        format!("berth/{} (linux)", env!("CARGO_PKG_VERSION"))
+            .parse()
+            .expect("header"),
+    );
     h.insert("ostype", "linux".parse().expect("header"));
     resp
 }
@@ -95,12 +114,18 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
         (&M::GET, ["containers", id, "stats"]) => containers::stats(st, id, r).await,
         (&M::GET, ["containers", id, "changes"]) => containers::changes(st, id).await,
         (&M::GET, ["containers", id, "export"]) => containers::export(st, id).await,
-        (&M::GET | &M::HEAD, ["containers", id, "archive"]) => containers::archive_get(st, id, r, head).await,
+        (&M::GET | &M::HEAD, ["containers", id, "archive"]) => {
+            containers::archive_get(st, id, r, head).await
+        }
         (&M::PUT, ["containers", id, "archive"]) => containers::archive_put(st, id, r).await,
         (&M::DELETE, ["containers", id]) => containers::remove(st, id, r).await,
         (&M::POST, ["containers", id, "exec"]) => exec::create(st, id, r).await,
-        (&M::POST, ["containers", _, "update"]) => Err(ApiError::unsupported("updating a container's resources")),
-        (&M::GET, ["containers", _, "attach", "ws"]) => Err(ApiError::unsupported("attach over websocket")),
+        (&M::POST, ["containers", _, "update"]) => {
+            Err(ApiError::unsupported("updating a container's resources"))
+        }
+        (&M::GET, ["containers", _, "attach", "ws"]) => {
+            Err(ApiError::unsupported("attach over websocket"))
+        }
 
         (&M::POST, ["exec", id, "start"]) => exec::start(st, id, r).await,
         (&M::POST, ["exec", id, "resize"]) => exec::resize(st, id, r).await,
@@ -116,12 +141,24 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
         (&M::POST, ["commit"]) => images::commit(st, r).await,
         (&M::POST, ["auth"]) => Err(ApiError::unsupported("registry login")),
         // Image names hold slashes: everything between /images/ and the verb is the name.
-        (&M::GET, ["images", name @ .., "json"]) if !name.is_empty() => images::inspect(st, &name.join("/")).await,
-        (&M::GET, ["images", name @ .., "history"]) if !name.is_empty() => images::history(st, &name.join("/")).await,
-        (&M::GET, ["images", name @ .., "get"]) if !name.is_empty() => images::save(st, vec![name.join("/")]).await,
-        (&M::POST, ["images", name @ .., "tag"]) if !name.is_empty() => images::tag(st, &name.join("/"), r).await,
-        (&M::POST, ["images", name @ .., "push"]) if !name.is_empty() => Err(ApiError::unsupported("pushing images")),
-        (&M::DELETE, ["images", name @ ..]) if !name.is_empty() => images::remove(st, &name.join("/"), r).await,
+        (&M::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
+            images::inspect(st, &name.join("/")).await
+        }
+        (&M::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
+            images::history(st, &name.join("/")).await
+        }
+        (&M::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            images::save(st, vec![name.join("/")]).await
+        }
+        (&M::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
+            images::tag(st, &name.join("/"), r).await
+        }
+        (&M::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            Err(ApiError::unsupported("pushing images"))
+        }
+        (&M::DELETE, ["images", name @ ..]) if !name.is_empty() => {
+            images::remove(st, &name.join("/"), r).await
+        }
 
         (&M::GET, ["volumes"]) => system::volumes_list(st, r).await,
         (&M::POST, ["volumes", "create"]) => system::volume_create(st, r).await,
@@ -131,12 +168,25 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
 
         // berth has no user networks or build cache in this build: nothing to prune is the truth,
         // and it lets `docker system prune` do the rest.
-        (&M::POST, ["networks", "prune"]) => Ok(crate::http::json_ok(&serde_json::json!({"NetworksDeleted": []}))),
-        (&M::POST, ["build", "prune"]) => Ok(crate::http::json_ok(&serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}))),
+        (&M::POST, ["networks", "prune"]) => Ok(crate::http::json_ok(
+            &serde_json::json!({"NetworksDeleted": []}),
+        )),
+        (&M::POST, ["build", "prune"]) => Ok(crate::http::json_ok(
+            &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+        )),
         (_, ["networks", ..]) => Err(ApiError::unsupported("networks")),
-        (_, ["swarm", ..] | ["nodes", ..] | ["services", ..] | ["tasks", ..] | ["secrets", ..] | ["configs", ..]) => {
-            Err(ApiError::new(hyper::StatusCode::SERVICE_UNAVAILABLE, "This node is not a swarm manager. berth has no swarm mode."))
-        }
+        (
+            _,
+            ["swarm", ..]
+            | ["nodes", ..]
+            | ["services", ..]
+            | ["tasks", ..]
+            | ["secrets", ..]
+            | ["configs", ..],
+        ) => Err(ApiError::new(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. berth has no swarm mode.",
+        )),
         (_, ["plugins", ..]) => Err(ApiError::unsupported("plugins")),
         (_, ["session"]) => Err(ApiError::unsupported("build sessions")),
         (_, ["distribution", ..]) => Err(ApiError::unsupported("registry distribution")),
@@ -152,11 +202,23 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(split_path("/v1.47/containers/json").unwrap(), ["containers", "json"]);
+        assert_eq!(
+            split_path("/v1.47/containers/json").unwrap(),
+            ["containers", "json"]
+        );
         assert_eq!(split_path("/v1.24/_ping").unwrap(), ["_ping"]);
         assert_eq!(split_path("/info").unwrap(), ["info"]);
-        assert!(split_path("/v1.48/info").unwrap_err().message.contains("too new"));
-        assert!(split_path("/v1.12/info").unwrap_err().message.contains("too old"));
-        assert_eq!(split_path("/images/localhost%3A5000%2Fa/json").unwrap(), ["images", "localhost:5000/a", "json"]);
+        assert!(split_path("/v1.48/info")
+            .unwrap_err()
+            .message
+            .contains("too new"));
+        assert!(split_path("/v1.12/info")
+            .unwrap_err()
+            .message
+            .contains("too old"));
+        assert_eq!(
+            split_path("/images/localhost%3A5000%2Fa/json").unwrap(),
+            ["images", "localhost:5000/a", "json"]
+        );
     }
 }

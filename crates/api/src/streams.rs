@@ -25,7 +25,11 @@ pub struct Pending {
 pub fn upgrade_response(tty: bool) -> Resp {
     let mut r = http::empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
-    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     h.insert("content-type", ct.parse().expect("header"));
     h.insert("connection", "Upgrade".parse().expect("header"));
     h.insert("upgrade", "tcp".parse().expect("header"));
@@ -49,18 +53,27 @@ pub fn start_with_pending(st: &State, e: &Engine, c: &Container) -> ApiResult<()
         return Ok(());
     }
     let first = waiting.remove(0);
-    match e.start(&c.id, &StartOptions { attach: true, stdin: first.stdin }) {
+    match e.start(
+        &c.id,
+        &StartOptions {
+            attach: true,
+            stdin: first.stdin,
+        },
+    ) {
         Ok(Some(a)) => {
             let _ = first.tx.send(Ok(a));
         }
         Ok(None) => {
-            let _ = first.tx.send(Err(ApiError::internal("the container started without an attach connection")));
+            let _ = first.tx.send(Err(ApiError::internal(
+                "the container started without an attach connection",
+            )));
         }
         Err(err) => {
             let msg = err.message().to_string();
             let _ = first.tx.send(Err(ApiError::internal(msg)));
             for p in waiting {
-                let _ = p.tx.send(Err(ApiError::internal(err.message().to_string())));
+                let _ =
+                    p.tx.send(Err(ApiError::internal(err.message().to_string())));
             }
             return Err(err.into());
         }
@@ -75,14 +88,18 @@ pub fn resize_container(e: &Engine, c: &Container, rows: u16, cols: u16) -> ApiR
     if !c.config.tty {
         return Ok(());
     }
-    let fd = attach::connect(&e.container_dir(&c.id).join(berth_engine::monitor::ATTACH_SOCKET))?;
+    let fd = attach::connect(
+        &e.container_dir(&c.id)
+            .join(berth_engine::monitor::ATTACH_SOCKET),
+    )?;
     let mut p = rows.to_le_bytes().to_vec();
     p.extend_from_slice(&cols.to_le_bytes());
     let mut msg = vec![0u8];
     msg.extend(attach::frame(attach::RESIZE, &p));
     use std::io::Write;
     let mut s = std::os::unix::net::UnixStream::from(fd);
-    s.write_all(&msg).map_err(|e| ApiError::internal(format!("resize: {e}")))?;
+    s.write_all(&msg)
+        .map_err(|e| ApiError::internal(format!("resize: {e}")))?;
     Ok(())
 }
 
@@ -103,10 +120,18 @@ pub async fn attach(st: Arc<State>, id: &str, mut r: Req) -> ApiResult<Resp> {
             return Ok((c, Some(a), None));
         }
         if c.state.status != "created" && c.state.status != "exited" {
-            return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is {}", c.id, c.state.status)));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("container {} is {}", c.id, c.state.status),
+            ));
         }
         let (tx, rx) = oneshot::channel();
-        st2.pending.lock().unwrap_or_else(|e| e.into_inner()).entry(c.id.clone()).or_default().push(Pending { stdin, tx });
+        st2.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(c.id.clone())
+            .or_default()
+            .push(Pending { stdin, tx });
         Ok((c, None, Some(rx)))
     })
     .await?;
@@ -136,7 +161,14 @@ fn to_tokio(fd: OwnedFd) -> std::io::Result<tokio::net::UnixStream> {
 }
 
 /// Monitor frames → docker frames (or raw with a TTY); client bytes → stdin frames.
-async fn bridge_attach(up: Upgraded, monitor: OwnedFd, tty: bool, stdin: bool, stdout: bool, stderr: bool) {
+async fn bridge_attach(
+    up: Upgraded,
+    monitor: OwnedFd,
+    tty: bool,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) {
     let Ok(mon) = to_tokio(monitor) else { return };
     let (mut mr, mut mw) = mon.into_split();
     let (mut cr, mut cw) = tokio::io::split(TokioIo::new(up));
@@ -152,7 +184,11 @@ async fn bridge_attach(up: Upgraded, monitor: OwnedFd, tty: bool, stdin: bool, s
                     std::future::pending::<()>().await;
                 }
                 Ok(n) if stdin => {
-                    if mw.write_all(&attach::frame(attach::STDIN, &buf[..n])).await.is_err() {
+                    if mw
+                        .write_all(&attach::frame(attach::STDIN, &buf[..n]))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -1,6 +1,9 @@
 //! /_ping, /version, /info, /system/df, /events and /volumes.
 
-use crate::http::{self, blocking, json_ok, json_status, parse_json, read_body, streamed, ApiError, ApiResult, Resp};
+use crate::http::{
+    self, blocking, json_ok, json_status, parse_json, read_body, streamed, ApiError, ApiResult,
+    Resp,
+};
 use crate::router::Req;
 use crate::{State, API_VERSION, MIN_API_VERSION};
 use berth_engine::events::{self, Filter, ReadOptions};
@@ -13,11 +16,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub fn ping(head: bool) -> Resp {
-    let mut r = if head { http::empty(StatusCode::OK) } else { http::bytes(StatusCode::OK, "text/plain; charset=utf-8", "OK") };
+    let mut r = if head {
+        http::empty(StatusCode::OK)
+    } else {
+        http::bytes(StatusCode::OK, "text/plain; charset=utf-8", "OK")
+    };
     let h = r.headers_mut();
     h.insert("builder-version", "1".parse().expect("header"));
     h.insert("docker-experimental", "false".parse().expect("header"));
-    h.insert("cache-control", "no-cache, no-store, must-revalidate".parse().expect("header"));
+    h.insert(
+        "cache-control",
+        "no-cache, no-store, must-revalidate"
+            .parse()
+            .expect("header"),
+    );
     h.insert("pragma", "no-cache".parse().expect("header"));
     r
 }
@@ -25,7 +37,11 @@ pub fn ping(head: bool) -> Resp {
 fn uname() -> (String, String) {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
-    let s = |f: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }.to_string_lossy().into_owned();
+    let s = |f: &[libc::c_char]| {
+        unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    };
     (s(&u.release), s(&u.machine))
 }
 
@@ -160,15 +176,25 @@ pub async fn events(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         None => None,
     };
     // Without --since only what happens from now on; with it, the log from the start.
-    let offset = if since.is_some() { 0 } else { events::end_offset(&st.root) };
-    let o = ReadOptions { since, until, follow: true, filter };
+    let offset = if since.is_some() {
+        0
+    } else {
+        events::end_offset(&st.root)
+    };
+    let o = ReadOptions {
+        since,
+        until,
+        follow: true,
+        filter,
+    };
     let (resp, mut w) = streamed(StatusCode::OK, "application/json");
     tokio::task::spawn_blocking(move || {
         let _ = events::read(&st.root, offset, &o, &mut |e| {
             if e.typ.is_empty() {
                 return !w.closed();
             }
-            w.send_json(&serde_json::to_value(e).expect("event")).is_ok()
+            w.send_json(&serde_json::to_value(e).expect("event"))
+                .is_ok()
         });
     });
     Ok(resp)
@@ -192,7 +218,16 @@ fn volume_filter(filters: &[(String, String)]) -> ApiResult<(VolumeFilter, bool)
 
 pub async fn volumes_list(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let (f, _) = volume_filter(&r.query.filters()?)?;
-    let v = blocking(move || Ok(st.engine()?.volumes()?.list(&f)?.iter().map(|v| volume_json(v, None)).collect::<Vec<_>>())).await?;
+    let v = blocking(move || {
+        Ok(st
+            .engine()?
+            .volumes()?
+            .list(&f)?
+            .iter()
+            .map(|v| volume_json(v, None))
+            .collect::<Vec<_>>())
+    })
+    .await?;
     Ok(json_ok(&json!({"Volumes": v, "Warnings": []})))
 }
 
@@ -220,7 +255,8 @@ pub async fn volume_create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
 
 pub async fn volume_inspect(st: Arc<State>, name: &str) -> ApiResult<Resp> {
     let name = name.to_string();
-    let v = blocking(move || Ok(volume_json(&st.engine()?.volumes()?.inspect(&name)?, None))).await?;
+    let v =
+        blocking(move || Ok(volume_json(&st.engine()?.volumes()?.inspect(&name)?, None))).await?;
     Ok(json_ok(&v))
 }
 
@@ -234,5 +270,7 @@ pub async fn volume_remove(st: Arc<State>, name: &str, r: Req) -> ApiResult<Resp
 pub async fn volumes_prune(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let (f, all) = volume_filter(&r.query.filters()?)?;
     let (names, bytes) = blocking(move || Ok(st.engine()?.volumes()?.prune(all, &f)?)).await?;
-    Ok(json_ok(&json!({"VolumesDeleted": names, "SpaceReclaimed": bytes})))
+    Ok(json_ok(
+        &json!({"VolumesDeleted": names, "SpaceReclaimed": bytes}),
+    ))
 }

@@ -106,9 +106,11 @@ impl Job {
         let name = &self.name;
         let fd = sys::create_file(self.dir.as_raw_fd(), &self.base, self.meta.mode & 0o777)
             .map_err(|e| io_err(name, "create", e))?;
-        let end = write_sparse(fd.as_raw_fd(), &self.data, 0).map_err(|e| io_err(name, "write", e))?;
+        let end =
+            write_sparse(fd.as_raw_fd(), &self.data, 0).map_err(|e| io_err(name, "write", e))?;
         if end < self.data.len() as u64 {
-            sys::ftruncate(fd.as_raw_fd(), self.data.len() as u64).map_err(|e| io_err(name, "truncate", e))?;
+            sys::ftruncate(fd.as_raw_fd(), self.data.len() as u64)
+                .map_err(|e| io_err(name, "truncate", e))?;
         }
         file_meta(fd.as_raw_fd(), name, &self.meta, self.chown, self.chmod)
     }
@@ -241,7 +243,9 @@ impl Extractor {
             context: format!("stat {}", dest.display()),
             source: e,
         })?;
-        let dest_was_empty = sys::list_dir(root.as_raw_fd()).map(|l| l.is_empty()).unwrap_or(false);
+        let dest_was_empty = sys::list_dir(root.as_raw_fd())
+            .map(|l| l.is_empty())
+            .unwrap_or(false);
         Ok(Extractor {
             root: Arc::new(root),
             pool: None,
@@ -371,7 +375,9 @@ impl Extractor {
         let rel = clean(&name)?;
         let et = entry.header().entry_type();
         let kind = match et {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => Kind::File,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                Kind::File
+            }
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry
@@ -396,7 +402,9 @@ impl Extractor {
             }
             tar::EntryType::Fifo => Kind::Fifo,
             // Global PAX headers and volume labels carry nothing to create.
-            tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => return Ok(()),
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => return Ok(()),
             other => {
                 return Err(invalid(
                     &name,
@@ -452,14 +460,20 @@ impl Extractor {
                     && self.is_free(pfd, base, &rel) =>
             {
                 let mut data = vec![0u8; entry.size() as usize];
-                if read_full(entry, &mut data).map_err(|e| io_err(&name, "read data", e))? != data.len() {
+                if read_full(entry, &mut data).map_err(|e| io_err(&name, "read data", e))?
+                    != data.len()
+                {
                     return Err(Error::Corrupt {
                         what: format!("layer entry {:?}", show(&name)),
                         reason: "unexpected end of archive".into(),
                     });
                 }
                 let job = Job {
-                    dir: self.parent(&name, parent, false)?.expect("exists").0.clone(),
+                    dir: self
+                        .parent(&name, parent, false)?
+                        .expect("exists")
+                        .0
+                        .clone(),
                     base: base.to_vec(),
                     data,
                     chown: self.needs_chown(&meta, psetgid),
@@ -470,7 +484,9 @@ impl Extractor {
                 self.pool.as_ref().expect("pool").dispatch(job)?;
             }
             Kind::File => {
-                let fd = self.create(&name, pfd, base, |n| sys::create_file(pfd, n, meta.mode & 0o777))?;
+                let fd = self.create(&name, pfd, base, |n| {
+                    sys::create_file(pfd, n, meta.mode & 0o777)
+                })?;
                 let size = entry.size();
                 if let (Some(real), true) = (sparse_v1, sparse_name.is_some()) {
                     self.write_pax_sparse(&name, &fd, entry, real, sparse_map.as_deref())?;
@@ -494,14 +510,16 @@ impl Extractor {
                             false
                         } else {
                             self.remove(&name, pfd, base)?;
-                            sys::mkdirat(pfd, base, meta.mode & 0o777).map_err(|e| io_err(&name, "mkdir", e))?;
+                            sys::mkdirat(pfd, base, meta.mode & 0o777)
+                                .map_err(|e| io_err(&name, "mkdir", e))?;
                             true
                         }
                     }
                     Err(e) => return Err(io_err(&name, "mkdir", e)),
                 };
                 if !fresh || self.needs_chown(&meta, psetgid) {
-                    sys::lchownat(pfd, base, meta.uid, meta.gid).map_err(|e| io_err(&name, "chown", e))?;
+                    sys::lchownat(pfd, base, meta.uid, meta.gid)
+                        .map_err(|e| io_err(&name, "chown", e))?;
                 }
                 if !meta.xattrs.is_empty() {
                     let d = sys::open_subdir(pfd, base).map_err(|e| io_err(&name, "open", e))?;
@@ -533,7 +551,12 @@ impl Extractor {
                 }
                 let tdir = self
                     .parent(&name, tparent, false)?
-                    .ok_or_else(|| invalid(&name, format!("hard link target {:?} not found", show(&target))))?
+                    .ok_or_else(|| {
+                        invalid(
+                            &name,
+                            format!("hard link target {:?} not found", show(&target)),
+                        )
+                    })?
                     .0;
                 let tfd = tdir.as_raw_fd();
                 self.create(&name, pfd, base, |n| sys::linkat(tfd, tbase, pfd, n))?;
@@ -570,24 +593,35 @@ impl Extractor {
     }
 
     /// Owner, xattrs, mode and times of a symlink, device or fifo (addressed by name).
-    fn node_meta(&self, name: &[u8], pfd: RawFd, base: &[u8], meta: &Meta, psetgid: bool, chmod: bool) -> Result<()> {
+    fn node_meta(
+        &self,
+        name: &[u8],
+        pfd: RawFd,
+        base: &[u8],
+        meta: &Meta,
+        psetgid: bool,
+        chmod: bool,
+    ) -> Result<()> {
         if self.needs_chown(meta, psetgid) {
             sys::lchownat(pfd, base, meta.uid, meta.gid).map_err(|e| io_err(name, "chown", e))?;
         }
         for (k, v) in &meta.xattrs {
-            sys::lsetxattrat(pfd, base, k, v).map_err(|e| io_err(name, &format!("set xattr {}", show(k)), e))?;
+            sys::lsetxattrat(pfd, base, k, v)
+                .map_err(|e| io_err(name, &format!("set xattr {}", show(k)), e))?;
         }
         if chmod && self.needs_chmod(meta, false, psetgid) {
             sys::fchmodat(pfd, base, meta.mode).map_err(|e| io_err(name, "chmod", e))?;
         }
-        sys::lutimesat(pfd, base, meta.mtime.0, meta.mtime.1).map_err(|e| io_err(name, "set times", e))
+        sys::lutimesat(pfd, base, meta.mtime.0, meta.mtime.1)
+            .map_err(|e| io_err(name, "set times", e))
     }
 
     fn root_meta(&mut self, name: &[u8], meta: &Meta) -> Result<()> {
         let fd = self.root.as_raw_fd();
         sys::fchown(fd, meta.uid, meta.gid).map_err(|e| io_err(name, "chown", e))?;
         for (k, v) in &meta.xattrs {
-            sys::fsetxattr(fd, k, v).map_err(|e| io_err(name, &format!("set xattr {}", show(k)), e))?;
+            sys::fsetxattr(fd, k, v)
+                .map_err(|e| io_err(name, &format!("set xattr {}", show(k)), e))?;
         }
         sys::fchmod(fd, meta.mode).map_err(|e| io_err(name, "chmod", e))?;
         self.root_setgid = meta.mode & libc::S_ISGID != 0;
@@ -597,7 +631,13 @@ impl Extractor {
     }
 
     /// Runs `make` for `base`; when something is already there, removes it and retries once.
-    fn create<T>(&mut self, name: &[u8], pfd: RawFd, base: &[u8], make: impl Fn(&[u8]) -> io::Result<T>) -> Result<T> {
+    fn create<T>(
+        &mut self,
+        name: &[u8],
+        pfd: RawFd,
+        base: &[u8],
+        make: impl Fn(&[u8]) -> io::Result<T>,
+    ) -> Result<T> {
         match make(base) {
             Ok(t) => Ok(t),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -613,12 +653,14 @@ impl Extractor {
         if self.created.contains(rel) || self.ancestors.contains(rel) {
             return false;
         }
-        self.dest_was_empty || matches!(sys::lstatat(pfd, base), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
+        self.dest_was_empty
+            || matches!(sys::lstatat(pfd, base), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
     }
 
     fn remove(&mut self, name: &[u8], pfd: RawFd, base: &[u8]) -> Result<()> {
         self.flush()?;
-        let fmt = sys::remove_all_at(pfd, base).map_err(|e| io_err(name, "remove existing entry", e))?;
+        let fmt =
+            sys::remove_all_at(pfd, base).map_err(|e| io_err(name, "remove existing entry", e))?;
         if fmt == libc::S_IFDIR || fmt == libc::S_IFLNK {
             // Cached dir fds below (or resolved through) what was removed are stale now.
             self.forget_dirs();
@@ -643,7 +685,12 @@ impl Extractor {
 
     /// The directory `rel` (resolved beneath the root), created with its missing parents when
     /// `create` is set; None when it does not exist and `create` is not set.
-    fn parent(&mut self, name: &[u8], rel: &[u8], create: bool) -> Result<Option<(&Arc<OwnedFd>, bool)>> {
+    fn parent(
+        &mut self,
+        name: &[u8],
+        rel: &[u8],
+        create: bool,
+    ) -> Result<Option<(&Arc<OwnedFd>, bool)>> {
         if rel.is_empty() {
             return Ok(Some((&self.root, self.root_setgid)));
         }
@@ -661,7 +708,8 @@ impl Extractor {
                         Err(e) => return Err(io_err(name, "create parent directory", e)),
                     }
                     self.mark_created(rel);
-                    sys::open_dir_beneath(self.root.as_raw_fd(), rel).map_err(|e| self.parent_err(name, e))?
+                    sys::open_dir_beneath(self.root.as_raw_fd(), rel)
+                        .map_err(|e| self.parent_err(name, e))?
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
                 Err(e) if !create && e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(None),
@@ -697,7 +745,8 @@ impl Extractor {
         let fd = fd.as_raw_fd();
         match self.mode {
             WhiteoutMode::Overlay => {
-                sys::fsetxattr(fd, OPAQUE_XATTR, b"y").map_err(|e| io_err(name, "set opaque xattr", e))?;
+                sys::fsetxattr(fd, OPAQUE_XATTR, b"y")
+                    .map_err(|e| io_err(name, "set opaque xattr", e))?;
             }
             WhiteoutMode::Direct => {
                 let dup = sys::open_dir_beneath(fd, b".").map_err(|e| io_err(name, "open", e))?;
@@ -724,17 +773,23 @@ impl Extractor {
                 let pfd = pfd.as_raw_fd();
                 match sys::mknodat(pfd, hidden, libc::S_IFCHR, 0, 0) {
                     Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) && self.whited.contains(&rel) => return Ok(()),
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EEXIST) && self.whited.contains(&rel) =>
+                    {
+                        return Ok(())
+                    }
                     Err(e) => return Err(io_err(name, "create whiteout", e)),
                 }
-                sys::lchownat(pfd, hidden, meta.uid, meta.gid).map_err(|e| io_err(name, "chown whiteout", e))?;
+                sys::lchownat(pfd, hidden, meta.uid, meta.gid)
+                    .map_err(|e| io_err(name, "chown whiteout", e))?;
                 self.whited.insert(rel);
             }
             WhiteoutMode::Direct => {
                 let Some((pfd, _)) = self.parent(name, parent, false)? else {
                     return Ok(());
                 };
-                let dup = sys::open_dir_beneath(pfd.as_raw_fd(), b".").map_err(|e| io_err(name, "open", e))?;
+                let dup = sys::open_dir_beneath(pfd.as_raw_fd(), b".")
+                    .map_err(|e| io_err(name, "open", e))?;
                 self.remove_lower(name, dup.as_raw_fd(), hidden, &rel)?;
             }
         }
@@ -777,7 +832,13 @@ impl Extractor {
     }
 
     /// Copies the entry's data, leaving 4 KiB blocks of zeros as holes.
-    fn write_data<R: Read>(&mut self, name: &[u8], fd: &OwnedFd, entry: &mut R, size: u64) -> Result<()> {
+    fn write_data<R: Read>(
+        &mut self,
+        name: &[u8],
+        fd: &OwnedFd,
+        entry: &mut R,
+        size: u64,
+    ) -> Result<()> {
         let end = self.copy_segment(name, fd, entry, 0, size)?;
         if end < size {
             sys::ftruncate(fd.as_raw_fd(), size).map_err(|e| io_err(name, "truncate", e))?;
@@ -787,19 +848,30 @@ impl Extractor {
 
     /// Copies the next `len` bytes of `entry` to `off..off+len` of `fd`, leaving holes where the
     /// data is zero; returns the end of the last byte written (0 when all was holes).
-    fn copy_segment<R: Read>(&mut self, name: &[u8], fd: &OwnedFd, entry: &mut R, mut off: u64, len: u64) -> Result<u64> {
+    fn copy_segment<R: Read>(
+        &mut self,
+        name: &[u8],
+        fd: &OwnedFd,
+        entry: &mut R,
+        mut off: u64,
+        len: u64,
+    ) -> Result<u64> {
         let mut end = 0u64;
         let mut left = len;
         while left > 0 {
             let want = left.min(self.buf.len() as u64) as usize;
-            let n = read_full(entry, &mut self.buf[..want]).map_err(|e| io_err(name, "read data", e))?;
+            let n = read_full(entry, &mut self.buf[..want])
+                .map_err(|e| io_err(name, "read data", e))?;
             if n < want {
                 return Err(Error::Corrupt {
                     what: format!("layer entry {:?}", show(name)),
                     reason: "unexpected end of archive".into(),
                 });
             }
-            end = end.max(write_sparse(fd.as_raw_fd(), &self.buf[..n], off).map_err(|e| io_err(name, "write", e))?);
+            end = end.max(
+                write_sparse(fd.as_raw_fd(), &self.buf[..n], off)
+                    .map_err(|e| io_err(name, "write", e))?,
+            );
             off += n as u64;
             left -= n as u64;
         }
@@ -830,7 +902,10 @@ impl Extractor {
                 let mut block = [0u8; 512];
                 let mut want: Option<u64> = None;
                 loop {
-                    if read_full(entry, &mut block).map_err(|e| io_err(name, "read sparse map", e))? != 512 {
+                    if read_full(entry, &mut block)
+                        .map_err(|e| io_err(name, "read sparse map", e))?
+                        != 512
+                    {
                         return Err(bad("truncated"));
                     }
                     text.extend_from_slice(&block);
@@ -884,7 +959,8 @@ impl Extractor {
         let times = std::mem::take(&mut self.dir_times);
         for (rel, (s, ns)) in times {
             if rel.is_empty() {
-                sys::futimens(self.root.as_raw_fd(), s, ns).map_err(|e| io_err(b".", "set times", e))?;
+                sys::futimens(self.root.as_raw_fd(), s, ns)
+                    .map_err(|e| io_err(b".", "set times", e))?;
                 continue;
             }
             let (parent, base) = split(&rel);
@@ -981,7 +1057,10 @@ mod tests {
     fn pax_times_with_fractions() {
         assert_eq!(parse_pax_time(b"1234"), Some((1234, 0)));
         assert_eq!(parse_pax_time(b"1234.5"), Some((1234, 500_000_000)));
-        assert_eq!(parse_pax_time(b"1234.123456789123"), Some((1234, 123_456_789)));
+        assert_eq!(
+            parse_pax_time(b"1234.123456789123"),
+            Some((1234, 123_456_789))
+        );
         assert_eq!(parse_pax_time(b"-1.5"), Some((-2, 500_000_000)));
         assert_eq!(parse_pax_time(b"x"), None);
     }

@@ -26,7 +26,11 @@ fn is_whiteout(md: &fs::Metadata) -> bool {
 }
 
 fn is_opaque(path: &Path) -> bool {
-    xattr::get(path, "trusted.overlay.opaque").ok().flatten().as_deref() == Some(b"y")
+    xattr::get(path, "trusted.overlay.opaque")
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some(b"y")
 }
 
 /// Whether `rel` is visible in the union of `lowers` (top first).
@@ -50,10 +54,18 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
     let mut out = BTreeMap::new();
     walk(upper, Path::new(""), lowers, &mut out)?;
-    Ok(out.into_iter().map(|(path, kind)| Change { kind, path }).collect())
+    Ok(out
+        .into_iter()
+        .map(|(path, kind)| Change { kind, path })
+        .collect())
 }
 
-fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut BTreeMap<PathBuf, ChangeKind>) -> Result<()> {
+fn walk(
+    upper: &Path,
+    rel: &Path,
+    lowers: &[PathBuf],
+    out: &mut BTreeMap<PathBuf, ChangeKind>,
+) -> Result<()> {
     let dir = upper.join(rel);
     let mut names = Vec::new();
     for e in fs::read_dir(&dir).map_err(|e| ioe(&dir, "read dir", e))? {
@@ -78,7 +90,10 @@ fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut BTreeMap<PathBuf
             if is_opaque(&cpath) {
                 for hidden in lower_children(lowers, &crel) {
                     if !names_contains(&cpath, &hidden) {
-                        out.insert(Path::new("/").join(&crel).join(&hidden), ChangeKind::Deleted);
+                        out.insert(
+                            Path::new("/").join(&crel).join(&hidden),
+                            ChangeKind::Deleted,
+                        );
                     }
                 }
             }
@@ -98,7 +113,9 @@ fn lower_children(lowers: &[PathBuf], rel: &Path) -> Vec<std::ffi::OsString> {
     let mut hidden = std::collections::BTreeSet::new();
     for lower in lowers {
         let d = lower.join(rel);
-        let Ok(md) = fs::symlink_metadata(&d) else { continue };
+        let Ok(md) = fs::symlink_metadata(&d) else {
+            continue;
+        };
         if !md.is_dir() {
             break;
         }

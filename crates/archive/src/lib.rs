@@ -118,7 +118,10 @@ pub enum Error {
     #[error("layer digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -164,7 +167,11 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions) -> Resu
 /// Writes an overlay upper dir as an OCI layer tar: 0/0 character devices become `.wh.NAME`,
 /// opaque dirs get a `.wh..wh..opq` entry; `exclude` (relative to `upper`) is left out with
 /// everything below it. Entries are sorted, hard links kept, symlinks never followed.
-pub fn write_layer_from_upper<W: Write>(upper: &Path, exclude: &[PathBuf], out: W) -> Result<LayerInfo> {
+pub fn write_layer_from_upper<W: Write>(
+    upper: &Path,
+    exclude: &[PathBuf],
+    out: W,
+) -> Result<LayerInfo> {
     write::write(upper, exclude, true, out)
 }
 

@@ -22,10 +22,15 @@ pub fn piped<T, W: Send, E: Send>(
             drop(w);
             res
         });
-        let mut reader = Checked { inner: r, status: st };
+        let mut reader = Checked {
+            inner: r,
+            status: st,
+        };
         let out = read(&mut reader);
         drop(reader);
-        let written = writer.join().map_err(|_| io::Error::other("the layer writer panicked"))?;
+        let written = writer
+            .join()
+            .map_err(|_| io::Error::other("the layer writer panicked"))?;
         Ok((out, written))
     })
 }

@@ -91,13 +91,17 @@ where
     let raw = io::Cursor::new(head).chain(reader);
     let mut source: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(raw),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(
-            CHUNK, raw,
-        ))),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| Error::Corrupt {
-            what: "zstd stream".into(),
-            reason: e.to_string(),
-        })?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+            io::BufReader::with_capacity(CHUNK, raw),
+        )),
+        Compression::Zstd => {
+            Box::new(
+                zstd::stream::read::Decoder::new(raw).map_err(|e| Error::Corrupt {
+                    what: "zstd stream".into(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
     };
     let what = match compression {
         Compression::None => "layer stream",
@@ -140,11 +144,18 @@ where
     })
 }
 
-fn produce(source: &mut dyn Read, tx: &SyncSender<Msg>, recycle: &Receiver<Vec<u8>>, what: &str) -> Result<Hashed> {
+fn produce(
+    source: &mut dyn Read,
+    tx: &SyncSender<Msg>,
+    recycle: &Receiver<Vec<u8>>,
+    what: &str,
+) -> Result<Hashed> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     loop {
-        let mut buf = recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let mut buf = recycle
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
         buf.resize(CHUNK, 0);
         let mut n = 0;
         while n < CHUNK {

@@ -8,7 +8,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
 
 pub fn cstr(b: &[u8]) -> io::Result<CString> {
-    CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+    CString::new(b)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -27,7 +28,12 @@ fn check_fd(r: libc::c_int) -> io::Result<OwnedFd> {
 pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     let p = cstr(path.as_os_str().as_bytes())?;
-    check_fd(unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+    check_fd(unsafe {
+        libc::open(
+            p.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
 }
 
 /// Opens the directory `path` (relative, may span several components) beneath `root`: symlinks
@@ -36,7 +42,13 @@ pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
 pub fn open_dir_beneath(root: RawFd, path: &[u8]) -> io::Result<OwnedFd> {
     let root = unsafe { BorrowedFd::borrow_raw(root) };
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    Ok(openat2(root, cstr(path)?.as_c_str(), flags, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS)?)
+    Ok(openat2(
+        root,
+        cstr(path)?.as_c_str(),
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )?)
 }
 
 /// Opens a directory entry of `dir` that must itself be a directory (not a symlink to one).
@@ -137,7 +149,8 @@ fn timespecs(sec: i64, nsec: i64) -> [libc::timespec; 2] {
 pub fn lutimesat(dir: RawFd, name: &[u8], sec: i64, nsec: i64) -> io::Result<()> {
     let p = cstr(name)?;
     let ts = timespecs(sec, nsec);
-    check(unsafe { libc::utimensat(dir, p.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+    check(unsafe { libc::utimensat(dir, p.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+        .map(drop)
 }
 
 pub fn futimens(fd: RawFd, sec: i64, nsec: i64) -> io::Result<()> {
@@ -147,7 +160,8 @@ pub fn futimens(fd: RawFd, sec: i64, nsec: i64) -> io::Result<()> {
 
 pub fn fsetxattr(fd: RawFd, name: &[u8], value: &[u8]) -> io::Result<()> {
     let n = cstr(name)?;
-    check(unsafe { libc::fsetxattr(fd, n.as_ptr(), value.as_ptr().cast(), value.len(), 0) }).map(drop)
+    check(unsafe { libc::fsetxattr(fd, n.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+        .map(drop)
 }
 
 /// setxattr on the entry `name` of `dir` without following it (symlinks, devices, fifos).
@@ -156,7 +170,16 @@ pub fn lsetxattrat(dir: RawFd, name: &[u8], key: &[u8], value: &[u8]) -> io::Res
     path.extend_from_slice(name);
     let p = cstr(&path)?;
     let k = cstr(key)?;
-    check(unsafe { libc::lsetxattr(p.as_ptr(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) }).map(drop)
+    check(unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 pub fn pwrite_all(fd: RawFd, mut buf: &[u8], mut off: u64) -> io::Result<()> {
@@ -170,7 +193,10 @@ pub fn pwrite_all(fd: RawFd, mut buf: &[u8], mut off: u64) -> io::Result<()> {
             return Err(e);
         }
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "pwrite wrote nothing"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "pwrite wrote nothing",
+            ));
         }
         buf = &buf[n as usize..];
         off += n as u64;

@@ -51,7 +51,10 @@ pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) ->
     };
     let exclude = exclude
         .iter()
-        .map(|p| crate::apply::clean(p.as_os_str().as_bytes()).unwrap_or_else(|_| p.as_os_str().as_bytes().to_vec()))
+        .map(|p| {
+            crate::apply::clean(p.as_os_str().as_bytes())
+                .unwrap_or_else(|_| p.as_os_str().as_bytes().to_vec())
+        })
         .collect();
     let mut w = Writer {
         tar: tar::Builder::new(BufWriter::with_capacity(1 << 20, hw)),
@@ -68,7 +71,10 @@ pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) ->
         ));
     }
     w.dir(root, b"")?;
-    let buf = w.tar.into_inner().map_err(|e| ioe(root, "write tar to", e))?;
+    let buf = w
+        .tar
+        .into_inner()
+        .map_err(|e| ioe(root, "write tar to", e))?;
     let hw = buf
         .into_inner()
         .map_err(|e| ioe(root, "write tar to", e.into_error()))?;
@@ -145,7 +151,8 @@ impl<W: Write> Writer<W> {
             h.set_size(0);
             let mut name = rel.to_vec();
             name.push(b'/');
-            let opaque = self.upper && xattr::get(path, OPAQUE_XATTR).ok().flatten().as_deref() == Some(b"y");
+            let opaque = self.upper
+                && xattr::get(path, OPAQUE_XATTR).ok().flatten().as_deref() == Some(b"y");
             self.append(path, h.clone(), &name, None, pax, io::empty())?;
             if opaque {
                 let mut o = tar::Header::new_ustar();
@@ -155,7 +162,14 @@ impl<W: Write> Writer<W> {
                 let mut opax = Vec::new();
                 set_ids(&mut o, md.uid(), md.gid(), &mut opax);
                 o.set_size(0);
-                self.append(path, o, &join(rel, b".wh..wh..opq"), None, opax, io::empty())?;
+                self.append(
+                    path,
+                    o,
+                    &join(rel, b".wh..wh..opq"),
+                    None,
+                    opax,
+                    io::empty(),
+                )?;
             }
             return self.dir(path, rel);
         }
@@ -179,7 +193,14 @@ impl<W: Write> Writer<W> {
         if ft.is_symlink() {
             let target = fs::read_link(path).map_err(|e| ioe(path, "readlink", e))?;
             h.set_entry_type(tar::EntryType::Symlink);
-            return self.append(path, h, rel, Some(target.as_os_str().as_bytes()), pax, io::empty());
+            return self.append(
+                path,
+                h,
+                rel,
+                Some(target.as_os_str().as_bytes()),
+                pax,
+                io::empty(),
+            );
         }
         let et = if ft.is_char_device() {
             tar::EntryType::Char
@@ -232,7 +253,9 @@ impl<W: Write> Writer<W> {
                 .map_err(|e| ioe(path, "write pax header for", e))?;
         }
         h.set_cksum();
-        self.tar.append(&h, data).map_err(|e| ioe(path, "archive", e))
+        self.tar
+            .append(&h, data)
+            .map_err(|e| ioe(path, "archive", e))
     }
 }
 
@@ -303,6 +326,9 @@ mod tests {
         assert_eq!(&*h.path_bytes(), long.as_bytes());
 
         let too_long = "x".repeat(101);
-        assert!(!set_ustar_name(&mut tar::Header::new_ustar(), too_long.as_bytes()));
+        assert!(!set_ustar_name(
+            &mut tar::Header::new_ustar(),
+            too_long.as_bytes()
+        ));
     }
 }

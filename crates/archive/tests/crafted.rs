@@ -29,17 +29,28 @@ fn assert_untouched(s: &Scratch, snap: &str) {
 fn expect_err(data: &[u8], dest: &Path, mode: WhiteoutMode, kind: ErrorKind, names: &str) -> Error {
     let err = apply(data, dest, mode).expect_err("layer must be refused");
     assert_eq!(err.kind(), kind, "{err}");
-    assert!(err.to_string().contains(names), "error {err:?} does not name {names:?}");
+    assert!(
+        err.to_string().contains(names),
+        "error {err:?} does not name {names:?}"
+    );
     err
 }
 
 #[test]
 fn dotdot_components_are_refused() {
-    for name in ["../x", "a/../../x", "./../sentinel/etc/passwd", "a/b/../../../x"] {
+    for name in [
+        "../x",
+        "a/../../x",
+        "./../sentinel/etc/passwd",
+        "a/b/../../../x",
+    ] {
         let (s, dest, snap) = setup("archive-dotdot");
         let tar = RawTar::new().dir("a/").file(name, b"evil").finish();
         let err = expect_err(&tar, &dest, WhiteoutMode::Direct, ErrorKind::Escape, name);
-        assert!(err.to_string().contains("escapes the layer directory"), "{err}");
+        assert!(
+            err.to_string().contains("escapes the layer directory"),
+            "{err}"
+        );
         assert_untouched(&s, &snap);
     }
 }
@@ -48,9 +59,14 @@ fn dotdot_components_are_refused() {
 fn absolute_names_are_taken_relative_to_dest() {
     let (s, dest, snap) = setup("archive-abs");
     let unique = berth_testkit::unique_id("berth-archive-abs");
-    let tar = RawTar::new().file(&format!("/{unique}/f"), b"inside").finish();
+    let tar = RawTar::new()
+        .file(&format!("/{unique}/f"), b"inside")
+        .finish();
     apply(&tar, &dest, WhiteoutMode::Overlay).unwrap();
-    assert_eq!(std::fs::read(dest.join(&unique).join("f")).unwrap(), b"inside");
+    assert_eq!(
+        std::fs::read(dest.join(&unique).join("f")).unwrap(),
+        b"inside"
+    );
     assert!(!Path::new("/").join(&unique).exists());
     assert_untouched(&s, &snap);
 }
@@ -62,7 +78,12 @@ fn symlink_parent_escapes_are_refused() {
     let cases: Vec<(&str, MakeTar, &str)> = vec![
         (
             "absolute",
-            Box::new(|_s: &Scratch| RawTar::new().symlink("l", "/").file("l/etc/x", b"evil").finish()),
+            Box::new(|_s: &Scratch| {
+                RawTar::new()
+                    .symlink("l", "/")
+                    .file("l/etc/x", b"evil")
+                    .finish()
+            }),
             "l/etc/x",
         ),
         (
@@ -138,29 +159,62 @@ fn symlinks_inside_dest_are_followed_for_parents_and_kept_as_is() {
         .finish();
     apply(&tar, &dest, WhiteoutMode::Direct).unwrap();
     assert_eq!(std::fs::read(dest.join("usr/lib/libx.so")).unwrap(), b"lib");
-    assert_eq!(std::fs::read_link(dest.join("abs")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(
+        std::fs::read_link(dest.join("abs")).unwrap(),
+        Path::new("/etc/passwd")
+    );
     assert_untouched(&s, &snap);
 }
 
 #[test]
 fn hard_link_escapes_are_refused() {
     let (s, dest, snap) = setup("archive-hardlink");
-    let tar = RawTar::new().hardlink("h", "../sentinel/etc/passwd").finish();
-    expect_err(&tar, &dest, WhiteoutMode::Direct, ErrorKind::Escape, "\"h\"");
+    let tar = RawTar::new()
+        .hardlink("h", "../sentinel/etc/passwd")
+        .finish();
+    expect_err(
+        &tar,
+        &dest,
+        WhiteoutMode::Direct,
+        ErrorKind::Escape,
+        "\"h\"",
+    );
     assert_untouched(&s, &snap);
 
     let (s, dest, snap) = setup("archive-hardlink2");
-    let tar = RawTar::new().hardlink("h", "../../../../../../etc/passwd").finish();
-    expect_err(&tar, &dest, WhiteoutMode::Direct, ErrorKind::Escape, "\"h\"");
+    let tar = RawTar::new()
+        .hardlink("h", "../../../../../../etc/passwd")
+        .finish();
+    expect_err(
+        &tar,
+        &dest,
+        WhiteoutMode::Direct,
+        ErrorKind::Escape,
+        "\"h\"",
+    );
     assert_untouched(&s, &snap);
 
     // Through a symlink leading out of dest.
     let (s, dest, snap) = setup("archive-hardlink3");
     let target = s.join("sentinel/etc").display().to_string();
-    let tar = RawTar::new().symlink("l", &target).hardlink("h", "l/passwd").finish();
-    expect_err(&tar, &dest, WhiteoutMode::Direct, ErrorKind::Escape, "\"h\"");
+    let tar = RawTar::new()
+        .symlink("l", &target)
+        .hardlink("h", "l/passwd")
+        .finish();
+    expect_err(
+        &tar,
+        &dest,
+        WhiteoutMode::Direct,
+        ErrorKind::Escape,
+        "\"h\"",
+    );
     assert_untouched(&s, &snap);
-    assert_eq!(std::fs::metadata(s.join("sentinel/etc/passwd")).unwrap().nlink(), 1);
+    assert_eq!(
+        std::fs::metadata(s.join("sentinel/etc/passwd"))
+            .unwrap()
+            .nlink(),
+        1
+    );
 
     // A hard link to a symlink links the symlink itself, never its target.
     let (s, dest, snap) = setup("archive-hardlink4");
@@ -173,7 +227,12 @@ fn hard_link_escapes_are_refused() {
         .unwrap()
         .file_type()
         .is_symlink());
-    assert_eq!(std::fs::metadata(s.join("sentinel/etc/passwd")).unwrap().nlink(), 1);
+    assert_eq!(
+        std::fs::metadata(s.join("sentinel/etc/passwd"))
+            .unwrap()
+            .nlink(),
+        1
+    );
     assert_untouched(&s, &snap);
 }
 
@@ -197,7 +256,11 @@ fn devices_and_fifos_are_kept() {
     let null = std::fs::symlink_metadata(dest.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
     assert_eq!(
-        (libc::major(null.rdev()), libc::minor(null.rdev()), null.mode() & 0o7777),
+        (
+            libc::major(null.rdev()),
+            libc::minor(null.rdev()),
+            null.mode() & 0o7777
+        ),
         (1, 3, 0o666)
     );
     let lp = std::fs::symlink_metadata(dest.join("dev/loop0")).unwrap();
@@ -344,7 +407,10 @@ fn digest_mismatch_is_refused() {
 #[test]
 fn detect_compression_by_magic() {
     assert_eq!(Compression::detect(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
-    assert_eq!(Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+    assert_eq!(
+        Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]),
+        Compression::Zstd
+    );
     assert_eq!(Compression::detect(b"bin/"), Compression::None);
     assert_eq!(Compression::detect(b""), Compression::None);
 }

@@ -76,10 +76,20 @@ fn layered_whiteouts_and_sparse_file_in_layer_dirs() {
     // The 10 MiB zero file keeps (almost) no blocks.
     let md = std::fs::metadata(l1.join("data/sparse")).unwrap();
     assert_eq!(md.len(), 10 << 20);
-    assert!(md.blocks() * 512 < 64 * 1024, "sparse file uses {} blocks", md.blocks());
+    assert!(
+        md.blocks() * 512 < 64 * 1024,
+        "sparse file uses {} blocks",
+        md.blocks()
+    );
 
     // Whiteouts are 0/0 char devices; the replaced dir is opaque.
-    for gone in ["bin/vi", "data/gone", "data/link", "data/hard2", "data/deep/a"] {
+    for gone in [
+        "bin/vi",
+        "data/gone",
+        "data/link",
+        "data/hard2",
+        "data/deep/a",
+    ] {
         let md = std::fs::symlink_metadata(l2.join(gone)).unwrap();
         assert!(
             std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()) && md.rdev() == 0,

@@ -116,11 +116,15 @@ fn overlay_mode_whiteouts_and_opaque_markers() {
     apply(&t, &root, WhiteoutMode::Overlay).unwrap();
     assert_eq!(names(&root.join("d")), ["new"]);
     assert_eq!(
-        xattr::get(root.join("d"), "trusted.overlay.opaque").unwrap().as_deref(),
+        xattr::get(root.join("d"), "trusted.overlay.opaque")
+            .unwrap()
+            .as_deref(),
         Some(&b"y"[..])
     );
     assert_eq!(
-        xattr::get(&root, "trusted.overlay.opaque").unwrap().as_deref(),
+        xattr::get(&root, "trusted.overlay.opaque")
+            .unwrap()
+            .as_deref(),
         Some(&b"y"[..])
     );
     let wh = fs::symlink_metadata(root.join("e/gone")).unwrap();
@@ -160,7 +164,10 @@ fn entries_replace_what_is_there() {
         .finish();
     apply(&t, &root, WhiteoutMode::Direct).unwrap();
     assert_eq!(fs::read(root.join("todir")).unwrap(), b"dir became a file");
-    assert_eq!(fs::read(root.join("tofile/inside")).unwrap(), b"file became a dir");
+    assert_eq!(
+        fs::read(root.join("tofile/inside")).unwrap(),
+        b"file became a dir"
+    );
     // A dir replacing a dir merges and takes the new metadata.
     assert_eq!(names(&root.join("d")), ["keep", "old", "sub"]);
     assert_eq!(fs::metadata(root.join("d")).unwrap().mode() & 0o7777, 0o750);
@@ -204,7 +211,10 @@ fn metadata_owners_modes_mtimes_and_hard_links() {
     );
     assert_eq!(f.nlink(), 2);
     assert_eq!(fs::metadata(root.join("dir/hard")).unwrap().ino(), f.ino());
-    assert_eq!(fs::metadata(root.join("dir/sticky")).unwrap().mode() & 0o7777, 0o1777);
+    assert_eq!(
+        fs::metadata(root.join("dir/sticky")).unwrap().mode() & 0o7777,
+        0o1777
+    );
     let l = fs::symlink_metadata(root.join("dir/link")).unwrap();
     assert_eq!((l.uid(), l.gid(), l.mtime()), (5, 6, 1_000));
 }
@@ -241,15 +251,22 @@ fn xattrs_and_capabilities_round_trip() {
         Some(cap_net_bind())
     );
     assert_eq!(
-        xattr::get(dst.join("ping"), "user.note").unwrap().as_deref(),
+        xattr::get(dst.join("ping"), "user.note")
+            .unwrap()
+            .as_deref(),
         Some(&b"hello"[..])
     );
     assert_eq!(
-        xattr::get(dst.join("d"), "trusted.berth").unwrap().as_deref(),
+        xattr::get(dst.join("d"), "trusted.berth")
+            .unwrap()
+            .as_deref(),
         Some(&b"dir xattr"[..])
     );
     assert_eq!(fs::metadata(dst.join("ping")).unwrap().uid(), 1000);
-    let getcap = Command::new("getcap").arg(dst.join("ping")).output().unwrap();
+    let getcap = Command::new("getcap")
+        .arg(dst.join("ping"))
+        .output()
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&getcap.stdout).contains("cap_net_bind_service"),
         "{getcap:?}"
@@ -323,7 +340,11 @@ fn sparse_files_keep_their_holes() {
         apply(&t, &dst, WhiteoutMode::Overlay).unwrap();
         let md = fs::metadata(dst.join("sparse")).unwrap();
         assert_eq!(md.len(), 64 << 20, "{format}");
-        assert!(md.blocks() * 512 <= 64 * 1024, "{format}: {} blocks", md.blocks());
+        assert!(
+            md.blocks() * 512 <= 64 * 1024,
+            "{format}: {} blocks",
+            md.blocks()
+        );
         assert!(
             fs::read(dst.join("sparse")).unwrap() == want,
             "{format}: content differs"
@@ -363,7 +384,10 @@ fn changed_overlay() -> (Changed, Defer<impl FnMut()>) {
     fs::write(merged.join("data/old/c"), b"c").unwrap();
     fs::set_permissions(merged.join("data/keep"), fs::Permissions::from_mode(0o4755)).unwrap();
     std::os::unix::fs::symlink("/nowhere", merged.join("data/dangling")).unwrap();
-    Command::new("mkfifo").arg(merged.join("data/fifo")).status().unwrap();
+    Command::new("mkfifo")
+        .arg(merged.join("data/fifo"))
+        .status()
+        .unwrap();
     fs::write(merged.join("excluded"), b"left out").unwrap();
     (
         Changed {
@@ -377,7 +401,12 @@ fn changed_overlay() -> (Changed, Defer<impl FnMut()>) {
 }
 
 fn copy_tree(from: &Path, to: &Path) {
-    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -407,7 +436,10 @@ fn upper_dir_round_trips_through_a_layer() {
         "data/old/c",
         "newdir/hard",
     ] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:#?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:#?}"
+        );
     }
     assert!(!names.iter().any(|n| n.starts_with("excluded")));
 
@@ -429,7 +461,10 @@ fn upper_dir_round_trips_through_a_layer() {
         Some(&b"y"[..])
     );
     let hard = fs::metadata(layer.join("newdir/hard")).unwrap();
-    assert_eq!(hard.ino(), fs::metadata(layer.join("new-file")).unwrap().ino());
+    assert_eq!(
+        hard.ino(),
+        fs::metadata(layer.join("new-file")).unwrap().ino()
+    );
 
     // Direct mode onto a copy of the lower gives the merged view.
     let direct = c.s.join("direct");

@@ -68,7 +68,10 @@ impl Plan {
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
         let mut made: BTreeSet<String> = BTreeSet::new();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         for it in &self.items {
             let parts = components(&it.dest);
             for n in 1..parts.len() {
@@ -88,7 +91,8 @@ impl Plan {
                     if !made.insert(name.clone()) && it.dest.is_empty() {
                         continue;
                     }
-                    let mut h = header(tar::EntryType::Directory, it.mode, it.uid, it.gid, it.mtime);
+                    let mut h =
+                        header(tar::EntryType::Directory, it.mode, it.uid, it.gid, it.mtime);
                     b.append_data(&mut h, format!("{name}/"), io::empty())?;
                 }
                 Data::File(p) => {
@@ -156,14 +160,22 @@ pub fn open_archive(p: &Path) -> io::Result<Option<Box<dyn Read>>> {
     Ok(match berth_archive::Compression::detect(&head[..n]) {
         berth_archive::Compression::Gzip => Some(Box::new(flate2::read::GzDecoder::new(f))),
         berth_archive::Compression::Zstd => Some(Box::new(zstd::Decoder::new(f)?)),
-        berth_archive::Compression::None if n >= 262 && &head[257..262] == b"ustar" => Some(Box::new(f)),
+        berth_archive::Compression::None if n >= 262 && &head[257..262] == b"ustar" => {
+            Some(Box::new(f))
+        }
         _ => None,
     })
 }
 
 /// The archive's entries, renamed below `dest` (".." and absolute names kept inside).
-fn append_archive<W: Write>(b: &mut tar::Builder<W>, p: &Path, dest: &str, made: &mut BTreeSet<String>) -> io::Result<()> {
-    let r = open_archive(p)?.ok_or_else(|| io::Error::other(format!("{} is not an archive", p.display())))?;
+fn append_archive<W: Write>(
+    b: &mut tar::Builder<W>,
+    p: &Path,
+    dest: &str,
+    made: &mut BTreeSet<String>,
+) -> io::Result<()> {
+    let r = open_archive(p)?
+        .ok_or_else(|| io::Error::other(format!("{} is not an archive", p.display())))?;
     let mut ar = tar::Archive::new(r);
     for e in ar.entries()? {
         let mut e = e?;
@@ -172,7 +184,11 @@ fn append_archive<W: Write>(b: &mut tar::Builder<W>, p: &Path, dest: &str, made:
         if rel.is_empty() {
             continue;
         }
-        let name = if dest.is_empty() { rel.clone() } else { format!("{dest}/{rel}") };
+        let name = if dest.is_empty() {
+            rel.clone()
+        } else {
+            format!("{dest}/{rel}")
+        };
         // A fresh header: archives from other tools may leave numeric fields blank.
         let src = e.header();
         let mut h = tar::Header::new_gnu();
@@ -192,16 +208,29 @@ fn append_archive<W: Write>(b: &mut tar::Builder<W>, p: &Path, dest: &str, made:
                 b.append_data(&mut h, format!("{name}/"), io::empty())?;
             }
             tar::EntryType::Link => {
-                let t = e.link_name_bytes().map(|t| components(&String::from_utf8_lossy(&t)).join("/")).unwrap_or_default();
-                let t = if dest.is_empty() { t } else { format!("{dest}/{t}") };
+                let t = e
+                    .link_name_bytes()
+                    .map(|t| components(&String::from_utf8_lossy(&t)).join("/"))
+                    .unwrap_or_default();
+                let t = if dest.is_empty() {
+                    t
+                } else {
+                    format!("{dest}/{t}")
+                };
                 h.set_size(0);
                 b.append_link(&mut h, &name, t)?;
             }
             tar::EntryType::Symlink => {
-                let t = e.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
+                let t = e
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
                 b.append_link(&mut h, &name, t)?;
             }
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {}
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {}
             _ => {
                 let size = h.size()?;
                 b.append_data(&mut h, &name, (&mut e).take(size))?;
@@ -220,38 +249,89 @@ pub struct Perms {
 
 /// Adds a host path (file, dir, symlink) as `dest`; directories recursively, with `skip`
 /// deciding (by context-relative path) what is left out.
-pub fn add_host(plan: &mut Plan, src: &Path, rel: &str, dest: &str, perms: Perms, skip: &dyn Fn(&str) -> bool) -> io::Result<()> {
+pub fn add_host(
+    plan: &mut Plan,
+    src: &Path,
+    rel: &str,
+    dest: &str,
+    perms: Perms,
+    skip: &dyn Fn(&str) -> bool,
+) -> io::Result<()> {
     let m = std::fs::symlink_metadata(src)?;
     let (uid, gid) = perms.owner.unwrap_or((0, 0));
     let mode = perms.chmod.unwrap_or(m.permissions().mode() & 0o7777);
     let mtime = m.mtime().max(0) as u64;
     let ft = m.file_type();
     if ft.is_dir() {
-        plan.items.push(Item { dest: dest.to_string(), data: Data::Dir, mode, uid, gid, mtime });
-        let mut names: Vec<_> = std::fs::read_dir(src)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<_>>()?;
+        plan.items.push(Item {
+            dest: dest.to_string(),
+            data: Data::Dir,
+            mode,
+            uid,
+            gid,
+            mtime,
+        });
+        let mut names: Vec<_> = std::fs::read_dir(src)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
         names.sort();
         for n in names {
             let n = n.to_string_lossy().into_owned();
-            let r = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let r = if rel.is_empty() {
+                n.clone()
+            } else {
+                format!("{rel}/{n}")
+            };
             if skip(&r) {
                 continue;
             }
-            add_host(plan, &src.join(&n), &r, &format!("{}/{n}", dest.trim_end_matches('/')), perms, skip)?;
+            add_host(
+                plan,
+                &src.join(&n),
+                &r,
+                &format!("{}/{n}", dest.trim_end_matches('/')),
+                perms,
+                skip,
+            )?;
         }
     } else if ft.is_symlink() {
         let t = std::fs::read_link(src)?.to_string_lossy().into_owned();
-        plan.items.push(Item { dest: dest.to_string(), data: Data::Symlink(t), mode: 0o777, uid, gid, mtime });
+        plan.items.push(Item {
+            dest: dest.to_string(),
+            data: Data::Symlink(t),
+            mode: 0o777,
+            uid,
+            gid,
+            mtime,
+        });
     } else if ft.is_file() {
-        plan.items.push(Item { dest: dest.to_string(), data: Data::File(src.to_path_buf()), mode, uid, gid, mtime });
+        plan.items.push(Item {
+            dest: dest.to_string(),
+            data: Data::File(src.to_path_buf()),
+            mode,
+            uid,
+            gid,
+            mtime,
+        });
     }
     // Sockets, fifos and devices of a context are not copied (as docker).
     Ok(())
 }
 
 /// Adds the contents of the directory `parts` of another image (COPY --from) below `dest`.
-pub fn add_from_image(plan: &mut Plan, img: &Layers, parts: &[String], dest: &str, perms: Perms, top: bool) -> io::Result<()> {
+pub fn add_from_image(
+    plan: &mut Plan,
+    img: &Layers,
+    parts: &[String],
+    dest: &str,
+    perms: Perms,
+    top: bool,
+) -> io::Result<()> {
     let Some(e) = img.resolve(&parts.join("/"), false).1 else {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("/{} not found", parts.join("/"))));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("/{} not found", parts.join("/")),
+        ));
     };
     let keep_owner = (e.meta.uid(), e.meta.gid());
     let (uid, gid) = perms.owner.unwrap_or(keep_owner);
@@ -260,18 +340,46 @@ pub fn add_from_image(plan: &mut Plan, img: &Layers, parts: &[String], dest: &st
     let ft = e.meta.file_type();
     if ft.is_dir() {
         if !top {
-            plan.items.push(Item { dest: dest.to_string(), data: Data::Dir, mode, uid, gid, mtime });
+            plan.items.push(Item {
+                dest: dest.to_string(),
+                data: Data::Dir,
+                mode,
+                uid,
+                gid,
+                mtime,
+            });
         }
         for (name, _) in img.list(parts) {
             let mut p = parts.to_vec();
             p.push(name.clone());
-            add_from_image(plan, img, &p, &format!("{}/{name}", dest.trim_end_matches('/')), perms, false)?;
+            add_from_image(
+                plan,
+                img,
+                &p,
+                &format!("{}/{name}", dest.trim_end_matches('/')),
+                perms,
+                false,
+            )?;
         }
     } else if ft.is_symlink() {
         let t = std::fs::read_link(&e.host)?.to_string_lossy().into_owned();
-        plan.items.push(Item { dest: dest.to_string(), data: Data::Symlink(t), mode: 0o777, uid, gid, mtime });
+        plan.items.push(Item {
+            dest: dest.to_string(),
+            data: Data::Symlink(t),
+            mode: 0o777,
+            uid,
+            gid,
+            mtime,
+        });
     } else if ft.is_file() {
-        plan.items.push(Item { dest: dest.to_string(), data: Data::File(e.host), mode, uid, gid, mtime });
+        plan.items.push(Item {
+            dest: dest.to_string(),
+            data: Data::File(e.host),
+            mode,
+            uid,
+            gid,
+            mtime,
+        });
     }
     Ok(())
 }

@@ -22,7 +22,18 @@ use crate::parser::{self, Command, Dockerfile, Inst, Instruction};
 use crate::{plan, BuildOptions, Error, Result};
 
 /// Args every build knows without an ARG line (not recorded in history or the cache).
-const PROXY_ARGS: &[&str] = &["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"];
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 /// Set by the signal thread: stop at the next step, kill the RUN container now.
 static CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -71,11 +82,20 @@ pub fn build(root: &Path, eo: &EngineOptions, opts: &BuildOptions) -> Result<Str
     let df = parser::parse(&opts.dockerfile)?;
     if let Some(p) = &opts.platform {
         if *p != host_platform() && p.trim_start_matches("linux/") != berth_image::host_arch() {
-            return Err(Error::msg(format!("--platform {p}: only {} can be built on this host", host_platform())));
+            return Err(Error::msg(format!(
+                "--platform {p}: only {} can be built on this host",
+                host_platform()
+            )));
         }
     }
-    if !matches!(opts.pull.as_str(), "" | "missing" | "never" | "false" | "always" | "true" | "newer") {
-        return Err(Error::msg(format!("invalid --pull policy {:?}: missing, always or never", opts.pull)));
+    if !matches!(
+        opts.pull.as_str(),
+        "" | "missing" | "never" | "false" | "always" | "true" | "newer"
+    ) {
+        return Err(Error::msg(format!(
+            "invalid --pull policy {:?}: missing, always or never",
+            opts.pull
+        )));
     }
     let target = plan::target(&df, opts.target.as_deref())?;
     let waves = plan::waves(&df, target);
@@ -88,7 +108,16 @@ pub fn build(root: &Path, eo: &EngineOptions, opts: &BuildOptions) -> Result<Str
     let mut global: Vars = BTreeMap::new();
     let plat = host_platform();
     let arch = berth_image::host_arch().to_string();
-    for (k, v) in [("TARGETPLATFORM", plat.clone()), ("TARGETOS", "linux".into()), ("TARGETARCH", arch.clone()), ("TARGETVARIANT", String::new()), ("BUILDPLATFORM", plat), ("BUILDOS", "linux".into()), ("BUILDARCH", arch), ("BUILDVARIANT", String::new())] {
+    for (k, v) in [
+        ("TARGETPLATFORM", plat.clone()),
+        ("TARGETOS", "linux".into()),
+        ("TARGETARCH", arch.clone()),
+        ("TARGETVARIANT", String::new()),
+        ("BUILDPLATFORM", plat),
+        ("BUILDOS", "linux".into()),
+        ("BUILDARCH", arch),
+        ("BUILDVARIANT", String::new()),
+    ] {
         global.insert(k.to_string(), v);
     }
     let mut used = BTreeSet::new();
@@ -100,7 +129,11 @@ pub fn build(root: &Path, eo: &EngineOptions, opts: &BuildOptions) -> Result<Str
                         used.insert(k.clone());
                         Some(v.clone())
                     }
-                    None => d.as_ref().map(|d| expand(d, &global, df.directives.escape)).transpose().map_err(|e| step_err(ins, &e))?,
+                    None => d
+                        .as_ref()
+                        .map(|d| expand(d, &global, df.directives.escape))
+                        .transpose()
+                        .map_err(|e| step_err(ins, &e))?,
                 };
                 if let Some(v) = v {
                     global.insert(k.clone(), v);
@@ -147,19 +180,28 @@ pub fn build(root: &Path, eo: &EngineOptions, opts: &BuildOptions) -> Result<Str
                         })
                     })
                     .collect();
-                hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::msg("a stage's thread panicked")))).collect()
+                hs.into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::msg("a stage's thread panicked")))
+                    })
+                    .collect()
             });
             for r in results {
                 r?;
             }
         }
     }
-    let mut id = sh.results.lock().unwrap()[target].clone().ok_or_else(|| Error::msg("the target stage made no image"))?;
+    let mut id = sh.results.lock().unwrap()[target]
+        .clone()
+        .ok_or_else(|| Error::msg("the target stage made no image"))?;
     let store = engine.store()?;
     if !opts.labels.is_empty() {
         let img = store.image(&id)?;
         let mut config = img.config_json.clone();
-        let labels = obj(&mut config, "config").entry("Labels").or_insert_with(|| json!({}));
+        let labels = obj(&mut config, "config")
+            .entry("Labels")
+            .or_insert_with(|| json!({}));
         if !labels.is_object() {
             *labels = json!({});
         }
@@ -168,9 +210,20 @@ pub fn build(root: &Path, eo: &EngineOptions, opts: &BuildOptions) -> Result<Str
         }
         id = store.derive(Some(&id), None::<&[u8]>, config)?;
     }
-    let unused: Vec<&String> = opts.build_args.keys().filter(|k| !sh.used_args.lock().unwrap().contains(*k) && !PROXY_ARGS.contains(&k.as_str())).collect();
+    let unused: Vec<&String> = opts
+        .build_args
+        .keys()
+        .filter(|k| !sh.used_args.lock().unwrap().contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .collect();
     if !unused.is_empty() && !opts.quiet {
-        eprintln!("[Warning] one or more build args were not consumed: {}", unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "[Warning] one or more build args were not consumed: {}",
+            unused
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     for t in &opts.tags {
         let r = store.tag(&id, t)?;
@@ -194,7 +247,12 @@ fn obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
 
 fn env_map(config: &Value) -> Vars {
     let mut m = BTreeMap::new();
-    for e in config["config"]["Env"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for e in config["config"]["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         m.insert(k.to_string(), v.to_string());
     }
@@ -209,7 +267,13 @@ fn set_env(config: &mut Value, k: &str, v: &str) {
     }
     let list = env.as_array_mut().expect("array");
     let item = json!(format!("{k}={v}"));
-    match list.iter().position(|e| e.as_str().and_then(|s| s.split_once('=')).map(|(ek, _)| ek == k).unwrap_or(false) || e.as_str() == Some(k)) {
+    match list.iter().position(|e| {
+        e.as_str()
+            .and_then(|s| s.split_once('='))
+            .map(|(ek, _)| ek == k)
+            .unwrap_or(false)
+            || e.as_str() == Some(k)
+    }) {
         Some(i) => list[i] = item,
         None => list.push(item),
     }
@@ -218,14 +282,24 @@ fn set_env(config: &mut Value, k: &str, v: &str) {
 fn shell_of(config: &Value) -> Vec<String> {
     config["config"]["Shell"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect::<Vec<_>>())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
 
 /// Go's %q-ish rendering docker uses in history lines: ["a" "b"].
 fn go_list(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| serde_json::to_string(s).expect("json")).collect::<Vec<_>>().join(" "))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|s| serde_json::to_string(s).expect("json"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
 }
 
 impl Shared<'_> {
@@ -251,7 +325,11 @@ impl Shared<'_> {
 
     /// Variables for expansion: args in scope, then ENV (which wins, as in docker).
     fn vars(&self, st: &State) -> Vars {
-        let mut v: Vars = st.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let mut v: Vars = st
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
         v.extend(env_map(&st.config));
         v
     }
@@ -263,7 +341,12 @@ impl Shared<'_> {
         self.say(&format!("STEP {n}/{}: {}", self.total, stage.from.original));
         let mut st = self.from(engine, i)?;
         // ONBUILD triggers of the base run first, and the new image doesn't inherit them.
-        let triggers: Vec<String> = st.config["config"]["OnBuild"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string)).collect();
+        let triggers: Vec<String> = st.config["config"]["OnBuild"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
         if !triggers.is_empty() {
             obj(&mut st.config, "config").insert("OnBuild".into(), Value::Null);
             for t in triggers {
@@ -295,17 +378,30 @@ impl Shared<'_> {
 
     fn from(&self, engine: &Engine, i: usize) -> Result<State> {
         let stage = &self.df.stages[i];
-        let base = expand(stage.base(), &self.global, self.esc()).map_err(|e| step_err(&stage.from, &e))?;
+        let base = expand(stage.base(), &self.global, self.esc())
+            .map_err(|e| step_err(&stage.from, &e))?;
         let store = engine.store()?;
         let (image, config) = if base.eq_ignore_ascii_case("scratch") {
             let config = json!({"architecture": berth_image::host_arch(), "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
             (None, config)
         } else {
-            let id = match plan::stage_ref(&self.df, &base, i).filter(|_| self.df.stages[..i].iter().any(|s| s.name() == Some(base.to_ascii_lowercase().as_str()))) {
-                Some(d) => self.results.lock().unwrap()[d].clone().ok_or_else(|| Error::msg(format!("stage {base} was not built")))?,
+            let id = match plan::stage_ref(&self.df, &base, i).filter(|_| {
+                self.df.stages[..i]
+                    .iter()
+                    .any(|s| s.name() == Some(base.to_ascii_lowercase().as_str()))
+            }) {
+                Some(d) => self.results.lock().unwrap()[d]
+                    .clone()
+                    .ok_or_else(|| Error::msg(format!("stage {base} was not built")))?,
                 None => {
                     if matches!(self.opts.pull.as_str(), "always" | "true" | "newer") {
-                        return Err(step_err(&stage.from, &format!("--pull={}: pulling {base} from a registry is not supported yet", self.opts.pull)));
+                        return Err(step_err(
+                            &stage.from,
+                            &format!(
+                                "--pull={}: pulling {base} from a registry is not supported yet",
+                                self.opts.pull
+                            ),
+                        ));
                     }
                     store.resolve(&base).map_err(|e| {
                         if e.kind() == berth_image::ErrorKind::NotFound {
@@ -320,13 +416,23 @@ impl Shared<'_> {
             let img = store.image(&id)?;
             (Some(id), img.config_json)
         };
-        Ok(State { image, config, args: BTreeMap::new(), cmd_set: false })
+        Ok(State {
+            image,
+            config,
+            args: BTreeMap::new(),
+            cmd_set: false,
+        })
     }
 
     /// The ARG values RUN sees as environment (not overriding ENV), proxies included.
     fn run_env(&self, st: &State) -> Vec<(String, String)> {
         let env = env_map(&st.config);
-        let mut v: Vec<(String, String)> = st.args.iter().filter_map(|(k, val)| val.clone().map(|val| (k.clone(), val))).filter(|(k, _)| !env.contains_key(k)).collect();
+        let mut v: Vec<(String, String)> = st
+            .args
+            .iter()
+            .filter_map(|(k, val)| val.clone().map(|val| (k.clone(), val)))
+            .filter(|(k, _)| !env.contains_key(k))
+            .collect();
         for p in PROXY_ARGS {
             if let Some(val) = self.opts.build_args.get(*p) {
                 if !st.args.contains_key(*p) && !env.contains_key(*p) {
@@ -338,7 +444,9 @@ impl Shared<'_> {
     }
 
     fn parent_key(st: &State) -> String {
-        st.image.clone().unwrap_or_else(|| format!("scratch:{}", st.config))
+        st.image
+            .clone()
+            .unwrap_or_else(|| format!("scratch:{}", st.config))
     }
 
     /// Looks `key` up; on a hit the state moves to the cached image.
@@ -346,8 +454,12 @@ impl Shared<'_> {
         if self.opts.no_cache {
             return Ok(false);
         }
-        let Some(id) = self.cache.get(key) else { return Ok(false) };
-        let Ok(img) = engine.store()?.image(&id) else { return Ok(false) };
+        let Some(id) = self.cache.get(key) else {
+            return Ok(false);
+        };
+        let Ok(img) = engine.store()?.image(&id) else {
+            return Ok(false);
+        };
         // The layers must still be there (a prune may have taken them).
         if !img.layer_dirs().iter().all(|d| d.is_dir()) {
             return Ok(false);
@@ -384,7 +496,13 @@ impl Shared<'_> {
     }
 
     /// A metadata step: `change` edits a copy of the config; one config-only image.
-    fn meta(&self, engine: &Engine, st: &mut State, desc: &str, change: impl FnOnce(&mut Value)) -> Result<()> {
+    fn meta(
+        &self,
+        engine: &Engine,
+        st: &mut State,
+        desc: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Result<()> {
         let key = cache::key(&["meta", &Self::parent_key(st), desc]);
         if self.cached(engine, st, &key)? {
             return Ok(());
@@ -392,7 +510,9 @@ impl Shared<'_> {
         let mut config = st.config.clone();
         change(&mut config);
         Self::history(&mut config, &format!("/bin/sh -c #(nop)  {desc}"), true);
-        let id = engine.store()?.derive(st.image.as_deref(), None::<&[u8]>, config.clone())?;
+        let id = engine
+            .store()?
+            .derive(st.image.as_deref(), None::<&[u8]>, config.clone())?;
         self.made(st, &key, id, config);
         Ok(())
     }
@@ -423,7 +543,13 @@ impl Shared<'_> {
                 for (k, v) in pairs {
                     set.push((x(k)?, x(v)?));
                 }
-                let desc = format!("ENV {}", set.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+                let desc = format!(
+                    "ENV {}",
+                    set.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
                 self.meta(engine, st, &desc, |c| {
                     for (k, v) in &set {
                         set_env(c, k, v);
@@ -435,9 +561,17 @@ impl Shared<'_> {
                 for (k, v) in pairs {
                     set.push((x(k)?, x(v)?));
                 }
-                let desc = format!("LABEL {}", set.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+                let desc = format!(
+                    "LABEL {}",
+                    set.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
                 self.meta(engine, st, &desc, |c| {
-                    let l = obj(c, "config").entry("Labels").or_insert_with(|| json!({}));
+                    let l = obj(c, "config")
+                        .entry("Labels")
+                        .or_insert_with(|| json!({}));
                     if !l.is_object() {
                         *l = json!({});
                     }
@@ -448,8 +582,15 @@ impl Shared<'_> {
             }
             Inst::Workdir(p) => {
                 let p = x(p)?;
-                let cur = st.config["config"]["WorkingDir"].as_str().unwrap_or("").to_string();
-                let joined = if p.starts_with('/') { p } else { format!("{}/{p}", if cur.is_empty() { "/" } else { &cur }) };
+                let cur = st.config["config"]["WorkingDir"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let joined = if p.starts_with('/') {
+                    p
+                } else {
+                    format!("{}/{p}", if cur.is_empty() { "/" } else { &cur })
+                };
                 let clean = format!("/{}", components(&joined).join("/"));
                 self.meta(engine, st, &format!("WORKDIR {clean}"), |c| {
                     obj(c, "config").insert("WorkingDir".into(), json!(clean));
@@ -464,7 +605,11 @@ impl Shared<'_> {
             Inst::StopSignal(s) => {
                 let s = x(s)?;
                 let upper = s.to_ascii_uppercase();
-                let known = s.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n)) || upper.trim_start_matches("SIG").chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-');
+                let known = s.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n))
+                    || upper
+                        .trim_start_matches("SIG")
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-');
                 if !known || s.is_empty() {
                     return Err(step_err(ins, &format!("invalid signal {s:?}")));
                 }
@@ -494,14 +639,26 @@ impl Shared<'_> {
                 if is_cmd {
                     st.cmd_set = true;
                 }
-                self.meta(engine, st, &format!("{} {}", field.to_ascii_uppercase(), go_list(&v)), |c| {
-                    let o = obj(c, "config");
-                    o.insert(field.into(), if v.is_empty() && !is_cmd { Value::Null } else { json!(v) });
-                    // docker: an ENTRYPOINT resets a CMD inherited from the base image.
-                    if reset_cmd {
-                        o.insert("Cmd".into(), Value::Null);
-                    }
-                })
+                self.meta(
+                    engine,
+                    st,
+                    &format!("{} {}", field.to_ascii_uppercase(), go_list(&v)),
+                    |c| {
+                        let o = obj(c, "config");
+                        o.insert(
+                            field.into(),
+                            if v.is_empty() && !is_cmd {
+                                Value::Null
+                            } else {
+                                json!(v)
+                            },
+                        );
+                        // docker: an ENTRYPOINT resets a CMD inherited from the base image.
+                        if reset_cmd {
+                            o.insert("Cmd".into(), Value::Null);
+                        }
+                    },
+                )
             }
             Inst::Expose(ports) => {
                 let mut list = Vec::new();
@@ -523,7 +680,9 @@ impl Shared<'_> {
                     }
                 }
                 self.meta(engine, st, &format!("EXPOSE {}", list.join(" ")), |c| {
-                    let o = obj(c, "config").entry("ExposedPorts").or_insert_with(|| json!({}));
+                    let o = obj(c, "config")
+                        .entry("ExposedPorts")
+                        .or_insert_with(|| json!({}));
                     if !o.is_object() {
                         *o = json!({});
                     }
@@ -538,7 +697,9 @@ impl Shared<'_> {
                     list.push(x(v)?);
                 }
                 self.meta(engine, st, &format!("VOLUME {}", go_list(&list)), |c| {
-                    let o = obj(c, "config").entry("Volumes").or_insert_with(|| json!({}));
+                    let o = obj(c, "config")
+                        .entry("Volumes")
+                        .or_insert_with(|| json!({}));
                     if !o.is_object() {
                         *o = json!({});
                     }
@@ -565,7 +726,12 @@ impl Shared<'_> {
                     Some(Command::Shell(s)) => vec!["CMD-SHELL".into(), s.clone()],
                 };
                 hc.insert("Test".into(), json!(test));
-                for (flag, field) in [("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"), ("start-interval", "StartInterval")] {
+                for (flag, field) in [
+                    ("interval", "Interval"),
+                    ("timeout", "Timeout"),
+                    ("start-period", "StartPeriod"),
+                    ("start-interval", "StartInterval"),
+                ] {
                     if let Some(d) = h.flags.get(flag) {
                         let ns = crate::lex::duration_ns(d).map_err(|e| step_err(ins, &e))?;
                         if ns != 0 {
@@ -584,7 +750,9 @@ impl Shared<'_> {
             Inst::Onbuild(inner) => {
                 let trigger = inner.original.clone();
                 self.meta(engine, st, &format!("ONBUILD {trigger}"), |c| {
-                    let o = obj(c, "config").entry("OnBuild").or_insert_with(|| json!([]));
+                    let o = obj(c, "config")
+                        .entry("OnBuild")
+                        .or_insert_with(|| json!([]));
                     if !o.is_array() {
                         *o = json!([]);
                     }
@@ -592,26 +760,45 @@ impl Shared<'_> {
                 })
             }
             Inst::Run { cmd, heredocs } => self.run(engine, st, ins, cmd, heredocs),
-            Inst::Copy { add, srcs, dest, heredocs } => self.copy(engine, st, ins, *add, srcs, dest, heredocs),
+            Inst::Copy {
+                add,
+                srcs,
+                dest,
+                heredocs,
+            } => self.copy(engine, st, ins, *add, srcs, dest, heredocs),
         }
     }
 
     // ---- RUN -------------------------------------------------------------------------------
 
-    fn run(&self, engine: &Engine, st: &mut State, ins: &Instruction, cmd: &Command, heredocs: &[parser::Heredoc]) -> Result<()> {
+    fn run(
+        &self,
+        engine: &Engine,
+        st: &mut State,
+        ins: &Instruction,
+        cmd: &Command,
+        heredocs: &[parser::Heredoc],
+    ) -> Result<()> {
         let argv: Vec<String> = match cmd {
             Command::Exec(v) => v.clone(),
             Command::Shell(s) => {
                 let mut v = shell_of(&st.config);
                 let bare = heredocs.len() == 1 && {
                     let t = s.trim();
-                    t.starts_with("<<") && t.trim_start_matches('<').trim_start_matches('-').trim_matches(|c| c == '"' || c == '\'') == heredocs[0].name
+                    t.starts_with("<<")
+                        && t.trim_start_matches('<')
+                            .trim_start_matches('-')
+                            .trim_matches(|c| c == '"' || c == '\'')
+                            == heredocs[0].name
                 };
                 if bare {
                     // RUN <<EOF alone: the heredoc is the script.
                     let body = &heredocs[0].content;
                     if body.starts_with("#!") {
-                        let interp: Vec<String> = body.lines().next().unwrap_or("")[2..].split_whitespace().map(str::to_string).collect();
+                        let interp: Vec<String> = body.lines().next().unwrap_or("")[2..]
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect();
                         v = interp;
                         v.push("-c".into());
                     }
@@ -638,35 +825,80 @@ impl Shared<'_> {
             Some("default") | None => self.opts.network.clone(),
             Some(n) => n.to_string(),
         };
-        let shown_args: Vec<String> = env.iter().filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str())).map(|(k, v)| format!("{k}={v}")).collect();
-        let created_by = if shown_args.is_empty() { argv.join(" ") } else { format!("|{} {} {}", shown_args.len(), shown_args.join(" "), argv.join(" ")) };
-        let key = cache::key(&["run", &Self::parent_key(st), &json!(argv).to_string(), &shown_args.join("\n"), &format!("{mounts:?}"), &network]);
+        let shown_args: Vec<String> = env
+            .iter()
+            .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let created_by = if shown_args.is_empty() {
+            argv.join(" ")
+        } else {
+            format!(
+                "|{} {} {}",
+                shown_args.len(),
+                shown_args.join(" "),
+                argv.join(" ")
+            )
+        };
+        let key = cache::key(&[
+            "run",
+            &Self::parent_key(st),
+            &json!(argv).to_string(),
+            &shown_args.join("\n"),
+            &format!("{mounts:?}"),
+            &network,
+        ]);
         if self.cached(engine, st, &key)? {
             return Ok(());
         }
         let Some(parent) = st.image.clone() else {
-            return Err(step_err(ins, "RUN needs a base image with a shell (this stage is FROM scratch)"));
+            return Err(step_err(
+                ins,
+                "RUN needs a base image with a shell (this stage is FROM scratch)",
+            ));
         };
-        let mut hc = HostConfig { network_mode: network, ..Default::default() };
+        let mut hc = HostConfig {
+            network_mode: network,
+            ..Default::default()
+        };
         let mut bind_mounts = Vec::new();
         let mut tmpfs = BTreeMap::new();
         for m in &mounts {
             match m.kind {
                 MountKind::Tmpfs => {
-                    tmpfs.insert(m.target.clone(), m.size.as_ref().map(|s| format!("size={s}")).unwrap_or_default());
+                    tmpfs.insert(
+                        m.target.clone(),
+                        m.size
+                            .as_ref()
+                            .map(|s| format!("size={s}"))
+                            .unwrap_or_default(),
+                    );
                 }
                 MountKind::Cache => {
                     let id = m.id.clone().unwrap_or_else(|| m.target.clone());
-                    let dir = self.root.join("build/cache-mounts").join(cache::key(&[&id]));
+                    let dir = self
+                        .root
+                        .join("build/cache-mounts")
+                        .join(cache::key(&[&id]));
                     if !dir.exists() {
-                        std::fs::create_dir_all(&dir).map_err(|e| Error::msg(format!("create cache mount {}: {e}", dir.display())))?;
-                        let c = std::ffi::CString::new(dir.as_os_str().to_string_lossy().as_bytes()).expect("path");
+                        std::fs::create_dir_all(&dir).map_err(|e| {
+                            Error::msg(format!("create cache mount {}: {e}", dir.display()))
+                        })?;
+                        let c =
+                            std::ffi::CString::new(dir.as_os_str().to_string_lossy().as_bytes())
+                                .expect("path");
                         unsafe {
                             libc::chmod(c.as_ptr(), m.mode.unwrap_or(0o755));
                             libc::chown(c.as_ptr(), m.uid.unwrap_or(0), m.gid.unwrap_or(0));
                         }
                     }
-                    bind_mounts.push(berth_engine::model::Mount { typ: "bind".into(), source: dir.to_string_lossy().into_owned(), target: m.target.clone(), read_only: m.read_only, ..Default::default() });
+                    bind_mounts.push(berth_engine::model::Mount {
+                        typ: "bind".into(),
+                        source: dir.to_string_lossy().into_owned(),
+                        target: m.target.clone(),
+                        read_only: m.read_only,
+                        ..Default::default()
+                    });
                 }
                 MountKind::Bind => {
                     if m.from.is_some() {
@@ -675,9 +907,18 @@ impl Shared<'_> {
                     let rel = components(m.source.as_deref().unwrap_or(".")).join("/");
                     let src = self.ctx.root.join(&rel);
                     if !src.exists() {
-                        return Err(step_err(ins, &format!("--mount source {rel:?} not found in the build context")));
+                        return Err(step_err(
+                            ins,
+                            &format!("--mount source {rel:?} not found in the build context"),
+                        ));
                     }
-                    bind_mounts.push(berth_engine::model::Mount { typ: "bind".into(), source: src.to_string_lossy().into_owned(), target: m.target.clone(), read_only: m.read_only, ..Default::default() });
+                    bind_mounts.push(berth_engine::model::Mount {
+                        typ: "bind".into(),
+                        source: src.to_string_lossy().into_owned(),
+                        target: m.target.clone(),
+                        read_only: m.read_only,
+                        ..Default::default()
+                    });
                 }
             }
         }
@@ -687,7 +928,10 @@ impl Shared<'_> {
         if !tmpfs.is_empty() {
             hc.tmpfs = Some(tmpfs);
         }
-        let workdir = st.config["config"]["WorkingDir"].as_str().filter(|w| !w.is_empty()).map(str::to_string);
+        let workdir = st.config["config"]["WorkingDir"]
+            .as_str()
+            .filter(|w| !w.is_empty())
+            .map(str::to_string);
         let co = CreateOptions {
             image: parent.clone(),
             cmd: argv.clone(),
@@ -699,10 +943,24 @@ impl Shared<'_> {
             host_config: hc,
             ..Default::default()
         };
-        let c = engine.create(&co).map_err(|e| step_err(ins, &e.to_string()))?;
-        let guard = ContainerGuard { engine, id: c.id.clone(), running: self.running.clone() };
+        let c = engine
+            .create(&co)
+            .map_err(|e| step_err(ins, &e.to_string()))?;
+        let guard = ContainerGuard {
+            engine,
+            id: c.id.clone(),
+            running: self.running.clone(),
+        };
         self.running.lock().unwrap().push(c.id.clone());
-        let attach = engine.start(&c.id, &StartOptions { attach: true, stdin: false }).map_err(|e| step_err(ins, &e.to_string()))?;
+        let attach = engine
+            .start(
+                &c.id,
+                &StartOptions {
+                    attach: true,
+                    stdin: false,
+                },
+            )
+            .map_err(|e| step_err(ins, &e.to_string()))?;
         let code = match attach {
             Some(a) => self.pump(engine, &c.id, a)?,
             None => engine.wait(&c.id)?,
@@ -722,7 +980,9 @@ impl Shared<'_> {
         let store = engine.store()?;
         let mut with_layer = config.clone();
         Self::history(&mut with_layer, &created_by, false);
-        let made = engine.layer(&c.id, |r| Ok(store.derive(Some(&parent), Some(r), with_layer.clone())?))?;
+        let made = engine.layer(&c.id, |r| {
+            Ok(store.derive(Some(&parent), Some(r), with_layer.clone())?)
+        })?;
         let id = match made {
             Some(id) => {
                 config = with_layer;
@@ -746,7 +1006,11 @@ impl Shared<'_> {
         let mut chunk = vec![0u8; 32 * 1024];
         let mut killed = false;
         loop {
-            let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
             let r = unsafe { libc::poll(&mut p, 1, 200) };
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 return Err(Error::msg(format!("poll: {}", io::Error::last_os_error())));
@@ -764,7 +1028,9 @@ impl Shared<'_> {
                 if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                     continue;
                 }
-                return Err(Error::msg("lost the connection to the RUN container's monitor"));
+                return Err(Error::msg(
+                    "lost the connection to the RUN container's monitor",
+                ));
             }
             buf.extend_from_slice(&chunk[..n as usize]);
             while let Some((kind, payload)) = take_frame(&mut buf) {
@@ -779,7 +1045,11 @@ impl Shared<'_> {
                             let _ = io::stderr().lock().write_all(&payload);
                         }
                     }
-                    EXIT if payload.len() >= 4 => return Ok(i32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]])),
+                    EXIT if payload.len() >= 4 => {
+                        return Ok(i32::from_le_bytes([
+                            payload[0], payload[1], payload[2], payload[3],
+                        ]))
+                    }
                     _ => {}
                 }
             }
@@ -789,7 +1059,16 @@ impl Shared<'_> {
     // ---- COPY / ADD ------------------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    fn copy(&self, engine: &Engine, st: &mut State, ins: &Instruction, add: bool, srcs: &[String], dest: &str, heredocs: &[parser::Heredoc]) -> Result<()> {
+    fn copy(
+        &self,
+        engine: &Engine,
+        st: &mut State,
+        ins: &Instruction,
+        add: bool,
+        srcs: &[String],
+        dest: &str,
+        heredocs: &[parser::Heredoc],
+    ) -> Result<()> {
         let vars = self.vars(st);
         let esc = self.esc();
         let x = |s: &str| expand(s, &vars, esc).map_err(|e| step_err(ins, &e));
@@ -797,30 +1076,62 @@ impl Shared<'_> {
         let store = engine.store()?;
         let parent_img = st.image.as_deref().map(|i| store.image(i)).transpose()?;
         let image = Layers::new(match &parent_img {
-            Some(i) if store.driver() == berth_image::Driver::Vfs => i.layer_dirs().last().cloned().into_iter().collect(),
+            Some(i) if store.driver() == berth_image::Driver::Vfs => {
+                i.layer_dirs().last().cloned().into_iter().collect()
+            }
             Some(i) => i.layer_dirs(),
             None => Vec::new(),
         });
         // Destination: relative to WORKDIR; a trailing slash means a directory.
         let dest = x(dest)?;
-        let workdir = st.config["config"]["WorkingDir"].as_str().unwrap_or("").to_string();
-        let abs = if dest.starts_with('/') { dest.clone() } else { format!("{}/{dest}", if workdir.is_empty() { "" } else { &workdir }) };
+        let workdir = st.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", if workdir.is_empty() { "" } else { &workdir })
+        };
         let dest_slash = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
         let (dparts, dentry) = image.resolve(&abs, true);
         let dest_is_dir = dest_slash || dentry.as_ref().is_some_and(|e| e.meta.is_dir());
         let dest_path = dparts.join("/");
         let perms = Perms {
-            owner: ins.flags.get("chown").map(|c| x(c).and_then(|c| self.owner(&image, &c).map_err(|e| step_err(ins, &e)))).transpose()?,
+            owner: ins
+                .flags
+                .get("chown")
+                .map(|c| x(c).and_then(|c| self.owner(&image, &c).map_err(|e| step_err(ins, &e))))
+                .transpose()?,
             chmod: ins
                 .flags
                 .get("chmod")
-                .map(|m| u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| step_err(ins, &format!("invalid --chmod {m:?}: an octal mode is expected"))))
+                .map(|m| {
+                    u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| {
+                            step_err(
+                                ins,
+                                &format!("invalid --chmod {m:?}: an octal mode is expected"),
+                            )
+                        })
+                })
                 .transpose()?,
         };
-        let join = |dir: &str, name: &str| if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
+        let join = |dir: &str, name: &str| {
+            if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            }
+        };
         let mut plan = Plan::default();
         let mut from_desc = String::new();
-        let mtime_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mtime_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let (uid, gid) = perms.owner.unwrap_or((0, 0));
         let mut count = 0;
         let mut tmp_files: Vec<tempfile_path::TempPath> = Vec::new();
@@ -828,10 +1139,32 @@ impl Shared<'_> {
         // Heredoc sources: files named after the delimiter.
         let mut rest: Vec<String> = Vec::new();
         for s in srcs {
-            if let Some(h) = s.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(|c| c == '"' || c == '\'')).and_then(|n| heredocs.iter().find(|h| h.name == n)) {
-                let content = if h.expand { x(&h.content)? } else { h.content.clone() };
-                let target = if dest_is_dir || srcs.len() > 1 { join(&dest_path, &h.name) } else { dest_path.clone() };
-                plan.items.push(Item { dest: target, data: Data::Bytes(content.into_bytes()), mode: perms.chmod.unwrap_or(0o644), uid, gid, mtime: mtime_now });
+            if let Some(h) = s
+                .strip_prefix("<<")
+                .map(|n| {
+                    n.trim_start_matches('-')
+                        .trim_matches(|c| c == '"' || c == '\'')
+                })
+                .and_then(|n| heredocs.iter().find(|h| h.name == n))
+            {
+                let content = if h.expand {
+                    x(&h.content)?
+                } else {
+                    h.content.clone()
+                };
+                let target = if dest_is_dir || srcs.len() > 1 {
+                    join(&dest_path, &h.name)
+                } else {
+                    dest_path.clone()
+                };
+                plan.items.push(Item {
+                    dest: target,
+                    data: Data::Bytes(content.into_bytes()),
+                    mode: perms.chmod.unwrap_or(0o644),
+                    uid,
+                    gid,
+                    mtime: mtime_now,
+                });
                 count += 1;
             } else {
                 rest.push(x(s)?);
@@ -839,54 +1172,119 @@ impl Shared<'_> {
         }
         if let Some(from) = ins.flags.get("from") {
             let from = x(from)?;
-            let idx = plan::stage_ref(&self.df, &from, self.df.stages.iter().position(|s| s.steps.iter().any(|i| std::ptr::eq(i, ins))).unwrap_or(self.df.stages.len()));
+            let idx = plan::stage_ref(
+                &self.df,
+                &from,
+                self.df
+                    .stages
+                    .iter()
+                    .position(|s| s.steps.iter().any(|i| std::ptr::eq(i, ins)))
+                    .unwrap_or(self.df.stages.len()),
+            );
             let id = match idx {
-                Some(d) => self.results.lock().unwrap()[d].clone().ok_or_else(|| step_err(ins, &format!("stage {from} was not built")))?,
-                None => store.resolve(&from).map_err(|_| step_err(ins, &format!("--from={from}: no such stage or image in the store")))?.id,
+                Some(d) => self.results.lock().unwrap()[d]
+                    .clone()
+                    .ok_or_else(|| step_err(ins, &format!("stage {from} was not built")))?,
+                None => {
+                    store
+                        .resolve(&from)
+                        .map_err(|_| {
+                            step_err(
+                                ins,
+                                &format!("--from={from}: no such stage or image in the store"),
+                            )
+                        })?
+                        .id
+                }
             };
             let img = store.image(&id)?;
-            let src = Layers::new(if store.driver() == berth_image::Driver::Vfs { img.layer_dirs().last().cloned().into_iter().collect() } else { img.layer_dirs() });
+            let src = Layers::new(if store.driver() == berth_image::Driver::Vfs {
+                img.layer_dirs().last().cloned().into_iter().collect()
+            } else {
+                img.layer_dirs()
+            });
             from_desc = id.clone();
             for s in &rest {
                 if crate::ignore::has_glob(s) {
-                    return Err(step_err(ins, &format!("--from with a wildcard source ({s}) is not supported")));
+                    return Err(step_err(
+                        ins,
+                        &format!("--from with a wildcard source ({s}) is not supported"),
+                    ));
                 }
                 let (parts, e) = src.resolve(s, true);
                 let e = e.ok_or_else(|| step_err(ins, &format!("\"{s}\": not found in {from}")))?;
                 count += 1;
                 if e.meta.is_dir() {
                     if dentry.is_none() {
-                        plan.items.push(Item { dest: dest_path.clone(), data: Data::Dir, mode: 0o755, uid, gid, mtime: e.meta.mtime().max(0) as u64 });
+                        plan.items.push(Item {
+                            dest: dest_path.clone(),
+                            data: Data::Dir,
+                            mode: 0o755,
+                            uid,
+                            gid,
+                            mtime: e.meta.mtime().max(0) as u64,
+                        });
                     }
-                    copy::add_from_image(&mut plan, &src, &parts, &dest_path, perms, true).map_err(|e| step_err(ins, &e.to_string()))?;
+                    copy::add_from_image(&mut plan, &src, &parts, &dest_path, perms, true)
+                        .map_err(|e| step_err(ins, &e.to_string()))?;
                 } else {
                     let name = parts.last().cloned().unwrap_or_default();
-                    let target = if dest_is_dir { join(&dest_path, &name) } else { dest_path.clone() };
-                    copy::add_from_image(&mut plan, &src, &parts, &target, perms, false).map_err(|e| step_err(ins, &e.to_string()))?;
+                    let target = if dest_is_dir {
+                        join(&dest_path, &name)
+                    } else {
+                        dest_path.clone()
+                    };
+                    copy::add_from_image(&mut plan, &src, &parts, &target, perms, false)
+                        .map_err(|e| step_err(ins, &e.to_string()))?;
                 }
             }
         } else {
             for s in &rest {
                 if add && (s.starts_with("http://") || s.starts_with("https://")) {
-                    let path = crate::context::fetch(s, &self.root).map_err(|e| step_err(ins, &e))?;
+                    let path =
+                        crate::context::fetch(s, &self.root).map_err(|e| step_err(ins, &e))?;
                     if let Some(sum) = ins.flags.get("checksum") {
                         verify_checksum(&path, sum).map_err(|e| step_err(ins, &e))?;
                     }
-                    let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("download").split(['?', '#']).next().unwrap_or("download").to_string();
-                    let target = if dest_is_dir { join(&dest_path, &name) } else { dest_path.clone() };
-                    plan.items.push(Item { dest: target, data: Data::File(path.to_path_buf()), mode: perms.chmod.unwrap_or(0o600), uid, gid, mtime: mtime_now });
+                    let name = s
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("download")
+                        .split(['?', '#'])
+                        .next()
+                        .unwrap_or("download")
+                        .to_string();
+                    let target = if dest_is_dir {
+                        join(&dest_path, &name)
+                    } else {
+                        dest_path.clone()
+                    };
+                    plan.items.push(Item {
+                        dest: target,
+                        data: Data::File(path.to_path_buf()),
+                        mode: perms.chmod.unwrap_or(0o600),
+                        uid,
+                        gid,
+                        mtime: mtime_now,
+                    });
                     tmp_files.push(path);
                     count += 1;
                     continue;
                 }
-                let found = self.ctx.sources(s).map_err(|e| step_err(ins, &e.to_string()))?;
+                let found = self
+                    .ctx
+                    .sources(s)
+                    .map_err(|e| step_err(ins, &e.to_string()))?;
                 let skip = |r: &str| self.ctx.excluded(r);
                 for (host, rel) in found {
                     count += 1;
-                    let m = std::fs::symlink_metadata(&host).map_err(|e| step_err(ins, &e.to_string()))?;
+                    let m = std::fs::symlink_metadata(&host)
+                        .map_err(|e| step_err(ins, &e.to_string()))?;
                     if m.is_dir() {
                         let before = plan.items.len();
-                        copy::add_host(&mut plan, &host, &rel, &dest_path, perms, &skip).map_err(|e| step_err(ins, &e.to_string()))?;
+                        copy::add_host(&mut plan, &host, &rel, &dest_path, perms, &skip)
+                            .map_err(|e| step_err(ins, &e.to_string()))?;
                         // The directory's contents go into DEST; DEST itself is made only when missing.
                         if dentry.is_some() {
                             plan.items.remove(before);
@@ -895,29 +1293,70 @@ impl Shared<'_> {
                         }
                         continue;
                     }
-                    if add && m.is_file() && add_checksum_ok(ins, &host)? && copy::open_archive(&host).ok().flatten().is_some() {
-                        plan.items.push(Item { dest: dest_path.clone(), data: Data::Archive(host.clone()), mode: 0o755, uid, gid, mtime: mtime_now });
+                    if add
+                        && m.is_file()
+                        && add_checksum_ok(ins, &host)?
+                        && copy::open_archive(&host).ok().flatten().is_some()
+                    {
+                        plan.items.push(Item {
+                            dest: dest_path.clone(),
+                            data: Data::Archive(host.clone()),
+                            mode: 0o755,
+                            uid,
+                            gid,
+                            mtime: mtime_now,
+                        });
                         continue;
                     }
                     let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-                    let target = if dest_is_dir { join(&dest_path, &name) } else { dest_path.clone() };
-                    copy::add_host(&mut plan, &host, &rel, &target, perms, &skip).map_err(|e| step_err(ins, &e.to_string()))?;
+                    let target = if dest_is_dir {
+                        join(&dest_path, &name)
+                    } else {
+                        dest_path.clone()
+                    };
+                    copy::add_host(&mut plan, &host, &rel, &target, perms, &skip)
+                        .map_err(|e| step_err(ins, &e.to_string()))?;
                 }
             }
         }
         if count > 1 && !dest_is_dir {
             return Err(step_err(ins, &format!("when using {kw} with more than one source file, the destination must be a directory and end with a /")));
         }
-        let digest = plan.digest().map_err(|e| step_err(ins, &format!("read sources: {e}")))?;
+        let digest = plan
+            .digest()
+            .map_err(|e| step_err(ins, &format!("read sources: {e}")))?;
         let flags = format!("{:?}", perms);
-        let key = cache::key(&["copy", kw, &Self::parent_key(st), &dest_path, &flags, &from_desc, &digest]);
+        let key = cache::key(&[
+            "copy",
+            kw,
+            &Self::parent_key(st),
+            &dest_path,
+            &flags,
+            &from_desc,
+            &digest,
+        ]);
         if self.cached(engine, st, &key)? {
             return Ok(());
         }
-        let kind = if from_desc.is_empty() { if count == 1 && plan.items.len() == 1 { "file" } else { "dir" } } else { "multi" };
+        let kind = if from_desc.is_empty() {
+            if count == 1 && plan.items.len() == 1 {
+                "file"
+            } else {
+                "dir"
+            }
+        } else {
+            "multi"
+        };
         let mut config = st.config.clone();
-        Self::history(&mut config, &format!("/bin/sh -c #(nop) {kw} {kind}:{digest} in /{dest_path} "), false);
-        let id = write_through(&plan, &image, |r| Ok(store.derive(st.image.as_deref(), Some(r), config.clone())?)).map_err(|e| step_err(ins, &e.to_string()))?;
+        Self::history(
+            &mut config,
+            &format!("/bin/sh -c #(nop) {kw} {kind}:{digest} in /{dest_path} "),
+            false,
+        );
+        let id = write_through(&plan, &image, |r| {
+            Ok(store.derive(st.image.as_deref(), Some(r), config.clone())?)
+        })
+        .map_err(|e| step_err(ins, &e.to_string()))?;
         drop(tmp_files);
         self.made(st, &key, id, config);
         Ok(())
@@ -930,12 +1369,17 @@ impl Shared<'_> {
             None => (spec, None),
         };
         let lookup = |file: &str, name: &str| -> std::result::Result<(u32, u32), String> {
-            let e = image.resolve(file, true).1.ok_or_else(|| format!("unable to find {name:?}: no {file} in the image"))?;
+            let e = image
+                .resolve(file, true)
+                .1
+                .ok_or_else(|| format!("unable to find {name:?}: no {file} in the image"))?;
             let text = std::fs::read_to_string(&e.host).unwrap_or_default();
             for l in text.lines() {
                 let f: Vec<&str> = l.split(':').collect();
                 if f.len() >= 4 && f[0] == name {
-                    let id = f[2].parse().map_err(|_| format!("bad {file} entry for {name}"))?;
+                    let id = f[2]
+                        .parse()
+                        .map_err(|_| format!("bad {file} entry for {name}"))?;
                     let gid = f[3].parse().unwrap_or(id);
                     return Ok((id, gid));
                 }
@@ -947,7 +1391,13 @@ impl Shared<'_> {
             Err(_) => lookup("/etc/passwd", u)?,
         };
         let gid = match g {
-            None => if u.parse::<u32>().is_ok() { uid } else { primary },
+            None => {
+                if u.parse::<u32>().is_ok() {
+                    uid
+                } else {
+                    primary
+                }
+            }
             Some(g) => match g.parse::<u32>() {
                 Ok(n) => n,
                 Err(_) => lookup("/etc/group", g)?.0,
@@ -967,7 +1417,9 @@ fn add_checksum_ok(ins: &Instruction, host: &Path) -> Result<bool> {
 fn verify_checksum(p: &Path, want: &str) -> std::result::Result<(), String> {
     use sha2::Digest;
     let Some(hexwant) = want.strip_prefix("sha256:") else {
-        return Err(format!("unsupported checksum {want:?}: sha256:<hex> is expected"));
+        return Err(format!(
+            "unsupported checksum {want:?}: sha256:<hex> is expected"
+        ));
     };
     let mut f = std::fs::File::open(p).map_err(|e| e.to_string())?;
     let mut h = sha2::Sha256::new();
@@ -981,16 +1433,25 @@ fn verify_checksum(p: &Path, want: &str) -> std::result::Result<(), String> {
     }
     let got = hex::encode(h.finalize());
     if got != hexwant {
-        return Err(format!("checksum mismatch: expected sha256:{hexwant}, got sha256:{got}"));
+        return Err(format!(
+            "checksum mismatch: expected sha256:{hexwant}, got sha256:{got}"
+        ));
     }
     Ok(())
 }
 
 /// Writes `plan`'s tar through a pipe into `sink`; the reader fails instead of ending early
 /// when writing failed, so a half tar never becomes a layer.
-fn write_through<T>(plan: &Plan, image: &Layers, sink: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
-    let (out, written) = berth_archive::piped(|w| plan.write(image, io::BufWriter::with_capacity(1 << 20, w)), sink)
-        .map_err(|e| Error::msg(format!("write the layer: {e}")))?;
+fn write_through<T>(
+    plan: &Plan,
+    image: &Layers,
+    sink: impl FnOnce(&mut dyn Read) -> Result<T>,
+) -> Result<T> {
+    let (out, written) = berth_archive::piped(
+        |w| plan.write(image, io::BufWriter::with_capacity(1 << 20, w)),
+        sink,
+    )
+    .map_err(|e| Error::msg(format!("write the layer: {e}")))?;
     // The writer's own error says why; the reader's is only its echo.
     written.map_err(|e| Error::msg(format!("write the layer: {e}")))?;
     out
@@ -1035,7 +1496,13 @@ fn watch_signals(root: &Path, eo: &EngineOptions, running: Arc<Mutex<Vec<String>
     let eo = eo.clone();
     std::thread::spawn(move || {
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), std::mem::size_of_val(&info)) };
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                std::mem::size_of_val(&info),
+            )
+        };
         if n <= 0 {
             return;
         }

@@ -44,7 +44,10 @@ impl Ignore {
             if p.is_empty() {
                 continue;
             }
-            patterns.push(Pattern { parts: p.split('/').map(str::to_string).collect(), exclusion });
+            patterns.push(Pattern {
+                parts: p.split('/').map(str::to_string).collect(),
+                exclusion,
+            });
         }
         Ignore { patterns }
     }
@@ -87,7 +90,11 @@ fn match_parts(pat: &[String], path: &[&str]) -> bool {
     match pat.first() {
         None => path.is_empty(),
         Some(p) if p == "**" => (0..=path.len()).any(|n| match_parts(&pat[1..], &path[n..])),
-        Some(p) => !path.is_empty() && glob(p.as_bytes(), path[0].as_bytes()) && match_parts(&pat[1..], &path[1..]),
+        Some(p) => {
+            !path.is_empty()
+                && glob(p.as_bytes(), path[0].as_bytes())
+                && match_parts(&pat[1..], &path[1..])
+        }
     }
 }
 
@@ -139,7 +146,11 @@ pub fn glob(p: &[u8], s: &[u8]) -> bool {
 pub fn path_glob(pattern: &str, path: &str) -> bool {
     let pp: Vec<String> = clean(pattern).split('/').map(str::to_string).collect();
     let sp: Vec<&str> = path.split('/').collect();
-    pp.len() == sp.len() && pp.iter().zip(&sp).all(|(p, s)| glob(p.as_bytes(), s.as_bytes()))
+    pp.len() == sp.len()
+        && pp
+            .iter()
+            .zip(&sp)
+            .all(|(p, s)| glob(p.as_bytes(), s.as_bytes()))
 }
 
 pub fn has_glob(s: &str) -> bool {
@@ -152,20 +163,26 @@ mod tests {
 
     #[test]
     fn docker_rules() {
-        let i = Ignore::parse("# comment\n*.log\n!keep.log\nbuild/\n**/tmp\n/secret\ndocs/*.md\n!docs/README.md\n");
+        let i = Ignore::parse(
+            "# comment\n*.log\n!keep.log\nbuild/\n**/tmp\n/secret\ndocs/*.md\n!docs/README.md\n",
+        );
         assert!(i.excluded("a.log") && !i.excluded("keep.log"));
         assert!(!i.excluded("sub/a.log"), "*.log matches at the top only");
         assert!(i.excluded("build") && i.excluded("build/x/y"));
         assert!(i.excluded("tmp") && i.excluded("a/b/tmp") && i.excluded("a/tmp/f"));
         assert!(i.excluded("secret") && i.excluded("./secret"));
-        assert!(i.excluded("docs/x.md") && !i.excluded("docs/README.md") && !i.excluded("docs/x.txt"));
+        assert!(
+            i.excluded("docs/x.md") && !i.excluded("docs/README.md") && !i.excluded("docs/x.txt")
+        );
         assert!(!i.excluded("src/main.rs"));
         let i = Ignore::parse("*\n!src\n");
         assert!(i.excluded("Dockerfile") && !i.excluded("src") && !i.excluded("src/a"));
         let i = Ignore::parse("**/*.o\n");
         assert!(i.excluded("a.o") && i.excluded("x/y/a.o"));
         let i = Ignore::parse("f[0-9].txt\nq?\n");
-        assert!(i.excluded("f1.txt") && !i.excluded("fa.txt") && i.excluded("qa") && !i.excluded("qab"));
+        assert!(
+            i.excluded("f1.txt") && !i.excluded("fa.txt") && i.excluded("qa") && !i.excluded("qab")
+        );
     }
 
     #[test]

@@ -26,9 +26,18 @@ fn is_whiteout(m: &Metadata) -> bool {
 
 fn is_opaque(p: &std::path::Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
     let mut buf = [0u8; 4];
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     n == 1 && buf[0] == b'y'
 }
 
@@ -66,7 +75,13 @@ impl Layers {
                     Ok(m) if i + 1 < parts.len() && is_opaque(&p) => {
                         let _ = m;
                         // Opaque: lower layers have nothing below this dir.
-                        return std::fs::symlink_metadata(d.join(&rel)).ok().filter(|m| !is_whiteout(m)).map(|meta| Entry { host: d.join(&rel), meta });
+                        return std::fs::symlink_metadata(d.join(&rel))
+                            .ok()
+                            .filter(|m| !is_whiteout(m))
+                            .map(|meta| Entry {
+                                host: d.join(&rel),
+                                meta,
+                            });
                     }
                     Ok(m) if i + 1 == parts.len() => return Some(Entry { host: p, meta: m }),
                     Ok(_) => {}
@@ -74,7 +89,10 @@ impl Layers {
                 }
             }
             if parts.is_empty() {
-                return std::fs::symlink_metadata(d).ok().map(|meta| Entry { host: d.clone(), meta });
+                return std::fs::symlink_metadata(d).ok().map(|meta| Entry {
+                    host: d.clone(),
+                    meta,
+                });
             }
         }
         None
@@ -139,7 +157,9 @@ impl Layers {
                 Ok(_) => break,
                 Err(_) => continue,
             }
-            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if out.contains_key(&name) || hidden.contains(&name) {
@@ -150,7 +170,13 @@ impl Layers {
                     hidden.push(name);
                     continue;
                 }
-                out.insert(name, Entry { host: e.path(), meta });
+                out.insert(
+                    name,
+                    Entry {
+                        host: e.path(),
+                        meta,
+                    },
+                );
             }
             if is_opaque(&dir) {
                 break;

@@ -99,16 +99,39 @@ fn variable(s: &[char], vars: &Vars, esc: char) -> Result<(String, usize), Strin
             let (kind, arg) = op.split_at(op.chars().next().map_or(0, char::len_utf8));
             let arg = expand(arg, vars, esc)?;
             match kind {
-                "-" => if set { val.cloned().unwrap_or_default() } else { arg },
-                "+" => if set { arg } else { String::new() },
+                "-" => {
+                    if set {
+                        val.cloned().unwrap_or_default()
+                    } else {
+                        arg
+                    }
+                }
+                "+" => {
+                    if set {
+                        arg
+                    } else {
+                        String::new()
+                    }
+                }
                 "?" => {
                     if set {
                         val.cloned().unwrap_or_default()
                     } else {
-                        return Err(format!("{name}: {}", if arg.is_empty() { "is not allowed to be unset" } else { &arg }));
+                        return Err(format!(
+                            "{name}: {}",
+                            if arg.is_empty() {
+                                "is not allowed to be unset"
+                            } else {
+                                &arg
+                            }
+                        ));
                     }
                 }
-                _ => return Err(format!("unsupported modifier ({op}) in substitution ${{{inner}}}")),
+                _ => {
+                    return Err(format!(
+                        "unsupported modifier ({op}) in substitution ${{{inner}}}"
+                    ))
+                }
             }
         };
         return Ok((v, end + 1));
@@ -123,7 +146,10 @@ fn variable(s: &[char], vars: &Vars, esc: char) -> Result<(String, usize), Strin
 
 /// Words of `s` (split on unquoted whitespace), each expanded.
 pub fn expand_words(s: &str, vars: &Vars, esc: char) -> Result<Vec<String>, String> {
-    crate::parser::raw_words(s, esc)?.iter().map(|w| expand(w, vars, esc)).collect()
+    crate::parser::raw_words(s, esc)?
+        .iter()
+        .map(|w| expand(w, vars, esc))
+        .collect()
 }
 
 /// A Go duration ("30s", "1m30s", "500ms") in nanoseconds.
@@ -138,10 +164,14 @@ pub fn duration_ns(s: &str) -> Result<i64, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let num: f64 = rest[..n].parse().map_err(|_| bad())?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -162,7 +192,10 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        [("A", "one"), ("E", ""), ("P", "/usr/bin")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        [("A", "one"), ("E", ""), ("P", "/usr/bin")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -181,10 +214,15 @@ mod tests {
         assert_eq!(x("${U:+yes}"), "");
         assert_eq!(x("$P:/x"), "/usr/bin:/x");
         assert_eq!(x("a$"), "a$");
-        assert!(expand("${U:?must be set}", &v, '\\').unwrap_err().contains("must be set"));
+        assert!(expand("${U:?must be set}", &v, '\\')
+            .unwrap_err()
+            .contains("must be set"));
         assert!(expand("${A", &v, '\\').is_err());
         assert_eq!(expand("`$A", &v, '`').unwrap(), "$A");
-        assert_eq!(expand_words("a \"b c\" $A", &v, '\\').unwrap(), vec!["a", "b c", "one"]);
+        assert_eq!(
+            expand_words("a \"b c\" $A", &v, '\\').unwrap(),
+            vec!["a", "b c", "one"]
+        );
     }
 
     #[test]

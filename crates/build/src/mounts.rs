@@ -41,7 +41,9 @@ impl RunMount {
         for field in spec.split(',') {
             let (k, v) = field.split_once('=').unwrap_or((field, "true"));
             let k = k.trim().to_ascii_lowercase();
-            let num = |v: &str, radix: u32| u32::from_str_radix(v, radix).map_err(|_| format!("invalid {k} value {v:?}"));
+            let num = |v: &str, radix: u32| {
+                u32::from_str_radix(v, radix).map_err(|_| format!("invalid {k} value {v:?}"))
+            };
             match k.as_str() {
                 "type" => {
                     m.kind = match v {
@@ -92,11 +94,31 @@ mod tests {
     #[test]
     fn mounts_parse() {
         let m = RunMount::parse("type=cache,target=/root/.cache,id=x,uid=1000,mode=0700").unwrap();
-        assert_eq!((m.kind, m.target.as_str(), m.id.as_deref(), m.uid, m.mode, m.read_only), (MountKind::Cache, "/root/.cache", Some("x"), Some(1000), Some(0o700), false));
+        assert_eq!(
+            (
+                m.kind,
+                m.target.as_str(),
+                m.id.as_deref(),
+                m.uid,
+                m.mode,
+                m.read_only
+            ),
+            (
+                MountKind::Cache,
+                "/root/.cache",
+                Some("x"),
+                Some(1000),
+                Some(0o700),
+                false
+            )
+        );
         let m = RunMount::parse("target=/src").unwrap();
         assert!(m.kind == MountKind::Bind && m.read_only);
         let m = RunMount::parse("type=bind,src=a,dst=b,rw").unwrap();
-        assert_eq!((m.source.as_deref(), m.target.as_str(), m.read_only), (Some("a"), "/b", false));
+        assert_eq!(
+            (m.source.as_deref(), m.target.as_str(), m.read_only),
+            (Some("a"), "/b", false)
+        );
         assert!(RunMount::parse("type=bogus,target=/x").is_err());
         assert!(RunMount::parse("type=tmpfs").is_err());
         assert!(RunMount::parse("type=cache,target=/x,color=red").is_err());

@@ -19,7 +19,10 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 fn err<T>(line: usize, msg: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError { line, msg: msg.into() })
+    Err(ParseError {
+        line,
+        msg: msg.into(),
+    })
 }
 
 /// `# syntax=`, `# escape=`, `# check=` at the top of the file.
@@ -44,10 +47,18 @@ pub struct Flags(pub Vec<(String, String)>);
 
 impl Flags {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -68,10 +79,22 @@ pub struct Healthcheck {
 /// One instruction, its arguments still unexpanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inst {
-    From { image: String, name: Option<String>, platform: Option<String> },
-    Run { cmd: Command, heredocs: Vec<Heredoc> },
+    From {
+        image: String,
+        name: Option<String>,
+        platform: Option<String>,
+    },
+    Run {
+        cmd: Command,
+        heredocs: Vec<Heredoc>,
+    },
     /// COPY and ADD: the last word is the destination.
-    Copy { add: bool, srcs: Vec<String>, dest: String, heredocs: Vec<Heredoc> },
+    Copy {
+        add: bool,
+        srcs: Vec<String>,
+        dest: String,
+        heredocs: Vec<Heredoc>,
+    },
     Env(Vec<(String, String)>),
     Arg(Vec<(String, Option<String>)>),
     Workdir(String),
@@ -160,12 +183,24 @@ const FLAGS: &[(&str, &[&str])] = &[
     ("RUN", &["mount", "network"]),
     ("COPY", &["from", "chown", "chmod", "link"]),
     ("ADD", &["chown", "chmod", "link", "checksum"]),
-    ("HEALTHCHECK", &["interval", "timeout", "start-period", "start-interval", "retries"]),
+    (
+        "HEALTHCHECK",
+        &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
+    ),
 ];
 
 /// Parses a whole Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     let (directives, mut i) = directives(&lines)?;
     let esc = directives.escape;
     let mut global_args = Vec::new();
@@ -187,7 +222,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                 i += 1;
                 loop {
                     if i >= lines.len() {
-                        return err(start + 1, "unexpected end of file: the last line ends with a line continuation");
+                        return err(
+                            start + 1,
+                            "unexpected end of file: the last line ends with a line continuation",
+                        );
                     }
                     let t = lines[i].trim_start();
                     if t.starts_with('#') || t.is_empty() {
@@ -211,7 +249,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             let mut content = String::new();
             loop {
                 if i >= lines.len() {
-                    return err(start + 1, format!("unterminated heredoc: no line \"{name}\" ends it"));
+                    return err(
+                        start + 1,
+                        format!("unterminated heredoc: no line \"{name}\" ends it"),
+                    );
                 }
                 let mut l = lines[i];
                 i += 1;
@@ -224,7 +265,11 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                 content.push_str(l);
                 content.push('\n');
             }
-            heredocs.push(Heredoc { name, content, expand });
+            heredocs.push(Heredoc {
+                name,
+                content,
+                expand,
+            });
         }
         let ins = instruction(start + 1, &keyword, rest, heredocs, &logical, esc, 0)?;
         match ins.inst {
@@ -237,7 +282,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         }
     }
     if stages.is_empty() {
-        return err(1, "no FROM instruction: the Dockerfile defines no build stage");
+        return err(
+            1,
+            "no FROM instruction: the Dockerfile defines no build stage",
+        );
     }
     let mut names: Vec<&str> = Vec::new();
     for s in &stages {
@@ -248,15 +296,27 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             names.push(n);
         }
     }
-    Ok(Dockerfile { directives, global_args, stages })
+    Ok(Dockerfile {
+        directives,
+        global_args,
+        stages,
+    })
 }
 
 fn directives(lines: &[&str]) -> Result<(Directives, usize), ParseError> {
-    let mut d = Directives { escape: '\\', syntax: None, check: None };
+    let mut d = Directives {
+        escape: '\\',
+        syntax: None,
+        check: None,
+    };
     let mut i = 0;
     while i < lines.len() {
-        let Some(body) = lines[i].trim().strip_prefix('#') else { break };
-        let Some((k, v)) = body.split_once('=') else { break };
+        let Some(body) = lines[i].trim().strip_prefix('#') else {
+            break;
+        };
+        let Some((k, v)) = body.split_once('=') else {
+            break;
+        };
         let k = k.trim().to_ascii_lowercase();
         if k.is_empty() || k.contains(char::is_whitespace) {
             break;
@@ -267,7 +327,12 @@ fn directives(lines: &[&str]) -> Result<(Directives, usize), ParseError> {
                 d.escape = match v.as_str() {
                     "\\" => '\\',
                     "`" => '`',
-                    _ => return err(i + 1, format!("invalid escape token {v:?}: it must be ` or \\")),
+                    _ => {
+                        return err(
+                            i + 1,
+                            format!("invalid escape token {v:?}: it must be ` or \\"),
+                        )
+                    }
                 }
             }
             "syntax" => d.syntax = Some(v),
@@ -299,7 +364,11 @@ fn heredoc_markers(keyword: &str, rest: &str) -> Vec<(String, bool, bool)> {
         match (quote, b[i]) {
             (None, q @ (b'\'' | b'"')) => quote = Some(q),
             (Some(q), c) if c == q => quote = None,
-            (None, b'<') if b[i + 1] == b'<' && b.get(i + 2) != Some(&b'<') && (i == 0 || b[i - 1] != b'<') => {
+            (None, b'<')
+                if b[i + 1] == b'<'
+                    && b.get(i + 2) != Some(&b'<')
+                    && (i == 0 || b[i - 1] != b'<') =>
+            {
                 let mut j = i + 2;
                 let strip = b.get(j) == Some(&b'-');
                 if strip {
@@ -310,7 +379,12 @@ fn heredoc_markers(keyword: &str, rest: &str) -> Vec<(String, bool, bool)> {
                     j += 1;
                 }
                 let s = j;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-' || b[j] == b'.') {
+                while j < b.len()
+                    && (b[j].is_ascii_alphanumeric()
+                        || b[j] == b'_'
+                        || b[j] == b'-'
+                        || b[j] == b'.')
+                {
                     j += 1;
                 }
                 if j > s && (q.is_none() || b.get(j).copied() == q) {
@@ -330,8 +404,16 @@ fn heredoc_markers(keyword: &str, rest: &str) -> Vec<(String, bool, bool)> {
 }
 
 /// Splits leading `--flag[=value]` words off `rest`.
-fn take_flags<'a>(line: usize, keyword: &str, mut rest: &'a str) -> Result<(Flags, &'a str), ParseError> {
-    let allowed: &[&str] = FLAGS.iter().find(|(k, _)| *k == keyword).map(|(_, f)| *f).unwrap_or(&[]);
+fn take_flags<'a>(
+    line: usize,
+    keyword: &str,
+    mut rest: &'a str,
+) -> Result<(Flags, &'a str), ParseError> {
+    let allowed: &[&str] = FLAGS
+        .iter()
+        .find(|(k, _)| *k == keyword)
+        .map(|(_, f)| *f)
+        .unwrap_or(&[]);
     let mut flags = Flags::default();
     while let Some(f) = rest.strip_prefix("--") {
         let (word, after) = split_word(f);
@@ -413,14 +495,25 @@ pub fn raw_words(s: &str, esc: char) -> Result<Vec<String>, String> {
 }
 
 /// ENV/LABEL pairs: `k=v k2="v 2"` or the legacy `k some value`.
-fn pairs(line: usize, keyword: &str, rest: &str, esc: char) -> Result<Vec<(String, String)>, ParseError> {
-    let words = raw_words(rest, esc).map_err(|e| ParseError { line, msg: format!("{keyword}: {e}") })?;
+fn pairs(
+    line: usize,
+    keyword: &str,
+    rest: &str,
+    esc: char,
+) -> Result<Vec<(String, String)>, ParseError> {
+    let words = raw_words(rest, esc).map_err(|e| ParseError {
+        line,
+        msg: format!("{keyword}: {e}"),
+    })?;
     let Some(first) = words.first() else {
         return err(line, format!("{keyword} requires at least one argument"));
     };
     if !first.contains('=') {
         if keyword == "LABEL" || words.len() < 2 {
-            return err(line, format!("{keyword} names must be given as KEY=VALUE (got {first:?})"));
+            return err(
+                line,
+                format!("{keyword} names must be given as KEY=VALUE (got {first:?})"),
+            );
         }
         let (k, v) = split_word(rest.trim());
         return Ok(vec![(k.to_string(), v.to_string())]);
@@ -447,15 +540,27 @@ fn instruction(
     let (flags, rest) = take_flags(line, keyword, rest)?;
     let rest = rest.trim();
     let need = |min: usize| -> Result<Vec<String>, ParseError> {
-        let w = raw_words(rest, esc).map_err(|e| ParseError { line, msg: format!("{keyword}: {e}") })?;
+        let w = raw_words(rest, esc).map_err(|e| ParseError {
+            line,
+            msg: format!("{keyword}: {e}"),
+        })?;
         if w.len() < min {
-            return err(line, format!("{keyword} requires at least {min} argument{}", if min == 1 { "" } else { "s" }));
+            return err(
+                line,
+                format!(
+                    "{keyword} requires at least {min} argument{}",
+                    if min == 1 { "" } else { "s" }
+                ),
+            );
         }
         Ok(w)
     };
     let one = |what: &str| -> Result<String, ParseError> {
         if rest.is_empty() {
-            return err(line, format!("{keyword} requires exactly one argument ({what})"));
+            return err(
+                line,
+                format!("{keyword} requires exactly one argument ({what})"),
+            );
         }
         Ok(rest.to_string())
     };
@@ -466,7 +571,8 @@ fn instruction(
                 [i] => (i.clone(), None),
                 [i, as_, n] if as_.eq_ignore_ascii_case("as") => {
                     let ok = n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                        && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
                     if !ok {
                         return err(line, format!("invalid stage name {n:?}: it must start with a letter and hold only letters, digits, '_', '-', '.'"));
                     }
@@ -474,22 +580,38 @@ fn instruction(
                 }
                 _ => return err(line, "FROM takes an image and optionally AS NAME"),
             };
-            Inst::From { image, name, platform: flags.get("platform").map(str::to_string) }
+            Inst::From {
+                image,
+                name,
+                platform: flags.get("platform").map(str::to_string),
+            }
         }
         "RUN" => {
             for m in flags.all("mount") {
-                crate::mounts::RunMount::parse(m).map_err(|e| ParseError { line, msg: format!("RUN --mount: {e}") })?;
+                crate::mounts::RunMount::parse(m).map_err(|e| ParseError {
+                    line,
+                    msg: format!("RUN --mount: {e}"),
+                })?;
             }
             if let Some(n) = flags.get("network") {
                 if !matches!(n, "none" | "host" | "default") {
-                    return err(line, format!("RUN --network={n}: expected none, host or default"));
+                    return err(
+                        line,
+                        format!("RUN --network={n}: expected none, host or default"),
+                    );
                 }
             }
-            Inst::Run { cmd: command(line, keyword, rest)?, heredocs }
+            Inst::Run {
+                cmd: command(line, keyword, rest)?,
+                heredocs,
+            }
         }
         "COPY" | "ADD" => {
             let words = if rest.starts_with('[') {
-                json_array(rest).ok_or_else(|| ParseError { line, msg: format!("{keyword}: invalid JSON array: {rest}") })?
+                json_array(rest).ok_or_else(|| ParseError {
+                    line,
+                    msg: format!("{keyword}: invalid JSON array: {rest}"),
+                })?
             } else {
                 need(1)?
             };
@@ -499,7 +621,12 @@ fn instruction(
             }
             let mut srcs = words;
             let dest = srcs.pop().expect("dest");
-            Inst::Copy { add: keyword == "ADD", srcs, dest, heredocs }
+            Inst::Copy {
+                add: keyword == "ADD",
+                srcs,
+                dest,
+                heredocs,
+            }
         }
         "ENV" => Inst::Env(pairs(line, keyword, rest, esc)?),
         "LABEL" => Inst::Label(pairs(line, keyword, rest, esc)?),
@@ -527,7 +654,10 @@ fn instruction(
         "EXPOSE" => Inst::Expose(need(1)?),
         "VOLUME" => {
             let v = if rest.starts_with('[') {
-                json_array(rest).ok_or_else(|| ParseError { line, msg: format!("VOLUME: invalid JSON array: {rest}") })?
+                json_array(rest).ok_or_else(|| ParseError {
+                    line,
+                    msg: format!("VOLUME: invalid JSON array: {rest}"),
+                })?
             } else {
                 need(1)?
             };
@@ -536,29 +666,46 @@ fn instruction(
             }
             Inst::Volume(v)
         }
-        "SHELL" => match json_array(rest) {
-            Some(v) if !v.is_empty() => Inst::Shell(v),
-            _ => return err(line, "SHELL requires the arguments to be in JSON form, e.g. [\"/bin/sh\", \"-c\"]"),
-        },
+        "SHELL" => {
+            match json_array(rest) {
+                Some(v) if !v.is_empty() => Inst::Shell(v),
+                _ => return err(
+                    line,
+                    "SHELL requires the arguments to be in JSON form, e.g. [\"/bin/sh\", \"-c\"]",
+                ),
+            }
+        }
         "HEALTHCHECK" => {
             let (w, r) = split_word(rest);
             if w.eq_ignore_ascii_case("NONE") {
                 if !r.is_empty() || !flags.0.is_empty() {
                     return err(line, "HEALTHCHECK NONE takes no other arguments");
                 }
-                Inst::Healthcheck(Healthcheck { test: None, flags: flags.clone() })
+                Inst::Healthcheck(Healthcheck {
+                    test: None,
+                    flags: flags.clone(),
+                })
             } else if w.eq_ignore_ascii_case("CMD") {
                 for k in ["interval", "timeout", "start-period", "start-interval"] {
                     if let Some(d) = flags.get(k) {
-                        crate::lex::duration_ns(d).map_err(|e| ParseError { line, msg: format!("HEALTHCHECK --{k}: {e}") })?;
+                        crate::lex::duration_ns(d).map_err(|e| ParseError {
+                            line,
+                            msg: format!("HEALTHCHECK --{k}: {e}"),
+                        })?;
                     }
                 }
                 if let Some(r) = flags.get("retries") {
                     if r.parse::<u32>().map_or(true, |n| n == 0) {
-                        return err(line, format!("HEALTHCHECK --retries must be a positive integer (got {r:?})"));
+                        return err(
+                            line,
+                            format!("HEALTHCHECK --retries must be a positive integer (got {r:?})"),
+                        );
                     }
                 }
-                Inst::Healthcheck(Healthcheck { test: Some(command(line, "HEALTHCHECK", r)?), flags: flags.clone() })
+                Inst::Healthcheck(Healthcheck {
+                    test: Some(command(line, "HEALTHCHECK", r)?),
+                    flags: flags.clone(),
+                })
             } else {
                 return err(line, "HEALTHCHECK must be followed by CMD or NONE");
             }
@@ -581,12 +728,29 @@ fn instruction(
         "" => return err(line, "empty instruction"),
         other => return err(line, format!("unknown instruction: {}", other)),
     };
-    let flags = if matches!(inst, Inst::Healthcheck(_)) { Flags::default() } else { flags };
-    Ok(Instruction { line, flags, inst, original: original.trim().to_string() })
+    let flags = if matches!(inst, Inst::Healthcheck(_)) {
+        Flags::default()
+    } else {
+        flags
+    };
+    Ok(Instruction {
+        line,
+        flags,
+        inst,
+        original: original.trim().to_string(),
+    })
 }
 
 /// One instruction on its own (ONBUILD triggers when they fire).
 pub fn parse_line(line: usize, text: &str, esc: char) -> Result<Instruction, ParseError> {
     let (word, rest) = split_word(text.trim());
-    instruction(line, &word.to_ascii_uppercase(), rest, Vec::new(), text, esc, 0)
+    instruction(
+        line,
+        &word.to_ascii_uppercase(),
+        rest,
+        Vec::new(),
+        text,
+        esc,
+        0,
+    )
 }

@@ -8,7 +8,10 @@ use crate::{Error, Result};
 /// (only stages before `before`).
 pub fn stage_ref(df: &Dockerfile, name: &str, before: usize) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
-    if let Some(s) = df.stages[..before].iter().find(|s| s.name() == Some(lower.as_str())) {
+    if let Some(s) = df.stages[..before]
+        .iter()
+        .find(|s| s.name() == Some(lower.as_str()))
+    {
         return Some(s.index);
     }
     name.parse::<usize>().ok().filter(|&i| i < before)
@@ -47,7 +50,10 @@ pub fn deps(df: &Dockerfile, i: usize) -> Vec<usize> {
 
 fn stage_ref_name(df: &Dockerfile, name: &str, before: usize) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
-    df.stages[..before].iter().find(|s| s.name() == Some(lower.as_str())).map(|s| s.index)
+    df.stages[..before]
+        .iter()
+        .find(|s| s.name() == Some(lower.as_str()))
+        .map(|s| s.index)
 }
 
 /// The target's index: a stage name, or the last stage.
@@ -81,8 +87,18 @@ pub fn waves(df: &Dockerfile, target: usize) -> Vec<Vec<usize>> {
             level[i] = deps(df, i).iter().map(|&d| level[d] + 1).max().unwrap_or(0);
         }
     }
-    let max = (0..df.stages.len()).filter(|&i| needed[i]).map(|i| level[i]).max().unwrap_or(0);
-    (0..=max).map(|l| (0..df.stages.len()).filter(|&i| needed[i] && level[i] == l).collect()).collect()
+    let max = (0..df.stages.len())
+        .filter(|&i| needed[i])
+        .map(|i| level[i])
+        .max()
+        .unwrap_or(0);
+    (0..=max)
+        .map(|l| {
+            (0..df.stages.len())
+                .filter(|&i| needed[i] && level[i] == l)
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

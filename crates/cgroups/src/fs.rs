@@ -8,13 +8,17 @@ use std::time::Duration;
 /// Writes `value` in a single write(2), as cgroupfs expects (one value per write).
 pub(crate) fn write(path: &Path, value: impl AsRef<str>) -> Result<()> {
     let value = value.as_ref();
-    let mut f =
-        std::fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(|e| io_err("open", path, e))?;
-    f.write_all(value.as_bytes()).map_err(|source| Error::Write {
-        path: path.to_owned(),
-        value: value.to_owned(),
-        source,
-    })
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| io_err("open", path, e))?;
+    f.write_all(value.as_bytes())
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            value: value.to_owned(),
+            source,
+        })
 }
 
 pub(crate) fn raw_os_error(e: &Error) -> Option<i32> {
@@ -29,11 +33,18 @@ pub(crate) fn read(path: &Path) -> Result<String> {
 }
 
 pub(crate) fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> Error {
-    Error::Io { op, path: path.to_owned(), source }
+    Error::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 pub(crate) fn parse_err(path: &Path, content: &str) -> Error {
-    Error::Parse { path: path.to_owned(), content: content.trim().chars().take(80).collect() }
+    Error::Parse {
+        path: path.to_owned(),
+        content: content.trim().chars().take(80).collect(),
+    }
 }
 
 /// A single number; "max" (v2) reads as u64::MAX.
@@ -80,7 +91,10 @@ pub(crate) fn keyed_value(path: &Path, key: &str) -> Result<u64> {
         .into_iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v)
-        .ok_or_else(|| Error::Parse { path: path.to_owned(), content: format!("no key {key}") })
+        .ok_or_else(|| Error::Parse {
+            path: path.to_owned(),
+            content: format!("no key {key}"),
+        })
 }
 
 /// "0-3,5" -> [0,1,2,3,5].

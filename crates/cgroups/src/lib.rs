@@ -121,8 +121,10 @@ pub fn open(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
     let mounts = path::read_mounts()?;
     let own = path::read_own()?;
     if unified_at(Path::new(CGROUP_ROOT))? {
-        let m =
-            mounts.iter().find(|m| m.v2 && m.mount_point == Path::new(CGROUP_ROOT)).ok_or_else(|| Error::Invalid {
+        let m = mounts
+            .iter()
+            .find(|m| m.v2 && m.mount_point == Path::new(CGROUP_ROOT))
+            .ok_or_else(|| Error::Invalid {
                 what: "cgroup mounts".into(),
                 why: format!("{CGROUP_ROOT} is cgroup2 but not in /proc/self/mountinfo"),
             })?;
@@ -135,10 +137,17 @@ pub fn open(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
 /// Reopens a container's cgroup from the directories [`Manager::paths`] gave at create time, so a
 /// later command run from another cgroup finds the same one even for a relative cgroupsPath (the
 /// v2 directory is stored as it was resolved); falls back to [`open`] for v1 or without paths.
-pub fn open_saved(cgroups_path: Option<&Path>, id: &str, saved: &[(String, PathBuf)]) -> Result<Box<dyn Manager>> {
+pub fn open_saved(
+    cgroups_path: Option<&Path>,
+    id: &str,
+    saved: &[(String, PathBuf)],
+) -> Result<Box<dyn Manager>> {
     if let [(ctrl, dir)] = saved {
         if ctrl.is_empty() && dir.starts_with(CGROUP_ROOT) && unified_at(Path::new(CGROUP_ROOT))? {
-            return Ok(Box::new(v2::V2Manager::new(PathBuf::from(CGROUP_ROOT), dir.clone())));
+            return Ok(Box::new(v2::V2Manager::new(
+                PathBuf::from(CGROUP_ROOT),
+                dir.clone(),
+            )));
         }
     }
     open(cgroups_path, id)
@@ -148,7 +157,11 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Which layout this host uses: cgroup2 mounted at /sys/fs/cgroup means unified.
 pub fn host_version() -> Result<Version> {
-    Ok(if unified_at(Path::new(CGROUP_ROOT))? { Version::V2 } else { Version::V1 })
+    Ok(if unified_at(Path::new(CGROUP_ROOT))? {
+        Version::V2
+    } else {
+        Version::V1
+    })
 }
 
 fn unified_at(p: &Path) -> Result<bool> {

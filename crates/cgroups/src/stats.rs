@@ -136,13 +136,19 @@ pub struct BlkioEntry {
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Blkio {
-    #[serde(rename = "ioServiceBytesRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "ioServiceBytesRecursive",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioServicedRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioQueueRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_queued_recursive: Vec<BlkioEntry>,
-    #[serde(rename = "ioServiceTimeRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "ioServiceTimeRecursive",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub io_service_time_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioWaitTimeRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_wait_time_recursive: Vec<BlkioEntry>,
@@ -175,12 +181,30 @@ mod tests {
         s.memory.usage.limit = 64;
         let v = serde_json::to_value(&s).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        for k in ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"] {
+        for k in [
+            "cpu",
+            "cpuset",
+            "memory",
+            "pids",
+            "blkio",
+            "hugetlb",
+            "intel_rdt",
+            "network_interfaces",
+        ] {
             assert!(keys.contains(&k), "{k} missing from {v}");
         }
-        assert_eq!(v["cpu"]["usage"], serde_json::json!({"total": 5, "kernel": 0, "user": 0}));
-        assert_eq!(v["cpu"]["throttling"], serde_json::json!({"throttledPeriods": 2}));
-        assert_eq!(v["memory"]["usage"], serde_json::json!({"limit": 64, "failcnt": 0}));
+        assert_eq!(
+            v["cpu"]["usage"],
+            serde_json::json!({"total": 5, "kernel": 0, "user": 0})
+        );
+        assert_eq!(
+            v["cpu"]["throttling"],
+            serde_json::json!({"throttledPeriods": 2})
+        );
+        assert_eq!(
+            v["memory"]["usage"],
+            serde_json::json!({"limit": 64, "failcnt": 0})
+        );
         assert!(v["memory"].get("kernelTCP").is_some());
         assert_eq!(v["blkio"], serde_json::json!({}));
         assert_eq!(v["intel_rdt"], serde_json::json!({}));

@@ -24,19 +24,35 @@ fn memory_limit_oom_kills_a_hog() {
     }
     let cg = Cg::new("oom");
     cg.m.apply(0).unwrap();
-    cg.m.set(&resources(r#"{"memory":{"limit":33554432,"swap":33554432}}"#)).unwrap();
+    cg.m.set(&resources(
+        r#"{"memory":{"limit":33554432,"swap":33554432}}"#,
+    ))
+    .unwrap();
     let mem = path_of(&*cg.m, "memory");
-    assert_eq!(std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(), "33554432");
+    assert_eq!(
+        std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        "33554432"
+    );
     // dd fills a 200 MiB buffer with one read, touching every page.
     let mut p = Proc::spawn("exec busybox dd if=/dev/zero of=/dev/null bs=200M count=1");
     cg.m.apply(p.pid()).unwrap();
     p.go();
     let (status, stderr) = p.wait();
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "dd was not OOM-killed: {status:?} {stderr}");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "dd was not OOM-killed: {status:?} {stderr}"
+    );
     assert!(cg.m.oom_kill_count().unwrap() >= 1);
     let s = cg.m.stats().unwrap();
     assert_eq!(s.memory.usage.limit, 33554432);
-    assert!(s.memory.usage.max > 16 << 20, "peak usage {} never neared the limit", s.memory.usage.max);
+    assert!(
+        s.memory.usage.max > 16 << 20,
+        "peak usage {} never neared the limit",
+        s.memory.usage.max
+    );
 }
 
 #[test]
@@ -57,7 +73,10 @@ fn pids_limit_stops_a_fork_loop() {
     let pids_dir = path_of(&*cg.m, "pids");
     let events = std::fs::read_to_string(pids_dir.join("pids.events")).unwrap();
     let max: u64 = events.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(max >= 1, "no fork was refused: pids.events {events:?}, stderr {stderr}");
+    assert!(
+        max >= 1,
+        "no fork was refused: pids.events {events:?}, stderr {stderr}"
+    );
     assert!(stderr.contains("fork"), "{stderr}");
     let s = cg.m.stats().unwrap();
     assert_eq!(s.pids.limit, 4);
@@ -71,7 +90,10 @@ fn cpu_quota_throttles_a_busy_loop() {
     }
     let cg = Cg::new("cpu");
     cg.m.apply(0).unwrap();
-    cg.m.set(&resources(r#"{"cpu":{"quota":10000,"period":100000,"shares":512}}"#)).unwrap();
+    cg.m.set(&resources(
+        r#"{"cpu":{"quota":10000,"period":100000,"shares":512}}"#,
+    ))
+    .unwrap();
     let mut p = Proc::spawn("while :; do :; done");
     cg.m.apply(p.pid()).unwrap();
     p.go();
@@ -89,7 +111,13 @@ fn cpu_quota_throttles_a_busy_loop() {
     let s = cg.m.stats().unwrap();
     assert!(s.cpu.usage.total > 0 && s.cpu.throttling.periods > 0);
     let json = serde_json::to_value(&s).unwrap();
-    assert!(json["cpu"]["throttling"]["throttledPeriods"].as_u64().unwrap() > 0, "{json}");
+    assert!(
+        json["cpu"]["throttling"]["throttledPeriods"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{json}"
+    );
     assert!(json["memory"]["usage"].get("limit").is_some(), "{json}");
 }
 
@@ -107,7 +135,11 @@ fn freeze_thaw_pids_and_destroy() {
     std::fs::create_dir(&sub).unwrap();
     let mut q = Proc::spawn("exec busybox sleep 60");
     std::fs::write(sub.join("cgroup.procs"), q.pid().to_string()).unwrap();
-    std::fs::write(path_of(&*cg.m, "freezer").join("cgroup.procs"), q.pid().to_string()).unwrap();
+    std::fs::write(
+        path_of(&*cg.m, "freezer").join("cgroup.procs"),
+        q.pid().to_string(),
+    )
+    .unwrap();
     q.go();
     assert_eq!(cg.m.pids().unwrap(), {
         let mut v = vec![p.pid(), q.pid()];
@@ -122,7 +154,11 @@ fn freeze_thaw_pids_and_destroy() {
     drop(q);
     cg.m.destroy().unwrap();
     for (c, dir) in cg.m.paths() {
-        assert!(!dir.exists(), "{c} directory {} survived destroy", dir.display());
+        assert!(
+            !dir.exists(),
+            "{c} directory {} survived destroy",
+            dir.display()
+        );
     }
     // Destroying again is fine.
     cg.m.destroy().unwrap();
@@ -141,7 +177,9 @@ fn device_rules_are_enforced() {
     .unwrap();
     let list = std::fs::read_to_string(path_of(&*cg.m, "devices").join("devices.list")).unwrap();
     assert_eq!(list.trim(), "c 1:3 rwm");
-    let mut p = Proc::spawn("echo ok > /dev/null || exit 3; busybox head -c 1 /dev/zero > /dev/null && exit 4; exit 0");
+    let mut p = Proc::spawn(
+        "echo ok > /dev/null || exit 3; busybox head -c 1 /dev/zero > /dev/null && exit 4; exit 0",
+    );
     cg.m.apply(p.pid()).unwrap();
     p.go();
     let (status, stderr) = p.wait();
@@ -156,19 +194,35 @@ fn nested_cpuset_inherits_and_accepts_tasks() {
     }
     let outer = Cg::new("cpuset");
     let rel = format!("{}/inner", outer.rel.as_deref().unwrap());
-    let inner = Cg { m: berth_cgroups::open(Some(Path::new(&rel)), "x").unwrap(), rel: None };
+    let inner = Cg {
+        m: berth_cgroups::open(Some(Path::new(&rel)), "x").unwrap(),
+        rel: None,
+    };
     // A parent someone else created and left with empty cpus/mems is filled in as well.
     let outer_dir = path_of(&*outer.m, "cpuset");
     std::fs::create_dir(&outer_dir).unwrap();
-    assert_eq!(std::fs::read_to_string(outer_dir.join("cpuset.cpus")).unwrap().trim(), "");
+    assert_eq!(
+        std::fs::read_to_string(outer_dir.join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        ""
+    );
     let mut p = Proc::spawn("exec busybox sleep 60");
     inner.m.apply(p.pid()).unwrap();
     p.go();
-    inner.m.set(&resources(r#"{"cpu":{"cpus":"0","mems":"0"}}"#)).unwrap();
+    inner
+        .m
+        .set(&resources(r#"{"cpu":{"cpus":"0","mems":"0"}}"#))
+        .unwrap();
     let s = inner.m.stats().unwrap();
     assert_eq!(s.cpuset.cpus, vec![0]);
     let allowed = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
-    assert!(allowed.lines().any(|l| l.starts_with("Cpus_allowed_list:") && l.ends_with("\t0")), "{allowed}");
+    assert!(
+        allowed
+            .lines()
+            .any(|l| l.starts_with("Cpus_allowed_list:") && l.ends_with("\t0")),
+        "{allowed}"
+    );
     drop(p);
     drop(inner);
 }
@@ -196,8 +250,16 @@ fn hybrid_hugetlb_limit_goes_to_the_unified_mount() {
         }
     });
     cg.m.apply(0).unwrap();
-    cg.m.set(&resources(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#)).unwrap();
-    assert_eq!(std::fs::read_to_string(unified.join("hugetlb.2MB.max")).unwrap().trim(), "4194304");
+    cg.m.set(&resources(
+        r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(unified.join("hugetlb.2MB.max"))
+            .unwrap()
+            .trim(),
+        "4194304"
+    );
     assert!(cg.m.stats().unwrap().hugetlb.contains_key("2MB"));
     drop(cg);
 }
@@ -209,9 +271,15 @@ fn network_and_unified_are_clear_errors_here() {
     }
     let cg = Cg::new("net");
     cg.m.apply(0).unwrap();
-    let e = cg.m.set(&resources(r#"{"network":{"classID":1048577}}"#)).unwrap_err().to_string();
+    let e =
+        cg.m.set(&resources(r#"{"network":{"classID":1048577}}"#))
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("net_cls"), "{e}");
-    let e = cg.m.set(&resources(r#"{"unified":{"memory.high":"1"}}"#)).unwrap_err().to_string();
+    let e =
+        cg.m.set(&resources(r#"{"unified":{"memory.high":"1"}}"#))
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("unified"), "{e}");
 }
 
@@ -221,10 +289,18 @@ fn default_path_is_the_id_below_our_own_cgroup() {
         return;
     }
     let id = berth_testkit::unique_id("berth-cgtest-rel");
-    let cg = Cg { m: berth_cgroups::open(None, &id).unwrap(), rel: None };
+    let cg = Cg {
+        m: berth_cgroups::open(None, &id).unwrap(),
+        rel: None,
+    };
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mine = own.lines().find_map(|l| l.strip_prefix(&format!("{}:memory:", l.split(':').next().unwrap()))).unwrap();
-    let want = Path::new("/sys/fs/cgroup/memory").join(mine.trim_start_matches('/')).join(&id);
+    let mine = own
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{}:memory:", l.split(':').next().unwrap())))
+        .unwrap();
+    let want = Path::new("/sys/fs/cgroup/memory")
+        .join(mine.trim_start_matches('/'))
+        .join(&id);
     assert_eq!(path_of(&*cg.m, "memory"), want);
     cg.m.apply(0).unwrap();
     assert!(want.is_dir());
@@ -234,7 +310,9 @@ fn default_path_is_the_id_below_our_own_cgroup() {
 
 #[test]
 fn systemd_paths_are_refused() {
-    let e = berth_cgroups::open(Some(Path::new("system.slice:berth:abc")), "abc").err().unwrap();
+    let e = berth_cgroups::open(Some(Path::new("system.slice:berth:abc")), "abc")
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("systemd"), "{e}");
 }
 
@@ -246,11 +324,19 @@ fn memory_and_swap_limits_can_be_raised_and_lowered() {
     let cg = Cg::new("memorder");
     cg.m.apply(0).unwrap();
     let mem = path_of(&*cg.m, "memory");
-    let read = |f: &str| std::fs::read_to_string(mem.join(f)).unwrap().trim().to_owned();
+    let read = |f: &str| {
+        std::fs::read_to_string(mem.join(f))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
     // Each step needs a different write order to satisfy the kernel's memsw >= limit check.
-    for (limit, swap) in
-        [(64u64 << 20, 128u64 << 20), (32 << 20, 32 << 20), (256 << 20, 512 << 20), (16 << 20, 16 << 20)]
-    {
+    for (limit, swap) in [
+        (64u64 << 20, 128u64 << 20),
+        (32 << 20, 32 << 20),
+        (256 << 20, 512 << 20),
+        (16 << 20, 16 << 20),
+    ] {
         cg.m.set(&resources(&format!(
             r#"{{"memory":{{"limit":{limit},"swap":{swap},"kernel":67108864,"swappiness":30}}}}"#
         )))
@@ -260,6 +346,9 @@ fn memory_and_swap_limits_can_be_raised_and_lowered() {
     }
     assert_eq!(read("memory.swappiness"), "30");
     cg.m.set(&resources(r#"{"memory":{"limit":-1}}"#)).unwrap();
-    assert_eq!(read("memory.memsw.limit_in_bytes"), read("memory.limit_in_bytes"));
+    assert_eq!(
+        read("memory.memsw.limit_in_bytes"),
+        read("memory.limit_in_bytes")
+    );
     assert!(read("memory.limit_in_bytes").parse::<u64>().unwrap() > 1 << 40);
 }

@@ -27,16 +27,24 @@ fn parent(prefix: &str) -> Option<(PathBuf, berth_testkit::Defer<impl FnMut()>)>
         eprintln!("skipped: {} is not writable: {e}", dir.display());
         return None;
     }
-    Some((dir, berth_testkit::Defer(move || berth_testkit::remove_cgroup_everywhere(&rel))))
+    Some((
+        dir,
+        berth_testkit::Defer(move || berth_testkit::remove_cgroup_everywhere(&rel)),
+    ))
 }
 
 fn manager(parent: &Path) -> Cg {
-    Cg { m: Box::new(V2Manager::new(parent.to_owned(), parent.join("c"))), rel: None }
+    Cg {
+        m: Box::new(V2Manager::new(parent.to_owned(), parent.join("c"))),
+        rel: None,
+    }
 }
 
 #[test]
 fn apply_freeze_thaw_pids_destroy() {
-    let Some((parent, _cleanup)) = parent("v2") else { return };
+    let Some((parent, _cleanup)) = parent("v2") else {
+        return;
+    };
     let cg = manager(&parent);
     assert_eq!(cg.m.version(), Version::V2);
     let mut p = Proc::spawn("exec busybox sleep 60");
@@ -70,7 +78,9 @@ fn apply_freeze_thaw_pids_destroy() {
 
 #[test]
 fn cgroup_kill_kills_everything_inside() {
-    let Some((parent, _cleanup)) = parent("kill") else { return };
+    let Some((parent, _cleanup)) = parent("kill") else {
+        return;
+    };
     let cg = manager(&parent);
     let mut p = Proc::spawn("exec busybox sleep 60");
     cg.m.apply(p.pid()).unwrap();
@@ -87,7 +97,9 @@ fn cgroup_kill_kills_everything_inside() {
 
 #[test]
 fn missing_controllers_are_reported_with_the_file() {
-    let Some((parent, _cleanup)) = parent("noctl") else { return };
+    let Some((parent, _cleanup)) = parent("noctl") else {
+        return;
+    };
     let cg = manager(&parent);
     cg.m.apply(0).unwrap();
     let dir = cg.m.paths()[0].1.clone();
@@ -95,22 +107,34 @@ fn missing_controllers_are_reported_with_the_file() {
         eprintln!("skipped: the pids controller is enabled here");
         return;
     }
-    let e = cg.m.set(&resources(r#"{"pids":{"limit":10}}"#)).unwrap_err().to_string();
+    let e =
+        cg.m.set(&resources(r#"{"pids":{"limit":10}}"#))
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("pids.max"), "{e}");
-    let e = cg.m.set(&resources(r#"{"unified":{"memory.high":"1000"}}"#)).unwrap_err().to_string();
-    assert!(e.contains("memory.high") && e.contains("memory controller"), "{e}");
+    let e =
+        cg.m.set(&resources(r#"{"unified":{"memory.high":"1000"}}"#))
+            .unwrap_err()
+            .to_string();
+    assert!(
+        e.contains("memory.high") && e.contains("memory controller"),
+        "{e}"
+    );
 }
 
 #[test]
 fn device_program_is_enforced_and_replaced() {
-    let Some((parent, _cleanup)) = parent("dev") else { return };
+    let Some((parent, _cleanup)) = parent("dev") else {
+        return;
+    };
     let cg = manager(&parent);
     cg.m.apply(0).unwrap();
     cg.m.set(&resources(
         r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#,
     ))
     .unwrap();
-    let script = "echo ok > /dev/null || exit 3; busybox head -c 1 /dev/zero > /dev/null && exit 4; exit 0";
+    let script =
+        "echo ok > /dev/null || exit 3; busybox head -c 1 /dev/zero > /dev/null && exit 4; exit 0";
     let mut p = Proc::spawn(script);
     cg.m.apply(p.pid()).unwrap();
     p.go();
@@ -119,7 +143,8 @@ fn device_program_is_enforced_and_replaced() {
     assert!(stderr.contains("Operation not permitted"), "{stderr}");
 
     // A second set replaces the program instead of stacking on it: /dev/zero opens again.
-    cg.m.set(&resources(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#)).unwrap();
+    cg.m.set(&resources(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#))
+        .unwrap();
     let mut p = Proc::spawn("busybox head -c 1 /dev/zero > /dev/null");
     cg.m.apply(p.pid()).unwrap();
     p.go();

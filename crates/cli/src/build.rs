@@ -58,55 +58,97 @@ impl Drop for TmpDir {
 }
 
 fn find_dockerfile(context: &Path) -> Option<PathBuf> {
-    ["Containerfile", "Dockerfile"].iter().map(|n| context.join(n)).find(|p| p.is_file())
+    ["Containerfile", "Dockerfile"]
+        .iter()
+        .map(|n| context.join(n))
+        .find(|p| p.is_file())
 }
 
 pub fn run(ctx: &Ctx, a: BuildArgs) -> CmdResult {
-    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
+    let driver = ctx
+        .driver
+        .as_deref()
+        .map(berth_image::Driver::parse)
+        .transpose()?;
     let eo = berth_engine::EngineOptions { driver, exe: None };
     let mut tmp = TmpDir(None);
     let mut stdin_dockerfile = None;
     let context = if a.context == "-" {
         let mut data = Vec::new();
-        std::io::stdin().read_to_end(&mut data).map_err(|e| Failure(format!("read the context from stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| Failure(format!("read the context from stdin: {e}")))?;
         std::fs::create_dir_all(ctx.root.join("build")).map_err(|e| Failure(e.to_string()))?;
-        let dir = ctx.root.join("build").join(format!("context-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| Failure(format!("create {}: {e}", dir.display())))?;
+        let dir = ctx
+            .root
+            .join("build")
+            .join(format!("context-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure(format!("create {}: {e}", dir.display())))?;
         tmp.0 = Some(dir.clone());
         let gz = data.starts_with(&[0x1f, 0x8b]);
         let is_tar = gz || (data.len() >= 262 && &data[257..262] == b"ustar");
         if is_tar {
-            let r: Box<dyn Read> = if gz { Box::new(flate2::read::GzDecoder::new(&data[..])) } else { Box::new(&data[..]) };
+            let r: Box<dyn Read> = if gz {
+                Box::new(flate2::read::GzDecoder::new(&data[..]))
+            } else {
+                Box::new(&data[..])
+            };
             let mut ar = tar::Archive::new(r);
             ar.set_preserve_permissions(true);
-            ar.unpack(&dir).map_err(|e| Failure(format!("unpack the context from stdin: {e}")))?;
+            ar.unpack(&dir)
+                .map_err(|e| Failure(format!("unpack the context from stdin: {e}")))?;
         } else {
-            stdin_dockerfile = Some(String::from_utf8(data).map_err(|_| Failure("the Dockerfile on stdin is not UTF-8 text".into()))?);
+            stdin_dockerfile = Some(
+                String::from_utf8(data)
+                    .map_err(|_| Failure("the Dockerfile on stdin is not UTF-8 text".into()))?,
+            );
         }
         dir
     } else {
         PathBuf::from(&a.context)
     };
     if !context.is_dir() {
-        return Err(Failure(format!("unable to prepare context: path {:?} not found", a.context)));
+        return Err(Failure(format!(
+            "unable to prepare context: path {:?} not found",
+            a.context
+        )));
     }
     let (dockerfile, path) = match (&a.file, stdin_dockerfile) {
         (Some(f), _) if f == "-" => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| Failure(format!("read the Dockerfile from stdin: {e}")))?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Failure(format!("read the Dockerfile from stdin: {e}")))?;
             (s, None)
         }
         (Some(f), _) => {
             let p = PathBuf::from(f);
             // Relative to the current dir, else to the context (as podman also allows).
-            let p = if p.is_file() || p.is_absolute() { p } else { context.join(f) };
-            (std::fs::read_to_string(&p).map_err(|e| Failure(format!("read {}: {e}", p.display())))?, Some(p))
+            let p = if p.is_file() || p.is_absolute() {
+                p
+            } else {
+                context.join(f)
+            };
+            (
+                std::fs::read_to_string(&p)
+                    .map_err(|e| Failure(format!("read {}: {e}", p.display())))?,
+                Some(p),
+            )
         }
         (None, Some(s)) => (s, None),
         (None, None) => {
-            let p = find_dockerfile(&context)
-                .ok_or_else(|| Failure(format!("no Containerfile or Dockerfile found in {}", context.display())))?;
-            (std::fs::read_to_string(&p).map_err(|e| Failure(format!("read {}: {e}", p.display())))?, Some(p))
+            let p = find_dockerfile(&context).ok_or_else(|| {
+                Failure(format!(
+                    "no Containerfile or Dockerfile found in {}",
+                    context.display()
+                ))
+            })?;
+            (
+                std::fs::read_to_string(&p)
+                    .map_err(|e| Failure(format!("read {}: {e}", p.display())))?,
+                Some(p),
+            )
         }
     };
     let mut build_args = BTreeMap::new();
@@ -148,7 +190,8 @@ pub fn run(ctx: &Ctx, a: BuildArgs) -> CmdResult {
     match berth_build::build(&ctx.root, &eo, &opts) {
         Ok(id) => {
             if let Some(f) = &a.iidfile {
-                std::fs::write(f, format!("sha256:{id}")).map_err(|e| Failure(format!("write {}: {e}", f.display())))?;
+                std::fs::write(f, format!("sha256:{id}"))
+                    .map_err(|e| Failure(format!("write {}: {e}", f.display())))?;
             }
             println!("{id}");
             Ok(())

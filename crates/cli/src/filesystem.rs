@@ -55,8 +55,15 @@ pub struct ExportArgs {
 }
 
 fn engine(ctx: &Ctx) -> Result<Engine, Failure> {
-    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
-    Ok(Engine::open(&ctx.root, &EngineOptions { driver, exe: None })?)
+    let driver = ctx
+        .driver
+        .as_deref()
+        .map(berth_image::Driver::parse)
+        .transpose()?;
+    Ok(Engine::open(
+        &ctx.root,
+        &EngineOptions { driver, exe: None },
+    )?)
 }
 
 /// The layer and tar pipes must report a closed reader as an error, not kill us.
@@ -80,7 +87,13 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
 
 pub fn commit(ctx: &Ctx, a: CommitArgs) -> CmdResult {
     ignore_sigpipe();
-    let o = CommitOptions { reference: a.reference, comment: a.message, author: a.author, changes: a.change, pause: a.pause };
+    let o = CommitOptions {
+        reference: a.reference,
+        comment: a.message,
+        author: a.author,
+        changes: a.change,
+        pause: a.pause,
+    };
     // A bar of the layer's bytes on stderr when it is a terminal; nothing otherwise.
     let pb = crate::transfer::progress(None, false, "Committing");
     let id = engine(ctx)?.commit_with_progress(&a.container, &o, &|n| pb.inc(n));
@@ -95,14 +108,18 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
     e.get(&a.container)?;
     match a.output.as_deref() {
         Some(path) if path != "-" => {
-            let f = std::fs::File::create(path).map_err(|e| Failure(format!("failed to export container: create {path}: {e}")))?;
+            let f = std::fs::File::create(path)
+                .map_err(|e| Failure(format!("failed to export container: create {path}: {e}")))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
             e.export(&a.container, &mut w)?;
-            w.flush().map_err(|e| Failure(format!("failed to export container: write {path}: {e}")))?;
+            w.flush()
+                .map_err(|e| Failure(format!("failed to export container: write {path}: {e}")))?;
         }
         _ => {
             if std::io::stdout().is_terminal() {
-                return Err(Failure("cowardly refusing to save to a terminal. Use the -o flag or redirect".into()));
+                return Err(Failure(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+                ));
             }
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
             e.export(&a.container, &mut w)?;
@@ -146,10 +163,16 @@ fn placement(src: &str) -> Placement {
 pub fn cp(ctx: &Ctx, a: CpArgs) -> CmdResult {
     let e = engine(ctx)?;
     match (split_arg(&a.src), split_arg(&a.dest)) {
-        (Some(_), Some(_)) => Err(Failure("copying between containers is not supported".into())),
+        (Some(_), Some(_)) => Err(Failure(
+            "copying between containers is not supported".into(),
+        )),
         (None, None) => Err(Failure("must specify at least one container source".into())),
         (Some((c, src)), None) => {
-            let src = if src.starts_with('/') { src.to_string() } else { format!("/{src}") };
+            let src = if src.starts_with('/') {
+                src.to_string()
+            } else {
+                format!("/{src}")
+            };
             if a.dest == "-" {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
                 e.copy_from(c, &src, a.follow_link, &mut w)?;
@@ -158,28 +181,47 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> CmdResult {
             }
             ignore_sigpipe();
             let dest = absolute(&a.dest)?;
-            let owner = if a.archive { None } else { Some(unsafe { (libc::getuid(), libc::getgid()) }) };
+            let owner = if a.archive {
+                None
+            } else {
+                Some(unsafe { (libc::getuid(), libc::getgid()) })
+            };
             let (r, w) = std::io::pipe()?;
             let place = placement(&src);
             std::thread::scope(|s| {
                 let ex = s.spawn(move || extract_at(Path::new("/"), &dest, r, place, owner));
                 let sent = e.copy_from(c, &src, a.follow_link, w);
-                let got = ex.join().map_err(|_| Failure("copy: extraction panicked".into()))?;
+                let got = ex
+                    .join()
+                    .map_err(|_| Failure("copy: extraction panicked".into()))?;
                 got?;
                 sent?;
                 Ok(())
             })
         }
         (None, Some((c, dest))) => {
-            let dest = if dest.starts_with('/') { dest.to_string() } else { format!("/{dest}") };
+            let dest = if dest.starts_with('/') {
+                dest.to_string()
+            } else {
+                format!("/{dest}")
+            };
             if a.src == "-" {
-                e.copy_to(c, &dest, std::io::stdin().lock(), Placement::Into, a.archive)?;
+                e.copy_to(
+                    c,
+                    &dest,
+                    std::io::stdin().lock(),
+                    Placement::Into,
+                    a.archive,
+                )?;
                 return Ok(());
             }
             ignore_sigpipe();
             let src = absolute(&a.src)?;
             if std::fs::symlink_metadata(src.trim_end_matches("/.")).is_err() {
-                return Err(Failure(format!("could not find the file {} in the host", a.src)));
+                return Err(Failure(format!(
+                    "could not find the file {} in the host",
+                    a.src
+                )));
             }
             let (r, w) = std::io::pipe()?;
             let place = placement(&src);
@@ -188,7 +230,9 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> CmdResult {
                 let src2 = src.clone();
                 let tx = s.spawn(move || write_path_tar(Path::new("/"), &src2, follow, w));
                 let got = e.copy_to(c, &dest, r, place, a.archive);
-                let sent = tx.join().map_err(|_| Failure("copy: archiving panicked".into()))?;
+                let sent = tx
+                    .join()
+                    .map_err(|_| Failure("copy: archiving panicked".into()))?;
                 // A refused destination closes the pipe under the archiver: its broken pipe is
                 // only an echo of the refusal, which is the error to report.
                 match (got, sent) {

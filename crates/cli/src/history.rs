@@ -65,7 +65,10 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
         }
     }
     for h in &history {
-        let empty = h.get("empty_layer").and_then(Value::as_bool).unwrap_or(false);
+        let empty = h
+            .get("empty_layer")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let size = if empty {
             0
         } else {
@@ -85,7 +88,13 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     entries.reverse();
     // docker shows, on the newest entry of each local image in the parent chain, that
     // image's id ("<missing>" on the rest): the image, then its parent from `commit`, ...
-    let fmt_id = |hex: &str| if a.no_trunc { format!("sha256:{hex}") } else { hex[..12].to_string() };
+    let fmt_id = |hex: &str| {
+        if a.no_trunc {
+            format!("sha256:{hex}")
+        } else {
+            hex[..12].to_string()
+        }
+    };
     let mut at = 0usize;
     let mut cur = Some(img.clone());
     while let Some(i) = cur {
@@ -102,7 +111,10 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     }
 
     // docker: -q only replaces the default table; a custom format wins.
-    let format = a.format.as_deref().filter(|f| !f.is_empty() && *f != "table");
+    let format = a
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty() && *f != "table");
     if a.quiet && format.is_none() {
         for e in &entries {
             println!("{}", e.id);
@@ -110,8 +122,20 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
         return Ok(());
     }
     // docker's history formatter: without -H, CREATED is the RFC 3339 time and SIZE in bytes.
-    let created = |e: &Entry| if a.human { ago(e.created) } else { timefmt::rfc3339(e.created) };
-    let size = |e: &Entry| if a.human { human_size(e.size) } else { e.size.to_string() };
+    let created = |e: &Entry| {
+        if a.human {
+            ago(e.created)
+        } else {
+            timefmt::rfc3339(e.created)
+        }
+    };
+    let size = |e: &Entry| {
+        if a.human {
+            human_size(e.size)
+        } else {
+            e.size.to_string()
+        }
+    };
     let by = |e: &Entry| {
         let b = e.created_by.replace('\t', " ");
         if a.no_trunc || b.chars().count() <= 45 {
@@ -130,7 +154,8 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     print_list(format, DEFAULT_TABLE, &HEADERS, &rows)
 }
 
-const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+const DEFAULT_TABLE: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
 
 /// docker/cli's history formatter headers.
 const HEADERS: Headers = Headers(&[

@@ -91,10 +91,13 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
             continue;
         }
         let image_labels = img.config_json.pointer("/config/Labels");
-        if !labels.iter().all(|(k, v)| match image_labels.and_then(|l| l.get(k)) {
-            Some(found) => v.as_ref().is_none_or(|v| found.as_str() == Some(v)),
-            None => false,
-        }) {
+        if !labels
+            .iter()
+            .all(|(k, v)| match image_labels.and_then(|l| l.get(k)) {
+                Some(found) => v.as_ref().is_none_or(|v| found.as_str() == Some(v)),
+                None => false,
+            })
+        {
             continue;
         }
         let unique = store.unique_size(&img.id)?;
@@ -106,10 +109,18 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
         let mut names: Vec<(String, String)> = img
             .names
             .iter()
-            .map(|n| (familiar_repository(&n.repository()), n.tag.clone().unwrap_or_default()))
+            .map(|n| {
+                (
+                    familiar_repository(&n.repository()),
+                    n.tag.clone().unwrap_or_default(),
+                )
+            })
             .collect();
         if !refs.is_empty() {
-            names.retain(|(r, t)| refs.iter().any(|p| glob(p, r) || glob(p, &format!("{r}:{t}"))));
+            names.retain(|(r, t)| {
+                refs.iter()
+                    .any(|p| glob(p, r) || glob(p, &format!("{r}:{t}")))
+            });
             if names.is_empty() {
                 continue;
             }
@@ -135,7 +146,10 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
         }
     }
     // docker: -q only replaces the default table; a custom format wins.
-    let format = a.format.as_deref().filter(|f| !f.is_empty() && *f != "table");
+    let format = a
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty() && *f != "table");
     if a.quiet && format.is_none() {
         let mut seen = std::collections::HashSet::new();
         for r in rows {
@@ -163,12 +177,18 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> CmdResult {
             })
         })
         .collect();
-    let default = if a.digests { DEFAULT_TABLE_DIGESTS } else { DEFAULT_TABLE };
+    let default = if a.digests {
+        DEFAULT_TABLE_DIGESTS
+    } else {
+        DEFAULT_TABLE
+    };
     print_list(format, default, &HEADERS, &values)
 }
 
-const DEFAULT_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-const DEFAULT_TABLE_DIGESTS: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const DEFAULT_TABLE: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const DEFAULT_TABLE_DIGESTS: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 
 /// docker/cli's image formatter headers.
 const HEADERS: Headers = Headers(&[
@@ -196,7 +216,10 @@ fn glob(pattern: &str, s: &str) -> bool {
             _ => false,
         }
     }
-    m(&pattern.chars().collect::<Vec<_>>(), &s.chars().collect::<Vec<_>>())
+    m(
+        &pattern.chars().collect::<Vec<_>>(),
+        &s.chars().collect::<Vec<_>>(),
+    )
 }
 
 #[cfg(test)]

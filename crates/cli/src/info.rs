@@ -77,7 +77,11 @@ pub fn version(ctx: &Ctx, a: FormatArgs) -> CmdResult {
         "Os": "linux", "Arch": go_arch(), "KernelVersion": kernel, "Experimental": false, "BuildTime": "",
     });
     for o in [&mut client, &mut server] {
-        add_go_names(o.as_object_mut().expect("object"), &[("ApiVersion", "APIVersion")], json_out);
+        add_go_names(
+            o.as_object_mut().expect("object"),
+            &[("ApiVersion", "APIVersion")],
+            json_out,
+        );
     }
     if a.format.as_deref().is_some_and(|f| !f.is_empty()) {
         let data = json!({"Client": client, "Server": server});
@@ -110,7 +114,12 @@ pub fn version(ctx: &Ctx, a: FormatArgs) -> CmdResult {
 
 /// Lines "label\tvalue" as Go's tabwriter (minwidth 20, padding 1) prints one block.
 fn aligned(rows: &[(&str, String)]) -> String {
-    let w = rows.iter().map(|(l, _)| l.chars().count() + 1).max().unwrap_or(0).max(20);
+    let w = rows
+        .iter()
+        .map(|(l, _)| l.chars().count() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(20);
     let mut s = String::new();
     // A tab-terminated cell is padded even when the value after it is empty, as in Go.
     for (l, v) in rows {
@@ -141,7 +150,12 @@ pub fn info(ctx: &Ctx, a: FormatArgs) -> CmdResult {
         let o = v.as_object_mut().expect("object");
         add_go_names(
             o,
-            &[("CpuCfsPeriod", "CPUCfsPeriod"), ("CpuCfsQuota", "CPUCfsQuota"), ("HttpProxy", "HTTPProxy"), ("HttpsProxy", "HTTPSProxy")],
+            &[
+                ("CpuCfsPeriod", "CPUCfsPeriod"),
+                ("CpuCfsQuota", "CPUCfsQuota"),
+                ("HttpProxy", "HTTPProxy"),
+                ("HttpsProxy", "HTTPSProxy"),
+            ],
             json_out,
         );
         let mut client = client_version();
@@ -182,7 +196,10 @@ pub fn info(ctx: &Ctx, a: FormatArgs) -> CmdResult {
     l(format!("  Network: {}", info.plugins.network.join(" ")));
     l(format!("  Log: {}", info.plugins.log.join(" ")));
     l(" Swarm: inactive".into());
-    l(format!(" Runtimes: {}", info.runtimes.keys().cloned().collect::<Vec<_>>().join(" ")));
+    l(format!(
+        " Runtimes: {}",
+        info.runtimes.keys().cloned().collect::<Vec<_>>().join(" ")
+    ));
     l(format!(" Default Runtime: {}", info.default_runtime));
     l(format!(" Init Binary: {}", info.init_binary));
     l(" containerd version: ".into());
@@ -218,10 +235,18 @@ pub fn info(ctx: &Ctx, a: FormatArgs) -> CmdResult {
     // berth's own line: everything it keeps is under the root (--root or BERTH_ROOT); the
     // only file it reads there is an optional config.json naming the storage driver.
     let cfg = std::path::Path::new(&info.docker_root_dir).join("config.json");
-    let state = if cfg.exists() { "present" } else { "absent, not needed" };
+    let state = if cfg.exists() {
+        "present"
+    } else {
+        "absent, not needed"
+    };
     l(format!(" Configuration: {} ({state})", cfg.display()));
     l(" Debug Mode: false".into());
-    for (k, v) in [(" HTTP Proxy:", &info.http_proxy), (" HTTPS Proxy:", &info.https_proxy), (" No Proxy:", &info.no_proxy)] {
+    for (k, v) in [
+        (" HTTP Proxy:", &info.http_proxy),
+        (" HTTPS Proxy:", &info.https_proxy),
+        (" No Proxy:", &info.no_proxy),
+    ] {
         if !v.is_empty() {
             l(format!("{k} {v}"));
         }
@@ -230,7 +255,10 @@ pub fn info(ctx: &Ctx, a: FormatArgs) -> CmdResult {
     l(" Insecure Registries:".into());
     l("  ::1/128".into());
     l("  127.0.0.0/8".into());
-    l(format!(" Live Restore Enabled: {}", info.live_restore_enabled));
+    l(format!(
+        " Live Restore Enabled: {}",
+        info.live_restore_enabled
+    ));
     l(String::new());
     print!("{s}");
     Ok(())

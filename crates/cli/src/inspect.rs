@@ -245,7 +245,16 @@ const CONTAINER_ORDER: KeyOrder = KeyOrder(&[
     ("GraphDriver", &["Data", "Name"]),
     (
         "Mounts",
-        &["Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation"],
+        &[
+            "Type",
+            "Name",
+            "Source",
+            "Destination",
+            "Driver",
+            "Mode",
+            "RW",
+            "Propagation",
+        ],
     ),
     ("Config", CONFIG_KEYS),
     (

@@ -172,7 +172,10 @@ fn main() -> ExitCode {
         return code;
     }
     let cli: Cli = usage::parse();
-    let ctx = Ctx { root: cli.root, driver: cli.storage_driver };
+    let ctx = Ctx {
+        root: cli.root,
+        driver: cli.storage_driver,
+    };
     let result = match cli.command {
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),

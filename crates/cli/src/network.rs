@@ -135,12 +135,26 @@ pub struct PortArgs {
 }
 
 fn engine(ctx: &Ctx) -> Result<Engine, Failure> {
-    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
-    Ok(Engine::open(&ctx.root, &EngineOptions { driver, exe: None })?)
+    let driver = ctx
+        .driver
+        .as_deref()
+        .map(berth_image::Driver::parse)
+        .transpose()?;
+    Ok(Engine::open(
+        &ctx.root,
+        &EngineOptions { driver, exe: None },
+    )?)
 }
 
 fn pairs(items: &[String]) -> BTreeMap<String, String> {
-    items.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect()
+    items
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unwrap_or((l.clone(), String::new()))
+        })
+        .collect()
 }
 
 pub fn run(ctx: &Ctx, c: NetworkCommand) -> CmdResult {
@@ -200,7 +214,9 @@ fn inspect_json(e: &Engine, n: &Network) -> Value {
         cfg["IPRange"] = json!(n.ip_range);
     }
     let mut options = n.options.clone();
-    options.entry("com.docker.network.bridge.name".into()).or_insert_with(|| n.bridge.clone());
+    options
+        .entry("com.docker.network.bridge.name".into())
+        .or_insert_with(|| n.bridge.clone());
     json!({
         "Name": n.name,
         "Id": n.id,
@@ -243,7 +259,11 @@ fn matches(n: &Network, filters: &[(String, String)]) -> Result<bool, Failure> {
 
 fn parse_filters(f: &[String]) -> Result<Vec<(String, String)>, Failure> {
     f.iter()
-        .map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| Failure("bad format of filter (expected name=value)".into())))
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Failure("bad format of filter (expected name=value)".into()))
+        })
         .collect()
 }
 
@@ -256,8 +276,18 @@ fn ls(ctx: &Ctx, a: LsArgs) -> CmdResult {
             list.push(n);
         }
     }
-    let id = |n: &Network| if a.no_trunc { n.id.clone() } else { n.id[..12].to_string() };
-    if a.quiet && a.format.as_deref().is_none_or(|f| f.is_empty() || f == "table") {
+    let id = |n: &Network| {
+        if a.no_trunc {
+            n.id.clone()
+        } else {
+            n.id[..12].to_string()
+        }
+    };
+    if a.quiet
+        && a.format
+            .as_deref()
+            .is_none_or(|f| f.is_empty() || f == "table")
+    {
         for n in &list {
             println!("{}", id(n));
         }
@@ -271,8 +301,24 @@ fn ls(ctx: &Ctx, a: LsArgs) -> CmdResult {
                    "Internal": n.internal.to_string(), "Labels": labels, "CreatedAt": n.created})
         })
         .collect();
-    let headers = Headers(&[("ID", "NETWORK ID"), ("Name", "NAME"), ("Driver", "DRIVER"), ("Scope", "SCOPE"), ("IPv6", "IPV6"), ("Internal", "INTERNAL"), ("CreatedAt", "CREATED")]);
-    print!("{}", render_list(a.format.as_deref(), "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", &headers, &rows)?);
+    let headers = Headers(&[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("CreatedAt", "CREATED"),
+    ]);
+    print!(
+        "{}",
+        render_list(
+            a.format.as_deref(),
+            "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+            &headers,
+            &rows
+        )?
+    );
     Ok(())
 }
 
@@ -302,7 +348,12 @@ fn remove_one(e: &Engine, name: &str) -> Result<(), Failure> {
     let n = nets.get(name)?;
     let users = e.network_users(&n.name)?;
     if !users.is_empty() {
-        return Err(Failure(format!("error while removing network: network {} id {} has active endpoints ({})", n.name, n.id, users.join(", "))));
+        return Err(Failure(format!(
+            "error while removing network: network {} id {} has active endpoints ({})",
+            n.name,
+            n.id,
+            users.join(", ")
+        )));
     }
     nets.remove(&n.name)?;
     Ok(())
@@ -357,7 +408,13 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
 pub fn port(ctx: &Ctx, a: PortArgs) -> CmdResult {
     let e = engine(ctx)?;
     let ports = e.ports(&a.container)?;
-    let want = a.port.as_ref().map(|p| if p.contains('/') { p.clone() } else { format!("{p}/tcp") });
+    let want = a.port.as_ref().map(|p| {
+        if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
     let mut found = false;
     for (k, ip, hp) in &ports {
         match &want {
@@ -368,7 +425,10 @@ pub fn port(ctx: &Ctx, a: PortArgs) -> CmdResult {
         found = true;
     }
     if let (Some(w), false) = (&want, found) {
-        return Err(Failure(format!("No public port '{w}' published for {}", a.container)));
+        return Err(Failure(format!(
+            "No public port '{w}' published for {}",
+            a.container
+        )));
     }
     Ok(())
 }

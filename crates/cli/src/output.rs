@@ -8,7 +8,12 @@ use crate::{CmdResult, Failure};
 mod typed;
 
 /// A listing command's rows: `format` as the user gave it, `default_table` docker's default.
-pub fn print_list(format: Option<&str>, default_table: &str, headers: &Headers, rows: &[Value]) -> CmdResult {
+pub fn print_list(
+    format: Option<&str>,
+    default_table: &str,
+    headers: &Headers,
+    rows: &[Value],
+) -> CmdResult {
     print!("{}", render_list(format, default_table, headers, rows)?);
     Ok(())
 }
@@ -17,7 +22,11 @@ pub fn print_list(format: Option<&str>, default_table: &str, headers: &Headers, 
 /// order where the caller knows it (berth-format would print `serde_json`'s sorted keys).
 /// docker exits 64 (and prints no `Error:` prefix) when the template does not parse; nothing
 /// has been printed at that point.
-pub fn print_inspect(format: Option<&str>, objects: &[Value], default_text: impl FnOnce(&[Value]) -> String) -> CmdResult {
+pub fn print_inspect(
+    format: Option<&str>,
+    objects: &[Value],
+    default_text: impl FnOnce(&[Value]) -> String,
+) -> CmdResult {
     if format.is_none_or(str::is_empty) {
         println!("{}", default_text(objects));
         return Ok(());
@@ -46,7 +55,10 @@ pub fn print_inspect(format: Option<&str>, objects: &[Value], default_text: impl
 /// The docker inspect indentation (4 spaces) for values that keep docker's key order.
 pub fn indented_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
     v.serialize(&mut ser).expect("json");
     String::from_utf8(buf).expect("utf-8 json")
 }
@@ -74,8 +86,16 @@ impl serde::Serialize for InOrder<'_> {
         };
         match self.v {
             Value::Object(m) => {
-                let listed = self.order.0.iter().find(|(p, _)| *p == self.path).map_or(&[][..], |(_, k)| k);
-                let mut keys: Vec<&String> = listed.iter().filter_map(|k| m.get_key_value(*k).map(|(k, _)| k)).collect();
+                let listed = self
+                    .order
+                    .0
+                    .iter()
+                    .find(|(p, _)| *p == self.path)
+                    .map_or(&[][..], |(_, k)| k);
+                let mut keys: Vec<&String> = listed
+                    .iter()
+                    .filter_map(|k| m.get_key_value(*k).map(|(k, _)| k))
+                    .collect();
                 keys.extend(m.keys().filter(|k| !listed.contains(&k.as_str())));
                 let mut map = s.serialize_map(Some(m.len()))?;
                 for k in keys {
@@ -116,7 +136,9 @@ pub fn go_quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -130,7 +152,13 @@ mod tests {
     #[test]
     fn go_quote_like_strconv() {
         assert_eq!(super::go_quote("true"), "\"true\"");
-        assert_eq!(super::go_quote(r#"sh -c "echo \ hi""#), r#""sh -c \"echo \\ hi\"""#);
-        assert_eq!(super::go_quote("a\tb\nc\u{1}\u{7f}…"), "\"a\\tb\\nc\\x01\\x7f…\"");
+        assert_eq!(
+            super::go_quote(r#"sh -c "echo \ hi""#),
+            r#""sh -c \"echo \\ hi\"""#
+        );
+        assert_eq!(
+            super::go_quote("a\tb\nc\u{1}\u{7f}…"),
+            "\"a\\tb\\nc\\x01\\x7f…\""
+        );
     }
 }

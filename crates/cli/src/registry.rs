@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use crate::{CmdResult, Ctx, Failure};
 use berth_image::{ImageStore, Reference};
-use berth_registry::{credentials, Client, Config, LayerStatus, Platform, Progress, PullOptions, PushOptions};
+use berth_registry::{
+    credentials, Client, Config, LayerStatus, Platform, Progress, PullOptions, PushOptions,
+};
 
 #[derive(Args)]
 pub struct PullArgs {
@@ -136,18 +138,27 @@ impl Progress for Display {
             let mut bars = bars.lock().unwrap();
             let bar = bars.entry(id.to_string()).or_insert_with(|| {
                 let b = m.add(ProgressBar::new(0));
-                b.set_style(ProgressStyle::with_template("{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}").expect("template").progress_chars("=> "));
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}",
+                    )
+                    .expect("template")
+                    .progress_chars("=> "),
+                );
                 b.set_prefix(id.to_string());
                 b
             });
             match status {
-                LayerStatus::Downloading { current, total } | LayerStatus::Pushing { current, total } => {
+                LayerStatus::Downloading { current, total }
+                | LayerStatus::Pushing { current, total } => {
                     bar.set_length(total);
                     bar.set_position(current);
                     bar.set_message(text);
                 }
                 _ => {
-                    bar.set_style(ProgressStyle::with_template("{prefix}: {msg}").expect("template"));
+                    bar.set_style(
+                        ProgressStyle::with_template("{prefix}: {msg}").expect("template"),
+                    );
                     bar.set_message(text);
                 }
             }
@@ -173,14 +184,30 @@ fn client(cfg: &Config, host: &str, tls_verify: Option<bool>) -> Result<Client, 
 
 /// Pulls `name` (trying each unqualified-search registry for a short name) and prints docker's
 /// lines. Returns the reference that was pulled.
-fn pull_one(store: &ImageStore, cfg: &Config, name: &str, opts: &PullOptions, tls_verify: Option<bool>, out: Out) -> Result<Reference, Failure> {
+fn pull_one(
+    store: &ImageStore,
+    cfg: &Config,
+    name: &str,
+    opts: &PullOptions,
+    tls_verify: Option<bool>,
+    out: Out,
+) -> Result<Reference, Failure> {
     let candidates = cfg.candidates(name)?;
     let mut last_err = None;
     for r in &candidates {
         let display = Display::new(out);
         let res = client(cfg, &r.domain, tls_verify).and_then(|c| {
-            let tag = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_default();
-            display.line(&format!("{}: Pulling from {}", tag, berth_image::familiar_repository(&format!("{}/{}", r.domain, r.path)).trim_start_matches(&format!("{}/", r.domain))));
+            let tag = r
+                .digest
+                .clone()
+                .or_else(|| r.tag.clone())
+                .unwrap_or_default();
+            display.line(&format!(
+                "{}: Pulling from {}",
+                tag,
+                berth_image::familiar_repository(&format!("{}/{}", r.domain, r.path))
+                    .trim_start_matches(&format!("{}/", r.domain))
+            ));
             let res = berth_registry::pull(store, &c, r, opts, &display);
             display.finish();
             Ok(res?)
@@ -188,7 +215,15 @@ fn pull_one(store: &ImageStore, cfg: &Config, name: &str, opts: &PullOptions, tl
         match res {
             Ok(p) => {
                 display.line(&format!("Digest: {}", p.manifest_digest));
-                let familiar = if r.tag.is_some() { r.familiar() } else { format!("{}@{}", berth_image::familiar_repository(&r.repository()), p.manifest_digest) };
+                let familiar = if r.tag.is_some() {
+                    r.familiar()
+                } else {
+                    format!(
+                        "{}@{}",
+                        berth_image::familiar_repository(&r.repository()),
+                        p.manifest_digest
+                    )
+                };
                 if p.up_to_date {
                     display.line(&format!("Status: Image is up to date for {familiar}"));
                 } else {
@@ -230,7 +265,10 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> CmdResult {
         }
         return Ok(());
     }
-    if !a.quiet && !a.name.contains('@') && !a.name.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+    if !a.quiet
+        && !a.name.contains('@')
+        && !a.name.rsplit('/').next().is_some_and(|l| l.contains(':'))
+    {
         println!("Using default tag: latest");
     }
     let r = pull_one(&store, &cfg, &a.name, &opts, a.tls_verify, out)?;
@@ -240,13 +278,25 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> CmdResult {
 
 /// For `run`/`create`: pulls the image (docker's --pull always, or missing once create found
 /// it missing), progress on stderr.
-pub fn pull_for_run(ctx: &Ctx, image: &str, platform: Option<&str>, missing: bool) -> Result<(), Failure> {
+pub fn pull_for_run(
+    ctx: &Ctx,
+    image: &str,
+    platform: Option<&str>,
+    missing: bool,
+) -> Result<(), Failure> {
     if missing {
         eprintln!("Unable to find image '{image}' locally");
     }
     let store = ctx.store()?;
     let cfg = config()?;
-    pull_one(&store, &cfg, image, &pull_options(platform)?, None, Out::Stderr)?;
+    pull_one(
+        &store,
+        &cfg,
+        image,
+        &pull_options(platform)?,
+        None,
+        Out::Stderr,
+    )?;
     Ok(())
 }
 
@@ -260,11 +310,17 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> CmdResult {
         cfg.candidates(&a.name)?.remove(0)
     };
     if target.digest.is_some() {
-        return Err(Failure(format!("cannot push a digest reference: {}", a.name)));
+        return Err(Failure(format!(
+            "cannot push a digest reference: {}",
+            a.name
+        )));
     }
     let out = if a.quiet { Out::Quiet } else { Out::Stdout };
     let display = Display::new(out);
-    display.line(&format!("The push refers to repository [{}]", target.repository()));
+    display.line(&format!(
+        "The push refers to repository [{}]",
+        target.repository()
+    ));
     let c = client(&cfg, &target.domain, a.tls_verify)?;
     let mut opts = PushOptions {
         compression: berth_image::LayerCompression::parse(&a.compression_format)?,
@@ -276,7 +332,11 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> CmdResult {
             .to_str()
             .and_then(|v| v.parse().ok())
             .filter(|n| *n > 0)
-            .ok_or_else(|| Failure(format!("BERTH_PUSH_CHUNK_SIZE={v:?}: expected a byte count")))?;
+            .ok_or_else(|| {
+                Failure(format!(
+                    "BERTH_PUSH_CHUNK_SIZE={v:?}: expected a byte count"
+                ))
+            })?;
     }
     let res = berth_registry::push(&store, &c, &image, &target, &opts, &display);
     display.finish();
@@ -292,7 +352,9 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> CmdResult {
 
 fn server_host(server: Option<&str>) -> String {
     let s = server.unwrap_or("docker.io");
-    let s = s.trim_start_matches("https://").trim_start_matches("http://");
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     let s = s.split('/').next().unwrap_or(s);
     match s {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
@@ -307,7 +369,9 @@ pub fn login(_ctx: &Ctx, a: LoginArgs) -> CmdResult {
         Some(u) => u,
         None => {
             if a.password_stdin || !io::stdin().is_terminal() {
-                return Err(Failure("Must provide --username with --password-stdin".into()));
+                return Err(Failure(
+                    "Must provide --username with --password-stdin".into(),
+                ));
             }
             eprint!("Username: ");
             io::stderr().flush().ok();
@@ -318,7 +382,9 @@ pub fn login(_ctx: &Ctx, a: LoginArgs) -> CmdResult {
     };
     let password = if a.password_stdin {
         if a.password.is_some() {
-            return Err(Failure("--password and --password-stdin are mutually exclusive".into()));
+            return Err(Failure(
+                "--password and --password-stdin are mutually exclusive".into(),
+            ));
         }
         let mut p = String::new();
         io::stdin().read_to_string(&mut p)?;
@@ -327,7 +393,9 @@ pub fn login(_ctx: &Ctx, a: LoginArgs) -> CmdResult {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p
     } else {
-        return Err(Failure("a password is needed: --password-stdin (or -p)".into()));
+        return Err(Failure(
+            "a password is needed: --password-stdin (or -p)".into(),
+        ));
     };
     if username.is_empty() || password.is_empty() {
         return Err(Failure("username and password must not be empty".into()));
@@ -344,7 +412,10 @@ pub fn logout(_ctx: &Ctx, a: LogoutArgs) -> CmdResult {
     let cfg = config()?;
     let host = server_host(a.server.as_deref());
     if credentials::erase(&cfg.auth_file, &host)? {
-        println!("Removing login credentials for {}", credentials::server_key(&host));
+        println!(
+            "Removing login credentials for {}",
+            credentials::server_key(&host)
+        );
     } else {
         println!("Not logged in to {}", credentials::server_key(&host));
     }
@@ -353,10 +424,16 @@ pub fn logout(_ctx: &Ctx, a: LogoutArgs) -> CmdResult {
 
 pub fn search(_ctx: &Ctx, a: SearchArgs) -> CmdResult {
     let cfg = config()?;
-    let (host, term) = match a.term.split_once('/') {
-        Some((h, t)) if berth_registry::config::is_qualified(&a.term) => (h.to_string(), t.to_string()),
-        _ => return Err(Failure("search needs REGISTRY/TERM: berth searches a registry's catalog (/v2/_catalog)".into())),
-    };
+    let (host, term) =
+        match a.term.split_once('/') {
+            Some((h, t)) if berth_registry::config::is_qualified(&a.term) => {
+                (h.to_string(), t.to_string())
+            }
+            _ => return Err(Failure(
+                "search needs REGISTRY/TERM: berth searches a registry's catalog (/v2/_catalog)"
+                    .into(),
+            )),
+        };
     let c = client(&cfg, &host, a.tls_verify)?;
     let repos = berth_registry::catalog(&c)?;
     println!("NAME");

@@ -105,7 +105,8 @@ pub fn prune(ctx: &Ctx, mut a: PruneArgs) -> CmdResult {
             .pointer("/config/Labels")
             .and_then(|l| serde_json::from_value(l.clone()).ok())
             .unwrap_or_default();
-        let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(img.created.max(0) as u64);
+        let created =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(img.created.max(0) as u64);
         filters.match_prune(&labels, created).unwrap_or(false)
     };
     let report = ctx.store()?.prune_matching(a.all, &select)?;

@@ -31,13 +31,18 @@ pub struct ServeArgs {
 }
 
 pub fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
-    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
-    let tls = (a.tlsverify || a.tlscert.is_some() || a.tlskey.is_some() || a.tlscacert.is_some()).then(|| berth_api::TlsOptions {
-        verify: a.tlsverify,
-        ca: a.tlscacert,
-        cert: a.tlscert,
-        key: a.tlskey,
-    });
+    let driver = ctx
+        .driver
+        .as_deref()
+        .map(berth_image::Driver::parse)
+        .transpose()?;
+    let tls = (a.tlsverify || a.tlscert.is_some() || a.tlskey.is_some() || a.tlscacert.is_some())
+        .then(|| berth_api::TlsOptions {
+            verify: a.tlsverify,
+            ca: a.tlscacert,
+            cert: a.tlscert,
+            key: a.tlskey,
+        });
     berth_api::serve(berth_api::ServeOptions {
         root: ctx.root.clone(),
         engine: berth_engine::EngineOptions { driver, exe: None },
@@ -69,8 +74,19 @@ fn line(e: &events::Event) -> String {
     let secs = e.time_nano.div_euclid(1_000_000_000);
     let nanos = e.time_nano.rem_euclid(1_000_000_000) as u32;
     let t = std::time::UNIX_EPOCH + Duration::new(secs as u64, nanos);
-    let attrs: Vec<String> = e.actor.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut s = format!("{} {} {} {}", berth_engine::timefmt::format(t), e.typ, e.action, e.actor.id);
+    let attrs: Vec<String> = e
+        .actor
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut s = format!(
+        "{} {} {} {}",
+        berth_engine::timefmt::format(t),
+        e.typ,
+        e.action,
+        e.actor.id
+    );
     if !attrs.is_empty() {
         s.push_str(&format!(" ({})", attrs.join(", ")));
     }
@@ -80,38 +96,64 @@ fn line(e: &events::Event) -> String {
 pub fn events(ctx: &Ctx, a: EventsArgs) -> CmdResult {
     let mut filters = Vec::new();
     for f in &a.filter {
-        let (k, v) = f.split_once('=').ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {f}")))?;
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {f}")))?;
         filters.push((k.to_string(), v.to_string()));
     }
     let filter = Filter(filters);
     filter.validate().map_err(Failure)?;
-    let since = a.since.as_deref().map(events::parse_time_nanos).transpose()?;
-    let until = a.until.as_deref().map(events::parse_time_nanos).transpose()?;
-    let offset = if since.is_some() { 0 } else { events::end_offset(&ctx.root) };
+    let since = a
+        .since
+        .as_deref()
+        .map(events::parse_time_nanos)
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(events::parse_time_nanos)
+        .transpose()?;
+    let offset = if since.is_some() {
+        0
+    } else {
+        events::end_offset(&ctx.root)
+    };
     let tmpl = match a.format.as_deref() {
         None | Some("") => None,
         Some(f) => Some(f.to_string()),
     };
     let mut out = std::io::stdout().lock();
     let mut failed = None;
-    events::read(&ctx.root, offset, &ReadOptions { since, until, follow: true, filter }, &mut |e| {
-        if e.typ.is_empty() {
-            return true;
-        }
-        let v = serde_json::to_value(e).expect("event");
-        let text = match tmpl.as_deref() {
-            None => line(e) + "\n",
-            Some("json") => v.to_string() + "\n",
-            Some(t) => match berth_format::render_inspect(Some(t), &[v]) {
-                Ok(s) => s,
-                Err(err) => {
-                    failed = Some(err.to_string());
-                    return false;
-                }
-            },
-        };
-        out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_ok()
-    })?;
+    events::read(
+        &ctx.root,
+        offset,
+        &ReadOptions {
+            since,
+            until,
+            follow: true,
+            filter,
+        },
+        &mut |e| {
+            if e.typ.is_empty() {
+                return true;
+            }
+            let v = serde_json::to_value(e).expect("event");
+            let text = match tmpl.as_deref() {
+                None => line(e) + "\n",
+                Some("json") => v.to_string() + "\n",
+                Some(t) => match berth_format::render_inspect(Some(t), &[v]) {
+                    Ok(s) => s,
+                    Err(err) => {
+                        failed = Some(err.to_string());
+                        return false;
+                    }
+                },
+            };
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .is_ok()
+        },
+    )?;
     match failed {
         Some(e) => Err(Failure(e)),
         None => Ok(()),

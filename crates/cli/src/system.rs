@@ -30,8 +30,15 @@ fn reclaimable(part: u64, total: u64) -> String {
 pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
     let _ = a.verbose;
     let du = ctx.store()?.disk_usage()?;
-    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
-    let engine = berth_engine::Engine::open(&ctx.root, &berth_engine::EngineOptions { driver, exe: None })?;
+    let driver = ctx
+        .driver
+        .as_deref()
+        .map(berth_image::Driver::parse)
+        .transpose()?;
+    let engine = berth_engine::Engine::open(
+        &ctx.root,
+        &berth_engine::EngineOptions { driver, exe: None },
+    )?;
     let (mut c_total, mut c_active, mut c_size, mut c_reclaim) = (0usize, 0usize, 0u64, 0u64);
     for c in engine.list(true)? {
         let size = c
@@ -94,7 +101,8 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
     print_list(a.format.as_deref(), DEFAULT_TABLE, &HEADERS, &values)
 }
 
-const DEFAULT_TABLE: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+const DEFAULT_TABLE: &str =
+    "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
 
 /// docker/cli's disk usage formatter headers.
 const HEADERS: Headers = Headers(&[

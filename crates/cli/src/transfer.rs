@@ -58,7 +58,9 @@ pub(crate) fn progress(len: Option<u64>, quiet: bool, what: &str) -> ProgressBar
         None => ProgressBar::new_spinner(),
     };
     let style = match len {
-        Some(_) => ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}"),
+        Some(_) => {
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
+        }
         None => ProgressStyle::with_template("{msg} {spinner} {bytes} {bytes_per_sec}"),
     };
     pb.set_style(style.expect("template").progress_chars("=> "));
@@ -66,10 +68,16 @@ pub(crate) fn progress(len: Option<u64>, quiet: bool, what: &str) -> ProgressBar
     pb
 }
 
-fn open_input(path: &str, quiet: bool, what: &str) -> Result<(Box<dyn Read>, ProgressBar), Failure> {
+fn open_input(
+    path: &str,
+    quiet: bool,
+    what: &str,
+) -> Result<(Box<dyn Read>, ProgressBar), Failure> {
     if path == "-" {
         if io::stdin().is_terminal() {
-            return Err(Failure("requested load from stdin, but stdin is empty".into()));
+            return Err(Failure(
+                "requested load from stdin, but stdin is empty".into(),
+            ));
         }
         let pb = progress(None, quiet, what);
         return Ok((Box::new(pb.wrap_read(io::stdin().lock())), pb));
@@ -82,7 +90,11 @@ fn open_input(path: &str, quiet: bool, what: &str) -> Result<(Box<dyn Read>, Pro
 
 pub fn load(ctx: &Ctx, a: LoadArgs) -> CmdResult {
     let store = ctx.store()?;
-    let src = a.input.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into());
+    let src = a
+        .input
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into());
     let (input, pb) = open_input(&src, a.quiet, "Loading")?;
     let loaded = store.load(input);
     pb.finish_and_clear();
@@ -105,18 +117,26 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> CmdResult {
             // Written beside the target and renamed, so a failed save leaves no half file.
             let tmp = path.with_file_name(format!(
                 ".{}.berth-tmp",
-                path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
             ));
-            let f = File::create(&tmp).map_err(|e| Failure(format!("create {}: {e}", tmp.display())))?;
+            let f = File::create(&tmp)
+                .map_err(|e| Failure(format!("create {}: {e}", tmp.display())))?;
             // The layer blobs are most of the archive: a bar towards their total.
             let pb = progress(Some(save_estimate(&store, &a.images)), false, "Saving");
-            let res = store.save(&a.images, format, pb.wrap_write(io::BufWriter::with_capacity(1 << 20, f)));
+            let res = store.save(
+                &a.images,
+                format,
+                pb.wrap_write(io::BufWriter::with_capacity(1 << 20, f)),
+            );
             pb.finish_and_clear();
             if let Err(e) = res {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e.into());
             }
-            std::fs::rename(&tmp, path).map_err(|e| Failure(format!("rename to {}: {e}", path.display())))?;
+            std::fs::rename(&tmp, path)
+                .map_err(|e| Failure(format!("rename to {}: {e}", path.display())))?;
         }
         None => {
             if io::stdout().is_terminal() {
@@ -125,7 +145,11 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> CmdResult {
                 ));
             }
             let out = io::stdout().lock();
-            store.save(&a.images, format, io::BufWriter::with_capacity(1 << 20, out))?;
+            store.save(
+                &a.images,
+                format,
+                io::BufWriter::with_capacity(1 << 20, out),
+            )?;
             io::stdout().flush()?;
         }
     }
@@ -153,7 +177,11 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> CmdResult {
     let (input, pb) = open_input(&a.file, false, "Importing")?;
     let opts = CommitOptions {
         changes: a.change.clone(),
-        comment: Some(a.message.clone().unwrap_or_else(|| format!("Imported from {}", a.file))),
+        comment: Some(
+            a.message
+                .clone()
+                .unwrap_or_else(|| format!("Imported from {}", a.file)),
+        ),
         reference: a.reference.clone(),
         platform: a.platform.clone(),
         ..Default::default()

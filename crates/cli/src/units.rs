@@ -64,7 +64,10 @@ pub fn ago(created: i64) -> String {
     if created <= 0 {
         return "N/A".into();
     }
-    format!("{} ago", human_duration(berth_image::timefmt::now_unix() - created))
+    format!(
+        "{} ago",
+        human_duration(berth_image::timefmt::now_unix() - created)
+    )
 }
 
 #[cfg(test)]

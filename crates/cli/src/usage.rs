@@ -11,7 +11,9 @@ use std::ffi::OsString;
 pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
     let args: Vec<OsString> = std::env::args_os().collect();
     let mut cmd = P::command();
-    let r = cmd.try_get_matches_from_mut(&args).and_then(|m| P::from_arg_matches(&m));
+    let r = cmd
+        .try_get_matches_from_mut(&args)
+        .and_then(|m| P::from_arg_matches(&m));
     match r {
         Ok(p) => p,
         Err(e) => {
@@ -41,17 +43,26 @@ pub fn report(root: &Command, args: &[OsString], e: &clap::Error) -> (String, Op
     };
     let flag_error = |msg: String| (format!("{msg}\n\nUsage:  {usage}\n\n{hint}"), Some(125));
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            (String::new(), None)
-        }
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => (String::new(), None),
         ErrorKind::InvalidSubcommand => {
             let bad = ctx(ContextKind::InvalidSubcommand);
-            (format!("{}: unknown command: {name} {bad}\n\n{hint}", root.get_name()), Some(1))
+            (
+                format!(
+                    "{}: unknown command: {name} {bad}\n\n{hint}",
+                    root.get_name()
+                ),
+                Some(1),
+            )
         }
         ErrorKind::UnknownArgument => {
             let arg = ctx(ContextKind::InvalidArg);
             if let Some(long) = arg.strip_prefix("--") {
-                flag_error(format!("unknown flag: --{}", long.split('=').next().unwrap_or(long)))
+                flag_error(format!(
+                    "unknown flag: --{}",
+                    long.split('=').next().unwrap_or(long)
+                ))
             } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
                 let c = short.chars().next().unwrap_or('-');
                 flag_error(format!("unknown shorthand flag: '{c}' in -{short}"))
@@ -60,9 +71,15 @@ pub fn report(root: &Command, args: &[OsString], e: &clap::Error) -> (String, Op
                 (format!("{bin}: '{name}' got an unexpected argument: {arg}\n\nUsage:  {usage}\n\n{hint}"), Some(1))
             }
         }
-        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues if !ctx(ContextKind::InvalidArg).starts_with('-') => {
+        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues
+            if !ctx(ContextKind::InvalidArg).starts_with('-') =>
+        {
             let bin = root.get_name();
-            let n = sub.get_positionals().filter(|a| a.is_required_set()).count().max(1);
+            let n = sub
+                .get_positionals()
+                .filter(|a| a.is_required_set())
+                .count()
+                .max(1);
             let s = if n == 1 { "" } else { "s" };
             (format!("{bin}: '{name}' requires at least {n} argument{s}\n\nUsage:  {usage}\n\nSee '{name} --help' for more information"), Some(1))
         }
@@ -70,15 +87,25 @@ pub fn report(root: &Command, args: &[OsString], e: &clap::Error) -> (String, Op
             let val = ctx(ContextKind::InvalidValue);
             let flag = flag_names(sub, &ctx(ContextKind::InvalidArg));
             if val.is_empty() && e.kind() == ErrorKind::InvalidValue {
-                return flag_error(format!("flag needs an argument: {}", flag.rsplit(", ").next().unwrap_or(&flag)));
+                return flag_error(format!(
+                    "flag needs an argument: {}",
+                    flag.rsplit(", ").next().unwrap_or(&flag)
+                ));
             }
             let why = go_parse_error(e, &val, &ctx(ContextKind::ValidValue));
-            flag_error(format!("invalid argument \"{val}\" for \"{flag}\" flag: {why}"))
+            flag_error(format!(
+                "invalid argument \"{val}\" for \"{flag}\" flag: {why}"
+            ))
         }
         _ => {
             let text = e.kind().as_str().map(str::to_string).unwrap_or_else(|| {
                 let s = e.to_string();
-                let first = s.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+                let first = s
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string();
                 first
             });
             flag_error(text)
@@ -89,7 +116,10 @@ pub fn report(root: &Command, args: &[OsString], e: &clap::Error) -> (String, Op
 /// The subcommand that `args` names (global options and their values are skipped).
 fn subcommand<'a>(root: &'a Command, args: &[OsString]) -> &'a Command {
     let mut cur = root;
-    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned());
+    let mut it = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
     while let Some(a) = it.next() {
         if let Some(long) = a.strip_prefix("--") {
             // A global option taking a value in the next word (`--root DIR`).
@@ -119,14 +149,23 @@ fn subcommand<'a>(root: &'a Command, args: &[OsString]) -> &'a Command {
 fn docker_usage(cmd: &Command) -> String {
     let mut c = cmd.clone();
     let u = c.render_usage().to_string();
-    let u = u.lines().next().unwrap_or("").trim_start_matches("Usage:").trim().to_string();
+    let u = u
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("Usage:")
+        .trim()
+        .to_string();
     let mut out = String::new();
     for w in u.split(' ') {
         let w = match w.strip_prefix('<') {
             Some(inner) => inner.replace(">...", "").replace('>', ""),
             None => w.to_string(),
         };
-        let w = w.replace(">...", "").replace('>', "").replace("]...", "...]");
+        let w = w
+            .replace(">...", "")
+            .replace('>', "")
+            .replace("]...", "...]");
         if !out.is_empty() {
             out.push(' ');
         }
@@ -146,8 +185,13 @@ fn docker_usage(cmd: &Command) -> String {
 fn flag_names(cmd: &Command, invalid: &str) -> String {
     let word = invalid.split([' ', '=']).next().unwrap_or(invalid);
     let long = word.strip_prefix("--");
-    let short = word.strip_prefix('-').filter(|s| long.is_none() && s.chars().count() == 1).and_then(|s| s.chars().next());
-    let found = cmd.get_arguments().find(|a| (long.is_some() && a.get_long() == long) || (short.is_some() && a.get_short() == short));
+    let short = word
+        .strip_prefix('-')
+        .filter(|s| long.is_none() && s.chars().count() == 1)
+        .and_then(|s| s.chars().next());
+    let found = cmd.get_arguments().find(|a| {
+        (long.is_some() && a.get_long() == long) || (short.is_some() && a.get_short() == short)
+    });
     match found {
         Some(a) => match (a.get_short(), a.get_long()) {
             (Some(s), Some(l)) => format!("-{s}, --{l}"),
@@ -176,6 +220,12 @@ fn go_parse_error(e: &clap::Error, val: &str, valid: &str) -> String {
     }
     match src {
         Some(s) => s.to_string(),
-        None => e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string(),
+        None => e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_string(),
     }
 }

@@ -87,18 +87,31 @@ pub struct PruneArgs {
 }
 
 fn store(ctx: &Ctx) -> Result<VolumeStore, Failure> {
-    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
+    let driver = ctx
+        .driver
+        .as_deref()
+        .map(berth_image::Driver::parse)
+        .transpose()?;
     Ok(Engine::open(&ctx.root, &EngineOptions { driver, exe: None })?.volumes()?)
 }
 
 fn pairs(items: &[String]) -> BTreeMap<String, String> {
-    items.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect()
+    items
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unwrap_or((l.clone(), String::new()))
+        })
+        .collect()
 }
 
 fn parse_filter(items: &[String]) -> Result<VolumeFilter, Failure> {
     let mut f = VolumeFilter::default();
     for it in items {
-        let (k, v) = it.split_once('=').ok_or_else(|| Failure(format!("bad format of filter (expected name=value)")))?;
+        let (k, v) = it
+            .split_once('=')
+            .ok_or_else(|| Failure(format!("bad format of filter (expected name=value)")))?;
         match k {
             "dangling" => {
                 f.dangling = Some(match v {
@@ -121,7 +134,9 @@ fn prune_filter(items: &[String]) -> Result<(VolumeFilter, bool), Failure> {
     let mut f = VolumeFilter::default();
     let mut all = false;
     for it in items {
-        let (k, v) = it.split_once('=').ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {it}")))?;
+        let (k, v) = it
+            .split_once('=')
+            .ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {it}")))?;
         match k {
             "label" => f.labels.push(v.to_string()),
             "label!" => f.not_labels.push(v.to_string()),
@@ -151,7 +166,9 @@ pub fn run(ctx: &Ctx, c: VolumeCommand) -> CmdResult {
 fn create(ctx: &Ctx, a: CreateArgs) -> CmdResult {
     if let (Some(n), Some(f)) = (&a.name, &a.name_flag) {
         if n != f {
-            return Err(Failure(format!("conflicting options: either specify --name or provide positional arg, not both")));
+            return Err(Failure(format!(
+                "conflicting options: either specify --name or provide positional arg, not both"
+            )));
         }
     }
     let req = VolumeCreate {
@@ -166,13 +183,20 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CmdResult {
 }
 
 fn labels_text(l: &BTreeMap<String, String>) -> String {
-    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    l.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn ls(ctx: &Ctx, a: LsArgs) -> CmdResult {
     let vols = store(ctx)?.list(&parse_filter(&a.filter)?)?;
     // docker: -q only replaces the default table; a custom format wins.
-    if a.quiet && a.format.as_deref().is_none_or(|f| f.is_empty() || f == "table") {
+    if a.quiet
+        && a.format
+            .as_deref()
+            .is_none_or(|f| f.is_empty() || f == "table")
+    {
         for v in &vols {
             println!("{}", v.name);
         }
@@ -186,7 +210,15 @@ fn ls(ctx: &Ctx, a: LsArgs) -> CmdResult {
         })
         .collect();
     let headers = Headers(&[("Name", "VOLUME NAME")]);
-    print!("{}", render_list(a.format.as_deref(), "table {{.Driver}}\t{{.Name}}", &headers, &rows)?);
+    print!(
+        "{}",
+        render_list(
+            a.format.as_deref(),
+            "table {{.Driver}}\t{{.Name}}",
+            &headers,
+            &rows
+        )?
+    );
     Ok(())
 }
 
@@ -226,7 +258,11 @@ fn rm(ctx: &Ctx, a: RmArgs) -> CmdResult {
 
 fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
     if !a.force {
-        let what = if a.all { "all volumes not used by at least one container" } else { "all anonymous local volumes not used by at least one container" };
+        let what = if a.all {
+            "all volumes not used by at least one container"
+        } else {
+            "all anonymous local volumes not used by at least one container"
+        };
         eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
         let mut line = String::new();
         let _ = std::io::stdin().lock().read_line(&mut line);
@@ -256,7 +292,15 @@ fn human_size(size: u64) -> String {
         s /= 1000.0;
         i += 1;
     }
-    let digits = if s >= 1000.0 { 0 } else if s >= 100.0 { 1 } else if s >= 10.0 { 2 } else { 3 };
+    let digits = if s >= 1000.0 {
+        0
+    } else if s >= 100.0 {
+        1
+    } else if s >= 10.0 {
+        2
+    } else {
+        3
+    };
     let mut n = format!("{s:.digits$}");
     if n.contains('.') {
         n = n.trim_end_matches('0').trim_end_matches('.').to_string();

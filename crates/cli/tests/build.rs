@@ -26,7 +26,14 @@ impl Env {
         let root = scratch.join("root");
         let ctx = scratch.join("ctx");
         std::fs::create_dir_all(&ctx).unwrap();
-        ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+        ok(
+            &root,
+            &[
+                "load",
+                "-i",
+                fixture("busybox.oci-archive.tar").to_str().unwrap(),
+            ],
+        );
         Env { scratch, root, ctx }
     }
     fn file(&self, rel: &str, content: &str) {
@@ -69,16 +76,27 @@ impl Env {
         self.ok(&["run", "--rm", image, "sh", "-c", script])
     }
     fn containers(&self) -> Vec<String> {
-        self.run(&["ps", "-aq"]).stdout.lines().map(str::to_string).collect()
+        self.run(&["ps", "-aq"])
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
     fn image_count(&self) -> usize {
         self.run(&["images", "-aq"]).stdout.lines().count()
     }
     /// Nothing a build leaves behind: containers, mounts, tmp dirs.
     fn assert_clean(&self) {
-        assert!(self.containers().is_empty(), "containers left: {:?}", self.containers());
+        assert!(
+            self.containers().is_empty(),
+            "containers left: {:?}",
+            self.containers()
+        );
         // <root>/bin/berth is the engine's sealed binary for monitors, mounted once per root.
-        let mounts: Vec<PathBuf> = mounts_below(&self.root).into_iter().filter(|m| !m.ends_with("bin/berth")).collect();
+        let mounts: Vec<PathBuf> = mounts_below(&self.root)
+            .into_iter()
+            .filter(|m| !m.ends_with("bin/berth"))
+            .collect();
         assert!(mounts.is_empty(), "mounts left: {mounts:?}");
         common::assert_consistent(&self.root);
     }
@@ -153,24 +171,49 @@ CMD ["echo default"]
     );
     let (id, out) = env.build_ok(&["-t", "demo:1"]);
     assert!(out.contains("STEP 1/26: FROM ${BASE}"), "{out}");
-    assert!(out.contains("STEP 14/26: RUN echo \"$GREETING from $MODE\""), "{out}");
+    assert!(
+        out.contains("STEP 14/26: RUN echo \"$GREETING from $MODE\""),
+        "{out}"
+    );
     let c = env.config("demo:1");
     assert_eq!(c["Id"], format!("sha256:{id}"));
     let cfg = &c["Config"];
-    let env_list: Vec<&str> = cfg["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(env_list.contains(&"APP=/srv/app") && env_list.contains(&"MODE=prod") && env_list.contains(&"LEGACY=some value"), "{env_list:?}");
-    assert!(!env_list.iter().any(|e| e.starts_with("GREETING=")), "ARGs are not kept in the image");
+    let env_list: Vec<&str> = cfg["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        env_list.contains(&"APP=/srv/app")
+            && env_list.contains(&"MODE=prod")
+            && env_list.contains(&"LEGACY=some value"),
+        "{env_list:?}"
+    );
+    assert!(
+        !env_list.iter().any(|e| e.starts_with("GREETING=")),
+        "ARGs are not kept in the image"
+    );
     assert_eq!(cfg["WorkingDir"], "/srv/app");
     assert_eq!(cfg["User"], "builder");
     assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
     assert_eq!(cfg["Cmd"], serde_json::json!(["echo default"]));
-    assert_eq!(cfg["Labels"], serde_json::json!({"org.example.name": "demo app", "version": "1"}));
-    assert_eq!(cfg["ExposedPorts"], serde_json::json!({"8080/tcp": {}, "53/udp": {}, "9000/tcp": {}, "9001/tcp": {}}));
+    assert_eq!(
+        cfg["Labels"],
+        serde_json::json!({"org.example.name": "demo app", "version": "1"})
+    );
+    assert_eq!(
+        cfg["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "53/udp": {}, "9000/tcp": {}, "9001/tcp": {}})
+    );
     assert_eq!(cfg["Volumes"], serde_json::json!({"/data": {}}));
     assert_eq!(cfg["StopSignal"], "SIGUSR1");
     assert_eq!(cfg["OnBuild"], serde_json::json!(["RUN echo child"]));
     let raw = env.raw_config("demo:1");
-    assert_eq!(raw["config"]["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        raw["config"]["Shell"],
+        serde_json::json!(["/bin/sh", "-ec"])
+    );
     assert_eq!(
         raw["config"]["Healthcheck"],
         serde_json::json!({"Test": ["CMD-SHELL", "wget -q -O- localhost:8080 || exit 1"], "Interval": 30_000_000_000i64, "Timeout": 5_000_000_000i64, "Retries": 2})
@@ -183,11 +226,37 @@ CMD ["echo default"]
     assert_eq!(diff_ids.len(), 1 + 6 + 3, "{diff_ids:?}");
     let history = raw["history"].as_array().unwrap();
     let non_empty = history.iter().filter(|h| h["empty_layer"] != true).count();
-    assert_eq!(non_empty, diff_ids.len(), "one non-empty history entry per layer");
-    let run_true = history.iter().find(|h| h["created_by"].as_str().unwrap().ends_with("/bin/sh -c true")).expect("RUN true entry");
+    assert_eq!(
+        non_empty,
+        diff_ids.len(),
+        "one non-empty history entry per layer"
+    );
+    let run_true = history
+        .iter()
+        .find(|h| {
+            h["created_by"]
+                .as_str()
+                .unwrap()
+                .ends_with("/bin/sh -c true")
+        })
+        .expect("RUN true entry");
     assert_eq!(run_true["empty_layer"], true);
-    assert!(run_true["created_by"].as_str().unwrap().starts_with("|1 GREETING=hi "), "{run_true}");
-    let env_entry = history.iter().find(|h| h["created_by"].as_str().unwrap().contains("ENV APP=/srv/app MODE=prod")).unwrap();
+    assert!(
+        run_true["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("|1 GREETING=hi "),
+        "{run_true}"
+    );
+    let env_entry = history
+        .iter()
+        .find(|h| {
+            h["created_by"]
+                .as_str()
+                .unwrap()
+                .contains("ENV APP=/srv/app MODE=prod")
+        })
+        .unwrap();
     assert_eq!(env_entry["empty_layer"], true);
 
     // Files.
@@ -206,7 +275,10 @@ CMD ["echo default"]
     // The image runs its ENTRYPOINT + CMD.
     assert_eq!(env.ok(&["run", "--rm", "demo:1"]), "default\n");
     // ONBUILD fires in a child build, and the child doesn't inherit it.
-    env.file("Dockerfile", "FROM demo:1\nUSER root\nRUN test -f /srv/app/a.txt\n");
+    env.file(
+        "Dockerfile",
+        "FROM demo:1\nUSER root\nRUN test -f /srv/app/a.txt\n",
+    );
     let (_, out) = env.build_ok(&["-t", "child"]);
     assert!(ran(&out, "child"), "the ONBUILD trigger ran: {out}");
     assert_eq!(env.config("child")["Config"]["OnBuild"], Value::Null);
@@ -214,7 +286,10 @@ CMD ["echo default"]
     let listed = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     let mut listed: Vec<&str> = listed.lines().collect();
     listed.sort();
-    assert_eq!(listed, ["child:latest", "demo:1", "localhost/busybox:latest"]);
+    assert_eq!(
+        listed,
+        ["child:latest", "demo:1", "localhost/busybox:latest"]
+    );
     env.assert_clean();
 }
 
@@ -233,7 +308,10 @@ fn cache_hits_misses_and_invalidation() {
         "FROM busybox\nCOPY other.txt /other.txt\nRUN echo ran-step-one && echo one > /one\nARG VERSION=1\nCOPY src /src\nRUN echo ran-step-two version=$VERSION && cat /src/app.txt > /two\nCMD [\"cat\", \"/two\"]\n",
     );
     let (id1, out) = env.build_ok(&["-t", "app"]);
-    assert!(ran(&out, "ran-step-one") && ran(&out, "ran-step-two version=1"), "{out}");
+    assert!(
+        ran(&out, "ran-step-one") && ran(&out, "ran-step-two version=1"),
+        "{out}"
+    );
     assert!(!out.contains("Using cache"), "{out}");
     let images = env.image_count();
 
@@ -241,7 +319,10 @@ fn cache_hits_misses_and_invalidation() {
     let (id2, out) = env.build_ok(&["-t", "app"]);
     assert_eq!(id1, id2);
     assert_eq!(out.matches("Using cache").count(), 5, "{out}");
-    assert!(!ran(&out, "ran-step-one") && !ran(&out, "ran-step-two version=1"), "a cached RUN must not run: {out}");
+    assert!(
+        !ran(&out, "ran-step-one") && !ran(&out, "ran-step-two version=1"),
+        "a cached RUN must not run: {out}"
+    );
     assert_eq!(env.image_count(), images);
 
     // A changed file invalidates its COPY and every later step, not the earlier ones.
@@ -253,22 +334,38 @@ fn cache_hits_misses_and_invalidation() {
     assert_eq!(out.matches("Using cache").count(), 2, "{out}");
     assert_eq!(env.ok(&["run", "--rm", "app"]), "v2\n");
     // A touched file with the same content still hits.
-    let f = std::fs::File::options().append(true).open(env.ctx.join("src/app.txt")).unwrap();
-    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(60)).unwrap();
+    let f = std::fs::File::options()
+        .append(true)
+        .open(env.ctx.join("src/app.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
     let (id4, out) = env.build_ok(&["-t", "app"]);
-    assert_eq!((id4.as_str(), out.matches("Using cache").count()), (id3.as_str(), 5), "{out}");
+    assert_eq!(
+        (id4.as_str(), out.matches("Using cache").count()),
+        (id3.as_str(), 5),
+        "{out}"
+    );
 
     // A changed build arg invalidates the RUN that sees it.
     let (id5, out) = env.build_ok(&["-t", "app", "--build-arg", "VERSION=2"]);
     assert_ne!(id5, id3);
-    assert!(ran(&out, "ran-step-two version=2") && !ran(&out, "ran-step-one"), "{out}");
+    assert!(
+        ran(&out, "ran-step-two version=2") && !ran(&out, "ran-step-one"),
+        "{out}"
+    );
     let (id6, out) = env.build_ok(&["-t", "app", "--build-arg", "VERSION=2"]);
     assert_eq!(id6, id5);
     assert!(!ran(&out, "ran-step-two version=2"), "{out}");
 
     // --no-cache runs everything again.
     let (_, out) = env.build_ok(&["--no-cache"]);
-    assert!(ran(&out, "ran-step-one") && ran(&out, "ran-step-two version=1") && !out.contains("Using cache"), "{out}");
+    assert!(
+        ran(&out, "ran-step-one")
+            && ran(&out, "ran-step-two version=1")
+            && !out.contains("Using cache"),
+        "{out}"
+    );
 
     // -q prints only the id, --iidfile writes it.
     let iid = env.scratch.join("iid");
@@ -276,7 +373,10 @@ fn cache_hits_misses_and_invalidation() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim().len(), 64, "{:?}", r.stdout);
     assert_eq!(r.stdout.lines().count(), 1, "{:?}", r.stdout);
-    assert_eq!(std::fs::read_to_string(&iid).unwrap(), format!("sha256:{}", r.stdout.trim()));
+    assert_eq!(
+        std::fs::read_to_string(&iid).unwrap(),
+        format!("sha256:{}", r.stdout.trim())
+    );
     env.assert_clean();
 }
 
@@ -306,7 +406,11 @@ RUN echo testing
     );
     let r = env.build(&["--target", "final", "-t", "multi"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(!r.stdout.contains("not needed") && !r.stdout.contains("testing"), "unneeded stages must not build: {}", r.stdout);
+    assert!(
+        !r.stdout.contains("not needed") && !r.stdout.contains("testing"),
+        "unneeded stages must not build: {}",
+        r.stdout
+    );
     assert!(r.stdout.contains("base\ntool\nbase\n"), "{}", r.stdout);
     // Numbered over the stages that build: base (2), tools (2), final (5).
     assert!(r.stdout.contains("STEP 9/9: RUN cat"), "{}", r.stdout);
@@ -314,8 +418,14 @@ RUN echo testing
     assert_eq!(out, "/opt/bin/tool 750 regular file\n/opt/bin/link 777 symbolic link\n/usr/local/bin/renamed 750 regular file\ntool\n");
     // The default target is the last stage; the base stages come from the cache.
     let (_, out) = env.build_ok(&[]);
-    assert!(out.contains("testing") && !out.contains("not needed"), "{out}");
-    assert!(!out.contains("base\ntool\nbase\n"), "the final stage's RUN was cached: {out}");
+    assert!(
+        out.contains("testing") && !out.contains("not needed"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("base\ntool\nbase\n"),
+        "the final stage's RUN was cached: {out}"
+    );
     let r = env.build(&["--target", "nope"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("nope"), "{}", r.stderr);
@@ -325,19 +435,35 @@ RUN echo testing
 #[test]
 fn dockerignore_rules() {
     let env = Env::new("build-ignore");
-    for f in ["keep.txt", "debug.log", "important.log", "build/out.bin", "docs/a.md", "docs/README.md", "deep/x/tmp/junk", "secret.key"] {
+    for f in [
+        "keep.txt",
+        "debug.log",
+        "important.log",
+        "build/out.bin",
+        "docs/a.md",
+        "docs/README.md",
+        "deep/x/tmp/junk",
+        "secret.key",
+    ] {
         env.file(f, f);
     }
     env.file(".dockerignore", "# comment\n*.log\n!important.log\nbuild\n**/tmp\ndocs/*.md\n!docs/README.md\n/secret.key\nDockerfile\n");
     env.file("Dockerfile", "FROM busybox\nCOPY . /ctx/\n");
     env.build_ok(&["-t", "ign"]);
     let listing = env.sh("ign", "cd /ctx && find . -type f | sort");
-    assert_eq!(listing, "./.dockerignore\n./docs/README.md\n./important.log\n./keep.txt\n");
+    assert_eq!(
+        listing,
+        "./.dockerignore\n./docs/README.md\n./important.log\n./keep.txt\n"
+    );
     // An ignored file cannot be copied by name either.
     env.file("Dockerfile", "FROM busybox\nCOPY secret.key /\n");
     let r = env.build(&[]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("secret.key") && r.stderr.contains("Dockerfile:2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("secret.key") && r.stderr.contains("Dockerfile:2"),
+        "{}",
+        r.stderr
+    );
     // Containerfile.dockerignore beside the Containerfile wins over .dockerignore.
     std::fs::remove_file(env.ctx.join("Dockerfile")).unwrap();
     env.file("Containerfile", "FROM busybox\nCOPY . /ctx/\n");
@@ -354,11 +480,27 @@ fn failing_step_stops_and_leaves_nothing() {
     let images = env.image_count();
     let r = env.build(&["-t", "bad"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("output-of-failing-step") && !r.stdout.contains("never"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("output-of-failing-step") && !r.stdout.contains("never"),
+        "{}",
+        r.stdout
+    );
     let err = r.stderr.trim();
-    assert!(err.contains("RUN echo output-of-failing-step; exit 3") && err.contains("exit code: 3") && err.contains("Dockerfile:3"), "{err}");
-    assert!(err.contains("/bin/sh -c echo output-of-failing-step; exit 3"), "{err}");
-    assert_eq!(env.run(&["image", "inspect", "bad"]).code, 1, "no image is tagged");
+    assert!(
+        err.contains("RUN echo output-of-failing-step; exit 3")
+            && err.contains("exit code: 3")
+            && err.contains("Dockerfile:3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/bin/sh -c echo output-of-failing-step; exit 3"),
+        "{err}"
+    );
+    assert_eq!(
+        env.run(&["image", "inspect", "bad"]).code,
+        1,
+        "no image is tagged"
+    );
     // Only the one good step's image was added (the cache keeps it).
     assert_eq!(env.image_count(), images + 1);
     env.assert_clean();
@@ -379,7 +521,12 @@ fn failing_step_stops_and_leaves_nothing() {
 fn interrupt_kills_the_step_and_cleans_up() {
     let env = Env::new("build-int");
     env.file("Dockerfile", "FROM busybox\nRUN echo started; sleep 60\n");
-    let mut child = berth_cmd(&env.root).args(["build", env.ctx.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = berth_cmd(&env.root)
+        .args(["build", env.ctx.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -387,16 +534,29 @@ fn interrupt_kills_the_step_and_cleans_up() {
     while !ran(&String::from_utf8_lossy(&seen), "started") {
         assert!(Instant::now() < deadline, "the RUN step never started");
         let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "build ended early: {}", String::from_utf8_lossy(&seen));
+        assert!(
+            n > 0,
+            "build ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
         seen.extend_from_slice(&buf[..n]);
     }
     let t = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(20), "interrupt took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "interrupt took {:?}",
+        t.elapsed()
+    );
     assert!(err.contains("interrupted"), "{err}");
     env.assert_clean();
 }
@@ -405,8 +565,18 @@ fn interrupt_kills_the_step_and_cleans_up() {
 fn stdin_contexts_mounts_network_and_add_urls() {
     let env = Env::new("build-stdin");
     // A Dockerfile on stdin, no context.
-    let mut c = berth_cmd(&env.root).args(["build", "-t", "fromstdin", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    c.stdin.take().unwrap().write_all(b"FROM busybox\nRUN echo piped > /p\n").unwrap();
+    let mut c = berth_cmd(&env.root)
+        .args(["build", "-t", "fromstdin", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM busybox\nRUN echo piped > /p\n")
+        .unwrap();
     let o = c.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(env.sh("fromstdin", "cat /p"), "piped\n");
@@ -414,7 +584,10 @@ fn stdin_contexts_mounts_network_and_add_urls() {
     let mut tarball = Vec::new();
     {
         let mut b = tar::Builder::new(&mut tarball);
-        for (name, data) in [("Dockerfile", &b"FROM busybox\nCOPY f /f\n"[..]), ("f", &b"from tar\n"[..])] {
+        for (name, data) in [
+            ("Dockerfile", &b"FROM busybox\nCOPY f /f\n"[..]),
+            ("f", &b"from tar\n"[..]),
+        ] {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
@@ -423,12 +596,25 @@ fn stdin_contexts_mounts_network_and_add_urls() {
         }
         b.finish().unwrap();
     }
-    let mut c = berth_cmd(&env.root).args(["build", "-t", "tarctx", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut c = berth_cmd(&env.root)
+        .args(["build", "-t", "tarctx", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     c.stdin.take().unwrap().write_all(&tarball).unwrap();
     let o = c.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(env.sh("tarctx", "cat /f"), "from tar\n");
-    assert!(!env.root.join("build").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("context-")), "the stdin context is removed");
+    assert!(
+        !env.root.join("build").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("context-")),
+        "the stdin context is removed"
+    );
 
     // RUN --mount: a cache that persists between builds, a tmpfs and a bind of the context,
     // none of them in the layer; --network none leaves only lo.
@@ -441,7 +627,13 @@ fn stdin_contexts_mounts_network_and_add_urls() {
     );
     env.build_ok(&["-t", "mnt", "--build-arg", "N=1", "--network", "none"]);
     env.build_ok(&["-t", "mnt", "--build-arg", "N=2", "--network", "none"]);
-    assert_eq!(env.sh("mnt", "cat /count /bound /nets; ls /cache /scratch /ctx 2>/dev/null | wc -l"), "2\nbound\nlo\n0\n");
+    assert_eq!(
+        env.sh(
+            "mnt",
+            "cat /count /bound /nets; ls /cache /scratch /ctx 2>/dev/null | wc -l"
+        ),
+        "2\nbound\nlo\n0\n"
+    );
 
     // ADD of a URL: served from loopback by this test; an unreachable host is a clear error.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -457,17 +649,35 @@ fn stdin_contexts_mounts_network_and_add_urls() {
             assert!(n > 0, "request cut short");
             req.extend_from_slice(&b[..n]);
         }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\ndownload\n").unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\ndownload\n")
+            .unwrap();
     });
-    env.file("Dockerfile", &format!("FROM busybox\nADD http://127.0.0.1:{port}/files/got.txt /dl/\n"));
+    env.file(
+        "Dockerfile",
+        &format!("FROM busybox\nADD http://127.0.0.1:{port}/files/got.txt /dl/\n"),
+    );
     env.build_ok(&["-t", "url"]);
     server.join().unwrap();
-    assert_eq!(env.sh("url", "cat /dl/got.txt; stat -c %a /dl/got.txt"), "download\n600\n");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    env.file("Dockerfile", &format!("FROM busybox\nADD http://127.0.0.1:{closed}/x /x\n"));
+    assert_eq!(
+        env.sh("url", "cat /dl/got.txt; stat -c %a /dl/got.txt"),
+        "download\n600\n"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.file(
+        "Dockerfile",
+        &format!("FROM busybox\nADD http://127.0.0.1:{closed}/x /x\n"),
+    );
     let r = env.build(&["--no-cache"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("unreachable") && r.stderr.contains(&format!("127.0.0.1:{closed}")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unreachable") && r.stderr.contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        r.stderr
+    );
     // --checksum mismatch on a local file is refused.
     env.file("Dockerfile", "FROM busybox\nADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 data.txt /d\n");
     let r = env.build(&[]);
@@ -485,26 +695,50 @@ fn layered_fixture_builds_the_tree_podman_built() {
     for f in ["Containerfile", "note.txt"] {
         std::fs::copy(src.join(f), env.ctx.join(f)).unwrap();
         // The shared fixtures are read-only; podman built from a 0644 context.
-        std::fs::set_permissions(env.ctx.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            env.ctx.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
     }
     let (_, out) = env.build_ok(&["-t", "localhost/layered:1"]);
     assert!(out.contains("STEP 7/7"), "{out}");
     let raw = env.raw_config("localhost/layered:1");
-    assert_eq!(raw["rootfs"]["diff_ids"].as_array().unwrap().len(), 4, "base, 2 RUN, 1 COPY: {raw}");
+    assert_eq!(
+        raw["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        4,
+        "base, 2 RUN, 1 COPY: {raw}"
+    );
     assert_eq!(raw["config"]["WorkingDir"], "/data");
-    assert_eq!(raw["config"]["Cmd"], serde_json::json!(["/bin/sh", "-c", "cat /data/keep/a"]));
-    assert!(raw["config"]["Env"].as_array().unwrap().iter().any(|e| e == "LAYERED=yes"));
+    assert_eq!(
+        raw["config"]["Cmd"],
+        serde_json::json!(["/bin/sh", "-c", "cat /data/keep/a"])
+    );
+    assert!(raw["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "LAYERED=yes"));
     let mnt = env.scratch.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let merged = common::mount_image(&env.root, "localhost/layered:1", &mnt);
-    let strip = |s: &str| s.lines().map(|l| l.split(" mtime=").next().unwrap().to_string()).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines()
+            .map(|l| l.split(" mtime=").next().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let mine = strip(&common::listing(&merged));
     let want = strip(&common::expected_listing("layered"));
     berth_testkit::unmount_below(&mnt);
     if mine != want {
         let a: std::collections::BTreeSet<&str> = mine.lines().collect();
         let b: std::collections::BTreeSet<&str> = want.lines().collect();
-        panic!("only in berth's: {:?}\nonly in podman's: {:?}", a.difference(&b).collect::<Vec<_>>(), b.difference(&a).collect::<Vec<_>>());
+        panic!(
+            "only in berth's: {:?}\nonly in podman's: {:?}",
+            a.difference(&b).collect::<Vec<_>>(),
+            b.difference(&a).collect::<Vec<_>>()
+        );
     }
     env.assert_clean();
 }

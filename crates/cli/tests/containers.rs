@@ -24,7 +24,14 @@ impl Env {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
-        ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+        ok(
+            &root,
+            &[
+                "load",
+                "-i",
+                fixture("busybox.oci-archive.tar").to_str().unwrap(),
+            ],
+        );
         Env { scratch, root }
     }
     fn ok(&self, args: &[&str]) -> String {
@@ -39,7 +46,10 @@ impl Env {
         v[0].clone()
     }
     fn status(&self, name: &str) -> String {
-        self.inspect(name)["State"]["Status"].as_str().unwrap().to_string()
+        self.inspect(name)["State"]["Status"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
     /// Polls (bounded) until the container's status is `want`.
     fn wait_status(&self, name: &str, want: &str) {
@@ -74,7 +84,14 @@ fn run_exit_codes() {
     let env = Env::new("exit-codes");
     let r = env.run(&["run", "--rm", "busybox", "echo", "hello"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "hello\n"));
-    let r = env.run(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let r = env.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(r.code, 3);
     assert_eq!(r.stdout, "out\n");
     assert_eq!(r.stderr, "err\n");
@@ -94,7 +111,16 @@ fn run_exit_codes() {
 #[test]
 fn detached_logs_wait_and_exit_code_kept() {
     let env = Env::new("detached");
-    let id = env.ok(&["run", "-d", "--name", "d1", "busybox", "sh", "-c", "echo one; echo two >&2; sleep 0.2; exit 4"]);
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "d1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; sleep 0.2; exit 4",
+    ]);
     assert_eq!(id.trim().len(), 64);
     assert_eq!(env.ok(&["wait", "d1"]).trim(), "4");
     let st = env.inspect("d1");
@@ -110,7 +136,11 @@ fn detached_logs_wait_and_exit_code_kept() {
     assert_eq!(first["stream"], "stdout");
     assert_eq!(first["log"], "one\n");
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(env.run(&["logs", "--tail", "1", "d1"]).stdout.len() + env.run(&["logs", "--tail", "1", "d1"]).stderr.len(), 4);
+    assert_eq!(
+        env.run(&["logs", "--tail", "1", "d1"]).stdout.len()
+            + env.run(&["logs", "--tail", "1", "d1"]).stderr.len(),
+        4
+    );
     let t = env.ok(&["logs", "-t", "d1"]);
     assert!(t.starts_with("20") && t.contains(" one"), "{t}");
     let ps = env.ok(&["ps", "-a"]);
@@ -124,12 +154,25 @@ fn detached_logs_wait_and_exit_code_kept() {
 fn interactive_stdin() {
     let env = Env::new("stdin");
     let mut child = berth_cmd(&env.root)
-        .args(["run", "-i", "--rm", "busybox", "sh", "-c", "read a; echo got:$a; cat"])
+        .args([
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "read a; echo got:$a; cat",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\nrest\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nrest\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got:hello\nrest\n");
@@ -144,7 +187,9 @@ fn open_pty() -> (OwnedFd, PathBuf) {
         assert_eq!(libc::unlockpt(m), 0);
         let mut buf = [0 as libc::c_char; 128];
         assert_eq!(libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()), 0);
-        let p = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
+        let p = std::ffi::CStr::from_ptr(buf.as_ptr())
+            .to_string_lossy()
+            .into_owned();
         (OwnedFd::from_raw_fd(m), PathBuf::from(p))
     }
 }
@@ -153,9 +198,21 @@ fn open_pty() -> (OwnedFd, PathBuf) {
 fn tty_is_a_terminal() {
     let env = Env::new("tty");
     let (master, slave) = open_pty();
-    let s = std::fs::OpenOptions::new().read(true).write(true).open(&slave).unwrap();
+    let s = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&slave)
+        .unwrap();
     let mut child = berth_cmd(&env.root)
-        .args(["run", "-it", "--rm", "busybox", "sh", "-c", "test -t 0 && test -t 1 && echo IS-A-TTY; stty size"])
+        .args([
+            "run",
+            "-it",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo IS-A-TTY; stty size",
+        ])
         .stdin(s.try_clone().unwrap())
         .stdout(s.try_clone().unwrap())
         .stderr(s)
@@ -187,11 +244,19 @@ fn rm_leaves_nothing() {
         assert!(Instant::now() < deadline, "--rm -d container not removed");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let left: Vec<_> = std::fs::read_dir(env.root.join("containers")).unwrap().flatten().collect();
+    let left: Vec<_> = std::fs::read_dir(env.root.join("containers"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(left.is_empty(), "{left:?}");
-    let mounts: Vec<_> = berth_testkit::mounts_below(&env.root).into_iter().filter(|m| !m.ends_with("bin/berth")).collect();
+    let mounts: Vec<_> = berth_testkit::mounts_below(&env.root)
+        .into_iter()
+        .filter(|m| !m.ends_with("bin/berth"))
+        .collect();
     assert!(mounts.is_empty(), "{mounts:?}");
-    let rt: Vec<_> = std::fs::read_dir(env.root.join("runtime")).map(|d| d.flatten().collect()).unwrap_or_default();
+    let rt: Vec<_> = std::fs::read_dir(env.root.join("runtime"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(rt.is_empty(), "{rt:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !env.monitors().is_empty() {
@@ -203,15 +268,44 @@ fn rm_leaves_nothing() {
 #[test]
 fn stop_uses_signal_then_kill() {
     let env = Env::new("stop");
-    env.ok(&["run", "-d", "--name", "polite", "busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while true; do sleep 0.05; done",
+    ]);
     env.ok(&["stop", "polite"]);
     assert_eq!(env.inspect("polite")["State"]["ExitCode"], 7);
-    env.ok(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.05; done",
+    ]);
     env.ok(&["stop", "-t", "1", "stubborn"]);
     let st = env.inspect("stubborn");
     assert_eq!(st["State"]["ExitCode"], 137);
     assert_eq!(st["State"]["Running"], false);
-    env.ok(&["run", "-d", "--name", "usr1", "--stop-signal", "USR1", "busybox", "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 0.05; done"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; while true; do sleep 0.05; done",
+    ]);
     env.ok(&["stop", "usr1"]);
     assert_eq!(env.inspect("usr1")["State"]["ExitCode"], 9);
     env.ok(&["restart", "usr1"]);
@@ -219,8 +313,13 @@ fn stop_uses_signal_then_kill() {
     env.ok(&["stop", "-s", "KILL", "usr1"]);
     assert_eq!(env.inspect("usr1")["State"]["ExitCode"], 137);
     // --init: the command is not pid 1, gets the stop signal forwarded, and its status comes back.
-    assert_eq!(env.ok(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo $$"]), "2\n");
-    env.ok(&["run", "-d", "--init", "--name", "inited", "busybox", "sleep", "100"]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo $$"]),
+        "2\n"
+    );
+    env.ok(&[
+        "run", "-d", "--init", "--name", "inited", "busybox", "sleep", "100",
+    ]);
     env.ok(&["stop", "-t", "30", "inited"]);
     assert_eq!(env.inspect("inited")["State"]["ExitCode"], 143);
 }
@@ -229,7 +328,16 @@ fn stop_uses_signal_then_kill() {
 fn kill_sends_signals() {
     let env = Env::new("kill");
     // The init ignores signals it has no handler for (pid 1), so the shell traps them.
-    env.ok(&["run", "-d", "--name", "k1", "busybox", "sh", "-c", "trap 'exit 10' USR1; while true; do sleep 0.05; done"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "k1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 10' USR1; while true; do sleep 0.05; done",
+    ]);
     env.ok(&["kill", "-s", "USR1", "k1"]);
     assert_eq!(env.ok(&["wait", "k1"]).trim(), "10");
     env.ok(&["run", "-d", "--name", "k2", "busybox", "sleep", "100"]);
@@ -242,7 +350,18 @@ fn kill_sends_signals() {
 #[test]
 fn restart_policy_on_failure_counts() {
     let env = Env::new("restart");
-    env.ok(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 1"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let st = env.inspect("flaky");
@@ -253,21 +372,36 @@ fn restart_policy_on_failure_counts() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(env.ok(&["logs", "flaky"]), "run\nrun\nrun\n");
-    assert_eq!(env.inspect("flaky")["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+    assert_eq!(
+        env.inspect("flaky")["HostConfig"]["RestartPolicy"]["MaximumRetryCount"],
+        2
+    );
 }
 
 #[test]
 fn create_start_pause_rename() {
     let env = Env::new("lifecycle");
-    let id = env.ok(&["create", "--name", "c1", "busybox", "sleep", "100"]).trim().to_string();
+    let id = env
+        .ok(&["create", "--name", "c1", "busybox", "sleep", "100"])
+        .trim()
+        .to_string();
     assert_eq!(env.status("c1"), "created");
     assert!(env.ok(&["ps", "-a"]).contains("Created"));
-    assert!(env.ok(&["ps"]).lines().count() == 1, "created containers are not running");
+    assert!(
+        env.ok(&["ps"]).lines().count() == 1,
+        "created containers are not running"
+    );
     env.ok(&["start", "c1"]);
     assert_eq!(env.status("c1"), "running");
     env.ok(&["pause", "c1"]);
     let st = env.inspect("c1");
-    assert_eq!((st["State"]["Status"].as_str(), st["State"]["Paused"].as_bool()), (Some("paused"), Some(true)));
+    assert_eq!(
+        (
+            st["State"]["Status"].as_str(),
+            st["State"]["Paused"].as_bool()
+        ),
+        (Some("paused"), Some(true))
+    );
     assert!(env.ok(&["ps"]).contains("(Paused)"));
     env.ok(&["unpause", "c1"]);
     assert_eq!(env.status("c1"), "running");
@@ -289,11 +423,25 @@ fn create_start_pause_rename() {
 #[test]
 fn ps_columns_filters_and_json() {
     let env = Env::new("ps");
-    env.ok(&["run", "-d", "--name", "up1", "--label", "tier=web", "busybox", "sleep", "100"]);
-    assert_eq!(env.run(&["run", "--name", "ex1", "busybox", "sh", "-c", "exit 2"]).code, 2);
+    env.ok(&[
+        "run", "-d", "--name", "up1", "--label", "tier=web", "busybox", "sleep", "100",
+    ]);
+    assert_eq!(
+        env.run(&["run", "--name", "ex1", "busybox", "sh", "-c", "exit 2"])
+            .code,
+        2
+    );
     let ps = env.ok(&["ps", "-a"]);
     let header = ps.lines().next().unwrap();
-    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     assert!(ps.contains("Up "), "{ps}");
@@ -301,34 +449,112 @@ fn ps_columns_filters_and_json() {
     let running = env.ok(&["ps", "-q"]);
     assert_eq!(running.lines().count(), 1);
     assert_eq!(running.trim().len(), 12);
-    assert_eq!(env.ok(&["ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}"]).trim(), "ex1");
-    assert_eq!(env.ok(&["ps", "-a", "--filter", "label=tier=web", "--format", "{{.Names}}"]).trim(), "up1");
-    assert_eq!(env.ok(&["ps", "-a", "--filter", "exited=2", "-q"]).lines().count(), 1);
-    assert_eq!(env.ok(&["ps", "-a", "--filter", "name=up", "-q"]).lines().count(), 1);
-    assert_eq!(env.ok(&["ps", "-a", "--filter", "ancestor=busybox", "-q"]).lines().count(), 2);
+    assert_eq!(
+        env.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.Names}}"
+        ])
+        .trim(),
+        "ex1"
+    );
+    assert_eq!(
+        env.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=tier=web",
+            "--format",
+            "{{.Names}}"
+        ])
+        .trim(),
+        "up1"
+    );
+    assert_eq!(
+        env.ok(&["ps", "-a", "--filter", "exited=2", "-q"])
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        env.ok(&["ps", "-a", "--filter", "name=up", "-q"])
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        env.ok(&["ps", "-a", "--filter", "ancestor=busybox", "-q"])
+            .lines()
+            .count(),
+        2
+    );
     let json = env.ok(&["ps", "-a", "--format", "json"]);
-    let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().any(|r| r["State"] == "running" && r["Names"] == "up1" && r["Image"] == "busybox"));
+    assert!(rows
+        .iter()
+        .any(|r| r["State"] == "running" && r["Names"] == "up1" && r["Image"] == "busybox"));
     assert_eq!(env.ok(&["ps", "-l", "-q"]).lines().count(), 1);
 }
 
 #[test]
 fn inspect_shape_and_graph_driver() {
     let env = Env::new("inspect");
-    env.ok(&["run", "-d", "--name", "i1", "-e", "A=1", "busybox", "sleep", "100"]);
+    env.ok(&[
+        "run", "-d", "--name", "i1", "-e", "A=1", "busybox", "sleep", "100",
+    ]);
     let v = env.inspect("i1");
-    for k in ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath", "HostnamePath", "HostsPath", "LogPath", "Name", "RestartCount", "Driver", "Platform", "HostConfig", "GraphDriver", "Mounts", "Config", "NetworkSettings"] {
+    for k in [
+        "Id",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Image",
+        "ResolvConfPath",
+        "HostnamePath",
+        "HostsPath",
+        "LogPath",
+        "Name",
+        "RestartCount",
+        "Driver",
+        "Platform",
+        "HostConfig",
+        "GraphDriver",
+        "Mounts",
+        "Config",
+        "NetworkSettings",
+    ] {
         assert!(v.get(k).is_some(), "missing {k}");
     }
     let s = &v["State"];
     assert_eq!(s["Running"], true);
     assert!(s["Pid"].as_i64().unwrap() > 0);
-    for k in ["Status", "Paused", "Restarting", "OOMKilled", "Dead", "ExitCode", "Error", "StartedAt", "FinishedAt"] {
+    for k in [
+        "Status",
+        "Paused",
+        "Restarting",
+        "OOMKilled",
+        "Dead",
+        "ExitCode",
+        "Error",
+        "StartedAt",
+        "FinishedAt",
+    ] {
         assert!(s.get(k).is_some(), "missing State.{k}");
     }
     assert_eq!(v["Path"], "sleep");
-    assert!(v["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "A=1"));
+    assert!(v["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "A=1"));
     let gd = &v["GraphDriver"]["Data"];
     for k in ["UpperDir", "WorkDir", "MergedDir"] {
         assert!(Path::new(gd[k].as_str().unwrap()).is_dir(), "{k}");
@@ -336,8 +562,14 @@ fn inspect_shape_and_graph_driver() {
     for l in gd["LowerDir"].as_str().unwrap().split(':') {
         assert!(Path::new(l).is_dir(), "{l}");
     }
-    assert!(Path::new(gd["MergedDir"].as_str().unwrap()).join("bin/busybox").exists());
-    assert_eq!(env.ok(&["inspect", "--format", "{{.State.Status}}", "i1"]).trim(), "running");
+    assert!(Path::new(gd["MergedDir"].as_str().unwrap())
+        .join("bin/busybox")
+        .exists());
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.State.Status}}", "i1"])
+            .trim(),
+        "running"
+    );
     // Images still resolve through the same command.
     let img = env.ok(&["inspect", "busybox"]);
     assert!(img.contains("RootFS"), "{img}");
@@ -348,24 +580,69 @@ fn exec_joins_the_container() {
     let env = Env::new("exec");
     env.ok(&["run", "-d", "--name", "e1", "busybox", "sleep", "100"]);
     let pid = env.inspect("e1")["State"]["Pid"].as_i64().unwrap();
-    let inside = env.ok(&["exec", "e1", "sh", "-c", "for n in mnt pid net uts ipc; do readlink /proc/self/ns/$n; done"]);
+    let inside = env.ok(&[
+        "exec",
+        "e1",
+        "sh",
+        "-c",
+        "for n in mnt pid net uts ipc; do readlink /proc/self/ns/$n; done",
+    ]);
     let host: String = ["mnt", "pid", "net", "uts", "ipc"]
         .iter()
-        .map(|n| format!("{}\n", std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().display()))
+        .map(|n| {
+            format!(
+                "{}\n",
+                std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                    .unwrap()
+                    .display()
+            )
+        })
         .collect();
     assert_eq!(inside, host);
     let ps = env.ok(&["exec", "e1", "ps", "-o", "pid,comm"]);
     assert!(ps.lines().any(|l| l.trim() == "1 sleep"), "{ps}");
     assert_eq!(env.run(&["exec", "e1", "sh", "-c", "exit 42"]).code, 42);
-    assert_eq!(env.run(&["exec", "e1", "no-such"]).code, 126, "docker exec: 126");
+    assert_eq!(
+        env.run(&["exec", "e1", "no-such"]).code,
+        126,
+        "docker exec: 126"
+    );
     assert_eq!(env.run(&["exec", "e1", "/etc/passwd"]).code, 126);
-    assert_eq!(env.ok(&["exec", "-u", "nobody", "-w", "/tmp", "-e", "X=y", "e1", "sh", "-c", "id -u; pwd; echo $X"]), "65534\n/tmp\ny\n");
-    let status = env.ok(&["exec", "e1", "grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]);
-    assert!(status.contains("00000000a80425fb") && status.contains("Seccomp:\t2"), "{status}");
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=y",
+            "e1",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X"
+        ]),
+        "65534\n/tmp\ny\n"
+    );
+    let status = env.ok(&[
+        "exec",
+        "e1",
+        "grep",
+        "-E",
+        "^(CapEff|Seccomp):",
+        "/proc/self/status",
+    ]);
+    assert!(
+        status.contains("00000000a80425fb") && status.contains("Seccomp:\t2"),
+        "{status}"
+    );
     let top = env.ok(&["top", "e1"]);
     assert!(top.contains("sleep 100"), "{top}");
     let stats = env.ok(&["stats", "--no-stream", "e1"]);
-    assert!(stats.contains("MEM USAGE / LIMIT") && stats.contains("e1"), "{stats}");
+    assert!(
+        stats.contains("MEM USAGE / LIMIT") && stats.contains("e1"),
+        "{stats}"
+    );
 }
 
 #[test]
@@ -377,14 +654,28 @@ fn init_layer_files() {
     assert_eq!(lines.next(), Some("box1"));
     assert_eq!(lines.next(), Some("box1"));
     assert!(out.contains("\tbox1"), "{out}");
-    assert!(!out.lines().any(|l| l.starts_with("nameserver 127.")), "{out}");
-    assert!(out.contains(".dockerenv") && out.contains("/proc/mounts"), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("nameserver 127.")),
+        "{out}"
+    );
+    assert!(
+        out.contains(".dockerenv") && out.contains("/proc/mounts"),
+        "{out}"
+    );
     let v = env.inspect("h1");
     let upper = PathBuf::from(v["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap());
-    assert!(!upper.join("etc/hosts").exists(), "/etc/hosts edits must stay out of the writable layer");
-    assert!(std::fs::read_to_string(v["HostsPath"].as_str().unwrap()).unwrap().contains("edited"));
+    assert!(
+        !upper.join("etc/hosts").exists(),
+        "/etc/hosts edits must stay out of the writable layer"
+    );
+    assert!(std::fs::read_to_string(v["HostsPath"].as_str().unwrap())
+        .unwrap()
+        .contains("edited"));
     // Default hostname: the first 12 hex digits of the id.
-    let id = env.ok(&["create", "busybox", "hostname"]).trim().to_string();
+    let id = env
+        .ok(&["create", "busybox", "hostname"])
+        .trim()
+        .to_string();
     env.ok(&["start", &id]);
     env.ok(&["wait", &id]);
     assert_eq!(env.ok(&["logs", &id]).trim(), &id[..12]);
@@ -398,32 +689,130 @@ fn docker_defaults_inside() {
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
     assert!(out.contains("NoNewPrivs:\t0"), "{out}");
-    assert!(out.lines().any(|l| l.trim() == "0"), "/proc/kcore must be masked: {out}");
+    assert!(
+        out.lines().any(|l| l.trim() == "0"),
+        "/proc/kcore must be masked: {out}"
+    );
     assert!(out.contains(" 65536 "), "/dev/shm must be 64m: {out}");
     assert!(out.contains("ro-sys"), "{out}");
-    let out = env.ok(&["run", "--rm", "--privileged", "busybox", "grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]);
-    assert!(out.contains("Seccomp:\t0") && !out.contains("a80425fb"), "{out}");
-    let out = env.ok(&["run", "--rm", "--cap-drop", "ALL", "--cap-add", "CHOWN", "--security-opt", "no-new-privileges", "--security-opt", "seccomp=unconfined", "busybox", "grep", "-E", "^(CapEff|Seccomp|NoNewPrivs):", "/proc/self/status"]);
-    assert!(out.contains("CapEff:\t0000000000000001") && out.contains("Seccomp:\t0") && out.contains("NoNewPrivs:\t1"), "{out}");
-    let out = env.ok(&["run", "--rm", "-u", "nobody", "busybox", "grep", "^CapEff:", "/proc/self/status"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "grep",
+        "-E",
+        "^(CapEff|Seccomp):",
+        "/proc/self/status",
+    ]);
+    assert!(
+        out.contains("Seccomp:\t0") && !out.contains("a80425fb"),
+        "{out}"
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "--security-opt",
+        "no-new-privileges",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "grep",
+        "-E",
+        "^(CapEff|Seccomp|NoNewPrivs):",
+        "/proc/self/status",
+    ]);
+    assert!(
+        out.contains("CapEff:\t0000000000000001")
+            && out.contains("Seccomp:\t0")
+            && out.contains("NoNewPrivs:\t1"),
+        "{out}"
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "nobody",
+        "busybox",
+        "grep",
+        "^CapEff:",
+        "/proc/self/status",
+    ]);
     assert!(out.contains("0000000000000000"), "{out}");
 }
 
 #[test]
 fn memory_oom_and_pids_limit() {
     let env = Env::new("limits");
-    let r = env.run(&["run", "--name", "oom", "--memory", "8m", "--memory-swap", "8m", "busybox", "sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"]);
+    let r = env.run(&[
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "8m",
+        "--memory-swap",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+    ]);
     assert_eq!(r.code, 137, "{}", r.stderr);
     assert_eq!(env.inspect("oom")["State"]["OOMKilled"], true);
-    env.ok(&["run", "-d", "--name", "p1", "--pids-limit", "12", "--cpus", "0.5", "--cpu-shares", "512", "busybox", "sleep", "100"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p1",
+        "--pids-limit",
+        "12",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
     let id = env.inspect("p1")["Id"].as_str().unwrap().to_string();
-    let read = |p: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{p}")).unwrap_or_default().trim().to_string();
+    let read = |p: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{p}"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     assert_eq!(read(&format!("pids/berth/{id}/pids.max")), "12");
     assert_eq!(read(&format!("cpu/berth/{id}/cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&format!("cpu/berth/{id}/cpu.shares")), "512");
-    let out = env.run(&["exec", "p1", "sh", "-c", "for i in $(seq 30); do sleep 5 & done 2>&1; echo done"]);
-    assert!(out.stdout.contains("done") && !out.stderr.is_empty() || out.stdout.contains("can't fork") || out.stderr.contains("fork"), "{} {}", out.stdout, out.stderr);
-    let out = env.ok(&["run", "--rm", "--ulimit", "nofile=100:200", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    let out = env.run(&[
+        "exec",
+        "p1",
+        "sh",
+        "-c",
+        "for i in $(seq 30); do sleep 5 & done 2>&1; echo done",
+    ]);
+    assert!(
+        out.stdout.contains("done") && !out.stderr.is_empty()
+            || out.stdout.contains("can't fork")
+            || out.stderr.contains("fork"),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=100:200",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
     assert_eq!(out, "100\n200\n");
 }
 
@@ -434,8 +823,20 @@ fn mounts_and_process_flags() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in.txt"), "from host").unwrap();
     let bind = format!("{}:/data", host.display());
-    env.ok(&["run", "--rm", "-v", &bind, "busybox", "sh", "-c", "cat /data/in.txt > /data/out.txt"]);
-    assert_eq!(std::fs::read_to_string(host.join("out.txt")).unwrap(), "from host");
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in.txt > /data/out.txt",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("out.txt")).unwrap(),
+        "from host"
+    );
     let bind_ro = format!("{}:/data:ro", host.display());
     let r = env.run(&["run", "--rm", "-v", &bind_ro, "busybox", "touch", "/data/x"]);
     assert_ne!(r.code, 0);
@@ -443,16 +844,52 @@ fn mounts_and_process_flags() {
     let r = env.run(&["run", "--rm", "--mount", &m, "busybox", "touch", "/m/x"]);
     assert_ne!(r.code, 0);
     let out = env.ok(&["run", "--rm", "--tmpfs", "/scratch:size=1m", "--read-only", "busybox", "sh", "-c", "touch /scratch/ok && echo tmpfs-ok; touch /nope 2>/dev/null || echo ro-ok; grep /scratch /proc/mounts"]);
-    assert!(out.contains("tmpfs-ok") && out.contains("ro-ok") && out.contains("tmpfs"), "{out}");
+    assert!(
+        out.contains("tmpfs-ok") && out.contains("ro-ok") && out.contains("tmpfs"),
+        "{out}"
+    );
     let envf = env.scratch.join("env.list");
     std::fs::write(&envf, "# comment\nFROMFILE=1\n").unwrap();
-    let out = env.ok(&["run", "--rm", "-u", "65534:65534", "-w", "/tmp", "-e", "FOO=bar", "--env-file", envf.to_str().unwrap(), "--entrypoint", "sh", "busybox", "-c", "id -u; id -g; pwd; echo $FOO $FROMFILE"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "65534:65534",
+        "-w",
+        "/tmp",
+        "-e",
+        "FOO=bar",
+        "--env-file",
+        envf.to_str().unwrap(),
+        "--entrypoint",
+        "sh",
+        "busybox",
+        "-c",
+        "id -u; id -g; pwd; echo $FOO $FROMFILE",
+    ]);
     assert_eq!(out, "65534\n65534\n/tmp\nbar 1\n");
-    let out = env.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net; ip -o link show lo | grep -c UP"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /sys/class/net; ip -o link show lo | grep -c UP",
+    ]);
     assert_eq!(out, "lo\n1\n");
     // The host's own network namespace (counting interfaces raced with other tests' veths).
     let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let out = env.ok(&["run", "--rm", "--network", "host", "busybox", "readlink", "/proc/self/ns/net"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
     assert_eq!(out.trim(), host_ns.to_string_lossy(), "{out}");
 }
 
@@ -471,7 +908,12 @@ fn twenty_runs_at_once() {
         .collect();
     for (i, c) in children.into_iter().enumerate() {
         let o = c.wait_with_output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "run {i}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "run {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{i}\n"));
     }
     assert!(env.ids().is_empty());
@@ -481,7 +923,19 @@ fn twenty_runs_at_once() {
 fn killed_cli_and_monitor_leave_a_truthful_state() {
     let env = Env::new("crash");
     // The CLI of an attached run dies: the container keeps running under its monitor.
-    let child = berth_cmd(&env.root).args(["run", "--name", "att", "busybox", "sh", "-c", "echo hi; sleep 100"]).stdout(Stdio::piped()).spawn().unwrap();
+    let child = berth_cmd(&env.root)
+        .args([
+            "run",
+            "--name",
+            "att",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi; sleep 100",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Killed even if an assertion fails first, so it cannot mount anything after cleanup.
     let pid = child.id() as i32;
     let _reap = berth_testkit::Defer(move || unsafe {
@@ -496,7 +950,13 @@ fn killed_cli_and_monitor_leave_a_truthful_state() {
     let before = env.monitors();
     assert_eq!(before.len(), 2);
     let st: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.root.join("containers").join(env.inspect("orphan")["Id"].as_str().unwrap()).join("state.json")).unwrap(),
+        &std::fs::read_to_string(
+            env.root
+                .join("containers")
+                .join(env.inspect("orphan")["Id"].as_str().unwrap())
+                .join("state.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let mon = st["monitor_pid"].as_i64().unwrap() as i32;
@@ -509,10 +969,22 @@ fn killed_cli_and_monitor_leave_a_truthful_state() {
     assert!(env.ok(&["ps", "-a"]).contains("Dead"));
     env.ok(&["rm", "-f", "orphan", "att"]);
     assert!(env.ids().is_empty());
-    let left: Vec<_> = std::fs::read_dir(env.root.join("containers")).unwrap().flatten().collect();
+    let left: Vec<_> = std::fs::read_dir(env.root.join("containers"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     // A detached container that exits with nobody attached keeps its code and logs.
-    env.ok(&["run", "-d", "--name", "lonely", "busybox", "sh", "-c", "echo bye; exit 5"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lonely",
+        "busybox",
+        "sh",
+        "-c",
+        "echo bye; exit 5",
+    ]);
     env.wait_status("lonely", "exited");
     assert_eq!(env.inspect("lonely")["State"]["ExitCode"], 5);
     assert_eq!(env.ok(&["logs", "lonely"]), "bye\n");
@@ -521,36 +993,73 @@ fn killed_cli_and_monitor_leave_a_truthful_state() {
 #[test]
 fn seed_scenario_commit_sees_writes_not_deletes_nor_hosts() {
     let env = Env::new("seed");
-    env.ok(&["run", "--name", "seed", "busybox", "sh", "-c", "echo data > /new.txt; rm /bin/ls; echo '10.1.2.3 extra' >> /etc/hosts"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "seed",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /new.txt; rm /bin/ls; echo '10.1.2.3 extra' >> /etc/hosts",
+    ]);
     let layers = |img: &str| {
-        let v: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", img])).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["image", "inspect", img])).unwrap();
         v[0]["RootFS"]["Layers"].as_array().unwrap().len()
     };
     let before = layers("busybox");
     env.ok(&["commit", "seed", "seeded:1"]);
     assert_eq!(layers("seeded:1"), before + 1);
-    let out = env.run(&["run", "--rm", "seeded:1", "sh", "-c", "cat /new.txt; test -e /bin/ls && echo ls-present; grep -c extra /etc/hosts"]);
+    let out = env.run(&[
+        "run",
+        "--rm",
+        "seeded:1",
+        "sh",
+        "-c",
+        "cat /new.txt; test -e /bin/ls && echo ls-present; grep -c extra /etc/hosts",
+    ]);
     assert_eq!(out.stdout, "data\n0\n", "{}", out.stderr);
 }
 
 #[test]
 fn attach_prune_and_vfs() {
     let env = Env::new("attach");
-    env.ok(&["run", "-d", "--name", "talker", "busybox", "sh", "-c", "sleep 0.5; echo later; exit 6"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; echo later; exit 6",
+    ]);
     let r = env.run(&["attach", "--no-stdin", "talker"]);
     assert_eq!((r.code, r.stdout.as_str()), (6, "later\n"));
     env.ok(&["create", "--name", "idle", "busybox", "true"]);
     env.ok(&["run", "-d", "--name", "busy", "busybox", "sleep", "100"]);
     let out = env.ok(&["container", "prune", "-f"]);
     assert!(out.contains("Deleted Containers"), "{out}");
-    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(), "busy");
+    assert_eq!(
+        env.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(),
+        "busy"
+    );
     // start -a of a stopped container attaches to its new run.
     env.ok(&["create", "--name", "again", "busybox", "echo", "hi"]);
     let r = env.run(&["start", "-a", "again"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "hi\n"));
 
     let vfs_root = env.scratch.join("vfs");
-    ok(&vfs_root, &["--storage-driver", "vfs", "load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &vfs_root,
+        &[
+            "--storage-driver",
+            "vfs",
+            "load",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let _clean = berth_testkit::Defer(|| {
         let ids = berth(&vfs_root, &["ps", "-aq", "--no-trunc"]).stdout;
         for id in ids.lines() {
@@ -558,7 +1067,17 @@ fn attach_prune_and_vfs() {
             remove_cgroup_everywhere(&format!("berth/{id}"));
         }
     });
-    let r = berth(&vfs_root, &["run", "--rm", "busybox", "sh", "-c", "echo vfs > /f; cat /f"]);
+    let r = berth(
+        &vfs_root,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo vfs > /f; cat /f",
+        ],
+    );
     assert_eq!((r.code, r.stdout.as_str()), (0, "vfs\n"), "{}", r.stderr);
 }
 
@@ -600,15 +1119,25 @@ fn kill_9_at_random_points_then_rm_f_cleans() {
     let ps = env.run(&["ps", "-a", "--format", "{{.State}}"]);
     assert_eq!(ps.code, 0, "{}", ps.stderr);
     for state in ps.stdout.lines() {
-        assert!(["created", "running", "exited", "dead"].contains(&state), "{}", ps.stdout);
+        assert!(
+            ["created", "running", "exited", "dead"].contains(&state),
+            "{}",
+            ps.stdout
+        );
     }
     for id in env.ids() {
         env.ok(&["rm", "-f", &id]);
     }
     assert!(env.ids().is_empty());
-    let left: Vec<_> = std::fs::read_dir(env.root.join("containers")).unwrap().flatten().collect();
+    let left: Vec<_> = std::fs::read_dir(env.root.join("containers"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(left.is_empty(), "{left:?}");
-    let mounts: Vec<_> = berth_testkit::mounts_below(&env.root).into_iter().filter(|m| !m.ends_with("bin/berth")).collect();
+    let mounts: Vec<_> = berth_testkit::mounts_below(&env.root)
+        .into_iter()
+        .filter(|m| !m.ends_with("bin/berth"))
+        .collect();
     assert!(mounts.is_empty(), "{mounts:?}");
     assert!(env.monitors().is_empty());
 }

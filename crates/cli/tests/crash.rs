@@ -12,9 +12,23 @@ fn kill_9_during_load_leaves_a_consistent_store() {
     let s = Scratch::new("cli-kill");
     let root = s.join("root");
     // Something already there must survive every kill.
-    ok(&root, &["load", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
-    let archives = ["layered.docker-archive.tar", "debian.oci-archive.tar", "layered.oci-archive.tar"];
-    for (i, delay_ms) in [0u64, 3, 10, 25, 60, 120, 250, 500, 900].into_iter().enumerate() {
+    ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
+    let archives = [
+        "layered.docker-archive.tar",
+        "debian.oci-archive.tar",
+        "layered.oci-archive.tar",
+    ];
+    for (i, delay_ms) in [0u64, 3, 10, 25, 60, 120, 250, 500, 900]
+        .into_iter()
+        .enumerate()
+    {
         let archive = fixture(archives[i % archives.len()]);
         let mut child = berth_cmd(&root)
             .args(["load", "-i", archive.to_str().unwrap()])
@@ -43,7 +57,12 @@ fn kill_9_during_load_leaves_a_consistent_store() {
     // A deletion collects whatever the killed loads left in layers/ and blobs/.
     ok(&root, &["image", "prune", "-a", "-f"]);
     assert_eq!(std::fs::read_dir(root.join("layers")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(root.join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(root.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]

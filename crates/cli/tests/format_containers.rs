@@ -12,13 +12,22 @@ fn loaded(name: &str) -> (Scratch, PathBuf) {
     require_busybox();
     let s = Scratch::new(name);
     let root = s.join("root");
-    ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     (s, root)
 }
 
 /// Creates a `true` container; it is removed (rm -f) when the guard drops, even on panic.
 fn created(root: &Path, name: &str) -> (String, Defer<impl FnMut()>) {
-    let id = ok(root, &["create", "--name", name, "busybox", "true"]).trim().to_string();
+    let id = ok(root, &["create", "--name", name, "busybox", "true"])
+        .trim()
+        .to_string();
     assert_eq!(id.len(), 64, "{id}");
     let (root, rm) = (root.to_path_buf(), id.clone());
     (id, Defer(move || drop(berth(&root, &["rm", "-f", &rm]))))
@@ -36,11 +45,24 @@ fn ps_formats() {
         format!("{name}\tCreated\n")
     );
     assert_eq!(
-        ok(&root, &["container", "ls", "-a", "--format", "{{.ID}} {{.State}}"]),
+        ok(
+            &root,
+            &["container", "ls", "-a", "--format", "{{.ID}} {{.State}}"]
+        ),
         format!("{short} created\n")
     );
     assert_eq!(
-        ok(&root, &["container", "list", "-a", "--no-trunc", "--format", "{{.ID}}"]),
+        ok(
+            &root,
+            &[
+                "container",
+                "list",
+                "-a",
+                "--no-trunc",
+                "--format",
+                "{{.ID}}"
+            ]
+        ),
         format!("{id}\n")
     );
     // Not running: plain ps lists nothing, not even a header for a custom template.
@@ -75,19 +97,28 @@ fn ps_formats() {
     assert_eq!(row["State"], "created");
 
     assert_eq!(
-        ok(&root, &["ps", "-a", "--format", "table {{.ID}}\t{{.Image}}"]),
+        ok(
+            &root,
+            &["ps", "-a", "--format", "table {{.ID}}\t{{.Image}}"]
+        ),
         format!("CONTAINER ID   IMAGE\n{short}   busybox\n")
     );
     let t = ok(
         &root,
-        &["ps", "-a", "--format", "table {{.Names}}\t{{.RunningFor}}\t{{.CreatedAt}}"],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "table {{.Names}}\t{{.RunningFor}}\t{{.CreatedAt}}",
+        ],
     );
     let header = t.lines().next().unwrap();
+    assert_eq!(columns(header), ["NAMES", "CREATED", "CREATED AT"]);
     assert_eq!(
-        columns(header),
-        ["NAMES", "CREATED", "CREATED AT"]
+        column_starts(header),
+        column_starts(t.lines().nth(1).unwrap()),
+        "{t}"
     );
-    assert_eq!(column_starts(header), column_starts(t.lines().nth(1).unwrap()), "{t}");
 
     // The default table: docker's headers, columns aligned with the row.
     let table = ok(&root, &["ps", "-a"]);
@@ -95,18 +126,45 @@ fn ps_formats() {
     assert_eq!(lines.len(), 2, "{table}");
     assert_eq!(
         columns(lines[0]),
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
     );
-    assert!(lines[1].starts_with(&format!("{short}   busybox   \"true\"    ")), "{table}");
-    assert!(lines[1].ends_with(&format!("Created             {name}")), "{table}");
+    assert!(
+        lines[1].starts_with(&format!("{short}   busybox   \"true\"    ")),
+        "{table}"
+    );
+    assert!(
+        lines[1].ends_with(&format!("Created             {name}")),
+        "{table}"
+    );
     let header_cols = column_starts(lines[0]);
     let row_cols = column_starts(lines[1]);
     // The row has no PORTS cell; every other column starts under its header.
-    assert_eq!(row_cols, [&header_cols[..5], &header_cols[6..]].concat(), "{table}");
+    assert_eq!(
+        row_cols,
+        [&header_cols[..5], &header_cols[6..]].concat(),
+        "{table}"
+    );
     let sized = ok(&root, &["ps", "-a", "-s"]);
     assert_eq!(
         columns(sized.lines().next().unwrap()),
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "SIZE"]
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+            "SIZE"
+        ]
     );
     assert!(sized.contains("(virtual "), "{sized}");
 
@@ -121,20 +179,45 @@ fn ps_formats() {
 
     // COMMAND: arguments with spaces in single quotes (moby), the whole quoted like Go's strconv.Quote, and truncated to 20 characters unless --no-trunc.
     let quoting = unique_id("fmtq");
-    let _id = ok(&root, &["create", "--name", &quoting, "busybox", "sh", "-c", r#"echo "hi there""#])
-        .trim()
-        .to_string();
+    let _id = ok(
+        &root,
+        &[
+            "create",
+            "--name",
+            &quoting,
+            "busybox",
+            "sh",
+            "-c",
+            r#"echo "hi there""#,
+        ],
+    )
+    .trim()
+    .to_string();
     let _rm2 = Defer({
         let (root, id) = (root.clone(), _id.clone());
         move || drop(berth(&root, &["rm", "-f", &id]))
     });
     let filter = format!("name={quoting}");
     assert_eq!(
-        ok(&root, &["ps", "-a", "--no-trunc", "--filter", &filter, "--format", "{{.Command}}"]),
+        ok(
+            &root,
+            &[
+                "ps",
+                "-a",
+                "--no-trunc",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Command}}"
+            ]
+        ),
         "\"sh -c 'echo \\\"hi there\\\"'\"\n"
     );
     assert_eq!(
-        ok(&root, &["ps", "-a", "--filter", &filter, "--format", "{{.Command}}"]),
+        ok(
+            &root,
+            &["ps", "-a", "--filter", &filter, "--format", "{{.Command}}"]
+        ),
         "\"sh -c 'echo \\\"hi the…\"\n"
     );
 
@@ -149,14 +232,26 @@ fn container_inspect_formats() {
     let (_s, root) = loaded("fmt-cinspect");
     let name = unique_id("fmtci");
     let (id, _rm) = created(&root, &name);
-    assert_eq!(ok(&root, &["inspect", "--format", "{{.State.Status}}", &name]), "created\n");
     assert_eq!(
-        ok(&root, &["container", "inspect", "-f", "{{.Name}} {{.Id}}", &id[..12]]),
+        ok(&root, &["inspect", "--format", "{{.State.Status}}", &name]),
+        "created\n"
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &["container", "inspect", "-f", "{{.Name}} {{.Id}}", &id[..12]]
+        ),
         format!("/{name} {id}\n")
     );
-    assert_eq!(ok(&root, &["inspect", "--format", "{{json .Args}}", &name]), "[]\n");
     assert_eq!(
-        ok(&root, &["inspect", "--format", "{{.Path}} {{.State.Running}}", &name]),
+        ok(&root, &["inspect", "--format", "{{json .Args}}", &name]),
+        "[]\n"
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &["inspect", "--format", "{{.Path}} {{.State.Running}}", &name]
+        ),
         "true false\n"
     );
     // A container and an image in one call, each through the same template.
@@ -170,7 +265,9 @@ fn container_inspect_formats() {
     assert_eq!(v[0]["Id"], id.as_str());
     // docker's struct order, not sorted keys: Id, Created, Path, Args, State (Status first), ...
     assert!(
-        out.starts_with(&format!("[\n    {{\n        \"Id\": \"{id}\",\n        \"Created\": ")),
+        out.starts_with(&format!(
+            "[\n    {{\n        \"Id\": \"{id}\",\n        \"Created\": "
+        )),
         "{out}"
     );
     let at = |k: &str| {
@@ -193,16 +290,27 @@ fn container_inspect_formats() {
     ];
     assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{out}");
     assert!(
-        out.contains("\"State\": {\n            \"Status\": \"created\",\n            \"Running\": false,"),
+        out.contains(
+            "\"State\": {\n            \"Status\": \"created\",\n            \"Running\": false,"
+        ),
         "{out}"
     );
 
-    let r = berth(&root, &["container", "inspect", "--format", "{{.State", &name]);
+    let r = berth(
+        &root,
+        &["container", "inspect", "--format", "{{.State", &name],
+    );
     assert_eq!(r.code, 64, "{}", r.stderr);
     assert_eq!(r.stdout, "");
-    assert_eq!(r.stderr, "template parsing error: template: :1: unclosed action\n");
+    assert_eq!(
+        r.stderr,
+        "template parsing error: template: :1: unclosed action\n"
+    );
     // Still exit 1 (and the objects found printed) when one name is missing.
-    let r = berth(&root, &["inspect", "--format", "{{.Name}}", &name, "no-such-thing"]);
+    let r = berth(
+        &root,
+        &["inspect", "--format", "{{.Name}}", &name, "no-such-thing"],
+    );
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, format!("/{name}\n"));
     assert_eq!(r.stderr, "Error: No such object: no-such-thing\n");
@@ -213,7 +321,16 @@ fn stats_no_stream_formats() {
     let (_s, root) = loaded("fmt-stats");
     let name = unique_id("fmtst");
     let (id, _rm) = created(&root, &name);
-    let out = ok(&root, &["stats", "--no-stream", "--format", "{{.ID}} {{.Name}} {{.NetIO}}", &name]);
+    let out = ok(
+        &root,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.ID}} {{.Name}} {{.NetIO}}",
+            &name,
+        ],
+    );
     assert_eq!(out, format!("{} {name} 0B / 0B\n", &id[..12]));
     let out = ok(&root, &["stats", "--no-stream", "--format", "json", &name]);
     let row: Value = serde_json::from_str(out.trim_end()).unwrap();
@@ -254,9 +371,20 @@ fn volume_formats() {
     let s = Scratch::new("fmt-volumes");
     let root = s.join("root");
     let name = unique_id("fmtvol");
-    assert_eq!(ok(&root, &["volume", "create", "--label", "k=v", &name]), format!("{name}\n"));
     assert_eq!(
-        ok(&root, &["volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}"]),
+        ok(&root, &["volume", "create", "--label", "k=v", &name]),
+        format!("{name}\n")
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "volume",
+                "ls",
+                "--format",
+                "{{.Name}} {{.Driver}} {{.Labels}}"
+            ]
+        ),
         format!("{name} local k=v\n")
     );
     let json = ok(&root, &["volume", "ls", "--format", "json"]);
@@ -278,21 +406,43 @@ fn volume_formats() {
     );
     assert_eq!(row["Name"], name.as_str());
     assert_eq!(
-        ok(&root, &["volume", "ls", "--format", "table {{.Name}}\t{{.Scope}}"]),
-        format!("VOLUME NAME{}SCOPE\n{name}   local\n", " ".repeat(name.len() + 3 - 11))
+        ok(
+            &root,
+            &["volume", "ls", "--format", "table {{.Name}}\t{{.Scope}}"]
+        ),
+        format!(
+            "VOLUME NAME{}SCOPE\n{name}   local\n",
+            " ".repeat(name.len() + 3 - 11)
+        )
     );
-    assert_eq!(ok(&root, &["volume", "ls"]), format!("DRIVER    VOLUME NAME\nlocal     {name}\n"));
+    assert_eq!(
+        ok(&root, &["volume", "ls"]),
+        format!("DRIVER    VOLUME NAME\nlocal     {name}\n")
+    );
     assert_eq!(ok(&root, &["volume", "ls", "-q"]), format!("{name}\n"));
     assert_eq!(
-        ok(&root, &["volume", "inspect", "-f", "{{.Name}} {{.Labels}}", &name]),
+        ok(
+            &root,
+            &["volume", "inspect", "-f", "{{.Name}} {{.Labels}}", &name]
+        ),
         format!("{name} map[k:v]\n")
     );
     let r = berth(&root, &["volume", "inspect", "-f", "{{.Name", &name]);
     assert_eq!(r.code, 64, "{}", r.stderr);
-    assert_eq!(r.stderr, "template parsing error: template: :1: unclosed action\n");
+    assert_eq!(
+        r.stderr,
+        "template parsing error: template: :1: unclosed action\n"
+    );
     // system df counts it: unused, so all of its size is reclaimable.
-    let mountpoint = ok(&root, &["volume", "inspect", "-f", "{{.Mountpoint}}", &name]);
-    std::fs::write(Path::new(mountpoint.trim_end()).join("data"), vec![7u8; 5000]).unwrap();
+    let mountpoint = ok(
+        &root,
+        &["volume", "inspect", "-f", "{{.Mountpoint}}", &name],
+    );
+    std::fs::write(
+        Path::new(mountpoint.trim_end()).join("data"),
+        vec![7u8; 5000],
+    )
+    .unwrap();
     let df = ok(
         &root,
         &[

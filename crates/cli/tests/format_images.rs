@@ -14,7 +14,14 @@ const BUSYBOX_ID: &str = "0d466fe76fe04368ca20d654ff473263050da99d3af48ea33ef1cd
 fn loaded(name: &str) -> (Scratch, PathBuf) {
     let s = Scratch::new(name);
     let root = s.join("root");
-    ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     (s, root)
 }
 
@@ -58,10 +65,18 @@ fn images_templates_json_and_tables() {
         format!("IMAGE ID       SIZE\n{short}   {size}\n")
     );
     assert_eq!(
-        ok(&root, &["image", "ls", "--format", "table {{.Repository}}\t{{.CreatedAt}}"])
-            .lines()
-            .next()
-            .unwrap(),
+        ok(
+            &root,
+            &[
+                "image",
+                "ls",
+                "--format",
+                "table {{.Repository}}\t{{.CreatedAt}}"
+            ]
+        )
+        .lines()
+        .next()
+        .unwrap(),
         "REPOSITORY          CREATED AT"
     );
 
@@ -80,13 +95,25 @@ fn images_templates_json_and_tables() {
     );
     assert_eq!(column_starts(lines[0]), column_starts(lines[1]), "{table}");
     let digests = ok(&root, &["images", "--digests"]);
-    assert!(digests.starts_with("REPOSITORY          TAG       DIGEST"), "{digests}");
-    assert!(digests.contains(row["Digest"].as_str().unwrap()), "{digests}");
+    assert!(
+        digests.starts_with("REPOSITORY          TAG       DIGEST"),
+        "{digests}"
+    );
+    assert!(
+        digests.contains(row["Digest"].as_str().unwrap()),
+        "{digests}"
+    );
 
     // -q replaces the default table only; a custom format wins, as in docker.
     assert_eq!(ok(&root, &["images", "-q"]), format!("{short}\n"));
-    assert_eq!(ok(&root, &["images", "-q", "--no-trunc"]), format!("sha256:{BUSYBOX_ID}\n"));
-    assert_eq!(ok(&root, &["images", "-q", "--format", "{{.Tag}}"]), "latest\n");
+    assert_eq!(
+        ok(&root, &["images", "-q", "--no-trunc"]),
+        format!("sha256:{BUSYBOX_ID}\n")
+    );
+    assert_eq!(
+        ok(&root, &["images", "-q", "--format", "{{.Tag}}"]),
+        "latest\n"
+    );
 }
 
 #[test]
@@ -94,15 +121,34 @@ fn history_formats() {
     let (_s, root) = loaded("fmt-history");
     let short = &BUSYBOX_ID[..12];
     let json = ok(&root, &["history", "--format", "json", "busybox"]);
-    let rows: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 1, "{json}");
-    assert_eq!(keys(&rows[0]), ["Comment", "CreatedAt", "CreatedBy", "CreatedSince", "ID", "Size"]);
+    assert_eq!(
+        keys(&rows[0]),
+        [
+            "Comment",
+            "CreatedAt",
+            "CreatedBy",
+            "CreatedSince",
+            "ID",
+            "Size"
+        ]
+    );
     assert_eq!(rows[0]["ID"], short);
     assert!(rows[0]["CreatedSince"].as_str().unwrap().ends_with(" ago"));
     // Without -H docker's CREATED is the RFC 3339 time and SIZE plain bytes.
     let raw = ok(
         &root,
-        &["history", "-H=false", "--format", "{{.CreatedSince}}|{{.Size}}", "busybox"],
+        &[
+            "history",
+            "-H=false",
+            "--format",
+            "{{.CreatedSince}}|{{.Size}}",
+            "busybox",
+        ],
     );
     let (created, size) = raw.trim_end().split_once('|').unwrap();
     assert_eq!(created, rows[0]["CreatedAt"].as_str().unwrap());
@@ -116,9 +162,20 @@ fn history_formats() {
         ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
     );
     assert_eq!(column_starts(lines[0]), column_starts(lines[1]), "{table}");
-    assert_eq!(ok(&root, &["history", "-q", "busybox"]), format!("{short}\n"));
     assert_eq!(
-        ok(&root, &["history", "--format", "table {{.ID}}\t{{.Comment}}", "busybox"]),
+        ok(&root, &["history", "-q", "busybox"]),
+        format!("{short}\n")
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "history",
+                "--format",
+                "table {{.ID}}\t{{.Comment}}",
+                "busybox"
+            ]
+        ),
         format!("IMAGE          COMMENT\n{short}   imported from tarball\n")
     );
 }
@@ -140,7 +197,13 @@ fn labelled(s: &Scratch, root: &Path) {
     assert!(st.success());
     ok(
         root,
-        &["import", "-c", "LABEL x=hello-label", tarball.to_str().unwrap(), "labelled:1"],
+        &[
+            "import",
+            "-c",
+            "LABEL x=hello-label",
+            tarball.to_str().unwrap(),
+            "labelled:1",
+        ],
     );
 }
 
@@ -152,36 +215,85 @@ fn inspect_templates() {
         format!("sha256:{BUSYBOX_ID}\n")
     );
     assert_eq!(
-        ok(&root, &["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox"]),
+        ok(
+            &root,
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{.Os}}/{{.Architecture}}",
+                "busybox"
+            ]
+        ),
         "linux/amd64\n"
     );
-    let rootfs: Value = serde_json::from_str(&ok(&root, &["inspect", "--format", "{{json .RootFS}}", "busybox"])).unwrap();
+    let rootfs: Value = serde_json::from_str(&ok(
+        &root,
+        &["inspect", "--format", "{{json .RootFS}}", "busybox"],
+    ))
+    .unwrap();
     assert_eq!(rootfs["Type"], "layers");
     assert_eq!(rootfs["Layers"].as_array().unwrap().len(), 1);
 
     labelled(&s, &root);
     assert_eq!(
-        ok(&root, &["inspect", "--format", r#"{{index .Config.Labels "x"}}"#, "labelled:1"]),
+        ok(
+            &root,
+            &[
+                "inspect",
+                "--format",
+                r#"{{index .Config.Labels "x"}}"#,
+                "labelled:1"
+            ]
+        ),
         "hello-label\n"
     );
     // A missing key of a map prints nothing through index, as Go does.
     assert_eq!(
-        ok(&root, &["inspect", "--format", r#"{{index .Config.Labels "y"}}"#, "labelled:1"]),
+        ok(
+            &root,
+            &[
+                "inspect",
+                "--format",
+                r#"{{index .Config.Labels "y"}}"#,
+                "labelled:1"
+            ]
+        ),
         "\n"
     );
     // One line per object, in the order asked.
     assert_eq!(
-        ok(&root, &["image", "inspect", "--format", "{{.RepoTags}}", "busybox", "labelled:1"]),
+        ok(
+            &root,
+            &[
+                "image",
+                "inspect",
+                "--format",
+                "{{.RepoTags}}",
+                "busybox",
+                "labelled:1"
+            ]
+        ),
         "[localhost/busybox:latest]\n[labelled:1]\n"
     );
 
     // The default output: docker's field order and 4-space indentation.
     let out = ok(&root, &["image", "inspect", "busybox"]);
-    assert!(out.starts_with("[\n    {\n        \"Id\": \"sha256:"), "{out}");
-    let order: Vec<usize> = ["\"Id\"", "\"RepoTags\"", "\"Config\"", "\"Os\"", "\"RootFS\"", "\"Metadata\""]
-        .iter()
-        .map(|k| out.find(k).unwrap())
-        .collect();
+    assert!(
+        out.starts_with("[\n    {\n        \"Id\": \"sha256:"),
+        "{out}"
+    );
+    let order: Vec<usize> = [
+        "\"Id\"",
+        "\"RepoTags\"",
+        "\"Config\"",
+        "\"Os\"",
+        "\"RootFS\"",
+        "\"Metadata\"",
+    ]
+    .iter()
+    .map(|k| out.find(k).unwrap())
+    .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
     let parsed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(parsed[0]["Id"], format!("sha256:{BUSYBOX_ID}"));
@@ -201,7 +313,10 @@ fn bad_templates_are_one_line_errors() {
         let r = berth(&root, args);
         assert_eq!(r.code, 64, "{args:?}: {}", r.stderr);
         assert_eq!(r.stdout, "");
-        assert_eq!(r.stderr, "template parsing error: template: :1: unclosed action\n", "{args:?}");
+        assert_eq!(
+            r.stderr, "template parsing error: template: :1: unclosed action\n",
+            "{args:?}"
+        );
     }
     // Execution errors and list-command errors: "Error: ..." and exit status 1.
     for args in [
@@ -215,7 +330,11 @@ fn bad_templates_are_one_line_errors() {
         let r = berth(&root, args);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
         assert_eq!(r.stdout, "", "{args:?}");
-        assert!(r.stderr.starts_with("Error: template"), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("Error: template"),
+            "{args:?}: {}",
+            r.stderr
+        );
         assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
     }
 }
@@ -224,14 +343,26 @@ fn bad_templates_are_one_line_errors() {
 fn system_df_formats() {
     let (_s, root) = loaded("fmt-df");
     let json = ok(&root, &["system", "df", "--format", "json"]);
-    let rows: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 4);
-    assert_eq!(keys(&rows[0]), ["Active", "Reclaimable", "Size", "TotalCount", "Type"]);
+    assert_eq!(
+        keys(&rows[0]),
+        ["Active", "Reclaimable", "Size", "TotalCount", "Type"]
+    );
     let types: Vec<&str> = rows.iter().map(|r| r["Type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["Images", "Containers", "Local Volumes", "Build Cache"]);
+    assert_eq!(
+        types,
+        ["Images", "Containers", "Local Volumes", "Build Cache"]
+    );
     assert_eq!(rows[0]["TotalCount"], "1");
     assert_eq!(
-        ok(&root, &["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]),
+        ok(
+            &root,
+            &["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]
+        ),
         "Images=1\nContainers=0\nLocal Volumes=0\nBuild Cache=0\n"
     );
     let table = ok(&root, &["system", "df"]);

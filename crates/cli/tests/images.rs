@@ -10,15 +10,34 @@ use serde_json::Value;
 fn load_list_inspect_history() {
     let s = Scratch::new("cli-images");
     let root = s.join("root");
-    let out = ok(&root, &["load", "-i", fixture("layered.docker-archive.tar").to_str().unwrap()]);
+    let out = ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("layered.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
     assert_eq!(out, "Loaded image: localhost/layered:1\n");
-    let out = ok(&root, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    let out = ok(
+        &root,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     assert_eq!(out, "Loaded image: localhost/busybox:latest\n");
 
     let table = ok(&root, &["images"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
-        lines[0].split("   ").map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        lines[0]
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>(),
         ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
     );
     assert_eq!(lines.len(), 3);
@@ -33,7 +52,10 @@ fn load_list_inspect_history() {
     assert!(table.contains(" ago "), "{table}");
 
     let json = ok(&root, &["image", "ls", "--format", "json"]);
-    let rows: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 2);
     for key in [
         "Containers",
@@ -54,9 +76,23 @@ fn load_list_inspect_history() {
     assert!(ok(&root, &["images", "--no-trunc", "-q"])
         .lines()
         .all(|l| l.starts_with("sha256:") && l.len() == 71));
-    assert!(ok(&root, &["images", "--digests"]).lines().next().unwrap().contains("DIGEST"));
-    assert_eq!(ok(&root, &["images", "--filter", "reference=localhost/bus*"]).lines().count(), 2);
-    assert_eq!(ok(&root, &["images", "--filter", "dangling=true"]).lines().count(), 1);
+    assert!(ok(&root, &["images", "--digests"])
+        .lines()
+        .next()
+        .unwrap()
+        .contains("DIGEST"));
+    assert_eq!(
+        ok(&root, &["images", "--filter", "reference=localhost/bus*"])
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(
+        ok(&root, &["images", "--filter", "dangling=true"])
+            .lines()
+            .count(),
+        1
+    );
     assert_eq!(
         ok(&root, &["images", "--format", "{{.Repository}}:{{.Tag}}"])
             .lines()
@@ -64,32 +100,67 @@ fn load_list_inspect_history() {
             .len(),
         2
     );
-    let t = ok(&root, &["images", "--format", "table {{.Repository}}\\t{{.ID}}"]);
+    let t = ok(
+        &root,
+        &["images", "--format", "table {{.Repository}}\\t{{.ID}}"],
+    );
     assert!(t.starts_with("REPOSITORY"), "{t}");
     assert!(t.lines().next().unwrap().contains("IMAGE ID"));
 
-    let inspect: Value = serde_json::from_str(&ok(&root, &["image", "inspect", "localhost/layered:1"])).unwrap();
+    let inspect: Value =
+        serde_json::from_str(&ok(&root, &["image", "inspect", "localhost/layered:1"])).unwrap();
     let i = &inspect[0];
-    assert_eq!(i["Id"], "sha256:c05dcd2850d99e276520bf83ef19708853272e3c47d0c41a85067cca11478caf");
+    assert_eq!(
+        i["Id"],
+        "sha256:c05dcd2850d99e276520bf83ef19708853272e3c47d0c41a85067cca11478caf"
+    );
     assert_eq!(i["RepoTags"], serde_json::json!(["localhost/layered:1"]));
     assert_eq!(i["RootFS"]["Type"], "layers");
     assert_eq!(i["RootFS"]["Layers"].as_array().unwrap().len(), 4);
     assert_eq!(i["Config"]["WorkingDir"], "/data");
-    assert!(i["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "LAYERED=yes"));
+    assert!(i["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "LAYERED=yes"));
     assert_eq!(i["GraphDriver"]["Name"], "overlay");
-    assert_eq!(i["GraphDriver"]["Data"]["LowerDir"].as_str().unwrap().split(':').count(), 3);
-    assert!(i["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap().ends_with("/diff"));
+    assert_eq!(
+        i["GraphDriver"]["Data"]["LowerDir"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .count(),
+        3
+    );
+    assert!(i["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .unwrap()
+        .ends_with("/diff"));
     assert_eq!(i["Os"], "linux");
     assert_eq!(i["Architecture"], "amd64");
     assert!(i["Size"].as_u64().unwrap() > 12_000_000);
-    for key in ["RepoDigests", "Parent", "Comment", "Created", "Author", "Metadata"] {
+    for key in [
+        "RepoDigests",
+        "Parent",
+        "Comment",
+        "Created",
+        "Author",
+        "Metadata",
+    ] {
         assert!(i.get(key).is_some(), "inspect lacks {key}");
     }
     assert_eq!(
         ok(&root, &["inspect", "-f", "{{.Id}}", "busybox"]),
         "sha256:0d466fe76fe04368ca20d654ff473263050da99d3af48ea33ef1cd7952ab5f1a\n"
     );
-    let rootfs: Value = serde_json::from_str(ok(&root, &["inspect", "--format", "{{json .RootFS}}", "c05dcd"]).trim()).unwrap();
+    let rootfs: Value = serde_json::from_str(
+        ok(
+            &root,
+            &["inspect", "--format", "{{json .RootFS}}", "c05dcd"],
+        )
+        .trim(),
+    )
+    .unwrap();
     assert_eq!(
         rootfs["Layers"][0],
         "sha256:de318fb297f9dbefa9f771f9615497e5542b77877f655153453b8455bb387ae9"
@@ -103,13 +174,21 @@ fn load_list_inspect_history() {
     assert!(hl[1].starts_with("c05dcd2850d9"));
     assert!(hl[2].starts_with("<missing>"));
     assert_eq!(hl.len(), 8);
-    let hj: Vec<Value> = ok(&root, &["history", "--format", "json", "localhost/layered:1"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let hj: Vec<Value> = ok(
+        &root,
+        &["history", "--format", "json", "localhost/layered:1"],
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
     assert_eq!(hj.len(), 7);
-    assert!(hj.iter().all(|e| e.get("CreatedBy").is_some() && e.get("Size").is_some()));
-    assert_eq!(ok(&root, &["history", "-q", "busybox"]).trim(), "0d466fe76fe0");
+    assert!(hj
+        .iter()
+        .all(|e| e.get("CreatedBy").is_some() && e.get("Size").is_some()));
+    assert_eq!(
+        ok(&root, &["history", "-q", "busybox"]).trim(),
+        "0d466fe76fe0"
+    );
 
     let df = ok(&root, &["system", "df"]);
     let dl: Vec<&str> = df.lines().collect();
@@ -123,12 +202,22 @@ fn load_list_inspect_history() {
 fn tag_rmi_prune_output() {
     let s = Scratch::new("cli-rmi");
     let root = s.join("root");
-    ok(&root, &["load", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
     ok(&root, &["tag", "localhost/busybox", "mybox:2"]);
     assert!(ok(&root, &["images"]).contains("mybox "));
     assert_eq!(ok(&root, &["rmi", "mybox:2"]), "Untagged: mybox:2\n");
     let r = berth(&root, &["rmi", "nothere"]);
-    assert_eq!((r.code, r.stderr.as_str()), (1, "Error: No such image: nothere\n"));
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "Error: No such image: nothere\n")
+    );
     let out = ok(&root, &["rmi", "busybox"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "Untagged: localhost/busybox:latest");
@@ -142,12 +231,21 @@ fn tag_rmi_prune_output() {
     );
     assert_eq!(ok(&root, &["images", "-q"]), "");
 
-    ok(&root, &["load", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
     let out = ok(&root, &["image", "prune", "-f"]);
     assert_eq!(out, "Total reclaimed space: 0B\n");
     let out = ok(&root, &["image", "prune", "-a", "-f"]);
     assert!(
-        out.starts_with("Deleted Images:\nuntagged: localhost/busybox:latest\ndeleted: sha256:0d466fe"),
+        out.starts_with(
+            "Deleted Images:\nuntagged: localhost/busybox:latest\ndeleted: sha256:0d466fe"
+        ),
         "{out}"
     );
     assert!(out.ends_with("Total reclaimed space: 2.14MB\n"), "{out}");
@@ -184,9 +282,15 @@ fn import_with_changes() {
             "mine:1",
         ],
     );
-    assert!(out.starts_with("sha256:") && out.trim().len() == 71, "{out}");
+    assert!(
+        out.starts_with("sha256:") && out.trim().len() == 71,
+        "{out}"
+    );
     let i: Value = serde_json::from_str(&ok(&root, &["image", "inspect", "mine:1"])).unwrap();
-    assert_eq!(i[0]["Config"]["Cmd"], serde_json::json!(["/bin/sh", "-c", "echo hi"]));
+    assert_eq!(
+        i[0]["Config"]["Cmd"],
+        serde_json::json!(["/bin/sh", "-c", "echo hi"])
+    );
     assert_eq!(i[0]["Config"]["Env"], serde_json::json!(["FOO=bar"]));
     assert_eq!(i[0]["Id"].as_str().unwrap(), out.trim());
     assert!(ok(&root, &["history", "mine:1"]).contains("from a test"));
@@ -202,11 +306,24 @@ fn import_with_changes() {
     let saved = s.join("mine.tar");
     ok(&root, &["save", "-o", saved.to_str().unwrap(), "mine:1"]);
     let other = s.join("other");
-    assert_eq!(ok(&other, &["load", "-i", saved.to_str().unwrap()]), "Loaded image: mine:1\n");
-    assert_eq!(ok(&other, &["images", "-q", "--no-trunc"]).trim(), out.trim());
-    let r = berth(&root, &["import", "-c", "FROM scratch", tarball.to_str().unwrap()]);
+    assert_eq!(
+        ok(&other, &["load", "-i", saved.to_str().unwrap()]),
+        "Loaded image: mine:1\n"
+    );
+    assert_eq!(
+        ok(&other, &["images", "-q", "--no-trunc"]).trim(),
+        out.trim()
+    );
+    let r = berth(
+        &root,
+        &["import", "-c", "FROM scratch", tarball.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1);
-    assert!(r.stderr.starts_with("Error: invalid change"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("Error: invalid change"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -245,7 +362,9 @@ fn load_from_stdin_and_save_to_stdout() {
         .into();
     assert_eq!(r.stdout, "Loaded image: localhost/busybox:latest\n");
     // Untagged image: saved by id, loaded as an id.
-    let id = ok(&root, &["images", "-q", "--no-trunc"]).trim().to_string();
+    let id = ok(&root, &["images", "-q", "--no-trunc"])
+        .trim()
+        .to_string();
     let saved = s.join("by-id.tar");
     ok(&root, &["save", "-o", saved.to_str().unwrap(), &id[7..19]]);
     let third = s.join("third");
@@ -259,7 +378,14 @@ fn load_from_stdin_and_save_to_stdout() {
 fn bad_input_is_one_error_line() {
     let s = Scratch::new("cli-bad");
     let root = s.join("root");
-    ok(&root, &["load", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
     let junk = s.join("junk.tar");
     std::fs::write(&junk, b"this is not a tar archive at all, just text").unwrap();
     for args in [

@@ -27,8 +27,18 @@ impl Env {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
-        ok(&root, &["load", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
-        Env { _scratch: scratch, root }
+        ok(
+            &root,
+            &[
+                "load",
+                "-i",
+                fixture("busybox.oci-archive.tar").to_str().unwrap(),
+            ],
+        );
+        Env {
+            _scratch: scratch,
+            root,
+        }
     }
     fn ok(&self, args: &[&str]) -> String {
         ok(&self.root, args)
@@ -41,7 +51,10 @@ impl Env {
         v[0].clone()
     }
     fn ip(&self, name: &str, network: &str) -> String {
-        self.inspect(name)["NetworkSettings"]["Networks"][network]["IPAddress"].as_str().unwrap().to_string()
+        self.inspect(name)["NetworkSettings"]["Networks"][network]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
     fn ids(&self) -> Vec<String> {
         common::ids(&self.root)
@@ -50,19 +63,27 @@ impl Env {
         let out = self.run(&["network", "ls", "-q", "--no-trunc"]).stdout;
         out.lines()
             .filter_map(|id| {
-                let v: serde_json::Value = serde_json::from_str(&self.run(&["network", "inspect", id]).stdout).ok()?;
-                v[0]["Options"]["com.docker.network.bridge.name"].as_str().map(str::to_string)
+                let v: serde_json::Value =
+                    serde_json::from_str(&self.run(&["network", "inspect", id]).stdout).ok()?;
+                v[0]["Options"]["com.docker.network.bridge.name"]
+                    .as_str()
+                    .map(str::to_string)
             })
             .collect()
     }
     /// berth's nftables table for this root (see berth-network's `Networks::open`).
     fn table(&self) -> String {
         let canon = std::fs::canonicalize(&self.root).unwrap();
-        let h = canon.to_string_lossy().bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193));
+        let h = canon.to_string_lossy().bytes().fold(0x811c9dc5u32, |h, b| {
+            (h ^ b as u32).wrapping_mul(0x01000193)
+        });
         format!("berth_{h:08x}")
     }
     fn dns_processes(&self) -> Vec<i32> {
-        let root = std::fs::canonicalize(&self.root).unwrap().to_string_lossy().into_owned();
+        let root = std::fs::canonicalize(&self.root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         procs_with(&["__dns", &root])
     }
     /// Everything of berth's for this root is gone: veths, bridges, namespaces, rules, DNS.
@@ -80,16 +101,30 @@ impl Env {
             }
             for id in ids {
                 let veth = format!("vb{}", &id[..11]);
-                left.extend(links.iter().filter(|l| l.starts_with(&veth)).map(|l| format!("veth {l}")));
+                left.extend(
+                    links
+                        .iter()
+                        .filter(|l| l.starts_with(&veth))
+                        .map(|l| format!("veth {l}")),
+                );
             }
-            let tables = String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned();
+            let tables = String::from_utf8_lossy(
+                &std::process::Command::new("nft")
+                    .args(["list", "tables"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .into_owned();
             if tables.contains(&self.table()) {
                 left.push(format!("nft table {}", self.table()));
             }
             if !self.dns_processes().is_empty() {
                 left.push(format!("DNS responders {:?}", self.dns_processes()));
             }
-            let ns: Vec<_> = std::fs::read_dir(self.root.join("netns")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+            let ns: Vec<_> = std::fs::read_dir(self.root.join("netns"))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
             if !ns.is_empty() {
                 left.push(format!("pinned namespaces {ns:?}"));
             }
@@ -115,10 +150,14 @@ impl Drop for Env {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         for b in bridges {
-            let _ = std::process::Command::new("ip").args(["link", "del", &b]).output();
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &b])
+                .output();
         }
         let t = self.table();
-        let _ = std::process::Command::new("nft").args(["delete", "table", "ip", &t]).output();
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &t])
+            .output();
         for id in &ids {
             remove_cgroup_everywhere(&format!("berth/{id}"));
         }
@@ -126,7 +165,10 @@ impl Drop for Env {
 }
 
 fn links() -> Vec<String> {
-    let out = std::process::Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
@@ -137,9 +179,16 @@ fn links() -> Vec<String> {
 fn procs_with(words: &[&str]) -> Vec<i32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         if words.iter().all(|w| args.iter().any(|a| a == w)) {
             v.push(pid);
         }
@@ -160,11 +209,19 @@ fn free_port() -> u16 {
 
 /// The host's first non-loopback IPv4 address.
 fn host_address() -> Option<Ipv4Addr> {
-    let out = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]).output().ok()?;
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.contains(" br-") && !l.contains("berth"))
-        .find_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|a| a.split('/').next()?.parse().ok()))
+        .find_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != "inet")
+                .nth(1)
+                .and_then(|a| a.split('/').next()?.parse().ok())
+        })
 }
 
 /// Sends `msg` to addr:port and returns the reply; retries (bounded) while the server starts.
@@ -188,7 +245,16 @@ fn tcp_request(addr: Ipv4Addr, port: u16, msg: &str) -> String {
 }
 
 /// A busybox TCP server answering "reply:<first line>" to each connection.
-const SERVER: &[&str] = &["nc", "-ll", "-p", "8080", "-e", "sh", "-c", "read x; echo reply:$x"];
+const SERVER: &[&str] = &[
+    "nc",
+    "-ll",
+    "-p",
+    "8080",
+    "-e",
+    "sh",
+    "-c",
+    "read x; echo reply:$x",
+];
 
 fn net_create(env: &Env, name: &str, extra: &[&str]) -> String {
     let mut args = vec!["network", "create"];
@@ -202,21 +268,57 @@ fn containers_reach_each_other_by_name_and_alias_later_ones_too_and_nothing_is_l
     let env = Env::new("net-names");
     net_create(&env, "app", &[]);
     let bridges = env.bridges();
-    let mut run = vec!["run", "-d", "--name", "web", "--network", "app", "--network-alias", "www", "busybox"];
+    let mut run = vec![
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "app",
+        "--network-alias",
+        "www",
+        "busybox",
+    ];
     run.extend_from_slice(SERVER);
     env.ok(&run);
     // Request and reply over TCP, by name and by alias; the client retries while web starts.
     let client = "for n in web www; do i=0; until r=$(echo ping-$n | nc -w 3 $n 8080) && [ -n \"$r\" ]; do i=$((i+1)); [ $i -gt 50 ] && break; sleep 0.1; done; echo $r; done";
-    let out = env.ok(&["run", "--rm", "--network", "app", "busybox", "sh", "-c", client]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "app",
+        "busybox",
+        "sh",
+        "-c",
+        client,
+    ]);
     assert_eq!(out, "reply:ping-web\nreply:ping-www\n");
     // A container started later resolves at once, from a container started before it.
-    env.ok(&["run", "-d", "--name", "late", "--network", "app", "busybox", "sleep", "60"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "app",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     let late_ip = env.ip("late", "app");
     let out = env.ok(&["exec", "web", "nslookup", "late"]);
-    assert!(out.contains(&late_ip), "late ({late_ip}) not resolved: {out}");
+    assert!(
+        out.contains(&late_ip),
+        "late ({late_ip}) not resolved: {out}"
+    );
     // The default bridge has no name resolution, as in docker.
     let r = env.run(&["run", "--rm", "busybox", "sh", "-c", "cat /etc/resolv.conf"]);
-    assert!(!r.stdout.contains(env.inspect("web")["NetworkSettings"]["Networks"]["app"]["Gateway"].as_str().unwrap()));
+    assert!(!r.stdout.contains(
+        env.inspect("web")["NetworkSettings"]["Networks"]["app"]["Gateway"]
+            .as_str()
+            .unwrap()
+    ));
     assert!(!env.dns_processes().is_empty());
     let ids = env.ids();
     for id in &ids {
@@ -230,7 +332,17 @@ fn containers_reach_each_other_by_name_and_alias_later_ones_too_and_nothing_is_l
 fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
     let env = Env::new("net-ports");
     let (tp, up) = (free_port(), free_port());
-    let mut run = vec!["run".to_string(), "-d".into(), "--name".into(), "srv".into(), "-p".into(), format!("{tp}:8080"), "-p".into(), format!("127.0.0.1:{up}:9090/udp"), "busybox".into()];
+    let mut run = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        "srv".into(),
+        "-p".into(),
+        format!("{tp}:8080"),
+        "-p".into(),
+        format!("127.0.0.1:{up}:9090/udp"),
+        "busybox".into(),
+    ];
     run.extend(SERVER.iter().map(|s| s.to_string()));
     env.ok(&run.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(tcp_request(Ipv4Addr::LOCALHOST, tp, "a\n"), "reply:a\n");
@@ -238,18 +350,30 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
         assert_eq!(tcp_request(h, tp, "b\n"), "reply:b\n");
     }
     let port = env.ok(&["port", "srv"]);
-    assert_eq!(port, format!("8080/tcp -> 0.0.0.0:{tp}\n9090/udp -> 127.0.0.1:{up}\n"));
+    assert_eq!(
+        port,
+        format!("8080/tcp -> 0.0.0.0:{tp}\n9090/udp -> 127.0.0.1:{up}\n")
+    );
     assert_eq!(env.ok(&["port", "srv", "8080"]), format!("0.0.0.0:{tp}\n"));
     let ps = env.ok(&["ps", "--format", "{{.Ports}}"]);
-    assert_eq!(ps, format!("0.0.0.0:{tp}->8080/tcp, 127.0.0.1:{up}->9090/udp\n"));
+    assert_eq!(
+        ps,
+        format!("0.0.0.0:{tp}->8080/tcp, 127.0.0.1:{up}->9090/udp\n")
+    );
     let ports = &env.inspect("srv")["NetworkSettings"]["Ports"];
     assert_eq!(ports["8080/tcp"][0]["HostPort"], tp.to_string());
 
     // UDP: busybox has no UDP server, so the test serves inside the container's namespace.
-    let netns = env.inspect("srv")["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_string();
+    let netns = env.inspect("srv")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let server = std::thread::spawn(move || {
         let ns = std::fs::File::open(&netns).unwrap();
-        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
         let s = UdpSocket::bind("0.0.0.0:9090").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut buf = [0u8; 64];
@@ -257,7 +381,8 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
         s.send_to(&[b"udp:", &buf[..n]].concat(), from).unwrap();
     });
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut buf = [0u8; 64];
     let mut got = None;
     for _ in 0..50 {
@@ -274,7 +399,11 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
     let before = env.ids();
     let r = env.run(&["run", "-d", "-p", &format!("{tp}:80"), "busybox", "true"]);
     assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(r.stderr.contains("port is already allocated"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("port is already allocated"),
+        "{}",
+        r.stderr
+    );
     // A port some host process holds: a clear error, no container either.
     let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let hp = held.local_addr().unwrap().port();
@@ -283,9 +412,23 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
     assert!(r.stderr.contains("address already in use"), "{}", r.stderr);
     assert_eq!(env.ids(), before);
     // -P publishes EXPOSEd ports on free host ports; ranges expand.
-    env.ok(&["run", "-d", "--name", "all", "-P", "--expose", "7000-7001", "busybox", "sleep", "60"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "all",
+        "-P",
+        "--expose",
+        "7000-7001",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     let p = env.ok(&["port", "all"]);
-    assert!(p.contains("7000/tcp -> 0.0.0.0:") && p.contains("7001/tcp -> 0.0.0.0:"), "{p}");
+    assert!(
+        p.contains("7000/tcp -> 0.0.0.0:") && p.contains("7001/tcp -> 0.0.0.0:"),
+        "{p}"
+    );
 
     let bridges = env.bridges();
     let ids = env.ids();
@@ -298,21 +441,71 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
 #[test]
 fn none_has_only_lo_container_mode_shares_the_stack_and_init_layer_flags() {
     let env = Env::new("net-modes");
-    let out = env.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /sys/class/net",
+    ]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["lo"]);
     net_create(&env, "flags", &["--subnet", "10.251.77.0/24"]);
     env.ok(&[
-        "run", "-d", "--name", "ca", "--network", "flags", "--ip", "10.251.77.50", "--mac-address", "02:42:0a:fb:4d:99",
-        "--hostname", "alpha", "--add-host", "db.example:10.1.2.3", "--dns-search", "corp.example", "busybox", "sleep", "60",
+        "run",
+        "-d",
+        "--name",
+        "ca",
+        "--network",
+        "flags",
+        "--ip",
+        "10.251.77.50",
+        "--mac-address",
+        "02:42:0a:fb:4d:99",
+        "--hostname",
+        "alpha",
+        "--add-host",
+        "db.example:10.1.2.3",
+        "--dns-search",
+        "corp.example",
+        "busybox",
+        "sleep",
+        "60",
     ]);
     assert_eq!(env.ip("ca", "flags"), "10.251.77.50");
-    let out = env.ok(&["run", "--rm", "--network", "container:ca", "busybox", "sh", "-c", "ip -o -4 addr show eth0; cat /sys/class/net/eth0/address"]);
-    assert!(out.contains("10.251.77.50/24") && out.contains("02:42:0a:fb:4d:99"), "{out}");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:ca",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; cat /sys/class/net/eth0/address",
+    ]);
+    assert!(
+        out.contains("10.251.77.50/24") && out.contains("02:42:0a:fb:4d:99"),
+        "{out}"
+    );
     let hosts = env.ok(&["exec", "ca", "cat", "/etc/hosts"]);
-    assert!(hosts.contains("10.251.77.50\talpha") && hosts.contains("10.1.2.3\tdb.example"), "{hosts}");
+    assert!(
+        hosts.contains("10.251.77.50\talpha") && hosts.contains("10.1.2.3\tdb.example"),
+        "{hosts}"
+    );
     let resolv = env.ok(&["exec", "ca", "cat", "/etc/resolv.conf"]);
     assert_eq!(resolv, "search corp.example\nnameserver 10.251.77.1\n");
-    let r = env.run(&["run", "--rm", "--network", "flags", "--ip", "10.251.77.50", "busybox", "true"]);
+    let r = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "flags",
+        "--ip",
+        "10.251.77.50",
+        "busybox",
+        "true",
+    ]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("already in use"), "{}", r.stderr);
     let s = &env.inspect("ca")["NetworkSettings"];
@@ -331,9 +524,30 @@ fn two_networks_cannot_reach_each_other() {
     let ip = env.ip("s1", "n1");
     let probe = format!("i=0; until r=$(echo x | nc -w 2 {ip} 8080) && [ -n \"$r\" ]; do i=$((i+1)); [ $i -gt 30 ] && break; sleep 0.1; done; echo \"got:$r\"");
     // Same network: reachable (so the next failure is isolation, not a dead server).
-    assert_eq!(env.ok(&["run", "--rm", "--network", "n1", "busybox", "sh", "-c", &probe]), "got:reply:x\n");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "n1",
+            "busybox",
+            "sh",
+            "-c",
+            &probe
+        ]),
+        "got:reply:x\n"
+    );
     let once = format!("echo x | nc -w 2 {ip} 8080; echo \"rc:$?\"");
-    let out = env.ok(&["run", "--rm", "--network", "n2", "busybox", "sh", "-c", &once]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "n2",
+        "busybox",
+        "sh",
+        "-c",
+        &once,
+    ]);
     assert!(!out.contains("reply:x"), "n2 reached n1: {out}");
 }
 
@@ -344,7 +558,22 @@ fn twenty_containers_at_once_get_distinct_addresses_and_all_resolve() {
     let handles: Vec<_> = (0..20)
         .map(|i| {
             let root = env.root.clone();
-            std::thread::spawn(move || berth(&root, &["run", "-d", "--name", &format!("c{i}"), "--network", "many", "busybox", "sleep", "120"]))
+            std::thread::spawn(move || {
+                berth(
+                    &root,
+                    &[
+                        "run",
+                        "-d",
+                        "--name",
+                        &format!("c{i}"),
+                        "--network",
+                        "many",
+                        "busybox",
+                        "sleep",
+                        "120",
+                    ],
+                )
+            })
         })
         .collect();
     for h in handles {
@@ -352,10 +581,24 @@ fn twenty_containers_at_once_get_distinct_addresses_and_all_resolve() {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
     let mut ips: Vec<String> = (0..20).map(|i| env.ip(&format!("c{i}"), "many")).collect();
-    let script: String = (0..20).map(|i| format!("nslookup c{i} | tail -n +3 | grep Address; ")).collect();
-    let out = env.ok(&["run", "--rm", "--network", "many", "busybox", "sh", "-c", &script]);
+    let script: String = (0..20)
+        .map(|i| format!("nslookup c{i} | tail -n +3 | grep Address; "))
+        .collect();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "many",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
     for ip in &ips {
-        assert!(out.contains(&format!("Address: {ip}\n")), "{ip} not resolved: {out}");
+        assert!(
+            out.contains(&format!("Address: {ip}\n")),
+            "{ip} not resolved: {out}"
+        );
     }
     ips.sort();
     ips.dedup();
@@ -371,7 +614,19 @@ fn kill_9_during_network_setup_or_teardown_is_cleaned_by_the_next_command() {
     // CLIs killed at spread-out points of create/attach.
     for delay in [5u64, 15, 30, 60, 100, 150] {
         let mut child = std::process::Command::new(exe)
-            .args(["--root", env.root.to_str().unwrap(), "run", "-d", "--network", "k", "-p", &format!("{}:80", free_port()), "busybox", "sleep", "60"])
+            .args([
+                "--root",
+                env.root.to_str().unwrap(),
+                "run",
+                "-d",
+                "--network",
+                "k",
+                "-p",
+                &format!("{}:80", free_port()),
+                "busybox",
+                "sleep",
+                "60",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -381,10 +636,23 @@ fn kill_9_during_network_setup_or_teardown_is_cleaned_by_the_next_command() {
         let _ = child.wait();
     }
     // A monitor killed with its container: the teardown it would have done never happens.
-    env.ok(&["run", "-d", "--name", "mon", "--network", "k", "busybox", "sleep", "60"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mon",
+        "--network",
+        "k",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     let id = env.inspect("mon")["Id"].as_str().unwrap().to_string();
     let pid = env.inspect("mon")["State"]["Pid"].as_i64().unwrap() as i32;
-    let root = std::fs::canonicalize(&env.root).unwrap().to_string_lossy().into_owned();
+    let root = std::fs::canonicalize(&env.root)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     for p in procs_with(&["__monitor", &root, &id]) {
         unsafe { libc::kill(p, libc::SIGKILL) };
     }
@@ -397,9 +665,19 @@ fn kill_9_during_network_setup_or_teardown_is_cleaned_by_the_next_command() {
     // The next berth command that touches the network finishes every interrupted teardown:
     // only the running containers keep an endpoint.
     env.ok(&["run", "--rm", "--network", "k", "busybox", "true"]);
-    let running: Vec<String> = env.run(&["ps", "-q", "--no-trunc"]).stdout.lines().map(str::to_string).collect();
+    let running: Vec<String> = env
+        .run(&["ps", "-q", "--no-trunc"])
+        .stdout
+        .lines()
+        .map(str::to_string)
+        .collect();
     let v: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", "k"])).unwrap();
-    let mut attached: Vec<String> = v[0]["Containers"].as_object().unwrap().keys().cloned().collect();
+    let mut attached: Vec<String> = v[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     attached.sort();
     let mut want = running.clone();
     want.sort();
@@ -415,7 +693,22 @@ fn kill_9_during_network_setup_or_teardown_is_cleaned_by_the_next_command() {
 #[test]
 fn network_commands_flags_columns_and_format() {
     let env = Env::new("net-cli");
-    let id = net_create(&env, "front", &["--subnet", "10.251.78.0/24", "--gateway", "10.251.78.254", "--ip-range", "10.251.78.128/25", "--label", "tier=web", "-o", "com.docker.network.bridge.name=brt-cli-test"]);
+    let id = net_create(
+        &env,
+        "front",
+        &[
+            "--subnet",
+            "10.251.78.0/24",
+            "--gateway",
+            "10.251.78.254",
+            "--ip-range",
+            "10.251.78.128/25",
+            "--label",
+            "tier=web",
+            "-o",
+            "com.docker.network.bridge.name=brt-cli-test",
+        ],
+    );
     assert_eq!(id.len(), 64);
     net_create(&env, "back", &["--internal"]);
     let r = env.run(&["network", "create", "front"]);
@@ -425,24 +718,58 @@ fn network_commands_flags_columns_and_format() {
     assert!(r.stderr.contains("overlaps"), "{}", r.stderr);
     let ls = env.ok(&["network", "ls"]);
     let mut lines = ls.lines();
-    assert_eq!(common::columns(lines.next().unwrap()), ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
+    assert_eq!(
+        common::columns(lines.next().unwrap()),
+        ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
+    );
     let names: Vec<&str> = lines.map(|l| common::columns(l)[1]).collect();
     assert_eq!(names, ["back", "bridge", "front"]);
-    assert_eq!(env.ok(&["network", "ls", "--filter", "label=tier=web", "--format", "{{.Name}} {{.Driver}}"]), "front bridge\n");
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", "front"])).unwrap();
+    assert_eq!(
+        env.ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=tier=web",
+            "--format",
+            "{{.Name}} {{.Driver}}"
+        ]),
+        "front bridge\n"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "front"])).unwrap();
     assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.251.78.254");
     assert_eq!(v[0]["Labels"]["tier"], "web");
-    assert_eq!(env.ok(&["network", "inspect", "--format", "{{.Internal}}", "back"]), "true\n");
+    assert_eq!(
+        env.ok(&["network", "inspect", "--format", "{{.Internal}}", "back"]),
+        "true\n"
+    );
     // Addresses come from the ip range; the gateway is the one given.
-    env.ok(&["run", "-d", "--name", "cf", "--network", "front", "busybox", "sleep", "60"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cf",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     assert_eq!(env.ip("cf", "front"), "10.251.78.128");
     assert!(crate::links().contains(&"brt-cli-test".to_string()));
     // connect/disconnect a running container; rm refuses a network in use.
     env.ok(&["network", "connect", "--alias", "fb", "back", "cf"]);
     let out = env.ok(&["exec", "cf", "ls", "/sys/class/net"]);
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["eth0", "eth1", "lo"]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["eth0", "eth1", "lo"]
+    );
     let r = env.run(&["network", "rm", "back"]);
-    assert!(r.code != 0 && r.stderr.contains("active endpoints"), "{}", r.stderr);
+    assert!(
+        r.code != 0 && r.stderr.contains("active endpoints"),
+        "{}",
+        r.stderr
+    );
     env.ok(&["network", "disconnect", "back", "cf"]);
     let out = env.ok(&["exec", "cf", "ls", "/sys/class/net"]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"]);

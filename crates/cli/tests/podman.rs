@@ -24,7 +24,10 @@ impl Podman {
     }
     fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
-        c.arg("--root").arg(self.dir.join("s")).arg("--runroot").arg(self.dir.join("r"));
+        c.arg("--root")
+            .arg(self.dir.join("s"))
+            .arg("--runroot")
+            .arg(self.dir.join("r"));
         // Its own tmpdir too: the default /run/libpod is shared with every other podman here.
         c.arg("--tmpdir").arg(self.dir.join("t"));
         c.args([
@@ -39,11 +42,25 @@ impl Podman {
     }
     fn run(&self, args: &[&str]) -> String {
         let o = self.cmd().args(args).output().unwrap();
-        assert!(o.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
     fn layers(&self, image: &str) -> Vec<String> {
-        serde_json::from_str(self.run(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", image]).trim()).unwrap()
+        serde_json::from_str(
+            self.run(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RootFS.Layers}}",
+                image,
+            ])
+            .trim(),
+        )
+        .unwrap()
     }
     fn reset(dir: &Path) {
         let _ = Command::new("podman")
@@ -59,7 +76,14 @@ impl Podman {
 }
 
 fn berth_layers(root: &Path, image: &str) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(ok(root, &["inspect", "--format", "{{json .RootFS.Layers}}", image]).trim()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        ok(
+            root,
+            &["inspect", "--format", "{{json .RootFS.Layers}}", image],
+        )
+        .trim(),
+    )
+    .unwrap();
     serde_json::from_value(v).unwrap()
 }
 
@@ -71,10 +95,27 @@ fn berth_save_loads_in_podman() {
         let dir = p.dir.clone();
         let _reset = Defer(move || Podman::reset(&dir));
         let root = s.join("root");
-        ok(&root, &["load", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
+        ok(
+            &root,
+            &[
+                "load",
+                "-i",
+                fixture("layered.oci-archive.tar").to_str().unwrap(),
+            ],
+        );
         ok(&root, &["tag", "localhost/layered:1", "berth/saved:x"]);
         let out = s.join("saved.tar");
-        ok(&root, &["save", "--format", format, "-o", out.to_str().unwrap(), "berth/saved:x"]);
+        ok(
+            &root,
+            &[
+                "save",
+                "--format",
+                format,
+                "-o",
+                out.to_str().unwrap(),
+                "berth/saved:x",
+            ],
+        );
         let loaded = p.run(&["load", "-i", out.to_str().unwrap()]);
         assert!(loaded.contains("berth/saved:x"), "{format}: {loaded}");
         assert_eq!(
@@ -82,7 +123,13 @@ fn berth_save_loads_in_podman() {
             berth_layers(&root, "berth/saved:x"),
             "{format}"
         );
-        let id = p.run(&["image", "inspect", "--format", "{{.Id}}", "docker.io/berth/saved:x"]);
+        let id = p.run(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "docker.io/berth/saved:x",
+        ]);
         assert_eq!(
             format!("sha256:{}", id.trim()),
             ok(&root, &["inspect", "-f", "{{.Id}}", "berth/saved:x"]).trim(),
@@ -98,9 +145,20 @@ fn podman_save_loads_in_berth() {
         let p = Podman::new(&s);
         let dir = p.dir.clone();
         let _reset = Defer(move || Podman::reset(&dir));
-        p.run(&["load", "-i", fixture("layered.docker-archive.tar").to_str().unwrap()]);
+        p.run(&[
+            "load",
+            "-i",
+            fixture("layered.docker-archive.tar").to_str().unwrap(),
+        ]);
         let out = s.join("podman.tar");
-        p.run(&["save", "--format", format, "-o", out.to_str().unwrap(), "localhost/layered:1"]);
+        p.run(&[
+            "save",
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+            "localhost/layered:1",
+        ]);
         let root = s.join("root");
         assert_eq!(
             ok(&root, &["load", "-i", out.to_str().unwrap()]),

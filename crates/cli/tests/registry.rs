@@ -26,8 +26,17 @@ fn ok_env(env: &Env, root: &Path, args: &[&str]) -> String {
 fn fails(env: &Env, root: &Path, args: &[&str], needle: &str) -> String {
     let r = berth_env(env, root, args);
     assert_ne!(r.code, 0, "berth {args:?} should fail: {}", r.stdout);
-    assert!(r.stderr.contains(needle), "berth {args:?}: expected {needle:?} in {:?}", r.stderr);
-    assert_eq!(r.stderr.trim().lines().count(), 1, "one-line error expected: {:?}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "berth {args:?}: expected {needle:?} in {:?}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.trim().lines().count(),
+        1,
+        "one-line error expected: {:?}",
+        r.stderr
+    );
     r.stderr
 }
 
@@ -38,7 +47,10 @@ fn inspect(root: &Path, name: &str) -> serde_json::Value {
 
 /// The manifest digest `berth push` printed ("TAG: digest: sha256:... size: N").
 fn pushed_digest(out: &str) -> String {
-    let l = out.lines().find(|l| l.contains(": digest: ")).expect("digest line");
+    let l = out
+        .lines()
+        .find(|l| l.contains(": digest: "))
+        .expect("digest line");
     l.split_whitespace().nth(2).unwrap().to_string()
 }
 
@@ -47,7 +59,9 @@ fn assert_empty_store(root: &Path) {
     assert_consistent(root);
     let store = berth_image::ImageStore::open(root, &Default::default()).unwrap();
     assert!(store.list().unwrap().is_empty(), "an image was recorded");
-    let blobs: Vec<_> = std::fs::read_dir(root.join("blobs/sha256")).unwrap().collect();
+    let blobs: Vec<_> = std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .collect();
     assert!(blobs.is_empty(), "blobs were stored: {blobs:?}");
     let layers: Vec<_> = std::fs::read_dir(root.join("layers")).unwrap().collect();
     assert!(layers.is_empty(), "layers were stored: {layers:?}");
@@ -66,14 +80,36 @@ fn push_and_pull_fixtures_over_plain_http() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let (a, b) = (s.join("a"), s.join("b"));
-    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
-    ok(&a, &["load", "-q", "-i", fixture("layered.docker-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("layered.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
     let bb = format!("{}/test/busybox:1", reg.addr);
     let ly = format!("{}/test/layered:1", reg.addr);
     ok(&a, &["tag", "busybox", &bb]);
     ok(&a, &["tag", "localhost/layered:1", &ly]);
     let out = ok_env(&env, &a, &["push", &bb]);
-    assert!(out.contains(&format!("The push refers to repository [{}/test/busybox]", reg.addr)), "{out}");
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/test/busybox]",
+            reg.addr
+        )),
+        "{out}"
+    );
     assert!(out.contains("Pushed"), "{out}");
     let bb_digest = pushed_digest(&out);
     let ly_digest = pushed_digest(&ok_env(&env, &a, &["push", &ly]));
@@ -82,18 +118,29 @@ fn push_and_pull_fixtures_over_plain_http() {
     assert!(again.contains("Layer already exists"), "{again}");
     assert_eq!(pushed_digest(&again), bb_digest);
     // The registry stored the original blobs: the manifest digest is what berth holds.
-    assert!(inspect(&a, &bb)["RepoDigests"].to_string().contains(&bb_digest), "{}", inspect(&a, &bb)["RepoDigests"]);
+    assert!(
+        inspect(&a, &bb)["RepoDigests"]
+            .to_string()
+            .contains(&bb_digest),
+        "{}",
+        inspect(&a, &bb)["RepoDigests"]
+    );
 
     let out = ok_env(&env, &b, &["pull", &bb]);
     assert!(out.contains("Pull complete"), "{out}");
     assert!(out.contains(&format!("Digest: {bb_digest}")), "{out}");
     assert!(out.trim_end().ends_with(&bb), "{out}");
     ok_env(&env, &b, &["pull", "-q", &ly]);
-    for (name, digest, fixture_name) in [(&bb, &bb_digest, "busybox"), (&ly, &ly_digest, "layered")] {
+    for (name, digest, fixture_name) in [(&bb, &bb_digest, "busybox"), (&ly, &ly_digest, "layered")]
+    {
         let (x, y) = (inspect(&a, name), inspect(&b, name));
         assert_eq!(x["Id"], y["Id"], "{name}: same config");
         assert_eq!(x["RootFS"], y["RootFS"], "{name}: same diff ids");
-        assert!(y["RepoDigests"].to_string().contains(digest.as_str()), "{name}: {}", y["RepoDigests"]);
+        assert!(
+            y["RepoDigests"].to_string().contains(digest.as_str()),
+            "{name}: {}",
+            y["RepoDigests"]
+        );
         tree_matches(&b, &s, name, fixture_name);
     }
     // Another repository of the same registry: blobs are mounted, not uploaded again.
@@ -109,7 +156,10 @@ fn push_and_pull_fixtures_over_plain_http() {
     ok(&b, &["rmi", &bb]);
     let by_digest = format!("{}/test/busybox@{bb_digest}", reg.addr);
     let out = ok_env(&env, &b, &["pull", &by_digest]);
-    assert!(out.contains("Already exists") || out.contains("Pull complete"), "{out}");
+    assert!(
+        out.contains("Already exists") || out.contains("Pull complete"),
+        "{out}"
+    );
     assert_consistent(&b);
 }
 
@@ -129,13 +179,31 @@ fn bad_references_fail_cleanly() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let root = s.join("r");
-    fails(&env, &root, &["pull", &format!("{}/nope/nothing:1", reg.addr)], "not found");
-    ok(&root, &["load", "-q", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    fails(
+        &env,
+        &root,
+        &["pull", &format!("{}/nope/nothing:1", reg.addr)],
+        "not found",
+    );
+    ok(
+        &root,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
     let name = format!("{}/x/bb:1", reg.addr);
     ok(&root, &["tag", "busybox", &name]);
     ok_env(&env, &root, &["push", "-q", &name]);
     let empty = s.join("e");
-    fails(&env, &empty, &["pull", &format!("{}/x/bb:2", reg.addr)], "manifest unknown");
+    fails(
+        &env,
+        &empty,
+        &["pull", &format!("{}/x/bb:2", reg.addr)],
+        "manifest unknown",
+    );
     assert_empty_store(&empty);
     // Without the insecure entry: HTTPS is required and the plain-HTTP registry is refused.
     let s2 = Scratch::new("reg-strict");
@@ -144,14 +212,21 @@ fn bad_references_fail_cleanly() {
     assert_empty_store(&empty);
 }
 
-
 #[test]
 fn corrupted_blob_in_the_registry_is_refused() {
     let s = Scratch::new("reg-corrupt");
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let name = format!("{}/c/bb:1", reg.addr);
     ok(&a, &["tag", "busybox", &name]);
     ok_env(&env, &a, &["push", "-q", &name]);
@@ -178,7 +253,15 @@ fn fake_registry(
     layer: impl Fn(Option<u64>, &[u8]) -> Vec<u8> + Send + Sync + 'static,
 ) -> (TinyServer, String) {
     let src = s.join("src");
-    ok(&src, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &src,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let store = berth_image::ImageStore::open(&src, &Default::default()).unwrap();
     let img = store.resolve("busybox").unwrap();
     let manifest = store.read_blob(&img.manifest_digest).unwrap();
@@ -192,9 +275,12 @@ fn fake_registry(
             return response("200 OK", &[], b"{}");
         }
         if path == "/v2/t/img/manifests/1" {
-            let (ct, body) = manifest_override
-                .clone()
-                .unwrap_or_else(|| ("application/vnd.oci.image.manifest.v1+json".into(), manifest.clone()));
+            let (ct, body) = manifest_override.clone().unwrap_or_else(|| {
+                (
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                    manifest.clone(),
+                )
+            });
             if ct == "redirect" {
                 return response("302 Found", &[("Location", path.to_string())], b"");
             }
@@ -205,7 +291,10 @@ fn fake_registry(
         }
         // Where a registry may redirect blob downloads to (a blob store).
         if path == "/store/layer" {
-            let start = req.header("range").and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.trim_end_matches('-').parse().ok());
+            let start = req
+                .header("range")
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.trim_end_matches('-').parse().ok());
             return cut(start.unwrap_or(0), &layer_bytes, layer_bytes.len());
         }
         if path == format!("/v2/t/img/blobs/{layer_digest}") {
@@ -215,7 +304,11 @@ fn fake_registry(
                 .and_then(|r| r.trim_end_matches('-').parse().ok());
             return layer(start, &layer_bytes);
         }
-        response("404 Not Found", &[], br#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#)
+        response(
+            "404 Not Found",
+            &[],
+            br#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#,
+        )
     };
     let srv = TinyServer::start(std::sync::Arc::new(handler));
     let name = format!("{}/t/img:1", srv.addr);
@@ -278,13 +371,29 @@ fn redirect_loops_oversize_and_schema1_manifests_are_refused() {
     let env = Env::new(&s, &[&srv.addr]);
     fails(&env, &root, &["pull", &name], "redirect");
     drop(srv);
-    let big = format!("{{\"schemaVersion\": 2, \"pad\": \"{}\"}}", "x".repeat(5 << 20)).into_bytes();
-    let (srv, name) = fake_registry(&s, Some(("application/vnd.oci.image.manifest.v1+json".into(), big)), full);
+    let big = format!(
+        "{{\"schemaVersion\": 2, \"pad\": \"{}\"}}",
+        "x".repeat(5 << 20)
+    )
+    .into_bytes();
+    let (srv, name) = fake_registry(
+        &s,
+        Some(("application/vnd.oci.image.manifest.v1+json".into(), big)),
+        full,
+    );
     let env = Env::new(&s, &[&srv.addr]);
     fails(&env, &root, &["pull", &name], "too large");
     drop(srv);
-    let v1 = br#"{"schemaVersion": 1, "name": "t/img", "tag": "1", "fsLayers": [], "history": []}"#.to_vec();
-    let (srv, name) = fake_registry(&s, Some(("application/vnd.docker.distribution.manifest.v1+prettyjws".into(), v1)), full);
+    let v1 = br#"{"schemaVersion": 1, "name": "t/img", "tag": "1", "fsLayers": [], "history": []}"#
+        .to_vec();
+    let (srv, name) = fake_registry(
+        &s,
+        Some((
+            "application/vnd.docker.distribution.manifest.v1+prettyjws".into(),
+            v1,
+        )),
+        full,
+    );
     let env = Env::new(&s, &[&srv.addr]);
     fails(&env, &root, &["pull", &name], "schema 1");
     drop(srv);
@@ -294,7 +403,11 @@ fn redirect_loops_oversize_and_schema1_manifests_are_refused() {
 /// A registry's manifest for `repo:tag`, fetched with curl (loopback only).
 fn registry_manifest(addr: &str, repo: &str, tag: &str) -> serde_json::Value {
     let out = Command::new("curl")
-        .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
         .arg(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
         .output()
         .expect("curl");
@@ -312,12 +425,23 @@ fn committed_layers_are_compressed_once_and_kept() {
     let tree = s.join("tree").tap_mkdir();
     std::fs::write(tree.join("hello"), "hello from an import\n".repeat(1000)).unwrap();
     let tar = s.join("layer.tar");
-    assert!(Command::new("tar").arg("-C").arg(&tree).arg("-cf").arg(&tar).arg(".").status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
     let name = format!("{}/cmp/imported:1", reg.addr);
     ok(&a, &["import", tar.to_str().unwrap(), &name]);
     let d1 = pushed_digest(&ok_env(&env, &a, &["push", &name]));
     let m = registry_manifest(&reg.addr, "cmp/imported", "1");
-    assert_eq!(m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
     let gz = m["layers"][0]["digest"].as_str().unwrap().to_string();
     // The compressed blob is kept: the next push (another tag) sends the same bytes.
     let name2 = format!("{}/cmp/imported:2", reg.addr);
@@ -325,27 +449,39 @@ fn committed_layers_are_compressed_once_and_kept() {
     let out = ok_env(&env, &a, &["push", &name2]);
     assert!(out.contains("Layer already exists"), "{out}");
     assert_eq!(pushed_digest(&out), d1);
-    assert!(a.join("blobs/sha256").join(gz.trim_start_matches("sha256:")).is_file());
+    assert!(a
+        .join("blobs/sha256")
+        .join(gz.trim_start_matches("sha256:"))
+        .is_file());
     // zstd on request.
     let name3 = format!("{}/cmp/imported:3", reg.addr);
     ok(&a, &["tag", &name, &name3]);
     ok_env(&env, &a, &["push", "--compression-format", "zstd", &name3]);
     let m3 = registry_manifest(&reg.addr, "cmp/imported", "3");
-    assert_eq!(m3["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    assert_eq!(
+        m3["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
     // Pulled back, the image is the same (config, diff ids) and so is its tree.
     for n in [&name, &name3] {
         let b = s.join(format!("b{}", n.len()));
         ok_env(&env, &b, &["pull", "-q", n]);
         assert_eq!(inspect(&a, n)["Id"], inspect(&b, n)["Id"]);
         let m = mount_image(&b, n, &s.join("mnt"));
-        assert_eq!(std::fs::read_to_string(m.join("hello")).unwrap(), "hello from an import\n".repeat(1000));
+        assert_eq!(
+            std::fs::read_to_string(m.join("hello")).unwrap(),
+            "hello from an import\n".repeat(1000)
+        );
         berth_testkit::unmount_below(&s.join("mnt"));
     }
     // Removing the image collects the compressed copies too.
     for n in [&name, &name2, &name3] {
         ok(&a, &["rmi", n]);
     }
-    assert!(!a.join("blobs/sha256").join(gz.trim_start_matches("sha256:")).exists());
+    assert!(!a
+        .join("blobs/sha256")
+        .join(gz.trim_start_matches("sha256:"))
+        .exists());
 }
 
 #[test]
@@ -354,24 +490,43 @@ fn pull_all_tags_and_run_pulls_a_missing_image() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.docker-archive.tar").to_str().unwrap(),
+        ],
+    );
     for t in ["1", "2"] {
         let n = format!("{}/all/bb:{t}", reg.addr);
         ok(&a, &["tag", "busybox", &n]);
         ok_env(&env, &a, &["push", "-q", &n]);
     }
     let b = s.join("b");
-    let out = ok_env(&env, &b, &["pull", "-a", "-q", &format!("{}/all/bb", reg.addr)]);
+    let out = ok_env(
+        &env,
+        &b,
+        &["pull", "-a", "-q", &format!("{}/all/bb", reg.addr)],
+    );
     assert_eq!(out.lines().count(), 2, "{out}");
     for t in ["1", "2"] {
-        assert_eq!(inspect(&b, &format!("{}/all/bb:{t}", reg.addr))["Id"], inspect(&a, "busybox")["Id"]);
+        assert_eq!(
+            inspect(&b, &format!("{}/all/bb:{t}", reg.addr))["Id"],
+            inspect(&a, "busybox")["Id"]
+        );
     }
     // create: --pull never refuses a missing image, the default pulls it.
     let c = s.join("c");
     let n = format!("{}/all/bb:1", reg.addr);
     let r = berth_env(&env, &c, &["create", "--pull", "never", &n, "true"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.to_lowercase().contains("unable to find image"), "{}", r.stderr);
+    assert!(
+        r.stderr.to_lowercase().contains("unable to find image"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("Pulling"), "{}", r.stderr);
     let r = berth_env(&env, &c, &["create", &n, "true"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -381,7 +536,11 @@ fn pull_all_tags_and_run_pulls_a_missing_image() {
     // --pull always asks the registry even when the image is here.
     let r = berth_env(&env, &c, &["create", "--pull", "always", &n, "true"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("Status: Image is up to date"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Status: Image is up to date"),
+        "{}",
+        r.stderr
+    );
     ok(&c, &["rm", r.stdout.trim()]);
     assert_eq!(inspect(&c, &n)["Id"], inspect(&a, "busybox")["Id"]);
 }
@@ -389,7 +548,13 @@ fn pull_all_tags_and_run_pulls_a_missing_image() {
 #[test]
 fn blob_downloads_follow_redirects() {
     let s = Scratch::new("reg-redirect");
-    let (srv, name) = fake_registry(&s, None, |_, _| response("307 Temporary Redirect", &[("Location", "/store/layer".into())], b""));
+    let (srv, name) = fake_registry(&s, None, |_, _| {
+        response(
+            "307 Temporary Redirect",
+            &[("Location", "/store/layer".into())],
+            b"",
+        )
+    });
     let env = Env::new(&s, &[&srv.addr]);
     let root = s.join("r");
     ok_env(&env, &root, &["pull", &name]);
@@ -402,12 +567,25 @@ fn chunked_uploads() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("layered.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let name = format!("{}/chunked/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &name]);
     let mut c = berth_cmd(&a);
     env.apply(&mut c);
-    let r: Run = c.env("BERTH_PUSH_CHUNK_SIZE", "65536").args(["push", &name]).output().unwrap().into();
+    let r: Run = c
+        .env("BERTH_PUSH_CHUNK_SIZE", "65536")
+        .args(["push", &name])
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let b = s.join("b");
     ok_env(&env, &b, &["pull", "-q", &name]);
@@ -421,14 +599,37 @@ fn an_index_yields_the_platform_asked_for() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
-    ok(&a, &["load", "-q", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
-    let (bb, ly) = (format!("{}/multi/img:bb", reg.addr), format!("{}/multi/img:ly", reg.addr));
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("layered.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    let (bb, ly) = (
+        format!("{}/multi/img:bb", reg.addr),
+        format!("{}/multi/img:ly", reg.addr),
+    );
     ok(&a, &["tag", "busybox", &bb]);
     ok(&a, &["tag", "localhost/layered:1", &ly]);
     let bb_digest = pushed_digest(&ok_env(&env, &a, &["push", &bb]));
     let ly_digest = pushed_digest(&ok_env(&env, &a, &["push", &ly]));
-    let size = |d: &str| std::fs::metadata(a.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap().len();
+    let size = |d: &str| {
+        std::fs::metadata(a.join("blobs/sha256").join(d.trim_start_matches("sha256:")))
+            .unwrap()
+            .len()
+    };
     let host = berth_image::host_arch();
     let other = if host == "arm64" { "amd64" } else { "arm64" };
     let index = serde_json::json!({
@@ -442,7 +643,14 @@ fn an_index_yields_the_platform_asked_for() {
     let file = s.join("index.json");
     std::fs::write(&file, index.to_string()).unwrap();
     let st = Command::new("curl")
-        .args(["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+        ])
         .arg(format!("@{}", file.display()))
         .arg(format!("http://{}/v2/multi/img/manifests/multi", reg.addr))
         .status()
@@ -451,12 +659,35 @@ fn an_index_yields_the_platform_asked_for() {
     let multi = format!("{}/multi/img:multi", reg.addr);
     let b = s.join("b");
     ok_env(&env, &b, &["pull", "-q", &multi]);
-    assert_eq!(inspect(&b, &multi)["Id"], inspect(&a, &bb)["Id"], "the host's platform by default");
+    assert_eq!(
+        inspect(&b, &multi)["Id"],
+        inspect(&a, &bb)["Id"],
+        "the host's platform by default"
+    );
     let c = s.join("c");
-    ok_env(&env, &c, &["pull", "-q", "--platform", &format!("linux/{other}"), &multi]);
-    assert_eq!(inspect(&c, &multi)["Id"], inspect(&a, &ly)["Id"], "--platform linux/{other}");
+    ok_env(
+        &env,
+        &c,
+        &[
+            "pull",
+            "-q",
+            "--platform",
+            &format!("linux/{other}"),
+            &multi,
+        ],
+    );
+    assert_eq!(
+        inspect(&c, &multi)["Id"],
+        inspect(&a, &ly)["Id"],
+        "--platform linux/{other}"
+    );
     let d = s.join("d");
-    fails(&env, &d, &["pull", "--platform", "linux/s390x", &multi], "no image for platform linux/s390x");
+    fails(
+        &env,
+        &d,
+        &["pull", "--platform", "linux/s390x", &multi],
+        "no image for platform linux/s390x",
+    );
     assert_empty_store(&d);
     // search lists the registry's repositories.
     let out = ok_env(&env, &d, &["search", &format!("{}/multi", reg.addr)]);
@@ -492,6 +723,9 @@ fn layers_unpack_while_they_download() {
     });
     let env = Env::new(&s, &[&srv.addr]);
     ok_env(&env, &root, &["pull", &name]);
-    assert!(seen.load(std::sync::atomic::Ordering::SeqCst), "nothing was unpacked before the download finished");
+    assert!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        "nothing was unpacked before the download finished"
+    );
     tree_matches(&root, &s, &name, "busybox");
 }

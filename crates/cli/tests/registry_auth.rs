@@ -16,10 +16,17 @@ fn berth_env(env: &Env, root: &Path, args: &[&str], stdin: Option<&str>) -> Run 
     c.args(args);
     match stdin {
         Some(input) => {
-            c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
             let mut child = c.spawn().unwrap();
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
             child.wait_with_output().unwrap().into()
         }
         None => c.output().expect("run berth").into(),
@@ -35,7 +42,11 @@ fn ok_env(env: &Env, root: &Path, args: &[&str], stdin: Option<&str>) -> String 
 fn fails(env: &Env, root: &Path, args: &[&str], stdin: Option<&str>, needle: &str) {
     let r = berth_env(env, root, args, stdin);
     assert_ne!(r.code, 0, "berth {args:?} should fail: {}", r.stdout);
-    assert!(r.stderr.contains(needle), "berth {args:?}: expected {needle:?} in {:?}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "berth {args:?}: expected {needle:?} in {:?}",
+        r.stderr
+    );
 }
 
 fn mkdir(p: std::path::PathBuf) -> std::path::PathBuf {
@@ -52,15 +63,35 @@ fn image_id(root: &Path, name: &str) -> String {
 /// docker's config.json format, push and pull work with it, logout forgets it.
 fn auth_round_trip(s: &Scratch, env: &Env, addr: &str) {
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let name = format!("{addr}/auth/busybox:1");
     ok(&a, &["tag", "busybox", &name]);
     fails(env, &a, &["push", &name], None, "authentication required");
-    fails(env, &a, &["login", "-u", "tester", "--password-stdin", addr], Some("wrong\n"), "unauthorized");
+    fails(
+        env,
+        &a,
+        &["login", "-u", "tester", "--password-stdin", addr],
+        Some("wrong\n"),
+        "unauthorized",
+    );
     assert!(!env.auth.exists() || !std::fs::read_to_string(&env.auth).unwrap().contains(addr));
-    let out = ok_env(env, &a, &["login", "-u", "tester", "--password-stdin", addr], Some("s3cret\n"));
+    let out = ok_env(
+        env,
+        &a,
+        &["login", "-u", "tester", "--password-stdin", addr],
+        Some("s3cret\n"),
+    );
     assert!(out.contains("Login Succeeded"), "{out}");
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&env.auth).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&env.auth).unwrap()).unwrap();
     assert_eq!(cfg["auths"][addr]["auth"], "dGVzdGVyOnMzY3JldA==");
     ok_env(env, &a, &["push", &name], None);
     let b = s.join("b");
@@ -87,9 +118,20 @@ fn htpasswd_basic_auth() {
 #[test]
 fn token_auth() {
     let s = Scratch::new("reg-token");
-    let (tok, bundle) = token_server(&mkdir(s.join("tok")), "berth-test", "berth-issuer", "tester", "s3cret");
+    let (tok, bundle) = token_server(
+        &mkdir(s.join("tok")),
+        "berth-test",
+        "berth-issuer",
+        "tester",
+        "s3cret",
+    );
     let opts = RegOpts {
-        token: Some((format!("http://{}/token", tok.addr), "berth-test".into(), "berth-issuer".into(), bundle)),
+        token: Some((
+            format!("http://{}/token", tok.addr),
+            "berth-test".into(),
+            "berth-issuer".into(),
+            bundle,
+        )),
         ..Default::default()
     };
     let reg = Registry::start(&mkdir(s.join("reg")), &opts);
@@ -109,7 +151,15 @@ fn tls_with_a_test_ca_in_certs_d() {
     // Not insecure: the certificate must verify.
     let env = Env::new(&s, &[]);
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("layered.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let name = format!("{}/tls/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &name]);
     fails(&env, &a, &["push", &name], None, "certificate");
@@ -128,14 +178,28 @@ struct Podman {
 impl Podman {
     fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
-        c.arg("--root").arg(self.dir.join("s")).arg("--runroot").arg(self.dir.join("r"));
+        c.arg("--root")
+            .arg(self.dir.join("s"))
+            .arg("--runroot")
+            .arg(self.dir.join("r"));
         c.arg("--tmpdir").arg(self.dir.join("t"));
-        c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c.args([
+            "--storage-driver",
+            "overlay",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]);
         c
     }
     fn run(&self, args: &[&str]) -> String {
         let out = self.cmd().args(args).output().expect("podman");
-        assert!(out.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -156,22 +220,52 @@ fn podman_pulls_what_berth_pushed_and_back() {
     let podman = Podman { dir: s.join("p") };
     // berth → registry → podman.
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("layered.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("layered.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let name = format!("{}/pm/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &name]);
     let out = ok_env(&env, &a, &["push", &name], None);
-    let digest = out.lines().find(|l| l.contains(": digest: ")).unwrap().split_whitespace().nth(2).unwrap().to_string();
+    let digest = out
+        .lines()
+        .find(|l| l.contains(": digest: "))
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
     podman.run(&["pull", "-q", "--tls-verify=false", &name]);
     let p_digest = podman.run(&["image", "inspect", "--format", "{{.Digest}}", &name]);
     assert_eq!(p_digest.trim(), digest);
     let p_id = podman.run(&["image", "inspect", "--format", "{{.Id}}", &name]);
-    assert_eq!(p_id.trim(), image_id(&a, &name).trim_start_matches("sha256:"));
+    assert_eq!(
+        p_id.trim(),
+        image_id(&a, &name).trim_start_matches("sha256:")
+    );
     // podman → registry → berth.
-    podman.run(&["load", "-q", "-i", fixture("busybox.docker-archive.tar").to_str().unwrap()]);
+    podman.run(&[
+        "load",
+        "-q",
+        "-i",
+        fixture("busybox.docker-archive.tar").to_str().unwrap(),
+    ]);
     let bb = format!("{}/pm/busybox:2", reg.addr);
     podman.run(&["tag", "localhost/busybox:latest", &bb]);
     let df = s.join("digestfile");
-    podman.run(&["push", "-q", "--tls-verify=false", "--digestfile", df.to_str().unwrap(), &bb]);
+    podman.run(&[
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "--digestfile",
+        df.to_str().unwrap(),
+        &bb,
+    ]);
     let pushed = std::fs::read_to_string(&df).unwrap();
     let b = s.join("b");
     let out = ok_env(&env, &b, &["pull", &bb], None);
@@ -203,26 +297,55 @@ fn credential_helpers_keep_the_login() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(&env.auth, r#"{"credsStore": "berthtest"}"#).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let run = |root: &Path, args: &[&str], stdin: Option<&str>| -> Run {
         let mut c = berth_cmd(root);
         env.apply(&mut c);
         c.env("PATH", &path).args(args);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap().into()
     };
     let a = s.join("a");
-    ok(&a, &["load", "-q", "-i", fixture("busybox.oci-archive.tar").to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
     let name = format!("{}/helper/busybox:1", reg.addr);
     ok(&a, &["tag", "busybox", &name]);
-    let r = run(&a, &["login", "-u", "tester", "--password-stdin", &reg.addr], Some("s3cret"));
+    let r = run(
+        &a,
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        Some("s3cret"),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
     assert_eq!(kept["Secret"], "s3cret");
-    assert!(!std::fs::read_to_string(&env.auth).unwrap().contains("auths"), "the secret went to the helper");
+    assert!(
+        !std::fs::read_to_string(&env.auth)
+            .unwrap()
+            .contains("auths"),
+        "the secret went to the helper"
+    );
     let r = run(&a, &["push", "-q", &name], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run(&a, &["logout", &reg.addr], None);

@@ -48,8 +48,12 @@ pub fn take_frame(buf: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
 
 pub fn connect(path: &Path) -> Result<OwnedFd> {
     let (_dir, short) = sys::short_socket_path(path)?;
-    let s = std::os::unix::net::UnixStream::connect(&short)
-        .map_err(|e| Error::io(format!("connect to the container monitor at {}", path.display()), e))?;
+    let s = std::os::unix::net::UnixStream::connect(&short).map_err(|e| {
+        Error::io(
+            format!("connect to the container monitor at {}", path.display()),
+            e,
+        )
+    })?;
     Ok(OwnedFd::from(s))
 }
 
@@ -57,7 +61,14 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
 /// send must give an error, not kill the CLI (whose SIGPIPE is the default, for `| head`).
 fn send_byte(fd: &OwnedFd, b: u8) -> bool {
     loop {
-        let n = unsafe { libc::send(fd.as_raw_fd(), (&b as *const u8).cast(), 1, libc::MSG_NOSIGNAL) };
+        let n = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                (&b as *const u8).cast(),
+                1,
+                libc::MSG_NOSIGNAL,
+            )
+        };
         if n == 1 {
             return true;
         }
@@ -153,11 +164,23 @@ fn term_size(fd: RawFd) -> Option<(u16, u16)> {
     Some((ws.ws_row, ws.ws_col))
 }
 
-const PROXIED: &[i32] = &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+const PROXIED: &[i32] = &[
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 impl Attach {
     pub fn new(fd: OwnedFd, tty: bool, stdin: bool) -> Attach {
-        Attach { fd, tty, stdin, detach_keys: DEFAULT_DETACH_KEYS.to_vec() }
+        Attach {
+            fd,
+            tty,
+            stdin,
+            detach_keys: DEFAULT_DETACH_KEYS.to_vec(),
+        }
     }
 
     /// Replaces the detach sequence (see [`crate::flags::parse_detach_keys`]).
@@ -191,7 +214,8 @@ impl Attach {
     /// (as docker, only then). With a tty our terminal goes raw and follows resizes; with
     /// `proxy_signals` the signals we get are passed on to the container (docker's sig-proxy).
     pub fn pump_stdio(self, proxy_signals: bool) -> Result<Ended> {
-        let mut escape = (self.tty && self.stdin).then(|| berth_runtime::Escape::new(&self.detach_keys));
+        let mut escape =
+            (self.tty && self.stdin).then(|| berth_runtime::Escape::new(&self.detach_keys));
         let is_tty = unsafe { libc::isatty(0) } == 1;
         let _raw = (self.tty && self.stdin && is_tty).then(|| RawMode::enter(0));
         let sigfd = unsafe {
@@ -204,7 +228,11 @@ impl Attach {
                 }
             }
             libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            OwnedFd::from_raw_fd(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))
+            OwnedFd::from_raw_fd(libc::signalfd(
+                -1,
+                &set,
+                libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+            ))
         };
         let send_size = |a: &Attach| {
             if a.tty {
@@ -221,9 +249,21 @@ impl Attach {
         let mut chunk = vec![0u8; 32 * 1024];
         loop {
             let mut fds = [
-                libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: self.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: if stdin_open { 0 } else { -1 },
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: sigfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) };
             if r < 0 {
@@ -235,7 +275,10 @@ impl Attach {
             if fds[0].revents != 0 {
                 match sys::read(self.fd.as_raw_fd(), &mut chunk) {
                     Ok(0) | Err(_) => {
-                        return Err(Error::new(ErrorKind::Internal, "lost the connection to the container monitor"))
+                        return Err(Error::new(
+                            ErrorKind::Internal,
+                            "lost the connection to the container monitor",
+                        ))
                     }
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
@@ -247,7 +290,9 @@ impl Attach {
                         STDERR => {
                             sys::write_all(2, &p);
                         }
-                        EXIT if p.len() >= 4 => return Ok(Ended::Exited(i32::from_le_bytes([p[0], p[1], p[2], p[3]]))),
+                        EXIT if p.len() >= 4 => {
+                            return Ok(Ended::Exited(i32::from_le_bytes([p[0], p[1], p[2], p[3]])))
+                        }
                         _ => {}
                     }
                 }
@@ -277,7 +322,11 @@ impl Attach {
             if fds[2].revents != 0 {
                 let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
                 let n = unsafe {
-                    libc::read(sigfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), std::mem::size_of_val(&info))
+                    libc::read(
+                        sigfd.as_raw_fd(),
+                        (&mut info as *mut libc::signalfd_siginfo).cast(),
+                        std::mem::size_of_val(&info),
+                    )
                 };
                 if n > 0 {
                     let sig = info.ssi_signo as i32;
@@ -302,7 +351,10 @@ mod tests {
         b.extend(frame(EXIT, &3i32.to_le_bytes()));
         b.extend_from_slice(&[1, 9]);
         assert_eq!(take_frame(&mut b), Some((STDOUT, b"hello".to_vec())));
-        assert_eq!(take_frame(&mut b), Some((EXIT, 3i32.to_le_bytes().to_vec())));
+        assert_eq!(
+            take_frame(&mut b),
+            Some((EXIT, 3i32.to_le_bytes().to_vec()))
+        );
         assert_eq!(take_frame(&mut b), None);
         assert_eq!(b, vec![1, 9]);
     }
@@ -312,7 +364,11 @@ mod tests {
         let keys = [0x10, 0x11];
         let mut e = berth_runtime::Escape::new(&keys);
         assert_eq!(e.feed(b"ab\x10"), (b"ab".to_vec(), false));
-        assert_eq!(e.feed(b"c"), (b"\x10c".to_vec(), false), "a lone ctrl-p goes through");
+        assert_eq!(
+            e.feed(b"c"),
+            (b"\x10c".to_vec(), false),
+            "a lone ctrl-p goes through"
+        );
         assert_eq!(e.feed(b"x\x10\x10"), (b"x\x10".to_vec(), false));
         assert_eq!(e.feed(b"\x11rest"), (vec![], true));
         let keys = [1, b'x'];

@@ -36,7 +36,13 @@ pub struct CommitOptions {
 
 impl Default for CommitOptions {
     fn default() -> Self {
-        CommitOptions { reference: None, comment: None, author: None, changes: Vec::new(), pause: true }
+        CommitOptions {
+            reference: None,
+            comment: None,
+            author: None,
+            changes: Vec::new(),
+            pause: true,
+        }
     }
 }
 
@@ -90,12 +96,24 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
 
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let p = cstr(path.as_os_str().as_bytes())?;
-    owned(unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+    owned(unsafe {
+        libc::open(
+            p.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
 }
 
 fn openat(dir: RawFd, name: &[u8], flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let n = cstr(name)?;
-    owned(unsafe { libc::openat(dir, n.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })
+    owned(unsafe {
+        libc::openat(
+            dir,
+            n.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })
 }
 
 fn fstat(fd: RawFd) -> io::Result<libc::stat> {
@@ -114,7 +132,14 @@ fn fstatat(dir: RawFd, name: &[u8]) -> io::Result<libc::stat> {
 /// The target of an `O_PATH | O_NOFOLLOW` fd of a symlink.
 fn readlink_fd(fd: RawFd) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    let n = unsafe { libc::readlinkat(fd, c"".as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let n = unsafe {
+        libc::readlinkat(
+            fd,
+            c"".as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -153,7 +178,10 @@ fn fchownat_nofollow(dir: RawFd, name: &[u8], uid: u32, gid: u32) -> io::Result<
 
 fn set_mtime(dir: RawFd, name: &[u8], secs: i64) -> io::Result<()> {
     let n = cstr(name)?;
-    let t = libc::timespec { tv_sec: secs, tv_nsec: 0 };
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
     let ts = [t, t];
     check(unsafe { libc::utimensat(dir, n.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
 }
@@ -168,7 +196,12 @@ fn components(path: &[u8]) -> Result<Vec<&[u8]>> {
     for c in path.split(|&b| b == b'/') {
         match c {
             b"" | b"." => {}
-            b".." => return Err(Error::invalid(format!("path {:?} has a \"..\" component", String::from_utf8_lossy(path)))),
+            b".." => {
+                return Err(Error::invalid(format!(
+                    "path {:?} has a \"..\" component",
+                    String::from_utf8_lossy(path)
+                )))
+            }
             c => v.push(c),
         }
     }
@@ -236,7 +269,11 @@ impl<W: Write> TarOut<W> {
     fn new(out: W) -> Self {
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
-        TarOut { b, links: HashMap::new(), skip: Vec::new() }
+        TarOut {
+            b,
+            links: HashMap::new(),
+            skip: Vec::new(),
+        }
     }
 
     /// Appends the object `fd` (opened `O_PATH | O_NOFOLLOW`) as `name`, recursively.
@@ -248,7 +285,8 @@ impl<W: Write> TarOut<W> {
                 let mut h = header_for(&st, tar::EntryType::Directory);
                 let mut dname = name.to_vec();
                 dname.push(b'/');
-                self.b.append_data(&mut h, Path::new(OsStr::from_bytes(&dname)), io::empty())?;
+                self.b
+                    .append_data(&mut h, Path::new(OsStr::from_bytes(&dname)), io::empty())?;
                 self.add_children(fd, name)?;
             }
             libc::S_IFREG => {
@@ -257,15 +295,29 @@ impl<W: Write> TarOut<W> {
                     if let Some(first) = self.links.get(&key) {
                         let mut h = header_for(&st, tar::EntryType::Link);
                         let target = first.clone();
-                        return self.b.append_link(&mut h, path, Path::new(OsStr::from_bytes(&target)));
+                        return self.b.append_link(
+                            &mut h,
+                            path,
+                            Path::new(OsStr::from_bytes(&target)),
+                        );
                     }
                     self.links.insert(key, name.to_vec());
                 }
-                let file = File::from(reopen(fd.as_raw_fd(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)?);
+                let file = File::from(reopen(
+                    fd.as_raw_fd(),
+                    libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+                )?);
                 let st = fstat(file.as_raw_fd())?;
                 let mut h = header_for(&st, tar::EntryType::Regular);
                 h.set_size(st.st_size as u64);
-                self.b.append_data(&mut h, path, Exact { inner: file, left: st.st_size as u64 })?;
+                self.b.append_data(
+                    &mut h,
+                    path,
+                    Exact {
+                        inner: file,
+                        left: st.st_size as u64,
+                    },
+                )?;
             }
             libc::S_IFLNK => {
                 let target = readlink_fd(fd.as_raw_fd())?;
@@ -275,7 +327,8 @@ impl<W: Write> TarOut<W> {
                     h.set_link_name_literal(&target)?;
                     self.b.append_data(&mut h, path, io::empty())?;
                 } else {
-                    self.b.append_link(&mut h, path, Path::new(OsStr::from_bytes(&target)))?;
+                    self.b
+                        .append_link(&mut h, path, Path::new(OsStr::from_bytes(&target)))?;
                 }
             }
             t @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
@@ -331,8 +384,14 @@ pub fn write_path_tar<W: Write>(root: &Path, path: &str, follow: bool, out: W) -
     let rootfd = open_dir(root).map_err(|e| ioerr(format!("open {}", root.display()), e))?;
     let contents = path.ends_with("/.") || components(path.as_bytes())?.is_empty();
     let cleaned = clean_abs(path);
-    let flags = libc::O_PATH | if follow || contents || path.ends_with('/') { 0 } else { libc::O_NOFOLLOW };
-    let fd = sys::openat_in_root(rootfd.as_raw_fd(), cleaned.as_bytes(), flags).map_err(|e| not_found(path, e))?;
+    let flags = libc::O_PATH
+        | if follow || contents || path.ends_with('/') {
+            0
+        } else {
+            libc::O_NOFOLLOW
+        };
+    let fd = sys::openat_in_root(rootfd.as_raw_fd(), cleaned.as_bytes(), flags)
+        .map_err(|e| not_found(path, e))?;
     let mut t = TarOut::new(out);
     let r = if contents {
         t.add_children(&fd, b"")
@@ -340,13 +399,17 @@ pub fn write_path_tar<W: Write>(root: &Path, path: &str, follow: bool, out: W) -
         let name = cleaned.rsplit('/').next().unwrap_or("").as_bytes().to_vec();
         t.add(&fd, &name)
     };
-    r.and_then(|_| t.finish()).map_err(|e| ioerr(format!("archive {path}"), e))?;
+    r.and_then(|_| t.finish())
+        .map_err(|e| ioerr(format!("archive {path}"), e))?;
     Ok(())
 }
 
 fn not_found(path: &str, e: io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ENOENT) {
-        Error::new(ErrorKind::NotFound, format!("could not find the file {path} in container"))
+        Error::new(
+            ErrorKind::NotFound,
+            format!("could not find the file {path} in container"),
+        )
     } else {
         ioerr(format!("resolve {path}"), e)
     }
@@ -364,7 +427,11 @@ impl Extract {
     /// The directory `path` inside the root (created with its parents when missing).
     fn dir(&mut self, path: &[u8]) -> io::Result<RawFd> {
         if !self.dirs.contains_key(path) {
-            let fd = match sys::openat_in_root(self.root.as_raw_fd(), path, libc::O_PATH | libc::O_DIRECTORY) {
+            let fd = match sys::openat_in_root(
+                self.root.as_raw_fd(),
+                path,
+                libc::O_PATH | libc::O_DIRECTORY,
+            ) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     let (parent, name) = split_last(path);
@@ -377,7 +444,11 @@ impl Extract {
                         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                         Err(e) => return Err(e),
                     }
-                    sys::openat_in_root(self.root.as_raw_fd(), path, libc::O_PATH | libc::O_DIRECTORY)?
+                    sys::openat_in_root(
+                        self.root.as_raw_fd(),
+                        path,
+                        libc::O_PATH | libc::O_DIRECTORY,
+                    )?
                 }
                 Err(e) => return Err(e),
             };
@@ -393,7 +464,12 @@ impl Extract {
                 if keep_dir {
                     return Ok(true);
                 }
-                let fd = openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+                let fd = openat(
+                    dir,
+                    name,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )?;
                 remove_contents(&fd)?;
                 unlinkat(dir, name, libc::AT_REMOVEDIR)?;
                 Ok(false)
@@ -408,10 +484,16 @@ impl Extract {
     }
 
     fn ids(&self, h: &tar::Header) -> (u32, u32) {
-        self.owner.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32))
+        self.owner
+            .unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32))
     }
 
-    fn entry<R: Read>(&mut self, full: &[u8], e: &mut tar::Entry<R>, dir_times: &mut Vec<(Vec<u8>, i64)>) -> io::Result<()> {
+    fn entry<R: Read>(
+        &mut self,
+        full: &[u8],
+        e: &mut tar::Entry<R>,
+        dir_times: &mut Vec<(Vec<u8>, i64)>,
+    ) -> io::Result<()> {
         let (parent, name) = split_last(full);
         let h = e.header().clone();
         let (uid, gid) = self.ids(&h);
@@ -433,23 +515,39 @@ impl Extract {
                     mkdirat(p, name, 0o700)?;
                 }
                 self.dirs.remove(full);
-                let fd = openat(p, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+                let fd = openat(
+                    p,
+                    name,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )?;
                 check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })?;
                 check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })?;
                 dir_times.push((full.to_vec(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.clear(p, name, false)?;
-                let fd = openat(p, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, 0o600)?;
+                let fd = openat(
+                    p,
+                    name,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                    0o600,
+                )?;
                 let mut f = File::from(fd);
                 io::copy(e, &mut f)?;
                 check(unsafe { libc::fchown(f.as_raw_fd(), uid, gid) })?;
                 check(unsafe { libc::fchmod(f.as_raw_fd(), mode) })?;
-                let t = libc::timespec { tv_sec: mtime, tv_nsec: 0 };
+                let t = libc::timespec {
+                    tv_sec: mtime,
+                    tv_nsec: 0,
+                };
                 check(unsafe { libc::futimens(f.as_raw_fd(), [t, t].as_ptr()) })?;
             }
             tar::EntryType::Symlink => {
-                let target = e.link_name_bytes().ok_or_else(|| io::Error::other("symlink without a target"))?.into_owned();
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| io::Error::other("symlink without a target"))?
+                    .into_owned();
                 self.clear(p, name, false)?;
                 let (t, n) = (cstr(&target)?, cstr(name)?);
                 check(unsafe { libc::symlinkat(t.as_ptr(), p, n.as_ptr()) })?;
@@ -462,7 +560,10 @@ impl Extract {
                     tar::EntryType::Block => libc::S_IFBLK,
                     _ => libc::S_IFIFO,
                 };
-                let dev = libc::makedev(h.device_major()?.unwrap_or(0), h.device_minor()?.unwrap_or(0));
+                let dev = libc::makedev(
+                    h.device_major()?.unwrap_or(0),
+                    h.device_minor()?.unwrap_or(0),
+                );
                 self.clear(p, name, false)?;
                 let n = cstr(name)?;
                 check(unsafe { libc::mknodat(p, n.as_ptr(), kind | mode, dev) })?;
@@ -472,14 +573,18 @@ impl Extract {
         }
         Ok(())
     }
-
 }
 
 fn remove_contents(dir: &OwnedFd) -> io::Result<()> {
     for child in list_dir(dir.as_raw_fd())? {
         let st = fstatat(dir.as_raw_fd(), &child)?;
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            let fd = openat(dir.as_raw_fd(), &child, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+            let fd = openat(
+                dir.as_raw_fd(),
+                &child,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )?;
             remove_contents(&fd)?;
             unlinkat(dir.as_raw_fd(), &child, libc::AT_REMOVEDIR)?;
         } else {
@@ -505,38 +610,73 @@ fn split_last(p: &[u8]) -> (Vec<u8>, &[u8]) {
 
 /// Extracts the tar `input` at `dest` inside `root` (docker cp's placement rules). `owner`
 /// replaces the archive's owners (cp without -a: the destination's root owns the files).
-pub fn extract_at<R: Read>(root: &Path, dest: &str, input: R, placement: Placement, owner: Option<(u32, u32)>) -> Result<()> {
+pub fn extract_at<R: Read>(
+    root: &Path,
+    dest: &str,
+    input: R,
+    placement: Placement,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
     let rootfd = open_dir(root).map_err(|e| ioerr(format!("open {}", root.display()), e))?;
     let dest_clean = clean_abs(dest);
-    let is_dir = match sys::openat_in_root(rootfd.as_raw_fd(), dest_clean.as_bytes(), libc::O_PATH) {
-        Ok(fd) => Some(fstat(fd.as_raw_fd()).map_err(|e| ioerr(format!("stat {dest}"), e))?.st_mode & libc::S_IFMT == libc::S_IFDIR),
+    let is_dir = match sys::openat_in_root(rootfd.as_raw_fd(), dest_clean.as_bytes(), libc::O_PATH)
+    {
+        Ok(fd) => Some(
+            fstat(fd.as_raw_fd())
+                .map_err(|e| ioerr(format!("stat {dest}"), e))?
+                .st_mode
+                & libc::S_IFMT
+                == libc::S_IFDIR,
+        ),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
         Err(e) => return Err(ioerr(format!("resolve {dest}"), e)),
     };
-    let mut ex = Extract { root: rootfd, owner, dirs: HashMap::new() };
+    let mut ex = Extract {
+        root: rootfd,
+        owner,
+        dirs: HashMap::new(),
+    };
     // (base dir, renamed top component)
     let (base, rename): (String, Option<Vec<u8>>) = match (placement, is_dir) {
         (Placement::Into, Some(true)) | (Placement::As, Some(true)) => (dest_clean.clone(), None),
-        (Placement::Into, _) => return Err(Error::new(ErrorKind::NotFound, format!("destination \"{dest}\" must be a directory"))),
+        (Placement::Into, _) => {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("destination \"{dest}\" must be a directory"),
+            ))
+        }
         (Placement::ContentsAs, Some(true)) => (dest_clean.clone(), None),
         (Placement::ContentsAs, Some(false)) => {
-            return Err(Error::invalid(format!("cannot copy a directory to a non-directory: {dest}")))
+            return Err(Error::invalid(format!(
+                "cannot copy a directory to a non-directory: {dest}"
+            )))
         }
         (Placement::ContentsAs, None) | (Placement::As, _) => {
             if is_dir.is_none() && dest.ends_with('/') {
-                return Err(Error::new(ErrorKind::NotFound, format!("destination directory \"{dest}\" does not exist")));
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("destination directory \"{dest}\" does not exist"),
+                ));
             }
             let (parent, name) = split_last(dest_clean.as_bytes());
             let parent = String::from_utf8_lossy(&parent).into_owned();
-            match sys::openat_in_root(ex.root.as_raw_fd(), parent.as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
+            match sys::openat_in_root(
+                ex.root.as_raw_fd(),
+                parent.as_bytes(),
+                libc::O_PATH | libc::O_DIRECTORY,
+            ) {
                 Ok(_) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
-                    return Err(Error::new(ErrorKind::NotFound, format!("no such directory: {parent}")))
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("no such directory: {parent}"),
+                    ))
                 }
                 Err(e) => return Err(ioerr(format!("resolve {parent}"), e)),
             }
             if placement == Placement::ContentsAs {
-                ex.dir(dest_clean.as_bytes()).map_err(|e| ioerr(format!("create {dest}"), e))?;
+                ex.dir(dest_clean.as_bytes())
+                    .map_err(|e| ioerr(format!("create {dest}"), e))?;
                 (dest_clean.clone(), None)
             } else {
                 (parent, Some(name.to_vec()))
@@ -549,10 +689,14 @@ pub fn extract_at<R: Read>(root: &Path, dest: &str, input: R, placement: Placeme
     let map = |name: &[u8], top: &mut Option<Vec<u8>>| -> Result<Option<Vec<u8>>> {
         let mut comps = components(name)?;
         if let Some(r) = &rename {
-            let Some(first) = comps.first().map(|c| c.to_vec()) else { return Ok(None) };
+            let Some(first) = comps.first().map(|c| c.to_vec()) else {
+                return Ok(None);
+            };
             let t = top.get_or_insert_with(|| first.clone());
             if first != *t {
-                return Err(Error::invalid("archive has more than one top-level entry".to_string()));
+                return Err(Error::invalid(
+                    "archive has more than one top-level entry".to_string(),
+                ));
             }
             comps[0] = r.as_slice();
         }
@@ -565,24 +709,40 @@ pub fn extract_at<R: Read>(root: &Path, dest: &str, input: R, placement: Placeme
         }
         Ok(Some(full))
     };
-    let entries = ar.entries().map_err(|e| Error::invalid(format!("read archive: {e}")))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| Error::invalid(format!("read archive: {e}")))?;
     let mut links: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for e in entries {
         let mut e = e.map_err(|e| Error::invalid(format!("read archive: {e}")))?;
         let name = e.path_bytes().into_owned();
-        let Some(full) = map(&name, &mut top)? else { continue };
-        if rename.is_some() && is_dir == Some(false) && e.header().entry_type() == tar::EntryType::Directory && full.len() == base.len() + 1 + rename.as_ref().unwrap().len() {
-            return Err(Error::invalid(format!("cannot copy a directory to a non-directory: {dest}")));
+        let Some(full) = map(&name, &mut top)? else {
+            continue;
+        };
+        if rename.is_some()
+            && is_dir == Some(false)
+            && e.header().entry_type() == tar::EntryType::Directory
+            && full.len() == base.len() + 1 + rename.as_ref().unwrap().len()
+        {
+            return Err(Error::invalid(format!(
+                "cannot copy a directory to a non-directory: {dest}"
+            )));
         }
         if e.header().entry_type() == tar::EntryType::Link {
             // Resolved after the loop: the target may come in a later position only in odd tars,
             // but the mapping needs the same renaming as names.
-            let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-            let Some(tfull) = map(&target, &mut top)? else { continue };
+            let target = e
+                .link_name_bytes()
+                .map(|t| t.into_owned())
+                .unwrap_or_default();
+            let Some(tfull) = map(&target, &mut top)? else {
+                continue;
+            };
             links.push((full, tfull));
             continue;
         }
-        ex.entry(&full, &mut e, &mut dir_times).map_err(|err| ioerr(format!("extract {}", String::from_utf8_lossy(&name)), err))?;
+        ex.entry(&full, &mut e, &mut dir_times)
+            .map_err(|err| ioerr(format!("extract {}", String::from_utf8_lossy(&name)), err))?;
     }
     for (full, tfull) in links {
         let (parent, name) = split_last(&full);
@@ -612,27 +772,46 @@ pub(crate) fn mkdir_all_in_root(root: &Path, path: &str) -> Result<()> {
     let clean = clean_abs(path);
     let mut cur = String::new();
     for comp in clean.split('/').filter(|c| !c.is_empty()) {
-        let parent = if cur.is_empty() { "/".to_string() } else { cur.clone() };
+        let parent = if cur.is_empty() {
+            "/".to_string()
+        } else {
+            cur.clone()
+        };
         cur = format!("{cur}/{comp}");
-        match sys::openat_in_root(rootfd.as_raw_fd(), cur.as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
+        match sys::openat_in_root(
+            rootfd.as_raw_fd(),
+            cur.as_bytes(),
+            libc::O_PATH | libc::O_DIRECTORY,
+        ) {
             Ok(_) => continue,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                return Err(Error::invalid(format!("Cannot mkdir: {path} is not a directory")))
+                return Err(Error::invalid(format!(
+                    "Cannot mkdir: {path} is not a directory"
+                )))
             }
             Err(e) => return Err(ioerr(format!("resolve {cur}"), e)),
         }
-        let p = sys::openat_in_root(rootfd.as_raw_fd(), parent.as_bytes(), libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(|e| ioerr(format!("resolve {parent}"), e))?;
+        let p = sys::openat_in_root(
+            rootfd.as_raw_fd(),
+            parent.as_bytes(),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )
+        .map_err(|e| ioerr(format!("resolve {parent}"), e))?;
         match mkdirat(p.as_raw_fd(), comp.as_bytes(), 0o755) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(ioerr(format!("mkdir {cur}"), e)),
         }
-        let d = sys::openat_in_root(rootfd.as_raw_fd(), cur.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY)
-            .map_err(|e| ioerr(format!("resolve {cur}"), e))?;
+        let d = sys::openat_in_root(
+            rootfd.as_raw_fd(),
+            cur.as_bytes(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        )
+        .map_err(|e| ioerr(format!("resolve {cur}"), e))?;
         // Exactly 0755 whatever our umask.
-        check(unsafe { libc::fchmod(d.as_raw_fd(), 0o755) }).map_err(|e| ioerr(format!("chmod {cur}"), e))?;
+        check(unsafe { libc::fchmod(d.as_raw_fd(), 0o755) })
+            .map_err(|e| ioerr(format!("chmod {cur}"), e))?;
     }
     Ok(())
 }
@@ -641,18 +820,30 @@ pub(crate) fn mkdir_all_in_root(root: &Path, path: &str) -> Result<()> {
 /// owners and modes kept, the mount point's own owner and mode included (docker's copy-up).
 pub(crate) fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<()> {
     let rootfd = open_dir(rootfs).map_err(|e| ioerr(format!("open {}", rootfs.display()), e))?;
-    let src = match sys::openat_in_root(rootfd.as_raw_fd(), clean_abs(target).as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
+    let src = match sys::openat_in_root(
+        rootfd.as_raw_fd(),
+        clean_abs(target).as_bytes(),
+        libc::O_PATH | libc::O_DIRECTORY,
+    ) {
         Ok(fd) => fd,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => return Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            return Ok(())
+        }
         Err(e) => return Err(ioerr(format!("resolve {target}"), e)),
     };
     let st = fstat(src.as_raw_fd()).map_err(|e| ioerr(format!("stat {target}"), e))?;
     let d = File::open(data).map_err(|e| ioerr(format!("open {}", data.display()), e))?;
-    check(unsafe { libc::fchown(d.as_raw_fd(), st.st_uid, st.st_gid) }).map_err(|e| ioerr(format!("chown {}", data.display()), e))?;
-    check(unsafe { libc::fchmod(d.as_raw_fd(), st.st_mode & 0o7777) }).map_err(|e| ioerr(format!("chmod {}", data.display()), e))?;
+    check(unsafe { libc::fchown(d.as_raw_fd(), st.st_uid, st.st_gid) })
+        .map_err(|e| ioerr(format!("chown {}", data.display()), e))?;
+    check(unsafe { libc::fchmod(d.as_raw_fd(), st.st_mode & 0o7777) })
+        .map_err(|e| ioerr(format!("chmod {}", data.display()), e))?;
     // The init layer's files (hosts, hostname, ...) are the container's, not the image's.
     let prefix = format!("{}/", clean_abs(target).trim_end_matches('/'));
-    let skip: Vec<Vec<u8>> = INIT_PATHS.iter().filter_map(|p| p.strip_prefix(prefix.as_str())).map(|p| p.as_bytes().to_vec()).collect();
+    let skip: Vec<Vec<u8>> = INIT_PATHS
+        .iter()
+        .filter_map(|p| p.strip_prefix(prefix.as_str()))
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
     let (r, w) = io::pipe().map_err(|e| ioerr("pipe", e))?;
     std::thread::scope(|s| {
         let writer = s.spawn(move || {
@@ -661,7 +852,9 @@ pub(crate) fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<()> {
             t.add_children(&src, b"").and_then(|_| t.finish()).map(drop)
         });
         let ex = extract_at(data, "/", r, Placement::Into, None);
-        let wr = writer.join().map_err(|_| Error::internal("copy-up writer panicked"))?;
+        let wr = writer
+            .join()
+            .map_err(|_| Error::internal("copy-up writer panicked"))?;
         wr.map_err(|e| ioerr(format!("copy {target} into the volume"), e))?;
         ex
     })
@@ -683,7 +876,13 @@ impl Engine {
 
     fn overlay_snapshot(&self, c: &Container, what: &str) -> Result<Snapshot> {
         if c.driver == "vfs" {
-            return Err(Error::new(ErrorKind::Unavailable, format!("{what}: the vfs driver keeps no separate writable layer for {}", c.id)));
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{what}: the vfs driver keeps no separate writable layer for {}",
+                    c.id
+                ),
+            ));
         }
         Ok(Snapshot::new(self.container_dir(&c.id)))
     }
@@ -696,7 +895,12 @@ impl Engine {
     }
 
     /// [`Engine::commit`], reporting the bytes of the new layer as they are stored.
-    pub fn commit_with_progress(&self, key: &str, o: &CommitOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<String> {
+    pub fn commit_with_progress(
+        &self,
+        key: &str,
+        o: &CommitOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<String> {
         let c = self.get(key)?;
         self.overlay_snapshot(&c, "commit")?;
         let store = self.store()?;
@@ -723,8 +927,14 @@ impl Engine {
             false
         };
         let _resume = Resume(paused.then(|| (self.runtime(), c.id.clone())));
-        let id = self.stream_layer(&c, |r| Ok(store.commit(Counted { inner: r, progress }, &opts)?))?;
-        self.event(&c, "commit", &[("comment", o.comment.as_deref().unwrap_or(""))]);
+        let id = self.stream_layer(&c, |r| {
+            Ok(store.commit(Counted { inner: r, progress }, &opts)?)
+        })?;
+        self.event(
+            &c,
+            "commit",
+            &[("comment", o.comment.as_deref().unwrap_or(""))],
+        );
         Ok(id)
     }
 
@@ -744,12 +954,19 @@ impl Engine {
 
     /// Streams `c`'s writable layer as a tar into `sink` (through a pipe, written by a second
     /// thread); a failed walk makes the reader fail instead of ending early.
-    fn stream_layer<T>(&self, c: &Container, sink: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+    fn stream_layer<T>(
+        &self,
+        c: &Container,
+        sink: impl FnOnce(&mut dyn Read) -> Result<T>,
+    ) -> Result<T> {
         let snap = self.overlay_snapshot(c, "commit")?;
         let exclude = Self::layer_excludes(c);
         let upper = snap.upper();
-        let (out, written) = berth_archive::piped(|w| berth_archive::write_layer_from_upper(&upper, &exclude, w), sink)
-            .map_err(|e| ioerr("commit: the layer pipe", e))?;
+        let (out, written) = berth_archive::piped(
+            |w| berth_archive::write_layer_from_upper(&upper, &exclude, w),
+            sink,
+        )
+        .map_err(|e| ioerr("commit: the layer pipe", e))?;
         let out = out?;
         written.map_err(archive_err)?;
         Ok(out)
@@ -757,11 +974,17 @@ impl Engine {
 
     /// The builder's commit: `sink` gets the stopped container's layer tar, or nothing runs and
     /// None comes back when the container changed no file (a step that adds no layer).
-    pub fn layer<T>(&self, key: &str, sink: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<Option<T>> {
+    pub fn layer<T>(
+        &self,
+        key: &str,
+        sink: impl FnOnce(&mut dyn Read) -> Result<T>,
+    ) -> Result<Option<T>> {
         let c = self.get(key)?;
         let snap = self.overlay_snapshot(&c, "commit")?;
         let exclude = Self::layer_excludes(&c);
-        if !has_entries(&snap.upper(), Path::new(""), &exclude).map_err(|e| ioerr("read the container's layer", e))? {
+        if !has_entries(&snap.upper(), Path::new(""), &exclude)
+            .map_err(|e| ioerr("read the container's layer", e))?
+        {
             return Ok(None);
         }
         self.stream_layer(&c, sink).map(Some)
@@ -785,25 +1008,47 @@ impl Engine {
 
     /// `berth cp - CONTAINER:DEST` and `cp SRC CONTAINER:DEST`: extracts `input` at `dest`.
     /// Without `archive` the files belong to root.
-    pub fn copy_to<R: Read>(&self, key: &str, dest: &str, input: R, placement: Placement, archive: bool) -> Result<()> {
+    pub fn copy_to<R: Read>(
+        &self,
+        key: &str,
+        dest: &str,
+        input: R,
+        placement: Placement,
+        archive: bool,
+    ) -> Result<()> {
         let c = self.get(key)?;
         let owner = if archive { None } else { Some((0, 0)) };
         if let Some((root, rel)) = self.mount_for(&c, dest) {
-            let ro = c.host_config.mounts.iter().flatten().any(|m| m.read_only && dest_under(&clean_abs(dest), &clean_abs(&m.target)));
+            let ro = c
+                .host_config
+                .mounts
+                .iter()
+                .flatten()
+                .any(|m| m.read_only && dest_under(&clean_abs(dest), &clean_abs(&m.target)));
             if ro {
-                return Err(Error::new(ErrorKind::PermissionDenied, format!("mounted volume is marked read-only: {dest}")));
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!("mounted volume is marked read-only: {dest}"),
+                ));
             }
             return extract_at(&root, &rel, input, placement, owner);
         }
         if c.host_config.readonly_rootfs {
-            return Err(Error::new(ErrorKind::PermissionDenied, "container rootfs is marked read-only"));
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "container rootfs is marked read-only",
+            ));
         }
-        self.with_rootfs(&c, |merged| extract_at(merged, dest, input, placement, owner)).map_err(|e| {
+        self.with_rootfs(&c, |merged| {
+            extract_at(merged, dest, input, placement, owner)
+        })
+        .map_err(|e| {
             // docker's words for a destination whose directory is missing.
             match e.message().strip_prefix("no such directory: ") {
-                Some(dir) if e.kind() == ErrorKind::NotFound => {
-                    Error::new(ErrorKind::NotFound, format!("Could not find the file {dir} in container {key}"))
-                }
+                Some(dir) if e.kind() == ErrorKind::NotFound => Error::new(
+                    ErrorKind::NotFound,
+                    format!("Could not find the file {dir} in container {key}"),
+                ),
                 _ => e,
             }
         })
@@ -838,7 +1083,8 @@ impl Engine {
             best = Some((t.len(), root, rel));
         }
         // A bind of a single file: its "root" is the file itself.
-        best.filter(|(_, root, _)| root.is_dir()).map(|(_, r, rel)| (r, rel))
+        best.filter(|(_, root, _)| root.is_dir())
+            .map(|(_, r, rel)| (r, rel))
     }
 
     /// Runs `f` with the container's mounted rootfs, mounting it for the call when the
@@ -869,7 +1115,10 @@ fn has_entries(dir: &Path, rel: &Path, exclude: &[PathBuf]) -> io::Result<bool> 
         if exclude.iter().any(|x| *x == r) {
             continue;
         }
-        if !exclude.iter().any(|x| x.starts_with(&r)) || !e.file_type()?.is_dir() || has_entries(dir, &r, exclude)? {
+        if !exclude.iter().any(|x| x.starts_with(&r))
+            || !e.file_type()?.is_dir()
+            || has_entries(dir, &r, exclude)?
+        {
             return Ok(true);
         }
     }
@@ -881,24 +1130,34 @@ fn dest_under(p: &str, t: &str) -> bool {
 }
 
 fn is_init_path(p: &Path) -> bool {
-    INIT_PATHS.iter().any(|i| p == Path::new(i) || (matches!(*i, "/dev" | "/proc" | "/sys") && p.starts_with(i)))
+    INIT_PATHS
+        .iter()
+        .any(|i| p == Path::new(i) || (matches!(*i, "/dev" | "/proc" | "/sys") && p.starts_with(i)))
 }
 
 /// docker commit takes the container's command and environment into the new config.
 fn container_changes(c: &Container) -> Vec<String> {
     let mut v = Vec::new();
     if let Some(e) = &c.config.entrypoint {
-        v.push(format!("ENTRYPOINT {}", serde_json::to_string(e).expect("json")));
+        v.push(format!(
+            "ENTRYPOINT {}",
+            serde_json::to_string(e).expect("json")
+        ));
     }
     if let Some(cmd) = &c.config.cmd {
         v.push(format!("CMD {}", serde_json::to_string(cmd).expect("json")));
     }
     for e in &c.config.env {
-        let Some((k, val)) = e.split_once('=') else { continue };
+        let Some((k, val)) = e.split_once('=') else {
+            continue;
+        };
         if k == "HOSTNAME" || k.is_empty() || k.contains(['"', ' ', '\\']) {
             continue;
         }
-        v.push(format!("ENV {k}=\"{}\"", val.replace('\\', "\\\\").replace('"', "\\\"")));
+        v.push(format!(
+            "ENV {k}=\"{}\"",
+            val.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
     }
     v
 }
@@ -921,7 +1180,6 @@ impl Drop for Resume {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,8 +1190,16 @@ mod tests {
         assert_eq!(split_last(b"/a/b"), (b"/a".to_vec(), &b"b"[..]));
         assert_eq!(split_last(b"/a"), (b"/".to_vec(), &b"a"[..]));
         assert!(components(b"a/../b").is_err());
-        assert!(dest_under("/data/x", "/data") && !dest_under("/database", "/data") && dest_under("/x", "/"));
-        assert!(is_init_path(Path::new("/etc/hosts")) && is_init_path(Path::new("/dev/pts/0")) && !is_init_path(Path::new("/etc")));
+        assert!(
+            dest_under("/data/x", "/data")
+                && !dest_under("/database", "/data")
+                && dest_under("/x", "/")
+        );
+        assert!(
+            is_init_path(Path::new("/etc/hosts"))
+                && is_init_path(Path::new("/dev/pts/0"))
+                && !is_init_path(Path::new("/etc"))
+        );
     }
 
     #[test]
@@ -952,14 +1218,24 @@ mod tests {
         std::os::unix::fs::symlink("/", dst.join("x")).unwrap();
         extract_at(&dst, "/x/copy", &buf[..], Placement::As, None).unwrap();
         assert_eq!(std::fs::read(dst.join("copy/e/f")).unwrap(), b"hello");
-        assert_eq!(std::fs::read_link(dst.join("copy/up")).unwrap(), Path::new("/"));
+        assert_eq!(
+            std::fs::read_link(dst.join("copy/up")).unwrap(),
+            Path::new("/")
+        );
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(std::fs::metadata(dst.join("copy/h")).unwrap().ino(), std::fs::metadata(dst.join("copy/e/f")).unwrap().ino());
+        assert_eq!(
+            std::fs::metadata(dst.join("copy/h")).unwrap().ino(),
+            std::fs::metadata(dst.join("copy/e/f")).unwrap().ino()
+        );
         // Reading through a symlink to "/" stays inside too.
         let mut buf = Vec::new();
         write_path_tar(&src, "/d/up/d/e/f", false, &mut buf).unwrap();
         let mut ar = tar::Archive::new(&buf[..]);
-        let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        let names: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
         assert_eq!(names, vec!["f"]);
     }
 }
@@ -979,8 +1255,12 @@ pub struct PathStat {
 fn stat_in(root: &Path, path: &str) -> Result<PathStat> {
     let rootfd = open_dir(root).map_err(|e| ioerr(format!("open {}", root.display()), e))?;
     let cleaned = clean_abs(path);
-    let fd = sys::openat_in_root(rootfd.as_raw_fd(), cleaned.as_bytes(), libc::O_PATH | libc::O_NOFOLLOW)
-        .map_err(|e| not_found(path, e))?;
+    let fd = sys::openat_in_root(
+        rootfd.as_raw_fd(),
+        cleaned.as_bytes(),
+        libc::O_PATH | libc::O_NOFOLLOW,
+    )
+    .map_err(|e| not_found(path, e))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| ioerr(format!("stat {path}"), e.into()))?;
     let fmt = st.st_mode & libc::S_IFMT;
     let mut mode = st.st_mode & 0o777;
@@ -1008,9 +1288,21 @@ fn stat_in(root: &Path, path: &str) -> Result<PathStat> {
     if st.st_mode & libc::S_ISVTX != 0 {
         mode |= 1 << 20;
     }
-    let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32);
-    let name = cleaned.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("/").to_string();
-    Ok(PathStat { name, size: st.st_size, mode, mtime: crate::timefmt::format(mtime), link_target })
+    let mtime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32);
+    let name = cleaned
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("/")
+        .to_string();
+    Ok(PathStat {
+        name,
+        size: st.st_size,
+        mode,
+        mtime: crate::timefmt::format(mtime),
+        link_target,
+    })
 }
 
 impl Engine {

@@ -7,13 +7,14 @@ use crate::model::Container;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
-/// A connection shared safely by many berth processes: WAL (readers never block the writer),
-/// a generous busy timeout instead of SQLITE_BUSY errors, and NORMAL sync (durable at checkpoints).
-pub(crate) fn connect(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
-    Ok(conn)
+/// A connection shared safely by many berth processes (see berth-statedb), with `schema`
+/// created on first use.
+pub(crate) fn connect(path: &Path, schema: &str) -> Result<Connection> {
+    Ok(berth_statedb::open(
+        path,
+        std::time::Duration::from_secs(30),
+        |c| c.execute_batch(schema),
+    )?)
 }
 
 pub struct Db {
@@ -22,8 +23,8 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
-        let conn = connect(path)?;
-        conn.execute_batch(
+        let conn = connect(
+            path,
             "CREATE TABLE IF NOT EXISTS containers (
                  id TEXT PRIMARY KEY,
                  name TEXT NOT NULL UNIQUE,
@@ -56,13 +57,19 @@ impl Db {
 
     pub fn update(&self, c: &Container) -> Result<()> {
         let rec = serde_json::to_string(c).expect("container serializes");
-        self.conn.execute("UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1", params![c.id, c.name, rec])?;
+        self.conn.execute(
+            "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
+            params![c.id, c.name, rec],
+        )?;
         Ok(())
     }
 
     /// True if the row was there (so concurrent cleanups report the removal once).
     pub fn delete(&self, id: &str) -> Result<bool> {
-        Ok(self.conn.execute("DELETE FROM containers WHERE id = ?1", params![id])? > 0)
+        Ok(self
+            .conn
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])?
+            > 0)
     }
 
     /// By full id, name, or unique id prefix (docker's lookup order).
@@ -78,24 +85,35 @@ impl Db {
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        let mut stmt = self.conn.prepare("SELECT record FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2")?;
         let hi = format!("{key}g");
-        let rows: Vec<String> = stmt.query_map(params![key, hi], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<String> = stmt
+            .query_map(params![key, hi], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         match rows.len() {
             0 => Ok(None),
             1 => Ok(Some(parse(&rows[0])?)),
-            _ => Err(Error::invalid(format!("multiple containers match the id prefix {key}"))),
+            _ => Err(Error::invalid(format!(
+                "multiple containers match the id prefix {key}"
+            ))),
         }
     }
 
     /// Every container, newest first.
     pub fn list(&self) -> Result<Vec<Container>> {
-        let mut stmt = self.conn.prepare("SELECT record FROM containers ORDER BY created DESC")?;
-        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM containers ORDER BY created DESC")?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         rows.iter().map(|r| parse(r)).collect()
     }
 }
 
 fn parse(rec: &str) -> Result<Container> {
-    serde_json::from_str(rec).map_err(|e| Error::internal(format!("containers database: bad record: {e}")))
+    serde_json::from_str(rec)
+        .map_err(|e| Error::internal(format!("containers database: bad record: {e}")))
 }

@@ -4,7 +4,9 @@
 use crate::attach::{self, Attach, Ended};
 use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Config, Container, GraphDriver, HostConfig, LogConfig, MountPoint, RunState, State, ZERO_TIME};
+use crate::model::{
+    Config, Container, GraphDriver, HostConfig, LogConfig, MountPoint, RunState, State, ZERO_TIME,
+};
 use crate::monitor::{self, MonitorConfig};
 use crate::snapshot::Snapshot;
 use crate::{names, spec, sys, timefmt};
@@ -113,10 +115,17 @@ const STOP_MARKER: &str = "stop-requested";
 
 impl Engine {
     pub fn open(root: &Path, opts: &EngineOptions) -> Result<Engine> {
-        std::fs::create_dir_all(root.join("containers")).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
-        let root = std::fs::canonicalize(root).map_err(|e| Error::io(format!("resolve {}", root.display()), e))?;
+        std::fs::create_dir_all(root.join("containers"))
+            .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        let root = std::fs::canonicalize(root)
+            .map_err(|e| Error::io(format!("resolve {}", root.display()), e))?;
         let db = Db::open(&root.join("containers.db"))?;
-        Ok(Engine { root, db, opts: opts.clone(), store: OnceCell::new() })
+        Ok(Engine {
+            root,
+            db,
+            opts: opts.clone(),
+            store: OnceCell::new(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -128,7 +137,12 @@ impl Engine {
         if let Some(s) = self.store.get() {
             return Ok(s);
         }
-        let s = ImageStore::open(&self.root, &StoreOptions { driver: self.opts.driver })?;
+        let s = ImageStore::open(
+            &self.root,
+            &StoreOptions {
+                driver: self.opts.driver,
+            },
+        )?;
         Ok(self.store.get_or_init(|| s))
     }
 
@@ -154,7 +168,10 @@ impl Engine {
         let store = self.store()?;
         let image = store.resolve(&o.image).map_err(|e| {
             if e.kind() == berth_image::ErrorKind::NotFound {
-                Error::new(ErrorKind::NotFound, format!("unable to find image '{}' locally", o.image))
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("unable to find image '{}' locally", o.image),
+                )
             } else {
                 e.into()
             }
@@ -173,18 +190,36 @@ impl Engine {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, format!("PATH={}", spec::DEFAULT_PATH));
         }
-        let hostname = o.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_string());
+        let hostname = o
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| id[..12].to_string());
         let host_network = o.host_config.network_mode == "host";
-        let mut exposed: BTreeMap<String, serde_json::Value> = ic.exposed_ports().clone().unwrap_or_default().into_iter().map(|k| (k, serde_json::json!({}))).collect();
+        let mut exposed: BTreeMap<String, serde_json::Value> = ic
+            .exposed_ports()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|k| (k, serde_json::json!({})))
+            .collect();
         for e in &o.expose {
             let (p, proto) = e.split_once('/').unwrap_or((e, "tcp"));
             let (a, b) = p.split_once('-').unwrap_or((p, p));
-            let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) else { return Err(Error::invalid(format!("invalid range format for --expose: {e}"))) };
+            let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) else {
+                return Err(Error::invalid(format!(
+                    "invalid range format for --expose: {e}"
+                )));
+            };
             for port in a..=b {
                 exposed.insert(format!("{port}/{proto}"), serde_json::json!({}));
             }
         }
-        let hostname = if host_network && o.hostname.is_none() { host_hostname() } else { hostname };
+        let hostname = if host_network && o.hostname.is_none() {
+            host_hostname()
+        } else {
+            hostname
+        };
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
         }
@@ -208,11 +243,19 @@ impl Engine {
         if argv.is_empty() {
             return Err(Error::invalid("no command specified"));
         }
-        let mut labels: BTreeMap<String, String> = ic.labels().clone().unwrap_or_default().into_iter().collect();
+        let mut labels: BTreeMap<String, String> = ic
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         labels.extend(o.labels.clone());
         let config = Config {
             hostname: hostname.clone(),
-            user: o.user.clone().unwrap_or_else(|| ic.user().clone().unwrap_or_default()),
+            user: o
+                .user
+                .clone()
+                .unwrap_or_else(|| ic.user().clone().unwrap_or_default()),
             attach_stdin: o.attach_stdin,
             attach_stdout: o.attach_stdout,
             attach_stderr: o.attach_stderr,
@@ -222,7 +265,10 @@ impl Engine {
             env,
             cmd,
             image: o.image.clone(),
-            working_dir: o.workdir.clone().unwrap_or_else(|| ic.working_dir().clone().unwrap_or_default()),
+            working_dir: o
+                .workdir
+                .clone()
+                .unwrap_or_else(|| ic.working_dir().clone().unwrap_or_default()),
             entrypoint,
             labels,
             stop_signal: o.stop_signal.clone().or_else(|| ic.stop_signal().clone()),
@@ -247,10 +293,16 @@ impl Engine {
             args: argv[1..].to_vec(),
             image: image.id.clone(),
             image_name: o.image.clone(),
-            resolv_conf_path: dir.join("init/etc/resolv.conf").to_string_lossy().into_owned(),
+            resolv_conf_path: dir
+                .join("init/etc/resolv.conf")
+                .to_string_lossy()
+                .into_owned(),
             hostname_path: dir.join("init/etc/hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("init/etc/hosts").to_string_lossy().into_owned(),
-            log_path: dir.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            log_path: dir
+                .join(format!("{id}-json.log"))
+                .to_string_lossy()
+                .into_owned(),
             driver: if vfs { "vfs".into() } else { "overlay2".into() },
             platform: "linux".into(),
             mounts: mount_points(&hc, &self.volumes_dir()),
@@ -267,9 +319,18 @@ impl Engine {
             data.insert("LowerDir".into(), l.join(":"));
             data.insert("WorkDir".into(), snap.work().to_string_lossy().into_owned());
         }
-        data.insert("UpperDir".into(), snap.upper().to_string_lossy().into_owned());
-        data.insert("MergedDir".into(), snap.merged().to_string_lossy().into_owned());
-        c.graph_driver = GraphDriver { name: c.driver.clone(), data };
+        data.insert(
+            "UpperDir".into(),
+            snap.upper().to_string_lossy().into_owned(),
+        );
+        data.insert(
+            "MergedDir".into(),
+            snap.merged().to_string_lossy().into_owned(),
+        );
+        c.graph_driver = GraphDriver {
+            name: c.driver.clone(),
+            data,
+        };
         lowers.reverse();
 
         // The name is reserved by the insert (UNIQUE); generated names retry on collision.
@@ -287,9 +348,19 @@ impl Engine {
             };
             match self.db.insert(&c) {
                 Ok(()) => break,
-                Err(e) if e.kind() == ErrorKind::AlreadyExists && o.name.is_none() && retry < 10 => retry += 1,
+                Err(e)
+                    if e.kind() == ErrorKind::AlreadyExists && o.name.is_none() && retry < 10 =>
+                {
+                    retry += 1
+                }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    let owner = self.db.find(&c.name).ok().flatten().map(|o| o.id).unwrap_or_default();
+                    let owner = self
+                        .db
+                        .find(&c.name)
+                        .ok()
+                        .flatten()
+                        .map(|o| o.id)
+                        .unwrap_or_default();
                     return Err(Error::new(
                         ErrorKind::Conflict,
                         format!(
@@ -305,7 +376,13 @@ impl Engine {
             store.add_user(&image.id, &id)?;
             snap.prepare(&lowers, vfs, &c.config.hostname, host_network)?;
             crate::volumes::attach_container(self, &c, &snap, vfs)?;
-            write_state(&dir, &RunState { status: "created".into(), ..Default::default() })
+            write_state(
+                &dir,
+                &RunState {
+                    status: "created".into(),
+                    ..Default::default()
+                },
+            )
         })();
         if let Err(e) = r {
             let _ = snap.remove();
@@ -322,7 +399,12 @@ impl Engine {
     /// Appends a container event with docker's attributes (image, name, labels).
     pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, &str)]) {
         let mut attrs: Vec<(&str, &str)> = vec![("image", &c.image_name), ("name", &c.name)];
-        attrs.extend(c.config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        attrs.extend(
+            c.config
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         attrs.extend_from_slice(extra);
         crate::events::record(&self.root, "container", action, &c.id, &attrs);
     }
@@ -331,7 +413,10 @@ impl Engine {
 
     /// By id, name or unique id prefix, with its live state.
     pub fn get(&self, key: &str) -> Result<Container> {
-        let mut c = self.db.find(key)?.ok_or_else(|| Error::no_such_container(key))?;
+        let mut c = self
+            .db
+            .find(key)?
+            .ok_or_else(|| Error::no_such_container(key))?;
         c.state = self.live_state(&c);
         c.restart_count = self.read_state(&c.id).restart_count;
         Ok(c)
@@ -363,8 +448,16 @@ impl Engine {
             exit_code: rs.exit_code,
             oom_killed: rs.oom_killed,
             error: rs.error.clone(),
-            started_at: if rs.started_at.is_empty() { ZERO_TIME.into() } else { rs.started_at.clone() },
-            finished_at: if rs.finished_at.is_empty() { ZERO_TIME.into() } else { rs.finished_at.clone() },
+            started_at: if rs.started_at.is_empty() {
+                ZERO_TIME.into()
+            } else {
+                rs.started_at.clone()
+            },
+            finished_at: if rs.finished_at.is_empty() {
+                ZERO_TIME.into()
+            } else {
+                rs.finished_at.clone()
+            },
             ..Default::default()
         };
         if st.status.is_empty() {
@@ -420,7 +513,8 @@ impl Engine {
         if sys::is_mountpoint(&target) && same(&exe, &target) {
             return Ok(target);
         }
-        std::fs::create_dir_all(&bin).map_err(|e| Error::io(format!("create {}", bin.display()), e))?;
+        std::fs::create_dir_all(&bin)
+            .map_err(|e| Error::io(format!("create {}", bin.display()), e))?;
         let _lock = sys::lock_file(&bin.join(".lock"))?;
         if sys::is_mountpoint(&target) && same(&exe, &target) {
             return Ok(target);
@@ -429,9 +523,16 @@ impl Engine {
         while sys::is_mountpoint(&target) {
             sys::umount(&target)?;
         }
-        std::fs::write(&target, b"").map_err(|e| Error::io(format!("create {}", target.display()), e))?;
+        std::fs::write(&target, b"")
+            .map_err(|e| Error::io(format!("create {}", target.display()), e))?;
         sys::mount(&exe.to_string_lossy(), &target, None, libc::MS_BIND, None)?;
-        sys::mount("none", &target, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, None)?;
+        sys::mount(
+            "none",
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            None,
+        )?;
         Ok(target)
     }
 
@@ -444,9 +545,16 @@ impl Engine {
         let c = self.get(&c.id)?;
         if c.state.running {
             if c.state.paused {
-                return Err(Error::conflict(format!("cannot start a paused container {}, try unpause instead", c.id)));
+                return Err(Error::conflict(format!(
+                    "cannot start a paused container {}, try unpause instead",
+                    c.id
+                )));
             }
-            return if o.attach { Ok(Some(self.attach(&c.id, o.stdin)?)) } else { Ok(None) };
+            return if o.attach {
+                Ok(Some(self.attach(&c.id, o.stdin)?))
+            } else {
+                Ok(None)
+            };
         }
         if c.state.dead {
             self.cleanup_runtime(&c);
@@ -455,7 +563,10 @@ impl Engine {
         // right after a stop waits for it to finish, or its unmount would hit our new mount.
         let prev = self.read_state(&c.id);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while prev.monitor_pid > 0 && sys::alive(prev.monitor_pid, prev.monitor_start) && Instant::now() < deadline {
+        while prev.monitor_pid > 0
+            && sys::alive(prev.monitor_pid, prev.monitor_start)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(2));
         }
         let _ = std::fs::remove_file(dir.join(STOP_MARKER));
@@ -469,12 +580,25 @@ impl Engine {
                 crate::commit::mkdir_all_in_root(&snap.merged(), &c.config.working_dir)?;
             }
             crate::volumes::mount_devices(self, &c)?;
-            let init = if c.host_config.init == Some(true) { Some(crate::init::install(&self.root)?) } else { None };
-            let mut spec = spec::generate(&c, &dir, &snap.merged(), &self.volumes_dir(), init.as_deref())?;
+            let init = if c.host_config.init == Some(true) {
+                Some(crate::init::install(&self.root)?)
+            } else {
+                None
+            };
+            let mut spec = spec::generate(
+                &c,
+                &dir,
+                &snap.merged(),
+                &self.volumes_dir(),
+                init.as_deref(),
+            )?;
             if let Some(ns) = self.network_setup(&c)? {
                 set_netns_path(&mut spec, &ns);
             }
-            sys::write_atomic(&dir.join("config.json"), serde_json::to_string(&spec).expect("spec").as_bytes())?;
+            sys::write_atomic(
+                &dir.join("config.json"),
+                serde_json::to_string(&spec).expect("spec").as_bytes(),
+            )?;
             let prev = self.read_state(&c.id);
             let mc = MonitorConfig {
                 root: self.root.clone(),
@@ -494,7 +618,12 @@ impl Engine {
                 name: c.name.clone(),
                 image_name: c.image_name.clone(),
             };
-            sys::write_atomic(&dir.join(monitor::CONFIG_FILE), serde_json::to_string(&mc).expect("monitor config").as_bytes())?;
+            sys::write_atomic(
+                &dir.join(monitor::CONFIG_FILE),
+                serde_json::to_string(&mc)
+                    .expect("monitor config")
+                    .as_bytes(),
+            )?;
             let (mine, theirs) = if o.attach {
                 let (a, b) = sys::socketpair()?;
                 attach::hello(&a, o.stdin)?;
@@ -580,7 +709,9 @@ impl Engine {
     pub fn attach(&self, key: &str, stdin: bool) -> Result<Attach> {
         let c = self.get(key)?;
         if !c.state.running {
-            return Err(Error::conflict("you cannot attach to a stopped container, start it first"));
+            return Err(Error::conflict(
+                "you cannot attach to a stopped container, start it first",
+            ));
         }
         let fd = attach::connect(&self.container_dir(&c.id).join(monitor::ATTACH_SOCKET))?;
         attach::hello(&fd, stdin && c.config.open_stdin)?;
@@ -619,7 +750,10 @@ impl Engine {
     pub fn kill(&self, key: &str, signal: &str) -> Result<()> {
         let c = self.get(key)?;
         if !c.state.running {
-            return Err(Error::conflict(format!("cannot kill container: {}: container {} is not running", key, c.id)));
+            return Err(Error::conflict(format!(
+                "cannot kill container: {}: container {} is not running",
+                key, c.id
+            )));
         }
         let sig = sys::parse_signal(signal)?;
         if c.state.restarting {
@@ -654,7 +788,12 @@ impl Engine {
         if c.state.paused {
             let _ = rt.resume(&c.id);
         }
-        let sig = sys::parse_signal(o.signal.as_deref().or(c.config.stop_signal.as_deref()).unwrap_or("SIGTERM"))?;
+        let sig = sys::parse_signal(
+            o.signal
+                .as_deref()
+                .or(c.config.stop_signal.as_deref())
+                .unwrap_or("SIGTERM"),
+        )?;
         let timeout = o.timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
         if rs.status == "running" {
             let _ = rt.kill(&c.id, sig, false);
@@ -695,10 +834,16 @@ impl Engine {
     pub fn pause(&self, key: &str) -> Result<()> {
         let c = self.get(key)?;
         if !c.state.running {
-            return Err(Error::conflict(format!("container {} is not running", c.id)));
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
         }
         if c.state.paused {
-            return Err(Error::conflict(format!("container {} is already paused", c.id)));
+            return Err(Error::conflict(format!(
+                "container {} is already paused",
+                c.id
+            )));
         }
         self.runtime().pause(&c.id)?;
         self.event(&c, "pause", &[]);
@@ -720,16 +865,22 @@ impl Engine {
         let old = format!("/{}", c.name);
         let n = new.strip_prefix('/').unwrap_or(new);
         if !names::valid(n) {
-            return Err(Error::invalid(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+            return Err(Error::invalid(format!(
+                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
         }
         if c.name == n {
-            return Err(Error::invalid("renaming a container with the same name as its current name"));
+            return Err(Error::invalid(
+                "renaming a container with the same name as its current name",
+            ));
         }
         c.name = n.to_string();
         let st = std::mem::take(&mut c.state);
         self.db.update(&c).map_err(|e| {
             if e.kind() == ErrorKind::AlreadyExists {
-                Error::conflict(format!("error when allocating new name: the container name \"/{n}\" is already in use"))
+                Error::conflict(format!(
+                    "error when allocating new name: the container name \"/{n}\" is already in use"
+                ))
             } else {
                 e
             }
@@ -749,7 +900,8 @@ impl Engine {
             // A cleanup killed half-way (or racing us) removed the directory but not the record:
             // cleanup is idempotent, so recreate the directory just to hold the lock and finish it.
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
                 sys::lock_file(&dir.join("lock"))?
             }
             other => other?,
@@ -789,7 +941,13 @@ impl Engine {
         let _ = rt.delete(&c.id, true);
         // A monitor killed in the middle of create leaves an init the runtime never recorded:
         // whatever is still in the container's cgroup goes, then the cgroup.
-        if let Ok(cg) = berth_cgroups::open(Some(Path::new(&crate::resources::cgroups_path(&c.host_config, &c.id))), &c.id) {
+        if let Ok(cg) = berth_cgroups::open(
+            Some(Path::new(&crate::resources::cgroups_path(
+                &c.host_config,
+                &c.id,
+            ))),
+            &c.id,
+        ) {
             for _ in 0..200 {
                 let pids = cg.pids().unwrap_or_default();
                 if pids.is_empty() {
@@ -843,22 +1001,37 @@ impl Engine {
     pub fn pids(&self, key: &str) -> Result<Vec<i32>> {
         let c = self.get(key)?;
         if !c.state.running {
-            return Err(Error::conflict(format!("container {} is not running", c.id)));
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
         }
         Ok(self.runtime().pids(&c.id)?)
     }
 
     pub fn stats(&self, key: &str) -> Result<StatsEntry> {
         let c = self.get(key)?;
-        let mut e = StatsEntry { id: c.id.clone(), name: c.name.clone(), ..Default::default() };
-        e.online_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let mut e = StatsEntry {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            ..Default::default()
+        };
+        e.online_cpus = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
         e.system_nanos = system_cpu_nanos();
         if !c.state.running {
             return Ok(e);
         }
         let s = self.runtime().stats(&c.id)?;
         e.cpu_nanos = s.cpu.usage.total;
-        e.mem_usage = s.memory.usage.usage.saturating_sub(s.memory.raw.get("total_inactive_file").copied().unwrap_or(0));
+        e.mem_usage = s.memory.usage.usage.saturating_sub(
+            s.memory
+                .raw
+                .get("total_inactive_file")
+                .copied()
+                .unwrap_or(0),
+        );
         e.mem_limit = s.memory.usage.limit;
         let total = host_mem_total();
         if e.mem_limit == 0 || e.mem_limit > total {
@@ -882,17 +1055,25 @@ impl Engine {
     pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<Ended> {
         let c = self.get(key)?;
         if !c.state.running {
-            return Err(Error::conflict(format!("container {} is not running", c.id)));
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
         }
         if c.state.paused {
-            return Err(Error::conflict(format!("container {} is paused, unpause the container before exec", c.id)));
+            return Err(Error::conflict(format!(
+                "container {} is paused, unpause the container before exec",
+                c.id
+            )));
         }
         if o.cmd.is_empty() {
             return Err(Error::invalid("no command specified"));
         }
         let dir = self.container_dir(&c.id);
-        let text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| Error::io("read config.json", e))?;
-        let spec: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::internal(format!("config.json: {e}")))?;
+        let text = std::fs::read_to_string(dir.join("config.json"))
+            .map_err(|e| Error::io("read config.json", e))?;
+        let spec: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::internal(format!("config.json: {e}")))?;
         let merged = Snapshot::new(dir).merged();
         let user_spec = o.user.clone().unwrap_or_else(|| c.config.user.clone());
         let u = crate::user::resolve(&merged, &user_spec)?;
@@ -909,10 +1090,16 @@ impl Engine {
         if o.privileged {
             caps = serde_json::json!(spec::capabilities(true, &[], &[])?);
         }
-        let eff = if u.uid == 0 { caps.clone() } else { serde_json::json!([]) };
-        let cwd = o.workdir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| {
-            spec["process"]["cwd"].as_str().unwrap_or("/").to_string()
-        });
+        let eff = if u.uid == 0 {
+            caps.clone()
+        } else {
+            serde_json::json!([])
+        };
+        let cwd = o
+            .workdir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| spec["process"]["cwd"].as_str().unwrap_or("/").to_string());
         let process = serde_json::json!({
             "terminal": o.tty,
             "user": {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids},
@@ -927,14 +1114,22 @@ impl Engine {
         if process["rlimits"].is_null() {
             process.as_object_mut().unwrap().remove("rlimits");
         }
-        let process: oci_spec::runtime::Process =
-            serde_json::from_value(process).map_err(|e| Error::internal(format!("exec process: {e}")))?;
+        let process: oci_spec::runtime::Process = serde_json::from_value(process)
+            .map_err(|e| Error::internal(format!("exec process: {e}")))?;
         let keys = match &o.detach_keys {
             k if k.is_empty() => attach::DEFAULT_DETACH_KEYS.to_vec(),
             k => k.clone(),
         };
         let detach_keys = (o.tty && o.interactive && !o.detach).then_some(keys);
-        let eo = berth_runtime::ExecOptions { process, console_socket: None, detach: o.detach, pid_file: None, preserve_fds: 0, detach_keys, ignore_paused: false };
+        let eo = berth_runtime::ExecOptions {
+            process,
+            console_socket: None,
+            detach: o.detach,
+            pid_file: None,
+            preserve_fds: 0,
+            detach_keys,
+            ignore_paused: false,
+        };
         match self.runtime().exec(&c.id, &eo)? {
             berth_runtime::DETACHED => Ok(Ended::Detached),
             code => Ok(Ended::Exited(code)),
@@ -962,7 +1157,11 @@ impl Engine {
     /// The network mode as stored: "container:<full id>", a network that exists; returns the
     /// endpoint request (aliases, ip, mac) for it. Published host ports are checked now, so a
     /// port in use fails `run` before any container exists.
-    fn validate_network(&self, hc: &mut HostConfig, o: &CreateOptions) -> Result<BTreeMap<String, crate::model::EndpointConfig>> {
+    fn validate_network(
+        &self,
+        hc: &mut HostConfig,
+        o: &CreateOptions,
+    ) -> Result<BTreeMap<String, crate::model::EndpointConfig>> {
         let mode = hc.network_mode.clone();
         let mut out = BTreeMap::new();
         let custom = !o.network_aliases.is_empty() || o.ip.is_some() || o.mac_address.is_some();
@@ -973,22 +1172,34 @@ impl Engine {
             let mut nets = self.networks()?;
             let n = nets.get(&mode)?;
             if !o.network_aliases.is_empty() && !n.dns {
-                return Err(Error::invalid("network-scoped aliases are only supported for user-defined networks"));
+                return Err(Error::invalid(
+                    "network-scoped aliases are only supported for user-defined networks",
+                ));
             }
             if custom {
-                out.insert(n.name.clone(), crate::model::EndpointConfig {
-                    aliases: o.network_aliases.clone(),
-                    ipv4_address: o.ip.clone().unwrap_or_default(),
-                    mac_address: o.mac_address.clone().unwrap_or_default(),
-                });
+                out.insert(
+                    n.name.clone(),
+                    crate::model::EndpointConfig {
+                        aliases: o.network_aliases.clone(),
+                        ipv4_address: o.ip.clone().unwrap_or_default(),
+                        mac_address: o.mac_address.clone().unwrap_or_default(),
+                    },
+                );
             }
             let _ = &mut nets;
         } else if custom {
-            return Err(Error::invalid(format!("--network-alias, --ip and --mac-address need a bridge network, not {mode}")));
+            return Err(Error::invalid(format!(
+                "--network-alias, --ip and --mac-address need a bridge network, not {mode}"
+            )));
         }
-        if (!hc.port_bindings.is_empty() || hc.publish_all_ports) && !crate::network::is_bridged(&hc.network_mode) {
+        if (!hc.port_bindings.is_empty() || hc.publish_all_ports)
+            && !crate::network::is_bridged(&hc.network_mode)
+        {
             if hc.network_mode != "host" {
-                return Err(Error::invalid(format!("published ports need a bridge network, not --network {}", hc.network_mode)));
+                return Err(Error::invalid(format!(
+                    "published ports need a bridge network, not --network {}",
+                    hc.network_mode
+                )));
             }
         }
         if crate::network::is_bridged(&hc.network_mode) {
@@ -996,9 +1207,18 @@ impl Engine {
             for (k, binds) in &hc.port_bindings {
                 let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
                 for b in binds.iter().filter(|b| !b.host_port.is_empty()) {
-                    let hp = b.host_port.parse::<u16>().map_err(|_| Error::invalid(format!("invalid host port {}", b.host_port)))?;
-                    let cp = p.parse::<u16>().map_err(|_| Error::invalid(format!("invalid port {k}")))?;
-                    reqs.push(berth_network::PortRequest { host_ip: b.host_ip.clone(), host_port: hp, container_port: cp, proto: proto.to_string() });
+                    let hp = b.host_port.parse::<u16>().map_err(|_| {
+                        Error::invalid(format!("invalid host port {}", b.host_port))
+                    })?;
+                    let cp = p
+                        .parse::<u16>()
+                        .map_err(|_| Error::invalid(format!("invalid port {k}")))?;
+                    reqs.push(berth_network::PortRequest {
+                        host_ip: b.host_ip.clone(),
+                        host_port: hp,
+                        container_port: cp,
+                        proto: proto.to_string(),
+                    });
                 }
             }
             if !reqs.is_empty() {
@@ -1015,10 +1235,14 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
         return Err(Error::invalid("minimum memory limit allowed is 6MB"));
     }
     if hc.memory_swap > 0 && hc.memory > 0 && hc.memory_swap < hc.memory {
-        return Err(Error::invalid("minimum memoryswap limit should be larger than memory limit, see usage"));
+        return Err(Error::invalid(
+            "minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
     }
     if hc.memory_swap != 0 && hc.memory == 0 {
-        return Err(Error::invalid("you should always set the memory limit when using memoryswap limit, see usage"));
+        return Err(Error::invalid(
+            "you should always set the memory limit when using memoryswap limit, see usage",
+        ));
     }
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = berth_network::DEFAULT_NETWORK.into();
@@ -1027,11 +1251,16 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
         hc.restart_policy.name = "no".into();
     }
     if hc.auto_remove && hc.restart_policy.name != "no" {
-        return Err(Error::invalid("conflicting options: cannot specify both --restart and --rm"));
+        return Err(Error::invalid(
+            "conflicting options: cannot specify both --restart and --rm",
+        ));
     }
     // docker refuses a --mount bind of a missing path when the container is created.
     for m in hc.mounts.iter().flatten() {
-        if m.typ == "bind" && !crate::flags::is_volume_flag_bind(hc, m) && std::fs::symlink_metadata(&m.source).is_err() {
+        if m.typ == "bind"
+            && !crate::flags::is_volume_flag_bind(hc, m)
+            && std::fs::symlink_metadata(&m.source).is_err()
+        {
             return Err(Error::invalid(format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {}",
                 m.source
@@ -1042,13 +1271,20 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
         hc.shm_size = 64 << 20;
     }
     if hc.log_config.typ.is_empty() {
-        hc.log_config = LogConfig { typ: "json-file".into(), config: BTreeMap::new() };
+        hc.log_config = LogConfig {
+            typ: "json-file".into(),
+            config: BTreeMap::new(),
+        };
     }
     // Stored as docker's daemon stores them: upper case with the CAP_ prefix ("ALL" stays).
     for caps in [&mut hc.cap_add, &mut hc.cap_drop].into_iter().flatten() {
         *caps = caps.iter().map(|c| spec::norm_cap(c)).collect();
     }
-    spec::capabilities(false, hc.cap_add.as_deref().unwrap_or(&[]), hc.cap_drop.as_deref().unwrap_or(&[]))?;
+    spec::capabilities(
+        false,
+        hc.cap_add.as_deref().unwrap_or(&[]),
+        hc.cap_drop.as_deref().unwrap_or(&[]),
+    )?;
     if hc.masked_paths.is_empty() && !hc.privileged {
         hc.masked_paths = spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect();
         hc.readonly_paths = spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect();
@@ -1068,7 +1304,15 @@ fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
     let mut v = Vec::new();
     for m in hc.mounts.iter().flatten() {
         let (source, name, driver) = match m.typ.as_str() {
-            "volume" => (volumes.join(&m.source).join("_data").to_string_lossy().into_owned(), Some(m.source.clone()), "local".to_string()),
+            "volume" => (
+                volumes
+                    .join(&m.source)
+                    .join("_data")
+                    .to_string_lossy()
+                    .into_owned(),
+                Some(m.source.clone()),
+                "local".to_string(),
+            ),
             "tmpfs" => (String::new(), None, String::new()),
             _ => (m.source.clone(), None, String::new()),
         };
@@ -1084,20 +1328,33 @@ fn mount_points(hc: &HostConfig, volumes: &Path) -> Vec<MountPoint> {
                 _ => String::new(),
             },
             rw: !m.read_only,
-            propagation: m.bind_options.as_ref().map(|b| b.propagation.clone()).unwrap_or_default(),
+            propagation: m
+                .bind_options
+                .as_ref()
+                .map(|b| b.propagation.clone())
+                .unwrap_or_default(),
         });
     }
     v
 }
 
 fn host_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn system_cpu_nanos() -> u64 {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = s.lines().next() else { return 0 };
-    let ticks: u64 = line.split_whitespace().skip(1).take(7).filter_map(|x| x.parse::<u64>().ok()).sum();
+    let Some(line) = s.lines().next() else {
+        return 0;
+    };
+    let ticks: u64 = line
+        .split_whitespace()
+        .skip(1)
+        .take(7)
+        .filter_map(|x| x.parse::<u64>().ok())
+        .sum();
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     ticks * (1_000_000_000 / hz)
 }
@@ -1111,11 +1368,17 @@ fn host_mem_total() -> u64 {
 }
 
 pub(crate) fn read_state(dir: &Path) -> RunState {
-    std::fs::read(dir.join(STATE_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    std::fs::read(dir.join(STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 pub(crate) fn write_state(dir: &Path, s: &RunState) -> Result<()> {
-    sys::write_atomic(&dir.join(STATE_FILE), serde_json::to_string(s).expect("state").as_bytes())
+    sys::write_atomic(
+        &dir.join(STATE_FILE),
+        serde_json::to_string(s).expect("state").as_bytes(),
+    )
 }
 
 pub(crate) fn stop_requested(dir: &Path) -> bool {

@@ -25,7 +25,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
-        Error { kind, msg: msg.into() }
+        Error {
+            kind,
+            msg: msg.into(),
+        }
     }
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -54,7 +57,10 @@ impl Error {
         if let Some(i) = s.find(" (os error") {
             s.truncate(i);
         }
-        Error { kind, msg: format!("{what}: {}", s.to_lowercase()) }
+        Error {
+            kind,
+            msg: format!("{what}: {}", s.to_lowercase()),
+        }
     }
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidArgument, msg)
@@ -74,10 +80,14 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         let kind = match &e {
             rusqlite::Error::QueryReturnedNoRows => ErrorKind::NotFound,
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 ErrorKind::AlreadyExists
             }
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => ErrorKind::Unavailable,
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+                ErrorKind::Unavailable
+            }
             _ => ErrorKind::Internal,
         };
         Error::new(kind, format!("containers database: {e}"))

@@ -16,16 +16,20 @@ impl Filters {
     pub fn parse(items: &[String]) -> Result<Filters> {
         let mut v = Vec::new();
         for it in items {
-            let (k, val) = it
-                .split_once('=')
-                .ok_or_else(|| Error::invalid(format!("bad format of filter (expected name=value): {it}")))?;
+            let (k, val) = it.split_once('=').ok_or_else(|| {
+                Error::invalid(format!("bad format of filter (expected name=value): {it}"))
+            })?;
             v.push((k.trim().to_lowercase(), val.to_string()));
         }
         Ok(Filters(v))
     }
 
     pub fn values(&self, key: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -62,7 +66,11 @@ impl Filters {
 
     /// The prune filters: labels as above, `until` (a time or a duration before now) keeps
     /// objects created at or after it.
-    pub fn match_prune(&self, labels: &BTreeMap<String, String>, created: SystemTime) -> Result<bool> {
+    pub fn match_prune(
+        &self,
+        labels: &BTreeMap<String, String>,
+        created: SystemTime,
+    ) -> Result<bool> {
         for u in self.values("until") {
             if created >= parse_until(u)? {
                 return Ok(false);
@@ -117,11 +125,15 @@ fn tokens(p: &str) -> Vec<Tok> {
 fn match_here(toks: &[Tok], s: &str, to_end: bool) -> bool {
     match toks.first() {
         None => !to_end || s.is_empty(),
-        Some(Tok::AnyStar) => (0..=s.len()).filter(|&i| s.is_char_boundary(i)).any(|i| match_here(&toks[1..], &s[i..], to_end)),
+        Some(Tok::AnyStar) => (0..=s.len())
+            .filter(|&i| s.is_char_boundary(i))
+            .any(|i| match_here(&toks[1..], &s[i..], to_end)),
         Some(t) => {
             let mut cs = s.chars();
             match cs.next() {
-                Some(c) if *t == Tok::Any || *t == Tok::Lit(c) => match_here(&toks[1..], cs.as_str(), to_end),
+                Some(c) if *t == Tok::Any || *t == Tok::Lit(c) => {
+                    match_here(&toks[1..], cs.as_str(), to_end)
+                }
                 _ => false,
             }
         }
@@ -131,7 +143,11 @@ fn match_here(toks: &[Tok], s: &str, to_end: bool) -> bool {
 /// docker's `until`: RFC 3339 (date, date and time, with or without zone), Unix seconds
 /// (with optional fraction), or a Go duration before now ("24h", "90m", "1h30m", "10s").
 pub fn parse_until(v: &str) -> Result<SystemTime> {
-    let bad = || Error::invalid(format!("failed to parse value as time or duration: \"{v}\""));
+    let bad = || {
+        Error::invalid(format!(
+            "failed to parse value as time or duration: \"{v}\""
+        ))
+    };
     if let Some(d) = parse_go_duration(v) {
         return Ok(SystemTime::now().checked_sub(d).unwrap_or(UNIX_EPOCH));
     }
@@ -154,10 +170,14 @@ fn parse_go_duration(v: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).filter(|&n| n > 0)?;
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&n| n > 0)?;
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -174,10 +194,33 @@ fn parse_go_duration(v: &str) -> Option<Duration> {
 }
 
 /// `docker ps --filter` keys.
-pub const PS_KEYS: &[&str] =
-    &["id", "name", "label", "exited", "status", "ancestor", "before", "since", "volume", "network", "publish", "expose", "health", "is-task", "isolation"];
+pub const PS_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "label",
+    "exited",
+    "status",
+    "ancestor",
+    "before",
+    "since",
+    "volume",
+    "network",
+    "publish",
+    "expose",
+    "health",
+    "is-task",
+    "isolation",
+];
 
-const STATES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+const STATES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
 
 impl Engine {
     /// `docker ps`: containers newest first, `all` or only running ones, filtered as docker's
@@ -212,15 +255,33 @@ impl Engine {
                 }
             }
         }
-        let mut before = f.values("before").first().map(|v| self.get(v)).transpose()?.map(|c| c.id);
-        let since = f.values("since").first().map(|v| self.get(v)).transpose()?.map(|c| c.id);
+        let mut before = f
+            .values("before")
+            .first()
+            .map(|v| self.get(v))
+            .transpose()?
+            .map(|c| c.id);
+        let since = f
+            .values("since")
+            .first()
+            .map(|v| self.get(v))
+            .transpose()?
+            .map(|c| c.id);
         let ancestors: Vec<(String, Vec<String>)> = if f.contains("ancestor") {
             let store = self.store()?;
-            f.values("ancestor").iter().filter_map(|v| store.resolve(v).ok()).map(|i| (format!("sha256:{}", i.id), i.diff_ids())).collect()
+            f.values("ancestor")
+                .iter()
+                .filter_map(|v| store.resolve(v).ok())
+                .map(|i| (format!("sha256:{}", i.id), i.diff_ids()))
+                .collect()
         } else {
             Vec::new()
         };
-        let all = all || f.contains("status") || f.contains("exited") || before.is_some() || since.is_some();
+        let all = all
+            || f.contains("status")
+            || f.contains("exited")
+            || before.is_some()
+            || since.is_some();
         let mut out = Vec::new();
         for c in self.list(true)? {
             if !c.state.running && !all {
@@ -240,22 +301,38 @@ impl Engine {
             if since.as_deref() == Some(c.id.as_str()) {
                 break;
             }
-            if !exited.is_empty() && (c.state.running || !exited.contains(&c.state.exit_code) || c.state.status == "created") {
+            if !exited.is_empty()
+                && (c.state.running
+                    || !exited.contains(&c.state.exit_code)
+                    || c.state.status == "created")
+            {
                 continue;
             }
             if !f.matches("status", &c.state.status) || !f.matches("health", "none") {
                 continue;
             }
             // berth has no swarm tasks, published or exposed ports yet.
-            if f.values("is-task").contains(&"true") || f.contains("publish") || f.contains("expose") {
-                continue;
-            }
-            if f.contains("volume")
-                && !f.values("volume").iter().any(|v| c.mounts.iter().any(|m| m.name.as_deref() == Some(*v) || m.destination == *v || m.source == *v))
+            if f.values("is-task").contains(&"true")
+                || f.contains("publish")
+                || f.contains("expose")
             {
                 continue;
             }
-            if f.contains("network") && !f.values("network").iter().any(|v| c.host_config.network_mode == *v) {
+            if f.contains("volume")
+                && !f.values("volume").iter().any(|v| {
+                    c.mounts.iter().any(|m| {
+                        m.name.as_deref() == Some(*v) || m.destination == *v || m.source == *v
+                    })
+                })
+            {
+                continue;
+            }
+            if f.contains("network")
+                && !f
+                    .values("network")
+                    .iter()
+                    .any(|v| c.host_config.network_mode == *v)
+            {
                 continue;
             }
             if f.contains("isolation") && !f.values("isolation").contains(&"default") {
@@ -272,8 +349,14 @@ impl Engine {
     /// Whether `c` runs one of `ancestors` or an image built on one (its layers start with
     /// the ancestor's, as an image built FROM it does).
     fn descends(&self, c: &Container, ancestors: &[(String, Vec<String>)]) -> Result<bool> {
-        let layers = self.store()?.resolve(&c.image).map(|i| i.diff_ids()).unwrap_or_default();
-        Ok(ancestors.iter().any(|(id, anc)| *id == c.image || (!anc.is_empty() && layers.starts_with(anc))))
+        let layers = self
+            .store()?
+            .resolve(&c.image)
+            .map(|i| i.diff_ids())
+            .unwrap_or_default();
+        Ok(ancestors
+            .iter()
+            .any(|(id, anc)| *id == c.image || (!anc.is_empty() && layers.starts_with(anc))))
     }
 
     /// `docker container prune --filter`: removes stopped containers matching `label`,
@@ -313,8 +396,14 @@ mod tests {
         let now = SystemTime::now();
         let t = parse_until("1h").unwrap();
         assert!(now.duration_since(t).unwrap() >= Duration::from_secs(3599));
-        assert_eq!(parse_until("1700000000").unwrap(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-        assert_eq!(parse_until("2023-11-14T22:13:20Z").unwrap(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            parse_until("1700000000").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
+        assert_eq!(
+            parse_until("2023-11-14T22:13:20Z").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
         assert!(parse_until("tomorrow").is_err());
     }
 }

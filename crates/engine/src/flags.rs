@@ -18,7 +18,9 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.parse().map_err(|_| Error::invalid(format!("invalid size: '{s}'")))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::invalid(format!("invalid size: '{s}'")))?;
     if n < 0.0 {
         return Err(Error::invalid(format!("invalid size: '{s}'")));
     }
@@ -46,11 +48,15 @@ fn check_volume_sections(spec: &str) -> Result<()> {
             buf.push(ch);
         } else if ch == ':' || end {
             if buf.is_empty() {
-                return Err(Error::invalid(format!("invalid spec: {spec}: empty section between colons")));
+                return Err(Error::invalid(format!(
+                    "invalid spec: {spec}: empty section between colons"
+                )));
             }
             sections += 1;
             if sections == 3 && !end {
-                return Err(Error::invalid(format!("invalid spec: {spec}: too many colons")));
+                return Err(Error::invalid(format!(
+                    "invalid spec: {spec}: too many colons"
+                )));
             }
             buf.clear();
         } else {
@@ -68,18 +74,31 @@ pub fn parse_volume(spec: &str) -> Result<Mount> {
         [d] => ("", *d, ""),
         [s, d] if !s.is_empty() => (*s, *d, ""),
         [s, d, o] if !s.is_empty() => (*s, *d, *o),
-        _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid volume specification: '{spec}'"
+            )))
+        }
     };
     if !dst.starts_with('/') {
-        return Err(Error::invalid(format!("invalid volume specification: '{spec}': destination must be absolute")));
+        return Err(Error::invalid(format!(
+            "invalid volume specification: '{spec}': destination must be absolute"
+        )));
     }
-    let mut m = Mount { target: dst.to_string(), ..Default::default() };
+    let mut m = Mount {
+        target: dst.to_string(),
+        ..Default::default()
+    };
     if src.starts_with('/') {
         m.typ = "bind".into();
         m.source = src.to_string();
     } else {
         m.typ = "volume".into();
-        m.source = if src.is_empty() { crate::sys::random_id() } else { src.to_string() };
+        m.source = if src.is_empty() {
+            crate::sys::random_id()
+        } else {
+            src.to_string()
+        };
     }
     let mut prop = String::new();
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -87,12 +106,20 @@ pub fn parse_volume(spec: &str) -> Result<Mount> {
             "ro" => m.read_only = true,
             "rw" => m.read_only = false,
             "z" | "Z" | "nocopy" | "copy" => {}
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => prop = o.to_string(),
+            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
+                prop = o.to_string()
+            }
             _ => return Err(Error::invalid(format!("invalid mode: {o}"))),
         }
     }
     if m.typ == "bind" {
-        m.bind_options = Some(BindOptions { propagation: if prop.is_empty() { "rprivate".into() } else { prop } });
+        m.bind_options = Some(BindOptions {
+            propagation: if prop.is_empty() {
+                "rprivate".into()
+            } else {
+                prop
+            },
+        });
     }
     Ok(m)
 }
@@ -100,12 +127,19 @@ pub fn parse_volume(spec: &str) -> Result<Mount> {
 /// Whether bind mount `m` of `hc` came from -v (kept in Binds) rather than --mount: docker
 /// creates a missing host path for the former and refuses it for the latter.
 pub fn is_volume_flag_bind(hc: &crate::model::HostConfig, m: &Mount) -> bool {
-    hc.binds.iter().flatten().filter_map(|b| parse_volume(b).ok()).any(|b| b.typ == "bind" && b.source == m.source && b.target == m.target)
+    hc.binds
+        .iter()
+        .flatten()
+        .filter_map(|b| parse_volume(b).ok())
+        .any(|b| b.typ == "bind" && b.source == m.source && b.target == m.target)
 }
 
 /// "--mount type=bind,source=/x,target=/y,readonly,bind-propagation=rshared".
 pub fn parse_mount(spec: &str) -> Result<Mount> {
-    let mut m = Mount { typ: "volume".into(), ..Default::default() };
+    let mut m = Mount {
+        typ: "volume".into(),
+        ..Default::default()
+    };
     let mut prop = None;
     let mut tmpfs = TmpfsOptions::default();
     for kv in spec.split(',') {
@@ -117,20 +151,33 @@ pub fn parse_mount(spec: &str) -> Result<Mount> {
             "readonly" | "ro" => m.read_only = v.is_empty() || v == "true" || v == "1",
             "bind-propagation" => prop = Some(v.to_string()),
             "tmpfs-size" => tmpfs.size_bytes = parse_bytes(v)?,
-            "tmpfs-mode" => tmpfs.mode = u32::from_str_radix(v, 8).map_err(|_| Error::invalid(format!("invalid tmpfs-mode: {v}")))?,
+            "tmpfs-mode" => {
+                tmpfs.mode = u32::from_str_radix(v, 8)
+                    .map_err(|_| Error::invalid(format!("invalid tmpfs-mode: {v}")))?
+            }
             "volume-driver" | "volume-label" | "volume-nocopy" | "consistency" => {}
-            _ => return Err(Error::invalid(format!("invalid field '{k}' must be a key=value pair"))),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "invalid field '{k}' must be a key=value pair"
+                )))
+            }
         }
     }
     if m.target.is_empty() {
-        return Err(Error::invalid("invalid argument for --mount: target is required"));
+        return Err(Error::invalid(
+            "invalid argument for --mount: target is required",
+        ));
     }
     match m.typ.as_str() {
         "bind" => {
             if m.source.is_empty() {
-                return Err(Error::invalid("invalid argument for --mount: source is required for bind mounts"));
+                return Err(Error::invalid(
+                    "invalid argument for --mount: source is required for bind mounts",
+                ));
             }
-            m.bind_options = Some(BindOptions { propagation: prop.unwrap_or_else(|| "rprivate".into()) });
+            m.bind_options = Some(BindOptions {
+                propagation: prop.unwrap_or_else(|| "rprivate".into()),
+            });
         }
         "volume" => {
             if m.source.is_empty() {
@@ -158,14 +205,25 @@ pub fn parse_tmpfs(spec: &str) -> Result<(String, String)> {
 
 /// "nofile=1024:2048" or "nproc=512".
 pub fn parse_ulimit(spec: &str) -> Result<Ulimit> {
-    let (name, v) = spec.split_once('=').ok_or_else(|| Error::invalid(format!("invalid ulimit argument: {spec}")))?;
+    let (name, v) = spec
+        .split_once('=')
+        .ok_or_else(|| Error::invalid(format!("invalid ulimit argument: {spec}")))?;
     let (s, h) = v.split_once(':').unwrap_or((v, v));
-    let p = |x: &str| x.parse::<i64>().map_err(|_| Error::invalid(format!("invalid ulimit argument: {spec}")));
+    let p = |x: &str| {
+        x.parse::<i64>()
+            .map_err(|_| Error::invalid(format!("invalid ulimit argument: {spec}")))
+    };
     let (soft, hard) = (p(s)?, p(h)?);
     if soft > hard && hard != -1 {
-        return Err(Error::invalid(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")));
+        return Err(Error::invalid(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        )));
     }
-    Ok(Ulimit { name: name.to_string(), soft, hard })
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
 }
 
 /// "/dev/x[:/dev/y][:rwm]".
@@ -177,20 +235,44 @@ pub fn parse_device(spec: &str) -> Result<DeviceMapping> {
         [h, x] if is_perm(x) => (*h, *h, *x),
         [h, c] => (*h, *c, "rwm"),
         [h, c, p] if is_perm(p) => (*h, *c, *p),
-        _ => return Err(Error::invalid(format!("invalid device specification: {spec}"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid device specification: {spec}"
+            )))
+        }
     };
-    Ok(DeviceMapping { path_on_host: h.into(), path_in_container: c.into(), cgroup_permissions: p.into() })
+    Ok(DeviceMapping {
+        path_on_host: h.into(),
+        path_in_container: c.into(),
+        cgroup_permissions: p.into(),
+    })
 }
 
 /// "no", "always", "unless-stopped", "on-failure[:N]".
 pub fn parse_restart(spec: &str) -> Result<RestartPolicy> {
     let (name, n) = spec.split_once(':').unwrap_or((spec, ""));
-    let max = if n.is_empty() { 0 } else { n.parse().map_err(|_| Error::invalid(format!("invalid restart policy format: {spec}")))? };
+    let max = if n.is_empty() {
+        0
+    } else {
+        n.parse()
+            .map_err(|_| Error::invalid(format!("invalid restart policy format: {spec}")))?
+    };
     match name {
-        "" | "no" if n.is_empty() => Ok(RestartPolicy { name: "no".into(), maximum_retry_count: 0 }),
-        "always" | "unless-stopped" if n.is_empty() => Ok(RestartPolicy { name: name.into(), maximum_retry_count: 0 }),
-        "on-failure" => Ok(RestartPolicy { name: name.into(), maximum_retry_count: max }),
-        _ => Err(Error::invalid(format!("invalid restart policy format: {spec}"))),
+        "" | "no" if n.is_empty() => Ok(RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        }),
+        "always" | "unless-stopped" if n.is_empty() => Ok(RestartPolicy {
+            name: name.into(),
+            maximum_retry_count: 0,
+        }),
+        "on-failure" => Ok(RestartPolicy {
+            name: name.into(),
+            maximum_retry_count: max,
+        }),
+        _ => Err(Error::invalid(format!(
+            "invalid restart policy format: {spec}"
+        ))),
     }
 }
 
@@ -210,7 +292,11 @@ pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
         };
         match code {
             Some(c) => out.push(c),
-            None => return Err(Error::invalid(format!("Invalid detach keys ({spec}) provided"))),
+            None => {
+                return Err(Error::invalid(format!(
+                    "Invalid detach keys ({spec}) provided"
+                )))
+            }
         }
     }
     Ok(out)
@@ -218,7 +304,9 @@ pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
 
 /// "1.5" → nano cpus.
 pub fn parse_cpus(s: &str) -> Result<i64> {
-    let f: f64 = s.parse().map_err(|_| Error::invalid(format!("failed to parse {s} as a rational number")))?;
+    let f: f64 = s
+        .parse()
+        .map_err(|_| Error::invalid(format!("failed to parse {s} as a rational number")))?;
     if f <= 0.0 {
         return Err(Error::invalid(format!("invalid value for --cpus: {s}")));
     }
@@ -276,10 +364,16 @@ mod tests {
     fn detach_keys() {
         assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
         assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
-        assert_eq!(parse_detach_keys("ctrl-@,ctrl-_,DEL").unwrap(), vec![0, 31, 127]);
+        assert_eq!(
+            parse_detach_keys("ctrl-@,ctrl-_,DEL").unwrap(),
+            vec![0, 31, 127]
+        );
         assert_eq!(parse_detach_keys("ctrl-\\").unwrap(), vec![28]);
         for bad in ["bogus", "ctrl-", "ctrl-A", "a,", ""] {
-            assert_eq!(parse_detach_keys(bad).unwrap_err().to_string(), format!("Invalid detach keys ({bad}) provided"));
+            assert_eq!(
+                parse_detach_keys(bad).unwrap_err().to_string(),
+                format!("Invalid detach keys ({bad}) provided")
+            );
         }
     }
 
@@ -287,19 +381,39 @@ mod tests {
     fn malformed_volume_specs() {
         let msg = |s: &str| parse_volume(s).unwrap_err().to_string();
         assert_eq!(msg(""), "invalid empty volume spec");
-        assert_eq!(msg(":/x"), "invalid spec: :/x: empty section between colons");
-        assert_eq!(msg("/a::/b"), "invalid spec: /a::/b: empty section between colons");
-        assert_eq!(msg("/x:/y:"), "invalid spec: /x:/y:: empty section between colons");
-        assert_eq!(msg("vol:/x:ro:z"), "invalid spec: vol:/x:ro:z: too many colons");
+        assert_eq!(
+            msg(":/x"),
+            "invalid spec: :/x: empty section between colons"
+        );
+        assert_eq!(
+            msg("/a::/b"),
+            "invalid spec: /a::/b: empty section between colons"
+        );
+        assert_eq!(
+            msg("/x:/y:"),
+            "invalid spec: /x:/y:: empty section between colons"
+        );
+        assert_eq!(
+            msg("vol:/x:ro:z"),
+            "invalid spec: vol:/x:ro:z: too many colons"
+        );
         assert_eq!(msg("a:b:c:d"), "invalid volume specification: 'a:b:c:d'");
         assert_eq!(parse_volume("/x").unwrap().typ, "volume");
     }
 
     #[test]
     fn restart_ulimit_device() {
-        assert_eq!(parse_restart("on-failure:2").unwrap().maximum_retry_count, 2);
+        assert_eq!(
+            parse_restart("on-failure:2").unwrap().maximum_retry_count,
+            2
+        );
         assert!(parse_restart("sometimes").is_err());
         assert_eq!(parse_ulimit("nofile=10:20").unwrap().hard, 20);
-        assert_eq!(parse_device("/dev/null:/dev/n:r").unwrap().cgroup_permissions, "r");
+        assert_eq!(
+            parse_device("/dev/null:/dev/n:r")
+                .unwrap()
+                .cgroup_permissions,
+            "r"
+        );
     }
 }

@@ -138,11 +138,20 @@ impl Engine {
             }
         }
         let r = sys::random_id();
-        let id = format!("{}-{}-{}-{}-{}", &r[..8], &r[8..12], &r[12..16], &r[16..20], &r[20..32]);
+        let id = format!(
+            "{}-{}-{}-{}-{}",
+            &r[..8],
+            &r[8..12],
+            &r[12..16],
+            &r[16..20],
+            &r[20..32]
+        );
         // Two berth processes may race here: whichever rename lands last wins, and both
         // answers are valid ids; later calls read the stored one.
         let _ = sys::write_atomic(&path, id.as_bytes());
-        std::fs::read_to_string(&path).map(|s| s.trim().to_string()).unwrap_or(id)
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or(id)
     }
 }
 
@@ -157,13 +166,22 @@ fn host_info() -> Info {
             .map(|v| v.trim_matches('"').to_string())
             .unwrap_or_default()
     };
-    let v2 = matches!(berth_cgroups::host_version(), Ok(berth_cgroups::Version::V2));
+    let v2 = matches!(
+        berth_cgroups::host_version(),
+        Ok(berth_cgroups::Version::V2)
+    );
     let mut security = vec!["name=seccomp,profile=builtin".to_string()];
     if v2 {
         security.push("name=cgroupns".into());
     }
-    let env = |k: &str| std::env::var(k).or_else(|_| std::env::var(k.to_lowercase())).unwrap_or_default();
-    let nfd = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let env = |k: &str| {
+        std::env::var(k)
+            .or_else(|_| std::env::var(k.to_lowercase()))
+            .unwrap_or_default()
+    };
+    let nfd = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
     Info {
         id: String::new(),
         containers: 0,
@@ -186,7 +204,8 @@ fn host_info() -> Info {
         cpu_shares: true,
         cpu_set: true,
         pids_limit: true,
-        ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1"),
+        ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .is_ok_and(|s| s.trim() == "1"),
         debug: false,
         nfd,
         oom_kill_disable: !v2,
@@ -235,7 +254,10 @@ fn host_info() -> Info {
 
 /// The running kernel's release ("6.1.0-18-amd64").
 pub fn kernel_version() -> String {
-    rustix::system::uname().release().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn mem_total() -> u64 {
@@ -248,7 +270,9 @@ fn mem_total() -> u64 {
 
 /// docker's name for the filesystem holding the root ("extfs", "xfs", "btrfs", "tmpfs", ...).
 fn backing_filesystem(root: &std::path::Path) -> String {
-    let Ok(st) = rustix::fs::statfs(root) else { return "<unknown>".into() };
+    let Ok(st) = rustix::fs::statfs(root) else {
+        return "<unknown>".into();
+    };
     match st.f_type as u64 {
         0xEF53 => "extfs",
         0x5846_5342 => "xfs",

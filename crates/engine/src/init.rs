@@ -17,7 +17,8 @@ pub fn install(root: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
     let bin = root.join("bin");
     let path = bin.join(crate::info::INIT_BINARY);
-    let same = std::fs::metadata(&path).is_ok_and(|m| m.len() == INIT.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == INIT);
+    let same = std::fs::metadata(&path).is_ok_and(|m| m.len() == INIT.len() as u64)
+        && std::fs::read(&path).is_ok_and(|b| b == INIT);
     if same {
         return Ok(path);
     }
@@ -25,7 +26,11 @@ pub fn install(root: &Path) -> Result<PathBuf> {
     // Executable before it gets its name: a concurrent start never sees a half-made file.
     let tmp = bin.join(format!(".berth-init.{}", sys::random_id()));
     let r = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&tmp)?;
         f.write_all(INIT)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)

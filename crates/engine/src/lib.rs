@@ -56,10 +56,10 @@
 
 pub mod attach;
 pub mod commit;
-pub mod events;
 mod db;
 mod engine;
 mod error;
+pub mod events;
 pub mod filters;
 pub mod flags;
 pub mod info;
@@ -68,8 +68,8 @@ pub mod logs;
 pub mod model;
 pub mod monitor;
 mod names;
-pub mod resources;
 mod network;
+pub mod resources;
 mod snapshot;
 mod spec;
 mod sys;
@@ -79,13 +79,17 @@ mod user;
 pub mod volumes;
 
 pub use attach::{Attach, Ended};
-pub use engine::{CreateOptions, Engine, EngineOptions, ExecOptions, StartOptions, StatsEntry, StopOptions};
+pub use berth_archive::{Change, ChangeKind};
+pub use berth_network::{
+    dns_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, REAP_ARG,
+};
+pub use commit::{CommitOptions, PathStat, Placement};
+pub use engine::{
+    CreateOptions, Engine, EngineOptions, ExecOptions, StartOptions, StatsEntry, StopOptions,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
+pub use network::parse_publish;
 pub use snapshot::INIT_PATHS;
 pub use sys::tree_size;
-pub use berth_archive::{Change, ChangeKind};
-pub use commit::{CommitOptions, PathStat, Placement};
-pub use network::parse_publish;
-pub use berth_network::{dns_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, REAP_ARG};
 pub use volumes::{Volume, VolumeCreate, VolumeFilter, VolumeStore};

@@ -66,7 +66,9 @@ pub fn parse_time(s: &str) -> Result<SystemTime> {
             num.push(c);
             continue;
         }
-        let n: f64 = num.parse().map_err(|_| Error::invalid(format!("invalid time or duration: {s}")))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| Error::invalid(format!("invalid time or duration: {s}")))?;
         num.clear();
         total += n * match c {
             's' => 1.0,
@@ -83,17 +85,27 @@ pub fn parse_time(s: &str) -> Result<SystemTime> {
 
 /// Writes the log of a container to `out`/`err`. With `follow`, keeps reading until
 /// `running()` turns false and the file has no more lines.
-pub fn read(path: &Path, o: &LogOptions, out: &mut dyn Write, err: &mut dyn Write, running: &dyn Fn() -> bool) -> Result<()> {
+pub fn read(
+    path: &Path,
+    o: &LogOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    running: &dyn Fn() -> bool,
+) -> Result<()> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !o.follow => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?,
         Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
     };
     let emit = |line: &str, out: &mut dyn Write, err: &mut dyn Write| -> Result<()> {
-        let Ok(e) = serde_json::from_str::<Entry>(line) else { return Ok(()) };
+        let Ok(e) = serde_json::from_str::<Entry>(line) else {
+            return Ok(());
+        };
         let t = timefmt::parse(&e.time);
         if let (Some(s), Some(t)) = (o.since, t) {
             if t < s {
@@ -110,11 +122,17 @@ pub fn read(path: &Path, o: &LogOptions, out: &mut dyn Write, err: &mut dyn Writ
             "stdout" if o.stdout => out,
             _ => return Ok(()),
         };
-        let r = if o.timestamps { write!(w, "{} {}", e.time, e.log) } else { w.write_all(e.log.as_bytes()) };
-        r.and_then(|_| w.flush()).map_err(|e| Error::io("write log", e))
+        let r = if o.timestamps {
+            write!(w, "{} {}", e.time, e.log)
+        } else {
+            w.write_all(e.log.as_bytes())
+        };
+        r.and_then(|_| w.flush())
+            .map_err(|e| Error::io("write log", e))
     };
     let mut text = String::new();
-    f.read_to_string(&mut text).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    f.read_to_string(&mut text)
+        .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
     let complete = text.rfind('\n').map_or(0, |i| i + 1);
     let lines: Vec<&str> = text[..complete].lines().collect();
     let skip = o.tail.map_or(0, |n| lines.len().saturating_sub(n));
@@ -125,14 +143,17 @@ pub fn read(path: &Path, o: &LogOptions, out: &mut dyn Write, err: &mut dyn Writ
         return Ok(());
     }
     let mut pos = complete as u64;
-    f.seek(std::io::SeekFrom::Start(pos)).map_err(|e| Error::io("seek log", e))?;
+    f.seek(std::io::SeekFrom::Start(pos))
+        .map_err(|e| Error::io("seek log", e))?;
     let mut reader = std::io::BufReader::new(f);
     let mut pending = String::new();
     loop {
         let alive = running();
         loop {
             let mut line = String::new();
-            let n = reader.read_line(&mut line).map_err(|e| Error::io("read log", e))?;
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| Error::io("read log", e))?;
             if n == 0 {
                 break;
             }

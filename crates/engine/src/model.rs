@@ -290,13 +290,19 @@ impl Container {
     pub fn inspect(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).expect("container serializes");
         let o = v.as_object_mut().expect("object");
-        o.insert("Name".into(), serde_json::Value::String(format!("/{}", self.name)));
+        o.insert(
+            "Name".into(),
+            serde_json::Value::String(format!("/{}", self.name)),
+        );
         o.remove("ImageName");
         o.remove("NetworkingConfig");
-        o.insert("NetworkSettings".into(), serde_json::json!({
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "Networks": {},
-            "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": ""
-        }));
+        o.insert(
+            "NetworkSettings".into(),
+            serde_json::json!({
+                "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "Networks": {},
+                "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": ""
+            }),
+        );
         v
     }
 
@@ -309,7 +315,13 @@ impl Container {
     /// quotes (`sh -c 'exit 2'`), as moby's container list writes it.
     pub fn command_line(&self) -> String {
         let mut parts = vec![self.path.clone()];
-        parts.extend(self.args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }));
+        parts.extend(self.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }));
         parts.join(" ")
     }
 }

@@ -88,9 +88,14 @@ pub fn parse_report(buf: &[u8], id: &str) -> Result<()> {
     }
     if let Some(rest) = s.strip_prefix("err ") {
         let (k, msg) = rest.split_once(' ').unwrap_or((rest, ""));
-        return Err(Error::new(code_kind(k.parse().unwrap_or(6)), msg.trim_end().to_string()));
+        return Err(Error::new(
+            code_kind(k.parse().unwrap_or(6)),
+            msg.trim_end().to_string(),
+        ));
     }
-    Err(Error::internal(format!("container {id}: the monitor exited without reporting")))
+    Err(Error::internal(format!(
+        "container {id}: the monitor exited without reporting"
+    )))
 }
 
 struct Client {
@@ -117,7 +122,9 @@ struct Monitor {
 
 /// Entry point of `berth __monitor`; returns the process exit status.
 pub fn main(args: &[String]) -> i32 {
-    let (Some(root), Some(id), Some(sync_fd), Some(attach_fd)) = (args.first(), args.get(1), args.get(2), args.get(3)) else {
+    let (Some(root), Some(id), Some(sync_fd), Some(attach_fd)) =
+        (args.first(), args.get(1), args.get(2), args.get(3))
+    else {
         return 2;
     };
     let sync_fd: RawFd = sync_fd.parse().unwrap_or(-1);
@@ -148,8 +155,10 @@ fn report(sync: &mut Option<OwnedFd>, r: &Result<()>) {
 
 fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Result<()> {
     let setup = (|| -> Result<Monitor> {
-        let text = std::fs::read(dir.join(CONFIG_FILE)).map_err(|e| Error::io("read monitor config", e))?;
-        let cfg: MonitorConfig = serde_json::from_slice(&text).map_err(|e| Error::internal(format!("monitor config: {e}")))?;
+        let text = std::fs::read(dir.join(CONFIG_FILE))
+            .map_err(|e| Error::io("read monitor config", e))?;
+        let cfg: MonitorConfig = serde_json::from_slice(&text)
+            .map_err(|e| Error::internal(format!("monitor config: {e}")))?;
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -172,14 +181,22 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         let sock = dir.join(ATTACH_SOCKET);
         let _ = std::fs::remove_file(&sock);
         let (_dir, short) = sys::short_socket_path(&sock)?;
-        let l = std::os::unix::net::UnixListener::bind(&short).map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
-        l.set_nonblocking(true).map_err(|e| Error::io("nonblocking", e))?;
+        let l = std::os::unix::net::UnixListener::bind(&short)
+            .map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
+        l.set_nonblocking(true)
+            .map_err(|e| Error::io("nonblocking", e))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&cfg.log_path)
             .map_err(|e| Error::io(format!("open {}", cfg.log_path.display()), e))?;
-        Ok(Monitor { cfg, log: Some(log), clients: Vec::new(), listener: OwnedFd::from(l), sigfd })
+        Ok(Monitor {
+            cfg,
+            log: Some(log),
+            clients: Vec::new(),
+            listener: OwnedFd::from(l),
+            sigfd,
+        })
     })();
     let mut m = match setup {
         Ok(m) => m,
@@ -197,7 +214,11 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             _ => None,
         };
         sys::set_nonblock(fd.as_raw_fd());
-        m.clients.push(Client { fd, hello, buf: Vec::new() });
+        m.clients.push(Client {
+            fd,
+            hello,
+            buf: Vec::new(),
+        });
     }
     let rt = berth_runtime::Runtime::new(m.cfg.root.join("runtime"));
     let id = m.cfg.id.clone();
@@ -214,7 +235,11 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             Ok(l) => l,
             Err(e) => {
                 release_network(&m.cfg);
-                state.status = if first { "created".into() } else { "exited".into() };
+                state.status = if first {
+                    "created".into()
+                } else {
+                    "exited".into()
+                };
                 state.exit_code = e.exit_code();
                 state.error = e.message().to_string();
                 state.pid = 0;
@@ -241,7 +266,10 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         };
         write_state(dir, &state)?;
         // Recorded before the event loop, so "die" always follows it (restarts included).
-        let attrs = [("image", m.cfg.image_name.as_str()), ("name", m.cfg.name.as_str())];
+        let attrs = [
+            ("image", m.cfg.image_name.as_str()),
+            ("name", m.cfg.name.as_str()),
+        ];
         crate::events::record(&m.cfg.root, "container", "start", &id, &attrs);
         if first {
             report(&mut sync, &Ok(()));
@@ -250,7 +278,11 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         let cg = berth_cgroups::open(Some(Path::new(&m.cfg.cgroups_path)), &id).ok();
         sys::trim_memory();
         let code = m.event_loop(l);
-        let oom = cg.as_ref().and_then(|c| c.oom_kill_count().ok()).unwrap_or(0) > 0;
+        let oom = cg
+            .as_ref()
+            .and_then(|c| c.oom_kill_count().ok())
+            .unwrap_or(0)
+            > 0;
         let _ = rt.delete(&id, true);
         state.status = "exited".into();
         state.pid = 0;
@@ -258,19 +290,28 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         state.oom_killed = oom;
         state.finished_at = timefmt::now();
         // `berth update --restart` rewrites the config while the container runs.
-        if let Some(c) = std::fs::read(dir.join(CONFIG_FILE)).ok().and_then(|t| serde_json::from_slice::<MonitorConfig>(&t).ok()) {
+        if let Some(c) = std::fs::read(dir.join(CONFIG_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_slice::<MonitorConfig>(&t).ok())
+        {
             m.cfg.restart = c.restart;
             m.cfg.max_retries = c.max_retries;
         }
         let die = |state: &RunState| {
             let code = state.exit_code.to_string();
-            let attrs = [("exitCode", code.as_str()), ("image", m.cfg.image_name.as_str()), ("name", m.cfg.name.as_str())];
+            let attrs = [
+                ("exitCode", code.as_str()),
+                ("image", m.cfg.image_name.as_str()),
+                ("name", m.cfg.name.as_str()),
+            ];
             crate::events::record(&m.cfg.root, "container", "die", &id, &attrs);
         };
         let restart = !stop_requested(dir)
             && match m.cfg.restart.as_str() {
                 "always" | "unless-stopped" => true,
-                "on-failure" => code != 0 && (m.cfg.max_retries <= 0 || restart_count < m.cfg.max_retries),
+                "on-failure" => {
+                    code != 0 && (m.cfg.max_retries <= 0 || restart_count < m.cfg.max_retries)
+                }
                 _ => false,
             };
         if !restart {
@@ -286,7 +327,8 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
         write_state(dir, &state)?;
         die(&state);
         // docker's backoff: 100ms doubling, bounded here at 10s; a stop cancels it.
-        let delay = Duration::from_millis(100u64 << (restart_count - 1).clamp(0, 7) as u32).min(Duration::from_secs(10));
+        let delay = Duration::from_millis(100u64 << (restart_count - 1).clamp(0, 7) as u32)
+            .min(Duration::from_secs(10));
         let until = Instant::now() + delay;
         while Instant::now() < until && !stop_requested(dir) {
             m.serve_clients(50);
@@ -329,7 +371,9 @@ fn release_network(cfg: &MonitorConfig) {
 
 /// --rm: everything goes; the engine's cleanup is idempotent, so a racing `rm -f` is fine.
 fn remove_container(cfg: &MonitorConfig) {
-    let Ok(engine) = crate::Engine::open(&cfg.root, &Default::default()) else { return };
+    let Ok(engine) = crate::Engine::open(&cfg.root, &Default::default()) else {
+        return;
+    };
     if let Ok(c) = engine.get(&cfg.id) {
         let _ = engine.cleanup(&c, true);
     } else {
@@ -347,28 +391,57 @@ struct Launched {
 
 /// Creates and starts the container with our pipes (or a pty) as its stdio.
 fn launch(rt: &berth_runtime::Runtime, cfg: &MonitorConfig, dir: &Path) -> Result<Launched> {
-    let devnull = File::options().read(true).write(true).open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
-    let mut opts = berth_runtime::CreateOptions { bundle: dir.to_path_buf(), ..Default::default() };
-    let mut l = Launched { pid: 0, out: None, err: None, pty: None, stdin: None };
+    let devnull = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| Error::io("open /dev/null", e))?;
+    let mut opts = berth_runtime::CreateOptions {
+        bundle: dir.to_path_buf(),
+        ..Default::default()
+    };
+    let mut l = Launched {
+        pid: 0,
+        out: None,
+        err: None,
+        pty: None,
+        stdin: None,
+    };
     if cfg.tty {
         let sock = dir.join(CONSOLE_SOCKET);
         let _ = std::fs::remove_file(&sock);
         let (_dir, short) = sys::short_socket_path(&sock)?;
-        let listener = std::os::unix::net::UnixListener::bind(&short).map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
+        let listener = std::os::unix::net::UnixListener::bind(&short)
+            .map_err(|e| Error::io(format!("listen on {}", sock.display()), e))?;
         opts.console_socket = Some(short.clone());
         let r = rt.create(&cfg.id, &opts);
         let _ = std::fs::remove_file(&sock);
         r?;
-        listener.set_nonblocking(true).map_err(|e| Error::io("nonblocking", e))?;
-        let (conn, _) = listener.accept().map_err(|e| Error::io("accept console", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("nonblocking", e))?;
+        let (conn, _) = listener
+            .accept()
+            .map_err(|e| Error::io("accept console", e))?;
         l.pty = Some(recv_fd(conn.as_raw_fd())?);
         if cfg.open_stdin {
-            l.stdin = Some(l.pty.as_ref().unwrap().try_clone().map_err(|e| Error::io("dup pty", e))?);
+            l.stdin = Some(
+                l.pty
+                    .as_ref()
+                    .unwrap()
+                    .try_clone()
+                    .map_err(|e| Error::io("dup pty", e))?,
+            );
         }
     } else {
         let (or, ow) = sys::pipe()?;
         let (er, ew) = sys::pipe()?;
-        let (ir, iw) = if cfg.open_stdin { let (a, b) = sys::pipe()?; (Some(a), Some(b)) } else { (None, None) };
+        let (ir, iw) = if cfg.open_stdin {
+            let (a, b) = sys::pipe()?;
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
         let in_fd = ir.as_ref().map_or(devnull.as_raw_fd(), |f| f.as_raw_fd());
         unsafe {
             libc::dup2(in_fd, 0);
@@ -400,10 +473,17 @@ fn launch(rt: &berth_runtime::Runtime, cfg: &MonitorConfig, dir: &Path) -> Resul
 }
 
 fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
-    let mut p = libc::pollfd { fd: sock, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: sock,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     unsafe { libc::poll(&mut p, 1, 10_000) };
     let mut data = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
     let mut cbuf = [0u64; 8];
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -412,12 +492,17 @@ fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
     msg.msg_controllen = std::mem::size_of_val(&cbuf);
     let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
-        return Err(Error::io("receive the pty master", std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "receive the pty master",
+            std::io::Error::last_os_error(),
+        ));
     }
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return Err(Error::internal("console socket: no file descriptor received"));
+            return Err(Error::internal(
+                "console socket: no file descriptor received",
+            ));
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
         Ok(OwnedFd::from_raw_fd(fd))
@@ -460,7 +545,13 @@ impl Monitor {
 
     /// Accepts and serves attach clients for up to `ms` milliseconds (used while restarting).
     fn serve_clients(&mut self, ms: i32) {
-        let mut l = Launched { pid: 0, out: None, err: None, pty: None, stdin: None };
+        let mut l = Launched {
+            pid: 0,
+            out: None,
+            err: None,
+            pty: None,
+            stdin: None,
+        };
         self.poll_once(&mut [], &mut l, ms, 0);
     }
 
@@ -468,13 +559,28 @@ impl Monitor {
     fn event_loop(&mut self, mut l: Launched) -> i32 {
         let mut streams = vec![];
         if let Some(fd) = l.pty.take() {
-            streams.push(Stream { fd: Some(fd), name: "stdout", kind: attach::STDOUT, partial: vec![] });
+            streams.push(Stream {
+                fd: Some(fd),
+                name: "stdout",
+                kind: attach::STDOUT,
+                partial: vec![],
+            });
         }
         if let Some(fd) = l.out.take() {
-            streams.push(Stream { fd: Some(fd), name: "stdout", kind: attach::STDOUT, partial: vec![] });
+            streams.push(Stream {
+                fd: Some(fd),
+                name: "stdout",
+                kind: attach::STDOUT,
+                partial: vec![],
+            });
         }
         if let Some(fd) = l.err.take() {
-            streams.push(Stream { fd: Some(fd), name: "stderr", kind: attach::STDERR, partial: vec![] });
+            streams.push(Stream {
+                fd: Some(fd),
+                name: "stderr",
+                kind: attach::STDERR,
+                partial: vec![],
+            });
         }
         let mut code: Option<i32> = None;
         let mut drain_deadline: Option<Instant> = None;
@@ -501,16 +607,38 @@ impl Monitor {
 
     /// One poll round over the signalfd, the streams, the listener and the clients.
     /// Returns the init's exit code once it is reaped.
-    fn poll_once(&mut self, streams: &mut [Stream], l: &mut Launched, timeout: i32, init: i32) -> Option<i32> {
+    fn poll_once(
+        &mut self,
+        streams: &mut [Stream],
+        l: &mut Launched,
+        timeout: i32,
+        init: i32,
+    ) -> Option<i32> {
         let mut fds = vec![
-            libc::pollfd { fd: self.sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: self.sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         for s in streams.iter() {
-            fds.push(libc::pollfd { fd: s.fd.as_ref().map_or(-1, |f| f.as_raw_fd()), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: s.fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         for c in &self.clients {
-            fds.push(libc::pollfd { fd: c.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: c.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if r <= 0 {
@@ -519,7 +647,8 @@ impl Monitor {
         let mut code = None;
         if fds[0].revents != 0 {
             let mut info = [0u8; 128];
-            while unsafe { libc::read(self.sigfd.as_raw_fd(), info.as_mut_ptr().cast(), 128) } > 0 {}
+            while unsafe { libc::read(self.sigfd.as_raw_fd(), info.as_mut_ptr().cast(), 128) } > 0 {
+            }
             loop {
                 let mut status = 0;
                 let p = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
@@ -536,7 +665,9 @@ impl Monitor {
             if fds[2 + i].revents == 0 {
                 continue;
             }
-            let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else { continue };
+            let Some(fd) = s.fd.as_ref().map(|f| f.as_raw_fd()) else {
+                continue;
+            };
             loop {
                 match sys::read(fd, &mut buf) {
                     Ok(0) => {
@@ -580,9 +711,14 @@ impl Monitor {
                             sys::write_all(fd.as_raw_fd(), &p);
                         }
                     }
-                    attach::STDIN_EOF if stdin_ok && self.cfg.stdin_once && !self.cfg.tty => l.stdin = None,
+                    attach::STDIN_EOF if stdin_ok && self.cfg.stdin_once && !self.cfg.tty => {
+                        l.stdin = None
+                    }
                     attach::RESIZE if p.len() >= 4 => {
-                        if let Some(fd) = streams.iter().find_map(|s| s.fd.as_ref().filter(|_| self.cfg.tty)) {
+                        if let Some(fd) = streams
+                            .iter()
+                            .find_map(|s| s.fd.as_ref().filter(|_| self.cfg.tty))
+                        {
                             let ws = libc::winsize {
                                 ws_row: u16::from_le_bytes([p[0], p[1]]),
                                 ws_col: u16::from_le_bytes([p[2], p[3]]),
@@ -601,17 +737,31 @@ impl Monitor {
         }
         for i in gone.into_iter().rev() {
             let c = self.clients.remove(i);
-            if c.hello.is_some_and(|h| h & attach::HELLO_STDIN != 0) && self.cfg.stdin_once && !self.cfg.tty {
+            if c.hello.is_some_and(|h| h & attach::HELLO_STDIN != 0)
+                && self.cfg.stdin_once
+                && !self.cfg.tty
+            {
                 l.stdin = None;
             }
         }
         if fds[1].revents != 0 {
             loop {
-                let fd = unsafe { libc::accept4(self.listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) };
+                let fd = unsafe {
+                    libc::accept4(
+                        self.listener.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                    )
+                };
                 if fd < 0 {
                     break;
                 }
-                self.clients.push(Client { fd: unsafe { OwnedFd::from_raw_fd(fd) }, hello: None, buf: Vec::new() });
+                self.clients.push(Client {
+                    fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                    hello: None,
+                    buf: Vec::new(),
+                });
             }
         }
         code

@@ -50,7 +50,11 @@ impl Engine {
         nets.gc(|id| match self.get(id) {
             Err(e) => e.kind() == ErrorKind::NotFound,
             // A monitor that a killed CLI left starting the container still needs the network.
-            Ok(c) => !c.state.running && crate::sys::try_lock(&self.container_dir(id).join("lock")) && !monitor_alive(id),
+            Ok(c) => {
+                !c.state.running
+                    && crate::sys::try_lock(&self.container_dir(id).join("lock"))
+                    && !monitor_alive(id)
+            }
         })?;
         Ok(())
     }
@@ -67,11 +71,18 @@ impl Engine {
         let path = if let Some(other) = mode.strip_prefix("container:") {
             let o = self.get(other)?;
             if !o.state.running {
-                return Err(Error::conflict(format!("cannot join network of a non running container: {}", o.id)));
+                return Err(Error::conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    o.id
+                )));
             }
             let nets = self.networks()?;
             let pinned = nets.netns_path(&o.id);
-            Some(if pinned.exists() { pinned } else { PathBuf::from(format!("/proc/{}/ns/net", o.state.pid)) })
+            Some(if pinned.exists() {
+                pinned
+            } else {
+                PathBuf::from(format!("/proc/{}/ns/net", o.state.pid))
+            })
         } else if is_bridged(mode) {
             let mut nets = self.networks()?;
             self.network_gc(&mut nets)?;
@@ -79,7 +90,12 @@ impl Engine {
             for (name, _) in c.networking.iter().filter(|(n, _)| n.as_str() != mode) {
                 endpoints.push(endpoint_request(name, c));
             }
-            let req = AttachRequest { container: c.id.clone(), name: c.name.clone(), endpoints, ports: port_requests(c)? };
+            let req = AttachRequest {
+                container: c.id.clone(),
+                name: c.name.clone(),
+                endpoints,
+                ports: port_requests(c)?,
+            };
             eps = nets.attach(&req)?;
             if let Some(n) = nets.get(mode).ok().filter(|n| n.dns) {
                 dns_gw = Some(n.gateway);
@@ -94,7 +110,10 @@ impl Engine {
                 crate::sys::write_atomic(&init.join("hosts"), hosts_file(c, &eps).as_bytes())?;
             }
             let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            crate::sys::write_atomic(&init.join("resolv.conf"), resolv_conf(h, &host_resolv, mode == "host", dns_gw.as_deref()).as_bytes())
+            crate::sys::write_atomic(
+                &init.join("resolv.conf"),
+                resolv_conf(h, &host_resolv, mode == "host", dns_gw.as_deref()).as_bytes(),
+            )
         })();
         if let Err(e) = r {
             self.network_teardown(&c.id);
@@ -114,8 +133,20 @@ impl Engine {
     pub fn network_settings(&self, c: &Container) -> Value {
         let mode = c.host_config.network_mode.as_str();
         let nets = self.networks().ok();
-        let eps: Vec<Endpoint> = if c.state.running { nets.as_ref().and_then(|n| n.endpoints_of(&c.id).ok()).unwrap_or_default() } else { Vec::new() };
-        let ports = if c.state.running { nets.as_ref().and_then(|n| n.ports_of(&c.id).ok()).unwrap_or_default() } else { Vec::new() };
+        let eps: Vec<Endpoint> = if c.state.running {
+            nets.as_ref()
+                .and_then(|n| n.endpoints_of(&c.id).ok())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let ports = if c.state.running {
+            nets.as_ref()
+                .and_then(|n| n.ports_of(&c.id).ok())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let mut networks = serde_json::Map::new();
         let mut joined: Vec<String> = vec![];
         if is_bridged(mode) {
@@ -127,7 +158,16 @@ impl Engine {
         for name in joined {
             let e = eps.iter().find(|e| e.network == name);
             let req = c.networking.get(&name).cloned().unwrap_or_default();
-            let net_id = nets.as_ref().and_then(|n| if is_bridged(&name) { n.get(&name).ok().map(|n| n.id) } else { None }).unwrap_or_default();
+            let net_id = nets
+                .as_ref()
+                .and_then(|n| {
+                    if is_bridged(&name) {
+                        n.get(&name).ok().map(|n| n.id)
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or_default();
             networks.insert(name.clone(), json!({
                 "IPAMConfig": if req.ipv4_address.is_empty() { Value::Null } else { json!({"IPv4Address": req.ipv4_address}) },
                 "Links": null,
@@ -154,9 +194,16 @@ impl Engine {
             if entry.is_null() {
                 *entry = json!([]);
             }
-            entry.as_array_mut().unwrap().push(json!({"HostIp": p.host_ip_or_any(), "HostPort": p.host_port.to_string()}));
+            entry
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"HostIp": p.host_ip_or_any(), "HostPort": p.host_port.to_string()}));
         }
-        let first = if mode == "bridge" { eps.iter().find(|e| e.network == "bridge") } else { None };
+        let first = if mode == "bridge" {
+            eps.iter().find(|e| e.network == "bridge")
+        } else {
+            None
+        };
         json!({
             "Bridge": "",
             "SandboxID": if c.state.running && is_bridged(mode) { c.id.clone() } else { String::new() },
@@ -193,11 +240,27 @@ impl Engine {
             return Ok(Vec::new());
         }
         let nets = self.networks()?;
-        Ok(nets.ports_of(&c.id)?.into_iter().map(|p| (format!("{}/{}", p.container_port, p.proto), p.host_ip_or_any().to_string(), p.host_port)).collect())
+        Ok(nets
+            .ports_of(&c.id)?
+            .into_iter()
+            .map(|p| {
+                (
+                    format!("{}/{}", p.container_port, p.proto),
+                    p.host_ip_or_any().to_string(),
+                    p.host_port,
+                )
+            })
+            .collect())
     }
 
     /// `network connect`: joins another network now (running) or at start (created).
-    pub fn network_connect(&self, network: &str, key: &str, aliases: &[String], ip: Option<&str>) -> Result<()> {
+    pub fn network_connect(
+        &self,
+        network: &str,
+        key: &str,
+        aliases: &[String],
+        ip: Option<&str>,
+    ) -> Result<()> {
         let mut c = self.get(key)?;
         let _lock = crate::sys::lock_file(&self.container_dir(&c.id).join("lock"))?;
         let mut nets = self.networks()?;
@@ -206,12 +269,24 @@ impl Engine {
             return Err(Error::invalid(format!("container sharing network namespace with another container or host cannot be connected to any other network ({})", c.host_config.network_mode)));
         }
         if c.host_config.network_mode == n.name || c.networking.contains_key(&n.name) {
-            return Err(Error::conflict(format!("endpoint with name {} already exists in network {}", c.name, n.name)));
+            return Err(Error::conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name, n.name
+            )));
         }
-        let cfg = crate::model::EndpointConfig { aliases: aliases.to_vec(), ipv4_address: ip.unwrap_or_default().to_string(), mac_address: String::new() };
+        let cfg = crate::model::EndpointConfig {
+            aliases: aliases.to_vec(),
+            ipv4_address: ip.unwrap_or_default().to_string(),
+            mac_address: String::new(),
+        };
         c.networking.insert(n.name.clone(), cfg);
         if c.state.running {
-            let req = AttachRequest { container: c.id.clone(), name: c.name.clone(), endpoints: vec![endpoint_request(&n.name, &c)], ports: vec![] };
+            let req = AttachRequest {
+                container: c.id.clone(),
+                name: c.name.clone(),
+                endpoints: vec![endpoint_request(&n.name, &c)],
+                ports: vec![],
+            };
             nets.attach(&req)?;
         }
         self.save(&c)
@@ -224,10 +299,19 @@ impl Engine {
         let mut nets = self.networks()?;
         let n = nets.get(network)?;
         if c.host_config.network_mode == n.name {
-            return Err(Error::invalid(format!("container {} is attached to {} as its primary network: berth cannot disconnect it", c.name, n.name)));
+            return Err(Error::invalid(format!(
+                "container {} is attached to {} as its primary network: berth cannot disconnect it",
+                c.name, n.name
+            )));
         }
         if c.networking.remove(&n.name).is_none() {
-            return Err(Error::new(ErrorKind::NotFound, format!("container {} is not connected to network {}", c.name, n.name)));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "container {} is not connected to network {}",
+                    c.name, n.name
+                ),
+            ));
         }
         if c.state.running {
             nets.disconnect(&c.id, &n.name)?;
@@ -248,13 +332,17 @@ impl Engine {
 
 /// Whether a monitor process for container `id` exists (`berth __monitor ROOT ID ...`).
 fn monitor_alive(id: &str) -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return false };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
     rd.flatten().any(|e| {
         let name = e.file_name();
         if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
             return false;
         }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { return false };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            return false;
+        };
         let mut args = cmd.split(|b| *b == 0);
         args.nth(1) == Some(crate::monitor::ARG.as_bytes()) && args.nth(1) == Some(id.as_bytes())
     })
@@ -272,12 +360,19 @@ fn endpoint_request(name: &str, c: &Container) -> EndpointRequest {
 
 /// The image's and --expose's ports, "80/tcp" form.
 fn exposed(c: &Container) -> Vec<(String, ())> {
-    c.config.exposed_ports.iter().flatten().map(|(k, _)| (k.clone(), ())).collect()
+    c.config
+        .exposed_ports
+        .iter()
+        .flatten()
+        .map(|(k, _)| (k.clone(), ()))
+        .collect()
 }
 
 fn split_port(k: &str) -> Result<(u16, String)> {
     let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-    let port = p.parse::<u16>().map_err(|_| Error::invalid(format!("invalid port {k}")))?;
+    let port = p
+        .parse::<u16>()
+        .map_err(|_| Error::invalid(format!("invalid port {k}")))?;
     Ok((port, proto.to_string()))
 }
 
@@ -287,15 +382,31 @@ fn port_requests(c: &Container) -> Result<Vec<PortRequest>> {
     for (k, binds) in &h.port_bindings {
         let (cp, proto) = split_port(k)?;
         for b in binds {
-            let hp = if b.host_port.is_empty() { 0 } else { b.host_port.parse::<u16>().map_err(|_| Error::invalid(format!("invalid host port {}", b.host_port)))? };
-            out.push(PortRequest { host_ip: b.host_ip.clone(), host_port: hp, container_port: cp, proto: proto.clone() });
+            let hp = if b.host_port.is_empty() {
+                0
+            } else {
+                b.host_port
+                    .parse::<u16>()
+                    .map_err(|_| Error::invalid(format!("invalid host port {}", b.host_port)))?
+            };
+            out.push(PortRequest {
+                host_ip: b.host_ip.clone(),
+                host_port: hp,
+                container_port: cp,
+                proto: proto.clone(),
+            });
         }
     }
     if h.publish_all_ports {
         for (k, _) in exposed(c) {
             if !h.port_bindings.contains_key(&k) {
                 let (cp, proto) = split_port(&k)?;
-                out.push(PortRequest { host_ip: String::new(), host_port: 0, container_port: cp, proto });
+                out.push(PortRequest {
+                    host_ip: String::new(),
+                    host_port: 0,
+                    container_port: cp,
+                    proto,
+                });
             }
         }
     }
@@ -306,7 +417,11 @@ fn hosts_file(c: &Container, eps: &[Endpoint]) -> String {
     let hostname = &c.config.hostname;
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
     for h in c.host_config.extra_hosts.iter().flatten() {
-        if let Some((name, ip)) = h.split_once(':').map(|(n, ip)| (n, ip)).or_else(|| h.split_once('=')) {
+        if let Some((name, ip)) = h
+            .split_once(':')
+            .map(|(n, ip)| (n, ip))
+            .or_else(|| h.split_once('='))
+        {
             s.push_str(&format!("{ip}\t{name}\n"));
         }
     }
@@ -342,7 +457,12 @@ fn resolv_conf(h: &HostConfig, host: &str, host_network: bool, dns_gw: Option<&s
         servers = vec![gw.to_string()];
     }
     if !h.dns_search.is_empty() {
-        search = h.dns_search.iter().filter(|s| s.as_str() != ".").cloned().collect();
+        search = h
+            .dns_search
+            .iter()
+            .filter(|s| s.as_str() != ".")
+            .cloned()
+            .collect();
     }
     if !h.dns_options.is_empty() {
         options = h.dns_options.clone();
@@ -362,11 +482,18 @@ fn resolv_conf(h: &HostConfig, host: &str, host_network: bool, dns_gw: Option<&s
 
 /// `-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]` with ranges ("8000-8002:80-82") into
 /// docker's PortBindings ("80/tcp" -> [{HostIp, HostPort}]).
-pub fn parse_publish(spec: &str, into: &mut BTreeMap<String, Vec<crate::model::PortBinding>>) -> Result<()> {
+pub fn parse_publish(
+    spec: &str,
+    into: &mut BTreeMap<String, Vec<crate::model::PortBinding>>,
+) -> Result<()> {
     let bad = || Error::invalid(format!("invalid publish spec: {spec}"));
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, p)) if p == "tcp" || p == "udp" => (r, p),
-        Some((_, p)) => return Err(Error::invalid(format!("invalid proto: {p} (only tcp and udp)"))),
+        Some((_, p)) => {
+            return Err(Error::invalid(format!(
+                "invalid proto: {p} (only tcp and udp)"
+            )))
+        }
         None => (spec, "tcp"),
     };
     let parts: Vec<&str> = rest.rsplitn(3, ':').collect();
@@ -378,7 +505,9 @@ pub fn parse_publish(spec: &str, into: &mut BTreeMap<String, Vec<crate::model::P
     };
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
-        return Err(Error::invalid(format!("invalid IP address in publish spec: {ip}")));
+        return Err(Error::invalid(format!(
+            "invalid IP address in publish spec: {ip}"
+        )));
     }
     let range = |s: &str| -> Result<(u16, u16)> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
@@ -390,10 +519,16 @@ pub fn parse_publish(spec: &str, into: &mut BTreeMap<String, Vec<crate::model::P
         Ok((a, b))
     };
     let (c0, c1) = range(cont)?;
-    let hosts = if host.is_empty() { None } else { Some(range(host)?) };
+    let hosts = if host.is_empty() {
+        None
+    } else {
+        Some(range(host)?)
+    };
     if let Some((h0, h1)) = hosts {
         if h1 - h0 != c1 - c0 && !(h0 == h1 || c0 == c1) {
-            return Err(Error::invalid(format!("invalid ranges specified for container and host Ports: {cont} and {host}")));
+            return Err(Error::invalid(format!(
+                "invalid ranges specified for container and host Ports: {cont} and {host}"
+            )));
         }
     }
     for (i, cp) in (c0..=c1).enumerate() {
@@ -402,7 +537,12 @@ pub fn parse_publish(spec: &str, into: &mut BTreeMap<String, Vec<crate::model::P
             Some((h0, h1)) if h0 != h1 => (h0 + i as u16).to_string(),
             Some((h0, _)) => h0.to_string(),
         };
-        into.entry(format!("{cp}/{proto}")).or_default().push(crate::model::PortBinding { host_ip: ip.to_string(), host_port: hp });
+        into.entry(format!("{cp}/{proto}"))
+            .or_default()
+            .push(crate::model::PortBinding {
+                host_ip: ip.to_string(),
+                host_port: hp,
+            });
     }
     Ok(())
 }
@@ -429,10 +569,19 @@ mod tests {
 
     #[test]
     fn resolv_conf_overrides() {
-        let h = HostConfig { dns: vec!["10.9.9.9".into()], dns_search: vec!["corp".into()], ..Default::default() };
+        let h = HostConfig {
+            dns: vec!["10.9.9.9".into()],
+            dns_search: vec!["corp".into()],
+            ..Default::default()
+        };
         let r = resolv_conf(&h, "search a\nnameserver 10.1.1.1\n", false, None);
         assert_eq!(r, "search corp\nnameserver 10.9.9.9\n");
-        let r = resolv_conf(&HostConfig::default(), "search a\nnameserver 10.1.1.1\n", false, Some("10.89.0.1"));
+        let r = resolv_conf(
+            &HostConfig::default(),
+            "search a\nnameserver 10.1.1.1\n",
+            false,
+            Some("10.89.0.1"),
+        );
         assert_eq!(r, "search a\nnameserver 10.89.0.1\n");
     }
 }

@@ -13,7 +13,11 @@ pub const DEFAULT_PARENT: &str = "/berth";
 /// The OCI cgroupsPath: `<parent>/<id>` (a relative parent stays relative, as with docker, and
 /// the runtime resolves it from its own cgroup: v1 below it, v2 beside it).
 pub fn cgroups_path(hc: &HostConfig, id: &str) -> String {
-    let parent = if hc.cgroup_parent.is_empty() { DEFAULT_PARENT } else { hc.cgroup_parent.as_str() };
+    let parent = if hc.cgroup_parent.is_empty() {
+        DEFAULT_PARENT
+    } else {
+        hc.cgroup_parent.as_str()
+    };
     format!("{}/{id}", parent.trim_end_matches('/'))
 }
 
@@ -30,7 +34,11 @@ pub fn verify(hc: &mut HostConfig, v: Version) -> Result<Vec<String>> {
     match hc.cgroupns_mode.as_str() {
         "" => hc.cgroupns_mode = if v == Version::V2 { "private" } else { "host" }.into(),
         "host" | "private" => {}
-        m => return Err(Error::invalid(format!("invalid cgroup namespace mode: {m}"))),
+        m => {
+            return Err(Error::invalid(format!(
+                "invalid cgroup namespace mode: {m}"
+            )))
+        }
     }
     if hc.cgroup_parent.split(':').count() == 3 && !hc.cgroup_parent.starts_with('/') {
         return Err(Error::invalid(format!(
@@ -40,7 +48,10 @@ pub fn verify(hc: &mut HostConfig, v: Version) -> Result<Vec<String>> {
     }
     if hc.oom_kill_disable == Some(true) {
         if v == Version::V2 {
-            warnings.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_string());
+            warnings.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded."
+                    .to_string(),
+            );
             hc.oom_kill_disable = Some(false);
         } else if hc.memory == 0 {
             warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_string());
@@ -50,33 +61,53 @@ pub fn verify(hc: &mut HostConfig, v: Version) -> Result<Vec<String>> {
         return Err(Error::invalid("Minimum memory reservation allowed is 6MB"));
     }
     if hc.memory > 0 && hc.memory_reservation > 0 && hc.memory < hc.memory_reservation {
-        return Err(Error::invalid("Minimum memory limit can not be less than memory reservation limit, see usage"));
+        return Err(Error::invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
     }
     if hc.nano_cpus > 0 && hc.cpu_period > 0 {
-        return Err(Error::invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set"));
+        return Err(Error::invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
     }
     if hc.nano_cpus > 0 && hc.cpu_quota > 0 {
-        return Err(Error::invalid("Conflicting options: Nano CPUs and CPU Quota cannot both be set"));
+        return Err(Error::invalid(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ));
     }
     if hc.cpu_period != 0 && (hc.cpu_period < 1000 || hc.cpu_period > 1_000_000) {
-        return Err(Error::invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"));
+        return Err(Error::invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ));
     }
     if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
-        return Err(Error::invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)"));
+        return Err(Error::invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
     }
     if hc.cpu_realtime_runtime != 0 {
         let rt = std::path::Path::new("/sys/fs/cgroup/cpu,cpuacct/cpu.rt_runtime_us").exists()
             || std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists();
         if v == Version::V2 || !rt {
-            return Err(Error::invalid("Your kernel does not support CPU real-time scheduler"));
+            return Err(Error::invalid(
+                "Your kernel does not support CPU real-time scheduler",
+            ));
         }
     }
     if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
         return Err(Error::invalid("Range of blkio weight is from 10 to 1000"));
     }
     // v1 has weights only with the CFQ/BFQ schedulers; docker drops them with a warning.
-    let v1_weight = |f: &str| std::path::Path::new("/sys/fs/cgroup/blkio").join(f).exists();
-    if v == Version::V1 && hc.blkio_weight > 0 && !v1_weight("blkio.weight") && !v1_weight("blkio.bfq.weight") {
+    let v1_weight = |f: &str| {
+        std::path::Path::new("/sys/fs/cgroup/blkio")
+            .join(f)
+            .exists()
+    };
+    if v == Version::V1
+        && hc.blkio_weight > 0
+        && !v1_weight("blkio.weight")
+        && !v1_weight("blkio.bfq.weight")
+    {
         warnings.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into());
         hc.blkio_weight = 0;
     }
@@ -97,11 +128,16 @@ pub fn verify(hc: &mut HostConfig, v: Version) -> Result<Vec<String>> {
 /// `--blkio-weight-device /dev/sda:200`, with docker's messages.
 pub fn parse_weight_device(v: &str) -> Result<crate::model::WeightDevice> {
     let (path, w) = device_and_value(v)?;
-    let weight: u16 = w.parse().map_err(|_| Error::invalid(format!("invalid weight for device: {v}")))?;
+    let weight: u16 = w
+        .parse()
+        .map_err(|_| Error::invalid(format!("invalid weight for device: {v}")))?;
     if !(10..=1000).contains(&weight) {
         return Err(Error::invalid(format!("invalid weight for device: {v}")));
     }
-    Ok(crate::model::WeightDevice { path: path.into(), weight })
+    Ok(crate::model::WeightDevice {
+        path: path.into(),
+        weight,
+    })
 }
 
 /// `--device-{read,write}-bps /dev/sda:1mb`, with docker's messages.
@@ -112,7 +148,10 @@ pub fn parse_throttle_bps(v: &str) -> Result<ThrottleDevice> {
             "invalid rate for device: {v}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb"
         ))
     })?;
-    Ok(ThrottleDevice { path: path.into(), rate: rate as u64 })
+    Ok(ThrottleDevice {
+        path: path.into(),
+        rate: rate as u64,
+    })
 }
 
 /// `--device-{read,write}-iops /dev/sda:1000`, with docker's messages.
@@ -121,11 +160,17 @@ pub fn parse_throttle_iops(v: &str) -> Result<ThrottleDevice> {
     let rate: u64 = r.parse().map_err(|_| {
         Error::invalid(format!("invalid rate for device: {v}. The correct format is <device-path>:<number>. Number must be a positive integer"))
     })?;
-    Ok(ThrottleDevice { path: path.into(), rate })
+    Ok(ThrottleDevice {
+        path: path.into(),
+        rate,
+    })
 }
 
 fn device_and_value(v: &str) -> Result<(&str, &str)> {
-    let (path, rest) = v.split_once(':').filter(|(k, _)| !k.is_empty()).ok_or_else(|| Error::invalid(format!("bad format: {v}")))?;
+    let (path, rest) = v
+        .split_once(':')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| Error::invalid(format!("bad format: {v}")))?;
     if !path.starts_with("/dev/") {
         return Err(Error::invalid(format!("bad format for device path: {v}")));
     }
@@ -239,14 +284,32 @@ mod tests {
 
     #[test]
     fn device_flags() {
-        assert_eq!(parse_throttle_bps("/dev/sda:1mb").unwrap(), ThrottleDevice { path: "/dev/sda".into(), rate: 1 << 20 });
+        assert_eq!(
+            parse_throttle_bps("/dev/sda:1mb").unwrap(),
+            ThrottleDevice {
+                path: "/dev/sda".into(),
+                rate: 1 << 20
+            }
+        );
         assert_eq!(parse_throttle_iops("/dev/sda:300").unwrap().rate, 300);
         assert_eq!(parse_weight_device("/dev/sda:200").unwrap().weight, 200);
-        assert_eq!(parse_throttle_bps("/dev/sda").unwrap_err().to_string(), "bad format: /dev/sda");
-        assert_eq!(parse_throttle_bps("sda:1").unwrap_err().to_string(), "bad format for device path: sda:1");
-        assert!(parse_throttle_bps("/dev/sda:x").unwrap_err().to_string().starts_with("invalid rate for device: /dev/sda:x."));
+        assert_eq!(
+            parse_throttle_bps("/dev/sda").unwrap_err().to_string(),
+            "bad format: /dev/sda"
+        );
+        assert_eq!(
+            parse_throttle_bps("sda:1").unwrap_err().to_string(),
+            "bad format for device path: sda:1"
+        );
+        assert!(parse_throttle_bps("/dev/sda:x")
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid rate for device: /dev/sda:x."));
         assert!(parse_throttle_iops("/dev/sda:1k").is_err());
-        assert_eq!(parse_weight_device("/dev/sda:5").unwrap_err().to_string(), "invalid weight for device: /dev/sda:5");
+        assert_eq!(
+            parse_weight_device("/dev/sda:5").unwrap_err().to_string(),
+            "invalid weight for device: /dev/sda:5"
+        );
     }
 
     #[test]
@@ -261,14 +324,28 @@ mod tests {
 
     #[test]
     fn oom_kill_disable_on_v2_is_a_warning() {
-        let mut hc = HostConfig { oom_kill_disable: Some(true), memory: 64 << 20, ..Default::default() };
+        let mut hc = HostConfig {
+            oom_kill_disable: Some(true),
+            memory: 64 << 20,
+            ..Default::default()
+        };
         let w = verify(&mut hc, Version::V2).unwrap();
-        assert_eq!(w, vec!["Your kernel does not support OomKillDisable. OomKillDisable discarded."]);
+        assert_eq!(
+            w,
+            vec!["Your kernel does not support OomKillDisable. OomKillDisable discarded."]
+        );
         assert_eq!(hc.oom_kill_disable, Some(false));
         assert_eq!(hc.cgroupns_mode, "private");
-        let mut hc = HostConfig { oom_kill_disable: Some(true), memory: 64 << 20, ..Default::default() };
+        let mut hc = HostConfig {
+            oom_kill_disable: Some(true),
+            memory: 64 << 20,
+            ..Default::default()
+        };
         assert!(verify(&mut hc, Version::V1).unwrap().is_empty());
-        assert_eq!((hc.oom_kill_disable, hc.cgroupns_mode.as_str()), (Some(true), "host"));
+        assert_eq!(
+            (hc.oom_kill_disable, hc.cgroupns_mode.as_str()),
+            (Some(true), "host")
+        );
     }
 
     #[test]
@@ -278,14 +355,64 @@ mod tests {
             verify(&mut hc, v).unwrap_err().to_string()
         };
         let d = HostConfig::default;
-        assert!(bad(HostConfig { cgroupns_mode: "x".into(), ..d() }, Version::V2).contains("invalid cgroup namespace mode"));
-        assert!(bad(HostConfig { memory: 8 << 20, memory_reservation: 16 << 20, ..d() }, Version::V1)
-            .contains("can not be less than memory reservation"));
-        assert!(bad(HostConfig { nano_cpus: 1, cpu_period: 5000, ..d() }, Version::V1).contains("Conflicting options"));
-        assert!(bad(HostConfig { cpu_period: 10, ..d() }, Version::V1).contains("CPU cfs period"));
-        assert!(bad(HostConfig { cpu_quota: 10, ..d() }, Version::V1).contains("CPU cfs quota"));
-        assert!(bad(HostConfig { cpu_realtime_runtime: 1000, ..d() }, Version::V2).contains("real-time"));
-        assert!(bad(HostConfig { blkio_weight: 5, ..d() }, Version::V1).contains("Range of blkio weight"));
+        assert!(bad(
+            HostConfig {
+                cgroupns_mode: "x".into(),
+                ..d()
+            },
+            Version::V2
+        )
+        .contains("invalid cgroup namespace mode"));
+        assert!(bad(
+            HostConfig {
+                memory: 8 << 20,
+                memory_reservation: 16 << 20,
+                ..d()
+            },
+            Version::V1
+        )
+        .contains("can not be less than memory reservation"));
+        assert!(bad(
+            HostConfig {
+                nano_cpus: 1,
+                cpu_period: 5000,
+                ..d()
+            },
+            Version::V1
+        )
+        .contains("Conflicting options"));
+        assert!(bad(
+            HostConfig {
+                cpu_period: 10,
+                ..d()
+            },
+            Version::V1
+        )
+        .contains("CPU cfs period"));
+        assert!(bad(
+            HostConfig {
+                cpu_quota: 10,
+                ..d()
+            },
+            Version::V1
+        )
+        .contains("CPU cfs quota"));
+        assert!(bad(
+            HostConfig {
+                cpu_realtime_runtime: 1000,
+                ..d()
+            },
+            Version::V2
+        )
+        .contains("real-time"));
+        assert!(bad(
+            HostConfig {
+                blkio_weight: 5,
+                ..d()
+            },
+            Version::V1
+        )
+        .contains("Range of blkio weight"));
     }
 
     #[test]
@@ -300,11 +427,23 @@ mod tests {
             ..Default::default()
         };
         let r = Value::Object(linux_resources(&hc).unwrap());
-        assert_eq!(r["memory"], json!({"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20}));
+        assert_eq!(
+            r["memory"],
+            json!({"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20})
+        );
         assert_eq!(r["cpu"], json!({"quota": 50_000, "period": 200_000}));
         assert_eq!(r["blockIO"], json!({"weight": 300}));
         assert_eq!(r["pids"], json!({"limit": 10}));
-        let bad = HostConfig { blkio_device_read_bps: vec![ThrottleDevice { path: "/dev/null".into(), rate: 1 }], ..Default::default() };
-        assert!(linux_resources(&bad).unwrap_err().to_string().contains("not a block device"));
+        let bad = HostConfig {
+            blkio_device_read_bps: vec![ThrottleDevice {
+                path: "/dev/null".into(),
+                rate: 1,
+            }],
+            ..Default::default()
+        };
+        assert!(linux_resources(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("not a block device"));
     }
 }

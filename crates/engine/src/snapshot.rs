@@ -7,8 +7,16 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 /// Paths the init layer owns: diff, commit and export leave them out of the writable layer.
-pub const INIT_PATHS: &[&str] =
-    &["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv", "/dev", "/proc", "/sys", "/etc/mtab"];
+pub const INIT_PATHS: &[&str] = &[
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/.dockerenv",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/etc/mtab",
+];
 
 /// Where a container's layers live: `<root>/containers/<id>`.
 #[derive(Debug, Clone)]
@@ -38,7 +46,13 @@ impl Snapshot {
 
     /// Creates init/, diff/, work/, merged/ and the short links to the image's layers
     /// (`lowers` bottom → top). For vfs, diff/ receives a full copy of the image.
-    pub fn prepare(&self, lowers: &[PathBuf], vfs: bool, hostname: &str, host_network: bool) -> Result<()> {
+    pub fn prepare(
+        &self,
+        lowers: &[PathBuf],
+        vfs: bool,
+        hostname: &str,
+        host_network: bool,
+    ) -> Result<()> {
         for d in [self.init(), self.upper(), self.merged()] {
             mkdir(&d)?;
         }
@@ -80,10 +94,19 @@ impl Snapshot {
             return Ok(());
         }
         if vfs {
-            return sys::mount(&self.upper().to_string_lossy(), &self.merged(), None, libc::MS_BIND, None);
+            return sys::mount(
+                &self.upper().to_string_lossy(),
+                &self.merged(),
+                None,
+                libc::MS_BIND,
+                None,
+            );
         }
         let n = self.lower_dirs().len() - 1;
-        let abs: Vec<String> = std::iter::once(self.init()).chain((0..n).map(|i| self.links().join(i.to_string()))).map(|p| p.to_string_lossy().into_owned()).collect();
+        let abs: Vec<String> = std::iter::once(self.init())
+            .chain((0..n).map(|i| self.links().join(i.to_string())))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         let data = format!(
             "lowerdir={},upperdir={},workdir={}",
             abs.join(":"),
@@ -94,9 +117,19 @@ impl Snapshot {
             return sys::mount("overlay", &self.merged(), Some("overlay"), 0, Some(&data));
         }
         // Too long for one page: relative paths from the container dir (moby's l/ links).
-        let rel: Vec<String> = std::iter::once("init".to_string()).chain((0..n).map(|i| format!("l/{i}"))).collect();
+        let rel: Vec<String> = std::iter::once("init".to_string())
+            .chain((0..n).map(|i| format!("l/{i}")))
+            .collect();
         let data = format!("lowerdir={},upperdir=diff,workdir=work", rel.join(":"));
-        with_cwd(&self.dir, || sys::mount("overlay", Path::new("merged"), Some("overlay"), 0, Some(&data)))
+        with_cwd(&self.dir, || {
+            sys::mount(
+                "overlay",
+                Path::new("merged"),
+                Some("overlay"),
+                0,
+                Some(&data),
+            )
+        })
     }
 
     pub fn unmount(&self) -> Result<()> {
@@ -145,7 +178,10 @@ fn write_init_layer(init: &Path, hostname: &str, host_network: bool) -> Result<(
     write(&init.join("etc/hosts"), &hosts)?;
     write(&init.join("etc/hostname"), &format!("{hostname}\n"))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write(&init.join("etc/resolv.conf"), &container_resolv_conf(&host_resolv, host_network))?;
+    write(
+        &init.join("etc/resolv.conf"),
+        &container_resolv_conf(&host_resolv, host_network),
+    )?;
     write(&init.join(".dockerenv"), "")?;
     write(&init.join("dev/console"), "")?;
     let mtab = init.join("etc/mtab");
@@ -188,7 +224,11 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         .status()
         .map_err(|e| Error::io("run cp", e))?;
     if !st.success() {
-        return Err(Error::internal(format!("copy {} to {}: cp failed", from.display(), to.display())));
+        return Err(Error::internal(format!(
+            "copy {} to {}: cp failed",
+            from.display(),
+            to.display()
+        )));
     }
     Ok(())
 }
@@ -199,7 +239,10 @@ mod tests {
 
     #[test]
     fn resolv_conf_drops_loopback() {
-        let r = container_resolv_conf("search x\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n", false);
+        let r = container_resolv_conf(
+            "search x\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n",
+            false,
+        );
         assert_eq!(r, "search x\nnameserver 10.0.0.1\n");
         let r = container_resolv_conf("nameserver 127.0.0.1\n", false);
         assert!(r.contains("8.8.8.8") && !r.contains("127.0.0.1"));

@@ -55,7 +55,9 @@ pub fn alive(pid: i32, start: u64) -> bool {
 /// An exclusive flock on `path` (created), held until the file is dropped.
 /// Whether nobody holds the lock file (a missing file counts as free); never blocks.
 pub fn try_lock(path: &Path) -> bool {
-    let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else { return true };
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else {
+        return true;
+    };
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
@@ -77,7 +79,13 @@ pub fn lock_file(path: &Path) -> Result<File> {
     }
 }
 
-pub fn mount(src: &str, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<()> {
+pub fn mount(
+    src: &str,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<()> {
     let s = cstr(src);
     let t = cstr(target);
     let f = fstype.map(cstr);
@@ -113,8 +121,12 @@ pub fn umount(target: &Path) -> Result<()> {
 /// Whether `path` is a mount point (its mount id differs from its parent's).
 pub fn is_mountpoint(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let (Ok(a), Some(parent)) = (std::fs::metadata(path), path.parent()) else { return false };
-    let Ok(b) = std::fs::metadata(parent) else { return false };
+    let (Ok(a), Some(parent)) = (std::fs::metadata(path), path.parent()) else {
+        return false;
+    };
+    let Ok(b) = std::fs::metadata(parent) else {
+        return false;
+    };
     if a.dev() != b.dev() {
         return true;
     }
@@ -125,7 +137,15 @@ pub fn is_mountpoint(path: &Path) -> bool {
 fn mnt_id(path: &Path) -> u64 {
     let c = cstr(path);
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_MNT_ID, &mut st) };
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut st,
+        )
+    };
     if r < 0 {
         return 0;
     }
@@ -142,7 +162,15 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
-    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } < 0
+    {
         return Err(last("socketpair"));
     }
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -164,7 +192,11 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
                 continue;
             }
             if e == Some(libc::EAGAIN) {
-                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
                 if unsafe { libc::poll(&mut p, 1, 5000) } <= 0 {
                     return false;
                 }
@@ -238,7 +270,10 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         "PWR" => libc::SIGPWR,
         "SYS" => libc::SIGSYS,
         _ => {
-            if let Some(rt) = name.strip_prefix("RTMIN+").and_then(|x| x.parse::<i32>().ok()) {
+            if let Some(rt) = name
+                .strip_prefix("RTMIN+")
+                .and_then(|x| x.parse::<i32>().ok())
+            {
                 return Ok(libc::SIGRTMIN() + rt);
             }
             return Err(Error::invalid(format!("invalid signal: {s}")));
@@ -317,7 +352,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 pub fn short_socket_path(path: &Path) -> Result<(OwnedFd, std::path::PathBuf)> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let c = cstr(dir);
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(last(format!("open {}", dir.display())));
     }
@@ -336,21 +376,31 @@ pub fn trim_memory() {
         fn malloc_trim(pad: libc::size_t) -> libc::c_int;
     }
     unsafe { malloc_trim(0) };
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
     let rows: Vec<(usize, usize, &str, &str)> = maps
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (a, b) = f.first()?.split_once('-')?;
             let path = f.get(5).copied().unwrap_or("");
-            Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?, *f.get(1)?, path))
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+                *f.get(1)?,
+                path,
+            ))
         })
         .collect();
     for (i, &(a, b, perms, path)) in rows.iter().enumerate() {
         if !path.starts_with('/') || (perms != "r-xp" && perms != "r--p") {
             continue;
         }
-        let relro = perms == "r--p" && rows.get(i + 1).is_some_and(|n| n.0 == b && n.2 == "rw-p" && n.3 == path);
+        let relro = perms == "r--p"
+            && rows
+                .get(i + 1)
+                .is_some_and(|n| n.0 == b && n.2 == "rw-p" && n.3 == path);
         if relro {
             continue;
         }
@@ -366,7 +416,9 @@ pub fn tree_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(md) = e.metadata() else { continue };
             if md.is_dir() {

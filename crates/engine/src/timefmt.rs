@@ -119,7 +119,10 @@ mod tests {
         let s = format(t);
         assert_eq!(s, "2023-11-14T22:13:20.123456789Z");
         assert_eq!(parse(&s), Some(t));
-        assert_eq!(parse("2023-11-14T22:13:20Z"), Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+        assert_eq!(
+            parse("2023-11-14T22:13:20Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
     }
 
     #[test]

@@ -61,7 +61,15 @@ fn groups(text: &str) -> Vec<Group> {
             Some(Group {
                 name: f[0].to_string(),
                 gid: f[2].parse().ok()?,
-                members: f.get(3).map(|m| m.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default(),
+                members: f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -74,23 +82,41 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<Resolved> {
         None => (spec, None),
     };
     let u = if u.is_empty() { "0" } else { u };
-    let pw = read_in_root(rootfs, "/etc/passwd").map(|t| passwd(&t)).unwrap_or_default();
-    let gr = read_in_root(rootfs, "/etc/group").map(|t| groups(&t)).unwrap_or_default();
+    let pw = read_in_root(rootfs, "/etc/passwd")
+        .map(|t| passwd(&t))
+        .unwrap_or_default();
+    let gr = read_in_root(rootfs, "/etc/group")
+        .map(|t| groups(&t))
+        .unwrap_or_default();
     let entry = if let Ok(uid) = u.parse::<u32>() {
-        pw.iter().find(|p| p.uid == uid).map(|p| (p.uid, p.gid, p.name.clone(), Some(p.home.clone()))).or(Some((uid, 0, String::new(), None)))
+        pw.iter()
+            .find(|p| p.uid == uid)
+            .map(|p| (p.uid, p.gid, p.name.clone(), Some(p.home.clone())))
+            .or(Some((uid, 0, String::new(), None)))
     } else {
-        pw.iter().find(|p| p.name == u).map(|p| (p.uid, p.gid, p.name.clone(), Some(p.home.clone())))
+        pw.iter()
+            .find(|p| p.name == u)
+            .map(|p| (p.uid, p.gid, p.name.clone(), Some(p.home.clone())))
     };
     let Some((uid, mut gid, name, home)) = entry else {
-        return Err(Error::new(ErrorKind::InvalidArgument, format!("unable to find user {u}: no matching entries in passwd file")));
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("unable to find user {u}: no matching entries in passwd file"),
+        ));
     };
     if let Some(g) = g {
         gid = if let Ok(n) = g.parse::<u32>() {
             n
         } else {
-            gr.iter().find(|x| x.name == g).map(|x| x.gid).ok_or_else(|| {
-                Error::new(ErrorKind::InvalidArgument, format!("unable to find group {g}: no matching entries in group file"))
-            })?
+            gr.iter()
+                .find(|x| x.name == g)
+                .map(|x| x.gid)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("unable to find group {g}: no matching entries in group file"),
+                    )
+                })?
         };
     }
     // As moby's getUser: the primary gid first, then (moby/sys/user's GetExecUser) with an
@@ -104,7 +130,12 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<Resolved> {
             }
         }
     }
-    Ok(Resolved { uid, gid, additional_gids, home })
+    Ok(Resolved {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
 }
 
 #[cfg(test)]
@@ -113,7 +144,8 @@ mod tests {
 
     #[test]
     fn parses_passwd_and_group() {
-        let p = passwd("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n");
+        let p =
+            passwd("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n");
         assert_eq!(p[1].uid, 65534);
         let g = groups("wheel:x:10:root,nobody\n");
         assert_eq!(g[0].members, vec!["root", "nobody"]);
@@ -123,8 +155,16 @@ mod tests {
     fn supplementary_groups_as_moby() {
         let dir = berth_testkit::Scratch::new("user-groups");
         std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n").unwrap();
-        std::fs::write(dir.path().join("etc/group"), "root:x:0:root\nbin:x:1:root,bin\nwheel:x:10:root\nbob:x:1000:\nstaff:x:50:bob\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:root\nbin:x:1:root,bin\nwheel:x:10:root\nbob:x:1000:\nstaff:x:50:bob\n",
+        )
+        .unwrap();
         let r = |spec: &str| resolve(dir.path(), spec).unwrap().additional_gids;
         assert_eq!(r(""), [0, 1, 10]);
         assert_eq!(r("bob"), [1000, 50]);

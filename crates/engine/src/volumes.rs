@@ -96,7 +96,8 @@ fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
     b.len() >= 2
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn is_anonymous_name(n: &str) -> bool {
@@ -107,9 +108,10 @@ impl VolumeStore {
     /// Opens `<root>/volumes.db` (created on first use) and `<root>/volumes/`.
     pub fn open(root: &Path) -> Result<VolumeStore> {
         let dir = root.join("volumes");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let conn = crate::db::connect(&root.join("volumes.db"))?;
-        conn.execute_batch(
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let conn = crate::db::connect(
+            &root.join("volumes.db"),
             "CREATE TABLE IF NOT EXISTS volumes (
                  name TEXT PRIMARY KEY,
                  driver TEXT NOT NULL,
@@ -123,7 +125,11 @@ impl VolumeStore {
                  PRIMARY KEY (name, container)
              );",
         )?;
-        Ok(VolumeStore { conn, dir, containers: root.join("containers") })
+        Ok(VolumeStore {
+            conn,
+            dir,
+            containers: root.join("containers"),
+        })
     }
 
     pub fn data_dir(&self, name: &str) -> PathBuf {
@@ -134,7 +140,10 @@ impl VolumeStore {
     pub fn create(&mut self, req: &VolumeCreate) -> Result<Volume> {
         let driver = req.driver.clone().unwrap_or_else(|| "local".into());
         if driver != "local" {
-            return Err(Error::new(ErrorKind::NotFound, format!("plugin \"{driver}\" not found")));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("plugin \"{driver}\" not found"),
+            ));
         }
         validate_options(&req.options)?;
         let mut labels = req.labels.clone();
@@ -152,7 +161,9 @@ impl VolumeStore {
                 crate::sys::random_id()
             }
         };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         insert_volume(&tx, &name, &driver, &labels, &req.options)?;
         mkdir(&self.dir.join(&name).join("_data"))?;
         tx.commit()?;
@@ -161,13 +172,18 @@ impl VolumeStore {
     }
 
     pub fn inspect(&self, name: &str) -> Result<Volume> {
-        self.get(name)?.ok_or_else(|| Error::new(ErrorKind::NotFound, format!("get {name}: no such volume")))
+        self.get(name)?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("get {name}: no such volume")))
     }
 
     fn get(&self, name: &str) -> Result<Option<Volume>> {
         let row = self
             .conn
-            .query_row("SELECT name, driver, created, labels, options FROM volumes WHERE name = ?1", [name], row_tuple)
+            .query_row(
+                "SELECT name, driver, created, labels, options FROM volumes WHERE name = ?1",
+                [name],
+                row_tuple,
+            )
             .optional()?;
         row.map(|r| self.volume(r)).transpose()
     }
@@ -188,15 +204,25 @@ impl VolumeStore {
 
     /// Containers using `name`; rows of containers that no longer exist are ignored.
     fn users(&self, name: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT container FROM volume_users WHERE name = ?1 ORDER BY container")?;
-        let v: Vec<String> = stmt.query_map([name], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        Ok(v.into_iter().filter(|c| self.containers.join(c).exists()).collect())
+        let mut stmt = self
+            .conn
+            .prepare("SELECT container FROM volume_users WHERE name = ?1 ORDER BY container")?;
+        let v: Vec<String> = stmt
+            .query_map([name], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v.into_iter()
+            .filter(|c| self.containers.join(c).exists())
+            .collect())
     }
 
     /// Every volume, sorted by name.
     pub fn list(&self, filter: &VolumeFilter) -> Result<Vec<Volume>> {
-        let mut stmt = self.conn.prepare("SELECT name, driver, created, labels, options FROM volumes ORDER BY name")?;
-        let rows: Vec<Row> = stmt.query_map([], row_tuple)?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, driver, created, labels, options FROM volumes ORDER BY name")?;
+        let rows: Vec<Row> = stmt
+            .query_map([], row_tuple)?
+            .collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::new();
         for r in rows {
             let v = self.volume(r)?;
@@ -209,34 +235,56 @@ impl VolumeStore {
 
     /// `volume rm`: refused while a container uses it; `force` ignores a missing volume.
     pub fn remove(&mut self, name: &str, force: bool) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: Option<String> = tx.query_row("SELECT name FROM volumes WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: Option<String> = tx
+            .query_row("SELECT name FROM volumes WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
         if exists.is_none() {
             if force {
                 return Ok(());
             }
-            return Err(Error::new(ErrorKind::NotFound, format!("get {name}: no such volume")));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("get {name}: no such volume"),
+            ));
         }
         let users = {
-            let mut stmt = tx.prepare("SELECT container FROM volume_users WHERE name = ?1 ORDER BY container")?;
-            let v: Vec<String> = stmt.query_map([name], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let mut stmt = tx
+                .prepare("SELECT container FROM volume_users WHERE name = ?1 ORDER BY container")?;
+            let v: Vec<String> = stmt
+                .query_map([name], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             v
         };
-        let live: Vec<String> = users.iter().filter(|c| self.containers.join(c).exists()).cloned().collect();
+        let live: Vec<String> = users
+            .iter()
+            .filter(|c| self.containers.join(c).exists())
+            .cloned()
+            .collect();
         if !live.is_empty() {
-            return Err(Error::conflict(format!("remove {name}: volume is in use - [{}]", live.join(", "))));
+            return Err(Error::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                live.join(", ")
+            )));
         }
         tx.execute("DELETE FROM volume_users WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM volumes WHERE name = ?1", [name])?;
         // A device volume's mount goes first: its content is not the volume's to delete.
         crate::sys::umount(&self.dir.join(name).join("_data"))?;
         // Renamed away inside the transaction: a concurrent create of the same name starts empty.
-        let trash = self.dir.join(format!(".removing-{}", crate::sys::random_id()));
+        let trash = self
+            .dir
+            .join(format!(".removing-{}", crate::sys::random_id()));
         let moved = std::fs::rename(self.dir.join(name), &trash);
         tx.commit()?;
         self.event("destroy", name, "local");
         if moved.is_ok() {
-            std::fs::remove_dir_all(&trash).map_err(|e| Error::io(format!("remove volume {name}"), e))?;
+            std::fs::remove_dir_all(&trash)
+                .map_err(|e| Error::io(format!("remove volume {name}"), e))?;
         }
         Ok(())
     }
@@ -272,13 +320,24 @@ impl VolumeStore {
     /// Creates the volumes `mounts` name (anonymous when the name is 64 hex) and records
     /// `container` as their user, in one transaction. Returns the names it created.
     pub fn attach(&mut self, container: &str, mounts: &[Mount]) -> Result<Vec<String>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut created = Vec::new();
         for m in mounts.iter().filter(|m| m.typ == "volume") {
-            let exists: Option<String> = tx.query_row("SELECT name FROM volumes WHERE name = ?1", [&m.source], |r| r.get(0)).optional()?;
+            let exists: Option<String> = tx
+                .query_row(
+                    "SELECT name FROM volumes WHERE name = ?1",
+                    [&m.source],
+                    |r| r.get(0),
+                )
+                .optional()?;
             if exists.is_none() {
                 if !valid_name(&m.source) {
-                    return Err(Error::invalid(format!("create {0}: \"{0}\" includes invalid characters for a local volume name", m.source)));
+                    return Err(Error::invalid(format!(
+                        "create {0}: \"{0}\" includes invalid characters for a local volume name",
+                        m.source
+                    )));
                 }
                 let mut labels = BTreeMap::new();
                 if is_anonymous_name(&m.source) {
@@ -288,7 +347,10 @@ impl VolumeStore {
                 created.push(m.source.clone());
             }
             mkdir(&self.dir.join(&m.source).join("_data"))?;
-            tx.execute("INSERT OR IGNORE INTO volume_users (name, container) VALUES (?1, ?2)", params![m.source, container])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO volume_users (name, container) VALUES (?1, ?2)",
+                params![m.source, container],
+            )?;
         }
         tx.commit()?;
         Ok(created)
@@ -296,8 +358,14 @@ impl VolumeStore {
 
     /// Forgets `container` as a user; with `remove_anonymous`, its anonymous volumes that nobody
     /// else uses go too (`rm -v`, `--rm`).
-    pub fn release(&mut self, container: &str, mounts: &[Mount], remove_anonymous: bool) -> Result<()> {
-        self.conn.execute("DELETE FROM volume_users WHERE container = ?1", [container])?;
+    pub fn release(
+        &mut self,
+        container: &str,
+        mounts: &[Mount],
+        remove_anonymous: bool,
+    ) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM volume_users WHERE container = ?1", [container])?;
         for m in mounts.iter().filter(|m| m.typ == "volume") {
             self.unmount_unused(&m.source)?;
         }
@@ -353,10 +421,16 @@ fn validate_options(o: &BTreeMap<String, String>) -> Result<()> {
             return Err(Error::invalid(format!("invalid option: {k:?}")));
         }
     }
-    for (opt, needs) in [("device", &["type"][..]), ("type", &["device"][..]), ("o", &["device", "type"][..])] {
+    for (opt, needs) in [
+        ("device", &["type"][..]),
+        ("type", &["device"][..]),
+        ("o", &["device", "type"][..]),
+    ] {
         if o.contains_key(opt) {
             if let Some(missing) = needs.iter().find(|n| !o.contains_key(**n)) {
-                return Err(Error::invalid(format!("missing required option: {missing:?}")));
+                return Err(Error::invalid(format!(
+                    "missing required option: {missing:?}"
+                )));
             }
         }
     }
@@ -398,7 +472,9 @@ impl VolumeStore {
     /// user is removed, or the volume is).
     pub(crate) fn mount_device(&self, name: &str) -> Result<()> {
         let v = self.inspect(name)?;
-        let (Some(typ), Some(device)) = (v.options.get("type"), v.options.get("device")) else { return Ok(()) };
+        let (Some(typ), Some(device)) = (v.options.get("type"), v.options.get("device")) else {
+            return Ok(());
+        };
         let data_dir = self.data_dir(name);
         if crate::sys::is_mountpoint(&data_dir) {
             return Ok(());
@@ -406,19 +482,45 @@ impl VolumeStore {
         let (flags, data) = mount_flags(v.options.get("o").map_or("", String::as_str));
         let fstype = (typ != "none").then_some(typ.as_str());
         let bind = flags & libc::MS_BIND != 0;
-        let first = if bind { flags & !libc::MS_RDONLY } else { flags };
-        crate::sys::mount(device, &data_dir, fstype, first, (!data.is_empty()).then_some(data.as_str()))
-            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("error while mounting volume '{}': failed to mount local volume: {e}", v.mountpoint)))?;
+        let first = if bind {
+            flags & !libc::MS_RDONLY
+        } else {
+            flags
+        };
+        crate::sys::mount(
+            device,
+            &data_dir,
+            fstype,
+            first,
+            (!data.is_empty()).then_some(data.as_str()),
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "error while mounting volume '{}': failed to mount local volume: {e}",
+                    v.mountpoint
+                ),
+            )
+        })?;
         // A read-only bind needs a remount: MS_RDONLY is ignored on the first bind.
         if bind && flags & libc::MS_RDONLY != 0 {
-            crate::sys::mount("", &data_dir, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, None)?;
+            crate::sys::mount(
+                "",
+                &data_dir,
+                None,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                None,
+            )?;
         }
         Ok(())
     }
 
     /// Unmounts a device volume's data dir when no container uses it any more.
     fn unmount_unused(&self, name: &str) -> Result<()> {
-        let Some(v) = self.get(name)? else { return Ok(()) };
+        let Some(v) = self.get(name)? else {
+            return Ok(());
+        };
         if v.options.contains_key("device") && v.users.is_empty() {
             crate::sys::umount(&self.data_dir(name))?;
         }
@@ -432,7 +534,9 @@ fn mkdir(p: &Path) -> Result<()> {
 
 fn dir_size(p: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if !md.is_dir() {
         return md.blocks() * 512;
     }
@@ -453,21 +557,36 @@ pub(crate) fn add_image_volumes(image_volumes: Option<&Vec<String>>, hc: &mut Ho
     let tmpfs: Vec<String> = hc.tmpfs.iter().flatten().map(|(d, _)| d.clone()).collect();
     for dest in vols {
         let clean = clean_dest(dest);
-        if mounts.iter().any(|m| clean_dest(&m.target) == clean) || tmpfs.iter().any(|t| clean_dest(t) == clean) {
+        if mounts.iter().any(|m| clean_dest(&m.target) == clean)
+            || tmpfs.iter().any(|t| clean_dest(t) == clean)
+        {
             continue;
         }
-        mounts.push(Mount { typ: "volume".into(), source: crate::sys::random_id(), target: clean, ..Default::default() });
+        mounts.push(Mount {
+            typ: "volume".into(),
+            source: crate::sys::random_id(),
+            target: clean,
+            ..Default::default()
+        });
     }
 }
 
 fn clean_dest(d: &str) -> String {
-    let parts: Vec<&str> = d.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = d
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
 /// At create: records the container's volumes and copies the image's files at each mount point
 /// into the volumes that are still empty (mounting the snapshot for the copy).
-pub(crate) fn attach_container(engine: &Engine, c: &Container, snap: &Snapshot, vfs: bool) -> Result<()> {
+pub(crate) fn attach_container(
+    engine: &Engine,
+    c: &Container,
+    snap: &Snapshot,
+    vfs: bool,
+) -> Result<()> {
     let mounts: Vec<Mount> = c.host_config.mounts.clone().unwrap_or_default();
     if !mounts.iter().any(|m| m.typ == "volume") {
         return Ok(());
@@ -478,9 +597,17 @@ pub(crate) fn attach_container(engine: &Engine, c: &Container, snap: &Snapshot, 
     let empty: Vec<(&Mount, PathBuf)> = mounts
         .iter()
         .filter(|m| m.typ == "volume")
-        .filter(|m| store.inspect(&m.source).is_ok_and(|v| !v.options.contains_key("device")))
+        .filter(|m| {
+            store
+                .inspect(&m.source)
+                .is_ok_and(|v| !v.options.contains_key("device"))
+        })
         .map(|m| (m, store.data_dir(&m.source)))
-        .filter(|(_, d)| std::fs::read_dir(d).map(|mut r| r.next().is_none()).unwrap_or(false))
+        .filter(|(_, d)| {
+            std::fs::read_dir(d)
+                .map(|mut r| r.next().is_none())
+                .unwrap_or(false)
+        })
         .collect();
     if empty.is_empty() {
         return Ok(());
@@ -513,7 +640,11 @@ pub(crate) fn mount_devices(engine: &Engine, c: &Container) -> Result<()> {
 }
 
 /// At removal: see [`VolumeStore::release`].
-pub(crate) fn release_container(engine: &Engine, c: &Container, remove_anonymous: bool) -> Result<()> {
+pub(crate) fn release_container(
+    engine: &Engine,
+    c: &Container,
+    remove_anonymous: bool,
+) -> Result<()> {
     let mounts: Vec<Mount> = c.host_config.mounts.clone().unwrap_or_default();
     if !mounts.iter().any(|m| m.typ == "volume") {
         return Ok(());
@@ -534,7 +665,13 @@ mod tests {
 
     #[test]
     fn names_and_filters() {
-        assert!(valid_name("data") && valid_name("a.b-c_d") && !valid_name("x") && !valid_name("-x") && !valid_name("a/b"));
+        assert!(
+            valid_name("data")
+                && valid_name("a.b-c_d")
+                && !valid_name("x")
+                && !valid_name("-x")
+                && !valid_name("a/b")
+        );
         assert!(is_anonymous_name(&"a".repeat(64)) && !is_anonymous_name("abc"));
         let v = Volume {
             created_at: String::new(),
@@ -562,13 +699,21 @@ mod tests {
     #[test]
     fn image_volumes_skip_covered_destinations() {
         let mut hc = HostConfig {
-            mounts: Some(vec![Mount { typ: "bind".into(), source: "/x".into(), target: "/data/".into(), ..Default::default() }]),
+            mounts: Some(vec![Mount {
+                typ: "bind".into(),
+                source: "/x".into(),
+                target: "/data/".into(),
+                ..Default::default()
+            }]),
             ..Default::default()
         };
         add_image_volumes(Some(&vec!["/data".into(), "/logs".into()]), &mut hc);
         let m = hc.mounts.unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!((m[1].typ.as_str(), m[1].target.as_str(), m[1].source.len()), ("volume", "/logs", 64));
+        assert_eq!(
+            (m[1].typ.as_str(), m[1].target.as_str(), m[1].source.len()),
+            ("volume", "/logs", 64)
+        );
     }
 
     #[test]
@@ -576,11 +721,24 @@ mod tests {
         let t = berth_testkit::Scratch::new("vol-store");
         std::fs::create_dir_all(t.path().join("containers/c1")).unwrap();
         let mut s = VolumeStore::open(t.path()).unwrap();
-        let named = s.create(&VolumeCreate { name: Some("named".into()), ..Default::default() }).unwrap();
+        let named = s
+            .create(&VolumeCreate {
+                name: Some("named".into()),
+                ..Default::default()
+            })
+            .unwrap();
         assert!(Path::new(&named.mountpoint).is_dir());
         let anon = "b".repeat(64);
-        let m = |src: &str| Mount { typ: "volume".into(), source: src.into(), target: "/d".into(), ..Default::default() };
-        assert_eq!(s.attach("c1", &[m("named"), m(&anon)]).unwrap(), vec![anon.clone()]);
+        let m = |src: &str| Mount {
+            typ: "volume".into(),
+            source: src.into(),
+            target: "/d".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.attach("c1", &[m("named"), m(&anon)]).unwrap(),
+            vec![anon.clone()]
+        );
         let e = s.remove("named", false).unwrap_err();
         assert_eq!(e.to_string(), "remove named: volume is in use - [c1]");
         assert!(s.inspect(&anon).unwrap().anonymous());

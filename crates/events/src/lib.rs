@@ -47,24 +47,40 @@ pub fn log_path(root: &Path) -> PathBuf {
 
 /// Appends one event; failures are ignored (an event log must never fail an operation).
 pub fn record(root: &Path, typ: &str, action: &str, id: &str, attributes: &[(&str, &str)]) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let attributes: BTreeMap<String, String> =
-        attributes.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let attributes: BTreeMap<String, String> = attributes
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let container = typ == "container";
     let e = Event {
         typ: typ.into(),
         action: action.into(),
         status: container.then(|| action.to_string()),
         id: container.then(|| id.to_string()),
-        from: if container { attributes.get("image").cloned() } else { None },
-        actor: Actor { id: id.into(), attributes },
+        from: if container {
+            attributes.get("image").cloned()
+        } else {
+            None
+        },
+        actor: Actor {
+            id: id.into(),
+            attributes,
+        },
         scope: "local".into(),
         time: now.as_secs() as i64,
         time_nano: now.as_nanos() as i64,
     };
     let mut line = serde_json::to_vec(&e).expect("event serializes");
     line.push(b'\n');
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log_path(root)) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(root))
+    {
         let _ = f.write_all(&line);
     }
 }
@@ -77,7 +93,10 @@ impl Filter {
     /// docker's message for a filter key it does not know.
     pub fn validate(&self) -> Result<(), String> {
         for (k, _) in &self.0 {
-            if !matches!(k.as_str(), "container" | "event" | "type" | "image" | "label" | "volume" | "scope") {
+            if !matches!(
+                k.as_str(),
+                "container" | "event" | "type" | "image" | "label" | "volume" | "scope"
+            ) {
                 return Err(format!("invalid filter '{k}'"));
             }
         }
@@ -89,22 +108,29 @@ impl Filter {
         keys.sort();
         keys.dedup();
         keys.into_iter().all(|key| {
-            self.0.iter().filter(|(k, _)| k == key).any(|(_, v)| match key {
-                "container" => {
-                    e.typ == "container"
-                        && (e.actor.id.starts_with(v.as_str()) || e.actor.attributes.get("name").is_some_and(|n| n == v))
-                }
-                "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
-                "type" => e.typ == *v,
-                "image" => e.actor.attributes.get("image").is_some_and(|i| i == v) || (e.typ == "image" && e.actor.id == *v),
-                "volume" => e.typ == "volume" && e.actor.id == *v,
-                "scope" => e.scope == *v,
-                "label" => match v.split_once('=') {
-                    Some((k, val)) => e.actor.attributes.get(k).is_some_and(|x| x == val),
-                    None => e.actor.attributes.contains_key(v.as_str()),
-                },
-                _ => false,
-            })
+            self.0
+                .iter()
+                .filter(|(k, _)| k == key)
+                .any(|(_, v)| match key {
+                    "container" => {
+                        e.typ == "container"
+                            && (e.actor.id.starts_with(v.as_str())
+                                || e.actor.attributes.get("name").is_some_and(|n| n == v))
+                    }
+                    "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
+                    "type" => e.typ == *v,
+                    "image" => {
+                        e.actor.attributes.get("image").is_some_and(|i| i == v)
+                            || (e.typ == "image" && e.actor.id == *v)
+                    }
+                    "volume" => e.typ == "volume" && e.actor.id == *v,
+                    "scope" => e.scope == *v,
+                    "label" => match v.split_once('=') {
+                        Some((k, val)) => e.actor.attributes.get(k).is_some_and(|x| x == val),
+                        None => e.actor.attributes.contains_key(v.as_str()),
+                    },
+                    _ => false,
+                })
         })
     }
 }
@@ -122,14 +148,25 @@ pub struct ReadOptions {
 
 /// The log's current end: follow from here to see only what happens next.
 pub fn end_offset(root: &Path) -> u64 {
-    std::fs::metadata(log_path(root)).map(|m| m.len()).unwrap_or(0)
+    std::fs::metadata(log_path(root))
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 /// Calls `emit` for every matching event (from `offset`, 0 = the start); returns when the
 /// log is read (no `follow`), `until` has passed, or `emit` returns false.
-pub fn read(root: &Path, offset: u64, o: &ReadOptions, emit: &mut dyn FnMut(&Event) -> bool) -> std::io::Result<()> {
+pub fn read(
+    root: &Path,
+    offset: u64,
+    o: &ReadOptions,
+    emit: &mut dyn FnMut(&Event) -> bool,
+) -> std::io::Result<()> {
     let path = log_path(root);
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).read(true).open(&path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&path)?;
     f.seek(SeekFrom::Start(offset))?;
     let mut pending = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -140,7 +177,9 @@ pub fn read(root: &Path, offset: u64, o: &ReadOptions, emit: &mut dyn FnMut(&Eve
             pending.extend_from_slice(&chunk[..n]);
             while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=i).collect();
-                let Ok(e) = serde_json::from_slice::<Event>(&line) else { continue };
+                let Ok(e) = serde_json::from_slice::<Event>(&line) else {
+                    continue;
+                };
                 if o.since.is_some_and(|s| e.time_nano < s) {
                     continue;
                 }
@@ -153,7 +192,10 @@ pub fn read(root: &Path, offset: u64, o: &ReadOptions, emit: &mut dyn FnMut(&Eve
             }
             continue;
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as i64;
         if !o.follow || o.until.is_some_and(|u| now > u) {
             return Ok(());
         }
@@ -193,7 +235,11 @@ impl Watch {
     /// Returns when the log changed or after `timeout`.
     fn wait(&self, timeout: Duration) {
         use std::os::fd::AsRawFd;
-        let mut p = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
         let mut buf = [0u8; 4096];
         while unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
@@ -208,11 +254,26 @@ mod tests {
     fn record_filter_and_read() {
         let dir = std::env::temp_dir().join(format!("berth-events-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        record(&dir, "container", "create", "abc123", &[("image", "busybox"), ("name", "web")]);
+        record(
+            &dir,
+            "container",
+            "create",
+            "abc123",
+            &[("image", "busybox"), ("name", "web")],
+        );
         record(&dir, "volume", "create", "data", &[("driver", "local")]);
-        record(&dir, "container", "die", "abc123", &[("exitCode", "3"), ("name", "web")]);
+        record(
+            &dir,
+            "container",
+            "die",
+            "abc123",
+            &[("exitCode", "3"), ("name", "web")],
+        );
         let mut got = Vec::new();
-        let o = ReadOptions { filter: Filter(vec![("container".into(), "web".into())]), ..Default::default() };
+        let o = ReadOptions {
+            filter: Filter(vec![("container".into(), "web".into())]),
+            ..Default::default()
+        };
         read(&dir, 0, &o, &mut |e| {
             if !e.typ.is_empty() {
                 got.push(e.action.clone());
@@ -236,7 +297,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!(none, 0);
-        assert!(Filter(vec![("bogus".into(), "x".into())]).validate().is_err());
+        assert!(Filter(vec![("bogus".into(), "x".into())])
+            .validate()
+            .is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -42,7 +42,9 @@ pub(crate) fn basic() -> Vec<(&'static str, Func)> {
 /// docker's HeaderFunctions: the header row shows column names, so these pass the name through.
 pub(crate) fn header() -> Vec<(&'static str, Func)> {
     let mut f = basic();
-    for name in ["json", "split", "join", "title", "lower", "upper", "truncate"] {
+    for name in [
+        "json", "split", "join", "title", "lower", "upper", "truncate",
+    ] {
         f.retain(|(n, _)| *n != name);
         f.push((name, first_string as Func));
     }
@@ -58,7 +60,12 @@ fn hidden_label(args: &[Value]) -> Result<Value, FuncError> {
     let key = string_arg(&args[1])?;
     let labels = match &args[0] {
         Value::Object(m) | Value::Map(m) => m.get("Labels").cloned().unwrap_or(Value::Nil),
-        other => return Err(FuncError::Generic(format!("can't evaluate field Label in type {}", type_name(other)))),
+        other => {
+            return Err(FuncError::Generic(format!(
+                "can't evaluate field Label in type {}",
+                type_name(other)
+            )))
+        }
     };
     let found = match labels {
         Value::String(s) => s
@@ -127,7 +134,11 @@ fn int_arg(v: &Value) -> Result<i64, FuncError> {
 
 fn json(args: &[Value]) -> Result<Value, FuncError> {
     arity("json", args, 1)?;
-    Ok(Value::String(go_json(&to_json(&args[0]), None, is_row(&args[0]))))
+    Ok(Value::String(go_json(
+        &to_json(&args[0]),
+        None,
+        is_row(&args[0]),
+    )))
 }
 
 fn split(args: &[Value]) -> Result<Value, FuncError> {
@@ -173,7 +184,11 @@ fn title(args: &[Value]) -> Result<Value, FuncError> {
         .flat_map(|c| {
             let up = prev_sep;
             prev_sep = is_sep(c);
-            let v: Vec<char> = if up { c.to_uppercase().collect() } else { vec![c] };
+            let v: Vec<char> = if up {
+                c.to_uppercase().collect()
+            } else {
+                vec![c]
+            };
             v
         })
         .collect();
@@ -194,11 +209,18 @@ fn upper(args: &[Value]) -> Result<Value, FuncError> {
 fn pad(args: &[Value]) -> Result<Value, FuncError> {
     arity("pad", args, 3)?;
     let s = string_arg(&args[0])?;
-    let (pre, post) = (int_arg(&args[1])?.max(0) as usize, int_arg(&args[2])?.max(0) as usize);
+    let (pre, post) = (
+        int_arg(&args[1])?.max(0) as usize,
+        int_arg(&args[2])?.max(0) as usize,
+    );
     if s.is_empty() {
         return Ok(Value::String(String::new()));
     }
-    Ok(Value::String(format!("{}{s}{}", " ".repeat(pre), " ".repeat(post))))
+    Ok(Value::String(format!(
+        "{}{s}{}",
+        " ".repeat(pre),
+        " ".repeat(post)
+    )))
 }
 
 /// docker's truncateWithLength cuts at a byte length; here the cut moves back to a character
@@ -208,7 +230,9 @@ fn truncate(args: &[Value]) -> Result<Value, FuncError> {
     let s = string_arg(&args[0])?;
     let n = int_arg(&args[1])?;
     if n < 0 {
-        return Err(FuncError::Generic(format!("slice bounds out of range [:{n}]")));
+        return Err(FuncError::Generic(format!(
+            "slice bounds out of range [:{n}]"
+        )));
     }
     let mut n = (n as usize).min(s.len());
     while !s.is_char_boundary(n) {
@@ -221,7 +245,9 @@ fn first_string(args: &[Value]) -> Result<Value, FuncError> {
     match args.first() {
         Some(v @ Value::String(_)) => Ok(v.clone()),
         Some(other) => Err(wrong_type("string", other)),
-        None => Err(FuncError::Generic("wrong number of args: want 1 got 0".into())),
+        None => Err(FuncError::Generic(
+            "wrong number of args: want 1 got 0".into(),
+        )),
     }
 }
 
@@ -255,8 +281,12 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
     for key in keys {
         cur = match (&cur, key) {
             (Value::Array(a), k) => {
-                let i = int_arg(k)
-                    .map_err(|_| FuncError::Generic(format!("cannot index slice/array with type {}", type_name(k))))?;
+                let i = int_arg(k).map_err(|_| {
+                    FuncError::Generic(format!(
+                        "cannot index slice/array with type {}",
+                        type_name(k)
+                    ))
+                })?;
                 match usize::try_from(i).ok().and_then(|i| a.get(i)) {
                     Some(v) => v.clone(),
                     None => {
@@ -268,7 +298,9 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
             }
             (Value::Map(m) | Value::Object(m), Value::String(k)) => match m.get(k) {
                 Some(v) => v.clone(),
-                None if m.values().all(|v| matches!(v, Value::String(_))) => Value::String(String::new()),
+                None if m.values().all(|v| matches!(v, Value::String(_))) => {
+                    Value::String(String::new())
+                }
                 None => Value::NoValue,
             },
             (Value::Map(_) | Value::Object(_), k) => {
@@ -346,7 +378,12 @@ fn len(args: &[Value]) -> Result<Value, FuncError> {
         Value::Array(a) => a.len(),
         Value::Map(m) | Value::Object(m) => m.len(),
         Value::Nil | Value::NoValue => 0,
-        other => return Err(FuncError::Generic(format!("len of type {}", type_name(other)))),
+        other => {
+            return Err(FuncError::Generic(format!(
+                "len of type {}",
+                type_name(other)
+            )))
+        }
     };
     Ok(Value::from(n))
 }
@@ -360,7 +397,11 @@ fn hidden_print(args: &[Value]) -> Result<Value, FuncError> {
 fn hidden_range(args: &[Value]) -> Result<Value, FuncError> {
     let pairs = |k: Value, v: &Value| Value::Array(vec![k, v.clone()]);
     Ok(Value::Array(match args.last() {
-        Some(Value::Array(a)) => a.iter().enumerate().map(|(i, v)| pairs(Value::from(i), v)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| pairs(Value::from(i), v))
+            .collect(),
         Some(Value::Map(m) | Value::Object(m)) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
@@ -488,7 +529,9 @@ pub(crate) fn sprintf(fmt: &str, args: &[Value]) -> String {
             ('v' | 's', _) => go_print(arg),
             ('q', Value::String(s)) => go_json(&serde_json::Value::String(s.clone()), None, false),
             ('t', Value::Bool(b)) => b.to_string(),
-            ('d', Value::Number(n)) if n.as_f64().is_none() => sign(n.to_string(), n.as_i64().is_some_and(|i| i < 0)),
+            ('d', Value::Number(n)) if n.as_f64().is_none() => {
+                sign(n.to_string(), n.as_i64().is_some_and(|i| i < 0))
+            }
             ('c', _) if num_i.is_some() => num_i
                 .and_then(|i| u32::try_from(i).ok())
                 .and_then(char::from_u32)
@@ -496,8 +539,12 @@ pub(crate) fn sprintf(fmt: &str, args: &[Value]) -> String {
                 .to_string(),
             ('x', Value::String(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
             ('X', Value::String(s)) => s.bytes().map(|b| format!("{b:02X}")).collect(),
-            ('x', _) if num_i.is_some() => sign(hex(num_i.unwrap_or_default(), false), num_i < Some(0)),
-            ('X', _) if num_i.is_some() => sign(hex(num_i.unwrap_or_default(), true), num_i < Some(0)),
+            ('x', _) if num_i.is_some() => {
+                sign(hex(num_i.unwrap_or_default(), false), num_i < Some(0))
+            }
+            ('X', _) if num_i.is_some() => {
+                sign(hex(num_i.unwrap_or_default(), true), num_i < Some(0))
+            }
             ('f' | 'F', _) if num_f.is_some() => {
                 let f = num_f.unwrap_or_default();
                 sign(format!("{:.*}", prec.unwrap_or(6), f), f < 0.0)

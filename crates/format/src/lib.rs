@@ -101,7 +101,12 @@ impl Headers {
 /// escaped); "table TEMPLATE" → a header row and one row per object, aligned;
 /// anything else → the template once per row, each followed by a newline. As in docker, the
 /// two-character sequences `\t` and `\n` in the format become a tab and a newline.
-pub fn render_list(format: Option<&str>, default_table: &str, headers: &Headers, rows: &[Json]) -> Result<String> {
+pub fn render_list(
+    format: Option<&str>,
+    default_table: &str,
+    headers: &Headers,
+    rows: &[Json],
+) -> Result<String> {
     let format = match format.unwrap_or("") {
         "" | "table" => default_table,
         f => f,
@@ -110,8 +115,15 @@ pub fn render_list(format: Option<&str>, default_table: &str, headers: &Headers,
         return Ok(rows.iter().map(|r| go_json(r, None, true) + "\n").collect());
     }
     let is_table = format.starts_with("table");
-    let body = if is_table { &format["table".len()..] } else { format };
-    let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
+    let body = if is_table {
+        &format["table".len()..]
+    } else {
+        format
+    };
+    let body = body
+        .trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n");
     let tmpl = template(&body)?;
     let mut out = String::new();
     for row in rows {
@@ -131,14 +143,22 @@ pub fn render_list(format: Option<&str>, default_table: &str, headers: &Headers,
 /// of the template that renders is used.
 fn header_row(body: &str, headers: &Headers, rows: &[Json]) -> String {
     let mut names: Vec<String> = headers.0.iter().map(|(k, _)| k.to_string()).collect();
-    names.extend(rows.iter().filter_map(Json::as_object).flat_map(|m| m.keys().cloned()));
+    names.extend(
+        rows.iter()
+            .filter_map(Json::as_object)
+            .flat_map(|m| m.keys().cloned()),
+    );
     names.extend(field_names(body));
     let map = names
         .into_iter()
         .map(|n| (n.clone(), gtmpl::Value::String(headers.get(&n))))
         .collect();
     let data = gtmpl::Value::Map(map);
-    let cuts: Vec<usize> = body.match_indices('\t').map(|(i, _)| i).chain([body.len()]).collect();
+    let cuts: Vec<usize> = body
+        .match_indices('\t')
+        .map(|(i, _)| i)
+        .chain([body.len()])
+        .collect();
     for &cut in cuts.iter().rev() {
         if let Ok(t) = template::parse(&body[..cut], &funcs::header()) {
             if let Ok(h) = t.execute_value(data.clone()) {

@@ -93,7 +93,14 @@ fn format(
     write_lines(lines, s, widths, line0, line1, out);
 }
 
-fn write_lines(lines: &[Vec<Cell<'_>>], s: Settings, widths: &[usize], line0: usize, line1: usize, out: &mut String) {
+fn write_lines(
+    lines: &[Vec<Cell<'_>>],
+    s: Settings,
+    widths: &[usize],
+    line0: usize,
+    line1: usize,
+    out: &mut String,
+) {
     for (i, line) in lines.iter().enumerate().take(line1).skip(line0) {
         for (j, c) in line.iter().enumerate() {
             out.push_str(c.text);
@@ -203,6 +210,9 @@ mod tests {
         );
         // Widths count display columns, not bytes: é is one column, 本 two.
         assert_eq!(tabwrite("ééééé\tx\nab\ty\n"), "ééééé     x\nab        y\n");
-        assert_eq!(tabwrite("本本本本本\tx\nab\ty\n"), "本本本本本   x\nab           y\n");
+        assert_eq!(
+            tabwrite("本本本本本\tx\nab\ty\n"),
+            "本本本本本   x\nab           y\n"
+        );
     }
 }

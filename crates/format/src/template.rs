@@ -103,8 +103,12 @@ fn exec_message(e: &ExecError) -> String {
         ExecError::OnlyMapsAndObjectsHaveFields => {
             "can't evaluate a field of a value that is not a struct or map".into()
         }
-        ExecError::CannotEvaluateCommand(node) if node.to_string() == "nil" => "nil is not a command".into(),
-        ExecError::InvalidRange(v) => format!("range can't iterate over {}", crate::value::go_print(v)),
+        ExecError::CannotEvaluateCommand(node) if node.to_string() == "nil" => {
+            "nil is not a command".into()
+        }
+        ExecError::InvalidRange(v) => {
+            format!("range can't iterate over {}", crate::value::go_print(v))
+        }
         ExecError::FuncError(FuncError::Generic(m)) => format!("error calling function: {m}"),
         ExecError::FuncError(f) => format!("error calling function: {f}"),
         other => other.to_string(),
@@ -219,7 +223,9 @@ fn rewrite_methods(src: &str) -> String {
     let mut pos = 0;
     while let Some(off) = src[pos..].find("{{") {
         let body = pos + off + 2;
-        let Some(close) = action_end(src, body) else { break };
+        let Some(close) = action_end(src, body) else {
+            break;
+        };
         out.push_str(&src[pos..body]);
         out.push_str(&methods(&src[body..close]));
         pos = close;
@@ -278,7 +284,8 @@ pub(crate) fn rewrite(src: &str) -> String {
         let open = pos + off;
         out.push_str(&src[pos..open]);
         let mut body = open + 2;
-        let left_trim = src[body..].starts_with('-') && src[body + 1..].starts_with(|c: char| c.is_ascii_whitespace());
+        let left_trim = src[body..].starts_with('-')
+            && src[body + 1..].starts_with(|c: char| c.is_ascii_whitespace());
         if left_trim {
             body += 2;
         }
@@ -287,12 +294,16 @@ pub(crate) fn rewrite(src: &str) -> String {
             return out;
         };
         let mut inner = &src[body..close];
-        let right_trim = inner.ends_with('-') && inner[..inner.len() - 1].ends_with(|c: char| c.is_ascii_whitespace());
+        let right_trim = inner.ends_with('-')
+            && inner[..inner.len() - 1].ends_with(|c: char| c.is_ascii_whitespace());
         if right_trim {
             inner = &inner[..inner.len() - 2];
         }
         pos = close + 2;
-        let a = Action { left_trim, right_trim };
+        let a = Action {
+            left_trim,
+            right_trim,
+        };
         let (o, c) = (a.open(), a.close());
         let verbatim = &src[open..pos];
         match keyword(inner) {
@@ -338,7 +349,9 @@ pub(crate) fn rewrite(src: &str) -> String {
             },
             "end" => match stack.pop() {
                 Some(Block::Range { has_else: true, .. }) => out.push_str(verbatim),
-                Some(Block::Range { has_else: false }) => out.push_str(&format!("{o}end}}}}{{{{end}}}}{{{{end{c}")),
+                Some(Block::Range { has_else: false }) => {
+                    out.push_str(&format!("{o}end}}}}{{{{end}}}}{{{{end{c}"))
+                }
                 _ => out.push_str(verbatim),
             },
             "template" | "break" | "continue" | "nil" => out.push_str(verbatim),
@@ -367,7 +380,12 @@ mod tests {
         let src = "{{$x := .A}}\n{{if .B}}{{/* c */}}{{end}}\n{{template \"t\" .}}";
         assert_eq!(rewrite(src), src);
         assert_eq!(rewrite("{{- .A -}}"), format!("{{{{- .A | {PRINT} -}}}}"));
-        assert_eq!(rewrite("a\n{{range .L}}\n{{.}}\n{{end}}").matches('\n').count(), 3);
+        assert_eq!(
+            rewrite("a\n{{range .L}}\n{{.}}\n{{end}}")
+                .matches('\n')
+                .count(),
+            3
+        );
         // Strings holding braces do not end an action.
         assert_eq!(
             rewrite(r#"{{printf "}}" .A}}"#),
@@ -379,11 +397,17 @@ mod tests {
     fn range_rewrite_in_awkward_places() {
         let d = json!({"L": ["a", "b"], "E": [], "M": {"y": 2, "x": 1}});
         // Trim markers on range, else and end.
-        assert_eq!(run("{{- range .E -}} x {{- else -}} none {{- end -}}", &d), "none");
+        assert_eq!(
+            run("{{- range .E -}} x {{- else -}} none {{- end -}}", &d),
+            "none"
+        );
         assert_eq!(run("[ {{- range .L -}} {{.}} {{- end -}} ]", &d), "[ab]");
         // Ranges nested in ranges and in else branches, inside define.
         assert_eq!(
-            run("{{range .L}}{{range $.E}}x{{else}}({{.}}){{end}}{{end}}", &d),
+            run(
+                "{{range .L}}{{range $.E}}x{{else}}({{.}}){{end}}{{end}}",
+                &d
+            ),
             "(a)(b)"
         );
         assert_eq!(
@@ -401,7 +425,10 @@ mod tests {
             "<a><b>"
         );
         // if/with inside a range are not confused with the range's own else/end.
-        assert_eq!(run("{{range .L}}{{if eq . \"a\"}}A{{else}}B{{end}}{{end}}", &d), "AB");
+        assert_eq!(
+            run("{{range .L}}{{if eq . \"a\"}}A{{else}}B{{end}}{{end}}", &d),
+            "AB"
+        );
         assert_eq!(run("{{range $i, $_ := .L}}{{$i}}{{end}}", &d), "01");
     }
 }

@@ -76,7 +76,9 @@ pub(crate) fn ordered_keys(m: &HashMap<String, Value>) -> Vec<String> {
 /// are strict (a missing field is an error, as in docker); other objects are maps, where a
 /// missing key prints `<no value>`.
 fn looks_like_struct(m: &serde_json::Map<String, Json>) -> bool {
-    !m.is_empty() && m.keys().all(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
+    !m.is_empty()
+        && m.keys()
+            .all(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
 }
 
 /// Converts JSON data for gtmpl, registering key orders. JSON null becomes Go's nil.
@@ -161,7 +163,11 @@ pub(crate) fn to_json(v: &Value) -> Json {
         Value::Map(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            Json::Object(keys.into_iter().map(|k| (k.clone(), to_json(&m[k]))).collect())
+            Json::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), to_json(&m[k])))
+                    .collect(),
+            )
         }
     }
 }
@@ -350,7 +356,11 @@ fn json_string(out: &mut String, s: &str, html: bool) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' || (html && matches!(c, '<' | '>' | '&')) => {
+            c if (c as u32) < 0x20
+                || c == '\u{2028}'
+                || c == '\u{2029}'
+                || (html && matches!(c, '<' | '>' | '&')) =>
+            {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }
             c => out.push(c),

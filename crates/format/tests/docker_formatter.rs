@@ -35,7 +35,8 @@ const IMAGE_HEADERS: Headers = Headers(&[
     ("SharedSize", "SHARED SIZE"),
     ("UniqueSize", "UNIQUE SIZE"),
 ]);
-const IMAGES_TABLE: &str = "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}";
+const IMAGES_TABLE: &str =
+    "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}";
 
 /// The two containers of TestContainerContextWrite, as `ps` rows.
 fn containers() -> Vec<Value> {
@@ -60,7 +61,10 @@ fn ps_default_table() {
                 containerID1   ubuntu    \"\"        24 hours ago                       foobar_baz\n\
                 containerID2   ubuntu    \"\"        24 hours ago                       foobar_bar\n";
     assert_eq!(ps("table"), want);
-    assert_eq!(render_list(None, PS_TABLE, &PS_HEADERS, &containers()).unwrap(), want);
+    assert_eq!(
+        render_list(None, PS_TABLE, &PS_HEADERS, &containers()).unwrap(),
+        want
+    );
     assert_eq!(
         render_list(Some(""), PS_TABLE, &PS_HEADERS, &containers()).unwrap(),
         want
@@ -87,8 +91,14 @@ fn table_with_chosen_columns() {
         "CONTAINER ID   NAMES\ncontainerID1   foobar_baz\ncontainerID2   foobar_bar\n"
     );
     // The escaped form users type in a shell works too.
-    assert_eq!(ps("table {{.ID}}\\t{{.Names}}"), ps("table {{.ID}}\t{{.Names}}"));
-    assert_eq!(ps("table {{split .Image \":\"}}"), "IMAGE\n[ubuntu]\n[ubuntu]\n");
+    assert_eq!(
+        ps("table {{.ID}}\\t{{.Names}}"),
+        ps("table {{.ID}}\t{{.Names}}")
+    );
+    assert_eq!(
+        ps("table {{split .Image \":\"}}"),
+        "IMAGE\n[ubuntu]\n[ubuntu]\n"
+    );
 }
 
 #[test]
@@ -150,12 +160,21 @@ fn json_rows_escape_html_like_json_marshal() {
         "{\"Repository\":\"\\u003cnone\\u003e\",\"Tag\":\"a\\u0026b\"}\n"
     );
     assert_eq!(r("{{json .}}"), r("json"));
-    assert_eq!(r("{{json .Repository}} {{json .Tag}}"), "\"<none>\" \"a&b\"\n");
+    assert_eq!(
+        r("{{json .Repository}} {{json .Tag}}"),
+        "\"<none>\" \"a&b\"\n"
+    );
 }
 
 #[test]
 fn errors_are_one_line() {
-    let e = render_list(Some("{{InvalidFunction}}"), PS_TABLE, &PS_HEADERS, &containers()).unwrap_err();
+    let e = render_list(
+        Some("{{InvalidFunction}}"),
+        PS_TABLE,
+        &PS_HEADERS,
+        &containers(),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "template parsing error: template: :1: function \"InvalidFunction\" not defined"
@@ -167,10 +186,22 @@ fn errors_are_one_line() {
     assert!(e.to_string().contains("can't evaluate field Nope"), "{e}");
     assert!(matches!(e, berth_format::Error::Exec(_)));
     let e = render_list(Some("table {{.ID"), PS_TABLE, &PS_HEADERS, &containers()).unwrap_err();
-    assert_eq!(e.to_string(), "template parsing error: template: :1: unclosed action");
+    assert_eq!(
+        e.to_string(),
+        "template parsing error: template: :1: unclosed action"
+    );
     // A multi-line template's error is still one line.
-    let e = render_list(Some("{{if .ID}}\n{{.ID}}"), PS_TABLE, &PS_HEADERS, &containers()).unwrap_err();
-    assert_eq!(e.to_string(), "template parsing error: template: :2: unexpected EOF");
+    let e = render_list(
+        Some("{{if .ID}}\n{{.ID}}"),
+        PS_TABLE,
+        &PS_HEADERS,
+        &containers(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "template parsing error: template: :2: unexpected EOF"
+    );
 }
 
 #[test]
@@ -178,7 +209,13 @@ fn header_keeps_columns_before_a_failing_action() {
     // docker ignores header errors and keeps what was printed: `.State.Pid` has no header
     // (STATE is a string), so only NAMES remains, with its column.
     let rows = vec![json!({"Names": "web", "State": {"Pid": 42}})];
-    let out = render_list(Some("table {{.Names}}\t{{.State.Pid}}"), PS_TABLE, &PS_HEADERS, &rows).unwrap();
+    let out = render_list(
+        Some("table {{.Names}}\t{{.State.Pid}}"),
+        PS_TABLE,
+        &PS_HEADERS,
+        &rows,
+    )
+    .unwrap();
     assert_eq!(out, "NAMES     \nweb       42\n");
 }
 
@@ -213,7 +250,10 @@ fn images_tables() {
          image        tag2      <none>                                                                    imageID2\n\
          <none>       <none>    <none>                                                                    imageID3\n"
     );
-    assert_eq!(r(Some("table {{.Repository}}")), "REPOSITORY\nimage\nimage\n<none>\n");
+    assert_eq!(
+        r(Some("table {{.Repository}}")),
+        "REPOSITORY\nimage\nimage\n<none>\n"
+    );
     assert_eq!(
         r(Some("{{.Repository}}:{{.Tag}}")),
         "image:tag1\nimage:tag2\n<none>:<none>\n"

@@ -45,7 +45,10 @@ fn fields_and_nesting() {
         ),
         "4242 running true false"
     );
-    assert_eq!(run("{{.NetworkSettings.Networks.bridge.IPAddress}}", &c), "172.17.0.2");
+    assert_eq!(
+        run("{{.NetworkSettings.Networks.bridge.IPAddress}}", &c),
+        "172.17.0.2"
+    );
     assert_eq!(
         run("{{$.Name}}{{with .State}}:{{.Pid}}:{{$.Name}}{{end}}", &c),
         "/web:4242:/web"
@@ -61,7 +64,10 @@ fn values_print_like_go() {
         "map[com.example.a:first com.example.z:last]"
     );
     assert_eq!(run("{{.NoLabels}} {{.Empty}}", &c), "map[] []");
-    assert_eq!(run("{{.State.Health}} {{.Config.Entrypoint}}", &c), "<nil> <nil>");
+    assert_eq!(
+        run("{{.State.Health}} {{.Config.Entrypoint}}", &c),
+        "<nil> <nil>"
+    );
     assert_eq!(run("{{.Config.Labels.missing}}", &c), "<no value>");
     // Integers exact, integral floats as integers, other floats as Go's %v.
     assert_eq!(run("{{.SizeRw}}", &c), "18446744073709551615");
@@ -91,13 +97,19 @@ fn struct_fields_print_in_order() {
 #[test]
 fn index_on_labels() {
     let c = container();
-    assert_eq!(run(r#"{{index .Config.Labels "com.example.a"}}"#, &c), "first");
+    assert_eq!(
+        run(r#"{{index .Config.Labels "com.example.a"}}"#, &c),
+        "first"
+    );
     // Go's index gives the zero value ("" for string maps) for a missing key or a nil map.
     assert_eq!(run(r#"[{{index .Config.Labels "nope"}}]"#, &c), "[]");
     assert_eq!(run(r#"[{{index .Config.Volumes "nope"}}]"#, &c), "[]");
     assert_eq!(run("{{index .Args 1}}", &c), "echo hi");
     assert_eq!(
-        run(r#"{{(index .NetworkSettings.Networks "backend").IPAddress}}"#, &c),
+        run(
+            r#"{{(index .NetworkSettings.Networks "backend").IPAddress}}"#,
+            &c
+        ),
         "10.0.0.5"
     );
     assert!(template("{{index .Args 5}}")
@@ -117,7 +129,10 @@ fn range_and_conditionals() {
     );
     // Maps range in key order, with key and value variables.
     assert_eq!(
-        run("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}", &c),
+        run(
+            "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}",
+            &c
+        ),
         "com.example.a=first;com.example.z=last;"
     );
     assert_eq!(
@@ -128,18 +143,30 @@ fn range_and_conditionals() {
         "backend 10.0.0.5 10.0.0.1|bridge 172.17.0.2 172.17.0.1|"
     );
     assert_eq!(
-        run("{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", &c),
+        run(
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            &c
+        ),
         "10.0.0.5 172.17.0.2 "
     );
     assert_eq!(
-        run("{{range $i, $a := .Args}}{{if $i}},{{end}}{{$i}}={{$a}}{{end}}", &c),
+        run(
+            "{{range $i, $a := .Args}}{{if $i}},{{end}}{{$i}}={{$a}}{{end}}",
+            &c
+        ),
         "0=-c,1=echo hi"
     );
-    assert_eq!(run("{{range $a := .Args}}<{{$a}}>{{end}}", &c), "<-c><echo hi>");
+    assert_eq!(
+        run("{{range $a := .Args}}<{{$a}}>{{end}}", &c),
+        "<-c><echo hi>"
+    );
     // else runs only for an empty or nil collection.
     assert_eq!(run("{{range .Args}}x{{else}}none{{end}}", &c), "xx");
     assert_eq!(run("{{range .Empty}}x{{else}}none{{end}}", &c), "none");
-    assert_eq!(run("{{range .Config.Entrypoint}}x{{else}}nil{{end}}", &c), "nil");
+    assert_eq!(
+        run("{{range .Config.Entrypoint}}x{{else}}nil{{end}}", &c),
+        "nil"
+    );
     // Falsy elements still become dot.
     assert_eq!(
         run("{{range .L}}[{{.}}]{{end}}", &json!({"L": ["", false, 0]})),
@@ -161,21 +188,36 @@ fn range_and_conditionals() {
         "up"
     );
     assert_eq!(
-        run(r#"{{if eq .State.Status "running" "paused"}}live{{end}}"#, &c),
+        run(
+            r#"{{if eq .State.Status "running" "paused"}}live{{end}}"#,
+            &c
+        ),
         "live"
     );
-    assert_eq!(run("{{if and .State.Running (gt .State.Pid 1)}}ok{{end}}", &c), "ok");
     assert_eq!(
-        run("{{with .State.Health}}{{.Status}}{{else}}no health{{end}}", &c),
+        run("{{if and .State.Running (gt .State.Pid 1)}}ok{{end}}", &c),
+        "ok"
+    );
+    assert_eq!(
+        run(
+            "{{with .State.Health}}{{.Status}}{{else}}no health{{end}}",
+            &c
+        ),
         "no health"
     );
-    assert_eq!(run("{{len .Mounts}} {{len .Config.Labels}} {{len .Name}}", &c), "2 2 4");
+    assert_eq!(
+        run("{{len .Mounts}} {{len .Config.Labels}} {{len .Name}}", &c),
+        "2 2 4"
+    );
 }
 
 #[test]
 fn trim_markers_and_comments() {
     let c = container();
-    assert_eq!(run("{{- range .Args -}}\n  {{.}}\n{{- end -}}\n", &c), "-cecho hi");
+    assert_eq!(
+        run("{{- range .Args -}}\n  {{.}}\n{{- end -}}\n", &c),
+        "-cecho hi"
+    );
     assert_eq!(run("a {{/* note */}}b {{- /* trimmed */ -}} c", &c), "a bc");
 }
 
@@ -220,7 +262,10 @@ fn docker_functions() {
     );
     assert_eq!(run(r#"[{{pad "x" 2 1}}][{{pad "" 2 1}}]"#, &c), "[  x ][]");
     assert_eq!(run("{{println .Name .State.Pid}}", &c), "/web 4242\n");
-    assert_eq!(run("{{print .State.Pid .State.ExitCode \"s\" 1}}", &c), "4242 0s1");
+    assert_eq!(
+        run("{{print .State.Pid .State.ExitCode \"s\" 1}}", &c),
+        "4242 0s1"
+    );
     assert_eq!(
         run(
             r#"{{printf "%-8s|%5d|%05.1f|%x|%q|%t|%v" "ab" .State.Pid .CpuPercent 255 "q\"" true .Args}}"#,
@@ -239,7 +284,10 @@ fn docker_functions() {
 fn json_escapes_like_docker() {
     // docker's json function turns HTML escaping off; Go still escapes U+2028/U+2029.
     let v = json!({"S": "<a href=\"x\">&</a>\u{2028}\t\u{1}"});
-    assert_eq!(run("{{json .S}}", &v), r#""<a href=\"x\">&</a>\u2028\t\u0001""#);
+    assert_eq!(
+        run("{{json .S}}", &v),
+        r#""<a href=\"x\">&</a>\u2028\t\u0001""#
+    );
 }
 
 #[test]
@@ -288,10 +336,19 @@ fn inspect_default_is_docker_indented_json() {
 #[test]
 fn inspect_templates() {
     let objs = vec![container(), json!({"Name": "/db", "State": {"Pid": 7}})];
-    assert_eq!(render_inspect(Some("{{.Name}}"), &objs).unwrap(), "/web\n/db\n");
-    assert_eq!(render_inspect(Some("{{.State.Pid}}"), &objs).unwrap(), "4242\n7\n");
+    assert_eq!(
+        render_inspect(Some("{{.Name}}"), &objs).unwrap(),
+        "/web\n/db\n"
+    );
+    assert_eq!(
+        render_inspect(Some("{{.State.Pid}}"), &objs).unwrap(),
+        "4242\n7\n"
+    );
     // No \t replacement for inspect, as in docker.
-    assert_eq!(render_inspect(Some("{{.Name}}\\t"), &objs[1..]).unwrap(), "/db\\t\n");
+    assert_eq!(
+        render_inspect(Some("{{.Name}}\\t"), &objs[1..]).unwrap(),
+        "/db\\t\n"
+    );
     assert_eq!(render_inspect(Some("{{.Name}}"), &[]).unwrap(), "\n");
     let e = render_inspect(Some("{{.Name"), &objs).unwrap_err();
     assert!(matches!(e, berth_format::Error::Parse(_)));

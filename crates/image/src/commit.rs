@@ -29,12 +29,22 @@ impl ImageStore {
     /// Makes an image from `layer` (a tar, plain or compressed) on top of `opts.parent`;
     /// returns the new image's id (hex).
     pub fn commit<R: Read>(&self, layer: R, opts: &CommitOptions) -> Result<String> {
-        let reference = opts.reference.as_deref().map(Reference::parse).transpose()?;
+        let reference = opts
+            .reference
+            .as_deref()
+            .map(Reference::parse)
+            .transpose()?;
         if reference.as_ref().is_some_and(|r| r.digest.is_some()) {
-            return Err(Error::InvalidReference(opts.reference.clone().unwrap_or_default()));
+            return Err(Error::InvalidReference(
+                opts.reference.clone().unwrap_or_default(),
+            ));
         }
         let _lock = self.lock(false)?;
-        let parent = opts.parent.as_deref().map(|p| self.resolve(p)).transpose()?;
+        let parent = opts
+            .parent
+            .as_deref()
+            .map(|p| self.resolve(p))
+            .transpose()?;
         let mut config = match &parent {
             Some(p) => p.config_json.clone(),
             None => {
@@ -105,7 +115,9 @@ pub fn apply_changes(cfg: &mut Map<String, Value>, changes: &[String]) -> Result
             reason: reason.to_string(),
         };
         let trimmed = change.trim();
-        let (word, rest) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
+        let (word, rest) = trimmed
+            .split_once(char::is_whitespace)
+            .unwrap_or((trimmed, ""));
         let rest = rest.trim();
         match word.to_ascii_uppercase().as_str() {
             "CMD" | "ENTRYPOINT" => {
@@ -201,7 +213,10 @@ fn key_values(s: &str) -> Option<Vec<(String, String)>> {
     }
     words
         .into_iter()
-        .map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .map(|w| {
+            w.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect::<Option<Vec<_>>>()
         .filter(|v| v.iter().all(|(k, _)| !k.is_empty()))
 }
@@ -239,7 +254,10 @@ fn split_words(s: &str) -> Option<Vec<String>> {
 }
 
 fn unquote(s: &str) -> String {
-    s.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(s).to_string()
+    s.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(s)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -279,7 +297,10 @@ mod tests {
     #[test]
     fn bad_changes_are_refused() {
         for c in ["FROM x", "CMD [oops", "EXPOSE http", "ENV", "USER"] {
-            assert!(apply_changes(&mut Map::new(), &[c.to_string()]).is_err(), "{c}");
+            assert!(
+                apply_changes(&mut Map::new(), &[c.to_string()]).is_err(),
+                "{c}"
+            );
         }
     }
 }

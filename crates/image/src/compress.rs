@@ -22,7 +22,9 @@ impl LayerCompression {
         match s {
             "gzip" => Ok(LayerCompression::Gzip),
             "zstd" => Ok(LayerCompression::Zstd),
-            other => Err(Error::InvalidArchive(format!("unknown compression format {other:?}: gzip or zstd"))),
+            other => Err(Error::InvalidArchive(format!(
+                "unknown compression format {other:?}: gzip or zstd"
+            ))),
         }
     }
     pub fn name(self) -> &'static str {
@@ -72,8 +74,14 @@ impl ImageStore {
         let src = self.blob_path(diff_id)?;
         let work = self.work_dir("compress")?;
         let tmp = work.path().join("blob");
-        let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?));
-        let mut input = BufReader::with_capacity(1 << 20, File::open(&src).ctx(|| format!("open {}", src.display()))?);
+        let out = HashingWriter::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?,
+        ));
+        let mut input = BufReader::with_capacity(
+            1 << 20,
+            File::open(&src).ctx(|| format!("open {}", src.display()))?,
+        );
         let out = match c {
             LayerCompression::Gzip => {
                 let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
@@ -87,7 +95,10 @@ impl ImageStore {
             }
         };
         let (bw, digest, size) = out.finish();
-        let f = bw.into_inner().map_err(|e| e.into_error()).ctx(|| format!("write {}", tmp.display()))?;
+        let f = bw
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("write {}", tmp.display()))?;
         f.sync_all().ctx(|| format!("sync {}", tmp.display()))?;
         let dest = self.blob_path(&digest)?;
         match fsutil::rename_noreplace(&tmp, &dest) {

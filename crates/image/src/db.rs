@@ -63,11 +63,10 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).db("open")?;
-    conn.busy_timeout(Duration::from_secs(60)).db("busy_timeout")?;
-    conn.pragma_update(None, "journal_mode", "WAL").db("journal_mode")?;
-    conn.pragma_update(None, "synchronous", "NORMAL").db("synchronous")?;
-    conn.pragma_update(None, "foreign_keys", "ON").db("foreign_keys")?;
+    let conn = berth_statedb::open(path, Duration::from_secs(60), |c| {
+        c.pragma_update(None, "foreign_keys", "ON")
+    })
+    .db("open")?;
     migrate(&conn)?;
     Ok(conn)
 }
@@ -80,7 +79,8 @@ fn migrate(conn: &Connection) -> Result<()> {
         return Ok(());
     }
     // IMMEDIATE: two processes creating a fresh store must not both run step 1.
-    conn.execute_batch("BEGIN IMMEDIATE").db("begin migration")?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .db("begin migration")?;
     let current: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .db("user_version")? as usize;

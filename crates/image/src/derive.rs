@@ -24,15 +24,23 @@ impl ImageStore {
     /// Copies `layer` (a tar, plain or compressed) uncompressed into `work`, hashing it.
     pub(crate) fn stage_layer<R: Read>(&self, work: &WorkDir, layer: R) -> Result<StagedLayer> {
         let path = work.path().join("layer.tar");
-        let mut input = decompressed(BufReader::with_capacity(1 << 20, layer)).ctx(|| "read the layer".to_string())?;
+        let mut input = decompressed(BufReader::with_capacity(1 << 20, layer))
+            .ctx(|| "read the layer".to_string())?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(
             1 << 20,
             File::create(&path).ctx(|| format!("create {}", path.display()))?,
         ));
-        io::copy(&mut input, &mut w).map_err(|e| Error::InvalidArchive(format!("reading the layer: {e}")))?;
+        io::copy(&mut input, &mut w)
+            .map_err(|e| Error::InvalidArchive(format!("reading the layer: {e}")))?;
         let (bw, diff_id, size) = w.finish();
-        bw.into_inner().map_err(|e| e.into_error()).ctx(|| format!("write {}", path.display()))?;
-        Ok(StagedLayer { path, diff_id, size })
+        bw.into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("write {}", path.display()))?;
+        Ok(StagedLayer {
+            path,
+            diff_id,
+            size,
+        })
     }
 
     /// Installs an image: `parent`'s layers, then `layer` if any, with `config` as given except
@@ -51,26 +59,56 @@ impl ImageStore {
         let mut diff_ids = Vec::new();
         for l in parent.map(|p| p.layers.as_slice()).unwrap_or_default() {
             let path = self.blob_path(&l.blob_digest)?;
-            members.push(Member::new(l.blob_digest.clone(), l.blob_size, MemberData::File(path)));
-            layers.push(NewLayer { diff_id: l.diff_id.clone(), member: members.len() - 1, media_type: l.blob_media_type.clone() });
-            descs.push((l.blob_digest.clone(), l.blob_size, l.blob_media_type.clone()));
+            members.push(Member::new(
+                l.blob_digest.clone(),
+                l.blob_size,
+                MemberData::File(path),
+            ));
+            layers.push(NewLayer {
+                diff_id: l.diff_id.clone(),
+                member: members.len() - 1,
+                media_type: l.blob_media_type.clone(),
+            });
+            descs.push((
+                l.blob_digest.clone(),
+                l.blob_size,
+                l.blob_media_type.clone(),
+            ));
             diff_ids.push(l.diff_id.clone());
         }
         if let Some(l) = layer {
             let media_type = "application/vnd.oci.image.layer.v1.tar".to_string();
-            members.push(Member::new(l.diff_id.clone(), l.size, MemberData::File(l.path)));
-            layers.push(NewLayer { diff_id: l.diff_id.clone(), member: members.len() - 1, media_type: media_type.clone() });
+            members.push(Member::new(
+                l.diff_id.clone(),
+                l.size,
+                MemberData::File(l.path),
+            ));
+            layers.push(NewLayer {
+                diff_id: l.diff_id.clone(),
+                member: members.len() - 1,
+                media_type: media_type.clone(),
+            });
             descs.push((l.diff_id.clone(), l.size, media_type));
             diff_ids.push(l.diff_id);
         }
-        let obj = config
-            .as_object_mut()
-            .ok_or_else(|| Error::InvalidConfig { id: "new".into(), reason: "not an object".into() })?;
-        obj.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids}));
+        let obj = config.as_object_mut().ok_or_else(|| Error::InvalidConfig {
+            id: "new".into(),
+            reason: "not an object".into(),
+        })?;
+        obj.insert(
+            "rootfs".into(),
+            json!({"type": "layers", "diff_ids": diff_ids}),
+        );
         let config = serde_json::to_vec(&config).expect("json");
         crate::install::check_config(&config)?;
         let manifest = make_manifest(&config, &descs);
-        let image = NewImage { config, manifest, manifest_media_type: OCI_MANIFEST.into(), layers, names };
+        let image = NewImage {
+            config,
+            manifest,
+            manifest_media_type: OCI_MANIFEST.into(),
+            layers,
+            names,
+        };
         let loaded = self.install(work, &members, vec![image])?;
         let id = loaded[0].id.clone();
         if let Some(p) = parent {
@@ -83,7 +121,12 @@ impl ImageStore {
     /// A new image from `parent` (an image id or name; none: from scratch), an optional layer
     /// tar on top, and `config`: the whole image config (history included) except `rootfs`.
     /// An image with the same config and layers is the same image (same id), stored once.
-    pub fn derive<R: Read>(&self, parent: Option<&str>, layer: Option<R>, config: Value) -> Result<String> {
+    pub fn derive<R: Read>(
+        &self,
+        parent: Option<&str>,
+        layer: Option<R>,
+        config: Value,
+    ) -> Result<String> {
         let _lock = self.lock(false)?;
         let parent = parent.map(|p| self.resolve(p)).transpose()?;
         let work = self.work_dir("derive")?;

@@ -13,12 +13,16 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 pub fn digest_hex(digest: &str) -> Result<&str> {
     match digest.strip_prefix("sha256:") {
         Some(h) if is_hex64(h) => Ok(h),
-        _ => Err(Error::InvalidArchive(format!("unsupported or malformed digest {digest:?}"))),
+        _ => Err(Error::InvalidArchive(format!(
+            "unsupported or malformed digest {digest:?}"
+        ))),
     }
 }
 
 pub fn is_hex64(h: &str) -> bool {
-    h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Hashes and counts everything written through it.
@@ -37,7 +41,11 @@ impl<W: Write> HashingWriter<W> {
         }
     }
     pub fn finish(self) -> (W, String, u64) {
-        (self.inner, format!("sha256:{}", hex::encode(self.hasher.finalize())), self.written)
+        (
+            self.inner,
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.written,
+        )
     }
 }
 
@@ -69,7 +77,10 @@ impl<R: Read> HashingReader<R> {
         }
     }
     pub fn finish(self) -> (String, u64) {
-        (format!("sha256:{}", hex::encode(self.hasher.finalize())), self.read)
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.read,
+        )
     }
 }
 

@@ -29,7 +29,10 @@ pub enum Error {
     #[error("blob {digest}: content digest is {actual}")]
     DigestMismatch { digest: String, actual: String },
     #[error("layer {diff_id}: {source}")]
-    Layer { diff_id: String, source: berth_archive::Error },
+    Layer {
+        diff_id: String,
+        source: berth_archive::Error,
+    },
     #[error("invalid change {change:?}: {reason}")]
     InvalidChange { change: String, reason: String },
     #[error("{0}")]
@@ -43,9 +46,15 @@ pub enum Error {
     #[error("unknown storage driver {0:?}: overlay or vfs")]
     UnknownDriver(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("database {context}: {source}")]
-    Db { context: String, source: rusqlite::Error },
+    Db {
+        context: String,
+        source: rusqlite::Error,
+    },
 }
 
 impl Error {
@@ -64,10 +73,13 @@ impl Error {
                 _ => ErrorKind::InvalidArgument,
             },
             Error::Conflict(_) | Error::DriverConflict { .. } => ErrorKind::Conflict,
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                ErrorKind::PermissionDenied
+            }
             Error::Io { .. } => ErrorKind::Internal,
             Error::Db { source, .. } => match source.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => ErrorKind::Unavailable,
+                Some(rusqlite::ErrorCode::DatabaseBusy)
+                | Some(rusqlite::ErrorCode::DatabaseLocked) => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
         }
@@ -83,7 +95,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io { context: what(), source })
+        self.map_err(|source| Error::Io {
+            context: what(),
+            source,
+        })
     }
 }
 

@@ -13,7 +13,11 @@ use crate::error::{IoContext, Result};
 
 /// flock(2) on an open file or directory; `false` when non-blocking and someone else holds it.
 pub fn flock(f: &File, exclusive: bool, block: bool) -> io::Result<bool> {
-    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    let mut op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     if !block {
         op |= libc::LOCK_NB;
     }
@@ -43,7 +47,15 @@ pub fn syncfs(f: &File) -> io::Result<()> {
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     let f = std::ffi::CString::new(from.as_os_str().as_bytes())?;
     let t = std::ffi::CString::new(to.as_os_str().as_bytes())?;
-    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
     if r == 0 {
         Ok(())
     } else {
@@ -80,7 +92,11 @@ impl WorkDir {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .subsec_nanos();
-            let name = format!("{what}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+            let name = format!(
+                "{what}-{}-{}-{nanos}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            );
             let path = tmp_root.join(name);
             match fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {}
@@ -93,13 +109,20 @@ impl WorkDir {
             }
             // A cleaner may have taken and removed it between mkdir and flock: make sure it is still ours.
             match fs::metadata(&path) {
-                Ok(m) if m.ino() == lock.metadata().ctx(|| format!("stat {}", path.display()))?.ino() => {
+                Ok(m)
+                    if m.ino()
+                        == lock
+                            .metadata()
+                            .ctx(|| format!("stat {}", path.display()))?
+                            .ino() =>
+                {
                     return Ok(WorkDir { path, _lock: lock })
                 }
                 _ => continue,
             }
         }
-        Err(io::Error::other("could not create a unique temp dir")).ctx(|| tmp_root.display().to_string())
+        Err(io::Error::other("could not create a unique temp dir"))
+            .ctx(|| tmp_root.display().to_string())
     }
 
     pub fn path(&self) -> &Path {
@@ -115,7 +138,9 @@ impl Drop for WorkDir {
 
 /// Removes every entry of `tmp_root` that no live process holds a lock on.
 pub fn clean_stale(tmp_root: &Path) {
-    let Ok(entries) = fs::read_dir(tmp_root) else { return };
+    let Ok(entries) = fs::read_dir(tmp_root) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let Ok(f) = File::open(&p) else { continue };
@@ -138,7 +163,12 @@ pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn copy_entry(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>, dirs: &mut Vec<(PathBuf, fs::Metadata)>) -> io::Result<()> {
+fn copy_entry(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+    dirs: &mut Vec<(PathBuf, fs::Metadata)>,
+) -> io::Result<()> {
     let m = fs::symlink_metadata(src)?;
     let ft = m.file_type();
     if ft.is_dir() {
@@ -203,7 +233,15 @@ fn set_times(p: &Path, m: &fs::Metadata) -> io::Result<()> {
             tv_nsec: m.mtime_nsec(),
         },
     ];
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+    if unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -228,25 +266,49 @@ mod tests {
         let fifo = std::ffi::CString::new(src.join("fifo").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
         let wh = std::ffi::CString::new(src.join("d/.gone").as_os_str().as_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
+        assert_eq!(
+            unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) },
+            0
+        );
         std::os::unix::fs::lchown(src.join("d/a"), Some(0), Some(0)).unwrap();
         fs::set_permissions(src.join("d/a"), fs::Permissions::from_mode(0o4755)).unwrap();
 
-        let st = std::process::Command::new("touch").arg("-d").arg("@1000000").arg(src.join("d")).status().unwrap();
+        let st = std::process::Command::new("touch")
+            .arg("-d")
+            .arg("@1000000")
+            .arg(src.join("d"))
+            .status()
+            .unwrap();
         assert!(st.success());
 
         let dst = s.join("dst");
         copy_tree(&src, &dst).unwrap();
         let a = fs::metadata(dst.join("d/a")).unwrap();
-        assert_eq!(a.ino(), fs::metadata(dst.join("b")).unwrap().ino(), "hard link kept");
+        assert_eq!(
+            a.ino(),
+            fs::metadata(dst.join("b")).unwrap().ino(),
+            "hard link kept"
+        );
         assert_eq!(a.mode() & 0o7777, 0o4755, "setuid kept");
         assert_eq!(fs::read_link(dst.join("l")).unwrap(), Path::new("d/a"));
         let sub = fs::metadata(dst.join("d/sub")).unwrap();
         assert_eq!((sub.uid(), sub.gid()), (1000, 1000));
-        assert_eq!(xattr::get(dst.join("d/sub"), "trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
-        assert_eq!(fs::metadata(dst.join("fifo")).unwrap().mode() & libc::S_IFMT, libc::S_IFIFO);
+        assert_eq!(
+            xattr::get(dst.join("d/sub"), "trusted.overlay.opaque")
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
+        assert_eq!(
+            fs::metadata(dst.join("fifo")).unwrap().mode() & libc::S_IFMT,
+            libc::S_IFIFO
+        );
         let w = fs::symlink_metadata(dst.join("d/.gone")).unwrap();
         assert_eq!((w.mode() & libc::S_IFMT, w.rdev()), (libc::S_IFCHR, 0));
-        assert_eq!(fs::metadata(dst.join("d")).unwrap().mtime(), 1000000, "directory times set after their children");
+        assert_eq!(
+            fs::metadata(dst.join("d")).unwrap().mtime(),
+            1000000,
+            "directory times set after their children"
+        );
     }
 }

@@ -94,7 +94,10 @@ impl Ingest<'_> {
         let path = self.shared.work.join(format!("ingest-{n}"));
         let file = File::create(&path).ctx(|| format!("create {}", path.display()))?;
         let spec = if layer && self.shared.driver == Driver::Overlay {
-            Some(Speculation::start(&path, self.shared.work.join(format!("unpack-{n}"))).ctx(|| "start unpacking".to_string())?)
+            Some(
+                Speculation::start(&path, self.shared.work.join(format!("unpack-{n}")))
+                    .ctx(|| "start unpacking".to_string())?,
+            )
         } else {
             None
         };
@@ -115,7 +118,11 @@ impl Ingest<'_> {
         let path = self.store.blob_path(digest)?;
         let mut members = self.shared.members.lock().unwrap();
         if !members.iter().any(|m| m.digest == digest) {
-            members.push(Member::new(digest.to_string(), size, MemberData::File(path)));
+            members.push(Member::new(
+                digest.to_string(),
+                size,
+                MemberData::File(path),
+            ));
         }
         Ok(())
     }
@@ -144,7 +151,9 @@ impl Ingest<'_> {
             let member = members
                 .iter()
                 .position(|m| m.digest == digest)
-                .ok_or_else(|| Error::InvalidArchive(format!("layer blob {digest} was not received")))?;
+                .ok_or_else(|| {
+                    Error::InvalidArchive(format!("layer blob {digest} was not received"))
+                })?;
             new_layers.push(NewLayer {
                 diff_id,
                 member,
@@ -204,7 +213,10 @@ impl BlobWriter {
                 self.digest, self.written, self.size
             )));
         }
-        let actual = format!("sha256:{}", hex::encode(std::mem::take(&mut self.hasher).finalize()));
+        let actual = format!(
+            "sha256:{}",
+            hex::encode(std::mem::take(&mut self.hasher).finalize())
+        );
         if actual != self.digest {
             return Err(Error::DigestMismatch {
                 digest: self.digest.clone(),
@@ -214,7 +226,11 @@ impl BlobWriter {
         if let Some(s) = &self.spec {
             s.progress.finish();
         }
-        let mut m = Member::new(self.digest.clone(), self.size, MemberData::File(self.path.clone()));
+        let mut m = Member::new(
+            self.digest.clone(),
+            self.size,
+            MemberData::File(self.path.clone()),
+        );
         m.spec = Mutex::new(self.spec.take());
         let mut members = self.shared.members.lock().unwrap();
         if !members.iter().any(|x| x.digest == m.digest) {
@@ -229,7 +245,10 @@ impl Write for BlobWriter {
         if self.written + buf.len() as u64 > self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("blob {} is larger than its descriptor's {} bytes", self.digest, self.size),
+                format!(
+                    "blob {} is larger than its descriptor's {} bytes",
+                    self.digest, self.size
+                ),
             ));
         }
         self.file.write_all(buf)?;

@@ -5,7 +5,11 @@ use serde_json::{json, Map, Value};
 
 /// Docker's `ImageInspect` shape: every field present, in docker's order.
 pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
-    let c = img.config_json.get("config").cloned().unwrap_or(Value::Null);
+    let c = img
+        .config_json
+        .get("config")
+        .cloned()
+        .unwrap_or(Value::Null);
     let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
     let string = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let mut config = Map::new();
@@ -32,13 +36,27 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
     if let Some(s) = c.get("StopSignal").filter(|v| !v.is_null()) {
         config.insert("StopSignal".into(), s.clone());
     }
-    let top = |k: &str| img.config_json.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let dirs: Vec<String> = img.layer_dirs().iter().map(|d| d.display().to_string()).collect();
+    let top = |k: &str| {
+        img.config_json
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let dirs: Vec<String> = img
+        .layer_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
     let graph = match store.driver() {
         Driver::Overlay => {
             let mut data = Map::new();
             if dirs.len() > 1 {
-                let lowers: Vec<&str> = dirs[..dirs.len() - 1].iter().rev().map(String::as_str).collect();
+                let lowers: Vec<&str> = dirs[..dirs.len() - 1]
+                    .iter()
+                    .rev()
+                    .map(String::as_str)
+                    .collect();
                 data.insert("LowerDir".into(), json!(lowers.join(":")));
             }
             if let Some(top) = dirs.last() {
@@ -50,7 +68,10 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
     };
     let mut v = Map::new();
     v.insert("Id".into(), json!(format!("sha256:{}", img.id)));
-    v.insert("RepoTags".into(), json!(img.names.iter().map(|n| n.familiar()).collect::<Vec<_>>()));
+    v.insert(
+        "RepoTags".into(),
+        json!(img.names.iter().map(|n| n.familiar()).collect::<Vec<_>>()),
+    );
     v.insert(
         "RepoDigests".into(),
         json!(img
@@ -59,7 +80,12 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
             .map(|d| crate::familiar_repository(d))
             .collect::<Vec<_>>()),
     );
-    let parent = store.parent(&img.id).ok().flatten().map(|p| format!("sha256:{p}")).unwrap_or_default();
+    let parent = store
+        .parent(&img.id)
+        .ok()
+        .flatten()
+        .map(|p| format!("sha256:{p}"))
+        .unwrap_or_default();
     v.insert("Parent".into(), json!(parent));
     v.insert("Comment".into(), json!(top("comment")));
     v.insert("Created".into(), json!(top("created")));
@@ -73,11 +99,13 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> Value {
     v.insert("Os".into(), json!(top("os")));
     v.insert("Size".into(), json!(img.size));
     v.insert("GraphDriver".into(), graph);
-    v.insert("RootFS".into(), json!({"Type": "layers", "Layers": img.diff_ids()}));
+    v.insert(
+        "RootFS".into(),
+        json!({"Type": "layers", "Layers": img.diff_ids()}),
+    );
     v.insert(
         "Metadata".into(),
         json!({"LastTagTime": img.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())}),
     );
     Value::Object(v)
 }
-

@@ -70,7 +70,9 @@ impl Member {
         let mut buf = vec![0u8; 8];
         let mut n = 0;
         while n < buf.len() {
-            let k = r.read(&mut buf[n..]).ctx(|| format!("read {}", self.digest))?;
+            let k = r
+                .read(&mut buf[n..])
+                .ctx(|| format!("read {}", self.digest))?;
             if k == 0 {
                 break;
             }
@@ -128,10 +130,11 @@ pub(crate) fn make_manifest(config: &[u8], layers: &[(String, u64, String)]) -> 
 /// Checks a config blob and returns its diff ids and creation time.
 pub(crate) fn check_config(config: &[u8]) -> Result<(Vec<String>, i64)> {
     let id = sha256_digest(config);
-    let c: oci_spec::image::ImageConfiguration = serde_json::from_slice(config).map_err(|e| Error::InvalidConfig {
-        id: id.clone(),
-        reason: e.to_string(),
-    })?;
+    let c: oci_spec::image::ImageConfiguration =
+        serde_json::from_slice(config).map_err(|e| Error::InvalidConfig {
+            id: id.clone(),
+            reason: e.to_string(),
+        })?;
     let diff_ids = c.rootfs().diff_ids().clone();
     for d in &diff_ids {
         digest_hex(d).map_err(|_| Error::InvalidConfig {
@@ -139,7 +142,11 @@ pub(crate) fn check_config(config: &[u8]) -> Result<(Vec<String>, i64)> {
             reason: format!("bad diff id {d:?}"),
         })?;
     }
-    let created = c.created().as_deref().and_then(crate::timefmt::parse_rfc3339).unwrap_or(0);
+    let created = c
+        .created()
+        .as_deref()
+        .and_then(crate::timefmt::parse_rfc3339)
+        .unwrap_or(0);
     Ok((diff_ids, created))
 }
 
@@ -151,7 +158,12 @@ struct Job {
 }
 
 impl ImageStore {
-    pub(crate) fn install(&self, work: &WorkDir, members: &[Member], images: Vec<NewImage>) -> Result<Vec<LoadedImage>> {
+    pub(crate) fn install(
+        &self,
+        work: &WorkDir,
+        members: &[Member],
+        images: Vec<NewImage>,
+    ) -> Result<Vec<LoadedImage>> {
         // Plan: which chains are new, which existing ones need their blob checked against the diff id.
         let mut jobs: Vec<Job> = Vec::new();
         let mut planned: HashSet<String> = HashSet::new();
@@ -317,11 +329,15 @@ impl ImageStore {
         for img in images {
             for bytes in [&img.config, &img.manifest] {
                 let p = self.blob_path(&sha256_digest(bytes))?;
-                File::open(&p).and_then(|f| f.sync_all()).ctx(|| format!("fsync {}", p.display()))?;
+                File::open(&p)
+                    .and_then(|f| f.sync_all())
+                    .ctx(|| format!("fsync {}", p.display()))?;
             }
         }
         let dir = self.root.join("blobs/sha256");
-        File::open(&dir).and_then(|f| f.sync_all()).ctx(|| format!("fsync {}", dir.display()))
+        File::open(&dir)
+            .and_then(|f| f.sync_all())
+            .ctx(|| format!("fsync {}", dir.display()))
     }
 
     /// Whether a layer blob's uncompressed content is `diff_id` (remembered once checked).
@@ -331,14 +347,18 @@ impl ImageStore {
         }
         let known: Option<String> = self
             .conn
-            .query_row("SELECT diff_id FROM verified_blobs WHERE blob_digest = ?1", [&m.digest], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT diff_id FROM verified_blobs WHERE blob_digest = ?1",
+                [&m.digest],
+                |r| r.get(0),
+            )
             .ok();
         if let Some(k) = known {
             return Ok(k == diff_id);
         }
-        let mut h = HashingReader::new(decompressed(m.reader()?).ctx(|| format!("decompress {}", m.digest))?);
+        let mut h = HashingReader::new(
+            decompressed(m.reader()?).ctx(|| format!("decompress {}", m.digest))?,
+        );
         io::copy(&mut h, &mut io::sink()).ctx(|| format!("decompress {}", m.digest))?;
         Ok(h.finish().0 == diff_id)
     }
@@ -349,7 +369,12 @@ impl ImageStore {
     }
 
     /// Unpacks each job into `<work>/<chain-hex>/diff`; returns uncompressed sizes by chain id.
-    fn unpack(&self, work: &Path, members: &[Member], jobs: &[Job]) -> Result<HashMap<String, u64>> {
+    fn unpack(
+        &self,
+        work: &Path,
+        members: &[Member],
+        jobs: &[Job],
+    ) -> Result<HashMap<String, u64>> {
         let sizes = Mutex::new(HashMap::new());
         // Threads get plain data, not the (single-threaded) database handle.
         let (driver, layers_root) = (self.driver, self.root.join("layers"));
@@ -362,8 +387,12 @@ impl ImageStore {
                 let spec_dir = spec.dir.clone();
                 match spec.finish() {
                     Some(applied) if applied.diff_id == j.diff_id => {
-                        fs::rename(&spec_dir, &dir).ctx(|| format!("move {}", spec_dir.display()))?;
-                        sizes.lock().unwrap().insert(j.chain_id.clone(), applied.size);
+                        fs::rename(&spec_dir, &dir)
+                            .ctx(|| format!("move {}", spec_dir.display()))?;
+                        sizes
+                            .lock()
+                            .unwrap()
+                            .insert(j.chain_id.clone(), applied.size);
                         return Ok(());
                     }
                     Some(applied) => {
@@ -376,7 +405,8 @@ impl ImageStore {
                         })
                     }
                     // Failed or cut short: unpack again below, which reports any real error.
-                    None => fsutil::remove_any(&spec_dir).ctx(|| format!("remove {}", spec_dir.display()))?,
+                    None => fsutil::remove_any(&spec_dir)
+                        .ctx(|| format!("remove {}", spec_dir.display()))?,
                 }
             }
             fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
@@ -394,9 +424,12 @@ impl ImageStore {
                             } else {
                                 layers_root.join(digest_hex(p)?).join("diff")
                             };
-                            fsutil::copy_tree(&src, &diff).ctx(|| format!("copy {} to {}", src.display(), diff.display()))?;
+                            fsutil::copy_tree(&src, &diff)
+                                .ctx(|| format!("copy {} to {}", src.display(), diff.display()))?;
                         }
-                        None => fs::create_dir(&diff).ctx(|| format!("create {}", diff.display()))?,
+                        None => {
+                            fs::create_dir(&diff).ctx(|| format!("create {}", diff.display()))?
+                        }
                     }
                     WhiteoutMode::Direct
                 }
@@ -405,11 +438,17 @@ impl ImageStore {
                 whiteouts: mode,
                 expected_diff_id: Some(j.diff_id.clone()),
             };
-            let applied = berth_archive::apply_layer(m.reader()?, &diff, &opts).map_err(|source| Error::Layer {
-                diff_id: j.diff_id.clone(),
-                source,
-            })?;
-            sizes.lock().unwrap().insert(j.chain_id.clone(), applied.size);
+            let applied =
+                berth_archive::apply_layer(m.reader()?, &diff, &opts).map_err(|source| {
+                    Error::Layer {
+                        diff_id: j.diff_id.clone(),
+                        source,
+                    }
+                })?;
+            sizes
+                .lock()
+                .unwrap()
+                .insert(j.chain_id.clone(), applied.size);
             Ok(())
         };
         match self.driver {

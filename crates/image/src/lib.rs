@@ -66,7 +66,10 @@ pub use inspect::inspect_json;
 pub use install::LoadedImage;
 pub use reference::{familiar_repository, Reference};
 pub use save::ArchiveFormat;
-pub use store::{DiskUsage, Driver, Image, ImageLayer, ImageStore, PruneReport, RemoveEvent, StoreOptions, DEFAULT_ROOT};
+pub use store::{
+    DiskUsage, Driver, Image, ImageLayer, ImageStore, PruneReport, RemoveEvent, StoreOptions,
+    DEFAULT_ROOT,
+};
 
 /// The host's architecture in Go's names (image configs use them).
 pub fn host_arch() -> &'static str {

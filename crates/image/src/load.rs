@@ -10,7 +10,10 @@ use std::path::{Component, Path};
 
 use crate::digest::{digest_hex, is_hex64, HashingWriter};
 use crate::error::{Error, IoContext, Result};
-use crate::install::{check_config, layer_media_type, make_manifest, LoadedImage, Member, MemberData, NewImage, NewLayer, OCI_MANIFEST};
+use crate::install::{
+    check_config, layer_media_type, make_manifest, LoadedImage, Member, MemberData, NewImage,
+    NewLayer, OCI_MANIFEST,
+};
 use crate::reference::Reference;
 use crate::speculate::{looks_like_layer, Speculation};
 use crate::store::Driver;
@@ -31,7 +34,9 @@ impl Archive {
         self.by_path.get(&normalize(Path::new(path))?).copied()
     }
     fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let i = self.get(path).ok_or_else(|| Error::InvalidArchive(format!("{path} is missing")))?;
+        let i = self
+            .get(path)
+            .ok_or_else(|| Error::InvalidArchive(format!("{path} is missing")))?;
         let b = self.members[i].bytes(JSON_LIMIT)?;
         serde_json::from_slice(&b).map_err(|e| Error::InvalidArchive(format!("{path}: {e}")))
     }
@@ -58,7 +63,9 @@ impl ImageStore {
         let _lock = self.lock(false)?;
         let work = self.work_dir("load")?;
         // Declared after `work`: dropped first, so unfinished unpacks stop before the dir goes.
-        let archive = read_archive(input, work.path(), &|key: &str, started: usize| self.may_speculate(key, started))?;
+        let archive = read_archive(input, work.path(), &|key: &str, started: usize| {
+            self.may_speculate(key, started)
+        })?;
         let images = if archive.get("manifest.json").is_some() {
             docker_images(&archive)?
         } else if archive.get("index.json").is_some() {
@@ -79,12 +86,19 @@ impl ImageStore {
     /// Unpack a blob while reading? Only for overlay (vfs needs the parent first), a few at a
     /// time, and not when the store already has it (by the digest in its name).
     fn may_speculate(&self, key: &str, started: usize) -> bool {
-        if self.driver != Driver::Overlay || started >= std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) {
+        if self.driver != Driver::Overlay
+            || started
+                >= std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+        {
             return false;
         }
         let name = key.rsplit('/').next().unwrap_or(key);
         let hex = name.strip_suffix(".tar").unwrap_or(name);
-        !(is_hex64(hex) && (self.root.join("blobs/sha256").join(hex).exists() || self.root.join("layers").join(hex).exists()))
+        !(is_hex64(hex)
+            && (self.root.join("blobs/sha256").join(hex).exists()
+                || self.root.join("layers").join(hex).exists()))
     }
 }
 
@@ -92,7 +106,11 @@ fn bad_tar(e: io::Error) -> Error {
     Error::InvalidArchive(format!("reading the archive: {e}"))
 }
 
-fn read_archive<R: Read>(input: R, work: &Path, may_speculate: &dyn Fn(&str, usize) -> bool) -> Result<Archive> {
+fn read_archive<R: Read>(
+    input: R,
+    work: &Path,
+    may_speculate: &dyn Fn(&str, usize) -> bool,
+) -> Result<Archive> {
     let mut started = 0usize;
     let mut tar = tar::Archive::new(input);
     let mut members = Vec::new();
@@ -101,10 +119,16 @@ fn read_archive<R: Read>(input: R, work: &Path, may_speculate: &dyn Fn(&str, usi
     for entry in tar.entries().map_err(bad_tar)? {
         let mut entry = entry.map_err(bad_tar)?;
         let path = entry.path().map_err(bad_tar)?.into_owned();
-        let Some(key) = normalize(&path) else { continue };
+        let Some(key) = normalize(&path) else {
+            continue;
+        };
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry.link_name().map_err(bad_tar)?.unwrap_or_default().into_owned();
+            let target = entry
+                .link_name()
+                .map_err(bad_tar)?
+                .unwrap_or_default()
+                .into_owned();
             // Symlink targets are relative to the link's dir; hard link names to the archive root.
             let full = if kind.is_symlink() {
                 path.parent().unwrap_or(Path::new("")).join(&target)
@@ -140,9 +164,11 @@ fn read_archive<R: Read>(input: R, work: &Path, may_speculate: &dyn Fn(&str, usi
                 if k == 0 {
                     break;
                 }
-                w.write_all(&buf[..k]).ctx(|| format!("write {}", p.display()))?;
+                w.write_all(&buf[..k])
+                    .ctx(|| format!("write {}", p.display()))?;
                 if n == 0 && looks_like_layer(&buf[..k]) && may_speculate(&key, started) {
-                    spec = Speculation::start(&p, work.join(format!("spec-{}", members.len()))).ok();
+                    spec =
+                        Speculation::start(&p, work.join(format!("spec-{}", members.len()))).ok();
                     started += spec.is_some() as usize;
                 }
                 n += k as u64;
@@ -343,8 +369,9 @@ fn oci_images(a: &Archive) -> Result<Vec<NewImage>> {
             if !INDEX_TYPES.contains(&desc.media_type.as_str()) {
                 break;
             }
-            let mut nested: Index = serde_json::from_slice(&a.members[blob(a, &desc)?].bytes(JSON_LIMIT)?)
-                .map_err(|e| Error::InvalidArchive(format!("index {}: {e}", desc.digest)))?;
+            let mut nested: Index =
+                serde_json::from_slice(&a.members[blob(a, &desc)?].bytes(JSON_LIMIT)?)
+                    .map_err(|e| Error::InvalidArchive(format!("index {}: {e}", desc.digest)))?;
             let pick = nested
                 .manifests
                 .iter()
@@ -353,13 +380,19 @@ fn oci_images(a: &Archive) -> Result<Vec<NewImage>> {
                         .as_ref()
                         .is_some_and(|p| p.os == "linux" && p.architecture == host_arch())
                 })
-                .or(if nested.manifests.is_empty() { None } else { Some(0) })
-                .ok_or_else(|| Error::InvalidArchive(format!("index {} lists no manifest", desc.digest)))?;
+                .or(if nested.manifests.is_empty() {
+                    None
+                } else {
+                    Some(0)
+                })
+                .ok_or_else(|| {
+                    Error::InvalidArchive(format!("index {} lists no manifest", desc.digest))
+                })?;
             desc = nested.manifests.swap_remove(pick);
         }
         let manifest_bytes = a.members[blob(a, &desc)?].bytes(JSON_LIMIT)?;
-        let manifest: Manifest =
-            serde_json::from_slice(&manifest_bytes).map_err(|e| Error::InvalidArchive(format!("manifest {}: {e}", desc.digest)))?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| Error::InvalidArchive(format!("manifest {}: {e}", desc.digest)))?;
         let config = a.members[blob(a, &manifest.config)?].bytes(JSON_LIMIT)?;
         let (diff_ids, _) = check_config(&config)?;
         if diff_ids.len() != manifest.layers.len() {

@@ -44,7 +44,9 @@ impl Reference {
         };
         // A tag follows the last ':' only when no '/' comes after it (else it is a port).
         let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
+            Some(i) if !rest[i + 1..].contains('/') => {
+                (&rest[..i], Some(rest[i + 1..].to_string()))
+            }
             _ => (rest, None),
         };
         if let Some(t) = &tag {
@@ -53,7 +55,11 @@ impl Reference {
             }
         }
         let (domain, path) = match name.find('/') {
-            Some(i) if name[..i].contains(['.', ':']) || &name[..i] == "localhost" || name[..i].to_lowercase() != name[..i] => {
+            Some(i)
+                if name[..i].contains(['.', ':'])
+                    || &name[..i] == "localhost"
+                    || name[..i].to_lowercase() != name[..i] =>
+            {
                 (name[..i].to_string(), name[i + 1..].to_string())
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
@@ -74,7 +80,12 @@ impl Reference {
         if domain.len() + 1 + path.len() > 255 {
             return Err(bad());
         }
-        Ok(Reference { domain, path, tag, digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        })
     }
 
     /// "docker.io/library/busybox".
@@ -123,7 +134,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_domain(d: &str) -> bool {
@@ -187,18 +199,30 @@ mod tests {
         assert_eq!(full("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(full("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(full("me/app"), "docker.io/me/app:latest");
-        assert_eq!(full("index.docker.io/library/x"), "docker.io/library/x:latest");
+        assert_eq!(
+            full("index.docker.io/library/x"),
+            "docker.io/library/x:latest"
+        );
         assert_eq!(full("localhost/busybox"), "localhost/busybox:latest");
         assert_eq!(full("registry:5000/a/b:v1"), "registry:5000/a/b:v1");
         assert_eq!(full("quay.io/x/y"), "quay.io/x/y:latest");
         let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(full(&format!("busybox@{d}")), format!("docker.io/library/busybox@{d}"));
+        assert_eq!(
+            full(&format!("busybox@{d}")),
+            format!("docker.io/library/busybox@{d}")
+        );
     }
 
     #[test]
     fn familiar_forms() {
-        assert_eq!(Reference::parse("busybox").unwrap().familiar(), "busybox:latest");
-        assert_eq!(Reference::parse("docker.io/me/app:2").unwrap().familiar(), "me/app:2");
+        assert_eq!(
+            Reference::parse("busybox").unwrap().familiar(),
+            "busybox:latest"
+        );
+        assert_eq!(
+            Reference::parse("docker.io/me/app:2").unwrap().familiar(),
+            "me/app:2"
+        );
         assert_eq!(
             Reference::parse("localhost/busybox").unwrap().familiar(),
             "localhost/busybox:latest"
@@ -207,7 +231,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_references() {
-        for s in ["", "Busybox", "a//b", "a:", "a:-x", "-a", "a@sha256:12", "a b", "x/.y"] {
+        for s in [
+            "",
+            "Busybox",
+            "a//b",
+            "a:",
+            "a:-x",
+            "-a",
+            "a@sha256:12",
+            "a b",
+            "x/.y",
+        ] {
             assert!(Reference::parse(s).is_err(), "{s:?} should be rejected");
         }
     }

@@ -61,7 +61,11 @@ impl ImageStore {
             .ctx(|| "flush the archive".to_string())
     }
 
-    fn write_docker<W: Write>(&self, tar: &mut tar::Builder<W>, images: &[(Image, Vec<Reference>)]) -> Result<()> {
+    fn write_docker<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        images: &[(Image, Vec<Reference>)],
+    ) -> Result<()> {
         let mut written = HashSet::new();
         let mut manifest = Vec::new();
         for (img, names) in images {
@@ -75,7 +79,11 @@ impl ImageStore {
             }
             let config_name = format!("{}.json", img.id);
             if written.insert(config_name.clone()) {
-                append_bytes(tar, &config_name, &self.read_blob(&format!("sha256:{}", img.id))?)?;
+                append_bytes(
+                    tar,
+                    &config_name,
+                    &self.read_blob(&format!("sha256:{}", img.id))?,
+                )?;
             }
             manifest.push(serde_json::json!({
                 "Config": config_name,
@@ -84,21 +92,35 @@ impl ImageStore {
                 "Layers": layer_names,
             }));
         }
-        append_bytes(tar, "manifest.json", &serde_json::to_vec(&manifest).expect("json"))
+        append_bytes(
+            tar,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).expect("json"),
+        )
     }
 
     /// A layer as its uncompressed tar; a compressed blob is expanded into a work file first
     /// (a tar header needs the size before the data).
-    fn append_uncompressed<W: Write>(&self, tar: &mut tar::Builder<W>, name: &str, l: &crate::store::ImageLayer) -> Result<()> {
+    fn append_uncompressed<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        name: &str,
+        l: &crate::store::ImageLayer,
+    ) -> Result<()> {
         let path = self.blob_path(&l.blob_digest)?;
         if l.blob_digest == l.diff_id {
             return append_file(tar, name, &path);
         }
         let work = self.work_dir("save")?;
         let tmp = work.path().join("layer.tar");
-        let src = BufReader::with_capacity(1 << 20, File::open(&path).ctx(|| format!("open {}", path.display()))?);
+        let src = BufReader::with_capacity(
+            1 << 20,
+            File::open(&path).ctx(|| format!("open {}", path.display()))?,
+        );
         let mut r = decompressed(src).ctx(|| format!("decompress {}", path.display()))?;
-        let mut w = HashingWriter::new(io::BufWriter::new(File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?));
+        let mut w = HashingWriter::new(io::BufWriter::new(
+            File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?,
+        ));
         io::copy(&mut r, &mut w).ctx(|| format!("decompress {}", path.display()))?;
         let (bw, digest, _) = w.finish();
         bw.into_inner()
@@ -113,7 +135,11 @@ impl ImageStore {
         append_file(tar, name, &tmp)
     }
 
-    fn write_oci<W: Write>(&self, tar: &mut tar::Builder<W>, images: &[(Image, Vec<Reference>)]) -> Result<()> {
+    fn write_oci<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        images: &[(Image, Vec<Reference>)],
+    ) -> Result<()> {
         append_dir(tar, "blobs/")?;
         append_dir(tar, "blobs/sha256/")?;
         let mut written = HashSet::new();
@@ -123,7 +149,11 @@ impl ImageStore {
             blobs.extend(img.layers.iter().map(|l| l.blob_digest.clone()));
             for b in blobs {
                 if written.insert(b.clone()) {
-                    append_file(tar, &format!("blobs/sha256/{}", digest_hex(&b)?), &self.blob_path(&b)?)?;
+                    append_file(
+                        tar,
+                        &format!("blobs/sha256/{}", digest_hex(&b)?),
+                        &self.blob_path(&b)?,
+                    )?;
                 }
             }
             let size = std::fs::metadata(self.blob_path(&img.manifest_digest)?)
@@ -148,7 +178,11 @@ impl ImageStore {
         }
         append_bytes(tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
-        append_bytes(tar, "index.json", &serde_json::to_vec(&index).expect("json"))
+        append_bytes(
+            tar,
+            "index.json",
+            &serde_json::to_vec(&index).expect("json"),
+        )
     }
 }
 
@@ -165,7 +199,8 @@ fn header(size: u64, kind: tar::EntryType, mode: u32) -> tar::Header {
 
 fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) -> Result<()> {
     let mut h = header(data.len() as u64, tar::EntryType::Regular, 0o644);
-    tar.append_data(&mut h, name, data).ctx(|| format!("write {name} to the archive"))
+    tar.append_data(&mut h, name, data)
+        .ctx(|| format!("write {name} to the archive"))
 }
 
 fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> Result<()> {
@@ -174,9 +209,16 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> Result<()> {
         .ctx(|| format!("write {name} to the archive"))
 }
 
-fn append_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, path: &std::path::Path) -> Result<()> {
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    path: &std::path::Path,
+) -> Result<()> {
     let f = File::open(path).ctx(|| format!("open {}", path.display()))?;
-    let len = f.metadata().ctx(|| format!("stat {}", path.display()))?.len();
+    let len = f
+        .metadata()
+        .ctx(|| format!("stat {}", path.display()))?
+        .len();
     let mut h = header(len, tar::EntryType::Regular, 0o644);
     // take(): the header promised `len` bytes, never more.
     tar.append_data(&mut h, name, BufReader::with_capacity(1 << 20, f).take(len))

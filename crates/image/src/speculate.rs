@@ -123,5 +123,7 @@ impl Drop for Speculation {
 
 /// Whether a blob's first bytes look like a layer: gzip, zstd, or a tar header.
 pub(crate) fn looks_like_layer(head: &[u8]) -> bool {
-    head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || head.get(257..262) == Some(b"ustar")
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.get(257..262) == Some(b"ustar")
 }

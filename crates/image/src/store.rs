@@ -251,7 +251,12 @@ impl ImageStore {
                 }
             }
         }
-        if !hex.is_empty() && hex.len() < 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !hex.is_empty()
+            && hex.len() < 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             let mut stmt = self
                 .conn
                 .prepare("SELECT id FROM images WHERE substr(id, 1, ?1) = ?2 LIMIT 2")
@@ -296,7 +301,11 @@ impl ImageStore {
     pub fn parent(&self, id: &str) -> Result<Option<String>> {
         let p: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("parent:{id}")], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [format!("parent:{id}")],
+                |r| r.get(0),
+            )
             .optional()
             .db("find parent")?;
         match p {
@@ -307,8 +316,11 @@ impl ImageStore {
 
     pub(crate) fn set_parent(&self, id: &str, parent: &str) -> Result<()> {
         self.with_tx(|tx| {
-            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [format!("parent:{id}"), parent.to_string()])
-                .db("set parent")?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                [format!("parent:{id}"), parent.to_string()],
+            )
+            .db("set parent")?;
             Ok(())
         })
     }
@@ -336,14 +348,16 @@ impl ImageStore {
             return Err(Error::NoSuchImage(id.to_string()));
         };
         let raw = self.read_blob(&format!("sha256:{id}"))?;
-        let config_json: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig {
-            id: id.to_string(),
-            reason: e.to_string(),
-        })?;
-        let config: ImageConfiguration = serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig {
-            id: id.to_string(),
-            reason: e.to_string(),
-        })?;
+        let config_json: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig {
+                id: id.to_string(),
+                reason: e.to_string(),
+            })?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&raw).map_err(|e| Error::InvalidConfig {
+                id: id.to_string(),
+                reason: e.to_string(),
+            })?;
         let mut stmt = self
             .conn
             .prepare(
@@ -366,18 +380,20 @@ impl ImageStore {
             .collect::<rusqlite::Result<Vec<_>>>()
             .db("read layers")?
             .into_iter()
-            .map(|(chain_id, diff_id, blob_digest, blob_media_type, blob_size, size)| {
-                let dir = self.layer_path(&chain_id)?.join("diff");
-                Ok(ImageLayer {
-                    chain_id,
-                    diff_id,
-                    blob_digest,
-                    blob_media_type,
-                    blob_size: blob_size as u64,
-                    size: size as u64,
-                    dir,
-                })
-            })
+            .map(
+                |(chain_id, diff_id, blob_digest, blob_media_type, blob_size, size)| {
+                    let dir = self.layer_path(&chain_id)?.join("diff");
+                    Ok(ImageLayer {
+                        chain_id,
+                        diff_id,
+                        blob_digest,
+                        blob_media_type,
+                        blob_size: blob_size as u64,
+                        size: size as u64,
+                        dir,
+                    })
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
         Ok(Image {
             id: id.to_string(),
@@ -400,7 +416,9 @@ impl ImageStore {
             .prepare("SELECT repo, tag FROM tags WHERE image_id = ?1 ORDER BY repo, tag")
             .db("read tags")?;
         let rows = stmt
-            .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .db("read tags")?
             .collect::<rusqlite::Result<Vec<_>>>()
             .db("read tags")?;
@@ -453,7 +471,9 @@ impl ImageStore {
         let (id, _) = self.resolve_id(source)?;
         let r = Reference::parse(target)?;
         if r.digest.is_some() {
-            return Err(Error::InvalidReference(format!("{target} (a digest cannot be a tag)")));
+            return Err(Error::InvalidReference(format!(
+                "{target} (a digest cannot be a tag)"
+            )));
         }
         self.with_tx(|tx| set_tag(tx, &r, &id))?;
         Ok(r)
@@ -559,7 +579,8 @@ impl ImageStore {
         }
         if !image.users.is_empty() {
             self.with_tx(|tx| {
-                tx.execute("DELETE FROM tags WHERE image_id = ?1", [&id]).db("untag")?;
+                tx.execute("DELETE FROM tags WHERE image_id = ?1", [&id])
+                    .db("untag")?;
                 Ok(())
             })?;
             return Ok(events);
@@ -577,7 +598,11 @@ impl ImageStore {
     }
 
     /// [`ImageStore::prune`] limited to the images `select` accepts (`--filter`).
-    pub fn prune_matching(&self, all: bool, select: &dyn Fn(&Image) -> bool) -> Result<PruneReport> {
+    pub fn prune_matching(
+        &self,
+        all: bool,
+        select: &dyn Fn(&Image) -> bool,
+    ) -> Result<PruneReport> {
         let report = self.prune_images(all, select)?;
         self.remove_events(&report.events);
         Ok(report)
@@ -595,11 +620,20 @@ impl ImageStore {
                 Err(Error::Conflict(_)) => continue,
                 other => other?,
             }
-            report.events.extend(image.names.iter().map(|n| RemoveEvent::Untagged(n.familiar())));
-            report.events.push(RemoveEvent::Deleted(format!("sha256:{}", image.id)));
+            report.events.extend(
+                image
+                    .names
+                    .iter()
+                    .map(|n| RemoveEvent::Untagged(n.familiar())),
+            );
+            report
+                .events
+                .push(RemoveEvent::Deleted(format!("sha256:{}", image.id)));
         }
         let (layers, bytes) = self.collect_garbage()?;
-        report.events.extend(layers.into_iter().map(RemoveEvent::Deleted));
+        report
+            .events
+            .extend(layers.into_iter().map(RemoveEvent::Deleted));
         report.reclaimed = bytes;
         Ok(report)
     }
@@ -624,7 +658,8 @@ impl ImageStore {
         };
         self.with_tx(|tx| {
             for (c, _) in &unused {
-                tx.execute("DELETE FROM layers WHERE chain_id = ?1", [c]).db("gc layer")?;
+                tx.execute("DELETE FROM layers WHERE chain_id = ?1", [c])
+                    .db("gc layer")?;
             }
             Ok(())
         })?;
@@ -676,7 +711,10 @@ impl ImageStore {
             v
         };
         let blobs_dir = self.root.join("blobs/sha256");
-        for e in fs::read_dir(&blobs_dir).ctx(|| format!("read {}", blobs_dir.display()))?.flatten() {
+        for e in fs::read_dir(&blobs_dir)
+            .ctx(|| format!("read {}", blobs_dir.display()))?
+            .flatten()
+        {
             let d = format!("sha256:{}", e.file_name().to_string_lossy());
             if !referenced.contains(&d) {
                 fsutil::remove_any(&e.path()).ctx(|| format!("remove {}", e.path().display()))?;
@@ -698,7 +736,9 @@ impl ImageStore {
         };
         let images = q("SELECT COUNT(*) FROM images")? as usize;
         let active = q("SELECT COUNT(DISTINCT image_id) FROM image_users WHERE image_id IN (SELECT id FROM images)")? as usize;
-        let size = q("SELECT SUM(size) FROM layers WHERE chain_id IN (SELECT chain_id FROM image_layers)")? as u64;
+        let size = q(
+            "SELECT SUM(size) FROM layers WHERE chain_id IN (SELECT chain_id FROM image_layers)",
+        )? as u64;
         let used = q("SELECT SUM(size) FROM layers WHERE chain_id IN
                       (SELECT chain_id FROM image_layers WHERE image_id IN (SELECT image_id FROM image_users))")? as u64;
         Ok(DiskUsage {
@@ -749,18 +789,27 @@ fn remove_tag(tx: &Connection, r: &Reference) -> Result<()> {
 
 fn delete_image(tx: &Connection, id: &str) -> Result<()> {
     // Checked again inside the write transaction: a user may have been added since the caller looked.
-    let users: i64 = tx.query_row("SELECT COUNT(*) FROM image_users WHERE image_id = ?1", [id], |r| r.get(0)).db("users")?;
+    let users: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM image_users WHERE image_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .db("users")?;
     if users > 0 {
         return Err(Error::Conflict(format!(
             "conflict: unable to delete {} (must be forced) - image is being used by a container",
             &id[..12]
         )));
     }
-    tx.execute("DELETE FROM tags WHERE image_id = ?1", [id]).db("delete tags")?;
+    tx.execute("DELETE FROM tags WHERE image_id = ?1", [id])
+        .db("delete tags")?;
     tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id])
         .db("delete image layers")?;
-    tx.execute("DELETE FROM images WHERE id = ?1", [id]).db("delete image")?;
-    tx.execute("DELETE FROM meta WHERE key = ?1", [format!("parent:{id}")]).db("delete parent")?;
+    tx.execute("DELETE FROM images WHERE id = ?1", [id])
+        .db("delete image")?;
+    tx.execute("DELETE FROM meta WHERE key = ?1", [format!("parent:{id}")])
+        .db("delete parent")?;
     Ok(())
 }
 
@@ -773,12 +822,19 @@ fn choose_driver(root: &Path, conn: &Connection, opts: &StoreOptions) -> Result<
                 context: format!("parse {}", cfg_path.display()),
                 source: std::io::Error::other(e),
             })?;
-            v.get("storage-driver").and_then(|d| d.as_str()).map(Driver::parse).transpose()?
+            v.get("storage-driver")
+                .and_then(|d| d.as_str())
+                .map(Driver::parse)
+                .transpose()?
         }
         Err(_) => None,
     };
     let existing: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'storage-driver'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'storage-driver'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .db("read driver")?;
     let wanted = opts.driver.or(from_config);
@@ -796,11 +852,18 @@ fn choose_driver(root: &Path, conn: &Connection, opts: &StoreOptions) -> Result<
         }
         None => {
             let d = wanted.unwrap_or(Driver::Overlay);
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('storage-driver', ?1)", [d.name()])
-                .db("set driver")?;
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('storage-driver', ?1)",
+                [d.name()],
+            )
+            .db("set driver")?;
             // Another process may have created the store first with another driver.
             let stored: String = conn
-                .query_row("SELECT value FROM meta WHERE key = 'storage-driver'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'storage-driver'",
+                    [],
+                    |r| r.get(0),
+                )
                 .db("read driver")?;
             let stored = Driver::parse(&stored)?;
             if stored != d && wanted.is_some() {

@@ -11,9 +11,14 @@ pub fn now_unix() -> i64 {
 
 /// Now as "2006-01-02T15:04:05.999999999Z".
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let (y, mo, da, h, mi, s) = civil(d.as_secs() as i64);
-    format!("{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:09}Z", d.subsec_nanos())
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:09}Z",
+        d.subsec_nanos()
+    )
 }
 
 /// "2006-01-02T15:04:05Z" for whole seconds.
@@ -35,8 +40,20 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let mut i = 19;
@@ -88,7 +105,10 @@ mod tests {
     #[test]
     fn round_trip() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2023-05-19T17:39:33.123456Z"), Some(1684517973));
+        assert_eq!(
+            parse_rfc3339("2023-05-19T17:39:33.123456Z"),
+            Some(1684517973)
+        );
         assert_eq!(parse_rfc3339("2023-05-19T19:39:33+02:00"), Some(1684517973));
         assert_eq!(rfc3339(1684517973), "2023-05-19T17:39:33Z");
         assert_eq!(go_time_string(0), "1970-01-01 00:00:00 +0000 UTC");

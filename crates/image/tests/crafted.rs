@@ -21,13 +21,17 @@ fn snapshot(store: &ImageStore) -> Before {
     let img = store.resolve("localhost/busybox").unwrap();
     Before {
         layers: fs::read_dir(store.root().join("layers")).unwrap().count(),
-        blobs: fs::read_dir(store.root().join("blobs/sha256")).unwrap().count(),
+        blobs: fs::read_dir(store.root().join("blobs/sha256"))
+            .unwrap()
+            .count(),
         top_listing: listing(img.layer_dirs().last().unwrap()),
     }
 }
 
 fn assert_intact(store: &ImageStore, before: &Before) {
-    let img = store.resolve("localhost/busybox").expect("busybox still resolves");
+    let img = store
+        .resolve("localhost/busybox")
+        .expect("busybox still resolves");
     assert_eq!(
         listing(img.layer_dirs().last().unwrap()),
         before.top_listing,
@@ -39,7 +43,9 @@ fn assert_intact(store: &ImageStore, before: &Before) {
         "layers added"
     );
     assert_eq!(
-        fs::read_dir(store.root().join("blobs/sha256")).unwrap().count(),
+        fs::read_dir(store.root().join("blobs/sha256"))
+            .unwrap()
+            .count(),
         before.blobs,
         "blobs added"
     );
@@ -97,20 +103,35 @@ impl Oci {
             "annotations": {"org.opencontainers.image.ref.name": "localhost/crafted:1"}}]}))
         .unwrap();
         let mut files: Vec<(String, Vec<u8>)> = vec![
-            ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            (
+                "oci-layout".into(),
+                br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+            ),
             ("index.json".into(), index),
         ];
         let mut blobs = vec![manifest, self.config.clone()];
         blobs.extend(self.layers.iter().cloned());
         for (i, b) in blobs.into_iter().enumerate() {
             // Layer blobs are stored under the digest the manifest names (which a test may falsify).
-            let d = if i >= 2 { digests[i - 2].clone() } else { sha256_digest(&b) };
+            let d = if i >= 2 {
+                digests[i - 2].clone()
+            } else {
+                sha256_digest(&b)
+            };
             if self.skip_blobs.contains(&d) {
                 continue;
             }
-            files.push((format!("blobs/sha256/{}", d.strip_prefix("sha256:").unwrap()), b));
+            files.push((
+                format!("blobs/sha256/{}", d.strip_prefix("sha256:").unwrap()),
+                b,
+            ));
         }
-        tar_of(&files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect::<Vec<_>>())
+        tar_of(
+            &files
+                .iter()
+                .map(|(n, d)| (n.as_str(), d.clone()))
+                .collect::<Vec<_>>(),
+        )
     }
 }
 
@@ -122,7 +143,9 @@ fn store_with_busybox(s: &Scratch) -> (ImageStore, Before) {
 }
 
 fn expect_error(store: &ImageStore, archive: &[u8], contains: &str) {
-    let err = store.load(archive).expect_err("a broken archive must not load");
+    let err = store
+        .load(archive)
+        .expect_err("a broken archive must not load");
     let msg = err.to_string();
     assert!(
         msg.to_lowercase().contains(&contains.to_lowercase()),
@@ -138,7 +161,10 @@ fn the_crafting_helper_makes_loadable_archives() {
     let loaded = store.load(Oci::valid().build().as_slice()).unwrap();
     assert_eq!(loaded[0].names[0].full(), "localhost/crafted:1");
     let img = store.resolve("localhost/crafted:1").unwrap();
-    assert_eq!(fs::read(img.layer_dirs()[0].join("hello.txt")).unwrap(), b"hello\n");
+    assert_eq!(
+        fs::read(img.layer_dirs()[0].join("hello.txt")).unwrap(),
+        b"hello\n"
+    );
 }
 
 #[test]
@@ -146,7 +172,11 @@ fn truncated_archive() {
     let s = Scratch::new("crafted-trunc");
     let (store, before) = store_with_busybox(&s);
     let full = fs::read(fixture("layered.docker-archive.tar")).unwrap();
-    for cut in [full.len() / 3, full.len() / 2 + 100, full.len() - 1024 - 300] {
+    for cut in [
+        full.len() / 3,
+        full.len() / 2 + 100,
+        full.len() - 1024 - 300,
+    ] {
         assert!(store.load(&full[..cut]).is_err(), "cut at {cut} loaded");
         assert_intact(&store, &before);
     }
@@ -157,7 +187,10 @@ fn corrupt_gzip_layer() {
     let s = Scratch::new("crafted-gzip");
     let (store, before) = store_with_busybox(&s);
     let mut oci = Oci::valid();
-    let big = tar_of(&[("big.bin", (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect())]);
+    let big = tar_of(&[(
+        "big.bin",
+        (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect(),
+    )]);
     oci.config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&big)]}}))
     .unwrap();
@@ -224,9 +257,20 @@ fn docker_archive_without_its_layer() {
     let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}}))
     .unwrap();
-    let manifest = serde_json::to_vec(&json!([{"Config": "c.json", "RepoTags": ["x:1"], "Layers": ["l.tar"]}])).unwrap();
-    expect_error(&store, &tar_of(&[("c.json", config), ("manifest.json", manifest)]), "missing");
-    expect_error(&store, &tar_of(&[("hello", b"hi".to_vec())]), "manifest.json");
+    let manifest = serde_json::to_vec(
+        &json!([{"Config": "c.json", "RepoTags": ["x:1"], "Layers": ["l.tar"]}]),
+    )
+    .unwrap();
+    expect_error(
+        &store,
+        &tar_of(&[("c.json", config), ("manifest.json", manifest)]),
+        "missing",
+    );
+    expect_error(
+        &store,
+        &tar_of(&[("hello", b"hi".to_vec())]),
+        "manifest.json",
+    );
     assert_intact(&store, &before);
 }
 
@@ -263,7 +307,14 @@ fn full_disk_loses_nothing() {
     let root = s.join("root");
     fs::create_dir_all(&root).unwrap();
     // 9 MiB: room for busybox (blob + unpacked), not for layered's 10 MiB layer.
-    nix::mount::mount(Some("tmpfs"), &root, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=9m")).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &root,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=9m"),
+    )
+    .unwrap();
     let store = open(&root, Driver::Overlay);
     load_file(&store, "busybox.docker-archive.tar");
     let before = snapshot(&store);
@@ -282,7 +333,13 @@ fn plain_and_zstd_layers_load_too() {
     let s = Scratch::new("crafted-zstd");
     let (store, _) = store_with_busybox(&s);
     let layer = tar_of(&[("hello.txt", b"hello\n".to_vec())]);
-    for (i, blob) in [layer.clone(), zstd::encode_all(layer.as_slice(), 3).unwrap()].into_iter().enumerate() {
+    for (i, blob) in [
+        layer.clone(),
+        zstd::encode_all(layer.as_slice(), 3).unwrap(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut oci = Oci::valid();
         // A different config per variant, so each is its own image.
         oci.config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "config": {"Labels": {"v": i.to_string()}},
@@ -291,6 +348,9 @@ fn plain_and_zstd_layers_load_too() {
         oci.layers = vec![blob];
         let loaded = store.load(oci.build().as_slice()).unwrap();
         let img = store.image(&loaded[0].id).unwrap();
-        assert_eq!(fs::read(img.layer_dirs()[0].join("hello.txt")).unwrap(), b"hello\n");
+        assert_eq!(
+            fs::read(img.layer_dirs()[0].join("hello.txt")).unwrap(),
+            b"hello\n"
+        );
     }
 }

@@ -47,47 +47,92 @@ fn check(fixture_file: &str, name: &str, reference: &str, driver: Driver) {
 
 #[test]
 fn busybox_docker_archive_overlay() {
-    check("busybox.docker-archive.tar", "busybox", "localhost/busybox:latest", Driver::Overlay);
+    check(
+        "busybox.docker-archive.tar",
+        "busybox",
+        "localhost/busybox:latest",
+        Driver::Overlay,
+    );
 }
 
 #[test]
 fn busybox_oci_archive_overlay() {
-    check("busybox.oci-archive.tar", "busybox", "localhost/busybox:latest", Driver::Overlay);
+    check(
+        "busybox.oci-archive.tar",
+        "busybox",
+        "localhost/busybox:latest",
+        Driver::Overlay,
+    );
 }
 
 #[test]
 fn layered_docker_archive_overlay() {
-    check("layered.docker-archive.tar", "layered", "localhost/layered:1", Driver::Overlay);
+    check(
+        "layered.docker-archive.tar",
+        "layered",
+        "localhost/layered:1",
+        Driver::Overlay,
+    );
 }
 
 #[test]
 fn layered_oci_archive_overlay() {
-    check("layered.oci-archive.tar", "layered", "localhost/layered:1", Driver::Overlay);
+    check(
+        "layered.oci-archive.tar",
+        "layered",
+        "localhost/layered:1",
+        Driver::Overlay,
+    );
 }
 
 #[test]
 fn busybox_docker_archive_vfs() {
-    check("busybox.docker-archive.tar", "busybox", "localhost/busybox:latest", Driver::Vfs);
+    check(
+        "busybox.docker-archive.tar",
+        "busybox",
+        "localhost/busybox:latest",
+        Driver::Vfs,
+    );
 }
 
 #[test]
 fn busybox_oci_archive_vfs() {
-    check("busybox.oci-archive.tar", "busybox", "localhost/busybox:latest", Driver::Vfs);
+    check(
+        "busybox.oci-archive.tar",
+        "busybox",
+        "localhost/busybox:latest",
+        Driver::Vfs,
+    );
 }
 
 #[test]
 fn layered_docker_archive_vfs() {
-    check("layered.docker-archive.tar", "layered", "localhost/layered:1", Driver::Vfs);
+    check(
+        "layered.docker-archive.tar",
+        "layered",
+        "localhost/layered:1",
+        Driver::Vfs,
+    );
 }
 
 #[test]
 fn layered_oci_archive_vfs() {
-    check("layered.oci-archive.tar", "layered", "localhost/layered:1", Driver::Vfs);
+    check(
+        "layered.oci-archive.tar",
+        "layered",
+        "localhost/layered:1",
+        Driver::Vfs,
+    );
 }
 
 #[test]
 fn debian_oci_archive_overlay() {
-    check("debian.oci-archive.tar", "debian", "localhost/debian:bookworm", Driver::Overlay);
+    check(
+        "debian.oci-archive.tar",
+        "debian",
+        "localhost/debian:bookworm",
+        Driver::Overlay,
+    );
 }
 
 #[test]
@@ -99,23 +144,38 @@ fn shared_layers_are_unpacked_once() {
     let busybox = store.resolve("localhost/busybox").unwrap();
     let layered = store.resolve("localhost/layered:1").unwrap();
     assert_eq!(busybox.layer_dirs()[0], layered.layer_dirs()[0]);
-    assert_eq!(std::fs::read_dir(store.root().join("layers")).unwrap().count(), 4);
+    assert_eq!(
+        std::fs::read_dir(store.root().join("layers"))
+            .unwrap()
+            .count(),
+        4
+    );
 }
 
 #[test]
 fn save_and_reload_keeps_digests() {
-    for format in [berth_image::ArchiveFormat::DockerArchive, berth_image::ArchiveFormat::OciArchive] {
+    for format in [
+        berth_image::ArchiveFormat::DockerArchive,
+        berth_image::ArchiveFormat::OciArchive,
+    ] {
         let s = Scratch::new("image-save");
         let store = open(&s.join("a"), Driver::Overlay);
         load_file(&store, "layered.oci-archive.tar");
         let before = store.resolve("localhost/layered:1").unwrap();
         let out = s.join("saved.tar");
         store
-            .save(&["localhost/layered:1".to_string()], format, std::fs::File::create(&out).unwrap())
+            .save(
+                &["localhost/layered:1".to_string()],
+                format,
+                std::fs::File::create(&out).unwrap(),
+            )
             .unwrap();
         let other = open(&s.join("b"), Driver::Overlay);
         let loaded = other.load(std::fs::File::open(&out).unwrap()).unwrap();
-        assert_eq!(loaded[0].id, before.id, "{format:?}: the config blob is kept byte for byte");
+        assert_eq!(
+            loaded[0].id, before.id,
+            "{format:?}: the config blob is kept byte for byte"
+        );
         let after = other.resolve("localhost/layered:1").unwrap();
         assert_eq!(after.diff_ids(), before.diff_ids());
         if format == berth_image::ArchiveFormat::OciArchive {
@@ -123,7 +183,12 @@ fn save_and_reload_keeps_digests() {
                 after.manifest_digest, before.manifest_digest,
                 "oci save carries the manifest as received"
             );
-            let blobs = |i: &berth_image::Image| i.layers.iter().map(|l| l.blob_digest.clone()).collect::<Vec<_>>();
+            let blobs = |i: &berth_image::Image| {
+                i.layers
+                    .iter()
+                    .map(|l| l.blob_digest.clone())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(blobs(&after), blobs(&before));
         }
         let root = rootfs(&s, &other, &after);

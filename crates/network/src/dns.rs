@@ -31,12 +31,19 @@ struct Names {
 impl Names {
     /// Re-reads the hosts file if it changed; false once it is gone.
     fn refresh(&mut self) -> bool {
-        let Ok(meta) = std::fs::metadata(&self.path) else { return false };
-        let m = meta.modified().ok().map(|t| (std::os::unix::fs::MetadataExt::ino(&meta), t));
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return false;
+        };
+        let m = meta
+            .modified()
+            .ok()
+            .map(|t| (std::os::unix::fs::MetadataExt::ino(&meta), t));
         if m.is_some() && m == self.mtime {
             return true;
         }
-        let Ok(text) = std::fs::read_to_string(&self.path) else { return false };
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return false;
+        };
         self.mtime = m;
         self.map = parse_hosts(&text);
         true
@@ -49,7 +56,11 @@ impl Names {
         }
         // "web.example.org" when example.org is a search domain of the host (and so of the
         // container): answered here rather than forwarded.
-        self.search.iter().find_map(|s| q.strip_suffix(s.as_str()).and_then(|p| p.strip_suffix('.')).and_then(|p| self.map.get(p)))
+        self.search.iter().find_map(|s| {
+            q.strip_suffix(s.as_str())
+                .and_then(|p| p.strip_suffix('.'))
+                .and_then(|p| self.map.get(p))
+        })
     }
 }
 
@@ -58,7 +69,9 @@ pub fn parse_hosts(text: &str) -> HashMap<String, Vec<Ipv4Addr>> {
     let mut map: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
     for l in text.lines() {
         let mut f = l.split_whitespace();
-        let Some(ip) = f.next().and_then(|s| s.parse::<Ipv4Addr>().ok()) else { continue };
+        let Some(ip) = f.next().and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
+            continue;
+        };
         for n in f {
             let v = map.entry(n.to_ascii_lowercase()).or_default();
             if !v.contains(&ip) {
@@ -83,7 +96,9 @@ fn host_resolvers(own: Ipv4Addr) -> (Vec<SocketAddr>, Vec<String>) {
                     }
                 }
             }
-            Some("search") | Some("domain") => search.extend(f.map(|s| s.trim_end_matches('.').to_ascii_lowercase())),
+            Some("search") | Some("domain") => {
+                search.extend(f.map(|s| s.trim_end_matches('.').to_ascii_lowercase()))
+            }
             _ => {}
         }
     }
@@ -112,10 +127,18 @@ fn answer(names: &Names, req: &Message) -> Option<Message> {
     Some(resp)
 }
 
-fn forward(sock: UdpSocket, client: SocketAddr, query: Vec<u8>, upstream: Vec<SocketAddr>, id: u16) {
+fn forward(
+    sock: UdpSocket,
+    client: SocketAddr,
+    query: Vec<u8>,
+    upstream: Vec<SocketAddr>,
+    id: u16,
+) {
     std::thread::spawn(move || {
         for up in upstream {
-            let Ok(s) = UdpSocket::bind(if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }) else { continue };
+            let Ok(s) = UdpSocket::bind(if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }) else {
+                continue;
+            };
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             if s.send_to(&query, up).is_err() {
                 continue;
@@ -137,7 +160,9 @@ fn forward(sock: UdpSocket, client: SocketAddr, query: Vec<u8>, upstream: Vec<So
 /// Entry point of `berth __dns ROOT NETWORK_ID SOCKET_FD PID_FD`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     let num = |i: usize| args.get(i).and_then(|s| s.parse::<RawFd>().ok());
-    let (Some(root), Some(id), Some(fd), Some(pid_fd)) = (args.first(), args.get(1), num(2), num(3)) else {
+    let (Some(root), Some(id), Some(fd), Some(pid_fd)) =
+        (args.first(), args.get(1), num(2), num(3))
+    else {
         return 2;
     };
     // Detach from whoever started us (they wait for this parent only); the daemon tells them
@@ -168,7 +193,12 @@ pub fn main(args: &[String]) -> i32 {
         _ => return 1,
     };
     let (upstream, search) = host_resolvers(own);
-    let mut names = Names { path: Path::new(root).join("network").join(id).join("hosts"), mtime: None, map: HashMap::new(), search };
+    let mut names = Names {
+        path: Path::new(root).join("network").join(id).join("hosts"),
+        mtime: None,
+        map: HashMap::new(),
+        search,
+    };
     let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 4096];
     loop {
@@ -177,7 +207,16 @@ pub fn main(args: &[String]) -> i32 {
         }
         let (n, client) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(_) => return 1,
         };
         // Re-read the names now: one stat per query, so a container started a moment ago
@@ -185,7 +224,9 @@ pub fn main(args: &[String]) -> i32 {
         if !names.refresh() {
             return 0;
         }
-        let Ok(req) = Message::from_vec(&buf[..n]) else { continue };
+        let Ok(req) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
         match answer(&names, &req) {
             Some(resp) => {
                 if let Ok(b) = resp.to_vec() {
@@ -193,7 +234,13 @@ pub fn main(args: &[String]) -> i32 {
                 }
             }
             None => match sock.try_clone() {
-                Ok(s) => forward(s, client, buf[..n].to_vec(), upstream.clone(), req.metadata.id),
+                Ok(s) => forward(
+                    s,
+                    client,
+                    buf[..n].to_vec(),
+                    upstream.clone(),
+                    req.metadata.id,
+                ),
                 Err(_) => continue,
             },
         }
@@ -208,18 +255,27 @@ mod tests {
     use std::str::FromStr;
 
     fn names(text: &str, search: &[&str]) -> Names {
-        Names { path: PathBuf::new(), mtime: None, map: parse_hosts(text), search: search.iter().map(|s| s.to_string()).collect() }
+        Names {
+            path: PathBuf::new(),
+            mtime: None,
+            map: parse_hosts(text),
+            search: search.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     fn query(name: &str, t: RecordType) -> Message {
         let mut m = Message::new(7, MessageType::Query, OpCode::Query);
-        m.queries.push(Query::query(Name::from_str(name).unwrap(), t));
+        m.queries
+            .push(Query::query(Name::from_str(name).unwrap(), t));
         m
     }
 
     #[test]
     fn answers_known_names_and_forwards_the_rest() {
-        let n = names("10.0.0.2 web alias1 abc123\n10.0.0.3 db\n", &["example.org"]);
+        let n = names(
+            "10.0.0.2 web alias1 abc123\n10.0.0.3 db\n",
+            &["example.org"],
+        );
         let r = answer(&n, &query("Web.", RecordType::A)).unwrap();
         assert_eq!(r.metadata.id, 7);
         assert_eq!(r.answers.len(), 1);

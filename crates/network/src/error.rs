@@ -22,7 +22,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
-        Error { kind, msg: msg.into(), errno: None }
+        Error {
+            kind,
+            msg: msg.into(),
+            errno: None,
+        }
     }
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -45,7 +49,11 @@ impl Error {
         if let Some(i) = s.find(" (os error") {
             s.truncate(i);
         }
-        Error { kind, msg: format!("{what}: {}", s.to_lowercase()), errno: e.raw_os_error() }
+        Error {
+            kind,
+            msg: format!("{what}: {}", s.to_lowercase()),
+            errno: e.raw_os_error(),
+        }
     }
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidArgument, msg)
@@ -64,8 +72,14 @@ impl Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         let kind = match &e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => ErrorKind::AlreadyExists,
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => ErrorKind::Unavailable,
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                ErrorKind::AlreadyExists
+            }
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+                ErrorKind::Unavailable
+            }
             _ => ErrorKind::Internal,
         };
         Error::new(kind, format!("networks database: {e}"))

@@ -93,7 +93,11 @@ pub struct PortBinding {
 
 impl PortBinding {
     pub fn host_ip_or_any(&self) -> &str {
-        if self.host_ip.is_empty() { "0.0.0.0" } else { &self.host_ip }
+        if self.host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host_ip
+        }
     }
 }
 
@@ -145,7 +149,9 @@ pub struct Networks {
 }
 
 fn fnv(s: &str) -> u32 {
-    s.bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193))
+    s.bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    })
 }
 
 fn random_hex(n: usize) -> String {
@@ -155,7 +161,9 @@ fn random_hex(n: usize) -> String {
 }
 
 fn now_rfc3339() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = t.as_secs() as i64;
     let (d, s) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // civil from days (Howard Hinnant's algorithm)
@@ -168,7 +176,13 @@ fn now_rfc3339() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", s / 3600, s % 3600 / 60, s % 60, t.subsec_nanos())
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60,
+        t.subsec_nanos()
+    )
 }
 
 struct Lock(#[allow(dead_code)] std::fs::File);
@@ -177,7 +191,12 @@ fn lock(path: &Path) -> Result<Lock> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
     }
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     while unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
@@ -193,8 +212,10 @@ fn sysctl(path: &str, value: &str) {
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
-    f.write_all(data).map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
+    let mut f = std::fs::File::create(&tmp)
+        .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+    f.write_all(data)
+        .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("rename {}", path.display()), e))
 }
 
@@ -207,11 +228,21 @@ fn proc_start(pid: i32) -> Option<u64> {
 impl Networks {
     /// Opens the networks of `root`; `exe` is the berth binary (for the DNS responders).
     pub fn open(root: &Path, exe: &Path) -> Result<Networks> {
-        std::fs::create_dir_all(root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
         let store = Store::open(&root.join("networks.db"))?;
         let canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-        let table = if canon == Path::new(DEFAULT_ROOT) { "berth".to_string() } else { format!("berth_{:08x}", fnv(&canon.to_string_lossy())) };
-        Ok(Networks { root: canon, store, table, exe: exe.to_path_buf() })
+        let table = if canon == Path::new(DEFAULT_ROOT) {
+            "berth".to_string()
+        } else {
+            format!("berth_{:08x}", fnv(&canon.to_string_lossy()))
+        };
+        Ok(Networks {
+            root: canon,
+            store,
+            table,
+            exe: exe.to_path_buf(),
+        })
     }
 
     /// The nftables table of this root (`ip` family).
@@ -233,7 +264,9 @@ impl Networks {
         if key == DEFAULT_NETWORK {
             return self.ensure_default();
         }
-        self.store.find_network(key)?.ok_or_else(|| Error::not_found(format!("network {key} not found")))
+        self.store
+            .find_network(key)?
+            .ok_or_else(|| Error::not_found(format!("network {key} not found")))
     }
 
     pub fn list(&self) -> Result<Vec<Network>> {
@@ -246,14 +279,27 @@ impl Networks {
         if let Some(n) = self.store.find_network(DEFAULT_NETWORK)? {
             return Ok(n);
         }
-        let bridge = if self.table == "berth" { Some("berth0".to_string()) } else { None };
+        let bridge = if self.table == "berth" {
+            Some("berth0".to_string())
+        } else {
+            None
+        };
         let mut opts = BTreeMap::new();
         if let Some(b) = &bridge {
             opts.insert("com.docker.network.bridge.name".to_string(), b.clone());
         }
-        let r = self.create_locked(&NetworkCreate { name: DEFAULT_NETWORK.into(), options: opts, ..Default::default() }, false);
+        let r = self.create_locked(
+            &NetworkCreate {
+                name: DEFAULT_NETWORK.into(),
+                options: opts,
+                ..Default::default()
+            },
+            false,
+        );
         match r {
-            Err(e) if e.kind() == ErrorKind::Conflict => self.store.find_network(DEFAULT_NETWORK)?.ok_or(e),
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                self.store.find_network(DEFAULT_NETWORK)?.ok_or(e)
+            }
             r => r,
         }
     }
@@ -261,18 +307,34 @@ impl Networks {
     /// `network create`.
     pub fn create(&self, o: &NetworkCreate) -> Result<Network> {
         if o.name == DEFAULT_NETWORK || o.name == "none" || o.name == "host" {
-            return Err(Error::conflict(format!("network with name {} already exists", o.name)));
+            return Err(Error::conflict(format!(
+                "network with name {} already exists",
+                o.name
+            )));
         }
-        if o.name.is_empty() || !o.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) || !o.name.as_bytes()[0].is_ascii_alphanumeric() {
-            return Err(Error::invalid(format!("invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.name)));
+        if o.name.is_empty()
+            || !o
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            || !o.name.as_bytes()[0].is_ascii_alphanumeric()
+        {
+            return Err(Error::invalid(format!(
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                o.name
+            )));
         }
         if let Some(d) = &o.driver {
             if d != "bridge" {
-                return Err(Error::invalid(format!("network driver {d} is not supported (only bridge)")));
+                return Err(Error::invalid(format!(
+                    "network driver {d} is not supported (only bridge)"
+                )));
             }
         }
         if o.ipv6 {
-            return Err(Error::invalid("--ipv6: IPv6 networks are not supported yet"));
+            return Err(Error::invalid(
+                "--ipv6: IPv6 networks are not supported yet",
+            ));
         }
         self.create_locked(o, true)
     }
@@ -280,27 +342,55 @@ impl Networks {
     fn create_locked(&self, o: &NetworkCreate, dns: bool) -> Result<Network> {
         let _reg = lock(Path::new(&format!("{REGISTRY}.lock")))?;
         let mut taken = registry_read(&self.root);
-        let routes = netlink::Netlink::open().and_then(|mut n| n.routes_v4()).unwrap_or_default();
+        let routes = netlink::Netlink::open()
+            .and_then(|mut n| n.routes_v4())
+            .unwrap_or_default();
         let subnet = match &o.subnet {
             Some(s) => {
                 let s = Subnet::parse(s)?;
                 if let Some((t, _)) = taken.iter().find(|(t, _)| t.overlaps(&s)) {
                     return Err(Error::conflict(format!("invalid pool request: Pool overlaps with other one on this address space ({t})")));
                 }
-                if let Some((a, p)) = routes.iter().find(|(a, p)| Subnet { addr: *a, prefix: *p }.overlaps(&s)) {
-                    return Err(Error::conflict(format!("subnet {s} overlaps the host route to {a}/{p}")));
+                if let Some((a, p)) = routes.iter().find(|(a, p)| {
+                    Subnet {
+                        addr: *a,
+                        prefix: *p,
+                    }
+                    .overlaps(&s)
+                }) {
+                    return Err(Error::conflict(format!(
+                        "subnet {s} overlaps the host route to {a}/{p}"
+                    )));
                 }
                 s
             }
             None => ipam::candidates()
-                .find(|c| !taken.iter().any(|(t, _)| t.overlaps(c)) && !routes.iter().any(|(a, p)| Subnet { addr: *a, prefix: *p }.overlaps(c)))
-                .ok_or_else(|| Error::new(ErrorKind::Unavailable, "could not find a free subnet for the network"))?,
+                .find(|c| {
+                    !taken.iter().any(|(t, _)| t.overlaps(c))
+                        && !routes.iter().any(|(a, p)| {
+                            Subnet {
+                                addr: *a,
+                                prefix: *p,
+                            }
+                            .overlaps(c)
+                        })
+                })
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        "could not find a free subnet for the network",
+                    )
+                })?,
         };
         let gateway = match &o.gateway {
             Some(g) => {
-                let g: Ipv4Addr = g.parse().map_err(|_| Error::invalid(format!("invalid gateway {g}")))?;
+                let g: Ipv4Addr = g
+                    .parse()
+                    .map_err(|_| Error::invalid(format!("invalid gateway {g}")))?;
                 if !subnet.contains(g) {
-                    return Err(Error::invalid(format!("gateway {g} is not in subnet {subnet}")));
+                    return Err(Error::invalid(format!(
+                        "gateway {g} is not in subnet {subnet}"
+                    )));
                 }
                 g
             }
@@ -310,7 +400,9 @@ impl Networks {
             Some(r) => {
                 let r = Subnet::parse(r)?;
                 if !subnet.overlaps(&r) || r.prefix < subnet.prefix {
-                    return Err(Error::invalid(format!("ip range {r} is not inside subnet {subnet}")));
+                    return Err(Error::invalid(format!(
+                        "ip range {r} is not inside subnet {subnet}"
+                    )));
                 }
                 r.to_string()
             }
@@ -318,7 +410,11 @@ impl Networks {
         };
         let id = random_hex(64);
         let bridge = match o.options.get("com.docker.network.bridge.name") {
-            Some(b) if b.len() > 15 => return Err(Error::invalid(format!("bridge name {b} is longer than 15 characters"))),
+            Some(b) if b.len() > 15 => {
+                return Err(Error::invalid(format!(
+                    "bridge name {b} is longer than 15 characters"
+                )))
+            }
             Some(b) => b.clone(),
             None => format!("br-{}", &id[..12]),
         };
@@ -347,12 +443,18 @@ impl Networks {
     pub fn remove(&self, key: &str) -> Result<Network> {
         let n = self.get(key)?;
         if n.name == DEFAULT_NETWORK {
-            return Err(Error::new(ErrorKind::Conflict, format!("{} is a pre-defined network and cannot be removed", n.name)));
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("{} is a pre-defined network and cannot be removed", n.name),
+            ));
         }
         let _l = self.lock()?;
         let eps = self.store.endpoints_on(&n.id)?;
         if !eps.is_empty() {
-            return Err(Error::conflict(format!("error while removing network: network {} id {} has active endpoints", n.name, n.id)));
+            return Err(Error::conflict(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
         }
         self.teardown_network(&n)?;
         self.store.delete_network(&n.id)?;
@@ -381,7 +483,13 @@ impl Networks {
     }
 
     pub fn ports_of(&self, container: &str) -> Result<Vec<PortBinding>> {
-        Ok(self.store.ports()?.into_iter().filter(|(c, _)| c == container).map(|(_, p)| p).collect())
+        Ok(self
+            .store
+            .ports()?
+            .into_iter()
+            .filter(|(c, _)| c == container)
+            .map(|(_, p)| p)
+            .collect())
     }
 
     // ---- attach / detach --------------------------------------------------------------
@@ -401,7 +509,11 @@ impl Networks {
     }
 
     fn attach_in(&mut self, req: &AttachRequest, path: &Path) -> Result<Vec<Endpoint>> {
-        let nets: Vec<Network> = req.endpoints.iter().map(|e| self.get(&e.network)).collect::<Result<_>>()?;
+        let nets: Vec<Network> = req
+            .endpoints
+            .iter()
+            .map(|e| self.get(&e.network))
+            .collect::<Result<_>>()?;
         let _l = self.lock()?;
         let ns = netns::open(path)?;
         let mut out = Vec::new();
@@ -431,22 +543,49 @@ impl Networks {
         Ok(out)
     }
 
-    fn join(&mut self, req: &AttachRequest, er: &EndpointRequest, n: &Network, ns: &OwnedFd, idx: usize, created: &mut bool) -> Result<Endpoint> {
+    fn join(
+        &mut self,
+        req: &AttachRequest,
+        er: &EndpointRequest,
+        n: &Network,
+        ns: &OwnedFd,
+        idx: usize,
+        created: &mut bool,
+    ) -> Result<Endpoint> {
         let subnet = Subnet::parse(&n.subnet)?;
-        let gw: Ipv4Addr = n.gateway.parse().map_err(|_| Error::internal(format!("network {}: bad gateway", n.name)))?;
-        let range = if n.ip_range.is_empty() { subnet } else { Subnet::parse(&n.ip_range)? };
+        let gw: Ipv4Addr = n
+            .gateway
+            .parse()
+            .map_err(|_| Error::internal(format!("network {}: bad gateway", n.name)))?;
+        let range = if n.ip_range.is_empty() {
+            subnet
+        } else {
+            Subnet::parse(&n.ip_range)?
+        };
         let want = match &er.ip {
             Some(s) => {
-                let ip: Ipv4Addr = s.parse().map_err(|_| Error::invalid(format!("invalid IPv4 address: {s}")))?;
-                if !subnet.contains(ip) || ip == gw || u32::from(ip) == subnet.network() || u32::from(ip) == subnet.broadcast() {
-                    return Err(Error::invalid(format!("address {ip} is not a usable address of network {} ({subnet})", n.name)));
+                let ip: Ipv4Addr = s
+                    .parse()
+                    .map_err(|_| Error::invalid(format!("invalid IPv4 address: {s}")))?;
+                if !subnet.contains(ip)
+                    || ip == gw
+                    || u32::from(ip) == subnet.network()
+                    || u32::from(ip) == subnet.broadcast()
+                {
+                    return Err(Error::invalid(format!(
+                        "address {ip} is not a usable address of network {} ({subnet})",
+                        n.name
+                    )));
                 }
                 Some(ip)
             }
             None => None,
         };
         let mac = er.mac.as_deref().map(ipam::parse_mac).transpose()?;
-        let mut names = vec![req.name.clone(), req.container[..12.min(req.container.len())].to_string()];
+        let mut names = vec![
+            req.name.clone(),
+            req.container[..12.min(req.container.len())].to_string(),
+        ];
         names.extend(er.aliases.iter().cloned());
         let mut e = Endpoint {
             container: req.container.clone(),
@@ -461,7 +600,8 @@ impl Networks {
             names,
             ..Default::default()
         };
-        self.store.lease(&mut e, |taken| ipam::pick(&subnet, &range, gw, taken), want)?;
+        self.store
+            .lease(&mut e, |taken| ipam::pick(&subnet, &range, gw, taken), want)?;
         let ip: Ipv4Addr = e.ip.parse().expect("leased ip");
         let mac = mac.unwrap_or_else(|| ipam::mac_for(ip));
         e.mac = ipam::format_mac(&mac);
@@ -472,22 +612,31 @@ impl Networks {
             *created = true;
         }
         nl.create_bridge(&n.bridge)?;
-        let br = nl.link_index(&n.bridge)?.ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
+        let br = nl
+            .link_index(&n.bridge)?
+            .ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
         nl.add_address(br, std::net::IpAddr::V4(gw), subnet.prefix)?;
         nl.set_up(br, None)?;
         // Published ports reached from 127.0.0.1 are routed out of the bridge.
-        sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge), "1");
+        sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
+            "1",
+        );
         if !n.internal {
             sysctl("/proc/sys/net/ipv4/ip_forward", "1");
         }
         let _ = nl.delete_link(&e.host_veth);
         nl.create_veth(&e.host_veth, &e.ifname, ns.as_raw_fd(), Some(mac))?;
-        let hv = nl.link_index(&e.host_veth)?.ok_or_else(|| Error::internal(format!("veth {} vanished", e.host_veth)))?;
+        let hv = nl
+            .link_index(&e.host_veth)?
+            .ok_or_else(|| Error::internal(format!("veth {} vanished", e.host_veth)))?;
         nl.set_up(hv, Some(br))?;
         let (ifname, prefix, internal) = (e.ifname.clone(), subnet.prefix, n.internal);
         let first = idx == 0;
         netns::with_netlink(ns, move |nl| {
-            let i = nl.link_index(&ifname)?.ok_or_else(|| Error::internal(format!("{ifname} missing in the container")))?;
+            let i = nl
+                .link_index(&ifname)?
+                .ok_or_else(|| Error::internal(format!("{ifname} missing in the container")))?;
             nl.add_address(i, std::net::IpAddr::V4(ip), prefix)?;
             nl.set_up(i, None)?;
             if first && !internal {
@@ -507,14 +656,34 @@ impl Networks {
     fn choose_ports(&self, reqs: &[PortRequest]) -> Result<Vec<PortBinding>> {
         let mut out: Vec<PortBinding> = Vec::new();
         for r in reqs {
-            let proto = if r.proto.is_empty() { "tcp".to_string() } else { r.proto.clone() };
+            let proto = if r.proto.is_empty() {
+                "tcp".to_string()
+            } else {
+                r.proto.clone()
+            };
             let host_ip = r.host_ip.clone();
-            let bind_ip: Ipv4Addr = if host_ip.is_empty() { Ipv4Addr::UNSPECIFIED } else {
-                host_ip.parse().map_err(|_| Error::invalid(format!("invalid host IP {host_ip}")))?
+            let bind_ip: Ipv4Addr = if host_ip.is_empty() {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                host_ip
+                    .parse()
+                    .map_err(|_| Error::invalid(format!("invalid host IP {host_ip}")))?
             };
             let port = if r.host_port != 0 {
-                if out.iter().any(|p| p.proto == proto && p.host_port == r.host_port) || self.store.port_taken(&proto, r.host_port)? {
-                    return Err(Error::conflict(format!("Bind for {}:{} failed: port is already allocated", if host_ip.is_empty() { "0.0.0.0" } else { &host_ip }, r.host_port)));
+                if out
+                    .iter()
+                    .any(|p| p.proto == proto && p.host_port == r.host_port)
+                    || self.store.port_taken(&proto, r.host_port)?
+                {
+                    return Err(Error::conflict(format!(
+                        "Bind for {}:{} failed: port is already allocated",
+                        if host_ip.is_empty() {
+                            "0.0.0.0"
+                        } else {
+                            &host_ip
+                        },
+                        r.host_port
+                    )));
                 }
                 probe(bind_ip, r.host_port, &proto)?;
                 r.host_port
@@ -522,14 +691,21 @@ impl Networks {
                 let mut found = None;
                 for _ in 0..64 {
                     let p = free_port(bind_ip, &proto)?;
-                    if !self.store.port_taken(&proto, p)? && !out.iter().any(|x| x.proto == proto && x.host_port == p) {
+                    if !self.store.port_taken(&proto, p)?
+                        && !out.iter().any(|x| x.proto == proto && x.host_port == p)
+                    {
                         found = Some(p);
                         break;
                     }
                 }
                 found.ok_or_else(|| Error::new(ErrorKind::Unavailable, "no free host port"))?
             };
-            out.push(PortBinding { host_ip, host_port: port, container_port: r.container_port, proto });
+            out.push(PortBinding {
+                host_ip,
+                host_port: port,
+                container_port: r.container_port,
+                proto,
+            });
         }
         Ok(out)
     }
@@ -569,10 +745,23 @@ impl Networks {
     /// Starts a detached reaper (`berth __netreap ROOT TABLE BRIDGES VETH...`, see
     /// [`reap_main`]).
     fn spawn_reaper(&self, veths: Vec<String>) {
-        let bridges: Vec<String> = self.store.networks().unwrap_or_default().into_iter().map(|n| n.bridge).collect();
+        let bridges: Vec<String> = self
+            .store
+            .networks()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.bridge)
+            .collect();
         let mut c = std::process::Command::new(&self.exe);
-        c.arg0("berth").arg(REAP_ARG).arg(&self.root).arg(&self.table).arg(bridges.join(",")).args(&veths);
-        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c.arg0("berth")
+            .arg(REAP_ARG)
+            .arg(&self.root)
+            .arg(&self.table)
+            .arg(bridges.join(","))
+            .args(&veths);
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         if let Ok(mut child) = c.spawn() {
             let _ = child.wait();
         }
@@ -600,8 +789,16 @@ impl Networks {
     pub fn disconnect(&mut self, container: &str, network: &str) -> Result<()> {
         let n = self.get(network)?;
         let _l = self.lock()?;
-        let Some(e) = self.store.endpoints_of(container)?.into_iter().find(|e| e.network_id == n.id) else {
-            return Err(Error::not_found(format!("container {container} is not connected to network {}", n.name)));
+        let Some(e) = self
+            .store
+            .endpoints_of(container)?
+            .into_iter()
+            .find(|e| e.network_id == n.id)
+        else {
+            return Err(Error::not_found(format!(
+                "container {container} is not connected to network {}",
+                n.name
+            )));
         };
         netlink::Netlink::open()?.delete_link(&e.host_veth)?;
         self.store.release(container, Some(&n.id))?;
@@ -616,10 +813,18 @@ impl Networks {
     /// Finishes the detach of every container `stale` says is gone (a killed berth or monitor),
     /// and unpins namespaces nobody has an endpoint for.
     pub fn gc(&mut self, stale: impl Fn(&str) -> bool) -> Result<()> {
-        let mut ids: Vec<String> = self.store.endpoints()?.into_iter().map(|e| e.container).collect();
+        let mut ids: Vec<String> = self
+            .store
+            .endpoints()?
+            .into_iter()
+            .map(|e| e.container)
+            .collect();
         ids.extend(self.store.ports()?.into_iter().map(|(c, _)| c));
         if let Ok(rd) = std::fs::read_dir(self.root.join("netns")) {
-            ids.extend(rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+            ids.extend(
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
         }
         ids.sort();
         ids.dedup();
@@ -639,13 +844,20 @@ impl Networks {
         let mut nl = netlink::Netlink::open()?;
         for n in self.store.networks()? {
             if eps.iter().any(|e| e.network_id == n.id) || nl.link_index(&n.bridge)?.is_some() {
-                r.bridges.push((n.bridge.clone(), n.subnet.clone(), n.internal));
+                r.bridges
+                    .push((n.bridge.clone(), n.subnet.clone(), n.internal));
             }
         }
         for (c, p) in self.store.ports()? {
             // The container's first network carries its published ports.
             if let Some(e) = eps.iter().find(|e| e.container == c) {
-                r.ports.push((p.host_ip.clone(), p.proto.clone(), p.host_port, e.ip.clone(), p.container_port));
+                r.ports.push((
+                    p.host_ip.clone(),
+                    p.proto.clone(),
+                    p.host_port,
+                    e.ip.clone(),
+                    p.container_port,
+                ));
             }
         }
         firewall::apply(&self.table, &r)
@@ -663,8 +875,12 @@ impl Networks {
             return Ok(());
         }
         let dir = self.dns_dir(n);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let text: String = eps.iter().map(|e| format!("{} {}\n", e.ip, e.names.join(" "))).collect();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let text: String = eps
+            .iter()
+            .map(|e| format!("{} {}\n", e.ip, e.names.join(" ")))
+            .collect();
         write_atomic(&dir.join("hosts"), text.as_bytes())?;
         if start && !self.dns_alive(n) {
             self.start_dns(n)?;
@@ -673,16 +889,24 @@ impl Networks {
     }
 
     fn dns_alive(&self, n: &Network) -> bool {
-        let Ok(s) = std::fs::read_to_string(self.dns_dir(n).join("dns.pid")) else { return false };
+        let Ok(s) = std::fs::read_to_string(self.dns_dir(n).join("dns.pid")) else {
+            return false;
+        };
         let mut f = s.split_whitespace();
-        let (Some(pid), Some(start)) = (f.next().and_then(|x| x.parse::<i32>().ok()), f.next().and_then(|x| x.parse::<u64>().ok())) else {
+        let (Some(pid), Some(start)) = (
+            f.next().and_then(|x| x.parse::<i32>().ok()),
+            f.next().and_then(|x| x.parse::<u64>().ok()),
+        ) else {
             return false;
         };
         proc_start(pid) == Some(start)
     }
 
     fn start_dns(&self, n: &Network) -> Result<()> {
-        let gw: Ipv4Addr = n.gateway.parse().map_err(|_| Error::internal("bad gateway"))?;
+        let gw: Ipv4Addr = n
+            .gateway
+            .parse()
+            .map_err(|_| Error::internal("bad gateway"))?;
         let sock = match std::net::UdpSocket::bind((gw, 53)) {
             Ok(s) => s,
             // A responder whose starter was killed before it recorded it: it already serves
@@ -693,8 +917,16 @@ impl Networks {
         let fd = sock.as_raw_fd();
         let (rd, wr) = rustix::pipe::pipe().map_err(|e| Error::io("pipe", e.into()))?;
         let mut c = std::process::Command::new(&self.exe);
-        c.arg0("berth").args([dns::ARG, &self.root.to_string_lossy(), &n.id, &fd.to_string(), &wr.as_raw_fd().to_string()]);
-        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c.arg0("berth").args([
+            dns::ARG,
+            &self.root.to_string_lossy(),
+            &n.id,
+            &fd.to_string(),
+            &wr.as_raw_fd().to_string(),
+        ]);
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let wfd = wr.as_raw_fd();
         unsafe {
             c.pre_exec(move || {
@@ -703,13 +935,21 @@ impl Networks {
                 Ok(())
             });
         }
-        let mut child = c.spawn().map_err(|e| Error::io(format!("start the DNS responder ({})", self.exe.display()), e))?;
+        let mut child = c.spawn().map_err(|e| {
+            Error::io(
+                format!("start the DNS responder ({})", self.exe.display()),
+                e,
+            )
+        })?;
         drop(wr);
         let _ = child.wait();
         // The daemonised responder writes its pid, then we record it with its start time.
         let mut buf = [0u8; 32];
         let n_read = rustix::io::read(&rd, &mut buf).unwrap_or(0);
-        let _pid: i32 = String::from_utf8_lossy(&buf[..n_read]).trim().parse().map_err(|_| Error::internal("the DNS responder did not start"))?;
+        let _pid: i32 = String::from_utf8_lossy(&buf[..n_read])
+            .trim()
+            .parse()
+            .map_err(|_| Error::internal("the DNS responder did not start"))?;
         Ok(())
     }
 
@@ -717,7 +957,11 @@ impl Networks {
         let dir = self.dns_dir(n);
         if self.dns_alive(n) {
             if let Ok(s) = std::fs::read_to_string(dir.join("dns.pid")) {
-                if let Some(pid) = s.split_whitespace().next().and_then(|x| x.parse::<i32>().ok()) {
+                if let Some(pid) = s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|x| x.parse::<i32>().ok())
+                {
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
             }
@@ -736,7 +980,11 @@ pub const REAP_ARG: &str = "__netreap";
 /// without containers and rebuilds the rules. If the root is gone meanwhile (a test's temp
 /// root), its bridges and its table go: nobody can use them any more.
 pub fn reap_main(args: &[String]) -> i32 {
-    let (Some(root), Some(table), Some(bridges)) = (args.first().map(PathBuf::from), args.get(1), args.get(2)) else { return 2 };
+    let (Some(root), Some(table), Some(bridges)) =
+        (args.first().map(PathBuf::from), args.get(1), args.get(2))
+    else {
+        return 2;
+    };
     unsafe {
         match libc::fork() {
             0 => {}
@@ -767,17 +1015,25 @@ pub fn reap_main(args: &[String]) -> i32 {
 }
 
 fn is_mountpoint(p: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let s = p.to_string_lossy();
     info.lines().any(|l| l.split(' ').nth(4) == Some(&*s))
 }
 
 /// A host port in use gives a clear error before any rule exists.
 fn probe(ip: Ipv4Addr, port: u16, proto: &str) -> Result<()> {
-    let r = if proto == "udp" { std::net::UdpSocket::bind((ip, port)).map(drop) } else { std::net::TcpListener::bind((ip, port)).map(drop) };
+    let r = if proto == "udp" {
+        std::net::UdpSocket::bind((ip, port)).map(drop)
+    } else {
+        std::net::TcpListener::bind((ip, port)).map(drop)
+    };
     r.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::conflict(format!("cannot publish {ip}:{port}/{proto}: address already in use on the host"))
+            Error::conflict(format!(
+                "cannot publish {ip}:{port}/{proto}: address already in use on the host"
+            ))
         } else {
             Error::io(format!("probe host port {ip}:{port}/{proto}"), e)
         }
@@ -790,7 +1046,8 @@ fn free_port(ip: Ipv4Addr, proto: &str) -> Result<u16> {
     } else {
         std::net::TcpListener::bind((ip, 0)).and_then(|s| s.local_addr())
     };
-    r.map(|a| a.port()).map_err(|e| Error::io("choose a free host port", e))
+    r.map(|a| a.port())
+        .map_err(|e| Error::io("choose a free host port", e))
 }
 
 /// Subnets of every root on this host; entries of roots that no longer exist are dropped.
@@ -800,7 +1057,10 @@ fn registry_read(_me: &Path) -> Vec<(Subnet, String)> {
         .filter_map(|l| {
             let (s, r) = l.split_once(' ')?;
             let s = Subnet::parse(s).ok()?;
-            Path::new(r).join("networks.db").exists().then(|| (s, r.to_string()))
+            Path::new(r)
+                .join("networks.db")
+                .exists()
+                .then(|| (s, r.to_string()))
         })
         .collect()
 }

@@ -4,11 +4,16 @@
 
 use crate::error::{Error, Result};
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,12 +33,18 @@ impl Netlink {
     pub fn open() -> Result<Netlink> {
         let mut sock = Socket::new(NETLINK_ROUTE).map_err(|e| nl_err("netlink socket", e))?;
         sock.bind_auto().map_err(|e| nl_err("netlink bind", e))?;
-        sock.connect(&SocketAddr::new(0, 0)).map_err(|e| nl_err("netlink connect", e))?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(|e| nl_err("netlink connect", e))?;
         Ok(Netlink { sock, seq: 0 })
     }
 
     /// Sends one request; returns the messages of a dump, or nothing once acked.
-    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16, what: &str) -> Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         self.seq += 1;
         let mut hdr = NetlinkHeader::default();
         hdr.flags = NLM_F_REQUEST | flags;
@@ -46,7 +57,10 @@ impl Netlink {
         let mut out = Vec::new();
         let mut rbuf = vec![0u8; 65536];
         loop {
-            let n = self.sock.recv(&mut &mut rbuf[..], 0).map_err(|e| nl_err(what, e))?;
+            let n = self
+                .sock
+                .recv(&mut &mut rbuf[..], 0)
+                .map_err(|e| nl_err(what, e))?;
             let mut off = 0;
             while off < n {
                 let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
@@ -64,7 +78,10 @@ impl Netlink {
                     NetlinkPayload::Error(e) => {
                         return match e.code {
                             None => Ok(out),
-                            Some(c) => Err(Error::io(what.to_string(), std::io::Error::from_raw_os_error(-c.get()))),
+                            Some(c) => Err(Error::io(
+                                what.to_string(),
+                                std::io::Error::from_raw_os_error(-c.get()),
+                            )),
                         }
                     }
                     NetlinkPayload::InnerMessage(m) => {
@@ -83,7 +100,11 @@ impl Netlink {
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.request(RouteNetlinkMessage::GetLink(m), 0, &format!("get link {name}")) {
+        match self.request(
+            RouteNetlinkMessage::GetLink(m),
+            0,
+            &format!("get link {name}"),
+        ) {
             Ok(v) => Ok(v.into_iter().find_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
                 _ => None,
@@ -97,15 +118,28 @@ impl Netlink {
     pub fn create_bridge(&mut self, name: &str) -> Result<()> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
-        match self.request(RouteNetlinkMessage::NewLink(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &format!("create bridge {name}")) {
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        match self.request(
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &format!("create bridge {name}"),
+        ) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
             r => r.map(drop),
         }
     }
 
     /// A veth pair: `host` here, `peer` moved into the namespace `netns_fd` with `mac`.
-    pub fn create_veth(&mut self, host: &str, peer: &str, netns_fd: RawFd, mac: Option<[u8; 6]>) -> Result<()> {
+    pub fn create_veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        netns_fd: RawFd,
+        mac: Option<[u8; 6]>,
+    ) -> Result<()> {
         let mut p = LinkMessage::default();
         p.attributes.push(LinkAttribute::IfName(peer.to_string()));
         p.attributes.push(LinkAttribute::NetNsFd(netns_fd));
@@ -118,8 +152,12 @@ impl Netlink {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
         ]));
-        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &format!("create veth {host}"))
-            .map(drop)
+        self.request(
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &format!("create veth {host}"),
+        )
+        .map(drop)
     }
 
     /// Sets the link up, and (when given) its bridge.
@@ -131,15 +169,22 @@ impl Netlink {
         if let Some(b) = master {
             m.attributes.push(LinkAttribute::Controller(b));
         }
-        self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK, "set link up").map(drop)
+        self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK, "set link up")
+            .map(drop)
     }
 
     /// Deletes the link called `name`; a missing one is fine.
     pub fn delete_link(&mut self, name: &str) -> Result<()> {
-        let Some(index) = self.link_index(name)? else { return Ok(()) };
+        let Some(index) = self.link_index(name)? else {
+            return Ok(());
+        };
         let mut m = LinkMessage::default();
         m.header.index = index;
-        match self.request(RouteNetlinkMessage::DelLink(m), NLM_F_ACK, &format!("delete link {name}")) {
+        match self.request(
+            RouteNetlinkMessage::DelLink(m),
+            NLM_F_ACK,
+            &format!("delete link {name}"),
+        ) {
             Err(e) if e.errno() == Some(libc::ENODEV) => Ok(()),
             r => r.map(drop),
         }
@@ -148,16 +193,31 @@ impl Netlink {
     /// Adds `ip/prefix` to the link (already there is fine).
     pub fn add_address(&mut self, index: u32, ip: IpAddr, prefix: u8) -> Result<()> {
         let mut m = AddressMessage::default();
-        m.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        m.header.family = if ip.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
         m.header.prefix_len = prefix;
         m.header.index = index;
         m.attributes.push(AddressAttribute::Local(ip));
         m.attributes.push(AddressAttribute::Address(ip));
         if let IpAddr::V4(v4) = ip {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix as u32) };
-            m.attributes.push(AddressAttribute::Broadcast(Ipv4Addr::from(u32::from(v4) | !mask)));
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix as u32)
+            };
+            m.attributes
+                .push(AddressAttribute::Broadcast(Ipv4Addr::from(
+                    u32::from(v4) | !mask,
+                )));
         }
-        match self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &format!("add address {ip}")) {
+        match self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add address {ip}"),
+        ) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
             r => r.map(drop),
         }
@@ -167,15 +227,24 @@ impl Netlink {
     pub fn add_default_route(&mut self, gw: IpAddr) -> Result<()> {
         let mut m = RouteMessage::default();
         m.header = RouteHeader {
-            address_family: if gw.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 },
+            address_family: if gw.is_ipv4() {
+                AddressFamily::Inet
+            } else {
+                AddressFamily::Inet6
+            },
             table: RouteHeader::RT_TABLE_MAIN,
             protocol: RouteProtocol::Boot,
             scope: RouteScope::Universe,
             kind: RouteType::Unicast,
             ..Default::default()
         };
-        m.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
-        match self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, "add default route") {
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+        match self.request(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            "add default route",
+        ) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
             r => r.map(drop),
         }
@@ -190,7 +259,9 @@ impl Netlink {
         let mut out = Vec::new();
         for m in v {
             if let RouteNetlinkMessage::NewRoute(r) = m {
-                if r.header.table != RouteHeader::RT_TABLE_MAIN || r.header.destination_prefix_length == 0 {
+                if r.header.table != RouteHeader::RT_TABLE_MAIN
+                    || r.header.destination_prefix_length == 0
+                {
                     continue;
                 }
                 for a in r.attributes {

@@ -30,11 +30,22 @@ pub fn create(path: &Path) -> Result<()> {
         }
         let src = c"/proc/thread-self/ns/net";
         let dst = cstr(&p);
-        if unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
+        if unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        } != 0
+        {
             return Err(last(format!("pin network namespace on {}", p.display())));
         }
         let mut nl = Netlink::open()?;
-        let lo = nl.link_index("lo")?.ok_or_else(|| Error::internal("no lo in a new network namespace"))?;
+        let lo = nl
+            .link_index("lo")?
+            .ok_or_else(|| Error::internal("no lo in a new network namespace"))?;
         nl.set_up(lo, None)
     })
     .join()
@@ -53,12 +64,16 @@ pub fn remove(path: &Path) {
 }
 
 pub fn open(path: &Path) -> Result<OwnedFd> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(format!("open network namespace {}", path.display()), e))?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("open network namespace {}", path.display()), e))?;
     Ok(OwnedFd::from(f))
 }
 
 /// Runs `f` with a netlink socket inside the namespace `ns`.
-pub fn with_netlink<T: Send + 'static>(ns: &OwnedFd, f: impl FnOnce(&mut Netlink) -> Result<T> + Send + 'static) -> Result<T> {
+pub fn with_netlink<T: Send + 'static>(
+    ns: &OwnedFd,
+    f: impl FnOnce(&mut Netlink) -> Result<T> + Send + 'static,
+) -> Result<T> {
     let fd = ns.try_clone().map_err(|e| Error::io("dup netns fd", e))?;
     std::thread::spawn(move || -> Result<T> {
         if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {

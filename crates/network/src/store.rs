@@ -12,32 +12,31 @@ pub struct Store {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| Error::internal(format!("networks database: bad record: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| Error::internal(format!("networks database: bad record: {e}")))
 }
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Every berth process opens this database briefly; the checkpoint SQLite runs when the
-        // last connection closes costs two fsyncs each time (tens of ms on a busy disk, on
-        // the path of every `run`). WAL's own auto-checkpoint keeps the log bounded instead.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
+        let conn = berth_statedb::open(path, std::time::Duration::from_secs(30), |c| {
+            c.execute_batch(
+                "CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS endpoints (container TEXT NOT NULL, network TEXT NOT NULL, ip TEXT NOT NULL,
                  record TEXT NOT NULL, PRIMARY KEY (container, network), UNIQUE (network, ip));
              CREATE TABLE IF NOT EXISTS ports (proto TEXT NOT NULL, host_port INTEGER NOT NULL, container TEXT NOT NULL,
                  record TEXT NOT NULL, PRIMARY KEY (proto, host_port));",
-        )?;
+            )
+        })?;
         Ok(Store { conn })
     }
 
     pub fn insert_network(&self, n: &Network) -> Result<()> {
         let rec = serde_json::to_string(n).expect("network serializes");
         self.conn
-            .execute("INSERT INTO networks (id, name, record) VALUES (?1, ?2, ?3)", params![n.id, n.name, rec])
+            .execute(
+                "INSERT INTO networks (id, name, record) VALUES (?1, ?2, ?3)",
+                params![n.id, n.name, rec],
+            )
             .map_err(|e| {
                 let e = Error::from(e);
                 if e.kind() == ErrorKind::AlreadyExists {
@@ -50,7 +49,8 @@ impl Store {
     }
 
     pub fn delete_network(&self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM networks WHERE id = ?1", [id])?;
+        self.conn
+            .execute("DELETE FROM networks WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -66,69 +66,117 @@ impl Store {
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        let mut st = self.conn.prepare("SELECT record FROM networks WHERE id >= ?1 AND id < ?2 LIMIT 2")?;
-        let rows: Vec<String> = st.query_map(params![key, format!("{key}g")], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT record FROM networks WHERE id >= ?1 AND id < ?2 LIMIT 2")?;
+        let rows: Vec<String> = st
+            .query_map(params![key, format!("{key}g")], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         match rows.len() {
             0 => Ok(None),
             1 => Ok(Some(parse(&rows[0])?)),
-            _ => Err(Error::invalid(format!("network {key} is ambiguous ({} matches found based on ID prefix)", rows.len()))),
+            _ => Err(Error::invalid(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                rows.len()
+            ))),
         }
     }
 
     pub fn networks(&self) -> Result<Vec<Network>> {
-        let mut st = self.conn.prepare("SELECT record FROM networks ORDER BY name")?;
-        let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT record FROM networks ORDER BY name")?;
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         rows.iter().map(|r| parse(r)).collect()
     }
 
     /// Leases an address: `want` (--ip) or the lowest free one `pick` returns, atomically.
-    pub fn lease(&mut self, e: &mut Endpoint, pick: impl Fn(&std::collections::HashSet<std::net::Ipv4Addr>) -> Option<std::net::Ipv4Addr>, want: Option<std::net::Ipv4Addr>) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    pub fn lease(
+        &mut self,
+        e: &mut Endpoint,
+        pick: impl Fn(&std::collections::HashSet<std::net::Ipv4Addr>) -> Option<std::net::Ipv4Addr>,
+        want: Option<std::net::Ipv4Addr>,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let taken: std::collections::HashSet<std::net::Ipv4Addr> = {
             let mut st = tx.prepare("SELECT ip FROM endpoints WHERE network = ?1")?;
-            let v: Vec<String> = st.query_map([&e.network_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let v: Vec<String> = st
+                .query_map([&e.network_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             v.iter().filter_map(|s| s.parse().ok()).collect()
         };
         let ip = match want {
-            Some(ip) if taken.contains(&ip) => return Err(Error::conflict(format!("address {ip} is already in use on network {}", e.network))),
+            Some(ip) if taken.contains(&ip) => {
+                return Err(Error::conflict(format!(
+                    "address {ip} is already in use on network {}",
+                    e.network
+                )))
+            }
             Some(ip) => ip,
-            None => pick(&taken).ok_or_else(|| Error::new(ErrorKind::Unavailable, format!("no available IP addresses on network {}", e.network)))?,
+            None => pick(&taken).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("no available IP addresses on network {}", e.network),
+                )
+            })?,
         };
         e.ip = ip.to_string();
         let rec = serde_json::to_string(e).expect("endpoint serializes");
-        tx.execute("INSERT INTO endpoints (container, network, ip, record) VALUES (?1, ?2, ?3, ?4)", params![e.container, e.network_id, e.ip, rec])
-            .map_err(|err| {
-                let err = Error::from(err);
-                if err.kind() == ErrorKind::AlreadyExists {
-                    Error::conflict(format!("container {} is already connected to network {}", e.container, e.network))
-                } else {
-                    err
-                }
-            })?;
+        tx.execute(
+            "INSERT INTO endpoints (container, network, ip, record) VALUES (?1, ?2, ?3, ?4)",
+            params![e.container, e.network_id, e.ip, rec],
+        )
+        .map_err(|err| {
+            let err = Error::from(err);
+            if err.kind() == ErrorKind::AlreadyExists {
+                Error::conflict(format!(
+                    "container {} is already connected to network {}",
+                    e.container, e.network
+                ))
+            } else {
+                err
+            }
+        })?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn update_endpoint(&self, e: &Endpoint) -> Result<()> {
         let rec = serde_json::to_string(e).expect("endpoint serializes");
-        self.conn.execute("UPDATE endpoints SET record = ?3 WHERE container = ?1 AND network = ?2", params![e.container, e.network_id, rec])?;
+        self.conn.execute(
+            "UPDATE endpoints SET record = ?3 WHERE container = ?1 AND network = ?2",
+            params![e.container, e.network_id, rec],
+        )?;
         Ok(())
     }
 
     pub fn release(&self, container: &str, network_id: Option<&str>) -> Result<()> {
         match network_id {
-            Some(n) => self.conn.execute("DELETE FROM endpoints WHERE container = ?1 AND network = ?2", params![container, n])?,
-            None => self.conn.execute("DELETE FROM endpoints WHERE container = ?1", [container])?,
+            Some(n) => self.conn.execute(
+                "DELETE FROM endpoints WHERE container = ?1 AND network = ?2",
+                params![container, n],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM endpoints WHERE container = ?1", [container])?,
         };
         Ok(())
     }
 
     fn endpoints_where(&self, clause: &str, arg: &str) -> Result<Vec<Endpoint>> {
-        let mut st = self.conn.prepare(&format!("SELECT record FROM endpoints {clause} ORDER BY container, network"))?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT record FROM endpoints {clause} ORDER BY container, network"
+        ))?;
         let rows: Vec<String> = if clause.is_empty() {
-            st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
         } else {
-            st.query_map([arg], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            st.query_map([arg], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
         };
         rows.iter().map(|r| parse(r)).collect()
     }
@@ -145,36 +193,54 @@ impl Store {
 
     /// Reserves every binding or none (UNIQUE(proto, host_port): clear error on a clash).
     pub fn reserve_ports(&mut self, container: &str, ports: &[PortBinding]) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for p in ports {
             let rec = serde_json::to_string(p).expect("port serializes");
-            tx.execute("INSERT INTO ports (proto, host_port, container, record) VALUES (?1, ?2, ?3, ?4)", params![p.proto, p.host_port, container, rec])
-                .map_err(|e| {
-                    let e = Error::from(e);
-                    if e.kind() == ErrorKind::AlreadyExists {
-                        Error::conflict(format!("Bind for {}:{} failed: port is already allocated", p.host_ip_or_any(), p.host_port))
-                    } else {
-                        e
-                    }
-                })?;
+            tx.execute(
+                "INSERT INTO ports (proto, host_port, container, record) VALUES (?1, ?2, ?3, ?4)",
+                params![p.proto, p.host_port, container, rec],
+            )
+            .map_err(|e| {
+                let e = Error::from(e);
+                if e.kind() == ErrorKind::AlreadyExists {
+                    Error::conflict(format!(
+                        "Bind for {}:{} failed: port is already allocated",
+                        p.host_ip_or_any(),
+                        p.host_port
+                    ))
+                } else {
+                    e
+                }
+            })?;
         }
         tx.commit()?;
         Ok(())
     }
 
     pub fn release_ports(&self, container: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM ports WHERE container = ?1", [container])?;
+        self.conn
+            .execute("DELETE FROM ports WHERE container = ?1", [container])?;
         Ok(())
     }
 
     pub fn port_taken(&self, proto: &str, port: u16) -> Result<bool> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM ports WHERE proto = ?1 AND host_port = ?2", params![proto, port], |r| r.get::<_, i64>(0))? > 0)
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM ports WHERE proto = ?1 AND host_port = ?2",
+            params![proto, port],
+            |r| r.get::<_, i64>(0),
+        )? > 0)
     }
 
     /// (container, binding) for every published port.
     pub fn ports(&self) -> Result<Vec<(String, PortBinding)>> {
-        let mut st = self.conn.prepare("SELECT container, record FROM ports ORDER BY container, proto, host_port")?;
-        let rows: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT container, record FROM ports ORDER BY container, proto, host_port")?;
+        let rows: Vec<(String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|(c, r)| Ok((c, parse(&r)?))).collect()
     }
 }

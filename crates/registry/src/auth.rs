@@ -70,7 +70,10 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
             } else {
                 token(&mut i)
             };
-            out.last_mut().expect("challenge").params.insert(t.to_ascii_lowercase(), value);
+            out.last_mut()
+                .expect("challenge")
+                .params
+                .insert(t.to_ascii_lowercase(), value);
         } else {
             out.push(Challenge {
                 scheme: t.to_ascii_lowercase(),
@@ -85,7 +88,10 @@ enum Mode {
     /// Not challenged yet (or the registry wants no auth).
     Unknown,
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 pub struct Authorizer {
@@ -108,13 +114,18 @@ impl Authorizer {
         self.creds.as_ref().map(|c| {
             format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", c.username, c.password))
             )
         })
     }
 
     /// The Authorization header for a request needing `scopes`, from what is known so far.
-    pub fn header(&self, http: &reqwest::blocking::Client, scopes: &[String]) -> Result<Option<String>> {
+    pub fn header(
+        &self,
+        http: &reqwest::blocking::Client,
+        scopes: &[String],
+    ) -> Result<Option<String>> {
         let (realm, service) = match &*self.mode.lock().unwrap() {
             Mode::Unknown => return Ok(None),
             Mode::Basic => return Ok(self.basic_value()),
@@ -174,7 +185,8 @@ impl Authorizer {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<(String, Duration)> {
-        let mut url = reqwest::Url::parse(realm).map_err(|e| Error::Protocol(format!("token realm {realm:?}: {e}")))?;
+        let mut url = reqwest::Url::parse(realm)
+            .map_err(|e| Error::Protocol(format!("token realm {realm:?}: {e}")))?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -201,8 +213,8 @@ impl Authorizer {
             return Err(Error::Protocol(format!("token server answered {status}")));
         }
         let body = crate::client::read_limited(resp, 1 << 20, "token response")?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("token response: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("token response: {e}")))?;
         let token = v
             .get("token")
             .or_else(|| v.get("access_token"))
@@ -210,7 +222,11 @@ impl Authorizer {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::Protocol("token response holds no token".into()))?;
         // Docker's minimum lifetime is 60 s; refresh a little early.
-        let secs = v.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(60).max(60);
+        let secs = v
+            .get("expires_in")
+            .and_then(|e| e.as_u64())
+            .unwrap_or(60)
+            .max(60);
         Ok((token.to_string(), Duration::from_secs(secs - 10)))
     }
 }
@@ -228,7 +244,9 @@ mod tests {
         assert_eq!(v[0].scheme, "bearer");
         assert_eq!(v[0].params["realm"], "https://auth.docker.io/token");
         assert_eq!(v[0].params["scope"], "repository:library/busybox:pull,push");
-        let v = parse_challenges(r#"Basic realm="Registry Realm", Bearer realm="x",error="insufficient_scope""#);
+        let v = parse_challenges(
+            r#"Basic realm="Registry Realm", Bearer realm="x",error="insufficient_scope""#,
+        );
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].params["realm"], "Registry Realm");
         assert_eq!(v[1].scheme, "bearer");

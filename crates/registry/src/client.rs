@@ -26,7 +26,9 @@ pub struct Client {
 pub(crate) fn read_limited(resp: Response, limit: u64, what: &str) -> Result<Vec<u8>> {
     if let Some(n) = resp.content_length() {
         if n > limit {
-            return Err(Error::Protocol(format!("{what} is too large ({n} bytes, the limit is {limit})")));
+            return Err(Error::Protocol(format!(
+                "{what} is too large ({n} bytes, the limit is {limit})"
+            )));
         }
     }
     let mut v = Vec::new();
@@ -34,7 +36,9 @@ pub(crate) fn read_limited(resp: Response, limit: u64, what: &str) -> Result<Vec
         .read_to_end(&mut v)
         .map_err(|e| Error::Network(format!("reading {what}: {e}")))?;
     if v.len() as u64 > limit {
-        return Err(Error::Protocol(format!("{what} is too large (more than {limit} bytes)")));
+        return Err(Error::Protocol(format!(
+            "{what} is too large (more than {limit} bytes)"
+        )));
     }
     Ok(v)
 }
@@ -49,7 +53,11 @@ pub(crate) fn error_text(resp: Response) -> String {
         .and_then(|e| e.as_array())
         .map(|a| {
             a.iter()
-                .filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_string))
+                .filter_map(|e| {
+                    e.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -78,12 +86,15 @@ fn build_http(cfg: &Config, host: &str, insecure: bool) -> Result<Http> {
         .danger_accept_invalid_certs(insecure);
     for dir in &cfg.certs_dirs {
         let d = dir.join(host);
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         names.sort();
         for p in &names {
             if p.extension().is_some_and(|e| e == "crt") {
-                let pem = std::fs::read(p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+                let pem =
+                    std::fs::read(p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
                 for c in reqwest::Certificate::from_pem_bundle(&pem)
                     .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?
                 {
@@ -93,9 +104,15 @@ fn build_http(cfg: &Config, host: &str, insecure: bool) -> Result<Http> {
         }
         let (cert, key) = (d.join("client.cert"), d.join("client.key"));
         if cert.is_file() && key.is_file() {
-            let mut pem = std::fs::read(&cert).map_err(|e| Error::io(format!("read {}", cert.display()), e))?;
-            pem.extend(std::fs::read(&key).map_err(|e| Error::io(format!("read {}", key.display()), e))?);
-            b = b.identity(reqwest::Identity::from_pem(&pem).map_err(|e| Error::Config(format!("{}: {e}", d.display())))?);
+            let mut pem = std::fs::read(&cert)
+                .map_err(|e| Error::io(format!("read {}", cert.display()), e))?;
+            pem.extend(
+                std::fs::read(&key).map_err(|e| Error::io(format!("read {}", key.display()), e))?,
+            );
+            b = b.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| Error::Config(format!("{}: {e}", d.display())))?,
+            );
         }
     }
     b.build().map_err(|e| network("build the HTTP client", e))
@@ -109,14 +126,20 @@ impl Client {
         Client::with_credentials(host, cfg, tls_verify, creds)
     }
 
-    pub fn with_credentials(host: &str, cfg: &Config, tls_verify: Option<bool>, creds: Option<Credentials>) -> Result<Client> {
+    pub fn with_credentials(
+        host: &str,
+        cfg: &Config,
+        tls_verify: Option<bool>,
+        creds: Option<Credentials>,
+    ) -> Result<Client> {
         let insecure = match tls_verify {
             Some(v) => !v,
             None => cfg.is_insecure(host),
         };
         let http = build_http(cfg, host, insecure)?;
         let auth = Authorizer::new(creds);
-        let https = Url::parse(&format!("https://{}/", api_host(host))).map_err(|e| Error::Config(format!("registry {host:?}: {e}")))?;
+        let https = Url::parse(&format!("https://{}/", api_host(host)))
+            .map_err(|e| Error::Config(format!("registry {host:?}: {e}")))?;
         let mut client = Client {
             host: host.to_string(),
             base: https,
@@ -146,7 +169,11 @@ impl Client {
         match resp.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
-                let h = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let h = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 self.auth.challenged(h.as_deref())?;
                 Ok(())
             }
@@ -161,11 +188,17 @@ impl Client {
         if resp.status().is_success() {
             return Ok(());
         }
-        Err(Error::Unauthorized(format!("login to {}: {}", self.host, error_text(resp))))
+        Err(Error::Unauthorized(format!(
+            "login to {}: {}",
+            self.host,
+            error_text(resp)
+        )))
     }
 
     pub(crate) fn url(&self, path: &str) -> Result<Url> {
-        self.base.join(path).map_err(|e| Error::Protocol(format!("bad URL path {path:?}: {e}")))
+        self.base
+            .join(path)
+            .map_err(|e| Error::Protocol(format!("bad URL path {path:?}: {e}")))
     }
 
     /// A Location header, which may be relative to the registry.
@@ -174,7 +207,9 @@ impl Client {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| Error::Protocol("upload response has no Location".into()))?;
-        self.base.join(l).map_err(|e| Error::Protocol(format!("bad Location {l:?}: {e}")))
+        self.base
+            .join(l)
+            .map_err(|e| Error::Protocol(format!("bad Location {l:?}: {e}")))
     }
 
     /// Sends a request with authorization for `scopes`; on a 401 the challenge is answered and the
@@ -191,17 +226,26 @@ impl Client {
             if let Some(h) = self.auth.header(&self.http, scopes)? {
                 req = req.header(AUTHORIZATION, h);
             }
-            let resp = req.send().map_err(|e| network(&format!("{method} {url}"), e))?;
+            let resp = req
+                .send()
+                .map_err(|e| network(&format!("{method} {url}"), e))?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
-            let h = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let h = resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             if attempt == 1 || !self.auth.challenged(h.as_deref())? {
                 let text = error_text(resp);
                 return Err(Error::Unauthorized(if self.auth.has_credentials() {
                     format!("unauthorized: {text} (wrong username or password?)")
                 } else {
-                    format!("unauthorized: {text}: authentication required (berth login {})", self.host)
+                    format!(
+                        "unauthorized: {text}: authentication required (berth login {})",
+                        self.host
+                    )
                 }));
             }
         }
@@ -209,7 +253,13 @@ impl Client {
     }
 
     /// GET or HEAD a manifest; returns the response for the caller to check.
-    pub(crate) fn manifest_request(&self, method: Method, repo: &str, reference: &str, scopes: &[String]) -> Result<Response> {
+    pub(crate) fn manifest_request(
+        &self,
+        method: Method,
+        repo: &str,
+        reference: &str,
+        scopes: &[String],
+    ) -> Result<Response> {
         let accept = [
             crate::OCI_MANIFEST,
             crate::DOCKER_MANIFEST,
@@ -232,7 +282,8 @@ impl Client {
 
     /// Whether a path is a file we can stream as an upload body.
     pub(crate) fn file_body(path: &Path, len: u64) -> Result<reqwest::blocking::Body> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let f = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
         Ok(reqwest::blocking::Body::sized(f, len))
     }
 }

@@ -44,18 +44,25 @@ impl Config {
 
     pub fn from_file(path: &Path) -> Result<Config> {
         let f: File = match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
             Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
         };
         Ok(Config {
-            search: f.unqualified_search_registries.unwrap_or_else(|| vec!["docker.io".into()]),
+            search: f
+                .unqualified_search_registries
+                .unwrap_or_else(|| vec!["docker.io".into()]),
             insecure: f.insecure_registries.unwrap_or_default(),
             certs_dirs: f.certs_dirs.unwrap_or_else(|| {
-                ["/etc/berth/certs.d", "/etc/docker/certs.d", "/etc/containers/certs.d"]
-                    .iter()
-                    .map(PathBuf::from)
-                    .collect()
+                [
+                    "/etc/berth/certs.d",
+                    "/etc/docker/certs.d",
+                    "/etc/containers/certs.d",
+                ]
+                .iter()
+                .map(PathBuf::from)
+                .collect()
             }),
             auth_file: crate::credentials::default_auth_file(),
         })
@@ -113,7 +120,11 @@ impl Platform {
 
     pub fn parse(s: &str) -> Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
-        let bad = || Error::Config(format!("invalid platform {s:?}: expected os/arch[/variant]"));
+        let bad = || {
+            Error::Config(format!(
+                "invalid platform {s:?}: expected os/arch[/variant]"
+            ))
+        };
         match parts.as_slice() {
             [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
                 os: os.to_string(),
@@ -147,17 +158,33 @@ mod tests {
     #[test]
     fn short_names_follow_the_search_list() {
         let mut c = Config::from_file(Path::new("/nonexistent")).unwrap();
-        assert_eq!(c.candidates("busybox").unwrap()[0].full(), "docker.io/library/busybox:latest");
+        assert_eq!(
+            c.candidates("busybox").unwrap()[0].full(),
+            "docker.io/library/busybox:latest"
+        );
         c.search = vec!["quay.io".into(), "docker.io".into()];
-        let v: Vec<String> = c.candidates("me/app:1").unwrap().iter().map(|r| r.full()).collect();
+        let v: Vec<String> = c
+            .candidates("me/app:1")
+            .unwrap()
+            .iter()
+            .map(|r| r.full())
+            .collect();
         assert_eq!(v, ["quay.io/me/app:1", "docker.io/me/app:1"]);
-        let v: Vec<String> = c.candidates("localhost:5000/app").unwrap().iter().map(|r| r.full()).collect();
+        let v: Vec<String> = c
+            .candidates("localhost:5000/app")
+            .unwrap()
+            .iter()
+            .map(|r| r.full())
+            .collect();
         assert_eq!(v, ["localhost:5000/app:latest"]);
     }
 
     #[test]
     fn platforms() {
-        assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().to_string(),
+            "linux/arm/v7"
+        );
         assert!(Platform::parse("linux").is_err());
         assert!(Platform::parse("linux//").is_err());
     }

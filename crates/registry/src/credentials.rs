@@ -30,21 +30,26 @@ pub fn default_auth_file() -> PathBuf {
     if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
         return PathBuf::from(d).join("config.json");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".docker/config.json")
 }
 
 /// The key docker files a registry under ("https://index.docker.io/v1/" for Docker Hub).
 pub fn server_key(host: &str) -> String {
     match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/".into(),
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
+            "https://index.docker.io/v1/".into()
+        }
         h => h.to_string(),
     }
 }
 
 fn read(file: &Path) -> Result<Value> {
     match std::fs::read(file) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Config(format!("{}: {e}", file.display()))),
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::Config(format!("{}: {e}", file.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),
         Err(e) => Err(Error::io(format!("read {}", file.display()), e)),
     }
@@ -90,7 +95,12 @@ fn run_helper(name: &str, action: &str, input: &str) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Config(format!("credential helper {prog}: {e}")))?;
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).ok();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .ok();
     let out = child
         .wait_with_output()
         .map_err(|e| Error::Config(format!("credential helper {prog}: {e}")))?;
@@ -117,8 +127,12 @@ pub fn get(file: &Path, host: &str) -> Result<Option<Credentials>> {
         if out.is_empty() {
             return Ok(None);
         }
-        let v: Value = serde_json::from_str(&out).map_err(|e| Error::Config(format!("credential helper {h}: {e}")))?;
-        let user = v.get("Username").and_then(Value::as_str).unwrap_or_default();
+        let v: Value = serde_json::from_str(&out)
+            .map_err(|e| Error::Config(format!("credential helper {h}: {e}")))?;
+        let user = v
+            .get("Username")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let secret = v.get("Secret").and_then(Value::as_str).unwrap_or_default();
         return Ok(Some(Credentials {
             username: user.into(),
@@ -139,9 +153,12 @@ pub fn get(file: &Path, host: &str) -> Result<Option<Credentials>> {
         .decode(auth.trim())
         .map_err(|e| Error::Config(format!("{}: auth for {key}: {e}", file.display())))?;
     let s = String::from_utf8_lossy(&decoded);
-    let (u, p) = s
-        .split_once(':')
-        .ok_or_else(|| Error::Config(format!("{}: auth for {key} is not user:password", file.display())))?;
+    let (u, p) = s.split_once(':').ok_or_else(|| {
+        Error::Config(format!(
+            "{}: auth for {key} is not user:password",
+            file.display()
+        ))
+    })?;
     Ok(Some(Credentials {
         username: u.into(),
         password: p.into(),
@@ -153,11 +170,13 @@ pub fn store(file: &Path, host: &str, c: &Credentials) -> Result<()> {
     let mut cfg = read(file)?;
     let key = server_key(host);
     if let Some(h) = helper(&cfg, &key) {
-        let input = json!({"ServerURL": key, "Username": c.username, "Secret": c.password}).to_string();
+        let input =
+            json!({"ServerURL": key, "Username": c.username, "Secret": c.password}).to_string();
         run_helper(&h, "store", &input)?;
         return Ok(());
     }
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
     if !cfg.is_object() {
         cfg = json!({});
     }
@@ -169,7 +188,10 @@ pub fn store(file: &Path, host: &str, c: &Credentials) -> Result<()> {
     if !auths.is_object() {
         *auths = json!({});
     }
-    auths.as_object_mut().expect("object").insert(key, json!({ "auth": auth }));
+    auths
+        .as_object_mut()
+        .expect("object")
+        .insert(key, json!({ "auth": auth }));
     write(file, &cfg)
 }
 
@@ -200,7 +222,11 @@ mod tests {
     fn store_get_erase_in_docker_format() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("config.json");
-        std::fs::write(&f, r#"{"auths": {"other:1": {"auth": "eDp5"}}, "psFormat": "x"}"#).unwrap();
+        std::fs::write(
+            &f,
+            r#"{"auths": {"other:1": {"auth": "eDp5"}}, "psFormat": "x"}"#,
+        )
+        .unwrap();
         let c = Credentials {
             username: "u".into(),
             password: "p:w".into(),

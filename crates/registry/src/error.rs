@@ -21,7 +21,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] berth_image::Error),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {

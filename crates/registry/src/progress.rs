@@ -6,19 +6,29 @@ pub enum LayerStatus {
     Waiting,
     /// Pull: the store has the blob; not fetched.
     AlreadyExists,
-    Downloading { current: u64, total: u64 },
+    Downloading {
+        current: u64,
+        total: u64,
+    },
     /// A dropped connection: continuing at `at` with a Range request.
-    Retrying { at: u64 },
+    Retrying {
+        at: u64,
+    },
     DownloadComplete,
     PullComplete,
     /// Push: compressing or about to upload.
     Preparing,
-    Pushing { current: u64, total: u64 },
+    Pushing {
+        current: u64,
+        total: u64,
+    },
     Pushed,
     /// Push: the registry already has it.
     LayerExists,
     /// Push: mounted from another repository of the same registry.
-    Mounted { from: String },
+    Mounted {
+        from: String,
+    },
 }
 
 impl LayerStatus {

@@ -81,7 +81,12 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Fetches a manifest or index by tag or digest: (bytes, media type), digest checked.
-fn fetch_manifest(client: &Client, r: &Reference, reference: &str, scopes: &[String]) -> Result<(Vec<u8>, String)> {
+fn fetch_manifest(
+    client: &Client,
+    r: &Reference,
+    reference: &str,
+    scopes: &[String],
+) -> Result<(Vec<u8>, String)> {
     let resp = client.manifest_request(Method::GET, &r.path, reference, scopes)?;
     let status = resp.status();
     if status == StatusCode::NOT_FOUND {
@@ -94,7 +99,12 @@ fn fetch_manifest(client: &Client, r: &Reference, reference: &str, scopes: &[Str
         )));
     }
     if !status.is_success() {
-        return Err(Error::Protocol(format!("manifest {}/{}:{reference}: {}", r.domain, r.path, error_text(resp))));
+        return Err(Error::Protocol(format!(
+            "manifest {}/{}:{reference}: {}",
+            r.domain,
+            r.path,
+            error_text(resp)
+        )));
     }
     let ct = Client::content_type(&resp);
     let header_digest = resp
@@ -102,10 +112,16 @@ fn fetch_manifest(client: &Client, r: &Reference, reference: &str, scopes: &[Str
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let bytes = read_limited(resp, crate::MANIFEST_LIMIT, &format!("manifest {}/{}:{reference}", r.domain, r.path))?;
+    let bytes = read_limited(
+        resp,
+        crate::MANIFEST_LIMIT,
+        &format!("manifest {}/{}:{reference}", r.domain, r.path),
+    )?;
     let actual = sha256(&bytes);
     if reference.starts_with("sha256:") && actual != reference {
-        return Err(Error::Protocol(format!("manifest {reference}: content digest is {actual}")));
+        return Err(Error::Protocol(format!(
+            "manifest {reference}: content digest is {actual}"
+        )));
     }
     if let Some(h) = header_digest.filter(|h| h.starts_with("sha256:")) {
         if h != actual {
@@ -115,9 +131,13 @@ fn fetch_manifest(client: &Client, r: &Reference, reference: &str, scopes: &[Str
             )));
         }
     }
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Protocol(format!("manifest {}/{}:{reference}: {e}", r.domain, r.path)))?;
-    let body_type = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string);
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Protocol(format!("manifest {}/{}:{reference}: {e}", r.domain, r.path))
+    })?;
+    let body_type = v
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
     let schema1 = v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(1)
         || ct.as_deref().is_some_and(|c| crate::SCHEMA1.contains(&c));
     if schema1 {
@@ -126,19 +146,26 @@ fn fetch_manifest(client: &Client, r: &Reference, reference: &str, scopes: &[Str
             r.domain, r.path
         )));
     }
-    let media_type = match body_type.or(ct.filter(|c| c.contains("manifest") || c.contains("index"))) {
-        Some(m) => m,
-        None if v.get("manifests").is_some() => crate::OCI_INDEX.into(),
-        None => crate::OCI_MANIFEST.into(),
-    };
+    let media_type =
+        match body_type.or(ct.filter(|c| c.contains("manifest") || c.contains("index"))) {
+            Some(m) => m,
+            None if v.get("manifests").is_some() => crate::OCI_INDEX.into(),
+            None => crate::OCI_MANIFEST.into(),
+        };
     Ok((bytes, media_type))
 }
 
 fn pick_platform(index: &Index, want: &Platform, what: &str) -> Result<Descriptor> {
     let matches = |p: &PlatformField| {
-        p.os == want.os && p.architecture == want.architecture && (want.variant.is_none() || p.variant == want.variant)
+        p.os == want.os
+            && p.architecture == want.architecture
+            && (want.variant.is_none() || p.variant == want.variant)
     };
-    if let Some(d) = index.manifests.iter().find(|d| d.platform.as_ref().is_some_and(matches)) {
+    if let Some(d) = index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(matches))
+    {
         return Ok(d.clone());
     }
     let have: Vec<String> = index
@@ -152,22 +179,42 @@ fn pick_platform(index: &Index, want: &Platform, what: &str) -> Result<Descripto
         .collect();
     Err(Error::NotFound(format!(
         "{what}: no image for platform {want} (the index has: {})",
-        if have.is_empty() { "none".into() } else { have.join(", ") }
+        if have.is_empty() {
+            "none".into()
+        } else {
+            have.join(", ")
+        }
     )))
 }
 
 /// Fetches a small blob (a config) into memory, checked against its descriptor.
-fn fetch_small_blob(client: &Client, repo: &str, d: &Descriptor, scopes: &[String]) -> Result<Vec<u8>> {
+fn fetch_small_blob(
+    client: &Client,
+    repo: &str,
+    d: &Descriptor,
+    scopes: &[String],
+) -> Result<Vec<u8>> {
     if d.size > crate::CONFIG_LIMIT {
-        return Err(Error::Protocol(format!("config {} is too large ({} bytes)", d.digest, d.size)));
+        return Err(Error::Protocol(format!(
+            "config {} is too large ({} bytes)",
+            d.digest, d.size
+        )));
     }
     let url = client.url(&format!("/v2/{repo}/blobs/{}", d.digest))?;
     let resp = client.send(Method::GET, url, scopes, |r| r)?;
     if resp.status() == StatusCode::NOT_FOUND {
-        return Err(Error::NotFound(format!("blob {} not found in {repo}: {}", d.digest, error_text(resp))));
+        return Err(Error::NotFound(format!(
+            "blob {} not found in {repo}: {}",
+            d.digest,
+            error_text(resp)
+        )));
     }
     if !resp.status().is_success() {
-        return Err(Error::Protocol(format!("blob {}: {}", d.digest, error_text(resp))));
+        return Err(Error::Protocol(format!(
+            "blob {}: {}",
+            d.digest,
+            error_text(resp)
+        )));
     }
     let bytes = read_limited(resp, d.size, &format!("blob {}", d.digest))?;
     let actual = sha256(&bytes);
@@ -184,7 +231,15 @@ fn fetch_small_blob(client: &Client, repo: &str, d: &Descriptor, scopes: &[Strin
 const RESUMES: usize = 5;
 
 /// Streams one blob into `w`, resuming with Range where the last attempt stopped.
-fn fetch_blob(client: &Client, repo: &str, digest: &str, scopes: &[String], w: &mut BlobWriter, progress: &dyn Progress, stop: &AtomicBool) -> Result<()> {
+fn fetch_blob(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    scopes: &[String],
+    w: &mut BlobWriter,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<()> {
     let id = short(digest).to_string();
     let total = w.size();
     let mut resumes = 0;
@@ -231,7 +286,13 @@ fn fetch_blob(client: &Client, repo: &str, digest: &str, scopes: &[String], w: &
                     })?;
                     if w.written() - last_report >= 1 << 20 || w.written() == total {
                         last_report = w.written();
-                        progress.layer(&id, LayerStatus::Downloading { current: w.written(), total });
+                        progress.layer(
+                            &id,
+                            LayerStatus::Downloading {
+                                current: w.written(),
+                                total,
+                            },
+                        );
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -258,9 +319,19 @@ fn fetch_blob(client: &Client, repo: &str, digest: &str, scopes: &[String], w: &
 }
 
 /// Pulls one image (`r` names a tag or a digest) into the store.
-pub fn pull(store: &ImageStore, client: &Client, r: &Reference, opts: &PullOptions, progress: &dyn Progress) -> Result<Pulled> {
+pub fn pull(
+    store: &ImageStore,
+    client: &Client,
+    r: &Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
     let scopes = vec![pull_scope(&r.path)];
-    let reference = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_else(|| "latest".into());
+    let reference = r
+        .digest
+        .clone()
+        .or_else(|| r.tag.clone())
+        .unwrap_or_else(|| "latest".into());
     let what = format!("{}/{}:{reference}", r.domain, r.path);
     let (mut bytes, mut media_type) = fetch_manifest(client, r, &reference, &scopes)?;
     let want = opts.platform.clone().unwrap_or_else(Platform::host);
@@ -268,27 +339,41 @@ pub fn pull(store: &ImageStore, client: &Client, r: &Reference, opts: &PullOptio
         if media_type != crate::OCI_INDEX && media_type != crate::DOCKER_LIST {
             break;
         }
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(format!("index of {what}: {e}")))?;
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Protocol(format!("index of {what}: {e}")))?;
         let d = pick_platform(&index, &want, &what)?;
         if d.size > crate::MANIFEST_LIMIT {
-            return Err(Error::Protocol(format!("manifest {} is too large ({} bytes)", d.digest, d.size)));
+            return Err(Error::Protocol(format!(
+                "manifest {} is too large ({} bytes)",
+                d.digest, d.size
+            )));
         }
         (bytes, media_type) = fetch_manifest(client, r, &d.digest, &scopes)?;
     }
     if media_type != crate::OCI_MANIFEST && media_type != crate::DOCKER_MANIFEST {
-        return Err(Error::Protocol(format!("{what}: unsupported manifest type {media_type:?}")));
+        return Err(Error::Protocol(format!(
+            "{what}: unsupported manifest type {media_type:?}"
+        )));
     }
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(format!("manifest of {what}: {e}")))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Protocol(format!("manifest of {what}: {e}")))?;
     if manifest.schema_version != 2 {
-        return Err(Error::Protocol(format!("manifest of {what}: schemaVersion {}", manifest.schema_version)));
+        return Err(Error::Protocol(format!(
+            "manifest of {what}: schemaVersion {}",
+            manifest.schema_version
+        )));
     }
     let _ = &manifest.media_type;
     let manifest_digest = sha256(&bytes);
     let names: Vec<Reference> = match &r.tag {
-        Some(_) => vec![Reference { digest: None, ..r.clone() }],
+        Some(_) => vec![Reference {
+            digest: None,
+            ..r.clone()
+        }],
         None => vec![],
     };
-    if r.tag.is_some() && store.manifest_of(&names[0])?.as_deref() == Some(manifest_digest.as_str()) {
+    if r.tag.is_some() && store.manifest_of(&names[0])?.as_deref() == Some(manifest_digest.as_str())
+    {
         let (id, _) = store.resolve_id(&names[0].full())?;
         return Ok(Pulled {
             id,
@@ -325,9 +410,20 @@ pub fn pull(store: &ImageStore, client: &Client, r: &Reference, opts: &PullOptio
         }
     }
     let fetched: Vec<String> = queue.iter().map(|(d, _)| d.digest.clone()).collect();
-    download_all(client, &r.path, &scopes, queue, opts.concurrency.max(1), progress)?;
+    download_all(
+        client,
+        &r.path,
+        &scopes,
+        queue,
+        opts.concurrency.max(1),
+        progress,
+    )?;
 
-    let layers = manifest.layers.iter().map(|l| (l.digest.clone(), l.media_type.clone())).collect();
+    let layers = manifest
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.media_type.clone()))
+        .collect();
     ingest.add_image(bytes, media_type, config, layers, names)?;
     let loaded = ingest.commit()?;
     for d in &fetched {
@@ -359,8 +455,11 @@ fn download_all(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let Some((d, mut w)) = queue.lock().unwrap().next() else { return };
-                let res = fetch_blob(client, repo, &d.digest, scopes, &mut w, progress, &stop).and_then(|()| w.finish().map_err(Error::from));
+                let Some((d, mut w)) = queue.lock().unwrap().next() else {
+                    return;
+                };
+                let res = fetch_blob(client, repo, &d.digest, scopes, &mut w, progress, &stop)
+                    .and_then(|()| w.finish().map_err(Error::from));
                 match res {
                     Ok(()) => progress.layer(short(&d.digest), LayerStatus::DownloadComplete),
                     Err(e) => {
@@ -385,18 +484,33 @@ pub fn list_tags(client: &Client, r: &Reference) -> Result<Vec<String>> {
     for _ in 0..1000 {
         let resp = client.send(Method::GET, url.clone(), &scopes, |r| r)?;
         if resp.status() == StatusCode::NOT_FOUND {
-            return Err(Error::NotFound(format!("repository {}/{} not found: {}", r.domain, r.path, error_text(resp))));
+            return Err(Error::NotFound(format!(
+                "repository {}/{} not found: {}",
+                r.domain,
+                r.path,
+                error_text(resp)
+            )));
         }
         if !resp.status().is_success() {
-            return Err(Error::Protocol(format!("tags of {}/{}: {}", r.domain, r.path, error_text(resp))));
+            return Err(Error::Protocol(format!(
+                "tags of {}/{}: {}",
+                r.domain,
+                r.path,
+                error_text(resp)
+            )));
         }
         let next = resp
             .headers()
             .get("link")
             .and_then(|v| v.to_str().ok())
-            .and_then(|l| l.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(u, _)| u.to_string()));
+            .and_then(|l| {
+                l.split_once('<')
+                    .and_then(|(_, rest)| rest.split_once('>'))
+                    .map(|(u, _)| u.to_string())
+            });
         let body = read_limited(resp, 16 << 20, "tag list")?;
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("tag list: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("tag list: {e}")))?;
         if let Some(a) = v.get("tags").and_then(|t| t.as_array()) {
             tags.extend(a.iter().filter_map(|t| t.as_str()).map(str::to_string));
         }
@@ -413,12 +527,22 @@ pub fn catalog(client: &Client) -> Result<Vec<String>> {
     let url = client.url("/v2/_catalog?n=1000")?;
     let resp = client.send(Method::GET, url, &["registry:catalog:*".to_string()], |r| r)?;
     if !resp.status().is_success() {
-        return Err(Error::Protocol(format!("{} does not list its repositories: {}", client.host, error_text(resp))));
+        return Err(Error::Protocol(format!(
+            "{} does not list its repositories: {}",
+            client.host,
+            error_text(resp)
+        )));
     }
     let body = read_limited(resp, 16 << 20, "catalog")?;
-    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("catalog: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("catalog: {e}")))?;
     Ok(v.get("repositories")
         .and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str()).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default())
 }

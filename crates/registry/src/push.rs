@@ -54,8 +54,19 @@ fn with_query(mut url: Url, key: &str, value: &str) -> Url {
 }
 
 /// Pushes `image` as `target` (its tag, "latest" when none).
-pub fn push(store: &ImageStore, client: &Client, image: &Image, target: &Reference, opts: &PushOptions, progress: &dyn Progress) -> Result<Pushed> {
-    let manifest_bytes = with_compressed_layers(store, store.read_blob(&image.manifest_digest)?, opts.compression)?;
+pub fn push(
+    store: &ImageStore,
+    client: &Client,
+    image: &Image,
+    target: &Reference,
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<Pushed> {
+    let manifest_bytes = with_compressed_layers(
+        store,
+        store.read_blob(&image.manifest_digest)?,
+        opts.compression,
+    )?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| Error::Protocol(format!("stored manifest {}: {e}", image.manifest_digest)))?;
     let repo = target.path.clone();
@@ -104,7 +115,9 @@ pub fn push(store: &ImageStore, client: &Client, image: &Image, target: &Referen
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let Some((b, path)) = queue.lock().unwrap().next() else { return };
+                let Some((b, path)) = queue.lock().unwrap().next() else {
+                    return;
+                };
                 let res = push_blob(client, &repo, &mount_from, b, path, opts, progress);
                 match res {
                     Ok(status) => {
@@ -126,12 +139,20 @@ pub fn push(store: &ImageStore, client: &Client, image: &Image, target: &Referen
 
     let tag = target.tag.clone().unwrap_or_else(|| "latest".into());
     let url = client.url(&format!("/v2/{repo}/manifests/{tag}"))?;
-    let media_type = manifest.media_type.clone().unwrap_or_else(|| image.manifest_media_type.clone());
+    let media_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| image.manifest_media_type.clone());
     let resp = client.send(Method::PUT, url, &[push_scope(&repo)], |r| {
-        r.header(CONTENT_TYPE, media_type.clone()).body(manifest_bytes.clone())
+        r.header(CONTENT_TYPE, media_type.clone())
+            .body(manifest_bytes.clone())
     })?;
     if !resp.status().is_success() {
-        return Err(Error::Protocol(format!("manifest upload to {}/{repo}:{tag}: {}", target.domain, error_text(resp))));
+        return Err(Error::Protocol(format!(
+            "manifest upload to {}/{repo}:{tag}: {}",
+            target.domain,
+            error_text(resp)
+        )));
     }
     Ok(Pushed {
         digest: berth_image::sha256_digest(&manifest_bytes),
@@ -139,7 +160,15 @@ pub fn push(store: &ImageStore, client: &Client, image: &Image, target: &Referen
     })
 }
 
-fn push_blob(client: &Client, repo: &str, mount_from: &[String], b: &Blob, path: &Path, opts: &PushOptions, progress: &dyn Progress) -> Result<LayerStatus> {
+fn push_blob(
+    client: &Client,
+    repo: &str,
+    mount_from: &[String],
+    b: &Blob,
+    path: &Path,
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<LayerStatus> {
     let scopes = vec![push_scope(repo)];
     let url = client.url(&format!("/v2/{repo}/blobs/{}", b.digest))?;
     let resp = client.send(Method::HEAD, url, &scopes, |r| r)?;
@@ -148,8 +177,21 @@ fn push_blob(client: &Client, repo: &str, mount_from: &[String], b: &Blob, path:
     }
     let mut session: Option<Url> = None;
     for from in mount_from {
-        let url = with_query(with_query(client.url(&format!("/v2/{repo}/blobs/uploads/"))?, "mount", &b.digest), "from", from);
-        let resp = client.send(Method::POST, url, &[push_scope(repo), pull_scope(from)], |r| r.header(CONTENT_LENGTH, "0"))?;
+        let url = with_query(
+            with_query(
+                client.url(&format!("/v2/{repo}/blobs/uploads/"))?,
+                "mount",
+                &b.digest,
+            ),
+            "from",
+            from,
+        );
+        let resp = client.send(
+            Method::POST,
+            url,
+            &[push_scope(repo), pull_scope(from)],
+            |r| r.header(CONTENT_LENGTH, "0"),
+        )?;
         match resp.status() {
             StatusCode::CREATED => return Ok(LayerStatus::Mounted { from: from.clone() }),
             // Not mountable: the registry opened an ordinary upload instead.
@@ -164,9 +206,14 @@ fn push_blob(client: &Client, repo: &str, mount_from: &[String], b: &Blob, path:
         Some(l) => l,
         None => {
             let url = client.url(&format!("/v2/{repo}/blobs/uploads/"))?;
-            let resp = client.send(Method::POST, url, &scopes, |r| r.header(CONTENT_LENGTH, "0"))?;
+            let resp = client.send(Method::POST, url, &scopes, |r| {
+                r.header(CONTENT_LENGTH, "0")
+            })?;
             if resp.status() != StatusCode::ACCEPTED {
-                return Err(Error::Protocol(format!("starting an upload to {repo}: {}", error_text(resp))));
+                return Err(Error::Protocol(format!(
+                    "starting an upload to {repo}: {}",
+                    error_text(resp)
+                )));
             }
             client.location(resp.headers())?
         }
@@ -176,31 +223,49 @@ fn push_blob(client: &Client, repo: &str, mount_from: &[String], b: &Blob, path:
         let mut start = 0u64;
         while start < b.size {
             let len = opts.chunk_size.min(b.size - start);
-            let mut f = std::fs::File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-            f.seek(SeekFrom::Start(start)).map_err(|e| Error::io(format!("seek {}", path.display()), e))?;
+            let mut f = std::fs::File::open(path)
+                .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| Error::io(format!("seek {}", path.display()), e))?;
             let body = reqwest::blocking::Body::sized(f.take(len), len);
             let range = format!("{}-{}", start, start + len - 1);
             let body = std::sync::Mutex::new(Some(body));
             let resp = client.send(Method::PATCH, location.clone(), &scopes, |r| {
-                let r = r.header(CONTENT_TYPE, "application/octet-stream").header(CONTENT_RANGE, range.clone());
+                let r = r
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_RANGE, range.clone());
                 match body.lock().unwrap().take() {
                     Some(b) => r.body(b),
                     None => r,
                 }
             })?;
             if resp.status() != StatusCode::ACCEPTED {
-                return Err(Error::Protocol(format!("uploading {} (bytes {range}): {}", b.digest, error_text(resp))));
+                return Err(Error::Protocol(format!(
+                    "uploading {} (bytes {range}): {}",
+                    b.digest,
+                    error_text(resp)
+                )));
             }
             location = client.location(resp.headers())?;
             start += len;
             if b.layer {
-                progress.layer(&id, LayerStatus::Pushing { current: start, total: b.size });
+                progress.layer(
+                    &id,
+                    LayerStatus::Pushing {
+                        current: start,
+                        total: b.size,
+                    },
+                );
             }
         }
         let url = with_query(location, "digest", &b.digest);
         let resp = client.send(Method::PUT, url, &scopes, |r| r.header(CONTENT_LENGTH, "0"))?;
         if resp.status() != StatusCode::CREATED {
-            return Err(Error::Protocol(format!("finishing the upload of {}: {}", b.digest, error_text(resp))));
+            return Err(Error::Protocol(format!(
+                "finishing the upload of {}: {}",
+                b.digest,
+                error_text(resp)
+            )));
         }
     } else {
         let url = with_query(location, "digest", &b.digest);
@@ -213,22 +278,40 @@ fn push_blob(client: &Client, repo: &str, mount_from: &[String], b: &Blob, path:
             }
         })?;
         if resp.status() != StatusCode::CREATED {
-            return Err(Error::Protocol(format!("uploading {}: {}", b.digest, error_text(resp))));
+            return Err(Error::Protocol(format!(
+                "uploading {}: {}",
+                b.digest,
+                error_text(resp)
+            )));
         }
         if b.layer {
-            progress.layer(&id, LayerStatus::Pushing { current: b.size, total: b.size });
+            progress.layer(
+                &id,
+                LayerStatus::Pushing {
+                    current: b.size,
+                    total: b.size,
+                },
+            );
         }
     }
     Ok(LayerStatus::Pushed)
 }
 
 /// Media types of uncompressed layers.
-const PLAIN_LAYERS: [&str; 2] = ["application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar"];
+const PLAIN_LAYERS: [&str; 2] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar",
+];
 
 /// The stored manifest, with each uncompressed layer replaced by its compressed blob (made once
 /// and kept by the store). Unchanged bytes when every layer is compressed already.
-fn with_compressed_layers(store: &ImageStore, manifest: Vec<u8>, c: LayerCompression) -> Result<Vec<u8>> {
-    let mut v: serde_json::Value = serde_json::from_slice(&manifest).map_err(|e| Error::Protocol(format!("stored manifest: {e}")))?;
+fn with_compressed_layers(
+    store: &ImageStore,
+    manifest: Vec<u8>,
+    c: LayerCompression,
+) -> Result<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(&manifest)
+        .map_err(|e| Error::Protocol(format!("stored manifest: {e}")))?;
     let mut changed = false;
     if let Some(layers) = v.get_mut("layers").and_then(|l| l.as_array_mut()) {
         for l in layers {
@@ -236,7 +319,11 @@ fn with_compressed_layers(store: &ImageStore, manifest: Vec<u8>, c: LayerCompres
             if !PLAIN_LAYERS.contains(&mt) {
                 continue;
             }
-            let digest = l.get("digest").and_then(|d| d.as_str()).unwrap_or("").to_string();
+            let digest = l
+                .get("digest")
+                .and_then(|d| d.as_str())
+                .unwrap_or("")
+                .to_string();
             let info = store.compressed_layer(&digest, c)?;
             l["digest"] = serde_json::json!(info.digest);
             l["size"] = serde_json::json!(info.size);
@@ -244,5 +331,9 @@ fn with_compressed_layers(store: &ImageStore, manifest: Vec<u8>, c: LayerCompres
             changed = true;
         }
     }
-    Ok(if changed { serde_json::to_vec(&v).expect("json") } else { manifest })
+    Ok(if changed {
+        serde_json::to_vec(&v).expect("json")
+    } else {
+        manifest
+    })
 }

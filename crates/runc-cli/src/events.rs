@@ -46,9 +46,15 @@ fn parse_duration(s: &str) -> Result<Duration> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let u_end = rest[n_end..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |i| n_end + i);
-        let n: f64 = rest[..n_end].parse().with_context(|| format!("invalid duration {s:?}"))?;
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let u_end = rest[n_end..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(rest.len(), |i| n_end + i);
+        let n: f64 = rest[..n_end]
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
         let unit = match &rest[n_end..u_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,

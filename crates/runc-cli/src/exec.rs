@@ -54,13 +54,17 @@ pub struct ExecArgs {
 pub fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     let process = match &a.process {
         Some(path) => {
-            let data = std::fs::read(path).with_context(|| format!("read process {}", path.display()))?;
-            serde_json::from_slice(&data).with_context(|| format!("parse process {}", path.display()))?
+            let data =
+                std::fs::read(path).with_context(|| format!("read process {}", path.display()))?;
+            serde_json::from_slice(&data)
+                .with_context(|| format!("parse process {}", path.display()))?
         }
         None => {
             let config = rt.state(&a.id)?.bundle.join("config.json");
-            let data = std::fs::read(&config).with_context(|| format!("read {}", config.display()))?;
-            let spec: Value = serde_json::from_slice(&data).with_context(|| format!("parse {}", config.display()))?;
+            let data =
+                std::fs::read(&config).with_context(|| format!("read {}", config.display()))?;
+            let spec: Value = serde_json::from_slice(&data)
+                .with_context(|| format!("parse {}", config.display()))?;
             process_from_flags(spec["process"].clone(), &a)?
         }
     };
@@ -79,7 +83,10 @@ pub fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
 /// The container's process with runc's exec flags applied.
 fn process_from_flags(mut p: Value, a: &ExecArgs) -> Result<Process> {
     if a.command.is_empty() {
-        bail!("exec {}: no command given (pass args after the id, or --process)", a.id);
+        bail!(
+            "exec {}: no command given (pass args after the id, or --process)",
+            a.id
+        );
     }
     if !p.is_object() {
         p = json!({ "cwd": "/", "user": { "uid": 0, "gid": 0 } });
@@ -103,7 +110,10 @@ fn process_from_flags(mut p: Value, a: &ExecArgs) -> Result<Process> {
         let mut env = p["env"].as_array().cloned().unwrap_or_default();
         for e in &a.env {
             let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-            env.retain(|old| old.as_str().is_none_or(|o| o.split_once('=').map_or(o, |(k, _)| k) != key));
+            env.retain(|old| {
+                old.as_str()
+                    .is_none_or(|o| o.split_once('=').map_or(o, |(k, _)| k) != key)
+            });
             env.push(json!(e));
         }
         p["env"] = Value::Array(env);
@@ -111,7 +121,11 @@ fn process_from_flags(mut p: Value, a: &ExecArgs) -> Result<Process> {
     // Never inheritable or ambient: an exec'd process must not pass capabilities on (CVE-2022-24769).
     for cap in &a.cap {
         let name = cap.to_ascii_uppercase();
-        let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+        let name = if name.starts_with("CAP_") {
+            name
+        } else {
+            format!("CAP_{name}")
+        };
         for set in ["bounding", "effective", "permitted"] {
             let list = &mut p["capabilities"][set];
             if !list.is_array() {
@@ -138,8 +152,13 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
         Some((u, g)) => (u, Some(g)),
         None => (s, None),
     };
-    let uid = u.parse().with_context(|| format!("invalid --user {s:?}: want UID[:GID]"))?;
-    let gid = g.map(|g| g.parse()).transpose().with_context(|| format!("invalid --user {s:?}: want UID[:GID]"))?;
+    let uid = u
+        .parse()
+        .with_context(|| format!("invalid --user {s:?}: want UID[:GID]"))?;
+    let gid = g
+        .map(|g| g.parse())
+        .transpose()
+        .with_context(|| format!("invalid --user {s:?}: want UID[:GID]"))?;
     Ok((uid, gid))
 }
 
@@ -164,8 +183,27 @@ mod tests {
 
     #[test]
     fn flags_apply_on_top_of_the_container_process() {
-        let p = build(&["-e", "A=1", "-e", "PATH=/sbin", "-u", "1000:100", "-g", "5", "-g", "6", "--cwd", "/tmp", "-c", "sys_admin",
-                        "--no-new-privs", "ctr", "sh", "-c", "id -u"]);
+        let p = build(&[
+            "-e",
+            "A=1",
+            "-e",
+            "PATH=/sbin",
+            "-u",
+            "1000:100",
+            "-g",
+            "5",
+            "-g",
+            "6",
+            "--cwd",
+            "/tmp",
+            "-c",
+            "sys_admin",
+            "--no-new-privs",
+            "ctr",
+            "sh",
+            "-c",
+            "id -u",
+        ]);
         assert_eq!(p["args"], json!(["sh", "-c", "id -u"]));
         assert_eq!(p["env"], json!(["A=1", "PATH=/sbin"]));
         assert_eq!(p["user"]["uid"], 1000);
@@ -173,10 +211,17 @@ mod tests {
         assert_eq!(p["user"]["additionalGids"], json!([5, 6]));
         assert_eq!(p["cwd"], "/tmp");
         assert_eq!(p["noNewPrivileges"], true);
-        let mut bounding: Vec<&str> = p["capabilities"]["bounding"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let mut bounding: Vec<&str> = p["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         bounding.sort();
         assert_eq!(bounding, ["CAP_CHOWN", "CAP_SYS_ADMIN"]);
-        assert!(p["capabilities"]["inheritable"].as_array().is_none_or(|a| a.is_empty()));
+        assert!(p["capabilities"]["inheritable"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()));
         assert_eq!(p["terminal"], false);
     }
 

@@ -26,10 +26,23 @@ pub fn list(rt: &Runtime, args: &ListArgs) -> Result<()> {
     match args.format {
         ListFormat::Json => println!("{}", serde_json::to_string(&states)?),
         ListFormat::Table => {
-            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                .map(String::from)
+                .to_vec()];
             for s in &states {
-                let (pid, status, bundle) = (s.pid.to_string(), s.status.to_string(), s.bundle.display().to_string());
-                rows.push(vec![s.id.clone(), pid, status, bundle, s.created.clone(), s.owner.clone()]);
+                let (pid, status, bundle) = (
+                    s.pid.to_string(),
+                    s.status.to_string(),
+                    s.bundle.display().to_string(),
+                );
+                rows.push(vec![
+                    s.id.clone(),
+                    pid,
+                    status,
+                    bundle,
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]);
             }
             print!("{}", align(&rows));
         }
@@ -40,11 +53,22 @@ pub fn list(rt: &Runtime, args: &ListArgs) -> Result<()> {
 /// Left-aligned columns separated by at least three spaces, like Go's tabwriter in runc.
 pub fn align(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(c, s)| format!("{s:<w$}", w = widths[c])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
+            .collect();
         out.push_str(line.join("   ").trim_end());
         out.push('\n');
     }
@@ -57,7 +81,10 @@ mod tests {
 
     #[test]
     fn columns_line_up() {
-        let rows = vec![vec!["ID".into(), "PID".into()], vec!["abcdef".into(), "1".into()]];
+        let rows = vec![
+            vec!["ID".into(), "PID".into()],
+            vec!["abcdef".into(), "1".into()],
+        ];
         assert_eq!(align(&rows), "ID       PID\nabcdef   1\n");
     }
 }

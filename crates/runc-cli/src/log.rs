@@ -19,7 +19,11 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(path: Option<PathBuf>, format: Format, debug: bool) -> Logger {
-        Logger { path, format, debug }
+        Logger {
+            path,
+            format,
+            debug,
+        }
     }
 
     pub fn error(&self, msg: &str) {
@@ -40,7 +44,11 @@ impl Logger {
     fn write(&self, level: &str, msg: &str) {
         let Some(path) = &self.path else { return };
         let line = format_line(self.format, level, msg, &rfc3339(SystemTime::now()));
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = f.write_all(line.as_bytes());
         }
     }
@@ -58,10 +66,18 @@ fn format_line(format: Format, level: &str, msg: &str, time: &str) -> String {
 
 /// UTC time as RFC 3339 with seconds, e.g. 2026-11-23T15:04:05Z.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -85,13 +101,24 @@ mod tests {
     #[test]
     fn rfc3339_of_known_instants() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_446_245)), "2026-11-23T15:04:05Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_446_245)),
+            "2026-11-23T15:04:05Z"
+        );
     }
 
     #[test]
     fn json_line_is_what_conmon_parses() {
-        let line = format_line(Format::Json, "error", "container \"x\": not found", "2026-11-23T15:04:05Z");
+        let line = format_line(
+            Format::Json,
+            "error",
+            "container \"x\": not found",
+            "2026-11-23T15:04:05Z",
+        );
         let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
         assert_eq!(v["level"], "error");
         assert_eq!(v["msg"], "container \"x\": not found");

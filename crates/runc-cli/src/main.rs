@@ -17,7 +17,11 @@ use berth_runtime::{CreateOptions, ErrorKind, Runtime};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "berth-runc", version, about = "berth's OCI runtime, runc-compatible")]
+#[command(
+    name = "berth-runc",
+    version,
+    about = "berth's OCI runtime, runc-compatible"
+)]
 struct Cli {
     /// Directory holding container state.
     #[arg(long, default_value = "/run/berth-runc")]
@@ -144,7 +148,10 @@ impl CreateCommon {
 fn main() {
     let cli = Cli::parse();
     let logger = log::Logger::new(cli.log.clone(), cli.log_format, cli.debug);
-    logger.debug(&format!("berth-runc {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")));
+    logger.debug(&format!(
+        "berth-runc {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    ));
     if cli.log.is_some() {
         // runc's warnings go to its log when there is one: with conmon the runtime's stderr is
         // the container's, where they do not belong.
@@ -152,7 +159,11 @@ fn main() {
         berth_runtime::set_warning_sink(Box::new(move |m: &str| sink.warn(m)));
     }
     // runc exits 255 when exec itself fails (the process's own code otherwise), 1 elsewhere.
-    let fail_code = if matches!(cli.command, Command::Exec(_)) { 255 } else { 1 };
+    let fail_code = if matches!(cli.command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -191,7 +202,10 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Pause { id } => rt.pause(&id)?,
         Command::Resume { id } => rt.resume(&id)?,
         Command::Spec { bundle, rootless } => spec(&bundle, rootless)?,
-        Command::Features => println!("{}", serde_json::to_string_pretty(&berth_runtime::features())?),
+        Command::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&berth_runtime::features())?
+        ),
         Command::Events(a) => events::events(&rt, &a)?,
         Command::Update(a) => update::update(&rt, &a)?,
     }
@@ -206,7 +220,11 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 fn spec(bundle: &Path, rootless: bool) -> Result<()> {
     use std::io::Write;
     let path = bundle.join("config.json");
-    let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             bail!("{} exists: remove it first", path.display())
@@ -215,7 +233,8 @@ fn spec(bundle: &Path, rootless: bool) -> Result<()> {
     };
     let mut json = serde_json::to_vec_pretty(&berth_runtime::default_spec(rootless))?;
     json.push(b'\n');
-    f.write_all(&json).with_context(|| format!("write {}", path.display()))?;
+    f.write_all(&json)
+        .with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }
 
@@ -237,13 +256,32 @@ mod tests {
 
     #[test]
     fn runc_style_invocations_parse() {
-        let cli = Cli::try_parse_from(["berth-runc", "--root", "/r", "--log", "/l", "--log-format", "json",
-            "--rootless", "auto", "create", "--bundle", "/b", "--pid-file", "p", "--no-pivot", "ctr"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "berth-runc",
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "--rootless",
+            "auto",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "p",
+            "--no-pivot",
+            "ctr",
+        ])
+        .unwrap();
         assert!(matches!(cli.command, Command::Create(CreateArgs { ref id, .. }) if id == "ctr"));
         let cli = Cli::try_parse_from(["berth-runc", "spec", "--rootless"]).unwrap();
         assert!(matches!(cli.command, Command::Spec { rootless: true, .. }));
         let cli = Cli::try_parse_from(["berth-runc", "kill", "--all", "ctr", "KILL"]).unwrap();
-        assert!(matches!(cli.command, Command::Kill { all: true, ref signal, .. } if signal == "KILL"));
+        assert!(
+            matches!(cli.command, Command::Kill { all: true, ref signal, .. } if signal == "KILL")
+        );
         assert!(Cli::try_parse_from(["berth-runc", "--rootless", "maybe", "list"]).is_err());
     }
 }

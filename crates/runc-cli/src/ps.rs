@@ -22,10 +22,21 @@ pub fn ps(rt: &Runtime, args: &PsArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(());
     }
-    let ps_args: Vec<&str> = if args.ps_args.is_empty() { vec!["-ef"] } else { args.ps_args.iter().map(String::as_str).collect() };
-    let out = std::process::Command::new("ps").args(&ps_args).output().context("run ps")?;
+    let ps_args: Vec<&str> = if args.ps_args.is_empty() {
+        vec!["-ef"]
+    } else {
+        args.ps_args.iter().map(String::as_str).collect()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .context("run ps")?;
     if !out.status.success() {
-        bail!("ps {}: {}", ps_args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}",
+            ps_args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     print!("{}", filter(&String::from_utf8_lossy(&out.stdout), &pids)?);
     Ok(())
@@ -40,7 +51,11 @@ fn filter(ps_out: &str, pids: &[i32]) -> Result<String> {
     };
     let mut out = format!("{header}\n");
     for l in lines {
-        if l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
+        if l.split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+        {
             out.push_str(l);
             out.push('\n');
         }
@@ -55,7 +70,10 @@ mod tests {
     #[test]
     fn keeps_header_and_matching_pids() {
         let ps = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sh\nroot 420 1 sleep\n";
-        assert_eq!(filter(ps, &[42]).unwrap(), "UID PID PPID CMD\nroot 42 1 sh\n");
+        assert_eq!(
+            filter(ps, &[42]).unwrap(),
+            "UID PID PPID CMD\nroot 42 1 sh\n"
+        );
         assert!(filter("USER CMD\n", &[1]).is_err());
     }
 }

@@ -13,7 +13,11 @@ pub fn parse(s: &str) -> Result<i32> {
         return Ok(n);
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     match Signal::from_str(&name) {
         Ok(sig) => Ok(sig as i32),
         Err(_) => bail!("invalid signal {s:?}"),

@@ -58,11 +58,14 @@ pub fn update(rt: &Runtime, a: &UpdateArgs) -> Result<()> {
 fn read_resources(src: &str) -> Result<Value> {
     let mut data = Vec::new();
     if src == "-" {
-        std::io::stdin().read_to_end(&mut data).context("read resources from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("read resources from stdin")?;
     } else {
         data = std::fs::read(src).with_context(|| format!("read resources {src}"))?;
     }
-    let v: Value = serde_json::from_slice(&data).with_context(|| format!("parse resources {src}"))?;
+    let v: Value =
+        serde_json::from_slice(&data).with_context(|| format!("parse resources {src}"))?;
     if !v.is_object() {
         bail!("resources {src}: want a JSON object (LinuxResources)");
     }
@@ -76,7 +79,11 @@ fn apply_flags(r: &mut Value, a: &UpdateArgs) -> Result<()> {
         }
         r[section][key] = v;
     };
-    for (key, flag) in [("limit", &a.memory), ("reservation", &a.memory_reservation), ("swap", &a.memory_swap)] {
+    for (key, flag) in [
+        ("limit", &a.memory),
+        ("reservation", &a.memory_reservation),
+        ("swap", &a.memory_swap),
+    ] {
         if let Some(s) = flag {
             set("memory", key, json!(parse_bytes(s)?));
         }
@@ -117,7 +124,9 @@ fn parse_bytes(s: &str) -> Result<i64> {
         return Ok(-1);
     }
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let num: f64 = num.parse().with_context(|| format!("invalid size {s:?}"))?;
     let unit = unit.trim().to_ascii_lowercase();

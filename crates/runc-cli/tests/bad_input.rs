@@ -13,7 +13,10 @@ fn assert_create_fails(c: &Ctr, bundle: &str, expect_in_msg: &str) {
     assert!(!out.status.success(), "create succeeded");
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    assert!(err.to_lowercase().contains(expect_in_msg), "{expect_in_msg:?} not in {err:?}");
+    assert!(
+        err.to_lowercase().contains(expect_in_msg),
+        "{expect_in_msg:?} not in {err:?}"
+    );
     c.assert_no_traces();
     assert!(!c.runc(&["state", &c.id]).status.success());
 }
@@ -28,14 +31,21 @@ fn missing_bundle() {
 #[test]
 fn invalid_json() {
     let c = Ctr::new("bad-json");
-    fs::write(c.bundle.join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": ").unwrap();
+    fs::write(
+        c.bundle.join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": ",
+    )
+    .unwrap();
     assert_create_fails(&c, c.bundle.to_str().unwrap(), "config.json");
 }
 
 #[test]
 fn unknown_namespace_type() {
     let mut c = Ctr::new("bad-ns");
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "bogus" }));
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": "bogus" }));
     c.write_spec();
     assert_create_fails(&c, c.bundle.to_str().unwrap(), "bogus");
 }
@@ -70,7 +80,10 @@ fn container_id_that_exists() {
     assert!(err.contains("exist"), "{err}");
     // The first container is untouched.
     let st = c.state();
-    assert_eq!((st["status"].as_str(), st["pid"].as_i64()), (Some("running"), Some(pid as i64)));
+    assert_eq!(
+        (st["status"].as_str(), st["pid"].as_i64()),
+        (Some("running"), Some(pid as i64))
+    );
     assert!(c.cgroup_dir("pids").join("cgroup.procs").exists());
 }
 
@@ -78,7 +91,12 @@ fn container_id_that_exists() {
 fn container_id_with_a_path_separator() {
     let c = Ctr::new("bad-id");
     c.write_spec();
-    let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), "../escape"]);
+    let out = c.runc(&[
+        "create",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        "../escape",
+    ]);
     assert!(!out.status.success());
     assert!(!c.root.join("..").join("escape").exists() && !c.scratch.join("escape").exists());
 }
@@ -86,8 +104,15 @@ fn container_id_with_a_path_separator() {
 #[test]
 fn unknown_container() {
     let c = Ctr::new("unknown");
-    for args in [vec!["start", "nope"], vec!["state", "nope"], vec!["kill", "nope"], vec!["exec", "nope", "true"],
-                 vec!["pause", "nope"], vec!["ps", "nope"], vec!["events", "--stats", "nope"]] {
+    for args in [
+        vec!["start", "nope"],
+        vec!["state", "nope"],
+        vec!["kill", "nope"],
+        vec!["exec", "nope", "true"],
+        vec!["pause", "nope"],
+        vec!["ps", "nope"],
+        vec!["events", "--stats", "nope"],
+    ] {
         let out = c.runc(&args);
         assert!(!out.status.success(), "{args:?} succeeded");
         let err = stderr(&out);

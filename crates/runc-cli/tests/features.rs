@@ -13,15 +13,40 @@ use serde_json::{json, Value};
 #[test]
 fn features_lists_the_implemented_fields() {
     let f: Value = serde_json::from_slice(&cmd(&["features"]).stdout).unwrap();
-    let opts: Vec<&str> = f["mountOptions"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let opts: Vec<&str> = f["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for o in ["rnosymfollow", "nosymfollow", "rro", "unbindable", "shared"] {
         assert!(opts.contains(&o), "{o} missing: {opts:?}");
     }
-    assert_eq!(f["linux"]["memoryPolicy"]["modes"].as_array().unwrap().len(), 7, "{f}");
-    assert!(f["linux"]["seccomp"]["actions"].as_array().unwrap().contains(&json!("SCMP_ACT_NOTIFY")), "{f}");
+    assert_eq!(
+        f["linux"]["memoryPolicy"]["modes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7,
+        "{f}"
+    );
+    assert!(
+        f["linux"]["seccomp"]["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SCMP_ACT_NOTIFY")),
+        "{f}"
+    );
     assert_eq!(f["linux"]["netDevices"]["enabled"], true, "{f}");
-    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true, "{f}");
-    assert_eq!(f["linux"]["intelRdt"]["enabled"], fs::metadata("/sys/fs/resctrl/schemata").is_ok(), "{f}");
+    assert_eq!(
+        f["linux"]["mountExtensions"]["idmap"]["enabled"], true,
+        "{f}"
+    );
+    assert_eq!(
+        f["linux"]["intelRdt"]["enabled"],
+        fs::metadata("/sys/fs/resctrl/schemata").is_ok(),
+        "{f}"
+    );
 }
 
 #[test]
@@ -47,13 +72,21 @@ fn io_priority_and_scheduler() {
     let out = c.sh_ok("ionice -p $$; cat /proc/self/stat");
     let mut l = out.lines();
     assert!(l.next().unwrap().starts_with("idle"), "{out}");
-    assert_eq!(nice_and_policy(l.next().unwrap()), (7, libc::SCHED_BATCH as i64), "{out}");
+    assert_eq!(
+        nice_and_policy(l.next().unwrap()),
+        (7, libc::SCHED_BATCH as i64),
+        "{out}"
+    );
 
     let mut c = Ctr::new("sched-bad");
     c.spec["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_BE", "priority": 9 });
     let out = c.run_sh("true");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("ioPriority.priority 9"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ioPriority.priority 9"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -68,7 +101,11 @@ fn memory_policy_bind_to_node_0() {
     assert!(out.trim().parse::<u32>().unwrap() > 0, "{out}");
     c.spec["linux"]["memoryPolicy"] = json!({ "mode": "MPOL_BIND", "nodes": "0-" });
     let out = c.run_sh("true");
-    assert!(!out.status.success() && stderr(&out).contains("memoryPolicy"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("memoryPolicy"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -83,11 +120,19 @@ fn exec_cpu_affinity_final_applies_to_exec() {
     let pj = c.scratch.join("process.json");
     fs::write(&pj, process.to_string()).unwrap();
     let out = c.ok(&["exec", "--process", pj.to_str().unwrap(), &c.id]);
-    assert_eq!(out.split_whitespace().last().unwrap(), last.to_string(), "{out}");
+    assert_eq!(
+        out.split_whitespace().last().unwrap(),
+        last.to_string(),
+        "{out}"
+    );
 }
 
 fn root_line(mountinfo: &str) -> String {
-    mountinfo.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap().to_string()
+    mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -108,12 +153,18 @@ fn rnosymfollow_is_applied_with_mount_setattr() {
     fs::create_dir_all(src.join("sub")).unwrap();
     fs::write(src.join("sub/f"), "data\n").unwrap();
     symlink("f", src.join("sub/l")).unwrap();
-    c.spec["mounts"].as_array_mut().unwrap().push(json!({ "destination": "/mnt", "type": "bind",
+    c.spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "destination": "/mnt", "type": "bind",
         "source": src, "options": ["rbind", "rnosymfollow"] }));
     let out = c.sh_ok("cat /mnt/sub/f; cat /mnt/sub/l 2>&1; readlink /mnt/sub/l; grep ' /mnt ' /proc/self/mountinfo");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "data", "{out}");
-    assert!(l[1].contains("Too many levels of symbolic links") || l[1].contains("Symbolic link loop"), "{out}");
+    assert!(
+        l[1].contains("Too many levels of symbolic links") || l[1].contains("Symbolic link loop"),
+        "{out}"
+    );
     assert_eq!(l[2], "f", "{out}");
     assert!(l[3].contains("nosymfollow"), "{out}");
 }
@@ -140,7 +191,10 @@ fn seccomp_agent(
         conn.set_nonblocking(false).unwrap();
         let mut buf = vec![0u8; 8192];
         let mut cbuf = [0u8; 64];
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
         hdr.msg_iov = &mut iov;
         hdr.msg_iovlen = 1;
@@ -151,14 +205,21 @@ fn seccomp_agent(
         let state: Value = serde_json::from_slice(&buf[..n as usize]).unwrap();
         let fd = unsafe {
             let c = libc::CMSG_FIRSTHDR(&hdr);
-            assert!(!c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS, "no fd with the state");
+            assert!(
+                !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
+                "no fd with the state"
+            );
             OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()))
         };
         const NOTIF_RECV: libc::c_ulong = 0xC050_2100;
         const NOTIF_SEND: libc::c_ulong = 0xC018_2101;
         let mut answered = 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             if unsafe { libc::poll(&mut p, 1, 50) } <= 0 || p.revents & libc::POLLIN == 0 {
                 continue;
             }
@@ -192,7 +253,10 @@ fn seccomp_notify_hands_the_fd_to_the_listener() {
     let (state, answered) = agent.join().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("Read-only file system") && !text.contains("made\n") && text.contains("done"), "{text}");
+    assert!(
+        text.contains("Read-only file system") && !text.contains("made\n") && text.contains("done"),
+        "{text}"
+    );
     assert!(answered >= 1, "the agent answered nothing");
     assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
     assert_eq!(state["metadata"], "meta-1", "{state}");
@@ -204,7 +268,11 @@ fn seccomp_notify_hands_the_fd_to_the_listener() {
         "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_NOTIFY" }] });
     let out = c.run_sh("true");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Deletes a host interface when dropped (a failed test must not leave it behind).
@@ -212,7 +280,9 @@ struct Link(String);
 
 impl Drop for Link {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .output();
     }
 }
 
@@ -224,15 +294,27 @@ fn link_exists(name: &str) -> bool {
 fn net_devices_move_a_host_interface_into_the_container() {
     let n = std::process::id() % 100_000;
     let (a, b) = (format!("bta{n}"), format!("btb{n}"));
-    let add = std::process::Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]).output().unwrap();
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let add = std::process::Command::new("ip")
+        .args(["link", "add", &a, "type", "veth", "peer", "name", &b])
+        .output()
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let _guard = (Link(a.clone()), Link(b.clone()));
     let mut c = Ctr::new("netdev");
     c.spec["linux"]["netDevices"] = json!({ a.clone(): { "name": "ctr0" } });
     c.start_sh("exec sleep 1000");
     assert!(!link_exists(&a), "{a} must have left the host");
     let out = c.exec_sh("ip -o link show ctr0");
-    assert!(out.status.success() && stdout(&out).contains("ctr0"), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success() && stdout(&out).contains("ctr0"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     c.ok(&["delete", "--force", &c.id]);
 
     // A missing host interface fails at once, naming it.
@@ -240,7 +322,11 @@ fn net_devices_move_a_host_interface_into_the_container() {
     c.spec["linux"]["netDevices"] = json!({ "nosuchif0": {} });
     let out = c.run_sh("true");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no interface \"nosuchif0\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no interface \"nosuchif0\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -252,8 +338,10 @@ fn idmapped_bind_mount_shows_the_mapped_owner() {
     std::os::unix::fs::chown(&src.join("f"), Some(0), Some(0)).unwrap();
     std::os::unix::fs::chown(&src.join("sub"), Some(5), Some(6)).unwrap();
     let map = |host: u32| json!([{ "containerID": 0, "hostID": host, "size": 10 }]);
-    c.spec["mounts"].as_array_mut().unwrap().push(json!({ "destination": "/mnt", "type": "bind", "source": src,
-        "options": ["rbind", "idmap"], "uidMappings": map(1000), "gidMappings": map(2000) }));
+    c.spec["mounts"].as_array_mut().unwrap().push(
+        json!({ "destination": "/mnt", "type": "bind", "source": src,
+        "options": ["rbind", "idmap"], "uidMappings": map(1000), "gidMappings": map(2000) }),
+    );
     let out = c.sh_ok("stat -c '%u %g' /mnt/f /mnt/sub; grep ' /mnt ' /proc/self/mountinfo");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(&l[..2], &["1000 2000", "1005 2006"], "{out}");
@@ -264,10 +352,16 @@ fn idmapped_bind_mount_shows_the_mapped_owner() {
 
     // A mapping on something other than a bind mount is refused at once.
     c.spec["mounts"].as_array_mut().unwrap().pop();
-    c.spec["mounts"].as_array_mut().unwrap().push(json!({ "destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
-        "options": ["idmap"], "uidMappings": map(1000), "gidMappings": map(1000) }));
+    c.spec["mounts"].as_array_mut().unwrap().push(
+        json!({ "destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+        "options": ["idmap"], "uidMappings": map(1000), "gidMappings": map(1000) }),
+    );
     let out = c.run_sh("true");
-    assert!(!out.status.success() && stderr(&out).contains("idmapped mounts need a bind mount"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("idmapped mounts need a bind mount"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -278,15 +372,28 @@ fn intel_rdt_only_where_resctrl_is_mounted() {
     c.write_spec();
     let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
     if fs::metadata("/sys/fs/resctrl/schemata").is_err() {
-        assert!(!out.status.success(), "intelRdt without resctrl must fail, not be ignored");
-        assert!(stderr(&out).contains("linux.intelRdt: resctrl is not mounted"), "{}", stderr(&out));
+        assert!(
+            !out.status.success(),
+            "intelRdt without resctrl must fail, not be ignored"
+        );
+        assert!(
+            stderr(&out).contains("linux.intelRdt: resctrl is not mounted"),
+            "{}",
+            stderr(&out)
+        );
         c.assert_no_traces();
         return;
     }
     assert!(out.status.success(), "{}", stderr(&out));
     let pid = c.state()["pid"].as_i64().unwrap().to_string();
     let group = std::path::Path::new("/sys/fs/resctrl").join(&c.id);
-    assert!(fs::read_to_string(group.join("tasks")).unwrap().lines().any(|l| l == pid));
+    assert!(fs::read_to_string(group.join("tasks"))
+        .unwrap()
+        .lines()
+        .any(|l| l == pid));
     c.ok(&["delete", "--force", &c.id]);
-    assert!(!group.exists(), "the group the runtime made is removed at delete");
+    assert!(
+        !group.exists(),
+        "the group the runtime made is removed at delete"
+    );
 }

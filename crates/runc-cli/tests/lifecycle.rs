@@ -34,11 +34,23 @@ fn features_lists_namespaces_and_hooks() {
     assert!(out.status.success(), "{}", stderr(&out));
     let f: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(f["ociVersionMax"].is_string(), "{f}");
-    let ns: Vec<&str> = f["linux"]["namespaces"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let ns: Vec<&str> = f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for n in ["pid", "mount", "network", "ipc", "uts", "user", "cgroup"] {
         assert!(ns.contains(&n), "namespace {n} missing from {ns:?}");
     }
-    assert!(f["hooks"].as_array().unwrap().iter().any(|h| h == "poststop"), "{f}");
+    assert!(
+        f["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "poststop"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -53,7 +65,15 @@ fn run_returns_the_exit_code_and_removes_the_container() {
     c.write_spec();
     let (bin, root, bundle, id) = (bin(), c.root.clone(), c.bundle.clone(), c.id.clone());
     let run = std::thread::spawn(move || {
-        run_cmd(std::process::Command::new(bin).arg("--root").arg(root).arg("run").arg("--bundle").arg(bundle).arg(id))
+        run_cmd(
+            std::process::Command::new(bin)
+                .arg("--root")
+                .arg(root)
+                .arg("run")
+                .arg("--bundle")
+                .arg(bundle)
+                .arg(id),
+        )
     });
     wait_for("the container to start", || c.rootfs.join("up").exists());
     c.ok(&["kill", &c.id, "KILL"]);
@@ -81,9 +101,21 @@ fn run_detached_returns_once_started() {
     c.write_spec();
     let id = c.id.clone();
     let pid_file = c.scratch.join("pid");
-    c.ok(&["run", "-d", "--pid-file", pid_file.to_str().unwrap(), "--bundle", c.bundle.to_str().unwrap(), &id]);
+    c.ok(&[
+        "run",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &id,
+    ]);
     assert_eq!(c.status(), "running");
-    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(c.state()["pid"], pid);
     wait_for("the container's marker", || c.rootfs.join("up").exists());
     c.ok(&["kill", &id, "KILL"]);
@@ -99,19 +131,38 @@ fn create_leaves_init_blocked_until_start() {
     c.write_spec();
     let id = c.id.clone();
     let pid_file = c.scratch.join("pid");
-    c.ok(&["create", "--bundle", c.bundle.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]);
+    c.ok(&[
+        "create",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
     let st = c.state();
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], id.as_str());
     assert_eq!(Path::new(st["bundle"].as_str().unwrap()), c.bundle);
     let pid = st["pid"].as_i64().unwrap();
     assert!(pid > 0);
-    assert_eq!(fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string());
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "init is not alive after create");
-    assert!(!c.rootfs.join("ran").exists(), "the process ran before start");
+    assert_eq!(
+        fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string()
+    );
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "init is not alive after create"
+    );
+    assert!(
+        !c.rootfs.join("ran").exists(),
+        "the process ran before start"
+    );
     // The init is already in its cgroup.
     let procs = fs::read_to_string(c.cgroup_dir("pids").join("cgroup.procs")).unwrap();
-    assert!(procs.split_whitespace().any(|p| p == pid.to_string()), "{procs}");
+    assert!(
+        procs.split_whitespace().any(|p| p == pid.to_string()),
+        "{procs}"
+    );
 
     c.ok(&["start", &id]);
     wait_for("the process to run", || c.rootfs.join("ran").exists());
@@ -120,7 +171,10 @@ fn create_leaves_init_blocked_until_start() {
     c.ok(&["kill", &id, "9"]);
     wait_for("stopped", || c.status() == "stopped");
     c.ok(&["delete", &id]);
-    assert!(!c.runc(&["state", &id]).status.success(), "state still answers after delete");
+    assert!(
+        !c.runc(&["state", &id]).status.success(),
+        "state still answers after delete"
+    );
     c.assert_no_traces();
 }
 
@@ -130,9 +184,25 @@ fn list_shows_the_container_as_table_json_and_ids() {
     let pid = c.start_sh("exec sleep 1000");
     let table = c.ok(&["list"]);
     let mut lines = table.lines();
-    assert!(lines.next().unwrap().split_whitespace().eq(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]));
-    let row: Vec<&str> = lines.next().expect("no container row").split_whitespace().collect();
-    assert_eq!(&row[..4], &[c.id.as_str(), &pid.to_string(), "running", c.bundle.to_str().unwrap()]);
+    assert!(lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .eq(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]));
+    let row: Vec<&str> = lines
+        .next()
+        .expect("no container row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..4],
+        &[
+            c.id.as_str(),
+            &pid.to_string(),
+            "running",
+            c.bundle.to_str().unwrap()
+        ]
+    );
     let json: Value = serde_json::from_str(&c.ok(&["list", "--format", "json"])).unwrap();
     assert_eq!(json[0]["id"], c.id.as_str());
     assert_eq!(json[0]["pid"], pid);
@@ -143,8 +213,10 @@ fn list_shows_the_container_as_table_json_and_ids() {
 fn kill_takes_signal_names_and_numbers() {
     let mut c = Ctr::new("kill");
     // As pid 1 the shell only gets the signals it has handlers for.
-    c.start_sh("trap 'echo usr1 > /got-usr1' USR1; trap 'echo hup > /got-hup' HUP; trap 'exit 0' TERM; \
-                while true; do sleep 0.05; done");
+    c.start_sh(
+        "trap 'echo usr1 > /got-usr1' USR1; trap 'echo hup > /got-hup' HUP; trap 'exit 0' TERM; \
+                while true; do sleep 0.05; done",
+    );
     let id = c.id.clone();
     c.ok(&["kill", &id, "USR1"]);
     wait_for("USR1", || c.rootfs.join("got-usr1").exists());
@@ -165,7 +237,9 @@ fn kill_all_reaches_every_process() {
     // Init ignores TERM; its children do not.
     c.start_sh("trap '' TERM; sleep 1000 & sleep 1000 & while true; do sleep 0.05; done");
     let id = c.id.clone();
-    wait_for("three processes", || c.ok(&["ps", "--format", "json", &id]).matches(',').count() >= 2);
+    wait_for("three processes", || {
+        c.ok(&["ps", "--format", "json", &id]).matches(',').count() >= 2
+    });
     c.ok(&["kill", "--all", &id, "KILL"]);
     wait_for("stopped", || c.status() == "stopped");
     c.ok(&["delete", &id]);
@@ -176,10 +250,15 @@ fn delete_force_kills_a_running_container_and_forgets_missing_ones() {
     let mut c = Ctr::new("delete-force");
     let pid = c.start_sh("exec sleep 1000");
     let id = c.id.clone();
-    assert!(!c.runc(&["delete", &id]).status.success(), "deleted a running container without --force");
+    assert!(
+        !c.runc(&["delete", &id]).status.success(),
+        "deleted a running container without --force"
+    );
     c.ok(&["delete", "--force", &id]);
     wait_for("init to exit", || {
-        fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true)
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
     });
     c.assert_no_traces();
     c.ok(&["delete", "-f", &id]);
@@ -206,7 +285,10 @@ fn ps_lists_host_pids_as_json_and_table() {
     let pid = c.start_sh("sleep 1000 & exec sleep 1001");
     let id = c.id.clone();
     wait_for("two processes", || {
-        serde_json::from_str::<Vec<i32>>(&c.ok(&["ps", "--format", "json", &id])).unwrap().len() == 2
+        serde_json::from_str::<Vec<i32>>(&c.ok(&["ps", "--format", "json", &id]))
+            .unwrap()
+            .len()
+            == 2
     });
     let pids: Vec<i32> = serde_json::from_str(&c.ok(&["ps", "-f", "json", &id])).unwrap();
     assert!(pids.contains(&pid), "{pids:?} lacks init {pid}");
@@ -215,9 +297,19 @@ fn ps_lists_host_pids_as_json_and_table() {
     assert!(lines.next().unwrap().contains("PID"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{table}");
-    assert!(rows.iter().any(|r| r.contains("sleep 1001") && r.split_whitespace().any(|f| f == pid.to_string())));
+    assert!(rows
+        .iter()
+        .any(|r| r.contains("sleep 1001") && r.split_whitespace().any(|f| f == pid.to_string())));
     let custom = c.ok(&["ps", &id, "-o", "pid,comm"]);
-    assert!(custom.lines().next().unwrap().split_whitespace().eq(["PID", "COMMAND"]), "{custom}");
+    assert!(
+        custom
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .eq(["PID", "COMMAND"]),
+        "{custom}"
+    );
     assert_eq!(custom.lines().count(), 3, "{custom}");
 }
 
@@ -227,7 +319,9 @@ fn events_stats_prints_one_stats_object() {
     c.spec["linux"]["resources"]["pids"] = json!({ "limit": 50 });
     c.start_sh("sleep 1000 & exec sleep 1001");
     let id = c.id.clone();
-    wait_for("two processes", || c.ok(&["ps", "--format", "json", &id]).matches(',').count() == 1);
+    wait_for("two processes", || {
+        c.ok(&["ps", "--format", "json", &id]).matches(',').count() == 1
+    });
     let out = c.ok(&["events", "--stats", &id]);
     assert_eq!(out.lines().count(), 1, "{out}");
     let ev: Value = serde_json::from_str(&out).unwrap();
@@ -235,7 +329,10 @@ fn events_stats_prints_one_stats_object() {
     assert_eq!(ev["id"], id.as_str());
     assert_eq!(ev["data"]["pids"]["current"], 2, "{ev}");
     assert_eq!(ev["data"]["pids"]["limit"], 50, "{ev}");
-    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{ev}");
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
 }
 
 #[test]
@@ -246,9 +343,17 @@ fn update_raises_the_pids_limit_and_sets_memory_from_stdin_json() {
     let id = c.id.clone();
     // Init plus exec's shell make two: a third process cannot be forked.
     let denied = c.exec_sh("sleep 0; echo forked");
-    assert!(!stdout(&denied).contains("forked"), "forked beyond pids.max=2");
+    assert!(
+        !stdout(&denied).contains("forked"),
+        "forked beyond pids.max=2"
+    );
     c.ok(&["update", "--pids-limit", "20", &id]);
-    assert_eq!(fs::read_to_string(c.cgroup_dir("pids").join("pids.max")).unwrap().trim(), "20");
+    assert_eq!(
+        fs::read_to_string(c.cgroup_dir("pids").join("pids.max"))
+            .unwrap()
+            .trim(),
+        "20"
+    );
     assert_eq!(stdout(&c.exec_sh("sleep 0; echo forked")), "forked\n");
 
     let res = c.scratch.join("res.json");
@@ -259,7 +364,12 @@ fn update_raises_the_pids_limit_and_sets_memory_from_stdin_json() {
     c.ok(&["update", "--memory", "32m", "--cpu-share", "512", &id]);
     let limit = fs::read_to_string(c.cgroup_dir("memory").join("memory.limit_in_bytes")).unwrap();
     assert_eq!(limit.trim(), (32 << 20).to_string());
-    assert_eq!(fs::read_to_string(c.cgroup_dir("cpu").join("cpu.shares")).unwrap().trim(), "512");
+    assert_eq!(
+        fs::read_to_string(c.cgroup_dir("cpu").join("cpu.shares"))
+            .unwrap()
+            .trim(),
+        "512"
+    );
 }
 
 #[test]
@@ -276,15 +386,30 @@ fn update_reads_resources_from_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(br#"{"pids": {"limit": 33}}"#).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids": {"limit": 33}}"#)
+        .unwrap();
     assert!(child.wait().unwrap().success());
-    assert_eq!(fs::read_to_string(c.cgroup_dir("pids").join("pids.max")).unwrap().trim(), "33");
+    assert_eq!(
+        fs::read_to_string(c.cgroup_dir("pids").join("pids.max"))
+            .unwrap()
+            .trim(),
+        "33"
+    );
 }
 
 fn ns_links(pid: &str) -> Vec<String> {
     ["mnt", "pid", "net", "ipc", "uts", "cgroup"]
         .iter()
-        .map(|n| fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned())
+        .map(|n| {
+            fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
@@ -304,19 +429,45 @@ fn exec_joins_the_namespaces_and_returns_the_exit_code() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[..6], init_ns.iter().map(String::as_str).collect::<Vec<_>>()[..], "namespaces differ");
+    assert_eq!(
+        lines[..6],
+        init_ns.iter().map(String::as_str).collect::<Vec<_>>()[..],
+        "namespaces differ"
+    );
     assert_eq!(lines[6], "exec-host");
-    assert!(lines.iter().any(|l| l.split_whitespace().eq(["1", "sleep"])), "init not pid 1 in exec's view: {text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().eq(["1", "sleep"])),
+        "init not pid 1 in exec's view: {text}"
+    );
     assert_eq!(c.exec_sh("exit 7").status.code(), Some(7));
 
-    let out = c.runc(&["exec", "-e", "FOO=bar", "--cwd", "/tmp", "-u", "1000:1000", "-g", "100", &id, "sh", "-c",
-        "echo $FOO; pwd; id -u; id -g; id -G; grep CapEff /proc/self/status"]);
+    let out = c.runc(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "-g",
+        "100",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g; id -G; grep CapEff /proc/self/status",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let l: Vec<&str> = text.lines().collect();
     assert_eq!(&l[..4], &["bar", "/tmp", "1000", "1000"], "{text}");
     assert!(l[4].split_whitespace().any(|g| g == "100"), "{text}");
-    assert_eq!(l[5].split_whitespace().nth(1), Some("0000000000000000"), "non-root exec kept capabilities");
+    assert_eq!(
+        l[5].split_whitespace().nth(1),
+        Some("0000000000000000"),
+        "non-root exec kept capabilities"
+    );
 
     let process = json!({ "args": ["sh", "-c", "echo from-process-json; exit 4"], "cwd": "/", "env": ["PATH=/bin"],
                           "user": { "uid": 0, "gid": 0 }, "terminal": false });
@@ -327,7 +478,16 @@ fn exec_joins_the_namespaces_and_returns_the_exit_code() {
     assert_eq!(stdout(&out), "from-process-json\n");
 
     let pid_file = c.scratch.join("exec.pid");
-    c.ok(&["exec", "-d", "--pid-file", pid_file.to_str().unwrap(), &id, "sh", "-c", "echo detached > /detached; sleep 1000"]);
+    c.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "echo detached > /detached; sleep 1000",
+    ]);
     let epid = fs::read_to_string(&pid_file).unwrap().trim().to_string();
     assert_eq!(ns_links(&epid), init_ns);
     wait_for("the detached exec", || c.rootfs.join("detached").exists());
@@ -339,7 +499,15 @@ fn exec_joins_the_namespaces_and_returns_the_exit_code() {
 fn exec_cap_adds_a_capability() {
     let mut c = Ctr::new("exec-cap");
     c.start_sh("exec sleep 1000");
-    let out = c.runc(&["exec", "--cap", "CAP_SYS_ADMIN", &c.id, "grep", "CapEff", "/proc/self/status"]);
+    let out = c.runc(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        &c.id,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let eff = u64::from_str_radix(stdout(&out).split_whitespace().nth(1).unwrap(), 16).unwrap();
     assert_eq!(eff, 0xa80425fb | (1 << 21), "CAP_SYS_ADMIN not added");
@@ -351,7 +519,13 @@ fn recv_fd(listener: &UnixListener) -> OwnedFd {
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::unix::io::RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .unwrap();
     for cmsg in msg.cmsgs().unwrap() {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             return unsafe { OwnedFd::from_raw_fd(fds[0]) };
@@ -377,17 +551,32 @@ fn read_pty_until(master: OwnedFd, words: &[&str]) {
 fn console_socket_receives_the_pty_master() {
     let mut c = Ctr::new("console");
     c.spec["process"]["terminal"] = json!(true);
-    c.set_args(&["sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; tty; exec sleep 1000"]);
+    c.set_args(&[
+        "sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; tty; exec sleep 1000",
+    ]);
     c.write_spec();
     let sock = c.scratch.join("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || recv_fd(&listener));
     let id = c.id.clone();
-    c.ok(&["create", "--console-socket", sock.to_str().unwrap(), "--bundle", c.bundle.to_str().unwrap(), &id]);
+    c.ok(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &id,
+    ]);
     let master = receiver.join().unwrap();
     // The fd is a pty master: TIOCGPTN answers with the slave's number.
     let mut n: libc::c_uint = 0;
-    assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) }, 0, "not a pty master");
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) },
+        0,
+        "not a pty master"
+    );
     c.ok(&["start", &id]);
     read_pty_until(master, &["is-a-tty", "/dev/pts/"]);
 }
@@ -401,19 +590,35 @@ fn exec_tty_sends_its_pty_to_the_console_socket() {
     let receiver = std::thread::spawn(move || recv_fd(&listener));
     let id = c.id.clone();
     let pid_file = c.scratch.join("exec.pid");
-    c.ok(&["exec", "-t", "-d", "--console-socket", sock.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(),
-        &id, "sh", "-c", "[ -t 0 ] && echo exec-on-a-tty; tty; sleep 1000"]);
+    c.ok(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "[ -t 0 ] && echo exec-on-a-tty; tty; sleep 1000",
+    ]);
     read_pty_until(receiver.join().unwrap(), &["exec-on-a-tty", "/dev/pts/"]);
-    assert!(fs::read_to_string(&pid_file).unwrap().trim().parse::<i32>().unwrap() > 0);
+    assert!(
+        fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse::<i32>()
+            .unwrap()
+            > 0
+    );
 }
 
 #[test]
 fn hooks_run_in_order_with_the_state_on_stdin() {
     let mut c = Ctr::new("hooks");
     let log_host = c.rootfs.join("hooks.log");
-    let hook = |name: &str, log: &Path| {
-        json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("s=$(cat); echo \"{name} $s\" >> {}", log.display())] })
-    };
+    let hook = |name: &str, log: &Path| json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("s=$(cat); echo \"{name} $s\" >> {}", log.display())] });
     // startContainer runs inside the container, after pivot_root: it sees the rootfs as /.
     c.spec["hooks"] = json!({
         "prestart": [hook("prestart", &log_host)],
@@ -430,23 +635,42 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     let pid = c.state()["pid"].as_i64().unwrap();
     c.ok(&["start", &id]);
     wait_for("poststart and the process", || {
-        fs::read_to_string(&log_host).map(|s| s.contains("poststart") && s.contains("process")).unwrap_or(false)
+        fs::read_to_string(&log_host)
+            .map(|s| s.contains("poststart") && s.contains("process"))
+            .unwrap_or(false)
     });
     c.ok(&["kill", &id, "KILL"]);
     wait_for("stopped", || c.status() == "stopped");
     c.ok(&["delete", &id]);
-    let log = fs::read_to_string(&log_host).unwrap() + &fs::read_to_string(c.scratch.join("poststop.log")).unwrap();
-    let names: Vec<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).filter(|n| *n != "process").collect();
+    let log = fs::read_to_string(&log_host).unwrap()
+        + &fs::read_to_string(c.scratch.join("poststop.log")).unwrap();
+    let names: Vec<&str> = log
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .filter(|n| *n != "process")
+        .collect();
     assert_eq!(
         names,
-        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
         "{log}"
     );
     for line in log.lines().filter(|l| !l.starts_with("process")) {
         let (name, json) = line.split_once(' ').unwrap();
-        let st: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{name} got no state JSON ({e}): {json}"));
+        let st: Value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("{name} got no state JSON ({e}): {json}"));
         assert_eq!(st["id"], id.as_str(), "{name}: {st}");
-        assert_eq!(Path::new(st["bundle"].as_str().unwrap()), c.bundle, "{name}: {st}");
+        assert_eq!(
+            Path::new(st["bundle"].as_str().unwrap()),
+            c.bundle,
+            "{name}: {st}"
+        );
         // Runtime-namespace hooks see the host pid; runc reports 1 to the in-container ones.
         if ["prestart", "createRuntime", "poststart"].contains(&name) {
             assert_eq!(st["pid"], pid, "{name}: {st}");
@@ -458,7 +682,10 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
             "poststart" => &["created", "running"],
             _ => &["stopped"],
         };
-        assert!(want.contains(&st["status"].as_str().unwrap()), "{name}: {st}");
+        assert!(
+            want.contains(&st["status"].as_str().unwrap()),
+            "{name}: {st}"
+        );
     }
     c.assert_no_traces();
 }
@@ -481,37 +708,58 @@ fn errors_are_one_line_on_stderr_and_json_in_the_log() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no-such-container"), "{err}");
-    let last = fs::read_to_string(&log).unwrap().lines().last().unwrap().to_string();
+    let last = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     let v: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(v["level"], "error");
-    assert!(v["msg"].as_str().unwrap().contains("no-such-container"), "{v}");
-    assert!(v["time"].as_str().unwrap().ends_with('Z') || v["time"].as_str().unwrap().contains('+'), "{v}");
+    assert!(
+        v["msg"].as_str().unwrap().contains("no-such-container"),
+        "{v}"
+    );
+    assert!(
+        v["time"].as_str().unwrap().ends_with('Z') || v["time"].as_str().unwrap().contains('+'),
+        "{v}"
+    );
 }
 
 #[test]
 fn the_systemd_cgroup_driver_is_refused_clearly() {
     let c = Ctr::new("systemd");
     c.write_spec();
-    let out = run_cmd(std::process::Command::new(bin()).arg("--root").arg(&c.root).args([
-        "--systemd-cgroup",
-        "create",
-        "--bundle",
-        c.bundle.to_str().unwrap(),
-        &c.id,
-    ]));
+    let out = run_cmd(
+        std::process::Command::new(bin())
+            .arg("--root")
+            .arg(&c.root)
+            .args([
+                "--systemd-cgroup",
+                "create",
+                "--bundle",
+                c.bundle.to_str().unwrap(),
+                &c.id,
+            ]),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("systemd"), "{}", stderr(&out));
     c.assert_no_traces();
     // The other global flags runc callers pass are accepted (the process is `true`).
-    let out = run_cmd(std::process::Command::new(bin()).arg("--root").arg(&c.root).args([
-        "--rootless",
-        "false",
-        "--debug",
-        "run",
-        "--bundle",
-        c.bundle.to_str().unwrap(),
-        &c.id,
-    ]));
+    let out = run_cmd(
+        std::process::Command::new(bin())
+            .arg("--root")
+            .arg(&c.root)
+            .args([
+                "--rootless",
+                "false",
+                "--debug",
+                "run",
+                "--bundle",
+                c.bundle.to_str().unwrap(),
+                &c.id,
+            ]),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -538,7 +786,9 @@ fn events_streams_stats_until_the_container_stops() {
         .spawn()
         .unwrap();
     let mut events = KillOnDrop(child);
-    wait_for("three stats lines", || fs::read_to_string(&out_path).unwrap().lines().count() >= 3);
+    wait_for("three stats lines", || {
+        fs::read_to_string(&out_path).unwrap().lines().count() >= 3
+    });
     c.ok(&["kill", &c.id, "KILL"]);
     let mut status = None;
     wait_for("events to end with the container", || {
@@ -557,17 +807,32 @@ fn events_streams_stats_until_the_container_stops() {
 fn preserve_fds_passes_fd_3_on() {
     use std::os::unix::process::CommandExt;
     let mut c = Ctr::new("preserve-fds");
-    c.set_args(&["sh", "-c", "echo through-fd-3 >&3; ls /proc/self/fd | wc -l"]);
+    c.set_args(&[
+        "sh",
+        "-c",
+        "echo through-fd-3 >&3; ls /proc/self/fd | wc -l",
+    ]);
     c.write_spec();
     let passed = c.scratch.join("fd3.txt");
     let file = fs::File::create(&passed).unwrap();
     let raw = file.as_raw_fd();
     let mut cmd = std::process::Command::new(bin());
-    cmd.arg("--root").arg(&c.root).args(["run", "--preserve-fds", "1", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    cmd.arg("--root").arg(&c.root).args([
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &c.id,
+    ]);
     unsafe {
         // dup2 onto itself would keep O_CLOEXEC: clear the flag when the file already is fd 3.
         cmd.pre_exec(move || {
-            let r = if raw == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(raw, 3) };
+            let r = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 3)
+            };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -596,17 +861,26 @@ fn run_with_a_terminal_proxies_its_output() {
 fn text_log_and_debug_lines() {
     let s = berth_testkit::Scratch::new("log-text");
     let log = s.join("runc.log");
-    let out = run_cmd(std::process::Command::new(bin()).arg("--root").arg(s.join("state")).arg("--log").arg(&log).args([
-        "--debug",
-        "kill",
-        "missing-one",
-    ]));
+    let out = run_cmd(
+        std::process::Command::new(bin())
+            .arg("--root")
+            .arg(s.join("state"))
+            .arg("--log")
+            .arg(&log)
+            .args(["--debug", "kill", "missing-one"]),
+    );
     assert_eq!(out.status.code(), Some(1));
     let text = fs::read_to_string(&log).unwrap();
     let last = text.lines().last().unwrap();
-    assert!(last.starts_with("time=\"") && last.contains(" level=error msg=\""), "{text}");
+    assert!(
+        last.starts_with("time=\"") && last.contains(" level=error msg=\""),
+        "{text}"
+    );
     assert!(last.contains("missing-one"), "{text}");
-    assert!(text.lines().any(|l| l.contains("level=debug")), "--debug wrote nothing: {text}");
+    assert!(
+        text.lines().any(|l| l.contains("level=debug")),
+        "--debug wrote nothing: {text}"
+    );
 }
 
 #[test]
@@ -618,9 +892,14 @@ fn delete_of_a_created_container_needs_no_force() {
     c.ok(&["create", "--bundle", c.bundle.to_str().unwrap(), &id]);
     let pid = c.state()["pid"].as_i64().unwrap();
     c.ok(&["delete", &id]);
-    assert!(!c.rootfs.join("ran").exists(), "the process ran although never started");
+    assert!(
+        !c.rootfs.join("ran").exists(),
+        "the process ran although never started"
+    );
     wait_for("the init to be gone", || {
-        fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true)
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
     });
     c.assert_no_traces();
 }

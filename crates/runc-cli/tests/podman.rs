@@ -10,7 +10,10 @@ use std::time::Duration;
 use berth_testkit::{remove_cgroup_everywhere, unique_id, Defer, Scratch};
 use common::{bin, run_cmd, stderr, stdout, try_run_cmd};
 
-const BUSYBOX_ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/images/busybox.oci-archive.tar");
+const BUSYBOX_ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/images/busybox.oci-archive.tar"
+);
 const IMAGE: &str = "localhost/busybox:latest";
 
 /// What scripts/test-deps writes to /etc/containers/containers.conf, per test so the suite does not
@@ -38,9 +41,18 @@ impl Podman {
         let s = |p: &str| scratch.join(p).to_str().unwrap().to_string();
         let runtime: PathBuf = bin();
         let base = vec![
-            "--root".into(), s("storage"), "--runroot".into(), s("run"), "--tmpdir".into(), s("tmp"),
-            "--cgroup-manager".into(), "cgroupfs".into(), "--events-backend".into(), "file".into(),
-            "--runtime".into(), runtime.to_str().unwrap().into(),
+            "--root".into(),
+            s("storage"),
+            "--runroot".into(),
+            s("run"),
+            "--tmpdir".into(),
+            s("tmp"),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "--events-backend".into(),
+            "file".into(),
+            "--runtime".into(),
+            runtime.to_str().unwrap().into(),
         ];
         let conf = scratch.join("containers.conf");
         std::fs::write(&conf, CONTAINERS_CONF).unwrap();
@@ -53,19 +65,33 @@ impl Podman {
                     c.env("CONTAINERS_CONF", &conf).args(&base);
                     c
                 };
-                let _ = try_run_cmd(podman().args(["rm", "-af", "-t", "0"]), Duration::from_secs(30));
-                let _ = try_run_cmd(podman().args(["system", "reset", "-f"]), Duration::from_secs(30));
+                let _ = try_run_cmd(
+                    podman().args(["rm", "-af", "-t", "0"]),
+                    Duration::from_secs(30),
+                );
+                let _ = try_run_cmd(
+                    podman().args(["system", "reset", "-f"]),
+                    Duration::from_secs(30),
+                );
                 remove_cgroup_everywhere(&cg);
             }) as Box<dyn FnMut()>)
         };
-        let p = Podman { base, conf, cgroup_parent, _cleanup: cleanup, _scratch: scratch };
+        let p = Podman {
+            base,
+            conf,
+            cgroup_parent,
+            _cleanup: cleanup,
+            _scratch: scratch,
+        };
         p.ok(&["load", "-i", BUSYBOX_ARCHIVE]);
         p
     }
 
     fn podman(&self, args: &[&str]) -> Output {
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", &self.conf).args(&self.base).args(args);
+        c.env("CONTAINERS_CONF", &self.conf)
+            .args(&self.base)
+            .args(args);
         // podman missing is a failure of the machine's setup, not a reason to skip.
         assert!(which("podman"), "podman is not installed: run ./setup");
         run_cmd(&mut c)
@@ -73,13 +99,25 @@ impl Podman {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.podman(args);
-        assert!(out.status.success(), "podman {args:?} failed ({:?}): {}{}", out.status, stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "podman {args:?} failed ({:?}): {}{}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
         stdout(&out)
     }
 
     /// `podman run` flags that keep the container off the host's shared network and cgroups.
     fn run_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut v = vec!["run", "--network", "none", "--cgroup-parent", self.cgroup_parent.as_str()];
+        let mut v = vec![
+            "run",
+            "--network",
+            "none",
+            "--cgroup-parent",
+            self.cgroup_parent.as_str(),
+        ];
         v.extend_from_slice(extra);
         v
     }
@@ -94,7 +132,10 @@ fn which(cmd: &str) -> bool {
 #[test]
 fn podman_run_rm_prints_hello() {
     let p = Podman::new("podman-run");
-    assert_eq!(p.ok(&p.run_args(&["--rm", IMAGE, "echo", "hello"])), "hello\n");
+    assert_eq!(
+        p.ok(&p.run_args(&["--rm", IMAGE, "echo", "hello"])),
+        "hello\n"
+    );
     let out = p.podman(&p.run_args(&["--rm", IMAGE, "sh", "-c", "exit 5"]));
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert_eq!(p.ok(&["ps", "-aq"]), "");
@@ -104,15 +145,39 @@ fn podman_run_rm_prints_hello() {
 fn podman_detached_exec_stop_rm() {
     let p = Podman::new("podman-exec");
     let name = unique_id("berth-podman");
-    p.ok(&p.run_args(&["-d", "--name", &name, "--hostname", "podhost", IMAGE, "sleep", "1000"]));
-    assert!(p.ok(&["inspect", "--format", "{{.OCIRuntime}}", &name]).contains("berth-runc")
-        || std::env::var_os("BERTH_RUNC_UNDER_TEST").is_some());
-    assert_eq!(p.ok(&["exec", &name, "sh", "-c", "echo in-exec; hostname"]), "in-exec\npodhost\n");
+    p.ok(&p.run_args(&[
+        "-d",
+        "--name",
+        &name,
+        "--hostname",
+        "podhost",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    assert!(
+        p.ok(&["inspect", "--format", "{{.OCIRuntime}}", &name])
+            .contains("berth-runc")
+            || std::env::var_os("BERTH_RUNC_UNDER_TEST").is_some()
+    );
+    assert_eq!(
+        p.ok(&["exec", &name, "sh", "-c", "echo in-exec; hostname"]),
+        "in-exec\npodhost\n"
+    );
     let out = p.podman(&["exec", &name, "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(p.ok(&["top", &name, "pid", "args"]).contains("sleep 1000"));
     p.ok(&["stop", "-t", "1", &name]);
-    assert!(p.ok(&["ps", "-a", "--format", "{{.Status}}", "--filter", &format!("name={name}")]).starts_with("Exited"));
+    assert!(p
+        .ok(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Status}}",
+            "--filter",
+            &format!("name={name}")
+        ])
+        .starts_with("Exited"));
     p.ok(&["rm", &name]);
     assert_eq!(p.ok(&["ps", "-aq"]), "");
 }

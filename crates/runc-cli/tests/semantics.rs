@@ -17,22 +17,47 @@ fn err(o: &std::process::Output) -> String {
 #[test]
 fn verbs_on_a_missing_container_fail_with_runcs_words() {
     let c = Ctr::new("missing");
-    for verb in [&["state"][..], &["start"], &["kill"], &["delete"], &["pause"], &["resume"], &["ps"]] {
+    for verb in [
+        &["state"][..],
+        &["start"],
+        &["kill"],
+        &["delete"],
+        &["pause"],
+        &["resume"],
+        &["ps"],
+    ] {
         let mut args = verb.to_vec();
         args.push("no-such-ctr");
         let out = c.runc(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", err(&out));
-        assert!(err(&out).contains("container does not exist"), "{args:?}: {}", err(&out));
+        assert!(
+            err(&out).contains("container does not exist"),
+            "{args:?}: {}",
+            err(&out)
+        );
     }
     let out = c.runc(&["exec", "no-such-ctr", "true"]);
-    assert_eq!(out.status.code(), Some(255), "exec failures exit 255 as runc's: {}", err(&out));
-    assert!(err(&out).contains("container does not exist"), "{}", err(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(255),
+        "exec failures exit 255 as runc's: {}",
+        err(&out)
+    );
+    assert!(
+        err(&out).contains("container does not exist"),
+        "{}",
+        err(&out)
+    );
     // A forced delete of what is gone succeeds: cleanup paths rely on it.
     c.ok(&["delete", "--force", "no-such-ctr"]);
     for verb in ["state", "start", "kill", "delete"] {
         let out = c.runc(&[verb, ""]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
-        assert!(err(&out).contains("container id cannot be empty"), "{verb}: {}", err(&out));
+        assert!(
+            err(&out).contains("container id cannot be empty"),
+            "{verb}: {}",
+            err(&out)
+        );
     }
 }
 
@@ -42,7 +67,10 @@ fn delete_of_a_running_container_without_force_changes_nothing() {
     let pid = c.start_sh("exec sleep 1000");
     let out = c.runc(&["delete", &c.id]);
     assert_eq!(out.status.code(), Some(1));
-    let want = format!("cannot delete container {} that is not stopped: running", c.id);
+    let want = format!(
+        "cannot delete container {} that is not stopped: running",
+        c.id
+    );
     assert!(err(&out).contains(&want), "{}", err(&out));
     assert_eq!(c.status(), "running");
     assert_eq!(c.state()["pid"].as_i64().unwrap() as i32, pid);
@@ -66,7 +94,14 @@ fn create_pid_file_holds_the_init_pid() {
     c.set_args(&["sleep", "1000"]);
     c.write_spec();
     let pf = c.scratch.join("init.pid");
-    c.ok(&["create", "--bundle", c.bundle.to_str().unwrap(), "--pid-file", pf.to_str().unwrap(), &c.id]);
+    c.ok(&[
+        "create",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &c.id,
+    ]);
     let pid: i64 = fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
     assert_eq!(c.state()["pid"].as_i64().unwrap(), pid);
     assert_eq!(c.status(), "created");
@@ -78,18 +113,37 @@ fn exec_env_overrides_and_paused_containers() {
     let mut c = Ctr::new("exec-sem");
     c.spec["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FOO=spec", "KEEP=1"]);
     c.start_sh("exec sleep 1000");
-    let out = c.runc(&["exec", "-e", "FOO=cli", &c.id, "sh", "-c", "echo $FOO $KEEP; env | grep -c ^FOO="]);
+    let out = c.runc(&[
+        "exec",
+        "-e",
+        "FOO=cli",
+        &c.id,
+        "sh",
+        "-c",
+        "echo $FOO $KEEP; env | grep -c ^FOO=",
+    ]);
     assert!(out.status.success(), "{}", err(&out));
     assert_eq!(stdout(&out), "cli 1\n1\n");
 
     c.ok(&["pause", &c.id]);
     let out = c.runc(&["exec", &c.id, "true"]);
     assert_eq!(out.status.code(), Some(255));
-    assert!(err(&out).contains("cannot exec in a paused container (use --ignore-paused to override)"), "{}", err(&out));
+    assert!(
+        err(&out).contains("cannot exec in a paused container (use --ignore-paused to override)"),
+        "{}",
+        err(&out)
+    );
     // With --ignore-paused the process joins the frozen container and runs once it is resumed.
     let marker = c.rootfs.join("ran");
     let mut exec = Command::new(bin());
-    exec.arg("--root").arg(&c.root).args(["exec", "--ignore-paused", &c.id, "sh", "-c", "echo yes > /ran"]);
+    exec.arg("--root").arg(&c.root).args([
+        "exec",
+        "--ignore-paused",
+        &c.id,
+        "sh",
+        "-c",
+        "echo yes > /ran",
+    ]);
     let child = std::thread::spawn(move || run_cmd(&mut exec));
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!marker.exists(), "a frozen container runs nothing");
@@ -102,11 +156,18 @@ fn exec_env_overrides_and_paused_containers() {
 #[test]
 fn config_checks_at_create() {
     let mut c = Ctr::new("cfg-checks");
-    c.spec["process"]["capabilities"]["bounding"].as_array_mut().unwrap().push(json!("CAP_NOT_A_CAP"));
+    c.spec["process"]["capabilities"]["bounding"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("CAP_NOT_A_CAP"));
     c.write_spec();
     let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err(&out).contains("unknown capability \"CAP_NOT_A_CAP\""), "{}", err(&out));
+    assert!(
+        err(&out).contains("unknown capability \"CAP_NOT_A_CAP\""),
+        "{}",
+        err(&out)
+    );
     assert_eq!(err(&out).lines().count(), 1, "{}", err(&out));
     c.assert_no_traces();
 
@@ -116,12 +177,17 @@ fn config_checks_at_create() {
         c.write_spec();
         let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
         assert_eq!(out.status.code(), Some(1), "{v}");
-        assert!(err(&out).contains(&format!("unsupported ociVersion \"{v}\"")), "{}", err(&out));
+        assert!(
+            err(&out).contains(&format!("unsupported ociVersion \"{v}\"")),
+            "{}",
+            err(&out)
+        );
         c.assert_no_traces();
     }
     // Unknown annotation keys are the caller's business.
     c.spec["ociVersion"] = json!("1.0.2-dev");
-    c.spec["annotations"] = json!({ "org.example.unknown/key": "v", "io.kubernetes.cri.sandbox-id": "x" });
+    c.spec["annotations"] =
+        json!({ "org.example.unknown/key": "v", "io.kubernetes.cri.sandbox-id": "x" });
     c.sh_ok("true");
 }
 
@@ -134,11 +200,32 @@ fn warnings_go_to_the_log_not_the_containers_stderr() {
     c.set_args(&["sh", "-c", "echo out; echo err >&2"]);
     c.write_spec();
     let log = c.scratch.join("runc.log");
-    let out = c.runc(&["--log", log.to_str().unwrap(), "--log-format", "json", "run", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    let out = c.runc(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &c.id,
+    ]);
     assert!(out.status.success(), "{}", err(&out));
-    assert_eq!(err(&out), "err\n", "the container's stderr holds only its own output");
-    let lines: Vec<Value> = fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let warns: Vec<&str> = lines.iter().filter(|v| v["level"] == "warning").map(|v| v["msg"].as_str().unwrap()).collect();
+    assert_eq!(
+        err(&out),
+        "err\n",
+        "the container's stderr holds only its own output"
+    );
+    let lines: Vec<Value> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let warns: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["level"] == "warning")
+        .map(|v| v["msg"].as_str().unwrap())
+        .collect();
     assert!(warns.iter().any(|w| w.contains("mountLabel")), "{warns:?}");
     assert!(warns.iter().any(|w| w.contains("selinux")), "{warns:?}");
 }
@@ -165,18 +252,43 @@ fn failing_poststart_and_poststop_hooks_warn_and_the_lifecycle_goes_on() {
     let rl = rlog.to_str().unwrap().to_string();
     c.set_args(&["sleep", "1000"]);
     c.write_spec();
-    c.ok(&["--log", &rl, "create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    c.ok(&[
+        "--log",
+        &rl,
+        "create",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &c.id,
+    ]);
     let out = c.runc(&["--log", &rl, "start", &c.id]);
-    assert!(out.status.success(), "a failing poststart hook must not fail start: {}", err(&out));
+    assert!(
+        out.status.success(),
+        "a failing poststart hook must not fail start: {}",
+        err(&out)
+    );
     assert_eq!(c.status(), "running");
-    assert_eq!(fs::read_to_string(c.rootfs.join("start-env")).unwrap(), "spec hook\n");
+    assert_eq!(
+        fs::read_to_string(c.rootfs.join("start-env")).unwrap(),
+        "spec hook\n"
+    );
     c.ok(&["kill", &c.id, "KILL"]);
     wait_for("stopped", || c.status() == "stopped");
     c.ok(&["--log", &rl, "delete", &c.id]);
     c.assert_no_traces();
     let text = fs::read_to_string(&log).unwrap();
     let names: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["prestart", "createRuntime", "poststart1", "poststart2", "poststop1", "poststop2"], "{text}");
+    assert_eq!(
+        names,
+        [
+            "prestart",
+            "createRuntime",
+            "poststart1",
+            "poststart2",
+            "poststop1",
+            "poststop2"
+        ],
+        "{text}"
+    );
     for line in text.lines() {
         let (name, js) = line.split_once(' ').unwrap();
         let st: Value = serde_json::from_str(js).unwrap();
@@ -188,14 +300,22 @@ fn failing_poststart_and_poststop_hooks_warn_and_the_lifecycle_goes_on() {
         assert_eq!(st["status"], want, "{name}: {st}");
     }
     let rtext = fs::read_to_string(&rlog).unwrap();
-    assert!(rtext.contains("level=warning") && rtext.contains("poststart hook") && rtext.contains("poststop hook"), "{rtext}");
+    assert!(
+        rtext.contains("level=warning")
+            && rtext.contains("poststart hook")
+            && rtext.contains("poststop hook"),
+        "{rtext}"
+    );
 }
 
 #[test]
 fn without_a_mount_namespace_the_container_is_chrooted_as_runc_does() {
     for keep in [&["pid", "ipc", "uts", "network"][..], &[]] {
         let mut c = Ctr::new("no-mntns");
-        c.spec["linux"]["namespaces"] = json!(keep.iter().map(|t| json!({ "type": t })).collect::<Vec<_>>());
+        c.spec["linux"]["namespaces"] = json!(keep
+            .iter()
+            .map(|t| json!({ "type": t }))
+            .collect::<Vec<_>>());
         if keep.is_empty() {
             c.spec.as_object_mut().unwrap().remove("hostname");
         }
@@ -215,12 +335,20 @@ fn without_a_mount_namespace_the_container_is_chrooted_as_runc_does() {
     c.spec["linux"]["namespaces"] = json!([{ "type": "pid" }, { "type": "uts" }]);
     c.write_spec();
     let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
-    assert!(err(&out).contains("unable to restrict sys entries without a private MNT namespace"), "{}", err(&out));
+    assert!(
+        err(&out).contains("unable to restrict sys entries without a private MNT namespace"),
+        "{}",
+        err(&out)
+    );
     c.spec["linux"]["maskedPaths"] = json!([]);
     c.spec["linux"]["readonlyPaths"] = json!([]);
     c.write_spec();
     let out = c.runc(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
-    assert!(err(&out).contains("mounts need a private mount namespace"), "{}", err(&out));
+    assert!(
+        err(&out).contains("mounts need a private mount namespace"),
+        "{}",
+        err(&out)
+    );
     c.assert_no_traces();
 }
 
@@ -231,11 +359,16 @@ fn kernel_tcp_is_applied_where_the_kernel_has_it() {
     c.set_args(&["sleep", "1000"]);
     c.write_spec();
     c.ok(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
-    let f = c.cgroup_dir("memory").join("memory.kmem.tcp.limit_in_bytes");
+    let f = c
+        .cgroup_dir("memory")
+        .join("memory.kmem.tcp.limit_in_bytes");
     if fs::metadata(c.cgroup_dir("memory")).is_ok() {
         match fs::read_to_string(&f) {
             Ok(v) => assert_eq!(v.trim(), (16 * 1024 * 1024).to_string()),
-            Err(_) => eprintln!("{} missing: this kernel has no kernelTCP limit", f.display()),
+            Err(_) => eprintln!(
+                "{} missing: this kernel has no kernelTCP limit",
+                f.display()
+            ),
         }
     } else {
         eprintln!("no v1 memory hierarchy here: kernelTCP is a v1 file");

@@ -61,10 +61,14 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     let linux = spec.linux().as_ref();
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console_socket.is_none() && mode != Mode::RunForeground {
-        return Err(Error::invalid("process.terminal needs a console socket when the container is detached"));
+        return Err(Error::invalid(
+            "process.terminal needs a console socket when the container is detached",
+        ));
     }
     if !terminal && opts.console_socket.is_some() {
-        return Err(Error::invalid("a console socket was given but process.terminal is false"));
+        return Err(Error::invalid(
+            "a console socket was given but process.terminal is false",
+        ));
     }
     warn_unsupported(spec)?;
     let plan = Plan::from_linux(linux)?;
@@ -73,27 +77,48 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
         check_without_mount_ns(spec, terminal)?;
     }
     let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
-    let net_devices = linux.and_then(|l| l.net_devices().clone()).unwrap_or_default();
-    crate::netdev::check(&net_devices, plan.has(libc::CLONE_NEWNET) || plan.joins(libc::CLONE_NEWNET))?;
+    let net_devices = linux
+        .and_then(|l| l.net_devices().clone())
+        .unwrap_or_default();
+    crate::netdev::check(
+        &net_devices,
+        plan.has(libc::CLONE_NEWNET) || plan.joins(libc::CLONE_NEWNET),
+    )?;
     let rdt = linux.and_then(|l| l.intel_rdt().as_ref());
     crate::rdt::check(rdt, id)?;
     // Before the runtime opens anything that must not reach the container (the lock on the
     // state dir, the fifo, the sync socket): those land above the preserved range.
-    let _reserved = sys::reserve_fd_range(opts.preserve_fds)
-        .map_err(|e| Error::sys(format!("reserve fds 3..{} for --preserve-fds", 3 + opts.preserve_fds as u64), e))?;
+    let _reserved = sys::reserve_fd_range(opts.preserve_fds).map_err(|e| {
+        Error::sys(
+            format!(
+                "reserve fds 3..{} for --preserve-fds",
+                3 + opts.preserve_fds as u64
+            ),
+            e,
+        )
+    })?;
 
     let idmaps = crate::rootfs::idmap::prepare(spec.mounts().as_deref().unwrap_or(&[]))?;
 
-    std::fs::create_dir_all(&rt.root).map_err(|e| Error::sys(format!("create {}", rt.root.display()), e))?;
+    std::fs::create_dir_all(&rt.root)
+        .map_err(|e| Error::sys(format!("create {}", rt.root.display()), e))?;
     let dir = state::dir(&rt.root, id);
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::new(ErrorKind::AlreadyExists, format!("container {id}: already exists")))
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("container {id}: already exists"),
+            ))
         }
         Err(e) => return Err(Error::sys(format!("create {}", dir.display()), e)),
     }
-    let mut cleanup = Cleanup { dir: &dir, pids: Vec::new(), cgroup: None, armed: true };
+    let mut cleanup = Cleanup {
+        dir: &dir,
+        pids: Vec::new(),
+        cgroup: None,
+        armed: true,
+    };
     let _lock = state::lock(&rt.root, id)?;
     let fifo_path = dir.join(EXEC_FIFO);
     let fifo_c = sys::cstr(&fifo_path);
@@ -101,12 +126,16 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
         return Err(Error::last(format!("mkfifo {}", fifo_path.display())));
     }
     unsafe { libc::chmod(fifo_c.as_ptr(), 0o622) };
-    let fifo = sys::open(&fifo_c, libc::O_PATH, 0).map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
+    let fifo = sys::open(&fifo_c, libc::O_PATH, 0)
+        .map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
     // Without a mount namespace the init has no /proc after its chroot to reopen the fifo by.
     let fifo_dir = if mount_ns {
         None
     } else {
-        Some(sys::open(&sys::cstr(&dir), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| Error::sys(format!("open {}", dir.display()), e))?)
+        Some(
+            sys::open(&sys::cstr(&dir), libc::O_PATH | libc::O_DIRECTORY, 0)
+                .map_err(|e| Error::sys(format!("open {}", dir.display()), e))?,
+        )
     };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let cg = berth_cgroups::open(cgroups_path.as_deref(), id)?;
@@ -124,9 +153,15 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
 
     let threads = sys::thread_count();
     if threads != 1 {
-        return Err(Error::internal(format!("refusing to clone a container from a process with {threads} threads")));
+        return Err(Error::internal(format!(
+            "refusing to clone a container from a process with {threads} threads"
+        )));
     }
-    let clone_flags = if plan.direct() { (plan.new & !libc::CLONE_NEWCGROUP) as libc::c_ulong } else { 0 };
+    let clone_flags = if plan.direct() {
+        (plan.new & !libc::CLONE_NEWCGROUP) as libc::c_ulong
+    } else {
+        0
+    };
     let child = sys::clone_fork(clone_flags).map_err(|e| Error::sys("clone container init", e))?;
     if child == 0 {
         drop(parent_chan);
@@ -142,7 +177,11 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
             chan: &child_chan,
-            self_join: if self_join { cleanup.cgroup.as_deref() } else { None },
+            self_join: if self_join {
+                cleanup.cgroup.as_deref()
+            } else {
+                None
+            },
             join_unified,
             idmaps: &idmaps,
         };
@@ -171,7 +210,12 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                     cleanup.pids.retain(|&x| x != child);
                     if cgroup_pending {
                         cgroup_pending = false;
-                        join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
+                        join_cgroup(
+                            cleanup.cgroup.as_deref().unwrap(),
+                            init_pid,
+                            linux,
+                            self_join,
+                        )?;
                         parent_chan.send(&Msg::Go(init_pid))?;
                     }
                 }
@@ -181,7 +225,12 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                         cgroup_pending = true;
                         continue;
                     }
-                    join_cgroup(cleanup.cgroup.as_deref().unwrap(), init_pid, linux, self_join)?;
+                    join_cgroup(
+                        cleanup.cgroup.as_deref().unwrap(),
+                        init_pid,
+                        linux,
+                        self_join,
+                    )?;
                     parent_chan.send(&Msg::Go(init_pid))?;
                 }
                 Some((Msg::NeedHooks, _)) => {
@@ -190,18 +239,26 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                     let h = spec.hooks().as_ref();
                     #[allow(deprecated)]
                     hooks::run_all(h.and_then(|h| h.prestart().as_ref()), &st, "prestart")?;
-                    hooks::run_all(h.and_then(|h| h.create_runtime().as_ref()), &st, "createRuntime")?;
+                    hooks::run_all(
+                        h.and_then(|h| h.create_runtime().as_ref()),
+                        &st,
+                        "createRuntime",
+                    )?;
                     parent_chan.send(&Msg::Go(0))?;
                 }
                 Some((Msg::Console, fd)) => {
-                    let fd = fd.ok_or_else(|| Error::internal("console message without a file descriptor"))?;
+                    let fd = fd.ok_or_else(|| {
+                        Error::internal("console message without a file descriptor")
+                    })?;
                     match &opts.console_socket {
                         Some(sock) => sync::send_fd_to_socket(sock, fd.as_raw_fd(), "/dev/ptmx")?,
                         None => console = Some(fd),
                     }
                 }
                 Some((Msg::SeccompFd, fd)) => {
-                    let fd = fd.ok_or_else(|| Error::internal("seccomp message without a file descriptor"))?;
+                    let fd = fd.ok_or_else(|| {
+                        Error::internal("seccomp message without a file descriptor")
+                    })?;
                     let st = State {
                         oci_version: spec.version().clone(),
                         id: id.to_string(),
@@ -214,7 +271,11 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                         annotations: spec.annotations().clone().unwrap_or_default(),
                     };
                     let msg = crate::process::listener_state(&st, init_pid, "creating", spec);
-                    sync::send_seccomp_fd(&crate::process::exec::listener_path(spec), fd.as_raw_fd(), &msg)?;
+                    sync::send_seccomp_fd(
+                        &crate::process::exec::listener_path(spec),
+                        fd.as_raw_fd(),
+                        &msg,
+                    )?;
                 }
                 Some((Msg::Ready, _)) => {
                     // Before the user process can run, after the init made its network namespace.
@@ -228,9 +289,15 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
                     return Ok(());
                 }
                 Some((Msg::Fail(kind, msg), _)) => return Err(Error::new(kind, msg)),
-                Some((Msg::Go(_), _)) => return Err(Error::internal("sync channel: unexpected go from the child")),
+                Some((Msg::Go(_), _)) => {
+                    return Err(Error::internal(
+                        "sync channel: unexpected go from the child",
+                    ))
+                }
                 None => {
-                    return Err(Error::internal(format!("container {id}: init exited during setup")));
+                    return Err(Error::internal(format!(
+                        "container {id}: init exited during setup"
+                    )));
                 }
             }
         }
@@ -267,7 +334,12 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions, mode: Mode) -> Resul
     }
     cleanup.armed = false;
     let cgroup = cleanup.cgroup.take().unwrap();
-    Ok(Created { pid: init_pid, console, saved, cgroup })
+    Ok(Created {
+        pid: init_pid,
+        console,
+        saved,
+        cgroup,
+    })
 }
 
 /// Creates the cgroup and sets its limits; moves `pid` in unless the init joins by itself.
@@ -297,7 +369,9 @@ fn with_default_devices(
     mknod_spec_devices: bool,
 ) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
-    let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else { return r.clone() };
+    let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else {
+        return r.clone();
+    };
     let mut rules = rules.clone();
     let rule = |typ: LinuxDeviceType, major: i64, minor: Option<i64>, access: &str| {
         let mut d = LinuxDeviceCgroup::default();
@@ -309,7 +383,10 @@ fn with_default_devices(
         d
     };
     for (path, major, minor) in crate::rootfs::devices::DEFAULTS {
-        if !devices.iter().any(|d| d.path() == std::path::Path::new(path)) {
+        if !devices
+            .iter()
+            .any(|d| d.path() == std::path::Path::new(path))
+        {
             rules.push(rule(LinuxDeviceType::C, major, Some(minor), "rwm"));
         }
     }
@@ -318,7 +395,11 @@ fn with_default_devices(
     rules.push(rule(LinuxDeviceType::C, 136, None, "rwm")); // pts
     if mknod_spec_devices {
         for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
-            let t = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
+            let t = if d.typ() == LinuxDeviceType::B {
+                LinuxDeviceType::B
+            } else {
+                LinuxDeviceType::C
+            };
             rules.push(rule(t, d.major(), Some(d.minor()), "m"));
         }
     }
@@ -330,13 +411,26 @@ fn with_default_devices(
 /// Whether the device rules set while the init creates its nodes differ from the final ones.
 fn needs_mknod_rules(linux: Option<&oci_spec::runtime::Linux>) -> bool {
     let Some(l) = linux else { return false };
-    let has_rules = l.resources().as_ref().and_then(|r| r.devices().as_ref()).is_some_and(|d| !d.is_empty());
-    has_rules && l.devices().iter().flatten().any(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
+    let has_rules = l
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().as_ref())
+        .is_some_and(|d| !d.is_empty());
+    has_rules
+        && l.devices()
+            .iter()
+            .flatten()
+            .any(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
 }
 
 /// The final device rules, once the init has made its nodes: only the devices part is set again.
-fn final_device_rules(cg: &dyn berth_cgroups::Manager, linux: &oci_spec::runtime::Linux) -> Result<()> {
-    let Some(r) = linux.resources().as_ref() else { return Ok(()) };
+fn final_device_rules(
+    cg: &dyn berth_cgroups::Manager,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<()> {
+    let Some(r) = linux.resources().as_ref() else {
+        return Ok(());
+    };
     let full = with_default_devices(r, linux.devices().as_deref().unwrap_or(&[]), false);
     let mut only = oci_spec::runtime::LinuxResources::default();
     only.set_devices(full.devices().clone());
@@ -344,7 +438,9 @@ fn final_device_rules(cg: &dyn berth_cgroups::Manager, linux: &oci_spec::runtime
 }
 
 fn warn_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else { return Ok(()) };
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
         sys::warn("linux.mountLabel: selinux is not supported by this runtime; ignored");
     }
@@ -356,30 +452,51 @@ fn warn_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
 fn check_without_mount_ns(spec: &oci_spec::runtime::Spec, terminal: bool) -> Result<()> {
     let linux = spec.linux().as_ref();
     let restricts = linux.is_some_and(|l| {
-        l.masked_paths().as_ref().is_some_and(|p| !p.is_empty()) || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+        l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+            || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
     });
     if restricts {
         // runc's words.
-        return Err(Error::invalid("unable to restrict sys entries without a private MNT namespace"));
+        return Err(Error::invalid(
+            "unable to restrict sys entries without a private MNT namespace",
+        ));
     }
     if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(Error::invalid("mounts need a private mount namespace (add a mount namespace or drop the mounts)"));
+        return Err(Error::invalid(
+            "mounts need a private mount namespace (add a mount namespace or drop the mounts)",
+        ));
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
-        return Err(Error::invalid("a read-only root needs a private mount namespace"));
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        return Err(Error::invalid(
+            "a read-only root needs a private mount namespace",
+        ));
     }
     if terminal {
-        return Err(Error::invalid("process.terminal needs a private mount namespace (for /dev/console)"));
+        return Err(Error::invalid(
+            "process.terminal needs a private mount namespace (for /dev/console)",
+        ));
     }
     if linux.is_some_and(|l| l.devices().as_ref().is_some_and(|d| !d.is_empty())) {
-        return Err(Error::invalid("linux.devices need a private mount namespace"));
+        return Err(Error::invalid(
+            "linux.devices need a private mount namespace",
+        ));
     }
     Ok(())
 }
 
 /// Atomically (temp + rename), like runc.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     std::fs::write(&tmp, pid.to_string())
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Error::sys(format!("write pid file {}", path.display()), e))
@@ -398,24 +515,35 @@ fn start_loaded(rt: &Runtime, saved: &Saved) -> Result<()> {
         return Err(state::conflict(id, "start", st));
     }
     // The init's exit, not a timer, ends every wait below. Checked after opening: pid reuse.
-    let pidfd = sys::pidfd_open(saved.state.pid).ok().filter(|_| saved.init_alive());
+    let pidfd = sys::pidfd_open(saved.state.pid)
+        .ok()
+        .filter(|_| saved.init_alive());
     let Some(pidfd) = pidfd else {
-        return Err(Error::internal(format!("container {id}: init exited before start")));
+        return Err(Error::internal(format!(
+            "container {id}: init exited before start"
+        )));
     };
     let fifo_path = state::dir(&rt.root, id).join(EXEC_FIFO);
     let fifo = sys::open(&sys::cstr(&fifo_path), libc::O_RDONLY | libc::O_NONBLOCK, 0)
         .map_err(|e| Error::sys(format!("open {}", fifo_path.display()), e))?;
-    let watch = [(fifo.as_raw_fd(), libc::POLLIN), (pidfd.as_raw_fd(), libc::POLLIN)];
+    let watch = [
+        (fifo.as_raw_fd(), libc::POLLIN),
+        (pidfd.as_raw_fd(), libc::POLLIN),
+    ];
     // First the init's byte: it is past setup and about to exec.
     loop {
         let [ev, died] = sys::poll_fds(watch, -1).map_err(|e| Error::sys("poll exec fifo", e))?;
         match read_fifo(fifo.as_raw_fd()) {
             FifoRead::Data => break,
             FifoRead::Eof if ev & libc::POLLHUP != 0 => {
-                return Err(Error::internal(format!("container {id}: init exited before start")))
+                return Err(Error::internal(format!(
+                    "container {id}: init exited before start"
+                )))
             }
             _ if died & libc::POLLIN != 0 => {
-                return Err(Error::internal(format!("container {id}: init exited before start")))
+                return Err(Error::internal(format!(
+                    "container {id}: init exited before start"
+                )))
             }
             _ => {}
         }
@@ -433,7 +561,13 @@ fn start_loaded(rt: &Runtime, saved: &Saved) -> Result<()> {
     let _ = std::fs::remove_file(&fifo_path);
     let h = saved.config.hooks().as_ref();
     if let Some(list) = h.and_then(|h| h.poststart().as_ref()) {
-        let st = crate::process::hook_state(id, saved.state.pid, "running", &saved.state.bundle, &saved.config);
+        let st = crate::process::hook_state(
+            id,
+            saved.state.pid,
+            "running",
+            &saved.state.bundle,
+            &saved.config,
+        );
         hooks::run_all_warn(Some(list), &st, "poststart");
     }
     Ok(())
@@ -512,8 +646,14 @@ pub fn run(rt: &Runtime, id: &str, opts: &CreateOptions, detach: bool, keep: boo
 
 /// Forwards signals to `pid`, proxies the terminal if any, and returns its exit code; or
 /// [`crate::DETACHED`] once `detach_keys` are typed on a terminal (the process runs on).
-pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>, detach_keys: Option<&[u8]>) -> Result<i32> {
-    let mut escape = detach_keys.filter(|k| !k.is_empty() && console.is_some()).map(tty::Escape::new);
+pub fn wait_forwarding(
+    pid: i32,
+    console: Option<&OwnedFd>,
+    detach_keys: Option<&[u8]>,
+) -> Result<i32> {
+    let mut escape = detach_keys
+        .filter(|k| !k.is_empty() && console.is_some())
+        .map(tty::Escape::new);
     let sigfd = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
@@ -535,9 +675,21 @@ pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>, detach_keys: Option<
     }
     loop {
         let mut fds = [
-            libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: console.map_or(-1, |m| m.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: console.map_or(-1, |m| m.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) };
         if r < 0 {
@@ -565,7 +717,8 @@ pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>, detach_keys: Option<
                         let mut buf = [0u8; 8192];
                         let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
                         if n <= 0 {
-                            let eintr = std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+                            let eintr =
+                                std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
                             stdin_open = n < 0 && eintr;
                         } else {
                             let (out, detached) = esc.feed(&buf[..n as usize]);
@@ -584,7 +737,11 @@ pub fn wait_forwarding(pid: i32, console: Option<&OwnedFd>, detach_keys: Option<
         if fds[0].revents & libc::POLLIN != 0 {
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let n = unsafe {
-                libc::read(sigfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), std::mem::size_of_val(&info))
+                libc::read(
+                    sigfd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    std::mem::size_of_val(&info),
+                )
             };
             if n <= 0 {
                 continue;
@@ -652,7 +809,8 @@ pub fn list(rt: &Runtime) -> Result<Vec<State>> {
         let Some(id) = name.to_str() else { continue };
         match state(rt, id) {
             Ok(s) => out.push(s),
-            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::InvalidArgument => {}
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::InvalidArgument => {
+            }
             Err(e) => return Err(e),
         }
     }
@@ -661,7 +819,11 @@ pub fn list(rt: &Runtime) -> Result<Vec<State>> {
 }
 
 fn cgroup_of(saved: &Saved) -> Result<Box<dyn berth_cgroups::Manager>> {
-    Ok(berth_cgroups::open_saved(saved.cgroups_path.as_deref(), &saved.state.id, &saved.cgroup_paths)?)
+    Ok(berth_cgroups::open_saved(
+        saved.cgroups_path.as_deref(),
+        &saved.state.id,
+        &saved.cgroup_paths,
+    )?)
 }
 
 pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
@@ -683,7 +845,8 @@ pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<()> {
     if !saved.init_alive() {
         return Err(Error::not_running(id));
     }
-    sys::kill(saved.state.pid, signal).map_err(|e| Error::sys(format!("container {id}: kill {}", saved.state.pid), e))
+    sys::kill(saved.state.pid, signal)
+        .map_err(|e| Error::sys(format!("container {id}: kill {}", saved.state.pid), e))
 }
 
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
@@ -732,10 +895,23 @@ fn delete_loaded(
     if let Some(cg) = &cg {
         cg.destroy()?;
     }
-    crate::rdt::remove(saved.config.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()), id);
+    crate::rdt::remove(
+        saved
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.intel_rdt().as_ref()),
+        id,
+    );
     let h = saved.config.hooks().as_ref();
     if let Some(list) = h.and_then(|h| h.poststop().as_ref()) {
-        let st = crate::process::hook_state(id, saved.state.pid, "stopped", &saved.state.bundle, &saved.config);
+        let st = crate::process::hook_state(
+            id,
+            saved.state.pid,
+            "stopped",
+            &saved.state.bundle,
+            &saved.config,
+        );
         hooks::run_all_warn(Some(list), &st, "poststop");
     }
     let dir = state::dir(&rt.root, id);
@@ -812,13 +988,21 @@ mod tests {
             r#"[{"path":"/dev/ro","type":"c","major":240,"minor":42},{"path":"/dev/null","type":"c","major":1,"minor":3}]"#,
         )
         .unwrap();
-        let rule_for = |out: &oci_spec::runtime::LinuxResources, major: i64, minor: i64| -> Vec<String> {
-            out.devices().iter().flatten().filter(|d| d.major() == Some(major) && d.minor() == Some(minor))
-                .map(|d| d.access().clone().unwrap_or_default()).collect()
-        };
+        let rule_for =
+            |out: &oci_spec::runtime::LinuxResources, major: i64, minor: i64| -> Vec<String> {
+                out.devices()
+                    .iter()
+                    .flatten()
+                    .filter(|d| d.major() == Some(major) && d.minor() == Some(minor))
+                    .map(|d| d.access().clone().unwrap_or_default())
+                    .collect()
+            };
         let fin = with_default_devices(&r, &devs, false);
         assert_eq!(rule_for(&fin, 240, 42), ["r"]);
-        assert!(rule_for(&fin, 1, 3).is_empty(), "a redefined default node loses its rwm rule");
+        assert!(
+            rule_for(&fin, 1, 3).is_empty(),
+            "a redefined default node loses its rwm rule"
+        );
         assert_eq!(rule_for(&fin, 1, 5), ["rwm"]);
         let during = with_default_devices(&r, &devs, true);
         assert_eq!(rule_for(&during, 240, 42), ["r", "m"]);

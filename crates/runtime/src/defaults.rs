@@ -24,7 +24,13 @@ pub fn default_spec(rootless: bool) -> oci_spec::runtime::Spec {
                 *m = json!({"destination":"/sys","type":"none","source":"/sys","options":["rbind","nosuid","noexec","nodev","ro"]});
             }
             if m["destination"] == "/dev/pts" {
-                m["options"] = json!(["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]);
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ]);
             }
         }
     }
@@ -33,13 +39,19 @@ pub fn default_spec(rootless: bool) -> oci_spec::runtime::Spec {
 
 /// `runc features`: the OCI features document for what this runtime implements.
 pub fn features() -> serde_json::Value {
-    let mut opts: Vec<&str> = KNOWN_FLAGS.iter().map(|(n, ..)| *n).chain(PROPAGATION.iter().map(|(n, _)| *n))
+    let mut opts: Vec<&str> = KNOWN_FLAGS
+        .iter()
+        .map(|(n, ..)| *n)
+        .chain(PROPAGATION.iter().map(|(n, _)| *n))
         .chain(RECURSIVE.iter().map(|(n, ..)| *n))
         .collect();
     opts.extend(["bind", "rbind", "tmpcopyup", "idmap", "ridmap"]);
     opts.sort_unstable();
     opts.dedup();
-    let caps: Vec<String> = crate::capabilities::NAMES.iter().map(|n| format!("CAP_{n}")).collect();
+    let caps: Vec<String> = crate::capabilities::NAMES
+        .iter()
+        .map(|n| format!("CAP_{n}"))
+        .collect();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -83,6 +95,8 @@ mod tests {
         assert_eq!(p.terminal(), Some(true));
         let r = super::default_spec(true);
         let ns = r.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
-        assert!(ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User));
+        assert!(ns
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User));
     }
 }

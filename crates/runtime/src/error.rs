@@ -21,9 +21,12 @@ impl ErrorKind {
         match errno {
             libc::ENOENT | libc::ESRCH => ErrorKind::NotFound,
             libc::EEXIST => ErrorKind::AlreadyExists,
-            libc::EINVAL | libc::ENOTDIR | libc::EISDIR | libc::ELOOP | libc::ENAMETOOLONG | libc::EXDEV => {
-                ErrorKind::InvalidArgument
-            }
+            libc::EINVAL
+            | libc::ENOTDIR
+            | libc::EISDIR
+            | libc::ELOOP
+            | libc::ENAMETOOLONG
+            | libc::EXDEV => ErrorKind::InvalidArgument,
             libc::EPERM | libc::EACCES | libc::EROFS => ErrorKind::PermissionDenied,
             libc::EBUSY => ErrorKind::Conflict,
             libc::ENOSYS | libc::EOPNOTSUPP | libc::ENODEV => ErrorKind::Unavailable,
@@ -58,7 +61,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
-        Error { kind, msg: msg.into() }
+        Error {
+            kind,
+            msg: msg.into(),
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -68,7 +74,10 @@ impl Error {
     /// "`what`: <strerror>" with the kind taken from the errno.
     pub(crate) fn sys(what: impl fmt::Display, err: std::io::Error) -> Error {
         let errno = err.raw_os_error().unwrap_or(0);
-        Error { kind: ErrorKind::from_errno(errno), msg: format!("{what}: {}", strerror(&err)) }
+        Error {
+            kind: ErrorKind::from_errno(errno),
+            msg: format!("{what}: {}", strerror(&err)),
+        }
     }
 
     pub(crate) fn errno(what: impl fmt::Display, errno: i32) -> Error {
@@ -90,7 +99,10 @@ impl Error {
 
     pub(crate) fn not_found(id: &str) -> Error {
         // runc's words: containerd, CRI-O and podman look for "container does not exist".
-        Error::new(ErrorKind::NotFound, format!("container does not exist: {id}"))
+        Error::new(
+            ErrorKind::NotFound,
+            format!("container does not exist: {id}"),
+        )
     }
 
     /// runc's "container not running", which callers match on too.
@@ -99,7 +111,10 @@ impl Error {
     }
 
     pub(crate) fn context(self, what: impl fmt::Display) -> Error {
-        Error { kind: self.kind, msg: format!("{what}: {}", self.msg) }
+        Error {
+            kind: self.kind,
+            msg: format!("{what}: {}", self.msg),
+        }
     }
 }
 
@@ -121,9 +136,13 @@ fn strerror(err: &std::io::Error) -> String {
 impl From<berth_cgroups::Error> for Error {
     fn from(e: berth_cgroups::Error) -> Error {
         let kind = match &e {
-            berth_cgroups::Error::Io { source, .. } => ErrorKind::from_errno(source.raw_os_error().unwrap_or(0)),
+            berth_cgroups::Error::Io { source, .. } => {
+                ErrorKind::from_errno(source.raw_os_error().unwrap_or(0))
+            }
             berth_cgroups::Error::Unsupported { .. } => ErrorKind::Unavailable,
-            berth_cgroups::Error::Invalid { .. } | berth_cgroups::Error::SystemdPath(_) => ErrorKind::InvalidArgument,
+            berth_cgroups::Error::Invalid { .. } | berth_cgroups::Error::SystemdPath(_) => {
+                ErrorKind::InvalidArgument
+            }
             _ => ErrorKind::Internal,
         };
         Error::new(kind, tidy(&format!("cgroup: {e}")))
@@ -134,7 +153,9 @@ impl From<berth_seccomp::Error> for Error {
     fn from(e: berth_seccomp::Error) -> Error {
         let kind = match &e {
             berth_seccomp::Error::Load(io) => ErrorKind::from_errno(io.raw_os_error().unwrap_or(0)),
-            berth_seccomp::Error::NotifyUnsupported | berth_seccomp::Error::FlagUnsupported(_) => ErrorKind::Unavailable,
+            berth_seccomp::Error::NotifyUnsupported | berth_seccomp::Error::FlagUnsupported(_) => {
+                ErrorKind::Unavailable
+            }
             _ => ErrorKind::InvalidArgument,
         };
         Error::new(kind, tidy(&format!("seccomp: {e}")))
@@ -162,8 +183,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 mod tests {
     #[test]
     fn os_error_suffix_is_dropped() {
-        assert_eq!(super::tidy("remove /x: Device or resource busy (os error 16)"), "remove /x: Device or resource busy");
-        let e = super::Error::sys("mount /proc", std::io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(
+            super::tidy("remove /x: Device or resource busy (os error 16)"),
+            "remove /x: Device or resource busy"
+        );
+        let e = super::Error::sys(
+            "mount /proc",
+            std::io::Error::from_raw_os_error(libc::EACCES),
+        );
         assert_eq!(e.to_string(), "mount /proc: permission denied");
         assert_eq!(e.kind(), super::ErrorKind::PermissionDenied);
     }

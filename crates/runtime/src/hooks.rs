@@ -26,9 +26,15 @@ pub fn run_all_warn(hooks: Option<&Vec<Hook>>, state: &[u8], kind: &str) {
 
 /// startContainer hooks run in the container with its process's environment, the hook's own
 /// variables taking precedence.
-pub fn run_all_with_env(hooks: Option<&Vec<Hook>>, state: &[u8], kind: &str, base_env: &[CString]) -> Result<()> {
+pub fn run_all_with_env(
+    hooks: Option<&Vec<Hook>>,
+    state: &[u8],
+    kind: &str,
+    base_env: &[CString],
+) -> Result<()> {
     for h in hooks.into_iter().flatten() {
-        run_env(h, state, Some(base_env)).map_err(|e| e.context(format!("{kind} hook {}", h.path().display())))?;
+        run_env(h, state, Some(base_env))
+            .map_err(|e| e.context(format!("{kind} hook {}", h.path().display())))?;
     }
     Ok(())
 }
@@ -44,9 +50,19 @@ fn run_env(h: &Hook, state: &[u8], base_env: Option<&[CString]>) -> Result<()> {
         _ => vec![path.clone()],
     };
     let own: Vec<CString> = h.env().iter().flatten().map(sys::cstr).collect();
-    let key = |e: &CString| e.as_bytes().split(|b| *b == b'=').next().map(<[u8]>::to_vec).unwrap_or_default();
-    let mut env: Vec<CString> =
-        base_env.unwrap_or(&[]).iter().filter(|b| !own.iter().any(|o| key(o) == key(b))).cloned().collect();
+    let key = |e: &CString| {
+        e.as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    };
+    let mut env: Vec<CString> = base_env
+        .unwrap_or(&[])
+        .iter()
+        .filter(|b| !own.iter().any(|o| key(o) == key(b)))
+        .cloned()
+        .collect();
     env.extend(own);
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -72,16 +88,24 @@ fn run_env(h: &Hook, state: &[u8], base_env: Option<&[CString]>) -> Result<()> {
     drop(wr);
     let timeout_ms = match h.timeout() {
         Some(t) if t > 0 => (t.min(i32::MAX as i64 / 1000) * 1000) as i32,
-        Some(t) => return Err(Error::invalid(format!("timeout {t} must be greater than zero"))),
+        Some(t) => {
+            return Err(Error::invalid(format!(
+                "timeout {t} must be greater than zero"
+            )))
+        }
         None => -1,
     };
     if timeout_ms >= 0 {
         let pidfd = sys::pidfd_open(pid).map_err(|e| Error::sys("pidfd_open", e))?;
-        let ready = sys::poll_one(pidfd.as_raw_fd(), libc::POLLIN, timeout_ms).map_err(|e| Error::sys("poll", e))?;
+        let ready = sys::poll_one(pidfd.as_raw_fd(), libc::POLLIN, timeout_ms)
+            .map_err(|e| Error::sys("poll", e))?;
         if ready == 0 {
             let _ = sys::kill(pid, libc::SIGKILL);
             let _ = sys::waitpid(pid, 0);
-            return Err(Error::new(ErrorKind::Unavailable, format!("timed out after {}s", h.timeout().unwrap_or(0))));
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("timed out after {}s", h.timeout().unwrap_or(0)),
+            ));
         }
     }
     let (_, status) = sys::waitpid(pid, 0).map_err(|e| Error::sys("wait", e))?;

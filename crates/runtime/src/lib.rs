@@ -20,24 +20,24 @@
 //! `tasks`, which avoids the RCU grace period a cgroup.procs write costs. No timed polling:
 //! `start` waits on the exec fifo and the init's pidfd, `delete` on the pidfd.
 
-mod error;
-mod spec;
-mod state;
-mod sys;
-mod sync;
-mod namespaces;
-mod rootfs;
 mod capabilities;
-mod setup;
-mod sched;
-mod netdev;
-mod rdt;
-mod hooks;
-mod tty;
-mod seal;
-mod process;
 mod container;
 mod defaults;
+mod error;
+mod hooks;
+mod namespaces;
+mod netdev;
+mod process;
+mod rdt;
+mod rootfs;
+mod sched;
+mod seal;
+mod setup;
+mod spec;
+mod state;
+mod sync;
+mod sys;
+mod tty;
 
 use std::path::PathBuf;
 
@@ -102,7 +102,10 @@ pub struct Runtime {
 impl Runtime {
     /// `root` is the CLI's --root (runc's default is /run/runc, ours /run/berth-runc).
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
-        Runtime { root: root.into(), seal: true }
+        Runtime {
+            root: root.into(),
+            seal: true,
+        }
     }
 
     /// Turns off the CVE-2019-5736 re-exec through a read-only bind of the runtime binary

@@ -59,13 +59,18 @@ impl Plan {
     pub fn from_linux(linux: Option<&Linux>) -> Result<Plan> {
         let mut plan = Plan::default();
         let mut joins = Vec::new();
-        for ns in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        for ns in linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
             let f = flag(ns.typ());
             match ns.path() {
                 None => plan.new |= f,
                 Some(p) => {
-                    let fd = sys::open(&sys::cstr(p), libc::O_RDONLY, 0)
-                        .map_err(|e| Error::sys(format!("namespace {} path {}", ns.typ(), p.display()), e))?;
+                    let fd = sys::open(&sys::cstr(p), libc::O_RDONLY, 0).map_err(|e| {
+                        Error::sys(format!("namespace {} path {}", ns.typ(), p.display()), e)
+                    })?;
                     // Joining the namespace we are already in is a no-op (and EINVAL for user).
                     if same_ns(&fd, f) {
                         continue;
@@ -110,7 +115,8 @@ pub fn join(plan: &Plan, only: Option<libc::c_int>) -> Result<()> {
         if only.is_some_and(|o| o != *t) {
             continue;
         }
-        sys::setns(fd.as_raw_fd(), *t).map_err(|e| Error::sys(format!("join {} namespace", proc_name(*t)), e))?;
+        sys::setns(fd.as_raw_fd(), *t)
+            .map_err(|e| Error::sys(format!("join {} namespace", proc_name(*t)), e))?;
     }
     Ok(())
 }
@@ -128,7 +134,12 @@ pub fn close_joined(plan: &Plan) {
 pub fn map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     let mut s = String::new();
     for m in maps {
-        s.push_str(&format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()));
+        s.push_str(&format!(
+            "{} {} {}\n",
+            m.container_id(),
+            m.host_id(),
+            m.size()
+        ));
     }
     s
 }
@@ -141,7 +152,9 @@ pub fn write_maps(pid: i32, linux: &Linux) -> Result<()> {
         // An unprivileged writer may only map itself, and only with setgroups denied.
         let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), uid).map_err(|e| Error::sys(format!("write uid_map of {pid}"), e))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), gid).map_err(|e| Error::sys(format!("write gid_map of {pid}"), e))?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), uid)
+        .map_err(|e| Error::sys(format!("write uid_map of {pid}"), e))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), gid)
+        .map_err(|e| Error::sys(format!("write gid_map of {pid}"), e))?;
     Ok(())
 }

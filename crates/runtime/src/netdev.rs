@@ -13,22 +13,33 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_NET_NS_FD: u16 = 28;
 
 /// Checks the names before anything is created: each host device exists, each name is valid.
-pub fn check(devices: &HashMap<String, oci_spec::runtime::LinuxNetDevice>, new_netns: bool) -> Result<()> {
+pub fn check(
+    devices: &HashMap<String, oci_spec::runtime::LinuxNetDevice>,
+    new_netns: bool,
+) -> Result<()> {
     if devices.is_empty() {
         return Ok(());
     }
     if !new_netns {
-        return Err(Error::invalid("linux.netDevices needs a new network namespace"));
+        return Err(Error::invalid(
+            "linux.netDevices needs a new network namespace",
+        ));
     }
     for (host, d) in devices {
         let name = d.name().as_deref().unwrap_or(host);
         for n in [host.as_str(), name] {
-            if n.is_empty() || n.len() > 15 || n.contains(['/', ' ', ':']) || n == "." || n == ".." {
-                return Err(Error::invalid(format!("linux.netDevices: invalid interface name {n:?}")));
+            if n.is_empty() || n.len() > 15 || n.contains(['/', ' ', ':']) || n == "." || n == ".."
+            {
+                return Err(Error::invalid(format!(
+                    "linux.netDevices: invalid interface name {n:?}"
+                )));
             }
         }
         if index(host).is_none() {
-            return Err(Error::new(ErrorKind::NotFound, format!("linux.netDevices: no interface {host:?} on the host")));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("linux.netDevices: no interface {host:?} on the host"),
+            ));
         }
     }
     Ok(())
@@ -41,13 +52,24 @@ fn index(name: &str) -> Option<i32> {
 }
 
 /// Moves every device into the network namespace of `pid`, under its new name.
-pub fn move_all(devices: &HashMap<String, oci_spec::runtime::LinuxNetDevice>, pid: i32) -> Result<()> {
+pub fn move_all(
+    devices: &HashMap<String, oci_spec::runtime::LinuxNetDevice>,
+    pid: i32,
+) -> Result<()> {
     if devices.is_empty() {
         return Ok(());
     }
     let ns_path = format!("/proc/{pid}/ns/net");
-    let ns: OwnedFd = std::fs::File::open(&ns_path).map_err(|e| Error::sys(format!("open {ns_path}"), e))?.into();
-    let sock = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    let ns: OwnedFd = std::fs::File::open(&ns_path)
+        .map_err(|e| Error::sys(format!("open {ns_path}"), e))?
+        .into();
+    let sock = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
     if sock < 0 {
         return Err(Error::last("netlink socket"));
     }
@@ -56,10 +78,19 @@ pub fn move_all(devices: &HashMap<String, oci_spec::runtime::LinuxNetDevice>, pi
     names.sort_by(|a, b| a.0.cmp(b.0));
     for (seq, (host, d)) in names.into_iter().enumerate() {
         let name = d.name().as_deref().unwrap_or(host);
-        let idx = index(host)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("linux.netDevices: no interface {host:?} on the host")))?;
+        let idx = index(host).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("linux.netDevices: no interface {host:?} on the host"),
+            )
+        })?;
         let msg = newlink(seq as u32 + 1, idx, ns.as_raw_fd(), name);
-        request(sock.as_raw_fd(), &msg).map_err(|e| Error::sys(format!("move interface {host} into the container as {name}"), e))?;
+        request(sock.as_raw_fd(), &msg).map_err(|e| {
+            Error::sys(
+                format!("move interface {host} into the container as {name}"),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
@@ -99,7 +130,14 @@ fn request(sock: i32, msg: &[u8]) -> std::io::Result<()> {
     let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     addr.nl_family = libc::AF_NETLINK as u16;
     let r = unsafe {
-        libc::sendto(sock, msg.as_ptr().cast(), msg.len(), 0, (&addr as *const libc::sockaddr_nl).cast(), std::mem::size_of_val(&addr) as u32)
+        libc::sendto(
+            sock,
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&addr as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of_val(&addr) as u32,
+        )
     };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
@@ -120,7 +158,11 @@ fn request(sock: i32, msg: &[u8]) -> std::io::Result<()> {
         let typ = u16::from_ne_bytes([buf[4], buf[5]]);
         if typ == NLMSG_ERROR {
             let code = i32::from_ne_bytes(buf[16..20].try_into().unwrap());
-            return if code == 0 { Ok(()) } else { Err(std::io::Error::from_raw_os_error(-code)) };
+            return if code == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(-code))
+            };
         }
     }
 }

@@ -15,7 +15,9 @@ pub fn available() -> bool {
 fn group(rdt: &LinuxIntelRdt, id: &str) -> Result<PathBuf> {
     let name = rdt.clos_id().as_deref().unwrap_or(id);
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(Error::invalid(format!("linux.intelRdt.closID {name:?} is not a valid group name")));
+        return Err(Error::invalid(format!(
+            "linux.intelRdt.closID {name:?} is not a valid group name"
+        )));
     }
     Ok(Path::new(ROOT).join(name))
 }
@@ -45,11 +47,17 @@ pub fn apply(rdt: &LinuxIntelRdt, id: &str, pid: i32) -> Result<()> {
     lines.extend(rdt.mem_bw_schema().iter().cloned());
     lines.extend(rdt.schemata().iter().flatten().cloned());
     let schemata = dir.join("schemata");
-    for l in lines.iter().flat_map(|l| l.lines()).filter(|l| !l.trim().is_empty()) {
-        std::fs::write(&schemata, format!("{l}\n")).map_err(|e| Error::sys(format!("write {l:?} to {}", schemata.display()), e))?;
+    for l in lines
+        .iter()
+        .flat_map(|l| l.lines())
+        .filter(|l| !l.trim().is_empty())
+    {
+        std::fs::write(&schemata, format!("{l}\n"))
+            .map_err(|e| Error::sys(format!("write {l:?} to {}", schemata.display()), e))?;
     }
     let tasks = dir.join("tasks");
-    std::fs::write(&tasks, pid.to_string()).map_err(|e| Error::sys(format!("write {}", tasks.display()), e))
+    std::fs::write(&tasks, pid.to_string())
+        .map_err(|e| Error::sys(format!("write {}", tasks.display()), e))
 }
 
 /// Removes the group the runtime created (a shared closID group stays).

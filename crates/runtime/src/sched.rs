@@ -4,8 +4,8 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use oci_spec::runtime::{
-    IOPriorityClass, Linux, LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType, MemoryPolicyModeType,
-    Process,
+    IOPriorityClass, Linux, LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType,
+    MemoryPolicyModeType, Process,
 };
 
 /// The kernel's struct sched_attr (SCHED_ATTR_SIZE_VER0, 48 bytes).
@@ -45,7 +45,10 @@ impl Sched {
                     IOPriorityClass::IoprioClassIdle => 3,
                 };
                 if !(0..=7).contains(&io.priority()) {
-                    return Err(Error::invalid(format!("process.ioPriority.priority {} is out of range 0-7", io.priority())));
+                    return Err(Error::invalid(format!(
+                        "process.ioPriority.priority {} is out of range 0-7",
+                        io.priority()
+                    )));
                 }
                 Some(class << 13 | io.priority() as i32)
             }
@@ -60,8 +63,17 @@ impl Sched {
             initial = a.initial().as_deref().map(cpu_set).transpose()?;
             fin = a.cpu_affinity_final().as_deref().map(cpu_set).transpose()?;
         }
-        let mempolicy = linux.and_then(|l| l.memory_policy().as_ref()).map(mempolicy).transpose()?;
-        Ok(Sched { ioprio, attr, affinity_initial: initial, affinity_final: fin, mempolicy })
+        let mempolicy = linux
+            .and_then(|l| l.memory_policy().as_ref())
+            .map(mempolicy)
+            .transpose()?;
+        Ok(Sched {
+            ioprio,
+            attr,
+            affinity_initial: initial,
+            affinity_final: fin,
+            mempolicy,
+        })
     }
 
     /// I/O priority and scheduling policy of the calling process (inherited across execve).
@@ -72,7 +84,14 @@ impl Sched {
             }
         }
         if let Some((mode, mask)) = &self.mempolicy {
-            let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, *mode, mask.as_ptr(), (mask.len() * 64) as u64) };
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_set_mempolicy,
+                    *mode,
+                    mask.as_ptr(),
+                    (mask.len() * 64) as u64,
+                )
+            };
             if r < 0 {
                 return Err(Error::last("set linux.memoryPolicy"));
             }
@@ -104,7 +123,10 @@ fn sched_attr(s: &oci_spec::runtime::Scheduler) -> Result<SchedAttr> {
         LinuxSchedulerPolicy::SchedIdle => libc::SCHED_IDLE,
         LinuxSchedulerPolicy::SchedDeadline => 6,
         LinuxSchedulerPolicy::SchedIso => {
-            return Err(Error::new(ErrorKind::Unavailable, "process.scheduler: SCHED_ISO is not implemented by Linux"))
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "process.scheduler: SCHED_ISO is not implemented by Linux",
+            ))
         }
     } as u32;
     let mut flags = 0u64;
@@ -121,7 +143,9 @@ fn sched_attr(s: &oci_spec::runtime::Scheduler) -> Result<SchedAttr> {
     }
     let nice = s.nice().unwrap_or(0);
     if !(-20..=19).contains(&nice) {
-        return Err(Error::invalid(format!("process.scheduler.nice {nice} is out of range -20..19")));
+        return Err(Error::invalid(format!(
+            "process.scheduler.nice {nice} is out of range -20..19"
+        )));
     }
     Ok(SchedAttr {
         size: std::mem::size_of::<SchedAttr>() as u32,
@@ -155,7 +179,11 @@ fn mempolicy(m: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(libc::c_int, [
     }
     let mut mask = [0u64; 16];
     if let Some(nodes) = m.nodes().as_deref().filter(|n| !n.is_empty()) {
-        for n in parse_list(nodes, mask.len() * 64).map_err(|_| Error::invalid(format!("linux.memoryPolicy.nodes {nodes:?}: not a node list")))? {
+        for n in parse_list(nodes, mask.len() * 64).map_err(|_| {
+            Error::invalid(format!(
+                "linux.memoryPolicy.nodes {nodes:?}: not a node list"
+            ))
+        })? {
             mask[n / 64] |= 1 << (n % 64);
         }
     }
@@ -167,7 +195,10 @@ fn parse_list(list: &str, max: usize) -> std::result::Result<Vec<usize>, ()> {
     let mut out = Vec::new();
     for part in list.split(',') {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| ())?, b.trim().parse().map_err(|_| ())?);
+        let (a, b): (usize, usize) = (
+            a.trim().parse().map_err(|_| ())?,
+            b.trim().parse().map_err(|_| ())?,
+        );
         if a > b || b >= max {
             return Err(());
         }
@@ -180,7 +211,8 @@ fn parse_list(list: &str, max: usize) -> std::result::Result<Vec<usize>, ()> {
 fn cpu_set(list: &str) -> Result<libc::cpu_set_t> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    let cpus = parse_list(list, max).map_err(|_| Error::invalid(format!("execCPUAffinity {list:?}: not a cpu list")))?;
+    let cpus = parse_list(list, max)
+        .map_err(|_| Error::invalid(format!("execCPUAffinity {list:?}: not a cpu list")))?;
     for cpu in cpus {
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
@@ -192,7 +224,9 @@ mod tests {
     #[test]
     fn cpu_lists() {
         let s = super::cpu_set("0-2,5").unwrap();
-        let on: Vec<usize> = (0..8).filter(|c| unsafe { libc::CPU_ISSET(*c, &s) }).collect();
+        let on: Vec<usize> = (0..8)
+            .filter(|c| unsafe { libc::CPU_ISSET(*c, &s) })
+            .collect();
         assert_eq!(on, [0, 1, 2, 5]);
         assert!(super::cpu_set("3-1").is_err());
         assert!(super::cpu_set("x").is_err());

@@ -21,10 +21,14 @@ pub fn seal_exe() -> Result<()> {
         }
     }
     if std::env::var_os(SEALED_ENV).is_some() {
-        return Err(Error::internal("runtime binary is still writable after sealing; refusing to go on"));
+        return Err(Error::internal(
+            "runtime binary is still writable after sealing; refusing to go on",
+        ));
     }
     if sys::thread_count() > 1 {
-        return Err(Error::internal("cannot seal the runtime binary from a multi-threaded process"));
+        return Err(Error::internal(
+            "cannot seal the runtime binary from a multi-threaded process",
+        ));
     }
     let args: Vec<std::ffi::CString> = std::env::args_os().map(sys::cstr).collect();
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
@@ -36,22 +40,39 @@ pub fn seal_exe() -> Result<()> {
                 static environ: *const *const libc::c_char;
             }
             unsafe {
-                libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), environ, libc::AT_EMPTY_PATH);
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    c"".as_ptr(),
+                    argv.as_ptr(),
+                    environ,
+                    libc::AT_EMPTY_PATH,
+                );
             }
-            return Err(Error::last("re-exec the runtime through its read-only bind"));
+            return Err(Error::last(
+                "re-exec the runtime through its read-only bind",
+            ));
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
         Err(e) => return Err(Error::sys("read-only bind of the runtime binary", e)),
     }
-    let path = std::fs::read_link("/proc/self/exe").map_err(|e| Error::sys("readlink /proc/self/exe", e))?;
+    let path = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| Error::sys("readlink /proc/self/exe", e))?;
     let p = sys::cstr(&path);
     sys::unshare(libc::CLONE_NEWNS).map_err(|e| Error::sys("unshare mount namespace", e))?;
     // Slave, so nothing done here propagates back to the host.
     sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
         .map_err(|e| Error::sys("make / rslave", e))?;
-    sys::mount(Some(&p), &p, None, libc::MS_BIND, None).map_err(|e| Error::sys(format!("bind {}", path.display()), e))?;
-    sys::mount(None, &p, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, None)
-        .map_err(|e| Error::sys(format!("remount {} read-only", path.display()), e))?;
+    sys::mount(Some(&p), &p, None, libc::MS_BIND, None)
+        .map_err(|e| Error::sys(format!("bind {}", path.display()), e))?;
+    sys::mount(
+        None,
+        &p,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+        None,
+    )
+    .map_err(|e| Error::sys(format!("remount {} read-only", path.display()), e))?;
     unsafe { libc::execv(p.as_ptr(), argv.as_ptr()) };
     Err(Error::last(format!("re-exec {}", path.display())))
 }
@@ -76,14 +97,31 @@ fn detached_ro_exe() -> std::io::Result<libc::c_int> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     const MOUNT_ATTR_RDONLY: u64 = 1;
     let fd = unsafe {
-        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/proc/self/exe".as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
     };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let r = unsafe {
-        libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), libc::AT_EMPTY_PATH, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
     };
     if r < 0 {
         let e = std::io::Error::last_os_error();

@@ -71,10 +71,21 @@ impl ProcSetup {
             if rlimits.iter().any(|(x, _)| *x == res) {
                 return Err(Error::invalid(format!("rlimit {:?} given twice", r.typ())));
             }
-            rlimits.push((res, libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() }));
+            rlimits.push((
+                res,
+                libc::rlimit {
+                    rlim_cur: r.soft(),
+                    rlim_max: r.hard(),
+                },
+            ));
         }
         let env: Vec<CString> = p.env().iter().flatten().map(sys::cstr).collect();
-        let path_env = p.env().iter().flatten().find_map(|e| e.strip_prefix("PATH=")).map(str::to_string);
+        let path_env = p
+            .env()
+            .iter()
+            .flatten()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .map(str::to_string);
         let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(berth_seccomp::compile(s)?),
             None => None,
@@ -100,7 +111,9 @@ impl ProcSetup {
             seccomp,
             preserve_fds,
             terminal: p.terminal().unwrap_or(false),
-            console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+            console_size: p
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16)),
             sched: crate::sched::Sched::new(p, linux)?,
         })
     }
@@ -118,19 +131,26 @@ impl ProcSetup {
             }
         }
         if let Some(profile) = &self.apparmor {
-            if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y") {
+            if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .is_ok_and(|s| s.trim() == "Y")
+            {
                 std::fs::write("/proc/self/attr/apparmor/exec", format!("exec {profile}"))
                     .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {profile}")))
                     .map_err(|e| Error::sys(format!("apparmor profile {profile}"), e))?;
             } else {
-                sys::warn(&format!("apparmor is not enabled on this host; profile {profile} not applied"));
+                sys::warn(&format!(
+                    "apparmor is not enabled on this host; profile {profile} not applied"
+                ));
             }
         }
         if let Some(label) = &self.selinux {
             if sys::path_exists(std::path::Path::new("/sys/fs/selinux/enforce")) {
-                std::fs::write("/proc/self/attr/exec", label).map_err(|e| Error::sys(format!("selinux label {label}"), e))?;
+                std::fs::write("/proc/self/attr/exec", label)
+                    .map_err(|e| Error::sys(format!("selinux label {label}"), e))?;
             } else {
-                sys::warn(&format!("selinux is not enabled on this host; label {label} not applied"));
+                sys::warn(&format!(
+                    "selinux is not enabled on this host; label {label} not applied"
+                ));
             }
         }
         Ok(())
@@ -150,14 +170,21 @@ impl ProcSetup {
         if let Some(c) = &self.caps {
             capabilities::drop_bounding(c.bounding, self.last_cap)?;
         }
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).map_err(|e| Error::sys("keep capabilities", e))?;
-        let setgroups_denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0)
+            .map_err(|e| Error::sys("keep capabilities", e))?;
+        let setgroups_denied =
+            std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
         if !setgroups_denied {
-            if unsafe { libc::setgroups(self.additional_gids.len(), self.additional_gids.as_ptr()) } < 0 {
+            if unsafe { libc::setgroups(self.additional_gids.len(), self.additional_gids.as_ptr()) }
+                < 0
+            {
                 return Err(Error::last("setgroups"));
             }
         } else if !self.additional_gids.is_empty() {
-            return Err(Error::new(ErrorKind::PermissionDenied, "additionalGids: setgroups is denied in this user namespace"));
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "additionalGids: setgroups is denied in this user namespace",
+            ));
         }
         if unsafe { libc::setresgid(self.gid, self.gid, self.gid) } < 0 {
             return Err(Error::last(format!("setgid {}", self.gid)));
@@ -165,9 +192,12 @@ impl ProcSetup {
         if unsafe { libc::setresuid(self.uid, self.uid, self.uid) } < 0 {
             return Err(Error::last(format!("setuid {}", self.uid)));
         }
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).map_err(|e| Error::sys("keep capabilities", e))?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0)
+            .map_err(|e| Error::sys("keep capabilities", e))?;
         if !early_cwd {
-            sys::chdir(&self.cwd).map_err(|e| Error::sys(format!("chdir to cwd {}", self.cwd.to_string_lossy()), e))?;
+            sys::chdir(&self.cwd).map_err(|e| {
+                Error::sys(format!("chdir to cwd {}", self.cwd.to_string_lossy()), e)
+            })?;
         }
         check_cwd()?;
         if let Some(c) = &self.caps {
@@ -175,7 +205,8 @@ impl ProcSetup {
         }
         unsafe { libc::umask(self.umask) };
         if self.no_new_privs {
-            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map_err(|e| Error::sys("set no_new_privs", e))?;
+            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+                .map_err(|e| Error::sys("set no_new_privs", e))?;
             // A notify filter is loaded while the parent still listens, so the fd can reach it.
             if let Some(f) = self.seccomp.as_ref().filter(|f| f.has_listener()) {
                 f.apply()?;
@@ -196,13 +227,19 @@ impl ProcSetup {
 
     /// args[0] resolved through the process's PATH, inside the container.
     pub fn resolve_exe(&self) -> Result<CString> {
-        let arg0 = self.args.first().ok_or_else(|| Error::invalid("process.args must not be empty"))?;
+        let arg0 = self
+            .args
+            .first()
+            .ok_or_else(|| Error::invalid("process.args must not be empty"))?;
         let bytes = arg0.as_bytes();
         if bytes.contains(&b'/') {
             check_executable(arg0)?;
             return Ok(arg0.clone());
         }
-        let path = self.path_env.as_deref().unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let path = self
+            .path_env
+            .as_deref()
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         let mut last = libc::ENOENT;
         for dir in path.split(':').filter(|d| !d.is_empty()) {
             let mut cand = Vec::with_capacity(dir.len() + bytes.len() + 1);
@@ -216,7 +253,13 @@ impl ProcSetup {
                 Err(_) => {}
             }
         }
-        Err(Error::errno(format!("exec: {:?}: executable file not found in $PATH", arg0.to_string_lossy()), last))
+        Err(Error::errno(
+            format!(
+                "exec: {:?}: executable file not found in $PATH",
+                arg0.to_string_lossy()
+            ),
+            last,
+        ))
     }
 
     /// Marks every fd above stdio and the preserved ones close-on-exec, loads seccomp (last,
@@ -242,7 +285,10 @@ impl ProcSetup {
 fn check_executable(p: &CString) -> Result<()> {
     let st = sys::stat(p).map_err(|e| Error::sys(format!("exec: {:?}", p.to_string_lossy()), e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(Error::errno(format!("exec: {:?}", p.to_string_lossy()), libc::EACCES));
+        return Err(Error::errno(
+            format!("exec: {:?}", p.to_string_lossy()),
+            libc::EACCES,
+        ));
     }
     if unsafe { libc::access(p.as_ptr(), libc::X_OK) } < 0 {
         return Err(Error::last(format!("exec: {:?}", p.to_string_lossy())));
@@ -255,10 +301,15 @@ pub fn check_cwd() -> Result<()> {
     let mut buf = [0u8; 4096];
     let p = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
     if p.is_null() {
-        return Err(Error::last("getcwd: current working directory is outside of the container"));
+        return Err(Error::last(
+            "getcwd: current working directory is outside of the container",
+        ));
     }
     if buf[0] != b'/' {
-        return Err(Error::new(ErrorKind::PermissionDenied, "current working directory is outside of the container"));
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "current working directory is outside of the container",
+        ));
     }
     Ok(())
 }

@@ -14,23 +14,38 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = if bundle.is_absolute() {
         bundle.to_path_buf()
     } else {
-        std::env::current_dir().map_err(|e| Error::sys("getcwd", e))?.join(bundle)
+        std::env::current_dir()
+            .map_err(|e| Error::sys("getcwd", e))?
+            .join(bundle)
     };
     let cfg = dir.join("config.json");
     let data = match std::fs::read(&cfg) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::new(ErrorKind::NotFound, format!("bundle {}: config.json not found", dir.display())))
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("bundle {}: config.json not found", dir.display()),
+            ))
         }
         Err(e) => return Err(Error::sys(format!("read {}", cfg.display()), e)),
     };
     let spec: Spec = serde_json::from_slice(&data).map_err(|e| parse_error(&cfg, e))?;
-    let root = spec.root().as_ref().ok_or_else(|| Error::invalid(format!("{}: root is missing", cfg.display())))?;
-    let rootfs = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::invalid(format!("{}: root is missing", cfg.display())))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        dir.join(root.path())
+    };
     let rootfs = std::fs::canonicalize(&rootfs)
         .map_err(|e| Error::sys(format!("rootfs {}", rootfs.display()), e))?;
     if !rootfs.is_dir() {
-        return Err(Error::invalid(format!("rootfs {}: not a directory", rootfs.display())));
+        return Err(Error::invalid(format!(
+            "rootfs {}: not a directory",
+            rootfs.display()
+        )));
     }
     validate(&spec, &cfg)?;
     Ok(Bundle { dir, rootfs, spec })
@@ -44,7 +59,10 @@ pub const OCI_VERSION_MAX: (u64, u64) = (1, 2);
 fn parse_error(cfg: &Path, e: serde_json::Error) -> Error {
     let text = e.to_string();
     // oci-spec's capability parser says "no variant for CAP_X (converted to X)".
-    if let Some(name) = text.strip_prefix("no variant for ").and_then(|r| r.split(' ').next()) {
+    if let Some(name) = text
+        .strip_prefix("no variant for ")
+        .and_then(|r| r.split(' ').next())
+    {
         return Error::invalid(format!("{}: unknown capability {name:?}", cfg.display()));
     }
     Error::invalid(format!("parse {}: {}", cfg.display(), text.to_lowercase()))
@@ -56,7 +74,9 @@ fn check_oci_version(v: &str) -> Result<()> {
     let core = v.split(['-', '+']).next().unwrap_or("");
     let nums: Vec<Option<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
     let ok = match nums.as_slice() {
-        [Some(major), Some(minor), Some(_)] => *major == OCI_VERSION_MAX.0 && *minor <= OCI_VERSION_MAX.1,
+        [Some(major), Some(minor), Some(_)] => {
+            *major == OCI_VERSION_MAX.0 && *minor <= OCI_VERSION_MAX.1
+        }
         _ => false,
     };
     if ok {
@@ -72,7 +92,10 @@ fn check_oci_version(v: &str) -> Result<()> {
 fn validate(spec: &Spec, cfg: &Path) -> Result<()> {
     check_oci_version(spec.version())?;
     let Some(process) = spec.process() else {
-        return Err(Error::invalid(format!("{}: process is missing", cfg.display())));
+        return Err(Error::invalid(format!(
+            "{}: process is missing",
+            cfg.display()
+        )));
     };
     validate_process(process)?;
     if let Some(linux) = spec.linux() {
@@ -80,33 +103,59 @@ fn validate(spec: &Spec, cfg: &Path) -> Result<()> {
         for ns in linux.namespaces().iter().flatten() {
             let bit = ns.typ() as u32;
             if seen & bit != 0 {
-                return Err(Error::invalid(format!("namespace {} listed twice", ns.typ())));
+                return Err(Error::invalid(format!(
+                    "namespace {} listed twice",
+                    ns.typ()
+                )));
             }
             seen |= bit;
             if let Some(p) = ns.path() {
                 if !p.is_absolute() {
-                    return Err(Error::invalid(format!("namespace {} path {} is not absolute", ns.typ(), p.display())));
+                    return Err(Error::invalid(format!(
+                        "namespace {} path {} is not absolute",
+                        ns.typ(),
+                        p.display()
+                    )));
                 }
             }
         }
-        let has_user = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User);
+        let has_user = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::User);
         let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
         if maps && !has_user {
             return Err(Error::invalid("uidMappings given without a user namespace"));
         }
-        let new_user = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+        let new_user = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
         if new_user && !maps {
-            return Err(Error::invalid("a new user namespace needs uidMappings and gidMappings"));
+            return Err(Error::invalid(
+                "a new user namespace needs uidMappings and gidMappings",
+            ));
         }
         if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-            && !linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::Uts)
+            && !linux
+                .namespaces()
+                .iter()
+                .flatten()
+                .any(|n| n.typ() == LinuxNamespaceType::Uts)
         {
-            return Err(Error::invalid("unable to set hostname without a private UTS namespace"));
+            return Err(Error::invalid(
+                "unable to set hostname without a private UTS namespace",
+            ));
         }
     }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
-            return Err(Error::invalid(format!("mount destination {} is not absolute", m.destination().display())));
+            return Err(Error::invalid(format!(
+                "mount destination {} is not absolute",
+                m.destination().display()
+            )));
         }
     }
     Ok(())
@@ -117,7 +166,10 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
         return Err(Error::invalid("process.args must not be empty"));
     }
     if !process.cwd().is_absolute() {
-        return Err(Error::invalid(format!("process.cwd {} is not absolute", process.cwd().display())));
+        return Err(Error::invalid(format!(
+            "process.cwd {} is not absolute",
+            process.cwd().display()
+        )));
     }
     Ok(())
 }

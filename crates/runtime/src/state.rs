@@ -88,7 +88,9 @@ pub fn validate_id(id: &str) -> Result<()> {
         && id.len() <= 1024
         && id != "."
         && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
     if id.is_empty() {
         return Err(Error::invalid("container id cannot be empty"));
     }
@@ -116,7 +118,8 @@ pub fn save(root: &Path, saved: &Saved) -> Result<()> {
     let d = dir(root, &saved.state.id);
     let tmp = d.join(".state.json.tmp");
     let path = d.join(STATE_FILE);
-    let data = serde_json::to_vec(saved).map_err(|e| Error::internal(format!("encode state: {e}")))?;
+    let data =
+        serde_json::to_vec(saved).map_err(|e| Error::internal(format!("encode state: {e}")))?;
     let write = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(&data)?;
@@ -168,7 +171,9 @@ pub fn status(root: &Path, saved: &Saved) -> Status {
 
 /// RFC 3339 with nanoseconds, UTC, as runc prints `created`.
 pub fn rfc3339_now() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
@@ -212,7 +217,10 @@ pub fn owner_name(uid: u32) -> String {
 
 /// Maps an unexpected state to a Conflict error naming the container.
 pub fn conflict(id: &str, what: &str, status: Status) -> Error {
-    Error::new(ErrorKind::Conflict, format!("container {id}: cannot {what} a {status} container"))
+    Error::new(
+        ErrorKind::Conflict,
+        format!("container {id}: cannot {what} a {status} container"),
+    )
 }
 
 #[cfg(test)]
@@ -223,7 +231,11 @@ mod tests {
     fn ids() {
         assert!(validate_id("abc-1_2.3+x").is_ok());
         for bad in ["", ".", "..", "a/b", "a b", "../x"] {
-            assert_eq!(validate_id(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
+            assert_eq!(
+                validate_id(bad).unwrap_err().kind(),
+                ErrorKind::InvalidArgument,
+                "{bad}"
+            );
         }
     }
 

@@ -34,12 +34,26 @@ pub struct Channel {
 pub fn pair() -> Result<(Channel, Channel)> {
     let mut fds = [0; 2];
     let r = unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
     };
     if r < 0 {
         return Err(Error::last("socketpair"));
     }
-    unsafe { Ok((Channel { fd: OwnedFd::from_raw_fd(fds[0]) }, Channel { fd: OwnedFd::from_raw_fd(fds[1]) })) }
+    unsafe {
+        Ok((
+            Channel {
+                fd: OwnedFd::from_raw_fd(fds[0]),
+            },
+            Channel {
+                fd: OwnedFd::from_raw_fd(fds[1]),
+            },
+        ))
+    }
 }
 
 impl Channel {
@@ -76,7 +90,8 @@ impl Channel {
     /// Next message (with an attached fd, if any); None on EOF (the peer is gone).
     pub fn recv(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = [0u8; 1024];
-        let (n, fd) = recv_raw(self.raw(), &mut buf).map_err(|e| Error::sys("sync channel: receive", e))?;
+        let (n, fd) =
+            recv_raw(self.raw(), &mut buf).map_err(|e| Error::sys("sync channel: receive", e))?;
         if n == 0 {
             return Ok(None);
         }
@@ -91,10 +106,17 @@ impl Channel {
             4 => Msg::NeedHooks,
             5 => Msg::Console,
             6 => Msg::Ready,
-            7 => Msg::Fail(ErrorKind::from_u8(buf[1]), String::from_utf8_lossy(&buf[6..n]).into_owned()),
+            7 => Msg::Fail(
+                ErrorKind::from_u8(buf[1]),
+                String::from_utf8_lossy(&buf[6..n]).into_owned(),
+            ),
             8 => Msg::Go(num),
             9 => Msg::SeccompFd,
-            t => return Err(Error::internal(format!("sync channel: unknown message {t}"))),
+            t => {
+                return Err(Error::internal(format!(
+                    "sync channel: unknown message {t}"
+                )))
+            }
         };
         Ok(Some((msg, fd)))
     }
@@ -132,7 +154,10 @@ impl Channel {
 }
 
 fn send_raw(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
     let mut cmsg_buf = [0u64; 4];
     let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
     hdr.msg_iov = &mut iov;
@@ -162,7 +187,10 @@ fn send_raw(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
 }
 
 fn recv_raw(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cmsg_buf = [0u64; 4];
     let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
     hdr.msg_iov = &mut iov;
@@ -183,7 +211,8 @@ fn recv_raw(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)>
     let mut fd = None;
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&hdr);
-        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS
+        {
             let raw: RawFd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
             fd = Some(OwnedFd::from_raw_fd(raw));
         }
@@ -196,7 +225,8 @@ fn recv_raw(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)>
 pub fn send_seccomp_fd(path: &std::path::Path, fd: RawFd, state: &[u8]) -> Result<()> {
     let sock = std::os::unix::net::UnixStream::connect(path)
         .map_err(|e| Error::sys(format!("connect seccomp listener {}", path.display()), e))?;
-    send_raw(sock.as_raw_fd(), state, Some(fd)).map_err(|e| Error::sys(format!("send seccomp fd to {}", path.display()), e))
+    send_raw(sock.as_raw_fd(), state, Some(fd))
+        .map_err(|e| Error::sys(format!("send seccomp fd to {}", path.display()), e))
 }
 
 /// Sends `fd` over a connected unix socket at `path` (runc's console-socket protocol).

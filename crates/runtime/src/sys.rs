@@ -7,8 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{Mode, OFlags};
 pub use rustix::fs::ResolveFlags;
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 pub type SysResult<T> = io::Result<T>;
@@ -65,7 +65,8 @@ pub fn mount(
     data: Option<&CStr>,
 ) -> SysResult<()> {
     let p = |c: Option<&CStr>| c.map_or(std::ptr::null(), |c| c.as_ptr());
-    check(unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, p(data).cast()) }).map(drop)
+    check(unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, p(data).cast()) })
+        .map(drop)
 }
 
 pub fn umount2(target: &CStr, flags: libc::c_int) -> SysResult<()> {
@@ -74,7 +75,13 @@ pub fn umount2(target: &CStr, flags: libc::c_int) -> SysResult<()> {
 
 /// openat2(2): `path` resolved with `resolve` flags relative to `dirfd`; retried on EAGAIN/EINTR
 /// (a concurrent rename or mount elsewhere makes the kernel ask for a retry).
-pub fn openat2(dirfd: RawFd, path: &CStr, flags: libc::c_int, mode: u32, resolve: ResolveFlags) -> SysResult<OwnedFd> {
+pub fn openat2(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+    resolve: ResolveFlags,
+) -> SysResult<OwnedFd> {
     let dir = unsafe { BorrowedFd::borrow_raw(dirfd) };
     let flags = OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC;
     loop {
@@ -107,8 +114,16 @@ pub fn symlinkat(target: &CStr, dirfd: RawFd, name: &CStr) -> SysResult<()> {
 }
 
 pub fn fchownat_empty(fd: RawFd, uid: u32, gid: u32) -> SysResult<()> {
-    check(unsafe { libc::fchownat(fd, c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })
-        .map(drop)
+    check(unsafe {
+        libc::fchownat(
+            fd,
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
 }
 
 pub fn fchmod_path_fd(fd: RawFd, mode: u32) -> SysResult<()> {
@@ -168,7 +183,14 @@ pub fn unshare(flags: libc::c_int) -> SysResult<()> {
 /// single-threaded process.
 pub fn clone_fork(flags: libc::c_ulong) -> SysResult<libc::pid_t> {
     let r = unsafe {
-        libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
     };
     check_l(r).map(|p| p as libc::pid_t)
 }
@@ -208,7 +230,13 @@ pub fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
-pub fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong, c: libc::c_ulong, d: libc::c_ulong) -> SysResult<libc::c_int> {
+pub fn prctl(
+    op: libc::c_int,
+    a: libc::c_ulong,
+    b: libc::c_ulong,
+    c: libc::c_ulong,
+    d: libc::c_ulong,
+) -> SysResult<libc::c_int> {
     check(unsafe { libc::prctl(op, a, b, c, d) })
 }
 
@@ -263,8 +291,16 @@ pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 
-pub fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> SysResult<libc::c_short> {
-    let mut p = libc::pollfd { fd, events, revents: 0 };
+pub fn poll_one(
+    fd: RawFd,
+    events: libc::c_short,
+    timeout_ms: libc::c_int,
+) -> SysResult<libc::c_short> {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     loop {
         let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
         if r < 0 {
@@ -280,8 +316,15 @@ pub fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> Sy
 
 /// Waits for events on several fds; `timeout_ms` < 0 waits without limit. Returns each fd's
 /// revents (all 0 on timeout).
-pub fn poll_fds<const N: usize>(fds: [(RawFd, libc::c_short); N], timeout_ms: libc::c_int) -> SysResult<[libc::c_short; N]> {
-    let mut p = fds.map(|(fd, events)| libc::pollfd { fd, events, revents: 0 });
+pub fn poll_fds<const N: usize>(
+    fds: [(RawFd, libc::c_short); N],
+    timeout_ms: libc::c_int,
+) -> SysResult<[libc::c_short; N]> {
+    let mut p = fds.map(|(fd, events)| libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    });
     loop {
         let r = unsafe { libc::poll(p.as_mut_ptr(), N as libc::nfds_t, timeout_ms) };
         if r < 0 {
@@ -304,7 +347,8 @@ pub fn reserve_fd_range(n: u32) -> SysResult<Vec<OwnedFd>> {
     if n == 0 {
         return Ok(held);
     }
-    let end = RawFd::try_from(3i64 + n as i64).map_err(|_| io::Error::from_raw_os_error(libc::EMFILE))?;
+    let end =
+        RawFd::try_from(3i64 + n as i64).map_err(|_| io::Error::from_raw_os_error(libc::EMFILE))?;
     let null = open(c"/dev/null", libc::O_RDWR, 0)?;
     if null.as_raw_fd() >= end {
         return Ok(held);
@@ -323,7 +367,9 @@ pub fn reserve_fd_range(n: u32) -> SysResult<Vec<OwnedFd>> {
 
 /// Number of threads of this process, from /proc/self/status.
 pub fn thread_count() -> usize {
-    let Ok(s) = std::fs::read_to_string("/proc/self/status") else { return 0 };
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
     s.lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
@@ -358,7 +404,8 @@ pub fn getuid() -> u32 {
 
 /// Writes the message to stderr unbuffered (safe in a forked child).
 /// Where `warn` writes instead of stderr (the CLI's --log file), set once by the caller.
-static WARNING_SINK: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>> = std::sync::OnceLock::new();
+static WARNING_SINK: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>> =
+    std::sync::OnceLock::new();
 
 pub fn set_warning_sink(sink: Box<dyn Fn(&str) + Send + Sync>) {
     let _ = WARNING_SINK.set(sink);
@@ -388,10 +435,14 @@ pub fn statfs_magic(path: &CStr) -> Option<i64> {
 /// re-read from the page cache when touched again). Peak RSS is what `run` is measured on; the
 /// CLI's argument parsing touched code that the container start does not need again.
 pub fn trim_text() {
-    let Ok(maps) = std::fs::read("/proc/self/maps") else { return };
+    let Ok(maps) = std::fs::read("/proc/self/maps") else {
+        return;
+    };
     for line in maps.split(|&b| b == b'\n') {
         let mut f = line.split(|&b| b == b' ').filter(|s| !s.is_empty());
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
         if perms != b"r-xp" {
             continue;
         }
@@ -399,9 +450,15 @@ pub fn trim_text() {
         if path.first() != Some(&b'/') {
             continue;
         }
-        let Ok(range) = std::str::from_utf8(range) else { continue };
-        let Some((a, b)) = range.split_once('-') else { continue };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+        let Ok(range) = std::str::from_utf8(range) else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
         unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
     }
 }

@@ -9,12 +9,19 @@ const TIOCGPTPEER: libc::c_ulong = 0x5441;
 
 /// Opens /dev/ptmx (-> pts/ptmx of the container's devpts) and its peer.
 pub fn open_pty(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
-    let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0).map_err(|e| Error::sys("open /dev/ptmx", e))?;
+    let master = sys::open(c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
+        .map_err(|e| Error::sys("open /dev/ptmx", e))?;
     let unlock: libc::c_int = 0;
     if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
         return Err(Error::last("unlock pty"));
     }
-    let slave = unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if slave < 0 {
         return Err(Error::last("open pty peer"));
     }
@@ -34,14 +41,22 @@ pub fn pty_number(master: RawFd) -> Result<u32> {
 }
 
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
 }
 
 pub fn copy_size(from: RawFd, to: RawFd) {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // A pseudo terminal nobody sized reports 0x0: keep consoleSize then.
-    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 && ws.ws_col > 0 {
+    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } == 0
+        && ws.ws_row > 0
+        && ws.ws_col > 0
+    {
         unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) };
     }
 }

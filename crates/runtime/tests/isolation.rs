@@ -5,17 +5,22 @@ mod common;
 
 use berth_runtime::ErrorKind;
 use common::{code, forked, kind_index, Fixture};
-use oci_spec::runtime::{HookBuilder, HooksBuilder, LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder};
+use oci_spec::runtime::{
+    HookBuilder, HooksBuilder, LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    MountBuilder,
+};
 use std::os::unix::fs::symlink;
 
 fn run_capture(f: &Fixture) -> (i32, String) {
     let (rt, opts, id) = (f.runtime(), f.opts(), f.id.clone());
     let out = f.out();
-    let c = forked(Some(&out), || rt.run(&id, &opts, false, false).unwrap_or_else(|e| {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "run: {e}");
-        -1
-    }));
+    let c = forked(Some(&out), || {
+        rt.run(&id, &opts, false, false).unwrap_or_else(|e| {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "run: {e}");
+            -1
+        })
+    });
     (c, f.output())
 }
 
@@ -46,7 +51,14 @@ fn mounts_masks_and_symlink_escape() {
             .build()
             .unwrap(),
     );
-    mounts.push(MountBuilder::default().destination("/escape/sub").typ("tmpfs").source("tmpfs").build().unwrap());
+    mounts.push(
+        MountBuilder::default()
+            .destination("/escape/sub")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .build()
+            .unwrap(),
+    );
     spec.set_mounts(Some(mounts));
     spec.set_hostname(Some("berth-test".into()));
     f.write(&spec);
@@ -57,10 +69,16 @@ fn mounts_masks_and_symlink_escape() {
     assert!(out.contains("\n0\n"), "kcore masked: {out}");
     assert!(!out.contains("sys-writable"), "/proc/sys read-only: {out}");
     assert!(out.contains("berth-test"), "{out}");
-    assert!(out.contains("CapEff:\t0000000020000420"), "runc spec caps: {out}");
+    assert!(
+        out.contains("CapEff:\t0000000020000420"),
+        "runc spec caps: {out}"
+    );
     assert!(out.contains("sub-ok"), "{out}");
     assert!(out.contains("1,   3"), "/dev/null is 1:3: {out}");
-    assert!(!outside.join("sub").exists(), "mount escaped the rootfs through a symlink");
+    assert!(
+        !outside.join("sub").exists(),
+        "mount escaped the rootfs through a symlink"
+    );
 }
 
 #[test]
@@ -92,12 +110,21 @@ fn user_process_and_no_host_fd_or_cwd_leak() {
     });
     let text = f.output();
     assert_eq!(c, 0, "{text}");
-    assert!(text.contains("uid=1000(tester) gid=1000(tester) groups=100(users)"), "{text}");
+    assert!(
+        text.contains("uid=1000(tester) gid=1000(tester) groups=100(users)"),
+        "{text}"
+    );
     // stdio is the caller's (out.txt); nothing else of the host may show up.
-    let leaked: Vec<&str> = text.lines().filter(|l| l.starts_with(f.scratch.path().to_str().unwrap()) && !l.ends_with("out.txt")).collect();
+    let leaked: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(f.scratch.path().to_str().unwrap()) && !l.ends_with("out.txt"))
+        .collect();
     assert!(leaked.is_empty(), "host path leaked: {text}");
     assert!(text.lines().any(|l| l == "/tmp"), "cwd: {text}");
-    assert!(text.contains("CapEff:\t0000000000000000"), "non-root has no effective caps: {text}");
+    assert!(
+        text.contains("CapEff:\t0000000000000000"),
+        "non-root has no effective caps: {text}"
+    );
     assert!(text.contains("0027"), "umask: {text}");
 }
 
@@ -115,7 +142,11 @@ fn hooks_run_with_state_and_failures_clean_up() {
     let mut spec = f.spec(&["true"]);
     spec.set_hooks(Some(
         HooksBuilder::default()
-            .create_runtime(vec![hook(&format!("cat >> {}; echo >> {}", log.display(), log.display()))])
+            .create_runtime(vec![hook(&format!(
+                "cat >> {}; echo >> {}",
+                log.display(),
+                log.display()
+            ))])
             .poststop(vec![hook(&format!("echo poststop >> {}", log.display()))])
             .build()
             .unwrap(),
@@ -128,24 +159,49 @@ fn hooks_run_with_state_and_failures_clean_up() {
     assert!(text.contains("\"status\":\"created\""), "{text}");
     assert!(text.contains("poststop"), "{text}");
 
-    spec.set_hooks(Some(HooksBuilder::default().create_runtime(vec![hook("exit 1")]).build().unwrap()));
+    spec.set_hooks(Some(
+        HooksBuilder::default()
+            .create_runtime(vec![hook("exit 1")])
+            .build()
+            .unwrap(),
+    ));
     f.write(&spec);
     let (rt, opts, id) = (f.runtime(), f.opts(), f.id.clone());
-    assert_eq!(forked(None, || code(rt.create(&id, &opts))), 10 + kind_index(ErrorKind::Internal));
-    assert!(!f.root.join(&f.id).exists(), "failed hook left state behind");
+    assert_eq!(
+        forked(None, || code(rt.create(&id, &opts))),
+        10 + kind_index(ErrorKind::Internal)
+    );
+    assert!(
+        !f.root.join(&f.id).exists(),
+        "failed hook left state behind"
+    );
 }
 
 #[test]
 fn user_namespace_with_maps() {
     let f = Fixture::new("rt-userns");
-    let mut spec = f.spec(&["sh", "-c", "id; cat /proc/self/uid_map; cat /proc/self/gid_map; echo x > /dev/null && echo null-ok"]);
+    let mut spec = f.spec(&[
+        "sh",
+        "-c",
+        "id; cat /proc/self/uid_map; cat /proc/self/gid_map; echo x > /dev/null && echo null-ok",
+    ]);
     {
         let linux = spec.linux_mut().as_mut().unwrap();
         let mut ns = linux.namespaces().clone().unwrap();
-        ns.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().unwrap());
+        ns.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
         ns.retain(|n| n.typ() != LinuxNamespaceType::Cgroup);
         linux.set_namespaces(Some(ns));
-        let map = LinuxIdMappingBuilder::default().container_id(0u32).host_id(200000u32).size(65536u32).build().unwrap();
+        let map = LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(200000u32)
+            .size(65536u32)
+            .build()
+            .unwrap();
         linux.set_uid_mappings(Some(vec![map]));
         linux.set_gid_mappings(Some(vec![map]));
     }

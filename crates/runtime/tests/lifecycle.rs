@@ -10,11 +10,21 @@ fn run_returns_exit_code_and_signal() {
     let f = Fixture::new("rt-exit");
     f.write(&f.spec(&["sh", "-c", "exit 3"]));
     let (rt, opts, id) = (f.runtime(), f.opts(), f.id.clone());
-    assert_eq!(forked(None, || rt.run(&id, &opts, false, false).unwrap_or(-1)), 3);
-    assert!(!f.root.join(&f.id).exists(), "run without keep deletes the container");
+    assert_eq!(
+        forked(None, || rt.run(&id, &opts, false, false).unwrap_or(-1)),
+        3
+    );
+    assert!(
+        !f.root.join(&f.id).exists(),
+        "run without keep deletes the container"
+    );
 
     // Signals to the foreground `run` are forwarded to the init; a SIGKILL shows as 137.
-    f.write(&f.spec(&["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"]));
+    f.write(&f.spec(&[
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; while true; do sleep 0.05; done",
+    ]));
     assert_eq!(run_and_signal(&f, libc::SIGTERM), 42);
     f.write(&f.spec(&["sleep", "100"]));
     assert_eq!(run_and_signal(&f, libc::SIGKILL), 137);
@@ -66,8 +76,14 @@ fn create_start_kill_delete() {
     assert_eq!(forked(None, || code(rt.start(&id))), 0);
     assert_eq!(rt.state(&id).unwrap().status, Status::Running);
     // Starting twice is a conflict.
-    assert_eq!(forked(None, || code(rt.start(&id))), 10 + kind_index(ErrorKind::Conflict));
-    assert_eq!(rt.delete(&id, false).unwrap_err().kind(), ErrorKind::Conflict);
+    assert_eq!(
+        forked(None, || code(rt.start(&id))),
+        10 + kind_index(ErrorKind::Conflict)
+    );
+    assert_eq!(
+        rt.delete(&id, false).unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
     assert_eq!(rt.pids(&id).unwrap(), vec![st.pid]);
     rt.pause(&id).unwrap();
     assert_eq!(rt.state(&id).unwrap().status, Status::Paused);
@@ -93,8 +109,14 @@ fn bad_input_leaves_no_state() {
     let mut opts = f.opts();
     let expect = |opts: &berth_runtime::CreateOptions, id: &str, kind: ErrorKind| {
         let (rt, opts, id2) = (&rt, opts.clone(), id.to_string());
-        assert_eq!(forked(None, move || code(rt.create(&id2, &opts))), 10 + kind_index(kind), "{id}");
-        let left: Vec<_> = std::fs::read_dir(&f.root).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        assert_eq!(
+            forked(None, move || code(rt.create(&id2, &opts))),
+            10 + kind_index(kind),
+            "{id}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&f.root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         assert!(left.is_empty(), "state left behind: {left:?}");
     };
     // No config.json.
@@ -104,7 +126,10 @@ fn bad_input_leaves_no_state() {
     expect(&opts, &id, ErrorKind::InvalidArgument);
     // Unknown namespace type.
     let mut v = serde_json::to_value(f.spec(&["true"])).unwrap();
-    v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "bogus"}));
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "bogus"}));
     std::fs::write(f.bundle.join("config.json"), v.to_string()).unwrap();
     expect(&opts, &id, ErrorKind::InvalidArgument);
     // Invalid id.
@@ -115,13 +140,20 @@ fn bad_input_leaves_no_state() {
     expect(&opts, &id, ErrorKind::NotFound);
     // cwd that does not exist inside the container.
     let mut spec = f.spec(&["true"]);
-    spec.process_mut().as_mut().unwrap().set_cwd("/does/not/exist".into());
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_cwd("/does/not/exist".into());
     f.write(&spec);
     expect(&opts, &id, ErrorKind::NotFound);
     // Missing rootfs.
     opts.bundle = f.scratch.join("nowhere");
     std::fs::create_dir_all(&opts.bundle).unwrap();
-    std::fs::write(opts.bundle.join("config.json"), serde_json::to_vec(&f.spec(&["true"])).unwrap()).unwrap();
+    std::fs::write(
+        opts.bundle.join("config.json"),
+        serde_json::to_vec(&f.spec(&["true"])).unwrap(),
+    )
+    .unwrap();
     expect(&opts, &id, ErrorKind::NotFound);
     // An id that exists.
     f.write(&f.spec(&["sleep", "100"]));
@@ -129,8 +161,15 @@ fn bad_input_leaves_no_state() {
     let (rt2, o2, id2) = (&rt, opts.clone(), id.clone());
     assert_eq!(forked(None, move || code(rt2.create(&id2, &o2))), 0);
     let (rt2, o2, id2) = (&rt, opts.clone(), id.clone());
-    assert_eq!(forked(None, move || code(rt2.create(&id2, &o2))), 10 + kind_index(ErrorKind::AlreadyExists));
-    assert_eq!(rt.state(&id).unwrap().status, Status::Created, "the existing container is untouched");
+    assert_eq!(
+        forked(None, move || code(rt2.create(&id2, &o2))),
+        10 + kind_index(ErrorKind::AlreadyExists)
+    );
+    assert_eq!(
+        rt.state(&id).unwrap().status,
+        Status::Created,
+        "the existing container is untouched"
+    );
 }
 
 #[test]
@@ -141,14 +180,27 @@ fn exec_joins_the_container() {
     assert_eq!(forked(None, || code(rt.run(&id, &opts, true, false))), 0);
     let init = rt.state(&id).unwrap().pid;
     let mut p = f.spec(&[]).process().clone().unwrap();
-    p.set_args(Some(vec!["sh".into(), "-c".into(), "echo pid=$$; cat /proc/1/cmdline; readlink /proc/self/ns/pid; exit 5".into()]));
-    let eo = ExecOptions { process: p, ..Default::default() };
+    p.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo pid=$$; cat /proc/1/cmdline; readlink /proc/self/ns/pid; exit 5".into(),
+    ]));
+    let eo = ExecOptions {
+        process: p,
+        ..Default::default()
+    };
     let out = f.out();
     assert_eq!(forked(Some(&out), || rt.exec(&id, &eo).unwrap_or(-1)), 5);
     let text = f.output();
     let host_ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
-    assert!(text.contains("sleep"), "exec sees the init as pid 1: {text}");
-    assert!(text.contains(&host_ns.to_string_lossy().to_string()), "same pid namespace: {text}");
+    assert!(
+        text.contains("sleep"),
+        "exec sees the init as pid 1: {text}"
+    );
+    assert!(
+        text.contains(&host_ns.to_string_lossy().to_string()),
+        "same pid namespace: {text}"
+    );
     assert!(!text.contains("pid=1\n"), "{text}");
 }
 
@@ -156,7 +208,8 @@ fn exec_joins_the_container() {
 fn init_joins_every_v1_cgroup_with_limits_set() {
     let f = Fixture::new("rt-cg");
     let mut spec = f.spec(&["sleep", "100"]);
-    let r: oci_spec::runtime::LinuxResources = serde_json::from_str(r#"{"pids": {"limit": 7}}"#).unwrap();
+    let r: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"pids": {"limit": 7}}"#).unwrap();
     spec.linux_mut().as_mut().unwrap().set_resources(Some(r));
     f.write(&spec);
     let (rt, opts, id) = (f.runtime(), f.opts(), f.id.clone());
@@ -164,9 +217,13 @@ fn init_joins_every_v1_cgroup_with_limits_set() {
     let pid = rt.state(&id).unwrap().pid;
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     for line in cgroups.lines().filter(|l| !l.starts_with("0::")) {
-        assert!(line.ends_with(&format!("/{id}")), "not in its cgroup: {line}\n{cgroups}");
+        assert!(
+            line.ends_with(&format!("/{id}")),
+            "not in its cgroup: {line}\n{cgroups}"
+        );
         if line.contains(":pids:") {
-            let max = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{id}/pids.max")).unwrap();
+            let max =
+                std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{id}/pids.max")).unwrap();
             assert_eq!(max.trim(), "7");
         }
     }
@@ -174,7 +231,10 @@ fn init_joins_every_v1_cgroup_with_limits_set() {
     // An exec'd process lands in the same cgroups.
     let mut p = f.spec(&[]).process().clone().unwrap();
     p.set_args(Some(vec!["cat".into(), "/proc/self/cgroup".into()]));
-    let eo = ExecOptions { process: p, ..Default::default() };
+    let eo = ExecOptions {
+        process: p,
+        ..Default::default()
+    };
     assert_eq!(forked(None, || code(rt.start(&id))), 0);
     let out = f.out();
     assert_eq!(forked(Some(&out), || rt.exec(&id, &eo).unwrap_or(-1)), 0);
@@ -182,5 +242,10 @@ fn init_joins_every_v1_cgroup_with_limits_set() {
     // The default spec has a cgroup namespace rooted at the container's cgroup: the exec'd
     // process sees itself at its root, in every hierarchy.
     assert!(text.lines().any(|l| l.contains(":pids:")), "{text}");
-    assert!(text.lines().filter(|l| !l.starts_with("0::")).all(|l| l.ends_with(":/")), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| !l.starts_with("0::"))
+            .all(|l| l.ends_with(":/")),
+        "{text}"
+    );
 }

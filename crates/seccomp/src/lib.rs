@@ -198,9 +198,17 @@ struct Syscall<'a> {
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter> {
     let mut flags = filter_flags(profile)?;
     let notifies = profile.default_action() == LinuxSeccompAction::ScmpActNotify
-        || profile.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
+        || profile
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
     if notifies {
-        if profile.listener_path().as_deref().is_none_or(|p| p.as_os_str().is_empty()) {
+        if profile
+            .listener_path()
+            .as_deref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+        {
             return Err(Error::NotifyWithoutListener);
         }
         // The kernel refuses TSYNC with a listener; one thread is all a container init has.

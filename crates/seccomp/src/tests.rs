@@ -208,7 +208,10 @@ fn malformed_profiles_fail_clearly() {
         r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getpid"],"action":"SCMP_ACT_NOTIFY"}]}"#,
     ))
     .unwrap_err();
-    assert_eq!(e.to_string(), "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+    assert_eq!(
+        e.to_string(),
+        "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"
+    );
     // A listener path without a notify rule gets no listener; the killable flag needs one.
     let f = compile(&profile(
         r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,

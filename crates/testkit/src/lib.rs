@@ -22,7 +22,9 @@ pub fn require_busybox() {
 fn is_static_elf(path: &Path) -> bool {
     // A static busybox has no PT_INTERP program header; checking for the interpreter string is enough here.
     match fs::read(path) {
-        Ok(bytes) => bytes.starts_with(b"\x7fELF") && !contains(&bytes[..bytes.len().min(4096)], b"ld-linux"),
+        Ok(bytes) => {
+            bytes.starts_with(b"\x7fELF") && !contains(&bytes[..bytes.len().min(4096)], b"ld-linux")
+        }
         Err(_) => false,
     }
 }
@@ -35,12 +37,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// `busybox --install -s` would make), the usual top-level directories, /etc/passwd and /etc/group.
 pub fn busybox_rootfs(root: &Path) -> io::Result<()> {
     require_busybox();
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var", "run"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home",
+        "var", "run",
+    ] {
         fs::create_dir_all(root.join(d))?;
     }
     fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
     fs::copy(BUSYBOX, root.join("bin/busybox"))?;
-    let out = std::process::Command::new(BUSYBOX).arg("--list-full").output()?;
+    let out = std::process::Command::new(BUSYBOX)
+        .arg("--list-full")
+        .output()?;
     for applet in String::from_utf8_lossy(&out.stdout).lines() {
         let link = root.join(applet);
         if applet == "bin/busybox" || link.symlink_metadata().is_ok() {
@@ -68,7 +75,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(prefix: &str) -> Scratch {
-        let base = std::env::var_os("BERTH_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let base = std::env::var_os("BERTH_TEST_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
         fs::create_dir_all(&base).expect("create test tmp base");
         let dir = tempfile::Builder::new()
             .prefix(&format!("berth-test-{prefix}-"))
@@ -118,17 +127,29 @@ pub fn mount_layers_ro(layers: &[PathBuf], at: &Path, name: &str) -> PathBuf {
     fs::create_dir_all(&merged).unwrap();
     fs::create_dir_all(&empty).unwrap();
     // Top first for lowerdir=.
-    let mut lowers: Vec<String> = layers.iter().rev().map(|d| d.display().to_string()).collect();
+    let mut lowers: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|d| d.display().to_string())
+        .collect();
     lowers.push(empty.display().to_string());
     let opts = format!("lowerdir={}", lowers.join(":"));
-    nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::MS_RDONLY, Some(opts.as_str()))
-        .expect("mount overlay");
+    nix::mount::mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        nix::mount::MsFlags::MS_RDONLY,
+        Some(opts.as_str()),
+    )
+    .expect("mount overlay");
     merged
 }
 
 /// Mount points at or below `dir`, read from /proc/self/mountinfo.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return vec![] };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return vec![];
+    };
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(|p| PathBuf::from(unescape_mountinfo(p)))
@@ -141,7 +162,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -155,7 +179,11 @@ fn unescape_mountinfo(s: &str) -> String {
 /// A name unique to this test process and call, safe for container ids and cgroup names.
 pub fn unique_id(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs `f` when dropped: for ad-hoc cleanup (kill a container, remove a cgroup) that must happen
@@ -175,7 +203,9 @@ pub fn remove_cgroup_everywhere(rel: &str) {
     if rel.is_empty() {
         return;
     }
-    let Ok(entries) = fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(entries) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     let mut roots: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     roots.push(PathBuf::from("/sys/fs/cgroup"));
     for root in roots {
@@ -196,7 +226,10 @@ fn remove_cgroup_tree(dir: &Path) {
     }
     for _ in 0..50 {
         if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-            for pid in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            for pid in procs
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
@@ -216,8 +249,13 @@ mod tests {
         let s = Scratch::new("testkit");
         busybox_rootfs(s.path()).unwrap();
         assert!(s.join("bin/busybox").is_file());
-        assert_eq!(fs::read_link(s.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
-        assert!(fs::read_to_string(s.join("etc/passwd")).unwrap().starts_with("root:x:0:0:"));
+        assert_eq!(
+            fs::read_link(s.join("bin/sh")).unwrap(),
+            Path::new("/bin/busybox")
+        );
+        assert!(fs::read_to_string(s.join("etc/passwd"))
+            .unwrap()
+            .starts_with("root:x:0:0:"));
     }
 
     #[test]
@@ -225,7 +263,14 @@ mod tests {
         let s = Scratch::new("testkit");
         let m = s.join("m");
         fs::create_dir(&m).unwrap();
-        nix::mount::mount(Some("tmpfs"), &m, Some("tmpfs"), nix::mount::MsFlags::empty(), None::<&str>).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &m,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
         let path = s.path().to_path_buf();
         drop(s);
         assert!(mounts_below(&path).is_empty());

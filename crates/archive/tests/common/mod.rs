@@ -10,7 +10,10 @@ pub use berth_archive::*;
 pub use berth_testkit::{Defer, Scratch};
 
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ))
 }
 
 pub struct Image {
@@ -24,12 +27,19 @@ pub fn read_oci(path: &Path) -> Image {
     let mut ar = tar::Archive::new(std::fs::File::open(path).unwrap());
     for e in ar.entries().unwrap() {
         let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
+        let name = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         let mut data = Vec::new();
         e.read_to_end(&mut data).unwrap();
         files.insert(name, data);
     }
-    let blob = |digest: &str| files[&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))].clone();
+    let blob = |digest: &str| {
+        files[&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))].clone()
+    };
     let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
@@ -91,7 +101,11 @@ pub fn apply(data: &[u8], dest: &Path, mode: WhiteoutMode) -> Result<Applied> {
 }
 
 /// Mounts overlayfs at `target`; with no upper it is read-only. Unmounted by the returned guard.
-pub fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> Defer<impl FnMut()> {
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Defer<impl FnMut()> {
     std::fs::create_dir_all(target).unwrap();
     let mut opts = format!(
         "lowerdir={}",
@@ -103,11 +117,21 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: 
     );
     let mut flags = nix::mount::MsFlags::empty();
     match upper {
-        Some((u, w)) => opts.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display())),
+        Some((u, w)) => opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        )),
         None => flags |= nix::mount::MsFlags::MS_RDONLY,
     }
-    nix::mount::mount(Some("overlay"), target, Some("overlay"), flags, Some(opts.as_str()))
-        .unwrap_or_else(|e| panic!("mount overlay {opts}: {e}"));
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        flags,
+        Some(opts.as_str()),
+    )
+    .unwrap_or_else(|e| panic!("mount overlay {opts}: {e}"));
     let t = target.to_path_buf();
     Defer(move || {
         let _ = nix::mount::umount2(&t, nix::mount::MntFlags::MNT_DETACH);

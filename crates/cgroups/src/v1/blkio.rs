@@ -13,13 +13,17 @@ fn weight_file(dir: &Path, cfq: &str, bfq: &str) -> Option<std::path::PathBuf> {
 
 pub fn set(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     if let Some(w) = b.weight().filter(|w| *w != 0) {
-        let p = weight_file(dir, "blkio.weight", "blkio.bfq.weight").ok_or_else(|| missing(dir, "blkio.weight"))?;
+        let p = weight_file(dir, "blkio.weight", "blkio.bfq.weight")
+            .ok_or_else(|| missing(dir, "blkio.weight"))?;
         fs::write(&p, w.to_string())?;
     }
     if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
         let p = dir.join("blkio.leaf_weight");
         if !p.exists() {
-            return Err(missing(dir, "blkio.leaf_weight (leafWeight needs the CFQ scheduler)"));
+            return Err(missing(
+                dir,
+                "blkio.leaf_weight (leafWeight needs the CFQ scheduler)",
+            ));
         }
         fs::write(&p, w.to_string())?;
     }
@@ -32,25 +36,50 @@ pub fn set(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         if let Some(w) = d.leaf_weight() {
             let p = dir.join("blkio.leaf_weight_device");
             if !p.exists() {
-                return Err(missing(dir, "blkio.leaf_weight_device (leafWeight needs the CFQ scheduler)"));
+                return Err(missing(
+                    dir,
+                    "blkio.leaf_weight_device (leafWeight needs the CFQ scheduler)",
+                ));
             }
             fs::write(&p, format!("{}:{} {}", d.major(), d.minor(), w))?;
         }
     }
-    throttle(dir, "blkio.throttle.read_bps_device", b.throttle_read_bps_device())?;
-    throttle(dir, "blkio.throttle.write_bps_device", b.throttle_write_bps_device())?;
-    throttle(dir, "blkio.throttle.read_iops_device", b.throttle_read_iops_device())?;
-    throttle(dir, "blkio.throttle.write_iops_device", b.throttle_write_iops_device())?;
+    throttle(
+        dir,
+        "blkio.throttle.read_bps_device",
+        b.throttle_read_bps_device(),
+    )?;
+    throttle(
+        dir,
+        "blkio.throttle.write_bps_device",
+        b.throttle_write_bps_device(),
+    )?;
+    throttle(
+        dir,
+        "blkio.throttle.read_iops_device",
+        b.throttle_read_iops_device(),
+    )?;
+    throttle(
+        dir,
+        "blkio.throttle.write_iops_device",
+        b.throttle_write_iops_device(),
+    )?;
     Ok(())
 }
 
 fn missing(dir: &Path, what: &str) -> Error {
-    Error::Unsupported { what: format!("blockIO {what}"), why: format!("no such file in {}", dir.display()) }
+    Error::Unsupported {
+        what: format!("blockIO {what}"),
+        why: format!("no such file in {}", dir.display()),
+    }
 }
 
 fn throttle(dir: &Path, file: &str, devs: &Option<Vec<LinuxThrottleDevice>>) -> Result<()> {
     for d in devs.iter().flatten() {
-        fs::write(&dir.join(file), format!("{}:{} {}", d.major(), d.minor(), d.rate()))?;
+        fs::write(
+            &dir.join(file),
+            format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+        )?;
     }
     Ok(())
 }
@@ -66,7 +95,12 @@ pub fn parse_entries(text: &str) -> Vec<BlkioEntry> {
                 _ => return None,
             };
             let (maj, min) = dev.split_once(':')?;
-            Some(BlkioEntry { major: maj.parse().ok()?, minor: min.parse().ok()?, op, value: value.parse().ok()? })
+            Some(BlkioEntry {
+                major: maj.parse().ok()?,
+                minor: min.parse().ok()?,
+                op,
+                value: value.parse().ok()?,
+            })
         })
         .collect()
 }
@@ -106,7 +140,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("blkio.bfq.weight"), "100").unwrap();
         std::fs::write(t.path().join("blkio.bfq.weight_device"), "").unwrap();
-        crate::fs::touch(t.path(), &["blkio.throttle.read_bps_device", "blkio.throttle.write_iops_device"]);
+        crate::fs::touch(
+            t.path(),
+            &[
+                "blkio.throttle.read_bps_device",
+                "blkio.throttle.write_iops_device",
+            ],
+        );
         let b: LinuxBlockIo = serde_json::from_str(
             r#"{"weight":300,"weightDevice":[{"major":8,"minor":0,"weight":500}],
                 "throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1048576}],
@@ -119,7 +159,11 @@ mod tests {
         assert_eq!(r("blkio.bfq.weight_device"), "8:0 500");
         assert_eq!(r("blkio.throttle.read_bps_device"), "8:0 1048576");
         assert_eq!(r("blkio.throttle.write_iops_device"), "8:16 100");
-        let e = set(t.path(), &serde_json::from_str(r#"{"leafWeight":300}"#).unwrap()).unwrap_err();
+        let e = set(
+            t.path(),
+            &serde_json::from_str(r#"{"leafWeight":300}"#).unwrap(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("leaf_weight"), "{e}");
     }
 
@@ -136,7 +180,12 @@ mod tests {
         assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);
         assert_eq!(
             s.blkio.io_service_bytes_recursive[0],
-            BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 }
+            BlkioEntry {
+                major: 8,
+                minor: 0,
+                op: "Read".into(),
+                value: 4096
+            }
         );
     }
 }

@@ -23,7 +23,9 @@ pub fn set(dir: &Path, c: &LinuxCpu) -> Result<()> {
     let mut period_pending = None;
     if let Some(period) = c.period().filter(|p| *p != 0) {
         match fs::write(&dir.join("cpu.cfs_period_us"), period.to_string()) {
-            Err(e) if raw_os_error(&e) == Some(libc::EINVAL) && c.quota().is_some_and(|q| q != 0) => {
+            Err(e)
+                if raw_os_error(&e) == Some(libc::EINVAL) && c.quota().is_some_and(|q| q != 0) =>
+            {
                 period_pending = Some(period)
             }
             r => r?,
@@ -71,7 +73,9 @@ fn read_list(p: &Path) -> Result<Vec<u64>> {
         return Ok(Vec::new());
     }
     let s = fs::read(p)?;
-    s.split_whitespace().map(|v| v.parse().map_err(|_| fs::parse_err(p, &s))).collect()
+    s.split_whitespace()
+        .map(|v| v.parse().map_err(|_| fs::parse_err(p, &s)))
+        .collect()
 }
 
 /// cpuacct usage in ns; cpuacct.stat is in USER_HZ ticks.
@@ -136,8 +140,11 @@ mod tests {
     #[test]
     fn reads_throttling_and_usage() {
         let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("cpu.stat"), "nr_periods 10\nnr_throttled 4\nthrottled_time 123\nnr_bursts 0\n")
-            .unwrap();
+        std::fs::write(
+            t.path().join("cpu.stat"),
+            "nr_periods 10\nnr_throttled 4\nthrottled_time 123\nnr_bursts 0\n",
+        )
+        .unwrap();
         std::fs::write(t.path().join("cpuacct.usage"), "5000\n").unwrap();
         std::fs::write(t.path().join("cpuacct.usage_percpu"), "2000 3000 \n").unwrap();
         std::fs::write(t.path().join("cpuacct.stat"), "user 1\nsystem 2\n").unwrap();
@@ -145,7 +152,11 @@ mod tests {
         stats(t.path(), &mut s).unwrap();
         acct_stats(t.path(), &mut s).unwrap();
         assert_eq!(
-            (s.cpu.throttling.periods, s.cpu.throttling.throttled_periods, s.cpu.throttling.throttled_time),
+            (
+                s.cpu.throttling.periods,
+                s.cpu.throttling.throttled_periods,
+                s.cpu.throttling.throttled_time
+            ),
             (10, 4, 123)
         );
         assert_eq!(s.cpu.usage.total, 5000);

@@ -22,7 +22,9 @@ pub fn create(root: &Path, dir: &Path) -> Result<()> {
 
 /// Copies cpuset.cpus and cpuset.mems from the parent when empty.
 pub fn inherit(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else { return Ok(()) };
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for f in ["cpuset.cpus", "cpuset.mems"] {
         if fs::read(&dir.join(f))?.trim().is_empty() {
             let v = fs::read(&parent.join(f))?;
@@ -89,9 +91,16 @@ mod tests {
             std::fs::write(d.join("cpuset.mems"), "").unwrap();
             inherit(d).unwrap();
         }
-        assert_eq!(std::fs::read_to_string(b.join("cpuset.cpus")).unwrap(), "0-1");
+        assert_eq!(
+            std::fs::read_to_string(b.join("cpuset.cpus")).unwrap(),
+            "0-1"
+        );
         assert_eq!(std::fs::read_to_string(b.join("cpuset.mems")).unwrap(), "0");
-        set(&b, &serde_json::from_str(r#"{"cpus":"1","mems":"0"}"#).unwrap()).unwrap();
+        set(
+            &b,
+            &serde_json::from_str(r#"{"cpus":"1","mems":"0"}"#).unwrap(),
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(b.join("cpuset.cpus")).unwrap(), "1");
     }
 }

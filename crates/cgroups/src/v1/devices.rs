@@ -7,15 +7,30 @@ use std::path::Path;
 
 /// "c 1:3 rwm"; missing type/numbers mean all ("a", "*").
 pub fn rule_string(r: &LinuxDeviceCgroup) -> String {
-    let num = |n: Option<i64>| n.filter(|n| *n >= 0).map(|n| n.to_string()).unwrap_or_else(|| "*".into());
-    let typ = r.typ().map(|t| t.as_str().to_owned()).unwrap_or_else(|| "a".into());
-    let access = r.access().as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm");
+    let num = |n: Option<i64>| {
+        n.filter(|n| *n >= 0)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "*".into())
+    };
+    let typ = r
+        .typ()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_else(|| "a".into());
+    let access = r
+        .access()
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("rwm");
     format!("{typ} {}:{} {access}", num(r.major()), num(r.minor()))
 }
 
 pub fn set(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     for r in rules {
-        let file = if r.allow() { "devices.allow" } else { "devices.deny" };
+        let file = if r.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
         fs::write(&dir.join(file), rule_string(r))?;
     }
     Ok(())
@@ -37,7 +52,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         crate::fs::touch(t.path(), &["devices.deny"]);
         set(t.path(), &rules[..1]).unwrap();
-        assert_eq!(std::fs::read_to_string(t.path().join("devices.deny")).unwrap(), "a *:* rwm");
-        assert!(set(t.path(), &rules[1..]).unwrap_err().to_string().contains("devices.allow"));
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("devices.deny")).unwrap(),
+            "a *:* rwm"
+        );
+        assert!(set(t.path(), &rules[1..])
+            .unwrap_err()
+            .to_string()
+            .contains("devices.allow"));
     }
 }

@@ -21,7 +21,10 @@ pub fn freeze(dir: &Path, state: FreezerState) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    Err(Error::FreezeTimeout { path: file, state: want })
+    Err(Error::FreezeTimeout {
+        path: file,
+        state: want,
+    })
 }
 
 pub fn state(dir: &Path) -> Result<FreezerState> {

@@ -8,12 +8,18 @@ use std::path::Path;
 
 /// Page sizes this kernel supports, from /sys/kernel/mm/hugepages ("hugepages-2048kB" -> "2MB").
 pub fn page_sizes() -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return Vec::new();
+    };
     let mut out: Vec<String> = rd
         .flatten()
         .filter_map(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
-            let kb: u64 = n.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let kb: u64 = n
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
             Some(size_name(kb * 1024))
         })
         .collect();
@@ -35,7 +41,11 @@ fn check(l: &LinuxHugepageLimit, dir: &Path, file: &str) -> Result<()> {
     if !dir.join(file).exists() {
         return Err(Error::Unsupported {
             what: format!("hugepageLimits pageSize {:?}", l.page_size()),
-            why: format!("{} has no {file} (supported sizes: {:?})", dir.display(), page_sizes()),
+            why: format!(
+                "{} has no {file} (supported sizes: {:?})",
+                dir.display(),
+                page_sizes()
+            ),
         });
     }
     Ok(())
@@ -70,7 +80,11 @@ pub fn stats_v1(dir: &Path, s: &mut Stats) -> Result<()> {
         let f = |n: &str| fs::read_u64_opt(&dir.join(format!("hugetlb.{size}.{n}")));
         s.hugetlb.insert(
             size.clone(),
-            Hugetlb { usage: f("usage_in_bytes")?, max: f("max_usage_in_bytes")?, failcnt: f("failcnt")? },
+            Hugetlb {
+                usage: f("usage_in_bytes")?,
+                max: f("max_usage_in_bytes")?,
+                failcnt: f("failcnt")?,
+            },
         );
     }
     Ok(())
@@ -83,8 +97,19 @@ pub fn stats_v2(dir: &Path, s: &mut Stats) -> Result<()> {
             continue;
         }
         let events = dir.join(format!("hugetlb.{size}.events"));
-        let failcnt = if events.exists() { fs::keyed_value(&events, "max")? } else { 0 };
-        s.hugetlb.insert(size, Hugetlb { usage: fs::read_u64(&cur)?, max: 0, failcnt });
+        let failcnt = if events.exists() {
+            fs::keyed_value(&events, "max")?
+        } else {
+            0
+        };
+        s.hugetlb.insert(
+            size,
+            Hugetlb {
+                usage: fs::read_u64(&cur)?,
+                max: 0,
+                failcnt,
+            },
+        );
     }
     Ok(())
 }
@@ -100,12 +125,23 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("hugetlb.2MB.limit_in_bytes"), "").unwrap();
         std::fs::write(t.path().join("hugetlb.2MB.max"), "").unwrap();
-        let limits: Vec<LinuxHugepageLimit> = serde_json::from_str(r#"[{"pageSize":"2MB","limit":4194304}]"#).unwrap();
+        let limits: Vec<LinuxHugepageLimit> =
+            serde_json::from_str(r#"[{"pageSize":"2MB","limit":4194304}]"#).unwrap();
         set_v1(t.path(), &limits).unwrap();
         set_v2(t.path(), &limits).unwrap();
-        assert_eq!(std::fs::read_to_string(t.path().join("hugetlb.2MB.limit_in_bytes")).unwrap(), "4194304");
-        assert_eq!(std::fs::read_to_string(t.path().join("hugetlb.2MB.max")).unwrap(), "4194304");
-        let bad: Vec<LinuxHugepageLimit> = serde_json::from_str(r#"[{"pageSize":"3MB","limit":1}]"#).unwrap();
-        assert!(set_v2(t.path(), &bad).unwrap_err().to_string().contains("3MB"));
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("hugetlb.2MB.limit_in_bytes")).unwrap(),
+            "4194304"
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("hugetlb.2MB.max")).unwrap(),
+            "4194304"
+        );
+        let bad: Vec<LinuxHugepageLimit> =
+            serde_json::from_str(r#"[{"pageSize":"3MB","limit":1}]"#).unwrap();
+        assert!(set_v2(t.path(), &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("3MB"));
     }
 }

@@ -36,7 +36,9 @@ pub fn set(dir: &Path, m: &LinuxMemory) -> Result<()> {
             Some(s) if s != -1 && Some(s) != limit => {
                 return Err(Error::Unsupported {
                     what: format!("memory.swap {s} for {}", dir.display()),
-                    why: format!("{MEMSW} is missing (swap accounting is off; boot with swapaccount=1)"),
+                    why: format!(
+                        "{MEMSW} is missing (swap accounting is off; boot with swapaccount=1)"
+                    ),
                 })
             }
             _ => swap = None,
@@ -62,12 +64,18 @@ pub fn set(dir: &Path, m: &LinuxMemory) -> Result<()> {
         if p.exists() {
             fs::write(&p, t.to_string())?;
         } else {
-            tracing::warn!("linux.resources.memory.kernelTCP ignored: {} does not exist", p.display());
+            tracing::warn!(
+                "linux.resources.memory.kernelTCP ignored: {} does not exist",
+                p.display()
+            );
         }
     }
     if let Some(s) = m.swappiness() {
         if s > 100 {
-            return Err(Error::Invalid { what: "memory.swappiness".into(), why: format!("{s} is above 100") });
+            return Err(Error::Invalid {
+                what: "memory.swappiness".into(),
+                why: format!("{s} is above 100"),
+            });
         }
         fs::write(&dir.join("memory.swappiness"), s.to_string())?;
     }
@@ -106,13 +114,18 @@ fn set_limit_and_swap(dir: &Path, limit: i64, swap: i64) -> Result<()> {
 fn set_kernel(dir: &Path, k: i64) -> Result<()> {
     let p = dir.join("memory.kmem.limit_in_bytes");
     if !p.exists() {
-        tracing::warn!("linux.resources.memory.kernel ignored: {} does not exist", p.display());
+        tracing::warn!(
+            "linux.resources.memory.kernel ignored: {} does not exist",
+            p.display()
+        );
         return Ok(());
     }
     match fs::write(&p, k.to_string()) {
         // Since Linux 5.16 kmem limits are gone: writes are refused or accepted and dropped.
         Err(e) if raw_os_error(&e) == Some(libc::EOPNOTSUPP) => {
-            tracing::warn!("linux.resources.memory.kernel ignored: the kernel no longer supports kmem limits");
+            tracing::warn!(
+                "linux.resources.memory.kernel ignored: the kernel no longer supports kmem limits"
+            );
             Ok(())
         }
         Ok(()) => {
@@ -146,7 +159,9 @@ fn entry(dir: &Path, prefix: &str) -> Result<MemoryEntry> {
 }
 
 pub fn stats(dir: &Path, s: &mut Stats) -> Result<()> {
-    let raw: std::collections::BTreeMap<String, u64> = fs::read_keyed(&dir.join("memory.stat"))?.into_iter().collect();
+    let raw: std::collections::BTreeMap<String, u64> = fs::read_keyed(&dir.join("memory.stat"))?
+        .into_iter()
+        .collect();
     s.memory = Memory {
         cache: raw.get("cache").copied().unwrap_or(0),
         usage: entry(dir, "memory.")?,

@@ -36,17 +36,27 @@ pub struct V1Manager {
 impl V1Manager {
     /// A manager over explicit directories (tests point these at temporary directories).
     pub fn new(hierarchies: BTreeMap<String, Hierarchy>, unified: Option<Hierarchy>) -> V1Manager {
-        V1Manager { hierarchies, unified }
+        V1Manager {
+            hierarchies,
+            unified,
+        }
     }
 
     /// Resolves `path` in every v1 hierarchy among `mounts` (and the cgroup2 one on hybrid hosts).
-    pub fn from_mounts(mounts: &[Mount], own: &[(Vec<String>, PathBuf)], path: &CgroupPath) -> Result<V1Manager> {
+    pub fn from_mounts(
+        mounts: &[Mount],
+        own: &[(Vec<String>, PathBuf)],
+        path: &CgroupPath,
+    ) -> Result<V1Manager> {
         let mut hierarchies = BTreeMap::new();
         let mut unified = None;
         for m in mounts {
             if m.v2 {
                 if unified.is_none() && m.mount_point != Path::new("/sys/fs/cgroup") {
-                    unified = Some(Hierarchy { root: m.mount_point.clone(), dir: path::resolve(m, own, path)? });
+                    unified = Some(Hierarchy {
+                        root: m.mount_point.clone(),
+                        dir: path::resolve(m, own, path)?,
+                    });
                 }
                 continue;
             }
@@ -56,19 +66,26 @@ impl V1Manager {
             let dir = path::resolve(m, own, path)?;
             for c in &m.controllers {
                 // A hierarchy mounted twice keeps its first mount point.
-                hierarchies
-                    .entry(c.clone())
-                    .or_insert_with(|| Hierarchy { root: m.mount_point.clone(), dir: dir.clone() });
+                hierarchies.entry(c.clone()).or_insert_with(|| Hierarchy {
+                    root: m.mount_point.clone(),
+                    dir: dir.clone(),
+                });
             }
         }
-        Ok(V1Manager { hierarchies, unified })
+        Ok(V1Manager {
+            hierarchies,
+            unified,
+        })
     }
 
     fn dir(&self, controller: &str, needed_for: &str) -> Result<&Path> {
-        self.hierarchies.get(controller).map(|h| h.dir.as_path()).ok_or_else(|| Error::Unsupported {
-            what: needed_for.to_owned(),
-            why: format!("the {controller} cgroup v1 controller is not mounted on this host"),
-        })
+        self.hierarchies
+            .get(controller)
+            .map(|h| h.dir.as_path())
+            .ok_or_else(|| Error::Unsupported {
+                what: needed_for.to_owned(),
+                why: format!("the {controller} cgroup v1 controller is not mounted on this host"),
+            })
     }
 
     /// Each hierarchy once (co-mounted controllers share a directory), cpuset first.
@@ -88,7 +105,10 @@ impl V1Manager {
     fn unified_hugetlb(&self) -> Option<&Hierarchy> {
         let u = self.unified.as_ref()?;
         let ctrls = std::fs::read_to_string(u.root.join("cgroup.controllers")).ok()?;
-        ctrls.split_whitespace().any(|c| c == "hugetlb").then_some(u)
+        ctrls
+            .split_whitespace()
+            .any(|c| c == "hugetlb")
+            .then_some(u)
     }
 }
 
@@ -121,8 +141,13 @@ impl Manager for V1Manager {
         }
         if let Some(u) = &self.unified {
             // Only hugetlb can live there on a hybrid host; joining is for accounting, not fatal.
-            let joined =
-                fs::create_dir_all(&u.dir).and_then(|_| if pid > 0 { fs::add_pid(&u.dir, pid) } else { Ok(()) });
+            let joined = fs::create_dir_all(&u.dir).and_then(|_| {
+                if pid > 0 {
+                    fs::add_pid(&u.dir, pid)
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(e) = joined {
                 tracing::warn!("joining the cgroup2 hierarchy of this hybrid host failed: {e}");
             }
@@ -132,7 +157,8 @@ impl Manager for V1Manager {
 
     fn set(&self, r: &LinuxResources) -> Result<()> {
         if let Some(c) = r.cpu() {
-            if c.cpus().as_deref().is_some_and(|s| !s.is_empty()) || c.mems().as_deref().is_some_and(|s| !s.is_empty())
+            if c.cpus().as_deref().is_some_and(|s| !s.is_empty())
+                || c.mems().as_deref().is_some_and(|s| !s.is_empty())
             {
                 cpuset::set(self.dir("cpuset", "linux.resources.cpu.cpus/mems")?, c)?;
             }
@@ -171,7 +197,10 @@ impl Manager for V1Manager {
                 net::set_cls(self.dir("net_cls", "linux.resources.network.classID")?, n)?;
             }
             if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-                net::set_prio(self.dir("net_prio", "linux.resources.network.priorities")?, n)?;
+                net::set_prio(
+                    self.dir("net_prio", "linux.resources.network.priorities")?,
+                    n,
+                )?;
             }
         }
         if let Some(rdma) = r.rdma().as_ref().filter(|m| !m.is_empty()) {
@@ -247,7 +276,11 @@ impl Manager for V1Manager {
 
     fn destroy(&self) -> Result<()> {
         let mut first = None;
-        let dirs = self.unique().into_iter().map(|(_, h)| h).chain(self.unified.as_ref());
+        let dirs = self
+            .unique()
+            .into_iter()
+            .map(|(_, h)| h)
+            .chain(self.unified.as_ref());
         for h in dirs {
             if let Err(e) = fs::remove_cgroup(&h.dir) {
                 first.get_or_insert(e);
@@ -257,8 +290,11 @@ impl Manager for V1Manager {
     }
 
     fn paths(&self) -> Vec<(String, PathBuf)> {
-        let mut out: Vec<(String, PathBuf)> =
-            self.hierarchies.iter().map(|(c, h)| (c.clone(), h.dir.clone())).collect();
+        let mut out: Vec<(String, PathBuf)> = self
+            .hierarchies
+            .iter()
+            .map(|(c, h)| (c.clone(), h.dir.clone()))
+            .collect();
         // runc names the hybrid host's cgroup2 directory "" as well.
         if let Some(u) = &self.unified {
             out.push((String::new(), u.dir.clone()));
@@ -276,7 +312,13 @@ mod tests {
         for c in ctrls {
             let r = root.join(c);
             std::fs::create_dir_all(r.join("c1")).unwrap();
-            h.insert(c.to_string(), Hierarchy { dir: r.join("c1"), root: r });
+            h.insert(
+                c.to_string(),
+                Hierarchy {
+                    dir: r.join("c1"),
+                    root: r,
+                },
+            );
         }
         V1Manager::new(h, None)
     }
@@ -288,7 +330,10 @@ mod tests {
         let d = t.path().join("memory/c1");
         std::fs::write(d.join("memory.limit_in_bytes"), "9223372036854771712").unwrap();
         std::fs::write(d.join("memory.memsw.limit_in_bytes"), "9223372036854771712").unwrap();
-        crate::fs::touch(&t.path().join("cpu/c1"), &["cpu.cfs_quota_us", "cpu.cfs_period_us"]);
+        crate::fs::touch(
+            &t.path().join("cpu/c1"),
+            &["cpu.cfs_quota_us", "cpu.cfs_period_us"],
+        );
         crate::fs::touch(&t.path().join("pids/c1"), &["pids.max"]);
         let r: LinuxResources = serde_json::from_str(
             r#"{"memory":{"limit":33554432,"swap":33554432},"cpu":{"quota":10000,"period":100000},"pids":{"limit":5}}"#,
@@ -309,7 +354,8 @@ mod tests {
         let r: LinuxResources = serde_json::from_str(r#"{"network":{"classID":1048577}}"#).unwrap();
         let e = m.set(&r).unwrap_err().to_string();
         assert!(e.contains("net_cls") && e.contains("not mounted"), "{e}");
-        let r: LinuxResources = serde_json::from_str(r#"{"unified":{"memory.high":"1000"}}"#).unwrap();
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"unified":{"memory.high":"1000"}}"#).unwrap();
         assert!(m.set(&r).unwrap_err().to_string().contains("cgroup v1"));
         let r: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":3}}"#).unwrap();
         assert!(m.set(&r).unwrap_err().to_string().contains("pids"));
@@ -319,8 +365,14 @@ mod tests {
     fn comounted_controllers_are_listed_once_for_creation() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("cpu,cpuacct/c1");
-        let h = Hierarchy { root: t.path().join("cpu,cpuacct"), dir: dir.clone() };
-        let m = V1Manager::new(BTreeMap::from([("cpu".into(), h.clone()), ("cpuacct".into(), h)]), None);
+        let h = Hierarchy {
+            root: t.path().join("cpu,cpuacct"),
+            dir: dir.clone(),
+        };
+        let m = V1Manager::new(
+            BTreeMap::from([("cpu".into(), h.clone()), ("cpuacct".into(), h)]),
+            None,
+        );
         assert_eq!(m.unique().len(), 1);
         assert_eq!(m.paths().len(), 2);
     }
@@ -333,17 +385,30 @@ mod tests {
              40 30 0:36 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
         );
         let own = crate::path::parse_proc_cgroup("2:cpu,cpuacct:/\n1:memory:/user/me\n0::/\n");
-        let path = crate::path::cgroup_path(Some(Path::new("/libpod_parent/libpod-abc")), "abc").unwrap();
+        let path =
+            crate::path::cgroup_path(Some(Path::new("/libpod_parent/libpod-abc")), "abc").unwrap();
         let m = V1Manager::from_mounts(&mounts, &own, &path).unwrap();
         let paths: BTreeMap<String, PathBuf> = m.paths().into_iter().collect();
-        assert_eq!(paths["cpu"], Path::new("/sys/fs/cgroup/cpu,cpuacct/libpod_parent/libpod-abc"));
+        assert_eq!(
+            paths["cpu"],
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/libpod_parent/libpod-abc")
+        );
         assert_eq!(paths["cpuacct"], paths["cpu"]);
-        assert_eq!(paths["memory"], Path::new("/sys/fs/cgroup/memory/libpod_parent/libpod-abc"));
-        assert_eq!(paths[""], Path::new("/sys/fs/cgroup/unified/libpod_parent/libpod-abc"));
+        assert_eq!(
+            paths["memory"],
+            Path::new("/sys/fs/cgroup/memory/libpod_parent/libpod-abc")
+        );
+        assert_eq!(
+            paths[""],
+            Path::new("/sys/fs/cgroup/unified/libpod_parent/libpod-abc")
+        );
         let rel = crate::path::cgroup_path(None, "abc").unwrap();
         let m = V1Manager::from_mounts(&mounts, &own, &rel).unwrap();
         let paths: BTreeMap<String, PathBuf> = m.paths().into_iter().collect();
-        assert_eq!(paths["memory"], Path::new("/sys/fs/cgroup/memory/user/me/abc"));
+        assert_eq!(
+            paths["memory"],
+            Path::new("/sys/fs/cgroup/memory/user/me/abc")
+        );
         assert_eq!(paths["cpu"], Path::new("/sys/fs/cgroup/cpu,cpuacct/abc"));
     }
 }

@@ -14,7 +14,10 @@ pub fn set_cls(dir: &Path, n: &LinuxNetwork) -> Result<()> {
 
 pub fn set_prio(dir: &Path, n: &LinuxNetwork) -> Result<()> {
     for p in n.priorities().iter().flatten() {
-        fs::write(&dir.join("net_prio.ifpriomap"), format!("{} {}", p.name(), p.priority()))?;
+        fs::write(
+            &dir.join("net_prio.ifpriomap"),
+            format!("{} {}", p.name(), p.priority()),
+        )?;
     }
     Ok(())
 }

@@ -20,8 +20,10 @@ pub fn set(dir: &Path, p: &LinuxPids) -> Result<()> {
 
 pub fn stats(dir: &Path, s: &mut Stats) -> Result<()> {
     let limit = fs::read_u64(&dir.join("pids.max"))?;
-    s.pids =
-        Pids { current: fs::read_u64(&dir.join("pids.current"))?, limit: if limit == u64::MAX { 0 } else { limit } };
+    s.pids = Pids {
+        current: fs::read_u64(&dir.join("pids.current"))?,
+        limit: if limit == u64::MAX { 0 } else { limit },
+    };
     Ok(())
 }
 
@@ -33,9 +35,16 @@ mod tests {
     fn limits_and_max() {
         let t = tempfile::tempdir().unwrap();
         crate::fs::touch(t.path(), &["pids.max"]);
-        for (json, want) in [(r#"{"limit":10}"#, "10"), (r#"{"limit":0}"#, "max"), (r#"{"limit":-1}"#, "max")] {
+        for (json, want) in [
+            (r#"{"limit":10}"#, "10"),
+            (r#"{"limit":0}"#, "max"),
+            (r#"{"limit":-1}"#, "max"),
+        ] {
             set(t.path(), &serde_json::from_str(json).unwrap()).unwrap();
-            assert_eq!(std::fs::read_to_string(t.path().join("pids.max")).unwrap(), want);
+            assert_eq!(
+                std::fs::read_to_string(t.path().join("pids.max")).unwrap(),
+                want
+            );
         }
         std::fs::write(t.path().join("pids.current"), "3\n").unwrap();
         let mut s = Stats::default();

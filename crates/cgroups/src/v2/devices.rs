@@ -38,7 +38,12 @@ const ACC_READ: i32 = 2;
 const ACC_WRITE: i32 = 4;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn { code, regs: dst | (src << 4), off, imm }
+    Insn {
+        code,
+        regs: dst | (src << 4),
+        off,
+        imm,
+    }
 }
 
 fn access_bits(a: &str) -> Result<i32> {
@@ -48,7 +53,12 @@ fn access_bits(a: &str) -> Result<i32> {
             'r' => ACC_READ,
             'w' => ACC_WRITE,
             'm' => ACC_MKNOD,
-            _ => return Err(Error::Invalid { what: "device rule access".into(), why: format!("{a:?} has {c:?}") }),
+            _ => {
+                return Err(Error::Invalid {
+                    what: "device rule access".into(),
+                    why: format!("{a:?} has {c:?}"),
+                })
+            }
         };
     }
     Ok(bits)
@@ -72,7 +82,12 @@ pub fn program(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Insn>> {
             // Device cgroups never see FIFOs; such a rule cannot match anything.
             LinuxDeviceType::P => continue,
         };
-        let access = access_bits(r.access().as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm"))?;
+        let access = access_bits(
+            r.access()
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .unwrap_or("rwm"),
+        )?;
         // Each check jumps past the rest of the block when it fails; build it, then fix offsets.
         let mut block: Vec<(Insn, bool)> = Vec::new();
         if let Some(t) = typ {
@@ -187,8 +202,13 @@ fn load(insns: &[Insn]) -> std::io::Result<(OwnedFd, String)> {
             attr.log_level = 1;
             attr.log_size = log.len() as u32;
             attr.log_buf = log.as_mut_ptr() as u64;
-            let e = bpf(BPF_PROG_LOAD, &mut attr).err().unwrap_or_else(|| std::io::Error::other("load"));
-            let text = String::from_utf8_lossy(&log).trim_end_matches('\0').trim().to_owned();
+            let e = bpf(BPF_PROG_LOAD, &mut attr)
+                .err()
+                .unwrap_or_else(|| std::io::Error::other("load"));
+            let text = String::from_utf8_lossy(&log)
+                .trim_end_matches('\0')
+                .trim()
+                .to_owned();
             Err(std::io::Error::new(e.kind(), format!("{e}: {text}")))
         }
     }
@@ -210,7 +230,10 @@ fn attached(cgroup: &OwnedFd) -> std::io::Result<Vec<u32>> {
 }
 
 fn prog_fd(id: u32) -> std::io::Result<OwnedFd> {
-    let mut attr = GetFdAttr { prog_id: id, ..Default::default() };
+    let mut attr = GetFdAttr {
+        prog_id: id,
+        ..Default::default()
+    };
     Ok(unsafe { OwnedFd::from_raw_fd(bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)? as i32) })
 }
 
@@ -219,7 +242,11 @@ fn attach_or_detach(cmd: libc::c_int, cgroup: &OwnedFd, prog: &OwnedFd) -> std::
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: if cmd == BPF_PROG_ATTACH { BPF_F_ALLOW_MULTI } else { 0 },
+        attach_flags: if cmd == BPF_PROG_ATTACH {
+            BPF_F_ALLOW_MULTI
+        } else {
+            0
+        },
         ..Default::default()
     };
     bpf(cmd, &mut attr).map(|_| ())
@@ -229,14 +256,18 @@ fn attach_or_detach(cmd: libc::c_int, cgroup: &OwnedFd, prog: &OwnedFd) -> std::
 /// is attached before the old ones are detached, so the cgroup is never unfiltered.
 pub fn apply(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     let insns = program(rules)?;
-    let cgroup: OwnedFd = std::fs::File::open(dir).map_err(|e| fs::io_err("open", dir, e))?.into();
+    let cgroup: OwnedFd = std::fs::File::open(dir)
+        .map_err(|e| fs::io_err("open", dir, e))?
+        .into();
     let bpf_err = |op: &'static str, e: std::io::Error| fs::io_err(op, dir, e);
     let old = attached(&cgroup).map_err(|e| bpf_err("query device programs of", e))?;
     let (prog, _) = load(&insns).map_err(|e| bpf_err("load device program for", e))?;
-    attach_or_detach(BPF_PROG_ATTACH, &cgroup, &prog).map_err(|e| bpf_err("attach device program to", e))?;
+    attach_or_detach(BPF_PROG_ATTACH, &cgroup, &prog)
+        .map_err(|e| bpf_err("attach device program to", e))?;
     for id in old {
         let fd = prog_fd(id).map_err(|e| bpf_err("open old device program of", e))?;
-        attach_or_detach(BPF_PROG_DETACH, &cgroup, &fd).map_err(|e| bpf_err("detach old device program from", e))?;
+        attach_or_detach(BPF_PROG_DETACH, &cgroup, &fd)
+            .map_err(|e| bpf_err("detach old device program from", e))?;
     }
     Ok(())
 }
@@ -293,13 +324,24 @@ mod tests {
         assert_eq!(run(&p, c, ACC_WRITE, 136, 7), 1, "wildcard minor");
         assert_eq!(run(&p, c, ACC_MKNOD, 136, 7), 0, "access not granted");
         assert_eq!(run(&p, c, ACC_READ, 1, 5), 1);
-        assert_eq!(run(&p, c, ACC_READ | ACC_WRITE, 1, 5), 0, "allow needs every bit");
-        assert_eq!(run(&p, b, ACC_READ, 8, 0), 0, "default deny from the first rule");
+        assert_eq!(
+            run(&p, c, ACC_READ | ACC_WRITE, 1, 5),
+            0,
+            "allow needs every bit"
+        );
+        assert_eq!(
+            run(&p, b, ACC_READ, 8, 0),
+            0,
+            "default deny from the first rule"
+        );
     }
 
     #[test]
     fn without_deny_all_the_default_is_allow() {
-        let p = program(&rules(r#"[{"allow":false,"type":"c","major":10,"minor":229,"access":"rwm"}]"#)).unwrap();
+        let p = program(&rules(
+            r#"[{"allow":false,"type":"c","major":10,"minor":229,"access":"rwm"}]"#,
+        ))
+        .unwrap();
         assert_eq!(run(&p, DEV_CHAR, ACC_READ, 10, 229), 0);
         assert_eq!(run(&p, DEV_CHAR, ACC_READ, 10, 200), 1);
         assert_eq!(run(&p, DEV_BLOCK, ACC_WRITE, 8, 0), 1);
@@ -311,7 +353,10 @@ mod tests {
         // nodes, and (while the init makes the node) a temporary "m".
         let base = r#"{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":240,"minor":42,"access":"r"},
                       {"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#;
-        let during = program(&rules(&format!(r#"[{base},{{"allow":true,"type":"c","major":240,"minor":42,"access":"m"}}]"#))).unwrap();
+        let during = program(&rules(&format!(
+            r#"[{base},{{"allow":true,"type":"c","major":240,"minor":42,"access":"m"}}]"#
+        )))
+        .unwrap();
         let after = program(&rules(&format!("[{base}]"))).unwrap();
         for p in [&during, &after] {
             assert_eq!(run(p, DEV_CHAR, ACC_READ, 240, 42), 1);

@@ -36,13 +36,20 @@ pub fn blkio_weight_to_io_weight(w: u64) -> u64 {
 /// memory.swap.max from the v1-style memory+swap value (runc's ConvertMemorySwapToCgroupV2Value).
 /// None: leave the file alone; -1: "max".
 pub fn swap_to_v2(swap: Option<i64>, limit: Option<i64>) -> Result<Option<i64>> {
-    let invalid = |why: String| Error::Invalid { what: "linux.resources.memory.swap".into(), why };
+    let invalid = |why: String| Error::Invalid {
+        what: "linux.resources.memory.swap".into(),
+        why,
+    };
     match (swap, limit) {
         (None, Some(-1)) => Ok(Some(-1)),
         (None | Some(0), _) => Ok(None),
         (Some(-1), _) => Ok(Some(-1)),
-        (Some(_), None | Some(0) | Some(-1)) => Err(invalid("a swap limit needs a memory limit".into())),
-        (Some(s), Some(l)) if s < l => Err(invalid(format!("memory+swap {s} is below the memory limit {l}"))),
+        (Some(_), None | Some(0) | Some(-1)) => {
+            Err(invalid("a swap limit needs a memory limit".into()))
+        }
+        (Some(s), Some(l)) if s < l => Err(invalid(format!(
+            "memory+swap {s} is below the memory limit {l}"
+        ))),
         (Some(s), Some(l)) => Ok(Some(s - l)),
     }
 }
@@ -77,13 +84,20 @@ pub(crate) fn enable_controllers(root: &Path, dir: &Path, wanted: &[&str]) -> Re
         if !missing.is_empty() && has_own_processes(&cur)? {
             if !wanted.is_empty() {
                 return Err(Error::Unsupported {
-                    what: format!("enabling the {} controller in {}", missing.join(" "), cur.display()),
+                    what: format!(
+                        "enabling the {} controller in {}",
+                        missing.join(" "),
+                        cur.display()
+                    ),
                     why: "it has processes of its own (cgroup v2 no-internal-process rule); \
                           use a cgroups path whose parent cgroups hold no processes"
                         .into(),
                 });
             }
-            tracing::warn!("not enabling controllers in {}: it has processes of its own", cur.display());
+            tracing::warn!(
+                "not enabling controllers in {}: it has processes of its own",
+                cur.display()
+            );
         } else {
             for c in missing {
                 if let Err(e) = fs::write(&cur.join("cgroup.subtree_control"), format!("+{c}")) {
@@ -184,7 +198,9 @@ fn set_memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
         fs::write(&dir.join("memory.low"), max_or(r))?;
     }
     if m.kernel().is_some() || m.kernel_tcp().is_some() {
-        tracing::warn!("linux.resources.memory.kernel/kernelTCP are deprecated and ignored on cgroup v2");
+        tracing::warn!(
+            "linux.resources.memory.kernel/kernelTCP are deprecated and ignored on cgroup v2"
+        );
     }
     if m.swappiness().is_some() {
         return Err(Error::Unsupported {
@@ -207,10 +223,18 @@ fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         if bfq.exists() {
             fs::write(&bfq, w.to_string())?;
         } else {
-            fs::write(&dir.join("io.weight"), blkio_weight_to_io_weight(w.into()).to_string())?;
+            fs::write(
+                &dir.join("io.weight"),
+                blkio_weight_to_io_weight(w.into()).to_string(),
+            )?;
         }
     }
-    if b.leaf_weight().is_some() || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some()) {
+    if b.leaf_weight().is_some()
+        || b.weight_device()
+            .iter()
+            .flatten()
+            .any(|d| d.leaf_weight().is_some())
+    {
         return Err(Error::Unsupported {
             what: "linux.resources.blockIO leafWeight".into(),
             why: "cgroup v2 has no leaf weights".into(),
@@ -222,7 +246,10 @@ fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
                 fs::write(&bfq, format!("{}:{} {}", d.major(), d.minor(), w))?;
             } else {
                 let w = blkio_weight_to_io_weight(w.into());
-                fs::write(&dir.join("io.weight"), format!("{}:{} {}", d.major(), d.minor(), w))?;
+                fs::write(
+                    &dir.join("io.weight"),
+                    format!("{}:{} {}", d.major(), d.minor(), w),
+                )?;
             }
         }
     }
@@ -233,8 +260,15 @@ fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         ("wiops", b.throttle_write_iops_device()),
     ] {
         for d in devs.iter().flatten() {
-            let rate = if d.rate() == 0 { "max".to_string() } else { d.rate().to_string() };
-            fs::write(&dir.join("io.max"), format!("{}:{} {key}={rate}", d.major(), d.minor()))?;
+            let rate = if d.rate() == 0 {
+                "max".to_string()
+            } else {
+                d.rate().to_string()
+            };
+            fs::write(
+                &dir.join("io.max"),
+                format!("{}:{} {key}={rate}", d.major(), d.minor()),
+            )?;
         }
     }
     Ok(())
@@ -253,7 +287,10 @@ fn set_unified(dir: &Path, u: &HashMap<String, String>) -> Result<()> {
             let ctrl = k.split('.').next().unwrap_or_default();
             return Err(Error::Unsupported {
                 what: format!("linux.resources.unified {k}"),
-                why: format!("{} does not exist (is the {ctrl} controller enabled?)", p.display()),
+                why: format!(
+                    "{} does not exist (is the {ctrl} controller enabled?)",
+                    p.display()
+                ),
             });
         }
         fs::write(&p, v)?;
@@ -325,12 +362,19 @@ impl Manager for V2Manager {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Err(Error::FreezeTimeout { path: events, state: if want == "1" { "frozen" } else { "thawed" } })
+        Err(Error::FreezeTimeout {
+            path: events,
+            state: if want == "1" { "frozen" } else { "thawed" },
+        })
     }
 
     fn freezer_state(&self) -> Result<FreezerState> {
         let events = self.dir.join("cgroup.events");
-        Ok(if fs::keyed_value(&events, "frozen")? == 1 { FreezerState::Frozen } else { FreezerState::Thawed })
+        Ok(if fs::keyed_value(&events, "frozen")? == 1 {
+            FreezerState::Frozen
+        } else {
+            FreezerState::Thawed
+        })
     }
 
     fn pids(&self) -> Result<Vec<i32>> {
@@ -392,7 +436,9 @@ pub fn stats(dir: &Path) -> Result<Stats> {
         let num = |f: &str| fs::read_u64_opt(&dir.join(f));
         let limit = |v: u64| if v == u64::MAX { 0 } else { v };
         let raw: std::collections::BTreeMap<String, u64> =
-            fs::read_keyed(&dir.join("memory.stat"))?.into_iter().collect();
+            fs::read_keyed(&dir.join("memory.stat"))?
+                .into_iter()
+                .collect();
         s.memory.cache = raw.get("file").copied().unwrap_or(0);
         s.memory.usage.usage = num("memory.current")?;
         s.memory.usage.max = num("memory.peak")?;
@@ -406,8 +452,11 @@ pub fn stats(dir: &Path) -> Result<Stats> {
         let swap = num("memory.swap.current")?;
         s.memory.swap.usage = swap + s.memory.usage.usage;
         let swap_max = num("memory.swap.max")?;
-        s.memory.swap.limit =
-            if swap_max == u64::MAX || s.memory.usage.limit == 0 { 0 } else { swap_max + s.memory.usage.limit };
+        s.memory.swap.limit = if swap_max == u64::MAX || s.memory.usage.limit == 0 {
+            0
+        } else {
+            swap_max + s.memory.usage.limit
+        };
         s.memory.raw = raw;
     }
     if dir.join("pids.current").exists() {
@@ -417,10 +466,16 @@ pub fn stats(dir: &Path) -> Result<Stats> {
     if io.exists() {
         for line in fs::read(&io)?.lines() {
             let mut it = line.split_whitespace();
-            let Some((maj, min)) = it.next().and_then(|d| d.split_once(':')) else { continue };
-            let (Ok(major), Ok(minor)) = (maj.parse(), min.parse()) else { continue };
+            let Some((maj, min)) = it.next().and_then(|d| d.split_once(':')) else {
+                continue;
+            };
+            let (Ok(major), Ok(minor)) = (maj.parse(), min.parse()) else {
+                continue;
+            };
             for kv in it {
-                let Some((k, v)) = kv.split_once('=') else { continue };
+                let Some((k, v)) = kv.split_once('=') else {
+                    continue;
+                };
                 let Ok(value) = v.parse() else { continue };
                 let (list, op) = match k {
                     "rbytes" => (&mut s.blkio.io_service_bytes_recursive, "Read"),
@@ -429,7 +484,12 @@ pub fn stats(dir: &Path) -> Result<Stats> {
                     "wios" => (&mut s.blkio.io_serviced_recursive, "Write"),
                     _ => continue,
                 };
-                list.push(BlkioEntry { major, minor, op: op.into(), value });
+                list.push(BlkioEntry {
+                    major,
+                    minor,
+                    op: op.into(),
+                    value,
+                });
             }
         }
     }
@@ -515,27 +575,50 @@ mod tests {
         w(root, "cgroup.procs", "1\n");
         let scope = root.join("scope");
         std::fs::create_dir(&scope).unwrap();
-        for (f, v) in [("cgroup.type", "domain"), ("cgroup.controllers", "cpu memory"), ("cgroup.subtree_control", ""), ("cgroup.procs", "42\n")] {
+        for (f, v) in [
+            ("cgroup.type", "domain"),
+            ("cgroup.controllers", "cpu memory"),
+            ("cgroup.subtree_control", ""),
+            ("cgroup.procs", "42\n"),
+        ] {
             w(&scope, f, v);
         }
         let e = enable_controllers(root, &scope.join("c"), &["memory"]).unwrap_err();
         assert!(e.to_string().contains("no-internal-process"), "{e}");
-        assert_eq!(std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(),
+            ""
+        );
         enable_controllers(root, &scope.join("c"), &[]).unwrap();
-        assert_eq!(std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(), "");
-        assert!(std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap().starts_with('+'));
+        assert_eq!(
+            std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(),
+            ""
+        );
+        assert!(std::fs::read_to_string(root.join("cgroup.subtree_control"))
+            .unwrap()
+            .starts_with('+'));
         // Without processes, the same cgroup gets them.
         w(&scope, "cgroup.procs", "");
         enable_controllers(root, &scope.join("c"), &["memory"]).unwrap();
-        assert_eq!(std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(), "+memory");
+        assert_eq!(
+            std::fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(),
+            "+memory"
+        );
     }
 
     #[test]
     fn quota_without_limit_is_max() {
         let t = tempfile::tempdir().unwrap();
         fake(t.path());
-        set_cpu(t.path(), &serde_json::from_str(r#"{"quota":-1,"period":50000}"#).unwrap()).unwrap();
-        assert_eq!(std::fs::read_to_string(t.path().join("cpu.max")).unwrap(), "max 50000");
+        set_cpu(
+            t.path(),
+            &serde_json::from_str(r#"{"quota":-1,"period":50000}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("cpu.max")).unwrap(),
+            "max 50000"
+        );
     }
 
     #[test]
@@ -550,7 +633,10 @@ mod tests {
             r#"{"unified":{"memory.nonexistent":"1"}}"#,
             r#"{"unified":{"../x":"1"}}"#,
         ] {
-            assert!(m.set(&serde_json::from_str(json).unwrap()).is_err(), "{json}");
+            assert!(
+                m.set(&serde_json::from_str(json).unwrap()).is_err(),
+                "{json}"
+            );
         }
     }
 
@@ -563,14 +649,26 @@ mod tests {
         w("memory.max", "max\n");
         w("memory.stat", "anon 1\nfile 2\n");
         w("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
-        w("io.stat", "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n");
+        w(
+            "io.stat",
+            "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n",
+        );
         let s = stats(t.path()).unwrap();
         assert_eq!(
-            (s.cpu.usage.total, s.cpu.throttling.throttled_periods, s.cpu.throttling.throttled_time),
+            (
+                s.cpu.usage.total,
+                s.cpu.throttling.throttled_periods,
+                s.cpu.throttling.throttled_time
+            ),
             (10000, 2, 7000)
         );
         assert_eq!(
-            (s.memory.usage.usage, s.memory.usage.limit, s.memory.usage.failcnt, s.memory.cache),
+            (
+                s.memory.usage.usage,
+                s.memory.usage.limit,
+                s.memory.usage.failcnt,
+                s.memory.cache
+            ),
             (4096, 0, 3, 2)
         );
         assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);

@@ -97,7 +97,11 @@ pub fn resources(json: &str) -> oci_spec::runtime::LinuxResources {
 }
 
 pub fn path_of(m: &dyn Manager, controller: &str) -> PathBuf {
-    m.paths().into_iter().find(|(c, _)| c == controller).map(|(_, p)| p).unwrap()
+    m.paths()
+        .into_iter()
+        .find(|(c, _)| c == controller)
+        .map(|(_, p)| p)
+        .unwrap()
 }
 
 /// Freezes a process that keeps rewriting a counter file in `m`'s cgroup: the file must stop
@@ -108,7 +112,10 @@ pub fn assert_freeze_stops_progress(m: &dyn Manager) {
     let scratch = berth_testkit::Scratch::new("cg-freeze");
     let f = scratch.join("n");
     let read = || std::fs::read_to_string(&f).unwrap_or_default();
-    let mut p = Proc::spawn(&format!("i=0; while :; do i=$((i+1)); echo $i > {}; done", f.display()));
+    let mut p = Proc::spawn(&format!(
+        "i=0; while :; do i=$((i+1)); echo $i > {}; done",
+        f.display()
+    ));
     m.apply(p.pid()).unwrap();
     p.go();
     let mut started = false;

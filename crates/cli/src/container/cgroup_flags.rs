@@ -66,11 +66,31 @@ impl CgroupArgs {
         hc.cpu_period = self.cpu_period.unwrap_or(0);
         hc.cpu_realtime_runtime = self.cpu_rt_runtime.unwrap_or(0);
         hc.blkio_weight = self.blkio_weight.unwrap_or(0);
-        hc.blkio_weight_device = self.blkio_weight_device.iter().map(|v| or_die(resources::parse_weight_device(v))).collect();
-        hc.blkio_device_read_bps = self.device_read_bps.iter().map(|v| or_die(resources::parse_throttle_bps(v))).collect();
-        hc.blkio_device_write_bps = self.device_write_bps.iter().map(|v| or_die(resources::parse_throttle_bps(v))).collect();
-        hc.blkio_device_read_iops = self.device_read_iops.iter().map(|v| or_die(resources::parse_throttle_iops(v))).collect();
-        hc.blkio_device_write_iops = self.device_write_iops.iter().map(|v| or_die(resources::parse_throttle_iops(v))).collect();
+        hc.blkio_weight_device = self
+            .blkio_weight_device
+            .iter()
+            .map(|v| or_die(resources::parse_weight_device(v)))
+            .collect();
+        hc.blkio_device_read_bps = self
+            .device_read_bps
+            .iter()
+            .map(|v| or_die(resources::parse_throttle_bps(v)))
+            .collect();
+        hc.blkio_device_write_bps = self
+            .device_write_bps
+            .iter()
+            .map(|v| or_die(resources::parse_throttle_bps(v)))
+            .collect();
+        hc.blkio_device_read_iops = self
+            .device_read_iops
+            .iter()
+            .map(|v| or_die(resources::parse_throttle_iops(v)))
+            .collect();
+        hc.blkio_device_write_iops = self
+            .device_write_iops
+            .iter()
+            .map(|v| or_die(resources::parse_throttle_iops(v)))
+            .collect();
     }
 
     /// docker's daemon warnings for this host (printed by the CLI as "WARNING: ...").
@@ -130,8 +150,17 @@ pub struct UpdateArgs {
 pub fn update(ctx: &Ctx, a: UpdateArgs) -> CmdResult {
     let u = UpdateOptions {
         memory: a.memory.as_deref().map(|m| or_die(flags::parse_bytes(m))),
-        memory_swap: a.memory_swap.as_deref().map(|m| if m == "-1" { -1 } else { or_die(flags::parse_bytes(m)) }),
-        memory_reservation: a.memory_reservation.as_deref().map(|m| or_die(flags::parse_bytes(m))),
+        memory_swap: a.memory_swap.as_deref().map(|m| {
+            if m == "-1" {
+                -1
+            } else {
+                or_die(flags::parse_bytes(m))
+            }
+        }),
+        memory_reservation: a
+            .memory_reservation
+            .as_deref()
+            .map(|m| or_die(flags::parse_bytes(m))),
         nano_cpus: a.cpus.as_deref().map(|c| or_die(flags::parse_cpus(c))),
         cpu_shares: a.cpu_shares,
         cpu_period: a.cpu_period,
@@ -140,7 +169,10 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> CmdResult {
         cpuset_cpus: a.cpuset_cpus.clone(),
         pids_limit: a.pids_limit,
         blkio_weight: a.blkio_weight,
-        restart_policy: a.restart.as_deref().map(|r| or_die(flags::parse_restart(r))),
+        restart_policy: a
+            .restart
+            .as_deref()
+            .map(|r| or_die(flags::parse_restart(r))),
     };
     let any = a.blkio_weight.is_some()
         || a.cpu_period.is_some()

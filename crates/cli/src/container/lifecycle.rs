@@ -13,7 +13,11 @@ pub struct NamesArgs {
 }
 
 /// Runs `f` on each container, printing its name as docker does; exit 1 if any failed.
-pub fn each(ctx: &Ctx, a: NamesArgs, f: impl Fn(&Engine, &str) -> berth_engine::Result<()>) -> CmdResult {
+pub fn each(
+    ctx: &Ctx,
+    a: NamesArgs,
+    f: impl Fn(&Engine, &str) -> berth_engine::Result<()>,
+) -> CmdResult {
     each_printing(ctx, &a.containers, |e, n| f(e, n).map(|()| n))
 }
 
@@ -56,7 +60,8 @@ pub struct StartArgs {
 
 /// --detach-keys, checked before anything starts (docker's daemon refuses bad ones).
 fn detach_keys(spec: Option<&str>) -> Vec<u8> {
-    spec.map(|k| berth_engine::flags::parse_detach_keys(k).unwrap_or_else(|e| die(e, 1))).unwrap_or_default()
+    spec.map(|k| berth_engine::flags::parse_detach_keys(k).unwrap_or_else(|e| die(e, 1)))
+        .unwrap_or_default()
 }
 
 pub fn start(ctx: &Ctx, a: StartArgs) -> CmdResult {
@@ -64,13 +69,21 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> CmdResult {
     let keys = detach_keys(a.detach_keys.as_deref());
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
-            return Err(Failure("you cannot start and attach multiple containers at once".into()));
+            return Err(Failure(
+                "you cannot start and attach multiple containers at once".into(),
+            ));
         }
         if a.interactive {
             let c = e.get(&a.containers[0])?;
             super::run::check_tty(c.config.open_stdin, c.config.tty);
         }
-        let att = match e.start(&a.containers[0], &StartOptions { attach: true, stdin: a.interactive }) {
+        let att = match e.start(
+            &a.containers[0],
+            &StartOptions {
+                attach: true,
+                stdin: a.interactive,
+            },
+        ) {
             Ok(x) => x.expect("attached"),
             Err(err) => {
                 let code = err.exit_code();
@@ -78,12 +91,22 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> CmdResult {
             }
         };
         drop(e);
-        match att.with_detach_keys(keys).pump_stdio(true).unwrap_or_else(|err| die(err, 1)) {
+        match att
+            .with_detach_keys(keys)
+            .pump_stdio(true)
+            .unwrap_or_else(|err| die(err, 1))
+        {
             Ended::Exited(code) => std::process::exit(code),
             Ended::Detached => return Ok(()),
         }
     }
-    each(ctx, NamesArgs { containers: a.containers }, |e, n| e.start(n, &StartOptions::default()).map(drop))
+    each(
+        ctx,
+        NamesArgs {
+            containers: a.containers,
+        },
+        |e, n| e.start(n, &StartOptions::default()).map(drop),
+    )
 }
 
 #[derive(Args)]
@@ -99,8 +122,23 @@ pub struct StopArgs {
 }
 
 pub fn stop(ctx: &Ctx, a: StopArgs, restart: bool) -> CmdResult {
-    let o = StopOptions { timeout: a.time, signal: a.signal.clone() };
-    each(ctx, NamesArgs { containers: a.containers }, |e, n| if restart { e.restart(n, &o) } else { e.stop(n, &o) })
+    let o = StopOptions {
+        timeout: a.time,
+        signal: a.signal.clone(),
+    };
+    each(
+        ctx,
+        NamesArgs {
+            containers: a.containers,
+        },
+        |e, n| {
+            if restart {
+                e.restart(n, &o)
+            } else {
+                e.stop(n, &o)
+            }
+        },
+    )
 }
 
 #[derive(Args)]
@@ -114,7 +152,13 @@ pub struct KillArgs {
 
 pub fn kill(ctx: &Ctx, a: KillArgs) -> CmdResult {
     let sig = a.signal.clone();
-    each(ctx, NamesArgs { containers: a.containers }, |e, n| e.kill(n, &sig))
+    each(
+        ctx,
+        NamesArgs {
+            containers: a.containers,
+        },
+        |e, n| e.kill(n, &sig),
+    )
 }
 
 #[derive(Args)]
@@ -131,7 +175,13 @@ pub struct RmArgs {
 
 pub fn rm(ctx: &Ctx, a: RmArgs) -> CmdResult {
     let (force, volumes) = (a.force, a.volumes);
-    each(ctx, NamesArgs { containers: a.containers }, |e, n| e.remove(n, force, volumes))
+    each(
+        ctx,
+        NamesArgs {
+            containers: a.containers,
+        },
+        |e, n| e.remove(n, force, volumes),
+    )
 }
 
 pub fn wait(ctx: &Ctx, a: NamesArgs) -> CmdResult {

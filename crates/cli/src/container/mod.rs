@@ -120,8 +120,15 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs) -> CmdResult {
 }
 
 pub(crate) fn engine(ctx: &Ctx) -> Result<Engine, Failure> {
-    let driver = ctx.driver.as_deref().map(berth_image::Driver::parse).transpose()?;
-    Ok(Engine::open(&ctx.root, &EngineOptions { driver, exe: None })?)
+    let driver = ctx
+        .driver
+        .as_deref()
+        .map(berth_image::Driver::parse)
+        .transpose()?;
+    Ok(Engine::open(
+        &ctx.root,
+        &EngineOptions { driver, exe: None },
+    )?)
 }
 
 /// Prints docker's error line and exits with `code` (125 for berth's own failures).
@@ -134,10 +141,14 @@ pub(crate) fn die(msg: impl std::fmt::Display, code: i32) -> ! {
 pub fn monitor_main() -> Option<std::process::ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(berth_engine::DNS_ARG) {
-        return Some(std::process::ExitCode::from(berth_engine::dns_main(&args[1..]) as u8));
+        return Some(std::process::ExitCode::from(
+            berth_engine::dns_main(&args[1..]) as u8,
+        ));
     }
     if args.first().map(String::as_str) == Some(berth_engine::REAP_ARG) {
-        return Some(std::process::ExitCode::from(berth_engine::reap_main(&args[1..]) as u8));
+        return Some(std::process::ExitCode::from(
+            berth_engine::reap_main(&args[1..]) as u8,
+        ));
     }
     if args.first().map(String::as_str) != Some(berth_engine::monitor::ARG) {
         return None;

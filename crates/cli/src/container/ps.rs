@@ -45,8 +45,16 @@ pub fn status_text(c: &Container) -> String {
     match s.status.as_str() {
         "running" => format!("Up {}", timefmt::since(&s.started_at)),
         "paused" => format!("Up {} (Paused)", timefmt::since(&s.started_at)),
-        "restarting" => format!("Restarting ({}) {} ago", s.exit_code, timefmt::since(&s.finished_at)),
-        "exited" => format!("Exited ({}) {} ago", s.exit_code, timefmt::since(&s.finished_at)),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            timefmt::since(&s.finished_at)
+        ),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            s.exit_code,
+            timefmt::since(&s.finished_at)
+        ),
         "dead" => "Dead".into(),
         "removing" => "Removal In Progress".into(),
         _ => "Created".into(),
@@ -61,23 +69,44 @@ fn go_time(rfc: &str) -> String {
 
 fn quoted_command(c: &Container, trunc: bool) -> String {
     let cmd = c.command_line();
-    let cmd = if trunc && cmd.chars().count() > 20 { format!("{}…", cmd.chars().take(19).collect::<String>()) } else { cmd };
+    let cmd = if trunc && cmd.chars().count() > 20 {
+        format!("{}…", cmd.chars().take(19).collect::<String>())
+    } else {
+        cmd
+    };
     crate::output::go_quote(&cmd)
 }
 
 /// docker's PORTS: "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp".
 fn ports_text(e: &berth_engine::Engine, c: &Container) -> String {
-    if !c.state.running || (c.host_config.port_bindings.is_empty() && !c.host_config.publish_all_ports) {
+    if !c.state.running
+        || (c.host_config.port_bindings.is_empty() && !c.host_config.publish_all_ports)
+    {
         return String::new();
     }
     let ports = e.ports(&c.id).unwrap_or_default();
-    ports.iter().map(|(k, ip, hp)| format!("{ip}:{hp}->{k}")).collect::<Vec<_>>().join(", ")
+    ports
+        .iter()
+        .map(|(k, ip, hp)| format!("{ip}:{hp}->{k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn row(c: &Container, trunc: bool, size: Option<(u64, u64)>, ports: String) -> Value {
-    let labels: Vec<String> = c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mounts: Vec<String> = c.mounts.iter().map(|m| m.name.clone().unwrap_or_else(|| m.source.clone())).collect();
-    let size_text = size.map(|(rw, virt)| format!("{} (virtual {})", human_size(rw), human_size(virt))).unwrap_or_else(|| "0B".into());
+    let labels: Vec<String> = c
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mounts: Vec<String> = c
+        .mounts
+        .iter()
+        .map(|m| m.name.clone().unwrap_or_else(|| m.source.clone()))
+        .collect();
+    let size_text = size
+        .map(|(rw, virt)| format!("{} (virtual {})", human_size(rw), human_size(virt)))
+        .unwrap_or_else(|| "0B".into());
     json!({
         "Command": quoted_command(c, trunc),
         "CreatedAt": go_time(&c.created),
@@ -107,7 +136,9 @@ pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
     let trunc = !a.no_trunc;
     if a.quiet {
         if a.format.as_deref().is_some_and(|f| !f.is_empty()) {
-            eprintln!("WARNING: Ignoring custom format, because both --format and --quiet are set.");
+            eprintln!(
+                "WARNING: Ignoring custom format, because both --format and --quiet are set."
+            );
         }
         for c in &list {
             println!("{}", if trunc { c.short_id() } else { &c.id });
@@ -118,18 +149,36 @@ pub fn run(ctx: &Ctx, a: PsArgs) -> CmdResult {
         .iter()
         .map(|c| {
             a.size.then(|| {
-                let rw = c.graph_driver.data.get("UpperDir").map(|d| berth_engine::tree_size(std::path::Path::new(d))).unwrap_or(0);
-                let img = e.store().ok().and_then(|s| s.image(&c.image).ok()).map_or(0, |i| i.size);
+                let rw = c
+                    .graph_driver
+                    .data
+                    .get("UpperDir")
+                    .map(|d| berth_engine::tree_size(std::path::Path::new(d)))
+                    .unwrap_or(0);
+                let img = e
+                    .store()
+                    .ok()
+                    .and_then(|s| s.image(&c.image).ok())
+                    .map_or(0, |i| i.size);
                 (rw, rw + img)
             })
         })
         .collect();
-    let rows: Vec<Value> = list.iter().zip(&sizes).map(|(c, s)| row(c, trunc, *s, ports_text(&e, c))).collect();
-    let default = if a.size { DEFAULT_TABLE_SIZE } else { DEFAULT_TABLE };
+    let rows: Vec<Value> = list
+        .iter()
+        .zip(&sizes)
+        .map(|(c, s)| row(c, trunc, *s, ports_text(&e, c)))
+        .collect();
+    let default = if a.size {
+        DEFAULT_TABLE_SIZE
+    } else {
+        DEFAULT_TABLE
+    };
     print_list(a.format.as_deref(), default, &HEADERS, &rows)
 }
 
-const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const DEFAULT_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 const DEFAULT_TABLE_SIZE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}";
 
 /// docker/cli's container formatter headers.

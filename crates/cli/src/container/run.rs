@@ -166,7 +166,11 @@ pub struct RunArgs {
     #[arg(long)]
     platform: Option<String>,
     /// The image, then the command and its arguments (options end at the image, as with docker)
-    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
     args: Vec<String>,
 }
 
@@ -177,7 +181,8 @@ fn or_die<T>(r: berth_engine::Result<T>) -> T {
 fn env_list(env: &[String], files: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f).unwrap_or_else(|e| die(format!("open {f}: {e}"), 125));
+        let text =
+            std::fs::read_to_string(f).unwrap_or_else(|e| die(format!("open {f}: {e}"), 125));
         out.extend(flags::parse_env_file(&text));
     }
     out.extend(env.iter().filter_map(|e| flags::expand_env(e)));
@@ -216,7 +221,11 @@ fn create_options(a: &RunArgs) -> CreateOptions {
         hc.memory = or_die(flags::parse_bytes(m));
     }
     if let Some(m) = &a.memory_swap {
-        hc.memory_swap = if m == "-1" { -1 } else { or_die(flags::parse_bytes(m)) };
+        hc.memory_swap = if m == "-1" {
+            -1
+        } else {
+            or_die(flags::parse_bytes(m))
+        };
     }
     if let Some(c) = &a.cpus {
         hc.nano_cpus = or_die(flags::parse_cpus(c));
@@ -234,11 +243,19 @@ fn create_options(a: &RunArgs) -> CreateOptions {
         hc.init = Some(true);
     }
     a.cgroup.apply(&mut hc);
-    let ulimits: Vec<_> = a.ulimit.iter().map(|u| or_die(flags::parse_ulimit(u))).collect();
+    let ulimits: Vec<_> = a
+        .ulimit
+        .iter()
+        .map(|u| or_die(flags::parse_ulimit(u)))
+        .collect();
     if !ulimits.is_empty() {
         hc.ulimits = Some(ulimits);
     }
-    hc.devices = a.device.iter().map(|d| or_die(flags::parse_device(d))).collect();
+    hc.devices = a
+        .device
+        .iter()
+        .map(|d| or_die(flags::parse_device(d)))
+        .collect();
     let mut mounts = Vec::new();
     let mut binds = Vec::new();
     for v in &a.volume {
@@ -268,7 +285,9 @@ fn create_options(a: &RunArgs) -> CreateOptions {
         labels.insert(k.to_string(), v.to_string());
     }
     let attached = !a.detach;
-    let want = |s: &str| attached && (a.attach.is_empty() || a.attach.iter().any(|x| x.eq_ignore_ascii_case(s)));
+    let want = |s: &str| {
+        attached && (a.attach.is_empty() || a.attach.iter().any(|x| x.eq_ignore_ascii_case(s)))
+    };
     CreateOptions {
         image: a.args[0].clone(),
         name: a.name.clone(),
@@ -297,23 +316,36 @@ fn create_options(a: &RunArgs) -> CreateOptions {
 /// `run` (start = true) and `create`.
 pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     let opts = create_options(&a);
-    let detach_keys = a.detach_keys.as_deref().map(|k| or_die(flags::parse_detach_keys(k))).unwrap_or_default();
+    let detach_keys = a
+        .detach_keys
+        .as_deref()
+        .map(|k| or_die(flags::parse_detach_keys(k)))
+        .unwrap_or_default();
     if start && !a.detach {
         check_tty(opts.attach_stdin, opts.tty);
     }
     super::cgroup_flags::CgroupArgs::warn(&opts.host_config);
     if !matches!(a.pull.as_str(), "missing" | "always" | "never") {
-        die(format!("invalid pull policy {:?}: missing, always or never", a.pull), 125);
+        die(
+            format!("invalid pull policy {:?}: missing, always or never", a.pull),
+            125,
+        );
     }
     if a.pull == "always" {
-        crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), false).unwrap_or_else(|f| die(f.0, 125));
+        crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), false)
+            .unwrap_or_else(|f| die(f.0, 125));
     }
     let e = engine(ctx).unwrap_or_else(|f| die(f.0, 125));
     // A missing image is pulled only after create found it missing: no registry work (not even
     // a store lookup) on the common path.
     let c = match e.create(&opts) {
-        Err(err) if a.pull == "missing" && err.kind() == berth_engine::ErrorKind::NotFound && err.to_string().contains("unable to find image") => {
-            crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), true).unwrap_or_else(|f| die(f.0, 125));
+        Err(err)
+            if a.pull == "missing"
+                && err.kind() == berth_engine::ErrorKind::NotFound
+                && err.to_string().contains("unable to find image") =>
+        {
+            crate::registry::pull_for_run(ctx, &a.args[0], a.platform.as_deref(), true)
+                .unwrap_or_else(|f| die(f.0, 125));
             e.create(&opts)
         }
         other => other,
@@ -327,22 +359,32 @@ pub fn run(ctx: &Ctx, a: RunArgs, start: bool) -> CmdResult {
     if a.detach {
         if let Err(err) = e.start(&c.id, &StartOptions::default()) {
             {
-            let code = err.exit_code();
-            die(err, code)
-        };
+                let code = err.exit_code();
+                die(err, code)
+            };
         }
         println!("{}", c.id);
         return Ok(());
     }
-    let attach = match e.start(&c.id, &StartOptions { attach: true, stdin: a.interactive }) {
+    let attach = match e.start(
+        &c.id,
+        &StartOptions {
+            attach: true,
+            stdin: a.interactive,
+        },
+    ) {
         Ok(a) => a.expect("attached"),
         Err(err) => {
             let code = err.exit_code();
             die(err, code)
-        },
+        }
     };
     drop(e);
-    match attach.with_detach_keys(detach_keys).pump_stdio(a.sig_proxy).unwrap_or_else(|err| die(err, 125)) {
+    match attach
+        .with_detach_keys(detach_keys)
+        .pump_stdio(a.sig_proxy)
+        .unwrap_or_else(|err| die(err, 125))
+    {
         Ended::Exited(code) => std::process::exit(code),
         // docker run: detaching is a success; the container runs on.
         Ended::Detached => Ok(()),
@@ -406,7 +448,11 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
         interactive: a.interactive,
         detach: a.detach,
         privileged: a.privileged,
-        detach_keys: a.detach_keys.as_deref().map(|k| flags::parse_detach_keys(k).unwrap_or_else(|e| die(e, 1))).unwrap_or_default(),
+        detach_keys: a
+            .detach_keys
+            .as_deref()
+            .map(|k| flags::parse_detach_keys(k).unwrap_or_else(|e| die(e, 1)))
+            .unwrap_or_default(),
     };
     if !a.interactive {
         // docker exec without -i: the process gets no stdin.

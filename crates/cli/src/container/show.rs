@@ -28,22 +28,49 @@ pub struct InspectArgs {
 }
 
 /// docker's object types for `inspect --type`; berth has containers, images and volumes.
-const TYPES: &[&str] = &["config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume"];
+const TYPES: &[&str] = &[
+    "config",
+    "container",
+    "image",
+    "network",
+    "node",
+    "plugin",
+    "secret",
+    "service",
+    "task",
+    "volume",
+];
 
 /// `berth inspect` (docker's autodetection: container, image, then volume) and `berth
 /// container inspect` (`containers_only`).
 pub fn inspect(ctx: &Ctx, a: InspectArgs, containers_only: bool) -> CmdResult {
-    let typ = if containers_only { Some("container") } else { a.typ.as_deref() };
+    let typ = if containers_only {
+        Some("container")
+    } else {
+        a.typ.as_deref()
+    };
     match typ {
-        Some("") => return Err(Failure(format!("type is empty: must be one of \"{}\"", TYPES.join("\", \"")))),
+        Some("") => {
+            return Err(Failure(format!(
+                "type is empty: must be one of \"{}\"",
+                TYPES.join("\", \"")
+            )))
+        }
         Some(t) if !TYPES.contains(&t) => {
-            return Err(Failure(format!("unknown type: \"{t}\": must be one of \"{}\"", TYPES.join("\", \""))))
+            return Err(Failure(format!(
+                "unknown type: \"{t}\": must be one of \"{}\"",
+                TYPES.join("\", \"")
+            )))
         }
         _ => {}
     }
     let want = |t: &str| typ.is_none_or(|x| x == t);
     let e = engine(ctx)?;
-    let volumes = if want("volume") { Some(e.volumes()?) } else { None };
+    let volumes = if want("volume") {
+        Some(e.volumes()?)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for n in &a.names {
@@ -125,7 +152,11 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> CmdResult {
     let tail = if a.tail == "all" || a.tail == "-1" {
         None
     } else {
-        Some(a.tail.parse::<usize>().map_err(|_| Failure(format!("invalid tail value: {}", a.tail)))?)
+        Some(
+            a.tail
+                .parse::<usize>()
+                .map_err(|_| Failure(format!("invalid tail value: {}", a.tail)))?,
+        )
     };
     let o = LogOptions {
         stdout: true,
@@ -139,7 +170,13 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> CmdResult {
     let id = c.id.clone();
     let running = || e.get(&id).map(|c| c.state.running).unwrap_or(false);
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    logs::read(std::path::Path::new(&c.log_path), &o, &mut out, &mut err, &running)?;
+    logs::read(
+        std::path::Path::new(&c.log_path),
+        &o,
+        &mut out,
+        &mut err,
+        &running,
+    )?;
     Ok(())
 }
 
@@ -155,18 +192,34 @@ pub struct TopArgs {
 pub fn top(ctx: &Ctx, a: TopArgs) -> CmdResult {
     let e = engine(ctx)?;
     let pids = e.pids(&a.container)?;
-    let args = if a.ps_args.is_empty() { vec!["-ef".to_string()] } else { a.ps_args.clone() };
-    let out = std::process::Command::new("ps").args(&args).output().map_err(|e| Failure(format!("run ps: {e}")))?;
+    let args = if a.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        a.ps_args.clone()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|e| Failure(format!("run ps: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
-    let col = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| Failure("couldn't find PID field in ps output".into()))?;
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Failure("couldn't find PID field in ps output".into()))?;
     let mut rows: Vec<Vec<String>> = vec![header.split_whitespace().map(String::from).collect()];
     let ncols = rows[0].len();
     for l in lines {
         let f: Vec<&str> = l.split_whitespace().collect();
-        if f.get(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
-            let mut r: Vec<String> = f[..ncols.min(f.len()).saturating_sub(1)].iter().map(|s| s.to_string()).collect();
+        if f.get(col)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+        {
+            let mut r: Vec<String> = f[..ncols.min(f.len()).saturating_sub(1)]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             r.push(f[ncols.min(f.len()).saturating_sub(1)..].join(" "));
             rows.push(r);
         }
@@ -219,8 +272,16 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> CmdResult {
         for (x, y) in first.iter().zip(&second) {
             let cpu_d = y.cpu_nanos.saturating_sub(x.cpu_nanos) as f64;
             let sys_d = y.system_nanos.saturating_sub(x.system_nanos) as f64;
-            let cpu = if sys_d > 0.0 { cpu_d / sys_d * y.online_cpus as f64 * 100.0 } else { 0.0 };
-            let mem_pct = if y.mem_limit > 0 { y.mem_usage as f64 / y.mem_limit as f64 * 100.0 } else { 0.0 };
+            let cpu = if sys_d > 0.0 {
+                cpu_d / sys_d * y.online_cpus as f64 * 100.0
+            } else {
+                0.0
+            };
+            let mem_pct = if y.mem_limit > 0 {
+                y.mem_usage as f64 / y.mem_limit as f64 * 100.0
+            } else {
+                0.0
+            };
             rows.push(serde_json::json!({
                 "Container": y.id[..12].to_string(),
                 "ID": if a.no_trunc { y.id.clone() } else { y.id[..12].to_string() },

@@ -102,7 +102,9 @@ fn fill(v: &mut Value, skel: &Value) {
                 }
             }
         }
-        (Value::Array(a), Value::Array(s)) if s.len() == 1 => a.iter_mut().for_each(|x| fill(x, &s[0])),
+        (Value::Array(a), Value::Array(s)) if s.len() == 1 => {
+            a.iter_mut().for_each(|x| fill(x, &s[0]))
+        }
         _ => {}
     }
 }

@@ -13,7 +13,10 @@ pub fn fixture(name: &str) -> PathBuf {
 
 pub fn berth_cmd(root: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-    c.arg("--root").arg(root).env_remove("BERTH_ROOT").stdin(Stdio::null());
+    c.arg("--root")
+        .arg(root)
+        .env_remove("BERTH_ROOT")
+        .stdin(Stdio::null());
     c
 }
 
@@ -34,7 +37,11 @@ impl From<Output> for Run {
 }
 
 pub fn berth(root: &Path, args: &[&str]) -> Run {
-    berth_cmd(root).args(args).output().expect("run berth").into()
+    berth_cmd(root)
+        .args(args)
+        .output()
+        .expect("run berth")
+        .into()
 }
 
 /// Runs berth and fails the test unless it exits 0.
@@ -74,7 +81,11 @@ pub fn assert_consistent(root: &Path) {
             assert!(d.is_dir(), "image {} lacks layer {}", img.id, d.display());
         }
         for l in &img.layers {
-            assert!(store.blob_path(&l.blob_digest).unwrap().is_file(), "missing blob {}", l.blob_digest);
+            assert!(
+                store.blob_path(&l.blob_digest).unwrap().is_file(),
+                "missing blob {}",
+                l.blob_digest
+            );
         }
     }
     let left: Vec<_> = std::fs::read_dir(root.join("tmp"))
@@ -100,12 +111,19 @@ pub fn column_starts(line: &str) -> Vec<usize> {
 
 /// The cells of a table line (columns are separated by 2+ spaces).
 pub fn columns(line: &str) -> Vec<&str> {
-    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect()
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 /// The full ids of every container in `root`.
 pub fn ids(root: &Path) -> Vec<String> {
-    berth(root, &["ps", "-aq", "--no-trunc"]).stdout.lines().map(str::to_string).collect()
+    berth(root, &["ps", "-aq", "--no-trunc"])
+        .stdout
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The pids of the monitors of `root`'s containers (`berth __monitor ROOT ...`).
@@ -113,9 +131,16 @@ pub fn monitors(root: &Path) -> Vec<i32> {
     let root = root.to_string_lossy().into_owned();
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         if args.get(1).map(String::as_str) == Some("__monitor") && args.get(2) == Some(&root) {
             v.push(pid);
         }

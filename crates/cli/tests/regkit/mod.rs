@@ -15,7 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn sh(cmd: &str) {
@@ -68,10 +72,16 @@ impl Registry {
         std::fs::create_dir_all(&data).unwrap();
         let mut auth = String::new();
         if let Some((u, p)) = &opts.htpasswd {
-            let out = Command::new("htpasswd").args(["-Bbn", u, p]).output().expect("htpasswd (apache2-utils)");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", u, p])
+                .output()
+                .expect("htpasswd (apache2-utils)");
             assert!(out.status.success());
             std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
-            auth = format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", dir.join("htpasswd").display());
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
         }
         if let Some((realm, service, issuer, bundle)) = &opts.token {
             auth = format!(
@@ -80,7 +90,11 @@ impl Registry {
             );
         }
         let tls = match &opts.tls {
-            Some((crt, key)) => format!("  tls:\n    certificate: {}\n    key: {}\n", crt.display(), key.display()),
+            Some((crt, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                crt.display(),
+                key.display()
+            ),
             None => String::new(),
         };
         for _ in 0..5 {
@@ -100,8 +114,15 @@ impl Registry {
                 .stdout(std::fs::File::create(&log).unwrap())
                 .stderr(std::fs::File::create(dir.join("registry.err")).unwrap())
                 .spawn()
-                .expect("docker-registry (Debian package docker-registry: scripts/deps installs it)");
-            let mut reg = Registry { addr, data: data.clone(), log, child };
+                .expect(
+                    "docker-registry (Debian package docker-registry: scripts/deps installs it)",
+                );
+            let mut reg = Registry {
+                addr,
+                data: data.clone(),
+                log,
+                child,
+            };
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if reg.child.try_wait().unwrap().is_some() {
@@ -161,7 +182,11 @@ impl Request {
 pub type Handler = dyn Fn(&Request) -> Vec<u8> + Send + Sync;
 
 pub fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
-    let mut v = format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len()).into_bytes();
+    let mut v = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    )
+    .into_bytes();
     for (k, val) in headers {
         v.extend(format!("{k}: {val}\r\n").as_bytes());
     }
@@ -216,7 +241,11 @@ impl TinyServer {
                     }
                     let mut body = vec![0u8; len];
                     let _ = r.read_exact(&mut body);
-                    let out = h(&Request { method, path, headers });
+                    let out = h(&Request {
+                        method,
+                        path,
+                        headers,
+                    });
                     let _ = conn.write_all(&out);
                     let _ = conn.shutdown(std::net::Shutdown::Both);
                 });
@@ -247,7 +276,13 @@ fn b64url(b: &[u8]) -> String {
 /// A token server (docker's token auth) issuing RS256 JWTs with an x5c header, signed by
 /// `openssl dgst`, to `user`/`password` only. Returns the server and the cert bundle the
 /// registry must trust.
-pub fn token_server(dir: &Path, service: &str, issuer: &str, user: &str, password: &str) -> (TinyServer, PathBuf) {
+pub fn token_server(
+    dir: &Path,
+    service: &str,
+    issuer: &str,
+    user: &str,
+    password: &str,
+) -> (TinyServer, PathBuf) {
     sh(&format!(
         "set -e; cd {}; openssl req -x509 -newkey rsa:2048 -nodes -keyout tok.key -out tok.crt -days 2 -subj /CN=berth-test-token 2>/dev/null; \
          openssl x509 -in tok.crt -outform DER -out tok.der",
@@ -262,23 +297,38 @@ pub fn token_server(dir: &Path, service: &str, issuer: &str, user: &str, passwor
     );
     let handler = move |req: &Request| -> Vec<u8> {
         if req.header("authorization") != Some(expected.as_str()) {
-            return response("401 Unauthorized", &[], br#"{"details":"incorrect username or password"}"#);
+            return response(
+                "401 Unauthorized",
+                &[],
+                br#"{"details":"incorrect username or password"}"#,
+            );
         }
         let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or("");
         let mut access = Vec::new();
         for kv in query.split('&') {
             if let Some(s) = kv.strip_prefix("scope=") {
-                let s = s.replace("%3A", ":").replace("%2C", ",").replace("%2F", "/").replace('+', " ");
+                let s = s
+                    .replace("%3A", ":")
+                    .replace("%2C", ",")
+                    .replace("%2F", "/")
+                    .replace('+', " ");
                 let parts: Vec<&str> = s.split(':').collect();
                 if parts.len() == 3 {
                     access.push(serde_json::json!({"type": parts[0], "name": parts[1], "actions": parts[2].split(',').collect::<Vec<_>>()}));
                 }
             }
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [base64::engine::general_purpose::STANDARD.encode(&der)]});
         let claims = serde_json::json!({"iss": issuer, "sub": "tester", "aud": service, "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", access.len()), "access": access});
-        let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+        let signing_input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
         let mut child = Command::new("openssl")
             .args(["dgst", "-sha256", "-sign"])
             .arg(&key)
@@ -286,11 +336,20 @@ pub fn token_server(dir: &Path, service: &str, issuer: &str, user: &str, passwor
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(signing_input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(signing_input.as_bytes())
+            .unwrap();
         let sig = child.wait_with_output().unwrap().stdout;
         let token = format!("{signing_input}.{}", b64url(&sig));
         let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
-        response("200 OK", &[("Content-Type", "application/json".into())], body.as_bytes())
+        response(
+            "200 OK",
+            &[("Content-Type", "application/json".into())],
+            body.as_bytes(),
+        )
     };
     (TinyServer::start(Arc::new(handler)), dir.join("tok.crt"))
 }
@@ -320,8 +379,10 @@ impl Env {
     }
 
     pub fn apply(&self, c: &mut Command) {
-        c.env("BERTH_REGISTRIES_CONF", &self.conf).env("BERTH_AUTH_FILE", &self.auth);
+        c.env("BERTH_REGISTRIES_CONF", &self.conf)
+            .env("BERTH_AUTH_FILE", &self.auth);
         // Loopback only, even where a proxy is configured.
-        c.env("NO_PROXY", "127.0.0.1,localhost").env("no_proxy", "127.0.0.1,localhost");
+        c.env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
     }
 }

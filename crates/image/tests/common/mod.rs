@@ -13,11 +13,19 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub fn open(root: &Path, driver: Driver) -> ImageStore {
-    ImageStore::open(root, &StoreOptions { driver: Some(driver) }).expect("open store")
+    ImageStore::open(
+        root,
+        &StoreOptions {
+            driver: Some(driver),
+        },
+    )
+    .expect("open store")
 }
 
 pub fn load_file(store: &ImageStore, name: &str) -> Vec<berth_image::LoadedImage> {
-    store.load(fs::File::open(fixture(name)).expect("fixture")).expect("load")
+    store
+        .load(fs::File::open(fixture(name)).expect("fixture"))
+        .expect("load")
 }
 
 /// `listing.py --mtime DIR`.
@@ -28,7 +36,11 @@ pub fn listing(dir: &Path) -> String {
         .arg(dir)
         .output()
         .expect("run listing.py");
-    assert!(out.status.success(), "listing.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "listing.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -41,16 +53,22 @@ pub fn expected_listing(name: &str) -> String {
 pub fn rootfs(s: &Scratch, store: &ImageStore, image: &Image) -> PathBuf {
     match store.driver() {
         Driver::Vfs => image.layer_dirs().last().unwrap().clone(),
-        Driver::Overlay => {
-            berth_testkit::mount_layers_ro(&image.layer_dirs(), s.path(), &format!("merged-{}", &image.id[..12]))
-        }
+        Driver::Overlay => berth_testkit::mount_layers_ro(
+            &image.layer_dirs(),
+            s.path(),
+            &format!("merged-{}", &image.id[..12]),
+        ),
     }
 }
 
 /// Entries left in `<root>/tmp`.
 pub fn tmp_leftovers(root: &Path) -> Vec<String> {
     fs::read_dir(root.join("tmp"))
-        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -72,8 +90,11 @@ pub fn fixture_diff_ids(name: &str) -> Vec<String> {
         serde_json::from_slice(&files[m[0]["Config"].as_str().unwrap()]).unwrap()
     } else {
         let idx: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
-        let blob = |d: &str| files[&format!("blobs/sha256/{}", d.strip_prefix("sha256:").unwrap())].clone();
-        let m: serde_json::Value = serde_json::from_slice(&blob(idx["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+        let blob = |d: &str| {
+            files[&format!("blobs/sha256/{}", d.strip_prefix("sha256:").unwrap())].clone()
+        };
+        let m: serde_json::Value =
+            serde_json::from_slice(&blob(idx["manifests"][0]["digest"].as_str().unwrap())).unwrap();
         serde_json::from_slice(&blob(m["config"]["digest"].as_str().unwrap())).unwrap()
     };
     config["rootfs"]["diff_ids"]

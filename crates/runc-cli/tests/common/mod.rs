@@ -23,8 +23,19 @@ pub fn bin() -> PathBuf {
 
 /// Docker's default capability set (CapEff 00000000a80425fb).
 pub const DOCKER_CAPS: [&str; 14] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
 
@@ -59,29 +70,49 @@ impl Ctr {
         fs::create_dir_all(&rootfs).unwrap();
         busybox_rootfs(&rootfs).unwrap();
         let out = cmd(&["spec", "--bundle", bundle.to_str().unwrap()]);
-        assert!(out.status.success(), "spec failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut spec: Value = serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        assert!(
+            out.status.success(),
+            "spec failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut spec: Value =
+            serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
         spec["process"]["terminal"] = json!(false);
         spec["process"]["args"] = json!(["true"]);
         spec["root"] = json!({ "path": "rootfs", "readonly": false });
         spec["linux"]["cgroupsPath"] = json!(cgroup);
         let caps = json!(DOCKER_CAPS);
-        spec["process"]["capabilities"] =
-            json!({ "bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": [] });
+        spec["process"]["capabilities"] = json!({ "bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": [] });
         let cleanup = {
             let (id, root, cgroup) = (id.clone(), root.clone(), cgroup.clone());
             Defer(Box::new(move || {
                 let mut delete = Command::new(bin());
-                delete.arg("--root").arg(&root).args(["delete", "--force", &id]);
+                delete
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force", &id]);
                 let _ = try_run_cmd(&mut delete, Duration::from_secs(20));
                 remove_cgroup_everywhere(&cgroup);
             }) as Box<dyn FnMut()>)
         };
-        Ctr { id, cgroup, spec, bundle, rootfs, root, _cleanup: cleanup, scratch }
+        Ctr {
+            id,
+            cgroup,
+            spec,
+            bundle,
+            rootfs,
+            root,
+            _cleanup: cleanup,
+            scratch,
+        }
     }
 
     pub fn write_spec(&self) {
-        fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(&self.spec).unwrap()).unwrap();
+        fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&self.spec).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn set_args(&mut self, args: &[&str]) {
@@ -110,7 +141,12 @@ impl Ctr {
     pub fn run_sh(&mut self, script: &str) -> Output {
         self.set_args(&["sh", "-c", script]);
         self.write_spec();
-        self.runc(&["run", "--bundle", self.bundle.to_str().unwrap(), &self.id.clone()])
+        self.runc(&[
+            "run",
+            "--bundle",
+            self.bundle.to_str().unwrap(),
+            &self.id.clone(),
+        ])
     }
 
     /// `run_sh` that must exit 0; returns stdout.
@@ -130,7 +166,12 @@ impl Ctr {
     pub fn start_sh(&mut self, script: &str) -> i32 {
         self.set_args(&["sh", "-c", script]);
         self.write_spec();
-        self.ok(&["create", "--bundle", self.bundle.to_str().unwrap(), &self.id.clone()]);
+        self.ok(&[
+            "create",
+            "--bundle",
+            self.bundle.to_str().unwrap(),
+            &self.id.clone(),
+        ]);
         self.ok(&["start", &self.id.clone()]);
         self.state()["pid"].as_i64().unwrap() as i32
     }
@@ -150,14 +191,27 @@ impl Ctr {
 
     /// The container's cgroup directory in one v1 hierarchy (e.g. "pids").
     pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup").join(controller).join(self.cgroup.trim_start_matches('/'))
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.cgroup.trim_start_matches('/'))
     }
 
     /// Nothing of this container remains: no state entry under --root, no cgroup directory.
     pub fn assert_no_traces(&self) {
-        assert!(!self.root.join(&self.id).exists(), "state of {} left in {}", self.id, self.root.display());
-        for c in ["memory", "pids", "cpu", "devices", "freezer", "blkio", "cpuset", "unified"] {
-            assert!(!self.cgroup_dir(c).exists(), "cgroup left behind: {}", self.cgroup_dir(c).display());
+        assert!(
+            !self.root.join(&self.id).exists(),
+            "state of {} left in {}",
+            self.id,
+            self.root.display()
+        );
+        for c in [
+            "memory", "pids", "cpu", "devices", "freezer", "blkio", "cpuset", "unified",
+        ] {
+            assert!(
+                !self.cgroup_dir(c).exists(),
+                "cgroup left behind: {}",
+                self.cgroup_dir(c).display()
+            );
         }
     }
 }
@@ -170,7 +224,8 @@ pub fn cmd(args: &[&str]) -> Output {
 /// Runs a command with stdout/stderr in files, not pipes: a detached container inherits them
 /// and would keep a pipe open long after the runtime returned.
 pub fn run_cmd(c: &mut Command) -> Output {
-    try_run_cmd(c, COMMAND_TIMEOUT).unwrap_or_else(|| panic!("{c:?} did not finish within {COMMAND_TIMEOUT:?}"))
+    try_run_cmd(c, COMMAND_TIMEOUT)
+        .unwrap_or_else(|| panic!("{c:?} did not finish within {COMMAND_TIMEOUT:?}"))
 }
 
 /// `run_cmd` that kills the command and returns None after `timeout`: for cleanup guards,
@@ -196,14 +251,21 @@ pub fn try_run_cmd(c: &mut Command, timeout: Duration) -> Option<Output> {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    Some(Output { status, stdout: fs::read(&out_path).unwrap(), stderr: fs::read(&err_path).unwrap() })
+    Some(Output {
+        status,
+        stdout: fs::read(&out_path).unwrap(),
+        stderr: fs::read(&err_path).unwrap(),
+    })
 }
 
 /// Polls `cond` every 20 ms for up to 20 s; a bounded wait for something asynchronous.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -26,16 +26,27 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     let process = &opts.process;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console_socket.is_none() && opts.detach {
-        return Err(Error::invalid("process.terminal needs a console socket when the process is detached"));
+        return Err(Error::invalid(
+            "process.terminal needs a console socket when the process is detached",
+        ));
     }
     if !terminal && opts.console_socket.is_some() {
-        return Err(Error::invalid("a console socket was given but process.terminal is false"));
+        return Err(Error::invalid(
+            "a console socket was given but process.terminal is false",
+        ));
     }
     let linux = saved.config.linux().as_ref();
     let setup = ProcSetup::new(process, linux, opts.preserve_fds)?;
     // Our own fds (namespaces, sync socket) must land above the range the process inherits.
-    let _reserved = sys::reserve_fd_range(opts.preserve_fds)
-        .map_err(|e| Error::sys(format!("reserve fds 3..{} for --preserve-fds", 3 + opts.preserve_fds as u64), e))?;
+    let _reserved = sys::reserve_fd_range(opts.preserve_fds).map_err(|e| {
+        Error::sys(
+            format!(
+                "reserve fds 3..{} for --preserve-fds",
+                3 + opts.preserve_fds as u64
+            ),
+            e,
+        )
+    })?;
     let init = saved.state.pid;
     let plan = container_namespaces(init, linux)?;
     let cg = berth_cgroups::open(saved.cgroups_path.as_deref(), id)?;
@@ -51,7 +62,9 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     let threads = sys::thread_count();
     if threads != 1 {
-        return Err(Error::internal(format!("refusing to enter a container from a process with {threads} threads")));
+        return Err(Error::internal(format!(
+            "refusing to enter a container from a process with {threads} threads"
+        )));
     }
     let c1 = sys::fork().map_err(|e| Error::sys("fork", e))?;
     if c1 == 0 {
@@ -61,7 +74,14 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     drop(child_chan);
     let mut pids = vec![c1];
-    let r = parent(&parent_chan, c1, (!self_join).then_some(&*cg), opts, &saved, &mut pids);
+    let r = parent(
+        &parent_chan,
+        c1,
+        (!self_join).then_some(&*cg),
+        opts,
+        &saved,
+        &mut pids,
+    );
     let (pid, console) = match r {
         Ok(x) => x,
         Err(e) => {
@@ -108,7 +128,8 @@ fn parent(
                 None => console = Some(fd),
             },
             Some((Msg::SeccompFd, Some(fd))) => {
-                let st = crate::process::listener_state(&saved.state, pid, "running", &saved.config);
+                let st =
+                    crate::process::listener_state(&saved.state, pid, "running", &saved.config);
                 let path = listener_path(&saved.config);
                 sync::send_seccomp_fd(&path, fd.as_raw_fd(), &st)?;
             }
@@ -123,20 +144,29 @@ fn parent(
 }
 
 pub(crate) fn listener_path(spec: &oci_spec::runtime::Spec) -> std::path::PathBuf {
-    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).and_then(|s| s.listener_path().clone()).unwrap_or_default()
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_path().clone())
+        .unwrap_or_default()
 }
 
 /// Namespaces of the container's init that differ from ours, in join order.
 fn container_namespaces(init: i32, linux: Option<&oci_spec::runtime::Linux>) -> Result<Plan> {
     let mut plan = Plan::default();
-    let types: Vec<libc::c_int> =
-        linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten().map(|n| namespaces::flag(n.typ())).collect();
+    let types: Vec<libc::c_int> = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|n| namespaces::flag(n.typ()))
+        .collect();
     for t in JOIN_ORDER {
         if !types.contains(&t) {
             continue;
         }
         let path = format!("/proc/{init}/ns/{}", namespaces::proc_name(t));
-        let fd = sys::open(&sys::cstr(&path), libc::O_RDONLY, 0).map_err(|e| Error::sys(format!("open {path}"), e))?;
+        let fd = sys::open(&sys::cstr(&path), libc::O_RDONLY, 0)
+            .map_err(|e| Error::sys(format!("open {path}"), e))?;
         let own = format!("/proc/self/ns/{}", namespaces::proc_name(t));
         let same = match (sys::fstat(fd.as_raw_fd()), sys::stat(&sys::cstr(&own))) {
             (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
@@ -149,7 +179,12 @@ fn container_namespaces(init: i32, linux: Option<&oci_spec::runtime::Linux>) -> 
     Ok(plan)
 }
 
-fn child(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn berth_cgroups::Manager, bool)>) -> ! {
+fn child(
+    chan: &Channel,
+    plan: &Plan,
+    setup: &ProcSetup,
+    join: Option<(&dyn berth_cgroups::Manager, bool)>,
+) -> ! {
     super::reset_signals();
     let mut keep: Vec<RawFd> = vec![chan.raw()];
     keep.extend(plan.join.iter().map(|(_, fd)| fd.as_raw_fd()));
@@ -165,7 +200,12 @@ fn child(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn bert
 
 enum Never {}
 
-fn enter(chan: &Channel, plan: &Plan, setup: &ProcSetup, join: Option<(&dyn berth_cgroups::Manager, bool)>) -> Result<Never> {
+fn enter(
+    chan: &Channel,
+    plan: &Plan,
+    setup: &ProcSetup,
+    join: Option<(&dyn berth_cgroups::Manager, bool)>,
+) -> Result<Never> {
     chan.wait_go()?;
     crate::sched::set_affinity(&setup.sched.affinity_initial, "initial")?;
     if let Some((cg, unified)) = join {

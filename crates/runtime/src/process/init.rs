@@ -64,7 +64,8 @@ fn init(a: &InitArgs) -> Result<Never> {
         namespaces::join(plan, None)?;
         namespaces::close_joined(plan);
         if new_user {
-            sys::unshare(libc::CLONE_NEWUSER).map_err(|e| Error::sys("unshare user namespace", e))?;
+            sys::unshare(libc::CLONE_NEWUSER)
+                .map_err(|e| Error::sys("unshare user namespace", e))?;
             a.chan.ask(&Msg::NeedMaps)?;
         }
         let rest = plan.new & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP);
@@ -119,11 +120,21 @@ fn init(a: &InitArgs) -> Result<Never> {
     // shared and unbindable are set on the container's own / after the switch: shared here would
     // reach the host, and an unbindable / could not be bound as the rootfs (runc does the same).
     let late = libc::MS_SHARED | libc::MS_UNBINDABLE;
-    let pre = if propagation & late != 0 { libc::MS_SLAVE | libc::MS_REC } else { propagation };
+    let pre = if propagation & late != 0 {
+        libc::MS_SLAVE | libc::MS_REC
+    } else {
+        propagation
+    };
     sys::mount(None, c"/", None, pre, None).map_err(|e| Error::sys("set propagation of /", e))?;
     let rootfs_c = sys::cstr(a.rootfs);
-    sys::mount(Some(&rootfs_c), &rootfs_c, None, libc::MS_BIND | libc::MS_REC, None)
-        .map_err(|e| Error::sys(format!("bind rootfs {}", a.rootfs.display()), e))?;
+    sys::mount(
+        Some(&rootfs_c),
+        &rootfs_c,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .map_err(|e| Error::sys(format!("bind rootfs {}", a.rootfs.display()), e))?;
     sys::mount(None, &rootfs_c, None, libc::MS_PRIVATE, None)
         .map_err(|e| Error::sys(format!("make rootfs {} private", a.rootfs.display()), e))?;
     let root = sys::open(&rootfs_c, libc::O_PATH | libc::O_DIRECTORY, 0)
@@ -139,12 +150,20 @@ fn init(a: &InitArgs) -> Result<Never> {
         if m.typ().as_deref() == Some("cgroup") {
             cgroup.wait(a.chan)?;
         }
-        let userns = a.idmaps.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd.as_raw_fd());
+        let userns = a
+            .idmaps
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, fd)| fd.as_raw_fd());
         mounts::mount_one(&ctx, m, userns)?;
     }
     let dev_is_bind = spec_mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind"))
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
     });
     // Device nodes after the device cgroup rules are in place (deny-all then allows would race).
     let host_pid = cgroup.wait(a.chan)?;
@@ -174,7 +193,8 @@ fn init(a: &InitArgs) -> Result<Never> {
 
     // Inside the container's root from here on.
     if propagation & late != 0 {
-        sys::mount(None, c"/", None, propagation, None).map_err(|e| Error::sys("set propagation of /", e))?;
+        sys::mount(None, c"/", None, propagation, None)
+            .map_err(|e| Error::sys("set propagation of /", e))?;
     }
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         let mut keys: Vec<_> = sysctl.iter().collect();
@@ -187,18 +207,33 @@ fn init(a: &InitArgs) -> Result<Never> {
         let (master, slave) = tty::open_pty(a.setup.console_size)?;
         let n = tty::pty_number(master.as_raw_fd())?;
         let pts = sys::cstr(format!("/dev/pts/{n}"));
-        sys::mount(Some(&pts), c"/dev/console", None, libc::MS_BIND, None).map_err(|e| Error::sys("bind pty to /dev/console", e))?;
-        a.chan.send_with_fd(&Msg::Console, Some(master.as_raw_fd()))?;
+        sys::mount(Some(&pts), c"/dev/console", None, libc::MS_BIND, None)
+            .map_err(|e| Error::sys("bind pty to /dev/console", e))?;
+        a.chan
+            .send_with_fd(&Msg::Console, Some(master.as_raw_fd()))?;
         drop(master);
         tty::make_controlling(&slave)?;
     }
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         masking::mask(p)?;
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         masking::readonly(p)?;
     }
-    if a.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if a.spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         masking::readonly_root()?;
     }
     finish(a, host_pid)
@@ -211,7 +246,8 @@ fn no_mount_ns(a: &InitArgs, cgroup: &mut CgroupWait) -> Result<Never> {
     let hooks = a.spec.hooks().as_ref();
     #[allow(deprecated)]
     let wants_runtime_hooks = hooks.is_some_and(|h| {
-        h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     if wants_runtime_hooks {
         a.chan.ask(&Msg::NeedHooks)?;
@@ -288,7 +324,8 @@ impl CgroupWait<'_> {
             self_join(cg, self.join_unified)?;
         }
         if self.new_ns {
-            sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| Error::sys("unshare cgroup namespace", e))?;
+            sys::unshare(libc::CLONE_NEWCGROUP)
+                .map_err(|e| Error::sys("unshare cgroup namespace", e))?;
         }
         self.host_pid = Some(p);
         Ok(p)
@@ -314,7 +351,8 @@ pub fn self_join(cg: &dyn berth_cgroups::Manager, join_unified: bool) -> Result<
         } else {
             dir.join("tasks")
         };
-        std::fs::write(&file, "0").map_err(|e| Error::sys(format!("join cgroup {}", file.display()), e))?;
+        std::fs::write(&file, "0")
+            .map_err(|e| Error::sys(format!("join cgroup {}", file.display()), e))?;
         done.push(dir);
     }
     Ok(())
@@ -345,7 +383,11 @@ fn root_propagation(p: Option<&str>) -> Result<libc::c_ulong> {
         None | Some("") => libc::MS_SLAVE | libc::MS_REC,
         Some(s) => match mounts::PROPAGATION.iter().find(|(n, _)| *n == s) {
             Some((_, f)) => *f,
-            None => return Err(Error::invalid(format!("rootfsPropagation {s:?} is not a propagation mode"))),
+            None => {
+                return Err(Error::invalid(format!(
+                    "rootfsPropagation {s:?} is not a propagation mode"
+                )))
+            }
         },
     })
 }
@@ -370,7 +412,10 @@ fn set_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<()> {
         D::PerLinux32 => 0x0008,
     };
     if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-        return Err(Error::new(ErrorKind::Unavailable, "personality flags are not supported"));
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "personality flags are not supported",
+        ));
     }
     if unsafe { libc::personality(persona) } < 0 {
         return Err(Error::last("personality"));
@@ -379,17 +424,29 @@ fn set_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<()> {
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
     let mut text = String::new();
     for (clock, off) in offsets.into_iter().flatten() {
         let name = match clock.as_str() {
             "monotonic" | "boottime" => clock.as_str(),
-            other => return Err(Error::invalid(format!("time offset for unknown clock {other:?}"))),
+            other => {
+                return Err(Error::invalid(format!(
+                    "time offset for unknown clock {other:?}"
+                )))
+            }
         };
-        text.push_str(&format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{name} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
     if !text.is_empty() {
-        std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::sys("write timens_offsets", e))?;
+        std::fs::write("/proc/self/timens_offsets", text)
+            .map_err(|e| Error::sys("write timens_offsets", e))?;
     }
     Ok(())
 }

@@ -17,7 +17,13 @@ pub fn reset_signals() {
 }
 
 /// State JSON as hooks receive it on stdin.
-pub fn hook_state(id: &str, pid: i32, status: &str, bundle: &std::path::Path, spec: &oci_spec::runtime::Spec) -> Vec<u8> {
+pub fn hook_state(
+    id: &str,
+    pid: i32,
+    status: &str,
+    bundle: &std::path::Path,
+    spec: &oci_spec::runtime::Spec,
+) -> Vec<u8> {
     let v = serde_json::json!({
         "ociVersion": spec.version(),
         "id": id,
@@ -30,8 +36,17 @@ pub fn hook_state(id: &str, pid: i32, status: &str, bundle: &std::path::Path, sp
 }
 
 /// The runtime spec's containerProcessState, sent with a seccomp notify fd to its agent.
-pub fn listener_state(st: &crate::State, pid: i32, status: &str, spec: &oci_spec::runtime::Spec) -> Vec<u8> {
-    let metadata = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).and_then(|s| s.listener_metadata().clone());
+pub fn listener_state(
+    st: &crate::State,
+    pid: i32,
+    status: &str,
+    spec: &oci_spec::runtime::Spec,
+) -> Vec<u8> {
+    let metadata = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_metadata().clone());
     let v = serde_json::json!({
         "ociVersion": spec.version(),
         "fds": ["seccompFd"],
@@ -51,7 +66,10 @@ pub fn listener_state(st: &crate::State, pid: i32, status: &str, spec: &oci_spec
 
 /// Ends a forked child after reporting `err` to the parent (or stderr when it is gone).
 pub fn child_fail(chan: Option<&crate::sync::Channel>, err: &crate::Error) -> ! {
-    let sent = chan.is_some_and(|c| c.send(&crate::sync::Msg::Fail(err.kind(), err.to_string())).is_ok());
+    let sent = chan.is_some_and(|c| {
+        c.send(&crate::sync::Msg::Fail(err.kind(), err.to_string()))
+            .is_ok()
+    });
     if !sent {
         let _ = sys::write_all_fd(2, format!("berth-runc: {err}\n").as_bytes());
     }

@@ -18,15 +18,26 @@ pub struct Node<'a> {
     pub gid: u32,
 }
 
-pub const DEFAULTS: [(&str, i64, i64); 6] =
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
+pub const DEFAULTS: [(&str, i64, i64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
 
 pub fn node_of(d: &LinuxDevice) -> Result<Node<'_>> {
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
         LinuxDeviceType::B => libc::S_IFBLK,
         LinuxDeviceType::P => libc::S_IFIFO,
-        LinuxDeviceType::A => return Err(Error::invalid(format!("device {}: type a is not a node type", d.path().display()))),
+        LinuxDeviceType::A => {
+            return Err(Error::invalid(format!(
+                "device {}: type a is not a node type",
+                d.path().display()
+            )))
+        }
     };
     Ok(Node {
         path: d.path(),
@@ -42,32 +53,56 @@ pub fn node_of(d: &LinuxDevice) -> Result<Node<'_>> {
 /// mknod in the root, or (in a user namespace, where mknod is refused) a bind of the host's node.
 pub fn create(root: RawFd, n: &Node, bind: bool) -> Result<()> {
     if !n.path.starts_with("/dev") {
-        return Err(Error::invalid(format!("device {}: not below /dev", n.path.display())));
+        return Err(Error::invalid(format!(
+            "device {}: not below /dev",
+            n.path.display()
+        )));
     }
     if bind {
         let fd = touch_in_root(root, n.path, 0)?;
         let src = sys::cstr(n.path);
-        return sys::mount(Some(&src), &sys::fd_path(fd.as_raw_fd()), None, libc::MS_BIND, None)
-            .map_err(|e| Error::sys(format!("bind device {}", n.path.display()), e));
+        return sys::mount(
+            Some(&src),
+            &sys::fd_path(fd.as_raw_fd()),
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(|e| Error::sys(format!("bind device {}", n.path.display()), e));
     }
     let parent = n.path.parent().unwrap_or(Path::new("/dev"));
-    let name = n.path.file_name().ok_or_else(|| Error::invalid(format!("device {}: no name", n.path.display())))?;
+    let name = n
+        .path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("device {}: no name", n.path.display())))?;
     let dir = mkdir_all_in_root(root, parent, 0o755)?;
     let cname = sys::cstr(name);
-    match sys::mknodat(dir.as_raw_fd(), &cname, n.kind | n.mode, sys::makedev(n.major, n.minor)) {
+    match sys::mknodat(
+        dir.as_raw_fd(),
+        &cname,
+        n.kind | n.mode,
+        sys::makedev(n.major, n.minor),
+    ) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             // Replace whatever the image had there (a file, a symlink planted to escape...).
             unsafe { libc::unlinkat(dir.as_raw_fd(), cname.as_ptr(), 0) };
-            sys::mknodat(dir.as_raw_fd(), &cname, n.kind | n.mode, sys::makedev(n.major, n.minor))
-                .map_err(|e| Error::sys(format!("mknod {}", n.path.display()), e))?;
+            sys::mknodat(
+                dir.as_raw_fd(),
+                &cname,
+                n.kind | n.mode,
+                sys::makedev(n.major, n.minor),
+            )
+            .map_err(|e| Error::sys(format!("mknod {}", n.path.display()), e))?;
         }
         Err(e) => return Err(Error::sys(format!("mknod {}", n.path.display()), e)),
     }
     let fd = open_in_root(root, n.path, libc::O_PATH | libc::O_NOFOLLOW)
         .map_err(|e| Error::sys(format!("open {}", n.path.display()), e))?;
-    sys::fchownat_empty(fd.as_raw_fd(), n.uid, n.gid).map_err(|e| Error::sys(format!("chown {}", n.path.display()), e))?;
-    sys::fchmod_path_fd(fd.as_raw_fd(), n.mode).map_err(|e| Error::sys(format!("chmod {}", n.path.display()), e))?;
+    sys::fchownat_empty(fd.as_raw_fd(), n.uid, n.gid)
+        .map_err(|e| Error::sys(format!("chown {}", n.path.display()), e))?;
+    sys::fchmod_path_fd(fd.as_raw_fd(), n.mode)
+        .map_err(|e| Error::sys(format!("chmod {}", n.path.display()), e))?;
     Ok(())
 }
 
@@ -77,7 +112,15 @@ pub fn create_all(root: RawFd, devices: &[LinuxDevice], bind: bool) -> Result<()
         if devices.iter().any(|d| d.path() == Path::new(path)) {
             continue;
         }
-        let n = Node { path: Path::new(path), kind: libc::S_IFCHR, major, minor, mode: 0o666, uid: 0, gid: 0 };
+        let n = Node {
+            path: Path::new(path),
+            kind: libc::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        };
         create(root, &n, bind)?;
     }
     for d in devices {
@@ -102,11 +145,17 @@ pub fn symlinks(root: RawFd, with_kcore: bool) -> Result<()> {
         match sys::symlinkat(target, dev.as_raw_fd(), name) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(Error::sys(format!("symlink /dev/{}", name.to_string_lossy()), e)),
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("symlink /dev/{}", name.to_string_lossy()),
+                    e,
+                ))
+            }
         }
     }
     // ptmx must point at this devpts instance's ptmx, whatever the image shipped.
     unsafe { libc::unlinkat(dev.as_raw_fd(), c"ptmx".as_ptr(), 0) };
-    sys::symlinkat(c"pts/ptmx", dev.as_raw_fd(), c"ptmx").map_err(|e| Error::sys("symlink /dev/ptmx", e))?;
+    sys::symlinkat(c"pts/ptmx", dev.as_raw_fd(), c"ptmx")
+        .map_err(|e| Error::sys("symlink /dev/ptmx", e))?;
     Ok(())
 }

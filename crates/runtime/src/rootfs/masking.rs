@@ -21,20 +21,37 @@ pub fn mask(path: &str) -> Result<()> {
     let st = sys::fstat(fd.as_raw_fd()).map_err(|e| Error::sys(format!("stat {path}"), e))?;
     if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
         // Masking through a symlink would hide its target instead (CVE-2025-31133's shape).
-        return Err(Error::invalid(format!("masked path {path} is a symlink in the rootfs: refusing to mask through it")));
+        return Err(Error::invalid(format!(
+            "masked path {path} is a symlink in the rootfs: refusing to mask through it"
+        )));
     }
     let target = sys::fd_path(fd.as_raw_fd());
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        sys::mount(Some(c"tmpfs"), &target, Some(c"tmpfs"), libc::MS_RDONLY, None)
-            .map_err(|e| Error::sys(format!("mask {path}"), e))
+        sys::mount(
+            Some(c"tmpfs"),
+            &target,
+            Some(c"tmpfs"),
+            libc::MS_RDONLY,
+            None,
+        )
+        .map_err(|e| Error::sys(format!("mask {path}"), e))
     } else {
-        let null = sys::open(c"/dev/null", libc::O_PATH, 0).map_err(|e| Error::sys("open /dev/null", e))?;
+        let null = sys::open(c"/dev/null", libc::O_PATH, 0)
+            .map_err(|e| Error::sys("open /dev/null", e))?;
         let nst = sys::fstat(null.as_raw_fd()).map_err(|e| Error::sys("stat /dev/null", e))?;
         if nst.st_mode & libc::S_IFMT != libc::S_IFCHR || nst.st_rdev != libc::makedev(1, 3) {
-            return Err(Error::invalid(format!("mask {path}: /dev/null is not the null device")));
+            return Err(Error::invalid(format!(
+                "mask {path}: /dev/null is not the null device"
+            )));
         }
-        sys::mount(Some(&sys::fd_path(null.as_raw_fd())), &target, None, libc::MS_BIND, None)
-            .map_err(|e| Error::sys(format!("mask {path}"), e))
+        sys::mount(
+            Some(&sys::fd_path(null.as_raw_fd())),
+            &target,
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(|e| Error::sys(format!("mask {path}"), e))
     }
 }
 
@@ -55,8 +72,12 @@ pub fn sysctl(key: &str, value: &str) -> Result<()> {
     if key.contains("..") {
         return Err(Error::invalid(format!("sysctl {key}: invalid name")));
     }
-    let procfs = sys::open(c"/proc", libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
-        .map_err(|e| Error::sys(format!("sysctl {key}: open /proc"), e))?;
+    let procfs = sys::open(
+        c"/proc",
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(|e| Error::sys(format!("sysctl {key}: open /proc"), e))?;
     let st = sys::fstatfs(procfs.as_raw_fd()).map_err(|e| Error::sys("statfs /proc", e))?;
     if st.f_type as i64 != PROC_SUPER_MAGIC {
         return Err(Error::invalid(format!("sysctl {key}: /proc is not procfs")));
@@ -70,7 +91,8 @@ pub fn sysctl(key: &str, value: &str) -> Result<()> {
         sys::ResolveFlags::NO_MAGICLINKS | sys::ResolveFlags::NO_SYMLINKS,
     )
     .map_err(|e| Error::sys(format!("sysctl {key}"), e))?;
-    sys::write_all_fd(fd.as_raw_fd(), value.as_bytes()).map_err(|e| Error::sys(format!("sysctl {key}={value}"), e))
+    sys::write_all_fd(fd.as_raw_fd(), value.as_bytes())
+        .map_err(|e| Error::sys(format!("sysctl {key}={value}"), e))
 }
 
 /// Remounts / read-only at the very end.

@@ -20,7 +20,13 @@ use std::path::{Component, Path};
 /// inside the root.
 pub fn open_in_root(root: RawFd, rel: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     let c = rel_cstr(rel);
-    sys::openat2(root, &c, flags, 0, sys::ResolveFlags::IN_ROOT | sys::ResolveFlags::NO_MAGICLINKS)
+    sys::openat2(
+        root,
+        &c,
+        flags,
+        0,
+        sys::ResolveFlags::IN_ROOT | sys::ResolveFlags::NO_MAGICLINKS,
+    )
 }
 
 fn rel_cstr(p: &Path) -> CString {
@@ -44,18 +50,29 @@ pub fn mkdir_all_in_root(root: RawFd, rel: &Path, mode: u32) -> Result<OwnedFd> 
 
 fn mkdir_all_depth(root: RawFd, rel: &Path, mode: u32, depth: u32) -> Result<OwnedFd> {
     if depth > 40 {
-        return Err(Error::errno(format!("mkdir {}", rel.display()), libc::ELOOP));
+        return Err(Error::errno(
+            format!("mkdir {}", rel.display()),
+            libc::ELOOP,
+        ));
     }
     match open_in_root(root, rel, libc::O_PATH | libc::O_DIRECTORY) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(Error::sys(format!("open {}", rel.display()), e)),
     }
-    let mut cur = sys::openat2(root, c".", libc::O_PATH | libc::O_DIRECTORY, 0, sys::ResolveFlags::empty())
-        .map_err(|e| Error::sys("open rootfs", e))?;
+    let mut cur = sys::openat2(
+        root,
+        c".",
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::ResolveFlags::empty(),
+    )
+    .map_err(|e| Error::sys("open rootfs", e))?;
     let mut so_far = std::path::PathBuf::from("/");
     for comp in rel.components() {
-        let Component::Normal(name) = comp else { continue };
+        let Component::Normal(name) = comp else {
+            continue;
+        };
         so_far.push(name);
         match open_in_root(root, &so_far, libc::O_PATH | libc::O_DIRECTORY) {
             Ok(fd) => cur = fd,
@@ -65,7 +82,11 @@ fn mkdir_all_depth(root: RawFd, rel: &Path, mode: u32, depth: u32) -> Result<Own
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                         if let Some(target) = readlinkat(cur.as_raw_fd(), &n) {
-                            let t = if target.is_absolute() { target } else { so_far.parent().unwrap_or(Path::new("/")).join(target) };
+                            let t = if target.is_absolute() {
+                                target
+                            } else {
+                                so_far.parent().unwrap_or(Path::new("/")).join(target)
+                            };
                             mkdir_all_depth(root, &t, mode, depth + 1)?;
                         }
                     }
@@ -88,14 +109,22 @@ pub fn touch_in_root(root: RawFd, rel: &Path, mode: u32) -> Result<OwnedFd> {
         Err(e) => return Err(Error::sys(format!("open {}", rel.display()), e)),
     }
     let parent = rel.parent().unwrap_or(Path::new("/"));
-    let name = rel.file_name().ok_or_else(|| Error::invalid(format!("{}: no file name", rel.display())))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{}: no file name", rel.display())))?;
     let dir = mkdir_all_in_root(root, parent, 0o755)?;
-    match sys::openat(dir.as_raw_fd(), &sys::cstr(name), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW, mode) {
+    match sys::openat(
+        dir.as_raw_fd(),
+        &sys::cstr(name),
+        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+        mode,
+    ) {
         Ok(_) => {}
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
         Err(e) => return Err(Error::sys(format!("create {}", rel.display()), e)),
     }
-    open_in_root(root, rel, libc::O_PATH).map_err(|e| Error::sys(format!("open {}", rel.display()), e))
+    open_in_root(root, rel, libc::O_PATH)
+        .map_err(|e| Error::sys(format!("open {}", rel.display()), e))
 }
 
 fn readlinkat(dir: RawFd, name: &std::ffi::CStr) -> Option<std::path::PathBuf> {
@@ -104,5 +133,7 @@ fn readlinkat(dir: RawFd, name: &std::ffi::CStr) -> Option<std::path::PathBuf> {
     if n <= 0 {
         return None;
     }
-    Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..n as usize])))
+    Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+        &buf[..n as usize],
+    )))
 }

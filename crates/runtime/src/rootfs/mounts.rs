@@ -111,7 +111,12 @@ struct MountAttr {
 
 /// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE).
 fn setattr_recursive(fd: RawFd, set: u64, clr: u64) -> std::io::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -153,7 +158,9 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
             o.ridmap |= s == "ridmap";
         } else if let Some((_, set, a)) = RECURSIVE.iter().find(|(n, ..)| *n == s) {
             // The atime modes are one field: setting one clears the others.
-            let field = if *a & MOUNT_ATTR__ATIME != 0 || *a == MOUNT_ATTR_RELATIME && s.contains("relatime") {
+            let field = if *a & MOUNT_ATTR__ATIME != 0
+                || *a == MOUNT_ATTR_RELATIME && s.contains("relatime")
+            {
                 MOUNT_ATTR__ATIME
             } else {
                 0
@@ -177,7 +184,9 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
 
 /// Flags that a bind remount must keep (they may be locked in a user namespace).
 fn locked_flags(target: &std::ffi::CStr) -> libc::c_ulong {
-    let Ok(st) = sys::statvfs(target) else { return 0 };
+    let Ok(st) = sys::statvfs(target) else {
+        return 0;
+    };
     let mut f = 0;
     for (vfs, ms) in [
         (libc::ST_NOSUID, libc::MS_NOSUID),
@@ -204,7 +213,8 @@ pub fn remount_bind(target: &std::ffi::CStr, flags: libc::c_ulong, what: &Path) 
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
             // Atime flags may be locked too; retry keeping everything the mount has.
             let all = libc::MS_BIND | libc::MS_REMOUNT | flags | locked_flags(target);
-            sys::mount(None, target, None, all, None).map_err(|e| Error::sys(format!("remount {}", what.display()), e))
+            sys::mount(None, target, None, all, None)
+                .map_err(|e| Error::sys(format!("remount {}", what.display()), e))
         }
         Err(e) => Err(Error::sys(format!("remount {}", what.display()), e)),
     }
@@ -232,8 +242,10 @@ pub fn mount_one(ctx: &Ctx, m: &Mount, userns: Option<RawFd>) -> Result<()> {
         ordinary_dir(ctx.root, dest, typ)?;
     }
     let target_fd = if bind {
-        let src = src.ok_or_else(|| Error::invalid(format!("bind mount {}: no source", dest.display())))?;
-        let st = std::fs::metadata(src).map_err(|e| Error::sys(format!("bind mount source {}", src.display()), e))?;
+        let src =
+            src.ok_or_else(|| Error::invalid(format!("bind mount {}: no source", dest.display())))?;
+        let st = std::fs::metadata(src)
+            .map_err(|e| Error::sys(format!("bind mount source {}", src.display()), e))?;
         if st.is_dir() {
             mkdir_all_in_root(ctx.root, dest, 0o755)?
         } else {
@@ -243,68 +255,118 @@ pub fn mount_one(ctx: &Ctx, m: &Mount, userns: Option<RawFd>) -> Result<()> {
         mkdir_all_in_root(ctx.root, dest, 0o755)?
     };
     let target = sys::fd_path(target_fd.as_raw_fd());
-    let in_ctx = |e: std::io::Error| Error::sys(format!("mount {} on {}", typ_or_src(typ, src), dest.display()), e);
+    let in_ctx = |e: std::io::Error| {
+        Error::sys(
+            format!("mount {} on {}", typ_or_src(typ, src), dest.display()),
+            e,
+        )
+    };
     if bind {
         let s = sys::cstr(src.unwrap());
         let rec = if opts.recursive { libc::MS_REC } else { 0 };
         match userns {
-            Some(ns) => super::idmap::bind(&s, target_fd.as_raw_fd(), ns, opts.recursive, opts.ridmap)
-                .map_err(|e| e.context(format!("idmapped bind of {} on {}", src.unwrap().display(), dest.display())))?,
-            None => sys::mount(Some(&s), &target, None, libc::MS_BIND | rec, None).map_err(in_ctx)?,
+            Some(ns) => {
+                super::idmap::bind(&s, target_fd.as_raw_fd(), ns, opts.recursive, opts.ridmap)
+                    .map_err(|e| {
+                        e.context(format!(
+                            "idmapped bind of {} on {}",
+                            src.unwrap().display(),
+                            dest.display()
+                        ))
+                    })?
+            }
+            None => {
+                sys::mount(Some(&s), &target, None, libc::MS_BIND | rec, None).map_err(in_ctx)?
+            }
         }
         // The bind above created a new mount: reopen the destination to address it.
         drop(target_fd);
-        let fd = open_in_root(ctx.root, dest, libc::O_PATH).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
+        let fd = open_in_root(ctx.root, dest, libc::O_PATH)
+            .map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
         let target = sys::fd_path(fd.as_raw_fd());
         let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC);
         if extra != 0 {
             remount_bind(&target, extra, dest)?;
         }
         for p in &opts.propagation {
-            sys::mount(None, &target, None, *p, None).map_err(|e| Error::sys(format!("set propagation of {}", dest.display()), e))?;
+            sys::mount(None, &target, None, *p, None)
+                .map_err(|e| Error::sys(format!("set propagation of {}", dest.display()), e))?;
         }
         if opts.attr_set | opts.attr_clr != 0 {
-            setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr)
-                .map_err(|e| Error::sys(format!("set recursive attributes of {}", dest.display()), e))?;
+            setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr).map_err(|e| {
+                Error::sys(format!("set recursive attributes of {}", dest.display()), e)
+            })?;
         }
         return Ok(());
     }
     // tmpcopyup: keep a handle on what the image has there, to copy it into the new tmpfs.
     let below = if opts.tmpcopyup && typ == "tmpfs" {
-        Some(open_in_root(ctx.root, dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?)
+        Some(
+            open_in_root(ctx.root, dest, libc::O_RDONLY | libc::O_DIRECTORY)
+                .map_err(|e| Error::sys(format!("open {}", dest.display()), e))?,
+        )
     } else {
         None
     };
     let fstype = sys::cstr(typ);
     let source = sys::cstr(src.map_or(Path::new(typ), |s| s));
-    let data = if opts.data.is_empty() { None } else { Some(CString::new(opts.data.clone()).unwrap_or_default()) };
-    match sys::mount(Some(&source), &target, Some(&fstype), opts.flags, data.as_deref()) {
+    let data = if opts.data.is_empty() {
+        None
+    } else {
+        Some(CString::new(opts.data.clone()).unwrap_or_default())
+    };
+    match sys::mount(
+        Some(&source),
+        &target,
+        Some(&fstype),
+        opts.flags,
+        data.as_deref(),
+    ) {
         Ok(()) => {}
         Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
             // Without our own network namespace sysfs cannot be mounted: bind the host's, like runc.
-            sys::mount(Some(c"/sys"), &target, None, libc::MS_BIND | libc::MS_REC, None).map_err(in_ctx)?;
+            sys::mount(
+                Some(c"/sys"),
+                &target,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(in_ctx)?;
             drop(target_fd);
-            let fd = open_in_root(ctx.root, dest, libc::O_PATH).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
+            let fd = open_in_root(ctx.root, dest, libc::O_PATH)
+                .map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
             remount_bind(&sys::fd_path(fd.as_raw_fd()), opts.flags, dest)?;
         }
         Err(e) if typ == "mqueue" && e.raw_os_error() == Some(libc::EPERM) && ctx.userns => {
-            sys::mount(Some(c"/dev/mqueue"), &target, None, libc::MS_BIND | libc::MS_REC, None).map_err(in_ctx)?;
+            sys::mount(
+                Some(c"/dev/mqueue"),
+                &target,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(in_ctx)?;
         }
         Err(e) => return Err(in_ctx(e)),
     }
     if let Some(below) = below {
-        let top = open_in_root(ctx.root, dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
-        copy_tree(below.as_raw_fd(), top.as_raw_fd(), 0).map_err(|e| Error::sys(format!("tmpcopyup {}", dest.display()), e))?;
+        let top = open_in_root(ctx.root, dest, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
+        copy_tree(below.as_raw_fd(), top.as_raw_fd(), 0)
+            .map_err(|e| Error::sys(format!("tmpcopyup {}", dest.display()), e))?;
     }
     if !opts.propagation.is_empty() || opts.attr_set | opts.attr_clr != 0 {
-        let fd = open_in_root(ctx.root, dest, libc::O_PATH).map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
+        let fd = open_in_root(ctx.root, dest, libc::O_PATH)
+            .map_err(|e| Error::sys(format!("open {}", dest.display()), e))?;
         for p in &opts.propagation {
             sys::mount(None, &sys::fd_path(fd.as_raw_fd()), None, *p, None)
                 .map_err(|e| Error::sys(format!("set propagation of {}", dest.display()), e))?;
         }
         if opts.attr_set | opts.attr_clr != 0 {
-            setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr)
-                .map_err(|e| Error::sys(format!("set recursive attributes of {}", dest.display()), e))?;
+            setattr_recursive(fd.as_raw_fd(), opts.attr_set, opts.attr_clr).map_err(|e| {
+                Error::sys(format!("set recursive attributes of {}", dest.display()), e)
+            })?;
         }
     }
     Ok(())
@@ -314,7 +376,9 @@ pub fn mount_one(ctx: &Ctx, m: &Mount, userns: Option<RawFd>) -> Result<()> {
 /// (an image could point them somewhere the runtime later trusts): runc's check and wording.
 fn ordinary_dir(root: RawFd, dest: &Path, typ: &str) -> Result<()> {
     let parent = dest.parent().unwrap_or(Path::new("/"));
-    let Some(name) = dest.file_name() else { return Ok(()) };
+    let Some(name) = dest.file_name() else {
+        return Ok(());
+    };
     let dir = match open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY) {
         Ok(d) => d,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
@@ -322,7 +386,15 @@ fn ordinary_dir(root: RawFd, dest: &Path, typ: &str) -> Result<()> {
     };
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let n = sys::cstr(name);
-    if unsafe { libc::fstatat(dir.as_raw_fd(), n.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+    if unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } < 0
+    {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::ENOENT) {
             return Ok(());
@@ -364,27 +436,45 @@ fn copy_tree(from: RawFd, to: RawFd, depth: u32) -> std::io::Result<()> {
                 continue;
             }
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstatat(from, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+            if unsafe { libc::fstatat(from, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             let mode = st.st_mode & 0o7777;
             match st.st_mode & libc::S_IFMT {
                 libc::S_IFDIR => {
                     sys::mkdirat(to, name, mode)?;
-                    let s = sys::openat(from, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
-                    let d = sys::openat(to, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+                    let s = sys::openat(
+                        from,
+                        name,
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                        0,
+                    )?;
+                    let d = sys::openat(
+                        to,
+                        name,
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                        0,
+                    )?;
                     copy_tree(s.as_raw_fd(), d.as_raw_fd(), depth + 1)?;
                 }
                 libc::S_IFREG => {
                     let s = sys::openat(from, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
-                    let d = sys::openat(to, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, mode)?;
+                    let d = sys::openat(
+                        to,
+                        name,
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                        mode,
+                    )?;
                     let mut sf = std::fs::File::from(s);
                     let mut df = std::fs::File::from(d);
                     std::io::copy(&mut sf, &mut df)?;
                 }
                 libc::S_IFLNK => {
                     let mut buf = [0u8; 4096];
-                    let n = unsafe { libc::readlinkat(from, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+                    let n = unsafe {
+                        libc::readlinkat(from, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+                    };
                     if n < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -394,7 +484,13 @@ fn copy_tree(from: RawFd, to: RawFd, depth: u32) -> std::io::Result<()> {
                 _ => continue, // device nodes, fifos and sockets are not copied
             }
             unsafe {
-                libc::fchownat(to, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW);
+                libc::fchownat(
+                    to,
+                    name.as_ptr(),
+                    st.st_uid,
+                    st.st_gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                );
                 if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
                     libc::fchmodat(to, name.as_ptr(), mode, 0);
                 }
@@ -421,7 +517,9 @@ struct Hierarchy {
 }
 
 fn v1_hierarchies() -> Vec<Hierarchy> {
-    let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else { return vec![] };
+    let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return vec![];
+    };
     let mut out = Vec::new();
     for line in s.lines() {
         let mut f = line.splitn(3, ':');
@@ -433,7 +531,11 @@ fn v1_hierarchies() -> Vec<Hierarchy> {
             Some(n) => (n.to_string(), format!("none,{ctrls}")),
             None => (ctrls.to_string(), ctrls.to_string()),
         };
-        out.push(Hierarchy { dir, opts, path: path.to_string() });
+        out.push(Hierarchy {
+            dir,
+            opts,
+            path: path.to_string(),
+        });
     }
     out
 }
@@ -450,19 +552,36 @@ fn mount_cgroup(ctx: &Ctx, m: &Mount, opts: &super::mounts::Options) -> Result<(
     if unified {
         return match sys::mount(Some(c"cgroup2"), &target, Some(c"cgroup2"), flags, None) {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::EBUSY) => {
-                sys::mount(Some(c"/sys/fs/cgroup"), &target, None, libc::MS_BIND | libc::MS_REC, None)
-                    .map_err(|e| err("cgroup2", e))?;
-                let fd = open_in_root(ctx.root, dest, libc::O_PATH).map_err(|e| Error::sys("reopen cgroup mount", e))?;
+            Err(e)
+                if e.raw_os_error() == Some(libc::EPERM)
+                    || e.raw_os_error() == Some(libc::EBUSY) =>
+            {
+                sys::mount(
+                    Some(c"/sys/fs/cgroup"),
+                    &target,
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
+                )
+                .map_err(|e| err("cgroup2", e))?;
+                let fd = open_in_root(ctx.root, dest, libc::O_PATH)
+                    .map_err(|e| Error::sys("reopen cgroup mount", e))?;
                 remount_bind(&sys::fd_path(fd.as_raw_fd()), flags, dest)
             }
             Err(e) => Err(err("cgroup2", e)),
         };
     }
-    sys::mount(Some(c"tmpfs"), &target, Some(c"tmpfs"), flags & !libc::MS_RDONLY, Some(c"mode=755"))
-        .map_err(|e| err("tmpfs", e))?;
+    sys::mount(
+        Some(c"tmpfs"),
+        &target,
+        Some(c"tmpfs"),
+        flags & !libc::MS_RDONLY,
+        Some(c"mode=755"),
+    )
+    .map_err(|e| err("tmpfs", e))?;
     drop(fd);
-    let base = open_in_root(ctx.root, dest, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| Error::sys("reopen cgroup tmpfs", e))?;
+    let base = open_in_root(ctx.root, dest, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| Error::sys("reopen cgroup tmpfs", e))?;
     for h in v1_hierarchies() {
         let sub = dest.join(&h.dir);
         let sfd = mkdir_all_in_root(ctx.root, &sub, 0o755)?;
@@ -478,12 +597,25 @@ fn mount_cgroup(ctx: &Ctx, m: &Mount, opts: &super::mounts::Options) -> Result<(
                 return Err(err(&format!("cgroup {}", h.opts), e));
             }
             // No cgroup namespace of our own (or not allowed): bind our own cgroup of the host.
-            let host = PathBuf::from("/sys/fs/cgroup").join(&h.dir).join(h.path.trim_start_matches('/'));
-            sys::mount(Some(&sys::cstr(&host)), &t, None, libc::MS_BIND | libc::MS_REC, None)
-                .map_err(|e| err(&host.display().to_string(), e))?;
+            let host = PathBuf::from("/sys/fs/cgroup")
+                .join(&h.dir)
+                .join(h.path.trim_start_matches('/'));
+            sys::mount(
+                Some(&sys::cstr(&host)),
+                &t,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(|e| err(&host.display().to_string(), e))?;
             drop(sfd);
-            let fd = open_in_root(ctx.root, &sub, libc::O_PATH).map_err(|e| Error::sys("reopen cgroup bind", e))?;
-            remount_bind(&sys::fd_path(fd.as_raw_fd()), flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, &sub)?;
+            let fd = open_in_root(ctx.root, &sub, libc::O_PATH)
+                .map_err(|e| Error::sys("reopen cgroup bind", e))?;
+            remount_bind(
+                &sys::fd_path(fd.as_raw_fd()),
+                flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                &sub,
+            )?;
         }
         // Co-mounted controllers get symlinks, as on the host (cpu -> cpu,cpuacct).
         if h.dir.contains(',') {
@@ -500,8 +632,14 @@ fn mount_cgroup(ctx: &Ctx, m: &Mount, opts: &super::mounts::Options) -> Result<(
 
 /// Remount of a filesystem (not a bind) with new flags.
 fn remount_bind_fs(target: &std::ffi::CStr, flags: libc::c_ulong, what: &Path) -> Result<()> {
-    sys::mount(None, target, None, libc::MS_REMOUNT | flags, Some(c"mode=755"))
-        .map_err(|e| Error::sys(format!("remount {} read-only", what.display()), e))
+    sys::mount(
+        None,
+        target,
+        None,
+        libc::MS_REMOUNT | flags,
+        Some(c"mode=755"),
+    )
+    .map_err(|e| Error::sys(format!("remount {} read-only", what.display()), e))
 }
 
 pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -512,16 +650,32 @@ mod tests {
 
     #[test]
     fn options_split() {
-        let o = parse_options(&["rbind".into(), "ro".into(), "nosuid".into(), "rprivate".into(), "mode=755".into(), "size=1k".into()])
-            .unwrap();
+        let o = parse_options(&[
+            "rbind".into(),
+            "ro".into(),
+            "nosuid".into(),
+            "rprivate".into(),
+            "mode=755".into(),
+            "size=1k".into(),
+        ])
+        .unwrap();
         assert!(o.bind && o.recursive);
         assert_eq!(o.flags, libc::MS_RDONLY | libc::MS_NOSUID);
         assert_eq!(o.propagation, vec![libc::MS_PRIVATE | libc::MS_REC]);
         assert_eq!(o.data, "mode=755,size=1k");
         let o = parse_options(&["ro".into(), "rw".into()]).unwrap();
         assert_eq!(o.flags, 0);
-        let o = parse_options(&["rro".into(), "rnosuid".into(), "rnoatime".into(), "tmpcopyup".into()]).unwrap();
-        assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME);
+        let o = parse_options(&[
+            "rro".into(),
+            "rnosuid".into(),
+            "rnoatime".into(),
+            "tmpcopyup".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            o.attr_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
         assert_eq!(o.attr_clr, MOUNT_ATTR__ATIME);
         assert!(o.tmpcopyup && o.data.is_empty());
         assert!(parse_options(&["ridmap".into()]).unwrap().ridmap);

@@ -23,7 +23,12 @@ impl Fixture {
         busybox_rootfs(&bundle.join("rootfs")).unwrap();
         let id = unique_id(prefix);
         let root = scratch.join("state");
-        Fixture { scratch, id, bundle, root }
+        Fixture {
+            scratch,
+            id,
+            bundle,
+            root,
+        }
     }
 
     pub fn runtime(&self) -> Runtime {
@@ -31,7 +36,10 @@ impl Fixture {
     }
 
     pub fn opts(&self) -> CreateOptions {
-        CreateOptions { bundle: self.bundle.clone(), ..Default::default() }
+        CreateOptions {
+            bundle: self.bundle.clone(),
+            ..Default::default()
+        }
     }
 
     /// Docker-like default spec running `args`, without a terminal, in cgroup /<id>.
@@ -43,12 +51,19 @@ impl Fixture {
         let mut root = spec.root().clone().unwrap();
         root.set_readonly(Some(false));
         spec.set_root(Some(root));
-        spec.linux_mut().as_mut().unwrap().set_cgroups_path(Some(PathBuf::from(format!("/{}", self.id))));
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_cgroups_path(Some(PathBuf::from(format!("/{}", self.id))));
         spec
     }
 
     pub fn write(&self, spec: &Spec) {
-        std::fs::write(self.bundle.join("config.json"), serde_json::to_vec(spec).unwrap()).unwrap();
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec(spec).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn out(&self) -> PathBuf {

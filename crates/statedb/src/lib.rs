@@ -1,0 +1,166 @@
+//! One way to open berth's SQLite state files (containers, volumes, networks, images), which
+//! many berth processes open at once.
+//!
+//! Switching a new database to WAL takes an exclusive lock, and SQLite answers a second
+//! process doing the same with SQLITE_BUSY at once rather than through the busy handler (it
+//! would be a lock-upgrade deadlock). Twenty `berth run` on a fresh root hit exactly that, so
+//! the journal switch and the schema run under an flock on `<db>.lock`. Once a database is in
+//! WAL, that step writes nothing and the lock is held for microseconds.
+
+use rusqlite::{ffi, Connection};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Opens `path` in WAL mode with `busy` as busy timeout, runs `setup` (schema, migrations)
+/// while holding the database's setup lock, and returns the connection.
+pub fn open(
+    path: &Path,
+    busy: Duration,
+    setup: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy)?;
+    // Each berth process opens its databases briefly; the checkpoint SQLite runs when the last
+    // connection closes costs two fsyncs every time (tens of ms on a busy disk, on the path of
+    // every `run`). WAL's auto-checkpoint keeps the log bounded instead.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    let _guard = SetupLock::take(&lock_path(path))?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+    setup(&conn)?;
+    Ok(conn)
+}
+
+fn lock_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// An flock on a side file: never on the database itself, since closing any descriptor of
+/// the database would drop the POSIX locks SQLite holds on it in this process.
+struct SetupLock {
+    _held: File,
+}
+
+impl SetupLock {
+    fn take(path: &Path) -> rusqlite::Result<SetupLock> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| cant_open(path, &e))?;
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is passed.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(SetupLock { _held: f });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(cant_open(path, &e));
+            }
+        }
+    }
+}
+
+fn cant_open(path: &Path, e: &std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        ffi::Error::new(ffi::SQLITE_CANTOPEN),
+        Some(format!("lock {}: {e}", path.display())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    const CHILD: &str = "BERTH_STATEDB_CHILD_DB";
+
+    fn schema(c: &Connection) -> rusqlite::Result<()> {
+        c.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, who TEXT NOT NULL)")
+    }
+
+    /// Runs only as a child of `many_processes_create_one_database_at_once`.
+    #[test]
+    fn child_opens_and_writes() {
+        let Some(db) = std::env::var_os(CHILD) else {
+            return;
+        };
+        // Start together: wait (bounded) for the parent's go file.
+        let go = Path::new(&db).with_extension("go");
+        for _ in 0..2000 {
+            if go.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let conn = open(Path::new(&db), Duration::from_secs(30), schema).expect("open");
+        for _ in 0..5 {
+            conn.execute(
+                "INSERT INTO t (who) VALUES (?1)",
+                [std::process::id().to_string()],
+            )
+            .expect("insert");
+        }
+    }
+
+    #[test]
+    fn many_processes_create_one_database_at_once() {
+        let exe = std::env::current_exe().unwrap();
+        // Without the setup lock, most rounds failed with "database is locked".
+        for _round in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("state.db");
+            let kids: Vec<_> = (0..16)
+                .map(|_| {
+                    Command::new(&exe)
+                        .args([
+                            "--exact",
+                            "tests::child_opens_and_writes",
+                            "--test-threads=1",
+                            "--quiet",
+                        ])
+                        .env(CHILD, &db)
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            std::fs::write(db.with_extension("go"), b"").unwrap();
+            for k in kids {
+                let out = k.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "child failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let conn = open(&db, Duration::from_secs(5), schema).unwrap();
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 16 * 5);
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+    }
+
+    #[test]
+    fn a_lock_file_that_cannot_be_opened_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("state.db.lock")).unwrap();
+        let err = open(&dir.path().join("state.db"), Duration::from_secs(1), schema).unwrap_err();
+        assert!(err.to_string().contains("state.db.lock"), "{err}");
+    }
+}
