@@ -194,8 +194,21 @@ fn unix(rfc: &str) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// docker's ContainerSummary.
-fn summary(c: &Container) -> Value {
+/// docker's ContainerSummary (ports and networks from the engine's NetworkSettings).
+fn summary(e: &berth_engine::Engine, c: &Container) -> Value {
+    let ns = e.network_settings(c);
+    let mut ports = Vec::new();
+    for (k, binds) in ns["Ports"].as_object().into_iter().flatten() {
+        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        let private: u16 = p.parse().unwrap_or(0);
+        match binds.as_array() {
+            Some(b) => ports.extend(b.iter().map(|b| {
+                json!({"IP": b["HostIp"], "PrivatePort": private, "Type": proto,
+                       "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0)})
+            })),
+            None => ports.push(json!({"PrivatePort": private, "Type": proto})),
+        }
+    }
     let mounts: Vec<Value> = c
         .mounts
         .iter()
@@ -211,12 +224,12 @@ fn summary(c: &Container) -> Value {
         "ImageID": c.image,
         "Command": c.command_line(),
         "Created": unix(&c.created),
-        "Ports": [],
+        "Ports": ports,
         "Labels": c.config.labels,
         "State": c.state.status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": ns["Networks"]},
         "Mounts": mounts,
     })
 }
@@ -241,34 +254,38 @@ fn matches(c: &Container, filters: &[(String, String)]) -> ApiResult<bool> {
         ) {
             return Err(ApiError::bad(format!("invalid filter '{key}'")));
         }
-        let ok = filters
-            .iter()
-            .filter(|(k, _)| k == key)
-            .any(|(_, v)| match key {
-                "status" => c.state.status == *v,
-                "name" => c.name.contains(v.trim_start_matches('/')),
-                "id" => c.id.starts_with(v.as_str()),
-                "label" => match v.split_once('=') {
-                    Some((k, val)) => c.config.labels.get(k).is_some_and(|x| x == val),
-                    None => c.config.labels.contains_key(v.as_str()),
-                },
-                "ancestor" => {
-                    let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
-                    strip(&c.image_name) == strip(v)
-                        || c.image
-                            .trim_start_matches("sha256:")
-                            .starts_with(v.trim_start_matches("sha256:"))
-                }
-                "exited" => {
-                    c.state.status == "exited" && v.parse::<i32>().ok() == Some(c.state.exit_code)
-                }
-                "volume" => c
-                    .mounts
-                    .iter()
-                    .any(|m| m.name.as_deref() == Some(v.as_str()) || m.destination == *v),
-                "network" => c.host_config.network_mode == *v,
-                _ => true,
-            });
+        let mut values = filters.iter().filter(|(k, _)| k == key);
+        let test = |(_, v): &(String, String)| match key {
+            "status" => c.state.status == *v,
+            "name" => c.name.contains(v.trim_start_matches('/')),
+            "id" => c.id.starts_with(v.as_str()),
+            "label" => match v.split_once('=') {
+                Some((k, val)) => c.config.labels.get(k).is_some_and(|x| x == val),
+                None => c.config.labels.contains_key(v.as_str()),
+            },
+            "ancestor" => {
+                let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
+                strip(&c.image_name) == strip(v)
+                    || c.image
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
+            }
+            "exited" => {
+                c.state.status == "exited" && v.parse::<i32>().ok() == Some(c.state.exit_code)
+            }
+            "volume" => c
+                .mounts
+                .iter()
+                .any(|m| m.name.as_deref() == Some(v.as_str()) || m.destination == *v),
+            "network" => c.host_config.network_mode == *v || c.networking.contains_key(v),
+            _ => true,
+        };
+        // Every label must match (moby's MatchKVList); other keys match any of their values.
+        let ok = if key == "label" {
+            values.all(test)
+        } else {
+            values.any(test)
+        };
         if !ok {
             return Ok(false);
         }
@@ -287,7 +304,7 @@ pub async fn list(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         let mut out = Vec::new();
         for c in &list {
             if matches(c, &filters)? {
-                out.push(summary(c));
+                out.push(summary(&e, c));
             }
         }
         list.clear();
@@ -302,7 +319,11 @@ pub async fn list(st: Arc<State>, r: Req) -> ApiResult<Resp> {
 
 pub async fn inspect(st: Arc<State>, id: &str) -> ApiResult<Resp> {
     let id = id.to_string();
-    let v = blocking(move || Ok(st.engine()?.get(&id)?.inspect())).await?;
+    let v = blocking(move || {
+        let e = st.engine()?;
+        Ok(e.inspect(&e.get(&id)?))
+    })
+    .await?;
     Ok(json_ok(&v))
 }
 

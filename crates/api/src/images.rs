@@ -33,7 +33,7 @@ fn summary(img: &Image, containers: i64) -> Value {
     })
 }
 
-fn image_event(st: &State, action: &str, id: &str, name: &str) {
+pub(crate) fn image_event(st: &State, action: &str, id: &str, name: &str) {
     events::record(&st.root, "image", action, id, &[("name", name)]);
 }
 
@@ -271,33 +271,50 @@ pub async fn save(st: Arc<State>, names: Vec<String>) -> ApiResult<Resp> {
     Ok(resp)
 }
 
-/// Progress messages go out as a JSON stream; a failure after the headers is an
-/// `{"errorDetail":...}` message, as docker sends it.
-fn json_stream<F>(st: Arc<State>, f: F) -> Resp
+/// Progress messages go out as a JSON stream. As in docker, a failure before the first message
+/// is an HTTP error with its status; after it, an `{"errorDetail":...}` message.
+pub(crate) async fn json_stream<F>(st: Arc<State>, f: F) -> ApiResult<Resp>
 where
-    F: FnOnce(&ImageStore, &mut dyn FnMut(Value)) -> ApiResult<()> + Send + 'static,
+    F: FnOnce(&ImageStore, &mut (dyn FnMut(Value) + Send)) -> ApiResult<()> + Send + 'static,
 {
     let (resp, mut w) = streamed(StatusCode::OK, "application/json");
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Option<ApiError>>();
     tokio::task::spawn_blocking(move || {
+        let mut first = Some(first_tx);
         let r = st.engine().and_then(|e| {
             let store = e.store()?;
             let mut emit = |v: Value| {
+                if let Some(t) = first.take() {
+                    let _ = t.send(None);
+                }
                 let _ = w.send_json(&v);
             };
             f(store, &mut emit)
         });
-        if let Err(e) = r {
-            let _ =
-                w.send_json(&json!({"errorDetail": {"message": e.message}, "error": e.message}));
+        match (r, first.take()) {
+            (Err(e), Some(t)) => {
+                let _ = t.send(Some(e));
+            }
+            (Err(e), None) => {
+                let _ = w
+                    .send_json(&json!({"errorDetail": {"message": e.message}, "error": e.message}));
+            }
+            (Ok(()), Some(t)) => {
+                let _ = t.send(None);
+            }
+            (Ok(()), None) => {}
         }
     });
-    resp
+    match first_rx.await {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(resp),
+    }
 }
 
 pub async fn load(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let quiet = r.query.bool("quiet");
     let reader = BodyReader::new(r.req.into_body());
-    Ok(json_stream(st, move |store, emit| {
+    json_stream(st, move |store, emit| {
         let loaded = store.load(reader)?;
         for img in loaded {
             if img.names.is_empty() {
@@ -309,14 +326,24 @@ pub async fn load(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         }
         let _ = quiet;
         Ok(())
-    }))
+    })
+    .await
 }
 
-/// `POST /images/create`: import from the body (`fromSrc=-`); pulling needs the registry client.
+/// `POST /images/create`: pull (`fromImage`) or import from the body (`fromSrc=-`).
 pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let q = &r.query;
-    if q.get("fromImage").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::unsupported("pulling images from a registry"));
+    if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
+        let name = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+            Some(t) => format!("{image}:{t}"),
+            None => image.to_string(),
+        };
+        let platform = q
+            .get("platform")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+        return crate::registry::pull(st, name, platform, crate::registry::auth_header(&r)?).await;
     }
     match q.get("fromSrc") {
         Some("-") => {}
@@ -350,7 +377,7 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     };
     let reader = BodyReader::new(r.req.into_body());
     let st2 = st.clone();
-    Ok(json_stream(st, move |store, emit| {
+    json_stream(st, move |store, emit| {
         let id = store.commit(reader, &opts)?;
         image_event(
             &st2,
@@ -360,7 +387,8 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         );
         emit(json!({"status": format!("sha256:{id}")}));
         Ok(())
-    }))
+    })
+    .await
 }
 
 pub async fn commit(st: Arc<State>, r: Req) -> ApiResult<Resp> {

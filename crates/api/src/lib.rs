@@ -11,10 +11,13 @@
 //! The async runtime lives only here and in the `serve` command: the rest of berth is
 //! synchronous, and the runtime and monitor never start tokio.
 
+mod build;
 mod containers;
 mod exec;
 mod http;
 mod images;
+mod networks;
+mod registry;
 mod router;
 mod streams;
 mod system;
@@ -96,8 +99,65 @@ impl Drop for Active {
 }
 
 enum Listener {
-    Unix(tokio::net::UnixListener, PathBuf),
+    /// With the path the server made (removed at exit); None for an inherited socket.
+    Unix(tokio::net::UnixListener, Option<PathBuf>),
     Tcp(tokio::net::TcpListener),
+}
+
+/// systemd's socket activation (sd_listen_fds): the listening fds from 3 on, when LISTEN_PID
+/// names this process. The variables are cleared so children (`berth exec`, `berth build`,
+/// monitors) do not take the sockets for theirs. Call before any thread starts.
+fn activated_fds() -> Vec<i32> {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    let ours = var("LISTEN_PID") == Some(std::process::id());
+    let n = var("LISTEN_FDS").unwrap_or(0).min(64) as i32;
+    for k in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(k);
+    }
+    if !ours {
+        return Vec::new();
+    }
+    (3..3 + n).collect()
+}
+
+/// A listening stream socket passed by the service manager, unix or TCP.
+fn inherited(fd: i32) -> Result<Listener, String> {
+    use std::os::fd::FromRawFd;
+    let bad = |what: &str| format!("socket activation: fd {fd} {what}");
+    let int_opt = |opt: libc::c_int| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    if int_opt(libc::SO_TYPE) != Some(libc::SOCK_STREAM) || int_opt(libc::SO_ACCEPTCONN) != Some(1)
+    {
+        return Err(bad("is not a listening stream socket"));
+    }
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    match int_opt(libc::SO_DOMAIN) {
+        Some(libc::AF_UNIX) => {
+            let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+            l.set_nonblocking(true).map_err(|e| bad(&e.to_string()))?;
+            let l = tokio::net::UnixListener::from_std(l).map_err(|e| bad(&e.to_string()))?;
+            Ok(Listener::Unix(l, None))
+        }
+        Some(libc::AF_INET | libc::AF_INET6) => {
+            let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            l.set_nonblocking(true).map_err(|e| bad(&e.to_string()))?;
+            let l = tokio::net::TcpListener::from_std(l).map_err(|e| bad(&e.to_string()))?;
+            Ok(Listener::Tcp(l))
+        }
+        _ => Err(bad("is neither a unix nor a TCP socket")),
+    }
 }
 
 fn bind(host: &str) -> Result<Listener, String> {
@@ -115,7 +175,7 @@ fn bind(host: &str) -> Result<Listener, String> {
             .map_err(|e| format!("listen on {}: {e}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
-        Ok(Listener::Unix(l, path.to_path_buf()))
+        Ok(Listener::Unix(l, Some(path.to_path_buf())))
     } else if let Some(addr) = host.strip_prefix("tcp://") {
         let std =
             std::net::TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
@@ -126,7 +186,7 @@ fn bind(host: &str) -> Result<Listener, String> {
         ))
     } else {
         Err(format!(
-            "invalid host {host:?}: use unix:///path or tcp://addr:port"
+            "invalid host {host:?}: use unix:///path, tcp://addr:port or fd:// (socket activation)"
         ))
     }
 }
@@ -135,13 +195,18 @@ fn bind(host: &str) -> Result<Listener, String> {
 /// exits: they belong to their monitors, not to the server.
 pub fn serve(o: ServeOptions) -> Result<(), String> {
     let tls = o.tls.as_ref().map(tls_acceptor).transpose()?;
-    if tls.is_some() && o.hosts.iter().all(|h| !h.starts_with("tcp://")) {
+    if tls.is_some()
+        && o.hosts
+            .iter()
+            .all(|h| !h.starts_with("tcp://") && !h.starts_with("fd://"))
+    {
         return Err("TLS options need a tcp:// host".into());
     }
     let exe = match &o.engine.exe {
         Some(e) => e.clone(),
         None => std::env::current_exe().map_err(|e| format!("locate the berth binary: {e}"))?,
     };
+    let activated = activated_fds();
     // Fail before serving if the root cannot be opened.
     Engine::open(&o.root, &o.engine).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -168,14 +233,42 @@ pub fn serve(o: ServeOptions) -> Result<(), String> {
         } else {
             o.hosts.clone()
         };
+        // `fd://` takes every activated socket, `fd://N` one of them; with sockets passed and
+        // only the default host asked for, the passed sockets replace it (as podman does).
+        let default_only = hosts.len() == 1 && hosts[0] == DEFAULT_SOCKET;
         let mut listeners = Vec::new();
         for h in &hosts {
-            listeners.push(bind(h)?);
+            match h.strip_prefix("fd://") {
+                Some("") => listeners.extend(
+                    activated
+                        .iter()
+                        .map(|fd| inherited(*fd))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                Some(n) => {
+                    let fd: i32 = n.parse().map_err(|_| format!("invalid host {h:?}"))?;
+                    if !activated.contains(&fd) {
+                        return Err(format!(
+                            "{h}: fd {fd} was not passed by socket activation (LISTEN_FDS)"
+                        ));
+                    }
+                    listeners.push(inherited(fd)?);
+                }
+                None if default_only && !activated.is_empty() => {
+                    for fd in &activated {
+                        listeners.push(inherited(*fd)?);
+                    }
+                }
+                None => listeners.push(bind(h)?),
+            }
+        }
+        if listeners.is_empty() {
+            return Err("fd://: no socket was passed (LISTEN_FDS/LISTEN_PID unset)".into());
         }
         let mut sockets = Vec::new();
         for l in listeners {
             let st = state.clone();
-            if let Listener::Unix(_, p) = &l {
+            if let Listener::Unix(_, Some(p)) = &l {
                 sockets.push(p.clone());
             }
             tokio::spawn(accept_loop(l, st, tls.clone()));

@@ -1,7 +1,10 @@
 //! Paths to handlers: an optional `/v1.NN` prefix (1.24 to 1.47), then docker's routes.
 
 use crate::http::{ApiError, ApiResult, Query, Resp};
-use crate::{containers, exec, images, system, State, API_VERSION, MIN_API_VERSION};
+use crate::{
+    build, containers, exec, images, networks, registry, system, State, API_VERSION,
+    MIN_API_VERSION,
+};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use std::sync::Arc;
@@ -136,10 +139,14 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
         (&M::GET, ["images", "get"]) => images::save(st, r.query.all("names")).await,
         (&M::POST, ["images", "create"]) => images::create(st, r).await,
         (&M::POST, ["images", "prune"]) => images::prune(st, r).await,
-        (&M::GET, ["images", "search"]) => Err(ApiError::unsupported("searching a registry")),
-        (&M::POST, ["build"]) => Err(ApiError::unsupported("building images")),
+        (&M::GET, ["images", "search"]) => registry::search(st, r).await,
+        (&M::POST, ["build"]) => build::build(st, r).await,
+        // The build cache holds only keys of images `image prune` already counts.
+        (&M::POST, ["build", "prune"]) => Ok(crate::http::json_ok(
+            &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+        )),
         (&M::POST, ["commit"]) => images::commit(st, r).await,
-        (&M::POST, ["auth"]) => Err(ApiError::unsupported("registry login")),
+        (&M::POST, ["auth"]) => registry::auth(st, r).await,
         // Image names hold slashes: everything between /images/ and the verb is the name.
         (&M::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(st, &name.join("/")).await
@@ -154,7 +161,7 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
             images::tag(st, &name.join("/"), r).await
         }
         (&M::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
-            Err(ApiError::unsupported("pushing images"))
+            registry::push(st, &name.join("/"), r).await
         }
         (&M::DELETE, ["images", name @ ..]) if !name.is_empty() => {
             images::remove(st, &name.join("/"), r).await
@@ -166,15 +173,13 @@ async fn dispatch(st: Arc<State>, r: Req, s: &[&str], head: bool) -> ApiResult<R
         (&M::GET, ["volumes", name]) => system::volume_inspect(st, name).await,
         (&M::DELETE, ["volumes", name]) => system::volume_remove(st, name, r).await,
 
-        // berth has no user networks or build cache in this build: nothing to prune is the truth,
-        // and it lets `docker system prune` do the rest.
-        (&M::POST, ["networks", "prune"]) => Ok(crate::http::json_ok(
-            &serde_json::json!({"NetworksDeleted": []}),
-        )),
-        (&M::POST, ["build", "prune"]) => Ok(crate::http::json_ok(
-            &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
-        )),
-        (_, ["networks", ..]) => Err(ApiError::unsupported("networks")),
+        (&M::GET, ["networks"]) => networks::list(st, r).await,
+        (&M::POST, ["networks", "create"]) => networks::create(st, r).await,
+        (&M::POST, ["networks", "prune"]) => networks::prune(st, r).await,
+        (&M::GET, ["networks", id]) => networks::inspect(st, id).await,
+        (&M::DELETE, ["networks", id]) => networks::remove(st, id).await,
+        (&M::POST, ["networks", id, "connect"]) => networks::connect(st, id, r, true).await,
+        (&M::POST, ["networks", id, "disconnect"]) => networks::connect(st, id, r, false).await,
         (
             _,
             ["swarm", ..]

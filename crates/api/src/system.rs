@@ -107,7 +107,7 @@ pub async fn info(st: Arc<State>) -> ApiResult<Resp> {
             "CgroupDriver": "cgroupfs", "CgroupVersion": if cgv2 { "2" } else { "1" }, "NEventsListener": 0,
             "KernelVersion": kernel, "OperatingSystem": os_name(), "OSVersion": "", "OSType": "linux", "Architecture": machine,
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
+            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
             "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "MemTotal": meminfo_total(),
             "DockerRootDir": st.root, "Name": host, "Labels": [], "ExperimentalBuild": false,
             "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {"berth": {"path": "berth-runtime"}}, "DefaultRuntime": "berth",

@@ -124,8 +124,9 @@ pub fn run(ctx: &Ctx, a: BuildArgs) -> CmdResult {
         }
         (Some(f), _) => {
             let p = PathBuf::from(f);
-            // Relative to the current dir, else to the context (as podman also allows).
-            let p = if p.is_file() || p.is_absolute() {
+            // Relative to the current dir, else to the context (as podman also allows); with a
+            // context tar on stdin, inside it (docker's `-f` names a file of the tar).
+            let p = if p.is_absolute() || (a.context != "-" && p.is_file()) {
                 p
             } else {
                 context.join(f)

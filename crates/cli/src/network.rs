@@ -194,69 +194,6 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CmdResult {
     Ok(())
 }
 
-/// `docker network inspect`'s object.
-fn inspect_json(e: &Engine, n: &Network) -> Value {
-    let nets = e.networks().ok();
-    let mut containers = serde_json::Map::new();
-    if let Some(eps) = nets.as_ref().and_then(|x| x.endpoints_on(n).ok()) {
-        for ep in eps {
-            containers.insert(ep.container.clone(), json!({
-                "Name": ep.container_name,
-                "EndpointID": format!("{}{}", &ep.container[..32.min(ep.container.len())], &ep.network_id[..32.min(ep.network_id.len())]),
-                "MacAddress": ep.mac,
-                "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
-                "IPv6Address": "",
-            }));
-        }
-    }
-    let mut cfg = json!({"Subnet": n.subnet, "Gateway": n.gateway});
-    if !n.ip_range.is_empty() {
-        cfg["IPRange"] = json!(n.ip_range);
-    }
-    let mut options = n.options.clone();
-    options
-        .entry("com.docker.network.bridge.name".into())
-        .or_insert_with(|| n.bridge.clone());
-    json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created,
-        "Scope": "local",
-        "Driver": n.driver,
-        "EnableIPv6": n.ipv6,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [cfg]},
-        "Internal": n.internal,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": options,
-        "Labels": n.labels,
-    })
-}
-
-fn matches(n: &Network, filters: &[(String, String)]) -> Result<bool, Failure> {
-    for (k, v) in filters {
-        let ok = match k.as_str() {
-            "name" => n.name.contains(v.as_str()),
-            "id" => n.id.starts_with(v.as_str()),
-            "driver" => n.driver == *v,
-            "scope" => v == "local",
-            "type" => (v == "builtin") == (n.name == berth_engine::DEFAULT_NETWORK),
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                None => n.labels.contains_key(v.as_str()),
-            },
-            _ => return Err(Failure(format!("invalid filter '{k}'"))),
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 fn parse_filters(f: &[String]) -> Result<Vec<(String, String)>, Failure> {
     f.iter()
         .map(|s| {
@@ -272,7 +209,7 @@ fn ls(ctx: &Ctx, a: LsArgs) -> CmdResult {
     let filters = parse_filters(&a.filter)?;
     let mut list = Vec::new();
     for n in e.networks()?.list()? {
-        if matches(&n, &filters)? {
+        if berth_engine::network_matches(&n, &filters)? {
             list.push(n);
         }
     }
@@ -329,7 +266,7 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> CmdResult {
     let mut missing = Vec::new();
     for n in &a.names {
         match nets.get(n) {
-            Ok(n) => out.push(inspect_json(&e, &n)),
+            Ok(n) => out.push(e.network_inspect(&n)),
             Err(err) => missing.push(err.to_string()),
         }
     }
@@ -343,30 +280,14 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> CmdResult {
     Ok(())
 }
 
-fn remove_one(e: &Engine, name: &str) -> Result<(), Failure> {
-    let nets = e.networks()?;
-    let n = nets.get(name)?;
-    let users = e.network_users(&n.name)?;
-    if !users.is_empty() {
-        return Err(Failure(format!(
-            "error while removing network: network {} id {} has active endpoints ({})",
-            n.name,
-            n.id,
-            users.join(", ")
-        )));
-    }
-    nets.remove(&n.name)?;
-    Ok(())
-}
-
 fn rm(ctx: &Ctx, a: RmArgs) -> CmdResult {
     let e = engine(ctx)?;
     let mut errs = Vec::new();
     for n in &a.names {
-        match remove_one(&e, n) {
-            Ok(()) => println!("{n}"),
-            Err(Failure(m)) if a.force && m.contains("not found") => {}
-            Err(Failure(m)) => errs.push(m),
+        match e.network_remove(n) {
+            Ok(_) => println!("{n}"),
+            Err(err) if a.force && err.kind() == berth_engine::ErrorKind::NotFound => {}
+            Err(err) => errs.push(err.to_string()),
         }
     }
     if !errs.is_empty() {
@@ -385,16 +306,7 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
         }
     }
     let e = engine(ctx)?;
-    let filters = parse_filters(&a.filter)?;
-    let mut removed = Vec::new();
-    for n in e.networks()?.list()? {
-        if n.name == berth_engine::DEFAULT_NETWORK || !matches(&n, &filters)? {
-            continue;
-        }
-        if remove_one(&e, &n.name).is_ok() {
-            removed.push(n.name);
-        }
-    }
+    let removed = e.network_prune(&parse_filters(&a.filter)?)?;
     if !removed.is_empty() {
         println!("Deleted Networks:");
         for n in removed {

@@ -10,7 +10,7 @@ use crate::{CmdResult, Ctx, Failure};
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Where to listen: unix:///path or tcp://addr:port (repeatable)
+    /// Where to listen: unix:///path, tcp://addr:port or fd:// (systemd socket activation; repeatable)
     #[arg(short = 'H', long = "host", default_value = berth_api::DEFAULT_SOCKET)]
     hosts: Vec<String>,
     /// Exit after this many seconds without a request or connection (0: never)

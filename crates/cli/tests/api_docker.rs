@@ -3,159 +3,17 @@
 //! fixture, and stops it afterwards. They live with the CLI's tests because they need the
 //! `berth` binary, which only this package's tests can name.
 
+mod apikit;
 mod common;
 
-use berth_testkit::{require_busybox, Scratch};
-use common::{berth, fixture, ok};
+use apikit::{wait_until, Server};
+use berth_testkit::Scratch;
+use common::{berth, ok};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Server {
-    scratch: Scratch,
-    root: PathBuf,
-    sock: PathBuf,
-    child: Option<Child>,
-    extra: Vec<String>,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Server {
-    fn new(name: &str) -> Server {
-        Server::with_args(name, &[])
-    }
-
-    /// A server with extra `berth serve` arguments (more hosts, --time).
-    fn with_args(name: &str, extra: &[&str]) -> Server {
-        require_busybox();
-        let scratch = Scratch::new(name);
-        let root = scratch.join("root");
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("busybox.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
-        let sock = scratch.join("docker.sock");
-        let mut s = Server {
-            scratch,
-            root,
-            sock,
-            child: None,
-            extra: extra.iter().map(|a| a.to_string()).collect(),
-        };
-        s.start();
-        s
-    }
-
-    fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(&self.root)
-            .arg("serve")
-            .arg("--host")
-            .arg(format!("unix://{}", self.sock.display()))
-            .args(&self.extra)
-            .env_remove("BERTH_ROOT")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start berth serve");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.raw("GET /_ping HTTP/1.0\r\n\r\n").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "berth serve never answered on {}",
-                self.sock.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
-    }
-
-    /// One raw HTTP/1.0 exchange; None if nobody listens.
-    fn raw(&self, req: &str) -> Option<String> {
-        let mut s = UnixStream::connect(&self.sock).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        s.write_all(req.as_bytes()).ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).ok()?;
-        Some(String::from_utf8_lossy(&out).into_owned())
-    }
-
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
-        c.args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.scratch.join("docker-config"))
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn docker(&self, args: &[&str]) -> Out {
-        let o = self.docker_cmd(args).output().expect("run docker");
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    /// Runs docker and fails the test unless it exits 0.
-    fn ok(&self, args: &[&str]) -> String {
-        let r = self.docker(args);
-        assert_eq!(
-            r.code, 0,
-            "docker {args:?} failed: {}{}",
-            r.stdout, r.stderr
-        );
-        r.stdout
-    }
-
-    fn monitors(&self) -> Vec<i32> {
-        common::monitors(&self.root)
-    }
-
-    fn fd_count(&self) -> usize {
-        let pid = self.child.as_ref().unwrap().id();
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .count()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-        common::remove_all_containers(&self.root);
-        let _ = &self.scratch;
-    }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn docker_cli_runs_containers() {
@@ -611,8 +469,9 @@ fn api_bad_input_concurrency_and_server_death() {
         r#"{"Image":"no-such-image"}"#,
     );
     assert_eq!(code, 404, "{body}");
-    let (code, body) = http(&s.sock, "GET", "/v1.47/networks", "");
+    let (code, body) = http(&s.sock, "GET", "/v1.47/plugins", "");
     assert_eq!(code, 501, "{body}");
+    assert!(body.contains("plugins is not supported"), "{body}");
     let (code, _) = http(
         &s.sock,
         "POST",
@@ -1004,4 +863,100 @@ fn docker_cli_pause_rename_restart_top_stats_system_prune() {
     let out = s.ok(&["system", "prune", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+/// Kills a server started by hand when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// systemd socket activation: a listening socket as fd 3, LISTEN_FDS=1 and LISTEN_PID set to
+/// the server's own pid (the shell's, which exec keeps), as systemd passes them.
+#[test]
+fn socket_activation_serves_the_passed_socket() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let s = Server::new("api-activation");
+    let sock = s.scratch.join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let lfd = listener.as_raw_fd();
+    let spawn = |host: &str, pid: &str| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                "LISTEN_PID={pid} LISTEN_FDS=1 exec \"$0\" --root \"$1\" serve --host {host}"
+            ))
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .arg(&s.root)
+            .env_remove("BERTH_ROOT")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        // dup2 and fcntl are async-signal-safe; fd 3 must survive the exec.
+        unsafe {
+            c.pre_exec(move || {
+                let r = if lfd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(lfd, 3)
+                };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.spawn().expect("start berth serve")
+    };
+    // LISTEN_PID naming another process: the sockets are not ours, and fd:// says so at once.
+    let out = spawn("fd://", "1").wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no socket was passed"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let server = Killed(spawn("fd://", "$$"));
+    drop(listener);
+    let docker = |args: &[&str]| {
+        let o = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+            .env("DOCKER_CONFIG", s.scratch.join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(
+        docker(&["version", "--format", "{{.Server.APIVersion}}"]).trim(),
+        "1.47"
+    );
+    assert_eq!(
+        docker(&["run", "--rm", "busybox", "sh", "-c", "echo activated"]),
+        "activated\n"
+    );
+    // The socket belongs to the service manager: the server leaves it in place when it exits,
+    // and its children (monitors, exec) do not inherit the activation variables.
+    docker(&["run", "-d", "--name", "bg", "busybox", "sleep", "60"]);
+    let monitors = common::monitors(&s.root);
+    assert!(!monitors.is_empty());
+    for pid in monitors {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&env).contains("LISTEN_"),
+            "monitor {pid}"
+        );
+    }
+    docker(&["rm", "-f", "bg"]);
+    drop(server);
+    assert!(sock.exists());
 }

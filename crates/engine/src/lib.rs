@@ -89,7 +89,7 @@ pub use engine::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, Container, HostConfig, MountPoint, RunState, State};
-pub use network::parse_publish;
+pub use network::{network_matches, parse_publish};
 pub use snapshot::INIT_PATHS;
 pub use sys::tree_size;
 pub use volumes::{Volume, VolumeCreate, VolumeFilter, VolumeStore};

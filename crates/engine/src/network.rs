@@ -157,17 +157,18 @@ impl Engine {
         }
         for name in joined {
             let e = eps.iter().find(|e| e.network == name);
-            let req = c.networking.get(&name).cloned().unwrap_or_default();
-            let net_id = nets
+            let mut req = c.networking.get(&name).cloned().unwrap_or_default();
+            let net = nets
                 .as_ref()
-                .and_then(|n| {
-                    if is_bridged(&name) {
-                        n.get(&name).ok().map(|n| n.id)
-                    } else {
-                        None
-                    }
-                })
-                .unwrap_or_default();
+                .filter(|_| is_bridged(&name))
+                .and_then(|n| n.get(&name).ok());
+            // The short id is a name on user networks (docker <= 24 lists it here too, and
+            // docker-compose reconnects a container whose aliases lack it).
+            if net.as_ref().is_some_and(|n| n.dns) && !req.aliases.iter().any(|a| a == &c.id[..12])
+            {
+                req.aliases.insert(0, c.id[..12].to_string());
+            }
+            let net_id = net.map(|n| n.id).unwrap_or_default();
             networks.insert(name.clone(), json!({
                 "IPAMConfig": if req.ipv4_address.is_empty() { Value::Null } else { json!({"IPv4Address": req.ipv4_address}) },
                 "Links": null,
@@ -328,6 +329,105 @@ impl Engine {
             .map(|c| c.name)
             .collect())
     }
+}
+
+impl Engine {
+    /// `docker network inspect`'s object: the stored record with its containers' endpoints.
+    pub fn network_inspect(&self, n: &berth_network::Network) -> Value {
+        let nets = self.networks().ok();
+        let mut containers = serde_json::Map::new();
+        if let Some(eps) = nets.as_ref().and_then(|x| x.endpoints_on(n).ok()) {
+            for ep in eps {
+                containers.insert(ep.container.clone(), json!({
+                    "Name": ep.container_name,
+                    "EndpointID": format!("{}{}", &ep.container[..32.min(ep.container.len())], &ep.network_id[..32.min(ep.network_id.len())]),
+                    "MacAddress": ep.mac,
+                    "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
+                    "IPv6Address": "",
+                }));
+            }
+        }
+        let mut cfg = json!({"Subnet": n.subnet, "Gateway": n.gateway});
+        if !n.ip_range.is_empty() {
+            cfg["IPRange"] = json!(n.ip_range);
+        }
+        let mut options = n.options.clone();
+        options
+            .entry("com.docker.network.bridge.name".into())
+            .or_insert_with(|| n.bridge.clone());
+        json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv6": n.ipv6,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": [cfg]},
+            "Internal": n.internal,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": options,
+            "Labels": n.labels,
+        })
+    }
+
+    /// `network rm`: refused while any container (running or not) names the network.
+    pub fn network_remove(&self, key: &str) -> Result<berth_network::Network> {
+        let nets = self.networks()?;
+        let n = nets.get(key)?;
+        let users = self.network_users(&n.name)?;
+        if !users.is_empty() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "error while removing network: network {} id {} has active endpoints ({})",
+                    n.name,
+                    n.id,
+                    users.join(", ")
+                ),
+            ));
+        }
+        Ok(nets.remove(&n.name)?)
+    }
+
+    /// `network prune`: every user network that matches `filters` and nobody uses; their names.
+    pub fn network_prune(&self, filters: &[(String, String)]) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for n in self.networks()?.list()? {
+            if n.name == berth_network::DEFAULT_NETWORK || !network_matches(&n, filters)? {
+                continue;
+            }
+            if self.network_remove(&n.name).is_ok() {
+                removed.push(n.name);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// docker's network filters (`name`, `id`, `driver`, `scope`, `type`, `label`), every one ANDed.
+pub fn network_matches(n: &berth_network::Network, filters: &[(String, String)]) -> Result<bool> {
+    for (k, v) in filters {
+        let ok = match k.as_str() {
+            "name" => n.name.contains(v.as_str()),
+            "id" => n.id.starts_with(v.as_str()),
+            "driver" => n.driver == *v,
+            "scope" => v == "local",
+            "type" => (v == "builtin") == (n.name == berth_network::DEFAULT_NETWORK),
+            "label" => match v.split_once('=') {
+                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                None => n.labels.contains_key(v.as_str()),
+            },
+            _ => return Err(Error::invalid(format!("invalid filter '{k}'"))),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a monitor process for container `id` exists (`berth __monitor ROOT ID ...`).

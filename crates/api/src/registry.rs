@@ -1,0 +1,324 @@
+//! Pull (`POST /images/create?fromImage=`), push, search and `/auth` over berth-registry, with
+//! docker's JSON progress messages (`{"status","progressDetail","id"}`).
+
+use crate::http::{blocking, json_ok, parse_json, read_body, ApiError, ApiResult, Resp};
+use crate::images::json_stream;
+use crate::router::Req;
+use crate::State;
+use berth_image::Reference;
+use berth_registry::credentials::Credentials;
+use berth_registry::{Client, Config, LayerStatus, Progress, PullOptions, PushOptions};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+impl From<berth_registry::Error> for ApiError {
+    fn from(e: berth_registry::Error) -> ApiError {
+        use berth_image::ErrorKind as K;
+        use hyper::StatusCode as S;
+        let status = match (&e, e.kind()) {
+            (berth_registry::Error::Unauthorized(_), _) => S::UNAUTHORIZED,
+            (_, K::NotFound) => S::NOT_FOUND,
+            (_, K::AlreadyExists | K::Conflict) => S::CONFLICT,
+            (_, K::InvalidArgument) => S::BAD_REQUEST,
+            (_, K::PermissionDenied) => S::FORBIDDEN,
+            _ => S::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+/// docker's AuthConfig, as `/auth` takes it and `X-Registry-Auth` carries it (base64url JSON).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AuthConfig {
+    username: String,
+    password: String,
+    #[serde(rename = "serveraddress")]
+    server_address: String,
+}
+
+impl AuthConfig {
+    fn credentials(&self) -> Option<Credentials> {
+        (!self.username.is_empty()).then(|| Credentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        })
+    }
+}
+
+pub fn auth_header(r: &Req) -> ApiResult<AuthConfig> {
+    use base64::Engine as _;
+    let Some(h) = r.req.headers().get("x-registry-auth") else {
+        return Ok(AuthConfig::default());
+    };
+    let raw = h.as_bytes();
+    let trimmed: Vec<u8> = raw.iter().copied().filter(|b| *b != b'=').collect();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&trimmed))
+        .map_err(|_| ApiError::bad("invalid X-Registry-Auth header: not base64"))?;
+    parse_json(&json)
+}
+
+/// dockerd treats loopback registries as insecure (its default InsecureRegistryCIDRs is
+/// 127.0.0.0/8); other hosts follow berth's registries.json.
+fn tls_verify(cfg: &Config, host: &str) -> Option<bool> {
+    let ip = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']').map(|(a, _)| a))
+        .unwrap_or_else(|| host.rsplit_once(':').map_or(host, |(h, _)| h));
+    let loopback = ip == "localhost"
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
+    (loopback && !cfg.is_insecure(host)).then_some(false)
+}
+
+fn client(cfg: &Config, host: &str, auth: &AuthConfig) -> berth_registry::Result<Client> {
+    match auth.credentials() {
+        Some(c) => Client::with_credentials(host, cfg, tls_verify(cfg, host), Some(c)),
+        None => Client::new(host, cfg, tls_verify(cfg, host)),
+    }
+}
+
+/// Per-layer status as docker's JSON messages; byte counts at most every 100 ms per layer.
+struct JsonProgress<'a> {
+    emit: Mutex<&'a mut (dyn FnMut(Value) + Send)>,
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl<'a> JsonProgress<'a> {
+    fn new(emit: &'a mut (dyn FnMut(Value) + Send)) -> Self {
+        JsonProgress {
+            emit: Mutex::new(emit),
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+    fn send(&self, v: Value) {
+        (self.emit.lock().unwrap_or_else(|e| e.into_inner()))(v)
+    }
+}
+
+impl Progress for JsonProgress<'_> {
+    fn layer(&self, id: &str, status: LayerStatus) {
+        let msg = match &status {
+            LayerStatus::Downloading { current, total }
+            | LayerStatus::Pushing { current, total } => {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                if current < total
+                    && last
+                        .get(id)
+                        .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(100))
+                {
+                    return;
+                }
+                last.insert(id.to_string(), now);
+                json!({"status": status.text(), "progressDetail": {"current": current, "total": total}, "id": id})
+            }
+            LayerStatus::Waiting => {
+                json!({"status": "Pulling fs layer", "progressDetail": {}, "id": id})
+            }
+            s => json!({"status": s.text(), "progressDetail": {}, "id": id}),
+        };
+        self.send(msg);
+    }
+}
+
+/// Pulls `name` (each unqualified-search registry in turn for a short name), as `berth pull` does.
+pub async fn pull(
+    st: Arc<State>,
+    name: String,
+    platform: Option<String>,
+    auth: AuthConfig,
+) -> ApiResult<Resp> {
+    json_stream(st, move |store, emit| {
+        let cfg = Config::load()?;
+        let opts = PullOptions {
+            platform: platform
+                .as_deref()
+                .map(berth_registry::Platform::parse)
+                .transpose()?,
+            ..Default::default()
+        };
+        let mut last_err = None;
+        for r in cfg.candidates(&name)? {
+            let c = match client(&cfg, &r.domain, &auth) {
+                Ok(c) => c,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            let tag = r
+                .digest
+                .clone()
+                .or_else(|| r.tag.clone())
+                .unwrap_or_default();
+            let repo = berth_image::familiar_repository(&r.repository());
+            let pulled = {
+                let progress = JsonProgress::new(emit);
+                progress.send(json!({"status": format!("Pulling from {repo}"), "id": tag}));
+                berth_registry::pull(store, &c, &r, &opts, &progress)
+            };
+            match pulled {
+                Ok(p) => {
+                    emit(json!({"status": format!("Digest: {}", p.manifest_digest)}));
+                    let familiar = if r.tag.is_some() {
+                        r.familiar()
+                    } else {
+                        format!("{repo}@{}", p.manifest_digest)
+                    };
+                    let what = if p.up_to_date {
+                        "Image is up to date for"
+                    } else {
+                        "Downloaded newer image for"
+                    };
+                    emit(json!({"status": format!("Status: {what} {familiar}")}));
+                    return Ok(());
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err
+            .map(Into::into)
+            .unwrap_or_else(|| ApiError::bad(format!("no registry to pull {name} from"))))
+    })
+    .await
+}
+
+/// `POST /images/{name}/push?tag=`: one tag, or every tag of the repository when none is given.
+pub async fn push(st: Arc<State>, name: &str, r: Req) -> ApiResult<Resp> {
+    let auth = auth_header(&r)?;
+    let tag = r
+        .query
+        .get("tag")
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let name = name.to_string();
+    json_stream(st, move |store, emit| {
+        let cfg = Config::load()?;
+        let repo = Reference::parse_name_only(&name)?;
+        let refs: Vec<Reference> = match &tag {
+            Some(t) => vec![Reference::parse(&format!("{}:{t}", repo.repository()))?],
+            None => {
+                let mut v: Vec<Reference> = store
+                    .list()?
+                    .iter()
+                    .flat_map(|i| i.names.clone())
+                    .filter(|n| n.repository() == repo.repository() && n.tag.is_some())
+                    .collect();
+                v.sort_by_key(|n| n.full());
+                v
+            }
+        };
+        if refs.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "An image does not exist locally with the tag: {}",
+                repo.familiar()
+            )));
+        }
+        let images = refs
+            .into_iter()
+            .map(|t| match store.resolve(&t.full()) {
+                Ok(i) => Ok((i, t)),
+                Err(e) if e.kind() == berth_image::ErrorKind::NotFound => Err(ApiError::not_found(
+                    format!("An image does not exist locally with the tag: {}", t.familiar()),
+                )),
+                Err(e) => Err(e.into()),
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let c = client(&cfg, &repo.domain, &auth)?;
+        emit(json!({"status": format!("The push refers to repository [{}]", repo.repository())}));
+        for (image, target) in images {
+            let pushed = {
+                let progress = JsonProgress::new(emit);
+                berth_registry::push(store, &c, &image, &target, &PushOptions::default(), &progress)?
+            };
+            let t = target.tag.clone().unwrap_or_else(|| "latest".into());
+            emit(json!({"status": format!("{t}: digest: {} size: {}", pushed.digest, pushed.size)}));
+            emit(json!({"progressDetail": {}, "aux": {"Tag": t, "Digest": pushed.digest, "Size": pushed.size}}));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `GET /images/search?term=REGISTRY/TERM`: berth searches a registry's catalog, as `berth search`.
+pub async fn search(_st: Arc<State>, r: Req) -> ApiResult<Resp> {
+    let term = r.query.get("term").unwrap_or("").to_string();
+    let limit = r.query.int("limit")?.filter(|l| *l > 0).unwrap_or(25) as usize;
+    let auth = auth_header(&r)?;
+    let (host, word) = match term.split_once('/') {
+        Some((h, t)) if berth_registry::config::is_qualified(&term) => {
+            (h.to_string(), t.to_string())
+        }
+        _ => {
+            return Err(ApiError::unsupported(
+                "searching Docker Hub (berth searches a registry's catalog: REGISTRY/TERM)",
+            ))
+        }
+    };
+    let v = blocking(move || {
+        let cfg = Config::load()?;
+        let c = client(&cfg, &host, &auth)?;
+        let repos = berth_registry::catalog(&c)?;
+        Ok(repos
+            .iter()
+            .filter(|r| r.contains(&word))
+            .take(limit)
+            .map(|r| json!({"name": format!("{host}/{r}"), "description": "", "star_count": 0, "is_official": false, "is_automated": false}))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(json_ok(&Value::Array(v)))
+}
+
+/// `POST /auth` (docker login): checks the credentials against the registry. The docker CLI
+/// keeps them itself and sends them back with each pull and push.
+pub async fn auth(_st: Arc<State>, r: Req) -> ApiResult<Resp> {
+    let body = read_body(r.req.into_body(), 1 << 20).await?;
+    let a: AuthConfig = parse_json(&body)?;
+    let creds = a
+        .credentials()
+        .ok_or_else(|| ApiError::bad("a username is required"))?;
+    let host = a
+        .server_address
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let host = match host.as_str() {
+        "" | "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        h => h.to_string(),
+    };
+    blocking(move || {
+        let cfg = Config::load()?;
+        Client::with_credentials(&host, &cfg, tls_verify(&cfg, &host), Some(creds))?.login()?;
+        Ok(())
+    })
+    .await?;
+    Ok(json_ok(
+        &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_are_insecure() {
+        let cfg = Config::from_file(std::path::Path::new("/nonexistent")).unwrap();
+        assert_eq!(tls_verify(&cfg, "127.0.0.1:5000"), Some(false));
+        assert_eq!(tls_verify(&cfg, "localhost:5000"), Some(false));
+        assert_eq!(tls_verify(&cfg, "[::1]:5000"), Some(false));
+        assert_eq!(tls_verify(&cfg, "registry.example:5000"), None);
+        assert_eq!(tls_verify(&cfg, "docker.io"), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! Builds and registries through `berth serve`: `docker build` with the classic builder (its
+//! JSON stream, --iidfile, -q, a failing step), and `docker push`/`pull`/`search` against
+//! Debian's docker-registry on loopback.
+
+mod apikit;
+mod common;
+mod regkit;
+
+use apikit::Server;
+
+#[test]
+fn docker_build_classic_builder() {
+    let s = Server::new("api-build");
+    let ctx = s.scratch.join("ctx");
+    std::fs::create_dir_all(ctx.join("sub")).unwrap();
+    std::fs::create_dir_all(ctx.join("skipped")).unwrap();
+    std::fs::write(ctx.join("hello.txt"), "hello from the context\n").unwrap();
+    std::fs::write(ctx.join("skipped/big"), "not sent\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "skipped\n").unwrap();
+    std::fs::write(
+        ctx.join("sub/Dockerfile"),
+        "FROM busybox\nARG WHO\nCOPY . /ctx/\nRUN echo built-by-$WHO > /who && echo on-stderr >&2\nLABEL stage=api\nCMD [\"cat\", \"/who\", \"/ctx/hello.txt\"]\n",
+    )
+    .unwrap();
+    let build = |args: &[&str]| {
+        let mut c = s.docker_cmd(&["build"]);
+        c.args(args).env("DOCKER_BUILDKIT", "0");
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let iid = s.scratch.join("iid");
+    let (code, out, err) = build(&[
+        "-f",
+        ctx.join("sub/Dockerfile").to_str().unwrap(),
+        "--build-arg",
+        "WHO=api",
+        "-t",
+        "built:1",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The RUN's output and berth's steps came through the stream, then docker's last line.
+    assert!(out.contains("on-stderr"), "{out}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    let id = id.trim().strip_prefix("sha256:").unwrap().to_string();
+    assert_eq!(id.len(), 64);
+    assert!(
+        out.trim_end()
+            .ends_with(&format!("Successfully built {}", &id[..12])),
+        "{out}"
+    );
+    assert_eq!(
+        s.ok(&["run", "--rm", "built:1"]),
+        "built-by-api\nhello from the context\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.Labels.stage}}",
+            "built:1"
+        ])
+        .trim(),
+        "api"
+    );
+    // .dockerignore kept skipped/ out of the context the server got.
+    let listed = s.ok(&["run", "--rm", "built:1", "ls", "-a", "/ctx"]);
+    assert!(listed.contains("hello.txt"), "{listed}");
+    assert!(!listed.contains("skipped"), "{listed}");
+    // -q: only the id; the same build is cached to the same image.
+    let (code, out, err) = build(&[
+        "-q",
+        "-f",
+        ctx.join("sub/Dockerfile").to_str().unwrap(),
+        "--build-arg",
+        "WHO=api",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("sha256:{id}"));
+    // A failing step: docker's error, exit 1, and no image tagged.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo doomed; exit 3\n",
+    )
+    .unwrap();
+    let (code, out, err) = build(&["-t", "broken", ctx.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("doomed"), "{out}");
+    assert!(err.contains("exit code: 3"), "{err}");
+    assert_ne!(s.docker(&["image", "inspect", "broken"]).code, 0);
+}
+
+#[test]
+fn docker_push_pull_search_against_a_loopback_registry() {
+    let s0 = berth_testkit::Scratch::new("api-reg-registry");
+    let reg = regkit::Registry::start(s0.path(), &regkit::RegOpts::default());
+    // Loopback registries are insecure for the server, as for dockerd: no registries.json needed.
+    let s = Server::with_env(
+        "api-reg",
+        &[],
+        &[("BERTH_REGISTRIES_CONF", s0.join("none.json"))],
+    );
+    let name = format!("{}/team/bb:v1", reg.addr);
+    s.ok(&["tag", "busybox", &name]);
+    let out = s.ok(&["push", &name]);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/team/bb]",
+            reg.addr
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let digest_line = out
+        .lines()
+        .find(|l| l.starts_with("v1: digest: sha256:"))
+        .unwrap();
+    let digest = digest_line.split_whitespace().nth(2).unwrap().to_string();
+    // Pushed again: every layer is already there.
+    let again = s.ok(&["push", &name]);
+    assert!(again.contains("Layer already exists"), "{again}");
+
+    s.ok(&["rmi", &name, "busybox"]);
+    assert_eq!(s.ok(&["images", "-q"]), "");
+    let out = s.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert_eq!(s.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+    let out = s.ok(&["pull", &name]);
+    assert!(out.contains("Image is up to date"), "{out}");
+    assert_eq!(
+        s.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .RepoDigests 0}}",
+            &name
+        ])
+        .trim(),
+        format!("{}/team/bb@{digest}", reg.addr)
+    );
+
+    // Missing things are errors the client shows, with a non-zero exit.
+    let r = s.docker(&["pull", &format!("{}/team/nope:v1", reg.addr)]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("not found") || r.stderr.contains("unknown"),
+        "{}",
+        r.stderr
+    );
+    let r = s.docker(&["push", &format!("{}/team/absent:v1", reg.addr)]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("absent"), "{}", r.stderr);
+
+    // search: the registry's catalog filtered by the term; Docker Hub search is refused clearly.
+    let out = s.ok(&[
+        "search",
+        "--format",
+        "{{.Name}}",
+        &format!("{}/bb", reg.addr),
+    ]);
+    assert_eq!(out.trim(), format!("{}/team/bb", reg.addr));
+    let r = s.docker(&["search", "busybox"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("REGISTRY/TERM"), "{}", r.stderr);
+}
