@@ -572,7 +572,7 @@ impl Engine {
         let _ = std::fs::remove_file(dir.join(STOP_MARKER));
         let vfs = c.driver == "vfs";
         let snap = Snapshot::new(dir.clone());
-        snap.mount(vfs)?;
+        snap.mount_with(vfs, c.host_config.auto_remove)?;
         let exe = self.sealed_exe()?;
         let r = (|| {
             if !c.config.working_dir.is_empty() {

@@ -90,9 +90,29 @@ impl Snapshot {
 
     /// Mounts merged/ (idempotent).
     pub fn mount(&self, vfs: bool) -> Result<()> {
+        self.mount_with(vfs, false)
+    }
+
+    /// Mounts merged/; `volatile` (a container that is removed when it ends, as podman does
+    /// for --rm) skips overlayfs' sync of the upper dir at unmount, a journal commit that can
+    /// take tens of ms on a busy disk. Kernels without it (< 5.10) get a plain mount.
+    pub fn mount_with(&self, vfs: bool, volatile: bool) -> Result<()> {
         if self.is_mounted() {
             return Ok(());
         }
+        // A volatile mount leaves work/work/incompat/volatile, which makes overlayfs refuse
+        // the next mount of this upper dir (its contents are suspect only after a crash).
+        let _ = std::fs::remove_dir_all(self.work().join("work/incompat"));
+        if volatile && !vfs {
+            match self.mount_overlay(",volatile") {
+                Err(e) if e.kind() == crate::ErrorKind::InvalidArgument => {}
+                r => return r,
+            }
+        }
+        self.mount_overlay_or_bind(vfs)
+    }
+
+    fn mount_overlay_or_bind(&self, vfs: bool) -> Result<()> {
         if vfs {
             return sys::mount(
                 &self.upper().to_string_lossy(),
@@ -102,13 +122,18 @@ impl Snapshot {
                 None,
             );
         }
+        self.mount_overlay("")
+    }
+
+    /// The overlay mount, `extra` appended to its options.
+    fn mount_overlay(&self, extra: &str) -> Result<()> {
         let n = self.lower_dirs().len() - 1;
         let abs: Vec<String> = std::iter::once(self.init())
             .chain((0..n).map(|i| self.links().join(i.to_string())))
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{extra}",
             abs.join(":"),
             self.upper().display(),
             self.work().display()
@@ -120,7 +145,10 @@ impl Snapshot {
         let rel: Vec<String> = std::iter::once("init".to_string())
             .chain((0..n).map(|i| format!("l/{i}")))
             .collect();
-        let data = format!("lowerdir={},upperdir=diff,workdir=work", rel.join(":"));
+        let data = format!(
+            "lowerdir={},upperdir=diff,workdir=work{extra}",
+            rel.join(":")
+        );
         with_cwd(&self.dir, || {
             sys::mount(
                 "overlay",
