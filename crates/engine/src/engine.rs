@@ -500,9 +500,11 @@ impl Engine {
     /// The read-only bind of the berth binary monitors run from (see the crate docs).
     fn sealed_exe(&self) -> Result<PathBuf> {
         use std::os::unix::fs::MetadataExt;
+        // /proc/self/exe, not its path: a long-running `berth serve` whose binary was upgraded
+        // (the path now names another file, or none) still binds the code it runs.
         let exe = match &self.opts.exe {
             Some(e) => e.clone(),
-            None => std::env::current_exe().map_err(|e| Error::io("locate the berth binary", e))?,
+            None => PathBuf::from("/proc/self/exe"),
         };
         let bin = self.root.join("bin");
         let target = bin.join("berth");
@@ -572,9 +574,11 @@ impl Engine {
         let _ = std::fs::remove_file(dir.join(STOP_MARKER));
         let vfs = c.driver == "vfs";
         let snap = Snapshot::new(dir.clone());
-        snap.mount_with(vfs, c.host_config.auto_remove)?;
-        let exe = self.sealed_exe()?;
+        // Every failure below, these two included, takes the --rm cleanup: `docker run --rm`
+        // waits for the removal after a failed start, and would wait forever.
         let r = (|| {
+            snap.mount_with(vfs, c.host_config.auto_remove)?;
+            let exe = self.sealed_exe()?;
             if !c.config.working_dir.is_empty() {
                 // docker creates a working directory the image lacks.
                 crate::commit::mkdir_all_in_root(&snap.merged(), &c.config.working_dir)?;
