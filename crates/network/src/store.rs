@@ -1,11 +1,37 @@
 //! The networks database (`<root>/networks.db`, SQLite in WAL mode like the containers'):
-//! networks, endpoints (a container's lease on a network: UNIQUE(network, ip) means no
-//! address is ever handed out twice) and published ports (UNIQUE(proto, host_port)).
+//! networks, endpoints (a container's lease on a network: UNIQUE(network, ip) and, on a
+//! dual-stack network, UNIQUE(network, ip6) mean no address is ever handed out twice; both
+//! live in the one row, so they go together) and published ports (UNIQUE(proto, host_port)).
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::{Endpoint, Network, PortBinding};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::Path;
+
+/// One address to lease: `want` (--ip, --ip6) or the lowest free one `pick` returns.
+pub struct LeaseRequest<'a> {
+    pub pick: Box<dyn Fn(&HashSet<IpAddr>) -> Option<IpAddr> + 'a>,
+    pub want: Option<IpAddr>,
+}
+
+impl LeaseRequest<'_> {
+    fn choose(&self, taken: &HashSet<IpAddr>, network: &str) -> Result<IpAddr> {
+        match self.want {
+            Some(ip) if taken.contains(&ip) => Err(Error::conflict(format!(
+                "address {ip} is already in use on network {network}"
+            ))),
+            Some(ip) => Ok(ip),
+            None => (self.pick)(taken).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("no available IP addresses on network {network}"),
+                )
+            }),
+        }
+    }
+}
 
 pub struct Store {
     conn: Connection,
@@ -25,6 +51,19 @@ impl Store {
                  record TEXT NOT NULL, PRIMARY KEY (container, network), UNIQUE (network, ip));
              CREATE TABLE IF NOT EXISTS ports (proto TEXT NOT NULL, host_port INTEGER NOT NULL, container TEXT NOT NULL,
                  record TEXT NOT NULL, PRIMARY KEY (proto, host_port));",
+            )?;
+            // ip6 came with IPv6 networks: older databases get the column (NULL: no IPv6
+            // lease, and NULLs never clash in a UNIQUE index).
+            let has_ip6: bool = c.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('endpoints') WHERE name = 'ip6'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has_ip6 {
+                c.execute_batch("ALTER TABLE endpoints ADD COLUMN ip6 TEXT")?;
+            }
+            c.execute_batch(
+                "CREATE UNIQUE INDEX IF NOT EXISTS endpoints_ip6 ON endpoints (network, ip6)",
             )
         })?;
         Ok(Store { conn })
@@ -92,43 +131,39 @@ impl Store {
         rows.iter().map(|r| parse(r)).collect()
     }
 
-    /// Leases an address: `want` (--ip) or the lowest free one `pick` returns, atomically.
+    /// Leases the endpoint's addresses atomically: the IPv4 one (`v4`) and, on a dual-stack
+    /// network, the IPv6 one (`v6`).
     pub fn lease(
         &mut self,
         e: &mut Endpoint,
-        pick: impl Fn(&std::collections::HashSet<std::net::Ipv4Addr>) -> Option<std::net::Ipv4Addr>,
-        want: Option<std::net::Ipv4Addr>,
+        v4: LeaseRequest,
+        v6: Option<LeaseRequest>,
     ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let taken: std::collections::HashSet<std::net::Ipv4Addr> = {
-            let mut st = tx.prepare("SELECT ip FROM endpoints WHERE network = ?1")?;
-            let v: Vec<String> = st
-                .query_map([&e.network_id], |r| r.get(0))?
+        let (taken4, taken6) = {
+            let mut st = tx.prepare("SELECT ip, ip6 FROM endpoints WHERE network = ?1")?;
+            let v: Vec<(String, Option<String>)> = st
+                .query_map([&e.network_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            v.iter().filter_map(|s| s.parse().ok()).collect()
+            let t4: HashSet<IpAddr> = v.iter().filter_map(|(s, _)| s.parse().ok()).collect();
+            let t6: HashSet<IpAddr> = v
+                .iter()
+                .filter_map(|(_, s)| s.as_deref()?.parse().ok())
+                .collect();
+            (t4, t6)
         };
-        let ip = match want {
-            Some(ip) if taken.contains(&ip) => {
-                return Err(Error::conflict(format!(
-                    "address {ip} is already in use on network {}",
-                    e.network
-                )))
-            }
-            Some(ip) => ip,
-            None => pick(&taken).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("no available IP addresses on network {}", e.network),
-                )
-            })?,
+        e.ip = v4.choose(&taken4, &e.network)?.to_string();
+        let ip6 = match v6 {
+            Some(r) => Some(r.choose(&taken6, &e.network)?.to_string()),
+            None => None,
         };
-        e.ip = ip.to_string();
+        e.ip6 = ip6.clone().unwrap_or_default();
         let rec = serde_json::to_string(e).expect("endpoint serializes");
         tx.execute(
-            "INSERT INTO endpoints (container, network, ip, record) VALUES (?1, ?2, ?3, ?4)",
-            params![e.container, e.network_id, e.ip, rec],
+            "INSERT INTO endpoints (container, network, ip, ip6, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.container, e.network_id, e.ip, ip6, rec],
         )
         .map_err(|err| {
             let err = Error::from(err);
