@@ -261,6 +261,51 @@ fn tcp_request(addr: impl Into<IpAddr>, port: u16, msg: &str) -> String {
     }
 }
 
+/// Answers one datagram with "udp:<datagram>" on `ip:port` inside the container's network
+/// namespace (busybox has no UDP server); gives up after 10 s.
+fn udp_server_in(env: &Env, container: &str, ip: IpAddr, port: u16) -> std::thread::JoinHandle<()> {
+    let netns = env.inspect(container)["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns).unwrap();
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let s = UdpSocket::bind((ip, port)).unwrap();
+        tx.send(()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = s.recv_from(&mut buf).unwrap();
+        s.send_to(&[b"udp:", &buf[..n]].concat(), from).unwrap();
+    });
+    rx.recv().unwrap();
+    h
+}
+
+/// Sends `msg` to addr:port until a reply comes (at most 50 tries of 200 ms).
+fn udp_request(addr: IpAddr, port: u16, msg: &str) -> Option<String> {
+    let local: IpAddr = if addr.is_ipv6() {
+        Ipv6Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
+    let c = UdpSocket::bind((local, 0)).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    for _ in 0..50 {
+        c.send_to(msg.as_bytes(), (addr, port)).unwrap();
+        if let Ok((n, _)) = c.recv_from(&mut buf) {
+            return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    None
+}
+
 /// A busybox TCP server answering "reply:<first line>" to each connection.
 const SERVER: &[&str] = &[
     "nc",
@@ -381,34 +426,8 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
     assert_eq!(ports["8080/tcp"][0]["HostPort"], tp.to_string());
 
     // UDP: busybox has no UDP server, so the test serves inside the container's namespace.
-    let netns = env.inspect("srv")["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let server = std::thread::spawn(move || {
-        let ns = std::fs::File::open(&netns).unwrap();
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        let s = UdpSocket::bind("0.0.0.0:9090").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = [0u8; 64];
-        let (n, from) = s.recv_from(&mut buf).unwrap();
-        s.send_to(&[b"udp:", &buf[..n]].concat(), from).unwrap();
-    });
-    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let mut got = None;
-    for _ in 0..50 {
-        c.send_to(b"hi", ("127.0.0.1", up)).unwrap();
-        if let Ok((n, _)) = c.recv_from(&mut buf) {
-            got = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
-            break;
-        }
-    }
+    let server = udp_server_in(&env, "srv", Ipv4Addr::UNSPECIFIED.into(), 9090);
+    let got = udp_request(Ipv4Addr::LOCALHOST.into(), up, "hi");
     server.join().unwrap();
     assert_eq!(got.as_deref(), Some("udp:hi"));
 
@@ -866,7 +885,7 @@ fn ipv6_containers_reach_each_other_by_name_and_address_ports_answer_on_loopback
     let bridges = env.bridges();
 
     let srv_ip = format!("{prefix}:beef");
-    let (hp, hp_lo) = (free_port(), free_port());
+    let (hp, hp_lo, up) = (free_port(), free_port(), free_port());
     let mut run = vec![
         "run".to_string(),
         "-d".into(),
@@ -880,6 +899,8 @@ fn ipv6_containers_reach_each_other_by_name_and_address_ports_answer_on_loopback
         format!("{hp}:8080"),
         "-p".into(),
         format!("[::1]:{hp_lo}:8080"),
+        "-p".into(),
+        format!("{up}:9090/udp"),
         "busybox".into(),
     ];
     run.extend(SERVER.iter().map(|s| s.to_string()));
@@ -941,12 +962,19 @@ fn ipv6_containers_reach_each_other_by_name_and_address_ports_answer_on_loopback
     if let Some(h) = host_address("-6") {
         assert_eq!(tcp_request(h, hp, "d\n"), "reply:d\n");
     }
+    // UDP on [::1] goes through the same proxy, to the container's IPv6 address.
+    let server = udp_server_in(&env, "s6", srv_ip.parse().unwrap(), 9090);
+    let got = udp_request(Ipv6Addr::LOCALHOST.into(), up, "hi6");
+    server.join().unwrap();
+    assert_eq!(got.as_deref(), Some("udp:hi6"));
     let mut port: Vec<String> = env.ok(&["port", "s6"]).lines().map(String::from).collect();
     port.sort();
     let mut want = vec![
         format!("8080/tcp -> 0.0.0.0:{hp}"),
         format!("8080/tcp -> [::]:{hp}"),
         format!("8080/tcp -> [::1]:{hp_lo}"),
+        format!("9090/udp -> 0.0.0.0:{up}"),
+        format!("9090/udp -> [::]:{up}"),
     ];
     want.sort();
     assert_eq!(port, want);
@@ -1059,17 +1087,37 @@ fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
         "got:reply:x\n"
     );
     let once = format!("echo x | nc -w 2 {ip} 8080; echo \"rc:$?\"");
-    let out = env.ok(&[
+    env.ok(&[
         "run",
-        "--rm",
+        "-d",
+        "--name",
+        "c2",
         "--network",
         "n2",
         "busybox",
-        "sh",
-        "-c",
-        &once,
+        "sleep",
+        "60",
     ]);
+    let out = env.ok(&["exec", "c2", "sh", "-c", &once]);
     assert!(!out.contains("reply:x"), "n2 reached n1 over IPv6: {out}");
+
+    // network connect --ip6: a second dual-stack interface with the address asked for.
+    env.ok(&[
+        "network",
+        "connect",
+        "--ip6",
+        "fd42:b17e:5eed::77",
+        "n1",
+        "c2",
+    ]);
+    let out = env.ok(&[
+        "exec", "c2", "ip", "-6", "-o", "addr", "show", "dev", "eth1",
+    ]);
+    assert!(
+        out.contains("inet6 fd42:b17e:5eed::77/64 scope global"),
+        "{out}"
+    );
+    assert_eq!(ip6(&env, "c2", "n1"), "fd42:b17e:5eed::77");
 
     // Bad requests: a clear error each, and nothing stored.
     let nets = env.ok(&["network", "ls", "-q"]);
