@@ -279,3 +279,71 @@ impl Store {
         rows.into_iter().map(|(c, r)| Ok((c, parse(&r)?))).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(want: Option<&str>, first: &'static str) -> LeaseRequest<'static> {
+        LeaseRequest {
+            pick: Box::new(move |taken| {
+                let ip: IpAddr = first.parse().unwrap();
+                (!taken.contains(&ip)).then_some(ip)
+            }),
+            want: want.map(|w| w.parse().unwrap()),
+        }
+    }
+
+    fn endpoint(container: &str) -> Endpoint {
+        Endpoint {
+            container: container.into(),
+            network: "n".into(),
+            network_id: "nid".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn old_databases_get_ip6_and_no_ipv6_address_is_leased_twice() {
+        let dir = berth_testkit::Scratch::new("netstore");
+        let db = dir.join("networks.db");
+        // The schema before IPv6, with a lease in it.
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE endpoints (container TEXT NOT NULL, network TEXT NOT NULL, ip TEXT NOT NULL,
+                 record TEXT NOT NULL, PRIMARY KEY (container, network), UNIQUE (network, ip));
+             INSERT INTO endpoints VALUES ('old', 'nid', '10.0.0.2', '{}');",
+        )
+        .unwrap();
+        drop(c);
+        let mut s = Store::open(&db).unwrap();
+        let mut a = endpoint("a");
+        s.lease(&mut a, req(None, "10.0.0.3"), Some(req(None, "fd00::2")))
+            .unwrap();
+        assert_eq!((a.ip.as_str(), a.ip6.as_str()), ("10.0.0.3", "fd00::2"));
+        // The same IPv6 address again: asked for, or as the only free one.
+        let mut b = endpoint("b");
+        let e = s
+            .lease(
+                &mut b,
+                req(None, "10.0.0.4"),
+                Some(req(Some("fd00::2"), "fd00::9")),
+            )
+            .unwrap_err();
+        assert!(e.message().contains("fd00::2 is already in use"), "{e}");
+        let e = s
+            .lease(&mut b, req(None, "10.0.0.4"), Some(req(None, "fd00::2")))
+            .unwrap_err();
+        assert!(e.message().contains("no available IP addresses"), "{e}");
+        // Nothing of the failed leases was stored; releasing frees both addresses at once.
+        assert_eq!(s.endpoints_on("nid").unwrap().len(), 2);
+        s.release("a", None).unwrap();
+        s.lease(&mut b, req(None, "10.0.0.3"), Some(req(None, "fd00::2")))
+            .unwrap();
+        assert_eq!((b.ip.as_str(), b.ip6.as_str()), ("10.0.0.3", "fd00::2"));
+        // Reopening an up-to-date database changes nothing.
+        drop(s);
+        let s = Store::open(&db).unwrap();
+        assert_eq!(s.endpoints_on("nid").unwrap().len(), 2);
+    }
+}
