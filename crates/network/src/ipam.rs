@@ -46,7 +46,7 @@ impl Subnet {
         }
         let s = Subnet { addr, prefix };
         Ok(Subnet {
-            addr: s.from_u128(s.network()),
+            addr: s.addr_of(s.network()),
             prefix,
         })
     }
@@ -60,7 +60,7 @@ impl Subnet {
             32
         }
     }
-    fn from_u128(&self, n: u128) -> IpAddr {
+    fn addr_of(&self, n: u128) -> IpAddr {
         if self.is_v6() {
             IpAddr::V6(Ipv6Addr::from(n))
         } else {
@@ -95,7 +95,7 @@ impl Subnet {
     }
     /// The first host address: docker's default gateway.
     pub fn first_host(&self) -> IpAddr {
-        self.from_u128(self.network() + 1)
+        self.addr_of(self.network() + 1)
     }
     /// Inside, and neither the network address nor IPv4's broadcast.
     pub fn usable(&self, ip: IpAddr) -> bool {
@@ -107,7 +107,7 @@ impl Subnet {
 
 impl std::fmt::Display for Subnet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.from_u128(self.network()), self.prefix)
+        write!(f, "{}/{}", self.addr_of(self.network()), self.prefix)
     }
 }
 
@@ -153,7 +153,7 @@ pub fn pick(
         subnet.last() - 1
     });
     (lo..=hi)
-        .map(|n| subnet.from_u128(n))
+        .map(|n| subnet.addr_of(n))
         .find(|ip| *ip != gateway && !taken.contains(ip))
 }
 

@@ -10,9 +10,12 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 
+/// Chooses a free address given the taken ones.
+pub type Picker<'a> = Box<dyn Fn(&HashSet<IpAddr>) -> Option<IpAddr> + 'a>;
+
 /// One address to lease: `want` (--ip, --ip6) or the lowest free one `pick` returns.
 pub struct LeaseRequest<'a> {
-    pub pick: Box<dyn Fn(&HashSet<IpAddr>) -> Option<IpAddr> + 'a>,
+    pub pick: Picker<'a>,
     pub want: Option<IpAddr>,
 }
 
