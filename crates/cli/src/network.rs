@@ -42,9 +42,9 @@ pub struct CreateArgs {
     /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long)]
     gateway: Vec<String>,
-    /// Allocate container ip from a sub-range
+    /// Allocate container ip from a sub-range (one per family)
     #[arg(long)]
-    ip_range: Option<String>,
+    ip_range: Vec<String>,
     /// Restrict external access to the network
     #[arg(long)]
     internal: bool,
@@ -189,6 +189,7 @@ pub fn run(ctx: &Ctx, c: NetworkCommand) -> CmdResult {
 fn create(ctx: &Ctx, a: CreateArgs) -> CmdResult {
     let (subnet, subnet6) = by_family("--subnet", &a.subnet)?;
     let (gateway, gateway6) = by_family("--gateway", &a.gateway)?;
+    let (ip_range, ip_range6) = by_family("--ip-range", &a.ip_range)?;
     let e = engine(ctx)?;
     let nets = e.networks()?;
     let n = nets.create(&NetworkCreate {
@@ -198,7 +199,8 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CmdResult {
         gateway,
         subnet6,
         gateway6,
-        ip_range: a.ip_range,
+        ip_range,
+        ip_range6,
         internal: a.internal,
         ipv6: a.ipv6,
         labels: pairs(&a.labels),
@@ -243,7 +245,11 @@ fn inspect_json(e: &Engine, n: &Network) -> Value {
     }
     let mut configs = vec![cfg];
     if n.ipv6 {
-        configs.push(json!({"Subnet": n.subnet6, "Gateway": n.gateway6}));
+        let mut cfg6 = json!({"Subnet": n.subnet6, "Gateway": n.gateway6});
+        if !n.ip_range6.is_empty() {
+            cfg6["IPRange"] = json!(n.ip_range6);
+        }
+        configs.push(cfg6);
     }
     let mut options = n.options.clone();
     options

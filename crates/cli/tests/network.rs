@@ -1057,6 +1057,8 @@ fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
             "fd42:b17e:5eed::/64",
             "--gateway",
             "fd42:b17e:5eed::fe",
+            "--ip-range",
+            "fd42:b17e:5eed::100/120",
         ],
     );
     net_create(&env, "n2", &["--ipv6"]);
@@ -1071,7 +1073,16 @@ fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
     run.extend_from_slice(SERVER);
     env.ok(&run);
     let ip = ip6(&env, "s1", "n1");
-    assert_eq!(ip, "fd42:b17e:5eed::1");
+    assert_eq!(
+        ip, "fd42:b17e:5eed::100",
+        "the first address of the ip range"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "n1"])).unwrap();
+    assert_eq!(
+        v[0]["IPAM"]["Config"][1]["IPRange"],
+        "fd42:b17e:5eed::100/120"
+    );
     let probe = format!("i=0; until r=$(echo x | nc -w 2 {ip} 8080) && [ -n \"$r\" ]; do i=$((i+1)); [ $i -gt 30 ] && break; sleep 0.1; done; echo \"got:$r\"");
     assert_eq!(
         env.ok(&[
@@ -1148,6 +1159,16 @@ fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
                 "fd42:3::1",
             ][..],
             "not in subnet",
+        ),
+        (
+            &[
+                "--ipv6",
+                "--subnet",
+                "fd42:2::/64",
+                "--ip-range",
+                "fd42:3::/120",
+            ][..],
+            "not inside subnet",
         ),
     ] {
         let mut a = vec!["network", "create"];

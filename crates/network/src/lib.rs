@@ -64,6 +64,8 @@ pub struct Network {
     pub subnet6: String,
     #[serde(rename = "GatewayV6")]
     pub gateway6: String,
+    #[serde(rename = "IPRangeV6")]
+    pub ip_range6: String,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
@@ -125,6 +127,7 @@ pub struct NetworkCreate {
     /// With `ipv6`: the IPv6 subnet (a free ULA /64 when not given) and its gateway.
     pub subnet6: Option<String>,
     pub gateway6: Option<String>,
+    pub ip_range6: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
@@ -367,6 +370,11 @@ impl Networks {
                 )));
             }
         }
+        if let (Some(r), false) = (&o.ip_range6, o.ipv6) {
+            return Err(Error::invalid(format!(
+                "IPv6 ip range {r} given without --ipv6"
+            )));
+        }
         if o.gateway6.is_some() && o.subnet6.is_none() {
             return Err(Error::invalid(
                 "an IPv6 --gateway needs an IPv6 --subnet to belong to",
@@ -390,16 +398,9 @@ impl Networks {
         } else {
             None
         };
-        let ip_range = match &o.ip_range {
-            Some(r) => {
-                let r = Subnet::parse(r)?;
-                if !subnet.overlaps(&r) || r.prefix < subnet.prefix {
-                    return Err(Error::invalid(format!(
-                        "ip range {r} is not inside subnet {subnet}"
-                    )));
-                }
-                r.to_string()
-            }
+        let ip_range = choose_range(&subnet, o.ip_range.as_deref())?;
+        let ip_range6 = match v6 {
+            Some((s, _)) => choose_range(&s, o.ip_range6.as_deref())?,
             None => String::new(),
         };
         let id = random_hex(64);
@@ -426,6 +427,7 @@ impl Networks {
             ipv6: v6.is_some(),
             subnet6: v6.map(|(s, _)| s.to_string()).unwrap_or_default(),
             gateway6: v6.map(|(_, g)| g.to_string()).unwrap_or_default(),
+            ip_range6,
             labels: o.labels.clone(),
             options: o.options.clone(),
         };
@@ -571,7 +573,12 @@ impl Networks {
                 .gateway6
                 .parse()
                 .map_err(|_| Error::internal(format!("network {}: bad IPv6 gateway", n.name)))?;
-            Some((s6, gw6))
+            let r6 = if n.ip_range6.is_empty() {
+                s6
+            } else {
+                Subnet::parse(&n.ip_range6)?
+            };
+            Some((s6, gw6, r6))
         } else {
             if let Some(ip6) = &er.ip6 {
                 return Err(Error::invalid(format!(
@@ -601,7 +608,7 @@ impl Networks {
         };
         let want4 = want(&er.ip, &subnet, gw)?;
         let want6 = match &v6 {
-            Some((s6, gw6)) => want(&er.ip6, s6, *gw6)?,
+            Some((s6, gw6, _)) => want(&er.ip6, s6, *gw6)?,
             None => None,
         };
         let mac = er.mac.as_deref().map(ipam::parse_mac).transpose()?;
@@ -619,7 +626,7 @@ impl Networks {
             host_veth: format!("vb{}{}", &req.container[..11.min(req.container.len())], idx),
             prefix: subnet.prefix,
             gateway: n.gateway.clone(),
-            prefix6: v6.map(|(s, _)| s.prefix).unwrap_or(0),
+            prefix6: v6.map(|(s, _, _)| s.prefix).unwrap_or(0),
             gateway6: n.gateway6.clone(),
             aliases: er.aliases.clone(),
             names,
@@ -629,8 +636,8 @@ impl Networks {
             pick: Box::new(|taken| ipam::pick(&subnet, &range, gw, taken)),
             want: want4,
         };
-        let lease6 = v6.map(|(s6, gw6)| store::LeaseRequest {
-            pick: Box::new(move |taken| ipam::pick(&s6, &s6, gw6, taken)),
+        let lease6 = v6.map(|(s6, gw6, r6)| store::LeaseRequest {
+            pick: Box::new(move |taken| ipam::pick(&s6, &r6, gw6, taken)),
             want: want6,
         });
         self.store.lease(&mut e, lease4, lease6)?;
@@ -649,7 +656,7 @@ impl Networks {
             .link_index(&n.bridge)?
             .ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
         nl.add_address(br, gw, subnet.prefix)?;
-        if let Some((s6, gw6)) = v6 {
+        if let Some((s6, gw6, _)) = v6 {
             // berth's own bridge: IPv6 on, no DAD (the gateway answers at once), and a router.
             for (k, v) in [
                 ("disable_ipv6", "0"),
@@ -681,7 +688,7 @@ impl Networks {
         nl.set_up(hv, Some(br))?;
         let (ifname, prefix, internal) = (e.ifname.clone(), subnet.prefix, n.internal);
         let first = idx == 0;
-        let v6 = v6.zip(ip6);
+        let v6 = v6.map(|(s, g, _)| (s, g)).zip(ip6);
         netns::with_netlink(ns, move |nl| {
             let i = nl
                 .link_index(&ifname)?
@@ -1230,6 +1237,20 @@ fn choose_subnet(
         )));
     }
     Ok(s)
+}
+
+/// `--ip-range`: a part of the subnet addresses are leased from ("" for the whole subnet).
+fn choose_range(subnet: &Subnet, want: Option<&str>) -> Result<String> {
+    let Some(r) = want else {
+        return Ok(String::new());
+    };
+    let r = Subnet::parse(r)?;
+    if !subnet.overlaps(&r) || r.prefix < subnet.prefix {
+        return Err(Error::invalid(format!(
+            "ip range {r} is not inside subnet {subnet}"
+        )));
+    }
+    Ok(r.to_string())
 }
 
 /// The gateway asked for (inside the subnet), else the subnet's first host.
