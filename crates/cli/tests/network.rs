@@ -1186,6 +1186,29 @@ fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(r.stderr.contains("has no IPv6"), "{}", r.stderr);
     assert_eq!(env.ids(), before);
+    // A port some host process holds on [::1]: a clear error, no container either.
+    let held = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let hp = held.local_addr().unwrap().port();
+    let spec = format!("[::1]:{hp}:80");
+    let r = env.run(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "-p",
+        &spec,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot publish [::1]:{hp}/tcp: address already in use"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.ids(), before);
     // An address outside the network's subnet.
     let r = env.run(&[
         "run",

@@ -1156,22 +1156,18 @@ fn probe(ip: IpAddr, port: u16, proto: &str) -> Result<()> {
     } else {
         std::net::TcpListener::bind((ip, port)).map(drop)
     };
-    r.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::conflict(format!(
-                "cannot publish {}/{proto}: address already in use on the host",
-                std::net::SocketAddr::new(ip, port)
-            ))
-        } else {
-            Error::io(
-                format!(
-                    "probe host port {}/{proto}",
-                    std::net::SocketAddr::new(ip, port)
-                ),
-                e,
-            )
-        }
-    })
+    r.map_err(|e| publish_error(std::net::SocketAddr::new(ip, port), proto, e))
+}
+
+/// Why `addr` cannot be bound for a published port.
+fn publish_error(addr: std::net::SocketAddr, proto: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        Error::conflict(format!(
+            "cannot publish {addr}/{proto}: address already in use on the host"
+        ))
+    } else {
+        Error::io(format!("bind host port {addr}/{proto}"), e)
+    }
 }
 
 fn free_port(ip: IpAddr, proto: &str) -> Result<u16> {

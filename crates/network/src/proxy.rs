@@ -8,7 +8,7 @@
 //!
 //! Blocking sockets and one thread per connection (or UDP client): no async runtime.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::collections::HashMap;
 use std::io::ErrorKind as IoKind;
 use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -38,8 +38,7 @@ impl Relay {
         } else {
             TcpListener::bind(at).map(OwnedFd::from)
         };
-        let sock =
-            sock.map_err(|e| Error::io(format!("cannot publish [::1]:{host_port}/{proto}"), e))?;
+        let sock = sock.map_err(|e| crate::publish_error(at.into(), proto, e))?;
         Ok(Relay {
             sock,
             proto: proto.to_string(),
