@@ -588,27 +588,9 @@ impl Networks {
             }
             None
         };
-        let want = |s: &Option<String>, subnet: &Subnet, gw: IpAddr| -> Result<Option<IpAddr>> {
-            let Some(s) = s else { return Ok(None) };
-            let ip: IpAddr = s
-                .parse()
-                .ok()
-                .filter(|ip: &IpAddr| ip.is_ipv6() == subnet.is_v6())
-                .ok_or_else(|| {
-                    let fam = if subnet.is_v6() { "IPv6" } else { "IPv4" };
-                    Error::invalid(format!("invalid {fam} address: {s}"))
-                })?;
-            if !subnet.usable(ip) || ip == gw {
-                return Err(Error::invalid(format!(
-                    "address {ip} is not a usable address of network {} ({subnet})",
-                    n.name
-                )));
-            }
-            Ok(Some(ip))
-        };
-        let want4 = want(&er.ip, &subnet, gw)?;
+        let want4 = requested_address(n, er.ip.as_deref(), &subnet, gw)?;
         let want6 = match &v6 {
-            Some((s6, gw6, _)) => want(&er.ip6, s6, *gw6)?,
+            Some((s6, gw6, _)) => requested_address(n, er.ip6.as_deref(), s6, *gw6)?,
             None => None,
         };
         let mac = er.mac.as_deref().map(ipam::parse_mac).transpose()?;
@@ -648,38 +630,13 @@ impl Networks {
         self.store.update_endpoint(&e)?;
 
         let mut nl = netlink::Netlink::open()?;
-        if nl.link_index(&n.bridge)?.is_none() {
-            *created = true;
-        }
-        nl.create_bridge(&n.bridge)?;
-        let br = nl
-            .link_index(&n.bridge)?
-            .ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
-        nl.add_address(br, gw, subnet.prefix)?;
-        if let Some((s6, gw6, _)) = v6 {
-            // berth's own bridge: IPv6 on, no DAD (the gateway answers at once), and a router.
-            for (k, v) in [
-                ("disable_ipv6", "0"),
-                ("accept_dad", "0"),
-                ("forwarding", "1"),
-            ] {
-                sysctl(&format!("/proc/sys/net/ipv6/conf/{}/{k}", n.bridge), v);
-            }
-            nl.add_address(br, gw6, s6.prefix)?;
-        }
-        nl.set_up(br, None)?;
-        // Published ports reached from 127.0.0.1 are routed out of the bridge.
-        sysctl(
-            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
-            "1",
-        );
-        if !n.internal {
-            sysctl("/proc/sys/net/ipv4/ip_forward", "1");
-            if v6.is_some() {
-                // IPv6 forwards only with the global switch (as docker sets it).
-                sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
-            }
-        }
+        let br = bridge_up(
+            &mut nl,
+            n,
+            (gw, subnet.prefix),
+            v6.map(|(s6, gw6, _)| (gw6, s6.prefix)),
+            created,
+        )?;
         let _ = nl.delete_link(&e.host_veth);
         nl.create_veth(&e.host_veth, &e.ifname, ns.as_raw_fd(), Some(mac))?;
         let hv = nl
@@ -1233,6 +1190,76 @@ fn choose_subnet(
         )));
     }
     Ok(s)
+}
+
+/// `--ip`/`--ip6`: a usable address of the network's subnet (of that family) other than the
+/// gateway.
+fn requested_address(
+    n: &Network,
+    want: Option<&str>,
+    subnet: &Subnet,
+    gw: IpAddr,
+) -> Result<Option<IpAddr>> {
+    let Some(s) = want else { return Ok(None) };
+    let ip: IpAddr = s
+        .parse()
+        .ok()
+        .filter(|ip: &IpAddr| ip.is_ipv6() == subnet.is_v6())
+        .ok_or_else(|| {
+            let fam = if subnet.is_v6() { "IPv6" } else { "IPv4" };
+            Error::invalid(format!("invalid {fam} address: {s}"))
+        })?;
+    if !subnet.usable(ip) || ip == gw {
+        return Err(Error::invalid(format!(
+            "address {ip} is not a usable address of network {} ({subnet})",
+            n.name
+        )));
+    }
+    Ok(Some(ip))
+}
+
+/// The network's bridge, made if missing (`created` then), with its gateway addresses
+/// (IPv4, and IPv6 on a dual-stack network) and forwarding on; returns its index.
+fn bridge_up(
+    nl: &mut netlink::Netlink,
+    n: &Network,
+    (gw, prefix): (IpAddr, u8),
+    v6: Option<(IpAddr, u8)>,
+    created: &mut bool,
+) -> Result<u32> {
+    if nl.link_index(&n.bridge)?.is_none() {
+        *created = true;
+    }
+    nl.create_bridge(&n.bridge)?;
+    let br = nl
+        .link_index(&n.bridge)?
+        .ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
+    nl.add_address(br, gw, prefix)?;
+    if let Some((gw6, prefix6)) = v6 {
+        // berth's own bridge: IPv6 on, no DAD (the gateway answers at once), and a router.
+        for (k, v) in [
+            ("disable_ipv6", "0"),
+            ("accept_dad", "0"),
+            ("forwarding", "1"),
+        ] {
+            sysctl(&format!("/proc/sys/net/ipv6/conf/{}/{k}", n.bridge), v);
+        }
+        nl.add_address(br, gw6, prefix6)?;
+    }
+    nl.set_up(br, None)?;
+    // Published ports reached from 127.0.0.1 are routed out of the bridge.
+    sysctl(
+        &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
+        "1",
+    );
+    if !n.internal {
+        sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+        if v6.is_some() {
+            // IPv6 forwards only with the global switch (as docker sets it).
+            sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+        }
+    }
+    Ok(br)
 }
 
 /// `--ip-range`: a part of the subnet addresses are leased from ("" for the whole subnet).
