@@ -411,16 +411,31 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
     if let Some(h) = host_address("-4") {
         assert_eq!(tcp_request(h, tp, "b\n"), "reply:b\n");
     }
+    // With IPv6 on the host, a port published on every address listens on [::] too (the
+    // relay, as docker-proxy does for a container without IPv6).
+    let (v6_line, v6_only, v6_ps) = if host_has_ipv6() {
+        assert_eq!(tcp_request(Ipv6Addr::LOCALHOST, tp, "e\n"), "reply:e\n");
+        (
+            format!("8080/tcp -> [::]:{tp}\n"),
+            format!("[::]:{tp}\n"),
+            format!(", :::{tp}->8080/tcp"),
+        )
+    } else {
+        Default::default()
+    };
     let port = env.ok(&["port", "srv"]);
     assert_eq!(
         port,
-        format!("8080/tcp -> 0.0.0.0:{tp}\n9090/udp -> 127.0.0.1:{up}\n")
+        format!("8080/tcp -> 0.0.0.0:{tp}\n{v6_line}9090/udp -> 127.0.0.1:{up}\n")
     );
-    assert_eq!(env.ok(&["port", "srv", "8080"]), format!("0.0.0.0:{tp}\n"));
+    assert_eq!(
+        env.ok(&["port", "srv", "8080"]),
+        format!("0.0.0.0:{tp}\n{v6_only}")
+    );
     let ps = env.ok(&["ps", "--format", "{{.Ports}}"]);
     assert_eq!(
         ps,
-        format!("0.0.0.0:{tp}->8080/tcp, 127.0.0.1:{up}->9090/udp\n")
+        format!("0.0.0.0:{tp}->8080/tcp{v6_ps}, 127.0.0.1:{up}->9090/udp\n")
     );
     let ports = &env.inspect("srv")["NetworkSettings"]["Ports"];
     assert_eq!(ports["8080/tcp"][0]["HostPort"], tp.to_string());

@@ -195,7 +195,10 @@ impl Engine {
         for (k, _) in exposed(c) {
             pmap.insert(k, Value::Null);
         }
-        let v6 = eps.first().is_some_and(|e| !e.ip6.is_empty());
+        let v6 = c.state.running
+            && nets
+                .as_ref()
+                .is_some_and(|n| n.publishes_ipv6(&c.id).unwrap_or(false));
         for (k, ip, hp) in port_list(&ports, v6) {
             let entry = pmap.entry(k).or_insert(Value::Null);
             if entry.is_null() {
@@ -247,11 +250,10 @@ impl Engine {
             return Ok(Vec::new());
         }
         let nets = self.networks()?;
-        let v6 = nets
-            .endpoints_of(&c.id)?
-            .first()
-            .is_some_and(|e| !e.ip6.is_empty());
-        Ok(port_list(&nets.ports_of(&c.id)?, v6))
+        Ok(port_list(
+            &nets.ports_of(&c.id)?,
+            nets.publishes_ipv6(&c.id)?,
+        ))
     }
 
     /// `network connect`: joins another network now (running) or at start (created).
@@ -368,8 +370,8 @@ fn endpoint_request(name: &str, c: &Container) -> EndpointRequest {
     }
 }
 
-/// (container port/proto, host ip, host port) of each binding; on a container with an IPv6
-/// address a binding to every host address is listed for `::` too, as docker does.
+/// (container port/proto, host ip, host port) of each binding; a binding to every host
+/// address is listed for `::` too when it is published for IPv6, as docker does.
 fn port_list(ports: &[berth_network::PortBinding], v6: bool) -> Vec<(String, String, u16)> {
     let mut out = Vec::new();
     for p in ports {

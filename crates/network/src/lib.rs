@@ -897,26 +897,44 @@ impl Networks {
         firewall::apply(&self.table, &r)
     }
 
-    /// [::1] of the ports published for IPv6 (every host address, `::` or `::1`), relayed
-    /// by the container's port proxy: NAT cannot reach a bridge from ::1.
-    fn start_proxy(&self, container: &str, ports: &[PortBinding]) -> Result<()> {
-        let Some(ip6) = self
+    /// Whether the container's ports published on every host address are published for IPv6
+    /// too (as docker does whenever the host has IPv6): by NAT and the [::1] relay for a
+    /// container with an IPv6 address, by the relay alone for one without.
+    pub fn publishes_ipv6(&self, container: &str) -> Result<bool> {
+        Ok(self
             .store
             .endpoints_of(container)?
             .first()
-            .and_then(|e| e.ip6.parse::<IpAddr>().ok())
-        else {
+            .is_some_and(|e| !e.ip6.is_empty() || ipv6_available().is_ok()))
+    }
+
+    /// The IPv6 listeners NAT cannot serve, relayed by the container's port proxy: [::1]
+    /// (IPv6 cannot route from loopback to a bridge), and for a container without an IPv6
+    /// address, every IPv6 binding (IPv6 cannot be NATed to IPv4).
+    fn start_proxy(&self, container: &str, ports: &[PortBinding]) -> Result<()> {
+        let Some(e) = self.store.endpoints_of(container)?.into_iter().next() else {
             return Ok(());
         };
+        if ipv6_available().is_err() {
+            return Ok(());
+        }
+        let ip6 = e.ip6.parse::<IpAddr>().ok();
+        let target = ip6.or_else(|| e.ip.parse().ok());
         let relays = ports
             .iter()
-            .filter(|p| matches!(p.host_ip.as_str(), "" | "::" | "::1"))
-            .map(|p| {
-                proxy::Relay::bind(
+            .filter_map(|p| {
+                let at: std::net::Ipv6Addr = match (ip6, p.host_ip.as_str()) {
+                    (Some(_), "" | "::" | "::1") => std::net::Ipv6Addr::LOCALHOST,
+                    (Some(_), _) => return None,
+                    (None, "" | "::") => std::net::Ipv6Addr::UNSPECIFIED,
+                    (None, h) => h.parse().ok()?,
+                };
+                let to = std::net::SocketAddr::new(target?, p.container_port);
+                Some(proxy::Relay::bind(
                     &p.proto,
-                    p.host_port,
-                    std::net::SocketAddr::new(ip6, p.container_port),
-                )
+                    std::net::SocketAddr::new(at.into(), p.host_port),
+                    to,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         if relays.is_empty() {

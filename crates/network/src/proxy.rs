@@ -1,9 +1,10 @@
-//! Published ports on [::1] for containers with an IPv6 address. IPv6 has no route_localnet:
-//! the kernel never routes a packet from ::1 out of a bridge (nor its reply back to ::1), so
-//! NAT cannot serve loopback and docker uses docker-proxy for it too. One small process per
-//! container (`berth __portproxy ROOT CONTAINER FD/PROTO/TARGET...`, a re-executed berth)
-//! relays TCP connections and UDP datagrams from [::1]:HOST_PORT to the container, on sockets
-//! berth bound before the container started (a port in use fails `run` with a clear error).
+//! Published ports on IPv6 listeners NAT cannot serve: [::1] (IPv6 has no route_localnet, so
+//! the kernel never routes a packet from ::1 out of a bridge, nor its reply back to ::1), and
+//! every IPv6 listener of a container without an IPv6 address (no NAT from IPv6 to IPv4).
+//! docker uses docker-proxy for both. One small process per container (`berth __portproxy
+//! ROOT CONTAINER FD/PROTO/TARGET...`, a re-executed berth) relays TCP connections and UDP
+//! datagrams to the container, on sockets berth bound when the container's network was
+//! attached, before it runs (a port in use fails with a clear error).
 //! It exits when the container's pinned namespace is gone, or when detach kills it.
 //!
 //! Blocking sockets and one thread per connection (or UDP client): no async runtime.
@@ -11,7 +12,7 @@
 use crate::error::Result;
 use std::collections::HashMap;
 use std::io::ErrorKind as IoKind;
-use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -30,15 +31,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Binds [::1]:host_port for `proto`.
-    pub fn bind(proto: &str, host_port: u16, target: SocketAddr) -> Result<Relay> {
-        let at = (Ipv6Addr::LOCALHOST, host_port);
-        let sock: std::io::Result<OwnedFd> = if proto == "udp" {
-            UdpSocket::bind(at).map(OwnedFd::from)
-        } else {
-            TcpListener::bind(at).map(OwnedFd::from)
-        };
-        let sock = sock.map_err(|e| crate::publish_error(at.into(), proto, e))?;
+    /// Binds `at` (an IPv6 address, IPv6 only: IPv4 is NAT's) for `proto`.
+    pub fn bind(proto: &str, at: SocketAddr, target: SocketAddr) -> Result<Relay> {
+        let sock = bind_v6only(proto, at).map_err(|e| crate::publish_error(at, proto, e))?;
         Ok(Relay {
             sock,
             proto: proto.to_string(),
@@ -50,6 +45,27 @@ impl Relay {
     pub fn arg(&self) -> String {
         format!("{}/{}/{}", self.sock.as_raw_fd(), self.proto, self.target)
     }
+}
+
+fn bind_v6only(proto: &str, at: SocketAddr) -> std::io::Result<OwnedFd> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let udp = proto == "udp";
+    let kind = if udp {
+        SocketType::DGRAM
+    } else {
+        SocketType::STREAM
+    };
+    let fd = rustix::net::socket_with(AddressFamily::INET6, kind, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_ipv6_v6only(&fd, true)?;
+    if !udp {
+        // As std's TcpListener: a port left in TIME_WAIT by the last container can be reused.
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &at)?;
+    if !udp {
+        rustix::net::listen(&fd, 128)?;
+    }
+    Ok(fd)
 }
 
 fn parse(arg: &str) -> Option<(RawFd, String, SocketAddr)> {
