@@ -162,6 +162,13 @@ pub fn go_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn ellipsis_like_docker() {
+        assert_eq!(super::ellipsis("abcdef", 4), "abc…");
+        assert_eq!(super::ellipsis("abcd", 4), "abcd");
+        assert_eq!(super::ellipsis("ééééé", 3), "éé…");
+    }
+
+    #[test]
     fn go_quote_like_strconv() {
         assert_eq!(super::go_quote("true"), "\"true\"");
         assert_eq!(
