@@ -90,12 +90,18 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
             ipam.driver
         )));
     }
-    if ipam.config.len() > 1 {
+    // One IPAM config per family: an IPv6 one is known by the ':' of its subnet.
+    let (v6, v4): (Vec<IpamConfig>, Vec<IpamConfig>) = ipam
+        .config
+        .into_iter()
+        .partition(|c| c.subnet.contains(':'));
+    if v4.len() > 1 || v6.len() > 1 {
         return Err(ApiError::bad(
-            "berth networks take one IPAM config (one IPv4 subnet)",
+            "berth networks take at most one IPv4 and one IPv6 IPAM config",
         ));
     }
-    let cfg = ipam.config.into_iter().next().unwrap_or_default();
+    let cfg = v4.into_iter().next().unwrap_or_default();
+    let cfg6 = v6.into_iter().next().unwrap_or_default();
     let some = |s: String| Some(s).filter(|s| !s.is_empty());
     let req = NetworkCreate {
         name: b.name,
@@ -103,6 +109,9 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         subnet: some(cfg.subnet),
         gateway: some(cfg.gateway),
         ip_range: some(cfg.ip_range),
+        subnet6: some(cfg6.subnet),
+        gateway6: some(cfg6.gateway),
+        ip_range6: some(cfg6.ip_range),
         internal: b.internal,
         ipv6: b.enable_ipv6,
         labels: b.labels,
@@ -144,6 +153,8 @@ struct EndpointConfig {
 struct EndpointIpam {
     #[serde(rename = "IPv4Address")]
     ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    ipv6_address: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -167,11 +178,16 @@ pub async fn connect(st: Arc<State>, key: &str, r: Req, connect: bool) -> ApiRes
         let e = st.engine()?;
         if connect {
             let ep = b.endpoint_config.unwrap_or_default();
-            let ip = ep
-                .ipam_config
-                .map(|i| i.ipv4_address)
-                .filter(|s| !s.is_empty());
-            e.network_connect(&key, &b.container, &ep.aliases, ip.as_deref())?;
+            let ipam = ep.ipam_config.unwrap_or_default();
+            let some = |s: String| Some(s).filter(|s| !s.is_empty());
+            let (ip, ip6) = (some(ipam.ipv4_address), some(ipam.ipv6_address));
+            e.network_connect(
+                &key,
+                &b.container,
+                &ep.aliases,
+                ip.as_deref(),
+                ip6.as_deref(),
+            )?;
         } else {
             e.network_disconnect(&key, &b.container)?;
         }

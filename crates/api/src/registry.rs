@@ -38,13 +38,16 @@ pub struct AuthConfig {
     password: String,
     #[serde(rename = "serveraddress")]
     server_address: String,
+    #[serde(rename = "identitytoken")]
+    identity_token: String,
 }
 
 impl AuthConfig {
     fn credentials(&self) -> Option<Credentials> {
-        (!self.username.is_empty()).then(|| Credentials {
+        (!self.username.is_empty() || !self.identity_token.is_empty()).then(|| Credentials {
             username: self.username.clone(),
             password: self.password.clone(),
+            identity_token: Some(self.identity_token.clone()).filter(|t| !t.is_empty()),
         })
     }
 }
@@ -247,30 +250,36 @@ pub async fn push(st: Arc<State>, name: &str, r: Req) -> ApiResult<Resp> {
     .await
 }
 
-/// `GET /images/search?term=REGISTRY/TERM`: berth searches a registry's catalog, as `berth search`.
+/// `GET /images/search?term=[REGISTRY/]TERM`: the registry's search (Docker Hub's index for a
+/// bare term), or its catalog filtered by TERM where it has none, as `berth search`.
 pub async fn search(_st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let term = r.query.get("term").unwrap_or("").to_string();
-    let limit = r.query.int("limit")?.filter(|l| *l > 0).unwrap_or(25) as usize;
+    let limit = r.query.int("limit")?.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad(format!(
+            "limit {limit} is outside the range of [1, 100]"
+        )));
+    }
     let auth = auth_header(&r)?;
     let (host, word) = match term.split_once('/') {
         Some((h, t)) if berth_registry::config::is_qualified(&term) => {
             (h.to_string(), t.to_string())
         }
-        _ => {
-            return Err(ApiError::unsupported(
-                "searching Docker Hub (berth searches a registry's catalog: REGISTRY/TERM)",
-            ))
-        }
+        _ => (
+            "docker.io".to_string(),
+            term.strip_prefix("library/").unwrap_or(&term).to_string(),
+        ),
     };
     let v = blocking(move || {
         let cfg = Config::load()?;
         let c = client(&cfg, &host, &auth)?;
-        let repos = berth_registry::catalog(&c)?;
-        Ok(repos
+        let found = berth_registry::search(&c, &word, limit as usize)?;
+        Ok(found
             .iter()
-            .filter(|r| r.contains(&word))
-            .take(limit)
-            .map(|r| json!({"name": format!("{host}/{r}"), "description": "", "star_count": 0, "is_official": false, "is_automated": false}))
+            .map(|r| {
+                json!({"name": r.name, "description": r.description, "star_count": r.star_count,
+                            "is_official": r.is_official, "is_automated": false})
+            })
             .collect::<Vec<_>>())
     })
     .await?;
