@@ -66,24 +66,12 @@ pub fn auth_header(r: &Req) -> ApiResult<AuthConfig> {
     parse_json(&json)
 }
 
-/// dockerd treats loopback registries as insecure (its default InsecureRegistryCIDRs is
-/// 127.0.0.0/8); other hosts follow berth's registries.json.
-fn tls_verify(cfg: &Config, host: &str) -> Option<bool> {
-    let ip = host
-        .strip_prefix('[')
-        .and_then(|h| h.split_once(']').map(|(a, _)| a))
-        .unwrap_or_else(|| host.rsplit_once(':').map_or(host, |(h, _)| h));
-    let loopback = ip == "localhost"
-        || ip
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback());
-    (loopback && !cfg.is_insecure(host)).then_some(false)
-}
-
+/// A client with the request's X-Registry-Auth credentials, else those stored for the host;
+/// loopback and configured insecure registries as berth-registry decides (dockerd's default).
 fn client(cfg: &Config, host: &str, auth: &AuthConfig) -> berth_registry::Result<Client> {
     match auth.credentials() {
-        Some(c) => Client::with_credentials(host, cfg, tls_verify(cfg, host), Some(c)),
-        None => Client::new(host, cfg, tls_verify(cfg, host)),
+        Some(c) => Client::with_credentials(host, cfg, None, Some(c)),
+        None => Client::new(host, cfg, None),
     }
 }
 
@@ -308,26 +296,11 @@ pub async fn auth(_st: Arc<State>, r: Req) -> ApiResult<Resp> {
     };
     blocking(move || {
         let cfg = Config::load()?;
-        Client::with_credentials(&host, &cfg, tls_verify(&cfg, &host), Some(creds))?.login()?;
+        Client::with_credentials(&host, &cfg, None, Some(creds))?.login()?;
         Ok(())
     })
     .await?;
     Ok(json_ok(
         &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_registries_are_insecure() {
-        let cfg = Config::from_file(std::path::Path::new("/nonexistent")).unwrap();
-        assert_eq!(tls_verify(&cfg, "127.0.0.1:5000"), Some(false));
-        assert_eq!(tls_verify(&cfg, "localhost:5000"), Some(false));
-        assert_eq!(tls_verify(&cfg, "[::1]:5000"), Some(false));
-        assert_eq!(tls_verify(&cfg, "registry.example:5000"), None);
-        assert_eq!(tls_verify(&cfg, "docker.io"), None);
-    }
 }
