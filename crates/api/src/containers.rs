@@ -523,7 +523,10 @@ fn wait_for(
     }
     let mut code: Option<i64> = None;
     let mut done = false;
-    let mut checks = 0u32;
+    // Heartbeats also come after every line appended to the log: time, not their count,
+    // decides when to look the container up (an engine open, possibly waiting on the lock of
+    // a removal in progress, on the path of every `docker run`).
+    let mut last_check = std::time::Instant::now();
     let o = ReadOptions {
         follow: true,
         ..Default::default()
@@ -534,9 +537,8 @@ fn wait_for(
         }
         if e.typ.is_empty() {
             // A heartbeat: catch a container that went away without a word (its monitor killed).
-            checks += 1;
-            if checks >= 5 {
-                checks = 0;
+            if last_check.elapsed() >= Duration::from_secs(1) {
+                last_check = std::time::Instant::now();
                 match st.engine().and_then(|en| Ok(en.get(&c.id)?)) {
                     Err(_) => {
                         done = true;
