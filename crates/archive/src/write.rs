@@ -1,5 +1,6 @@
 //! A directory tree (or an overlay upper dir) → tar, sorted, hashed while written.
 
+use crate::split::Recorder;
 use crate::{Error, LayerInfo, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -30,10 +31,12 @@ impl<W: Write> Write for HashWriter<W> {
 }
 
 struct Writer<W: Write> {
-    tar: tar::Builder<BufWriter<HashWriter<W>>>,
+    tar: tar::Builder<Recorder<BufWriter<HashWriter<W>>>>,
     upper: bool,
     exclude: Vec<Vec<u8>>,
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Set for a regular file's entry: its size, for the tar-split.
+    contents: Option<u64>,
 }
 
 fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
@@ -43,7 +46,14 @@ fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
     }
 }
 
-pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) -> Result<LayerInfo> {
+/// Writes `root` as a tar to `out`, and its tar-split (see split.rs) to `split`.
+pub fn write<W: Write>(
+    root: &Path,
+    exclude: &[PathBuf],
+    upper: bool,
+    out: W,
+    split: Box<dyn Write + Send>,
+) -> Result<LayerInfo> {
     let hw = HashWriter {
         inner: out,
         hasher: Sha256::new(),
@@ -56,11 +66,14 @@ pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) ->
                 .unwrap_or_else(|_| p.as_os_str().as_bytes().to_vec())
         })
         .collect();
+    let rec = Recorder::new(BufWriter::with_capacity(1 << 20, hw), split)
+        .map_err(|e| ioe(root, "write the tar-split of", e))?;
     let mut w = Writer {
-        tar: tar::Builder::new(BufWriter::with_capacity(1 << 20, hw)),
+        tar: tar::Builder::new(rec),
         upper,
         exclude,
         links: HashMap::new(),
+        contents: None,
     };
     let meta = fs::symlink_metadata(root).map_err(|e| ioe(root, "stat", e))?;
     if !meta.is_dir() {
@@ -74,6 +87,7 @@ pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) ->
     let buf = w
         .tar
         .into_inner()
+        .and_then(Recorder::finish)
         .map_err(|e| ioe(root, "write tar to", e))?;
     let hw = buf
         .into_inner()
@@ -181,6 +195,7 @@ impl<W: Write> Writer<W> {
                 .map_err(|e| ioe(path, "open", e))?;
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(md.len());
+            self.contents = Some(md.len());
             // Exactly the size announced in the header, even if the file changes meanwhile: a
             // shorter file is padded with zeros rather than corrupting the archive.
             let data = io::Read::take(
@@ -253,6 +268,9 @@ impl<W: Write> Writer<W> {
                 .map_err(|e| ioe(path, "write pax header for", e))?;
         }
         h.set_cksum();
+        if let Some(size) = self.contents.take().filter(|&n| n > 0) {
+            self.tar.get_mut().file(name, size);
+        }
         self.tar
             .append(&h, data)
             .map_err(|e| ioe(path, "archive", e))

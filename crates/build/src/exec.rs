@@ -980,8 +980,8 @@ impl Shared<'_> {
         let store = engine.store()?;
         let mut with_layer = config.clone();
         Self::history(&mut with_layer, &created_by, false);
-        let made = engine.layer(&c.id, |r| {
-            Ok(store.derive(Some(&parent), Some(r), with_layer.clone())?)
+        let made = engine.layer(&c.id, |w| {
+            Ok(store.derive_from(Some(&parent), w, with_layer.clone())?)
         })?;
         let id = match made {
             Some(id) => {
