@@ -14,14 +14,8 @@ use berth_testkit::Scratch;
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/images/busybox.oci-archive.tar"
-);
-const LAYERED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/images/layered-context"
-);
+const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
+const LAYERED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/layered-context");
 
 const ONE_STEP: &str = "FROM localhost/busybox\nRUN echo hello > /hello\n";
 const MULTI: &str = "FROM localhost/busybox AS a\nRUN mkdir /out && seq 1 2000 > /out/numbers\n\
@@ -30,25 +24,13 @@ FROM localhost/busybox\nCOPY --from=a /out/ /a/\nCOPY --from=b /out/ /b/\nCOPY n
 
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file());
-    bin.ok_or_else(|| {
-        anyhow::anyhow!(
-            "berth binary not found beside {}: cargo build --release -p berth-cli",
-            exe.display()
-        )
-    })
+    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
+    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
 }
 
 fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -70,21 +52,14 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);
     let berth = berth_bin()?;
     let layered = std::fs::read_to_string(Path::new(LAYERED).join("Containerfile"))?;
-    let cases: [(&str, &str); 3] = [
-        ("one RUN step", ONE_STEP),
-        ("layered fixture (2 RUN, COPY, ENV, WORKDIR, CMD)", &layered),
-        ("multi-stage (2 parallel stages, COPY --from)", MULTI),
-    ];
+    let cases: [(&str, &str); 3] = [("one RUN step", ONE_STEP), ("layered fixture (2 RUN, COPY, ENV, WORKDIR, CMD)", &layered), ("multi-stage (2 parallel stages, COPY --from)", MULTI)];
     let ctx_dir = Scratch::new("bench-build-ctx");
     for (name, file) in cases {
         let ctx = ctx_dir.join(name.split_whitespace().next().unwrap_or("case"));
         context(&ctx, file)?;
         let ctx_s = ctx.to_string_lossy().into_owned();
         let (mut bc, mut bw) = (Series::new("berth"), Series::new("berth"));
-        let (mut pc, mut pw) = (
-            podman::row(podman::missing()),
-            podman::row(podman::missing()),
-        );
+        let (mut pc, mut pw) = (podman::row(podman::missing()), podman::row(podman::missing()));
         for i in 0..runs {
             for is_berth in crate::stats::berth_first(i) {
                 if is_berth {
@@ -99,10 +74,7 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                     let build = ["build", "-q", "--network", "none", "-t", "bench:1", &ctx_s];
                     let (cold, id1) = timed(cmd(&build), "berth build (cold)")?;
                     let (warm, id2) = timed(cmd(&build), "berth build (cached)")?;
-                    anyhow::ensure!(
-                        id1 == id2,
-                        "berth's cached rebuild made another image ({id1} then {id2})"
-                    );
+                    anyhow::ensure!(id1 == id2, "berth's cached rebuild made another image ({id1} then {id2})");
                     bc.push_duration(cold);
                     bw.push_duration(warm);
                 } else if !pc.is_unavailable() {
@@ -114,17 +86,7 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                             c
                         };
                         output(cmd(&["load", "-q", "-i", ARCHIVE]), "podman load")?;
-                        let build = [
-                            "build",
-                            "-q",
-                            "--layers",
-                            "--pull=never",
-                            "--network",
-                            "none",
-                            "-t",
-                            "bench:1",
-                            &ctx_s,
-                        ];
+                        let build = ["build", "-q", "--layers", "--pull=never", "--network", "none", "-t", "bench:1", &ctx_s];
                         let (cold, id1) = timed(cmd(&build), "podman build (cold)")?;
                         let (warm, id2) = timed(cmd(&build), "podman build (cached)")?;
                         anyhow::ensure!(id1 == id2, "podman's cached rebuild made another image");

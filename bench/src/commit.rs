@@ -14,33 +14,18 @@ use berth_testkit::Scratch;
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/images/busybox.oci-archive.tar"
-);
+const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
 const SIZE: usize = 100 << 20;
 
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file());
-    bin.ok_or_else(|| {
-        anyhow::anyhow!(
-            "berth binary not found beside {}: cargo build --release -p berth-cli",
-            exe.display()
-        )
-    })
+    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
+    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
 }
 
 fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -65,19 +50,7 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let data = Scratch::new("bench-commit-data");
     random_file(&data.join("big"))?;
     let volume = format!("{}:/data:ro", data.path().display());
-    let write = [
-        "run",
-        "--network",
-        "none",
-        "-v",
-        &volume,
-        "--name",
-        "big",
-        "busybox",
-        "cp",
-        "/data/big",
-        "/big",
-    ];
+    let write = ["run", "--network", "none", "-v", &volume, "--name", "big", "busybox", "cp", "/data/big", "/big"];
     let mut b = Series::new("berth");
     let mut p = podman::row(podman::missing());
     // Stores stay until the end: removing 100 MB trees between runs would slow the next one.
@@ -96,15 +69,10 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                 };
                 output(cmd(&["load", "-i", ARCHIVE]), "berth load")?;
                 output(cmd(&write), "berth run (write 100 MB)")?;
-                b.push_duration(timed(
-                    cmd(&["commit", "big", "committed:1"]),
-                    "berth commit",
-                )?);
+                b.push_duration(timed(cmd(&["commit", "big", "committed:1"]), "berth commit")?);
                 // The image must hold the file: a wrong fast commit is no result.
-                let v: serde_json::Value = serde_json::from_str(&output(
-                    cmd(&["image", "inspect", "committed:1"]),
-                    "berth image inspect",
-                )?)?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&output(cmd(&["image", "inspect", "committed:1"]), "berth image inspect")?)?;
                 let layers = v[0]["RootFS"]["Layers"].as_array().map_or(0, Vec::len);
                 anyhow::ensure!(layers == 2, "berth commit made {layers} layers");
                 output(cmd(&["rm", "-f", "big"]), "berth rm")?;
@@ -120,11 +88,7 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     }
     drop(podmans);
     drop(stores);
-    print_table(
-        "commit a busybox container with a 100 MB written file (fresh store each run)",
-        "ms",
-        &[b, p],
-    );
+    print_table("commit a busybox container with a 100 MB written file (fresh store each run)", "ms", &[b, p]);
     Ok(())
 }
 
@@ -136,24 +100,9 @@ fn podman_once(pm: &mut podman::Podman, write: &[&str], p: &mut Series) -> anyho
     };
     output(cmd(&["load", "-q", "-i", ARCHIVE]), "podman load")?;
     output(cmd(write), "podman run (write 100 MB)")?;
-    let id = output(
-        cmd(&["inspect", "--format", "{{.Id}}", "big"]),
-        "podman inspect",
-    )?;
-    p.push_duration(timed(
-        cmd(&["commit", "-q", "big", "committed:1"]),
-        "podman commit",
-    )?);
-    let layers = output(
-        cmd(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{len .RootFS.Layers}}",
-            "committed:1",
-        ]),
-        "podman image inspect",
-    )?;
+    let id = output(cmd(&["inspect", "--format", "{{.Id}}", "big"]), "podman inspect")?;
+    p.push_duration(timed(cmd(&["commit", "-q", "big", "committed:1"]), "podman commit")?);
+    let layers = output(cmd(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", "committed:1"]), "podman image inspect")?;
     anyhow::ensure!(layers == "2", "podman commit made {layers} layers");
     pm.track(&id);
     Ok(())
