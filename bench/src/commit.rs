@@ -1,8 +1,10 @@
-//! `bench/run commit`: `berth commit` against `podman commit` of a busybox container whose
-//! writable layer holds one 100 MB file (the same random bytes for both), side by side in one
-//! run, each tool with a fresh store per iteration. Only the commit is timed.
+//! `bench/run commit`: `berth commit` against `podman commit` and `docker commit` (a private
+//! dockerd, see dockerd.rs) of a busybox container whose writable layer holds one 100 MB file
+//! (the same random bytes for all), side by side in one run; berth and podman with a fresh store
+//! per iteration, docker with one daemon whose image and container are removed after each
+//! commit. Only the commit is timed. Goal (issue 12): berth at most half of docker's median.
 //!
-//! Both tools write the file the same way, from inside the container: `run --network none -v
+//! Every tool writes the file the same way, from inside the container: `run --network none -v
 //! DATA:/data:ro busybox cp /data/big /big`, then commit the exited container.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::time::Instant;
 
 use berth_testkit::Scratch;
 
+use crate::dockerd::{docker, Dockerd};
 use crate::podman;
 use crate::stats::{print_table, Series};
 
@@ -56,7 +59,16 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     // Stores stay until the end: removing 100 MB trees between runs would slow the next one.
     let mut stores: Vec<Scratch> = Vec::new();
     let mut podmans: Vec<podman::Podman> = Vec::new();
+    let ddir = Scratch::new("bench-commit-dockerd");
+    let (mut d, dockerd) = start_docker(&berth, &ddir);
     for i in 0..runs {
+        if let Some(dd) = &dockerd {
+            if !d.is_unavailable() {
+                if let Err(e) = docker_once(dd, &ddir.join("config"), &write, &mut d) {
+                    d.fail(format!("{e:#}"));
+                }
+            }
+        }
         let order = crate::stats::berth_first(i);
         for is_berth in order {
             if is_berth {
@@ -88,7 +100,45 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     }
     drop(podmans);
     drop(stores);
-    print_table("commit a busybox container with a 100 MB written file (fresh store each run)", "ms", &[b, p]);
+    drop(dockerd);
+    print_table("commit a busybox container with a 100 MB written file (fresh store each run)", "ms", &[b, p, d]);
+    Ok(())
+}
+
+/// A private dockerd holding busybox (saved by berth), or docker's row saying why not.
+fn start_docker(berth: &Path, dir: &Scratch) -> (Series, Option<Dockerd>) {
+    let mut d = Series::new("docker");
+    let r = (|| -> anyhow::Result<Dockerd> {
+        let root = dir.join("berth");
+        let archive = dir.join("busybox.docker.tar");
+        output(Command::new(berth).arg("--root").arg(&root).args(["load", "-i", ARCHIVE]), "berth load")?;
+        output(Command::new(berth).arg("--root").arg(&root).args(["save", "-o"]).arg(&archive).arg("busybox"), "berth save")?;
+        let dd = Dockerd::start(&dir.join("d"))?;
+        output(docker(&dd.sock, &dir.join("config")).arg("load").arg("-i").arg(&archive), "docker load")?;
+        output(docker(&dd.sock, &dir.join("config")).args(["tag", "localhost/busybox", "busybox"]), "docker tag")?;
+        Ok(dd)
+    })();
+    match r {
+        Ok(dd) => (d, Some(dd)),
+        Err(e) => {
+            d.fail(format!("{e:#}"));
+            (d, None)
+        }
+    }
+}
+
+fn docker_once(dd: &Dockerd, config: &Path, write: &[&str], d: &mut Series) -> anyhow::Result<()> {
+    let cmd = |args: &[&str]| {
+        let mut c = docker(&dd.sock, config);
+        c.args(args);
+        c
+    };
+    output(cmd(write), "docker run (write 100 MB)")?;
+    d.push_duration(timed(cmd(&["commit", "big", "committed:1"]), "docker commit")?);
+    let layers = output(cmd(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", "committed:1"]), "docker image inspect")?;
+    anyhow::ensure!(layers == "2", "docker commit made {layers} layers");
+    output(cmd(&["rm", "-f", "big"]), "docker rm")?;
+    output(cmd(&["rmi", "committed:1"]), "docker rmi")?;
     Ok(())
 }
 

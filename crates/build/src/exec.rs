@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use berth_engine::{CreateOptions, Engine, EngineOptions, HostConfig, StartOptions};
+use berth_image::ImageStore;
 
 use crate::cache::{self, Cache};
 use crate::context::Context;
@@ -47,6 +48,8 @@ struct Shared<'a> {
     cache: Cache,
     /// Image id of each finished stage.
     results: Mutex<Vec<Option<String>>>,
+    /// FROM images pulled by this build: parallel stages pull a base once.
+    pulled: Mutex<BTreeSet<String>>,
     /// Number of the first step of each stage, and the total.
     first_step: Vec<usize>,
     total: usize,
@@ -155,6 +158,7 @@ pub fn build(root: &Path, eo: &EngineOptions, opts: &BuildOptions) -> Result<Str
         eo: eo.clone(),
         opts,
         results: Mutex::new(vec![None; df.stages.len()]),
+        pulled: Mutex::new(BTreeSet::new()),
         df,
         ctx,
         cache,
@@ -393,25 +397,7 @@ impl Shared<'_> {
                 Some(d) => self.results.lock().unwrap()[d]
                     .clone()
                     .ok_or_else(|| Error::msg(format!("stage {base} was not built")))?,
-                None => {
-                    if matches!(self.opts.pull.as_str(), "always" | "true" | "newer") {
-                        return Err(step_err(
-                            &stage.from,
-                            &format!(
-                                "--pull={}: pulling {base} from a registry is not supported yet",
-                                self.opts.pull
-                            ),
-                        ));
-                    }
-                    store.resolve(&base).map_err(|e| {
-                        if e.kind() == berth_image::ErrorKind::NotFound {
-                            step_err(&stage.from, &format!("image {base:?} is not in the store (berth cannot pull from registries yet: load it with `berth load`)"))
-                        } else {
-                            e.into()
-                        }
-                    })?
-                    .id
-                }
+                None => self.base_image(&store, &stage.from, &base)?,
             };
             let img = store.image(&id)?;
             (Some(id), img.config_json)
@@ -422,6 +408,34 @@ impl Shared<'_> {
             args: BTreeMap::new(),
             cmd_set: false,
         })
+    }
+
+    /// The id of a FROM image, pulled as `--pull` says: always, or when missing (not never).
+    fn base_image(&self, store: &ImageStore, from: &Instruction, base: &str) -> Result<String> {
+        let always = matches!(self.opts.pull.as_str(), "always" | "true" | "newer");
+        let never = matches!(self.opts.pull.as_str(), "never" | "false");
+        let mut pulled = self.pulled.lock().unwrap();
+        if !always || pulled.contains(base) {
+            match store.resolve(base) {
+                Ok(img) => return Ok(img.id),
+                Err(e) if e.kind() == berth_image::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let puller =
+            match &self.opts.puller {
+                Some(p) if !never => p,
+                _ => return Err(step_err(
+                    from,
+                    &format!(
+                        "image {base:?} is not in the store and --pull=never forbids pulling it"
+                    ),
+                )),
+            };
+        (puller.0)(base, self.opts.platform.as_deref(), !always)
+            .map_err(|e| step_err(from, &format!("pull {base}: {e}")))?;
+        pulled.insert(base.to_string());
+        Ok(store.resolve(base)?.id)
     }
 
     /// The ARG values RUN sees as environment (not overriding ENV), proxies included.
@@ -1185,17 +1199,7 @@ impl Shared<'_> {
                 Some(d) => self.results.lock().unwrap()[d]
                     .clone()
                     .ok_or_else(|| step_err(ins, &format!("stage {from} was not built")))?,
-                None => {
-                    store
-                        .resolve(&from)
-                        .map_err(|_| {
-                            step_err(
-                                ins,
-                                &format!("--from={from}: no such stage or image in the store"),
-                            )
-                        })?
-                        .id
-                }
+                None => self.base_image(&store, ins, &from)?,
             };
             let img = store.image(&id)?;
             let src = Layers::new(if store.driver() == berth_image::Driver::Vfs {

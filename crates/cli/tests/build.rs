@@ -4,6 +4,7 @@
 //! RUN containers must be gone when a build ends, whatever way it ends.
 
 mod common;
+mod regkit;
 
 use berth_testkit::{mounts_below, require_busybox, Scratch};
 use common::{berth, berth_cmd, fixture, ok};
@@ -741,4 +742,114 @@ fn layered_fixture_builds_the_tree_podman_built() {
         );
     }
     env.assert_clean();
+}
+
+/// `berth ARGS` pointed at the test's registry settings.
+fn berth_reg(env: &regkit::Env, root: &std::path::Path, args: &[&str]) -> common::Run {
+    let mut c = berth_cmd(root);
+    env.apply(&mut c);
+    c.args(args).output().expect("run berth").into()
+}
+
+fn ok_reg(env: &regkit::Env, root: &std::path::Path, args: &[&str]) -> String {
+    let r = berth_reg(env, root, args);
+    assert_eq!(r.code, 0, "berth {args:?}: {}{}", r.stdout, r.stderr);
+    r.stdout
+}
+
+#[test]
+fn from_pulls_a_missing_image_as_the_pull_policy_says() {
+    let e = Env::new("build-pull");
+    let regdir = e.scratch.join("reg");
+    std::fs::create_dir_all(&regdir).unwrap();
+    let reg = regkit::Registry::start(&regdir, &regkit::RegOpts::default());
+    let renv = regkit::Env::new(&e.scratch, &[&reg.addr]);
+    let image = format!("{}/base/img:1", reg.addr);
+    // The base is a committed image (its layer kept only unpacked): push rebuilds its tar.
+    let publish = |text: &str| {
+        e.ok(&[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            "maker",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("echo {text} > /marker"),
+        ]);
+        e.ok(&["commit", "maker", &image]);
+        e.ok(&["rm", "maker"]);
+        ok_reg(&renv, &e.root, &["push", &image]);
+    };
+    publish("one");
+
+    let b = e.scratch.join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    e.file(
+        "Dockerfile",
+        &format!("FROM {image}\nRUN cp /marker /copied\n"),
+    );
+    let ctx = e.ctx.to_str().unwrap();
+    let build = |pull: &str, tag: &str| {
+        berth_reg(
+            &renv,
+            &b,
+            &["build", "-q", pull, "--network", "none", "-t", tag, ctx],
+        )
+    };
+    let copied = |tag: &str| {
+        ok(
+            &b,
+            &["run", "--rm", "--network", "none", tag, "cat", "/copied"],
+        )
+    };
+    // never: the missing base is an error naming it, and nothing is pulled.
+    let r = build("--pull=never", "out:0");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&image) && r.stderr.contains("--pull=never"),
+        "{}",
+        r.stderr
+    );
+    assert!(berth(&b, &["image", "inspect", &image]).code != 0);
+    // missing (the default): pulled once, then used as it is.
+    assert_eq!(build("--pull=missing", "out:1").code, 0);
+    assert_eq!(copied("out:1"), "one\n");
+    publish("two");
+    let r = build("--pull=missing", "out:2");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(copied("out:2"), "one\n");
+    // always: the registry's newer image.
+    let r = build("--pull=always", "out:3");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(copied("out:3"), "two\n");
+    // COPY --from of an image the store lacks pulls it too.
+    let c = e.scratch.join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    e.file(
+        "Dockerfile",
+        &format!("FROM busybox\nCOPY --from={image} /marker /got\n"),
+    );
+    ok(
+        &c,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    let r = berth_reg(&renv, &c, &["build", "-q", "-t", "got:1", ctx]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        ok(
+            &c,
+            &["run", "--rm", "--network", "none", "got:1", "cat", "/got"]
+        ),
+        "two\n"
+    );
+    for root in [&b, &c] {
+        common::remove_all_containers(root);
+        common::assert_consistent(root);
+    }
 }
