@@ -7,7 +7,7 @@
 //!
 //! Goal (issue 9): berth's median at most a quarter of dockerd's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The docker CLI on PATH against the private daemon.
 pub fn docker(sock: &Path, config: &Path) -> Command {
-    let mut c = Command::new("docker");
+    client("docker", sock, config)
+}
+
+/// Debian's docker.io client (20.10): with DOCKER_BUILDKIT=1 its `build` drives dockerd's own
+/// BuildKit, offline; the newer CLI on PATH would want the buildx plugin instead.
+pub fn debian_docker(sock: &Path, config: &Path) -> Command {
+    let mut c = client("/usr/bin/docker", sock, config);
+    c.env("DOCKER_BUILDKIT", "1");
+    c
+}
+
+fn client(bin: &str, sock: &Path, config: &Path) -> Command {
+    let mut c = Command::new(bin);
     c.env("DOCKER_HOST", format!("unix://{}", sock.display())).env("DOCKER_CONFIG", config).env("DOCKER_CLI_HINTS", "false");
     c
 }
@@ -58,7 +71,27 @@ pub struct Dockerd {
     pub sock: PathBuf,
 }
 
+/// Runs `c` to success (stdout ignored), or says what failed.
+fn check(c: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(())
+}
+
 impl Dockerd {
+    /// A private dockerd in `dir` holding the busybox of `archive` as `localhost/busybox` and
+    /// `busybox` (loaded through a docker-archive that `berth` saves).
+    pub fn with_busybox(berth: &Path, archive: &str, dir: &Path) -> anyhow::Result<Dockerd> {
+        let root = dir.join("berth");
+        let saved = dir.join("busybox.docker.tar");
+        check(Command::new(berth).arg("--root").arg(&root).args(["load", "-i", archive]), "berth load")?;
+        check(Command::new(berth).arg("--root").arg(&root).args(["save", "-o"]).arg(&saved).arg("busybox"), "berth save")?;
+        let dd = Dockerd::start(&dir.join("d"))?;
+        check(docker(&dd.sock, &dir.join("config")).arg("load").arg("-i").arg(&saved), "docker load")?;
+        check(docker(&dd.sock, &dir.join("config")).args(["tag", "localhost/busybox", "busybox"]), "docker tag")?;
+        Ok(dd)
+    }
+
     pub fn start(dir: &Path) -> anyhow::Result<Dockerd> {
         anyhow::ensure!(
             Command::new("dockerd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()),

@@ -14,14 +14,17 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 struct HashWriter<W> {
     inner: W,
-    hasher: Sha256,
+    /// None: only counted (the reader hashes what it receives).
+    hasher: Option<Sha256>,
     size: u64,
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.size += n as u64;
         Ok(n)
     }
@@ -46,17 +49,19 @@ fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
     }
 }
 
-/// Writes `root` as a tar to `out`, and its tar-split (see split.rs) to `split`.
+/// Writes `root` as a tar to `out`, and its tar-split (see split.rs) to `split`; the diff id is
+/// computed when `hash` (else left empty: the reader of `out` hashes it).
 pub fn write<W: Write>(
     root: &Path,
     exclude: &[PathBuf],
     upper: bool,
     out: W,
     split: Box<dyn Write + Send>,
+    hash: bool,
 ) -> Result<LayerInfo> {
     let hw = HashWriter {
         inner: out,
-        hasher: Sha256::new(),
+        hasher: hash.then(Sha256::new),
         size: 0,
     };
     let exclude = exclude
@@ -93,7 +98,10 @@ pub fn write<W: Write>(
         .into_inner()
         .map_err(|e| ioe(root, "write tar to", e.into_error()))?;
     Ok(LayerInfo {
-        diff_id: format!("sha256:{}", hex::encode(hw.hasher.finalize())),
+        diff_id: hw
+            .hasher
+            .map(|h| format!("sha256:{}", hex::encode(h.finalize())))
+            .unwrap_or_default(),
         size: hw.size,
     })
 }
@@ -197,11 +205,9 @@ impl<W: Write> Writer<W> {
             h.set_size(md.len());
             self.contents = Some(md.len());
             // Exactly the size announced in the header, even if the file changes meanwhile: a
-            // shorter file is padded with zeros rather than corrupting the archive.
-            let data = io::Read::take(
-                io::Read::chain(io::BufReader::with_capacity(1 << 20, f), io::repeat(0)),
-                md.len(),
-            );
+            // shorter file is padded with zeros rather than corrupting the archive. Unbuffered:
+            // the copy reads straight into the tar's 1 MiB write buffer.
+            let data = io::Read::take(io::Read::chain(f, io::repeat(0)), md.len());
             return self.append(path, h, rel, None, pax, data);
         }
         h.set_size(0);

@@ -566,8 +566,7 @@ fn tar_split_rebuilds_the_exact_tar_from_the_unpacked_layer() {
     );
 
     let layer = c.s.join("layer");
-    let applied = apply(&tar, &layer, WhiteoutMode::Overlay).unwrap();
-    assert_eq!(applied.diff_id, info.diff_id);
+    apply(&tar, &layer, WhiteoutMode::Overlay).unwrap();
     let mut rebuilt = Vec::new();
     std::io::Read::read_to_end(
         &mut rebuild(recorded.as_slice(), &layer).unwrap(),

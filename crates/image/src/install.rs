@@ -115,6 +115,9 @@ pub struct LoadedImage {
     pub names: Vec<Reference>,
 }
 
+/// Up to how many files and dirs a committed layer is flushed file by file rather than by syncfs.
+const SMALL_TREE: usize = 256;
+
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
@@ -266,7 +269,27 @@ impl ImageStore {
         // One flush for everything written above, then the renames that publish it. An image
         // that only adds a config and a manifest (a build's metadata step) flushes just those:
         // syncfs would also wait for every other writer on a shared filesystem.
+        // A commit's layer, unpacked as it was written, with few files: those files and dirs
+        // are flushed alone (the bytes of a big file are written once and flushed once).
+        let committed_only = !big_blob
+            && adopt_split.is_empty()
+            && jobs
+                .iter()
+                .all(|j| matches!(members[j.member].data, MemberData::Split(_)));
+        let small_committed = || -> Result<bool> {
+            for j in &jobs {
+                let dir = work.path().join(digest_hex(&j.chain_id)?);
+                if !fsutil::fsync_small_tree(&dir, SMALL_TREE)
+                    .ctx(|| format!("fsync {}", dir.display()))?
+                {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
         if jobs.is_empty() && !big_blob && adopt_split.is_empty() {
+            self.fsync_blobs(&images)?;
+        } else if committed_only && small_committed()? {
             self.fsync_blobs(&images)?;
         } else {
             let root = File::open(&self.root).ctx(|| format!("open {}", self.root.display()))?;

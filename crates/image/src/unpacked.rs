@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use berth_archive::{ApplyOptions, LayerInfo, WhiteoutMode};
+use berth_archive::{ApplyOptions, WhiteoutMode};
 
 use crate::derive::StagedLayer;
 use crate::digest::HashingReader;
@@ -15,9 +15,9 @@ use crate::fsutil::WorkDir;
 use crate::store::{Driver, ImageStore};
 
 /// Writes a layer tar to its first argument and the tar's tar-split to its second
-/// (`berth_archive::write_layer_split`).
+/// (`berth_archive::write_layer_split`); returns the tar's size.
 pub type LayerWriter<'a> =
-    &'a (dyn Fn(&mut dyn Write, Box<dyn Write + Send>) -> berth_archive::Result<LayerInfo> + Sync);
+    &'a (dyn Fn(&mut dyn Write, Box<dyn Write + Send>) -> berth_archive::Result<u64> + Sync);
 
 /// The tar-split's name in a layer's dir (beside `diff`).
 pub(crate) const TAR_SPLIT: &str = "tar-split";
@@ -85,13 +85,13 @@ impl ImageStore {
         )
         .ctx(|| "the layer pipe".to_string())?;
         // The writer's error says why; the reader's is only its echo.
-        let info = written.map_err(layer_err)?;
+        let size = written.map_err(layer_err)?;
         let applied = applied.map_err(layer_err)?;
-        if applied.diff_id != info.diff_id {
-            return Err(Error::DigestMismatch {
-                digest: info.diff_id,
-                actual: applied.diff_id,
-            });
+        if applied.size != size {
+            return Err(layer_err(berth_archive::Error::Corrupt {
+                what: "the layer tar".into(),
+                reason: format!("{size} bytes written, {} unpacked", applied.size),
+            }));
         }
         Ok(StagedLayer {
             path: dir,
