@@ -147,7 +147,9 @@ fn buildkit_once(dd: &Dockerd, config: &Path, ctx: &str) -> anyhow::Result<(Dura
     };
     let _ = output(cmd(&["rmi", "-f", "bench:1"]), "docker rmi");
     output(cmd(&["builder", "prune", "-af"]), "docker builder prune")?;
-    let build = ["build", "-q", "--network", "none", "-t", "bench:1", ctx];
+    // docker 20.10 looks for a Dockerfile only.
+    let file = format!("{ctx}/Containerfile");
+    let build = ["build", "-q", "--network", "none", "-f", &file, "-t", "bench:1", ctx];
     let (cold, id1) = timed(cmd(&build), "docker build (cold)")?;
     let (warm, id2) = timed(cmd(&build), "docker build (cached)")?;
     anyhow::ensure!(id1 == id2, "BuildKit's cached rebuild made another image ({id1} then {id2})");
