@@ -81,7 +81,8 @@ pub mod volumes;
 pub use attach::{Attach, Ended};
 pub use berth_archive::{Change, ChangeKind};
 pub use berth_network::{
-    dns_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, REAP_ARG,
+    dns_main, proxy_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, PROXY_ARG,
+    REAP_ARG,
 };
 pub use commit::{CommitOptions, PathStat, Placement};
 pub use engine::{

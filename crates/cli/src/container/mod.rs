@@ -145,6 +145,11 @@ pub fn monitor_main() -> Option<std::process::ExitCode> {
             berth_engine::dns_main(&args[1..]) as u8,
         ));
     }
+    if args.first().map(String::as_str) == Some(berth_engine::PROXY_ARG) {
+        return Some(std::process::ExitCode::from(
+            berth_engine::proxy_main(&args[1..]) as u8,
+        ));
+    }
     if args.first().map(String::as_str) == Some(berth_engine::REAP_ARG) {
         return Some(std::process::ExitCode::from(
             berth_engine::reap_main(&args[1..]) as u8,
