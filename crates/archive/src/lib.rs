@@ -25,7 +25,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use pipe::piped;
-pub use split::{rebuild, Rebuilt};
+pub use split::{rebuild, Marked, Marker, Rebuilt, Recorder};
 mod apply;
 mod changes;
 mod pipe;

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use crate::sys;
 
@@ -30,13 +31,50 @@ enum State {
     },
 }
 
+/// A file whose contents the tar writer is about to write: (path, size).
+type Pending = Arc<Mutex<Option<(Vec<u8>, u64)>>>;
+
 /// Passes a tar stream through to `inner` and writes its tar-split to `split`. The tar writer
-/// calls [`Recorder::file`] right before appending a regular file's 512-byte header.
+/// either calls [`Recorder::file`] right before appending a regular file's 512-byte header, or
+/// gives the tar builder the file's reader wrapped by [`Recorder::marker`].
 pub struct Recorder<W: Write> {
     inner: W,
     split: Box<dyn Write + Send>,
     raw: Vec<u8>,
     state: State,
+    pending: Pending,
+}
+
+/// A regular file's contents for the tar builder: its first read tells the recorder that what
+/// is written next (after the headers, which the builder wrote before reading) is this file.
+pub struct Marked<R> {
+    inner: R,
+    mark: Option<(Vec<u8>, u64)>,
+    pending: Pending,
+}
+
+impl<R: Read> Read for Marked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(m) = self.mark.take() {
+            *self.pending.lock().unwrap() = Some(m);
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Makes [`Marked`] readers for a recorder already owned by a tar builder.
+#[derive(Clone)]
+pub struct Marker(Pending);
+
+impl Marker {
+    /// `inner` holds the `size` bytes of `path` (relative to the layer's tree).
+    pub fn mark<R: Read>(&self, inner: R, path: &[u8], size: u64) -> Marked<R> {
+        Marked {
+            inner,
+            mark: (size > 0).then(|| (path.to_vec(), size)),
+            pending: self.0.clone(),
+        }
+    }
 }
 
 impl<W: Write> Recorder<W> {
@@ -47,7 +85,25 @@ impl<W: Write> Recorder<W> {
             split,
             raw: Vec::with_capacity(RAW_CHUNK),
             state: State::Raw,
+            pending: Pending::default(),
         })
+    }
+
+    /// What wraps file readers for this recorder once a tar builder owns it.
+    pub fn marker(&self) -> Marker {
+        Marker(self.pending.clone())
+    }
+
+    fn contents(&mut self, path: &[u8], size: u64) -> io::Result<()> {
+        self.flush_raw()?;
+        self.split.write_all(b"F")?;
+        self.split.write_all(&size.to_le_bytes())?;
+        self.split.write_all(&(path.len() as u32).to_le_bytes())?;
+        self.split.write_all(path)?;
+        if size > 0 {
+            self.state = State::Data { left: size };
+        }
+        Ok(())
     }
 
     /// The next header written is a regular file's, followed by `size` bytes of `path`.
@@ -88,16 +144,8 @@ impl<W: Write> Recorder<W> {
                     *left -= k;
                     if *left == 0 {
                         let (path, size) = (std::mem::take(path), *size);
-                        self.flush_raw()?;
-                        self.split.write_all(b"F")?;
-                        self.split.write_all(&size.to_le_bytes())?;
-                        self.split.write_all(&(path.len() as u32).to_le_bytes())?;
-                        self.split.write_all(&path)?;
-                        self.state = if size > 0 {
-                            State::Data { left: size }
-                        } else {
-                            State::Raw
-                        };
+                        self.state = State::Raw;
+                        self.contents(&path, size)?;
                     }
                 }
                 State::Data { left } => {
@@ -123,6 +171,10 @@ impl<W: Write> Recorder<W> {
 
 impl<W: Write> Write for Recorder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let marked = self.pending.lock().unwrap().take();
+        if let Some((path, size)) = marked {
+            self.contents(&path, size)?;
+        }
         let n = self.inner.write(buf)?;
         self.record(&buf[..n])?;
         Ok(n)

@@ -63,9 +63,17 @@ impl Plan {
         Ok(hex::encode(h.finalize()))
     }
 
-    /// Writes the layer tar: parent directories the image lacks (root-owned, 0755), then the items.
-    pub fn write<W: Write>(&self, image: &Layers, out: W) -> io::Result<()> {
-        let mut b = tar::Builder::new(out);
+    /// Writes the layer tar: parent directories the image lacks (root-owned, 0755), then the items;
+    /// and its tar-split to `split` (files' contents recorded by path, see berth_archive::Recorder).
+    pub fn write<W: Write>(
+        &self,
+        image: &Layers,
+        out: W,
+        split: Box<dyn Write + Send>,
+    ) -> io::Result<()> {
+        let rec = berth_archive::Recorder::new(out, split)?;
+        let marker = rec.marker();
+        let mut b = tar::Builder::new(rec);
         b.follow_symlinks(false);
         let mut made: BTreeSet<String> = BTreeSet::new();
         let now = std::time::SystemTime::now()
@@ -100,12 +108,14 @@ impl Plan {
                     let len = f.metadata()?.len();
                     let mut h = header(tar::EntryType::Regular, it.mode, it.uid, it.gid, it.mtime);
                     h.set_size(len);
-                    b.append_data(&mut h, &name, f.take(len))?;
+                    let data = marker.mark(f.take(len), name.as_bytes(), len);
+                    b.append_data(&mut h, &name, data)?;
                 }
                 Data::Bytes(v) => {
                     let mut h = header(tar::EntryType::Regular, it.mode, it.uid, it.gid, it.mtime);
                     h.set_size(v.len() as u64);
-                    b.append_data(&mut h, &name, &v[..])?;
+                    let data = marker.mark(&v[..], name.as_bytes(), v.len() as u64);
+                    b.append_data(&mut h, &name, data)?;
                 }
                 Data::Symlink(t) => {
                     let mut h = header(tar::EntryType::Symlink, 0o777, it.uid, it.gid, it.mtime);
@@ -117,7 +127,7 @@ impl Plan {
                 }
             }
         }
-        b.into_inner()?.flush()
+        b.into_inner()?.finish()?.flush()
     }
 }
 

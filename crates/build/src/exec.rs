@@ -1396,10 +1396,17 @@ impl Shared<'_> {
             &format!("/bin/sh -c #(nop) {kw} {kind}:{digest} in /{dest_path} "),
             false,
         );
-        let id = write_through(&plan, below, |r| {
-            Ok(store.derive(st.image.as_deref(), Some(r), config.clone())?)
-        })
-        .map_err(|e| step_err(ins, &e.to_string()))?;
+        // Unpacked into the store as it is written, kept with its tar-split: written once.
+        let write = |w: &mut dyn Write, split: Box<dyn Write + Send>| {
+            plan.write(below, io::BufWriter::with_capacity(1 << 20, w), split)
+                .map_err(|e| berth_archive::Error::Io {
+                    context: "write the layer".into(),
+                    source: e,
+                })
+        };
+        let id = store
+            .derive_from(st.image.as_deref(), &write, config.clone())
+            .map_err(|e| step_err(ins, &e.to_string()))?;
         drop(tmp_files);
         self.made(st, &key, id, config);
         Ok(())
@@ -1548,7 +1555,13 @@ fn write_through<T>(
     sink: impl FnOnce(&mut dyn Read) -> Result<T>,
 ) -> Result<T> {
     let (out, written) = berth_archive::piped(
-        |w| plan.write(image, io::BufWriter::with_capacity(1 << 20, w)),
+        |w| {
+            plan.write(
+                image,
+                io::BufWriter::with_capacity(1 << 20, w),
+                Box::new(io::sink()),
+            )
+        },
         sink,
     )
     .map_err(|e| Error::msg(format!("write the layer: {e}")))?;

@@ -946,6 +946,16 @@ fn https_add_bind_from_stages_copy_from_globs_and_link() {
         ),
         "/deep:\nd.txt\n\n/txt:\na.txt\nb.txt\none\ndeep\nro\nsecure\nlinked\n1\n755\n"
     );
+    // COPY/ADD/RUN layers are kept unpacked with their tar-split: save rebuilds each tar and a
+    // fresh store loads the same image (a load checks every layer against its diff id).
+    let saved = e.scratch.join("more.tar");
+    e.ok(&["save", "-o", saved.to_str().unwrap(), "more:1"]);
+    let other = e.scratch.join("other");
+    ok(&other, &["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(
+        ok(&other, &["inspect", "-f", "{{.Id}}", "more:1"]),
+        e.ok(&["inspect", "-f", "{{.Id}}", "more:1"])
+    );
     // The copies bound into RUN are gone, and the rw bind's write stayed in its copy.
     assert_eq!(
         std::fs::read_dir(e.root.join("build/mounts"))

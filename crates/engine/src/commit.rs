@@ -971,6 +971,7 @@ impl Engine {
                 Counted { inner: w, progress },
                 split,
             )
+            .map(|_| ())
         };
         sink(&write)
     }
