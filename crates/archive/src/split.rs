@@ -15,17 +15,11 @@ use std::sync::{Arc, Mutex};
 use crate::sys;
 
 const MAGIC: &[u8] = b"berth-tar-split/1\n";
-const HEADER: usize = 512;
 const RAW_CHUNK: usize = 64 * 1024;
 
 enum State {
     Raw,
-    /// The header of a regular file whose contents come next.
-    Header {
-        left: usize,
-        path: Vec<u8>,
-        size: u64,
-    },
+    /// A regular file's contents: not recorded.
     Data {
         left: u64,
     },
@@ -34,9 +28,9 @@ enum State {
 /// A file whose contents the tar writer is about to write: (path, size).
 type Pending = Arc<Mutex<Option<(Vec<u8>, u64)>>>;
 
-/// Passes a tar stream through to `inner` and writes its tar-split to `split`. The tar writer
-/// either calls [`Recorder::file`] right before appending a regular file's 512-byte header, or
-/// gives the tar builder the file's reader wrapped by [`Recorder::marker`].
+/// Passes a tar stream through to `inner` (it must sit right below the tar builder) and writes
+/// its tar-split to `split`. The tar writer gives the builder each regular file's reader
+/// wrapped by [`Recorder::marker`].
 pub struct Recorder<W: Write> {
     inner: W,
     split: Box<dyn Write + Send>,
@@ -106,15 +100,6 @@ impl<W: Write> Recorder<W> {
         Ok(())
     }
 
-    /// The next header written is a regular file's, followed by `size` bytes of `path`.
-    pub fn file(&mut self, path: &[u8], size: u64) {
-        self.state = State::Header {
-            left: HEADER,
-            path: path.to_vec(),
-            size,
-        };
-    }
-
     fn flush_raw(&mut self) -> io::Result<()> {
         if !self.raw.is_empty() {
             self.split.write_all(b"R")?;
@@ -135,17 +120,6 @@ impl<W: Write> Recorder<W> {
                     b = &b[k..];
                     if self.raw.len() == RAW_CHUNK {
                         self.flush_raw()?;
-                    }
-                }
-                State::Header { left, path, size } => {
-                    let k = b.len().min(*left);
-                    self.raw.extend_from_slice(&b[..k]);
-                    b = &b[k..];
-                    *left -= k;
-                    if *left == 0 {
-                        let (path, size) = (std::mem::take(path), *size);
-                        self.state = State::Raw;
-                        self.contents(&path, size)?;
                     }
                 }
                 State::Data { left } => {

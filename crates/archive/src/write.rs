@@ -1,6 +1,6 @@
 //! A directory tree (or an overlay upper dir) → tar, sorted, hashed while written.
 
-use crate::split::Recorder;
+use crate::split::{Marker, Recorder};
 use crate::{Error, LayerInfo, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -38,8 +38,8 @@ struct Writer<W: Write> {
     upper: bool,
     exclude: Vec<Vec<u8>>,
     links: HashMap<(u64, u64), Vec<u8>>,
-    /// Set for a regular file's entry: its size, for the tar-split.
-    contents: Option<u64>,
+    /// Marks files' contents for the tar-split.
+    marker: Marker,
 }
 
 fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
@@ -73,12 +73,13 @@ pub fn write<W: Write>(
         .collect();
     let rec = Recorder::new(BufWriter::with_capacity(1 << 20, hw), split)
         .map_err(|e| ioe(root, "write the tar-split of", e))?;
+    let marker = rec.marker();
     let mut w = Writer {
         tar: tar::Builder::new(rec),
         upper,
         exclude,
         links: HashMap::new(),
-        contents: None,
+        marker,
     };
     let meta = fs::symlink_metadata(root).map_err(|e| ioe(root, "stat", e))?;
     if !meta.is_dir() {
@@ -203,11 +204,15 @@ impl<W: Write> Writer<W> {
                 .map_err(|e| ioe(path, "open", e))?;
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(md.len());
-            self.contents = Some(md.len());
+
             // Exactly the size announced in the header, even if the file changes meanwhile: a
             // shorter file is padded with zeros rather than corrupting the archive. Unbuffered:
             // the copy reads straight into the tar's 1 MiB write buffer.
-            let data = io::Read::take(io::Read::chain(f, io::repeat(0)), md.len());
+            let data = self.marker.mark(
+                io::Read::take(io::Read::chain(f, io::repeat(0)), md.len()),
+                rel,
+                md.len(),
+            );
             return self.append(path, h, rel, None, pax, data);
         }
         h.set_size(0);
@@ -274,9 +279,6 @@ impl<W: Write> Writer<W> {
                 .map_err(|e| ioe(path, "write pax header for", e))?;
         }
         h.set_cksum();
-        if let Some(size) = self.contents.take().filter(|&n| n > 0) {
-            self.tar.get_mut().file(name, size);
-        }
         self.tar
             .append(&h, data)
             .map_err(|e| ioe(path, "archive", e))
