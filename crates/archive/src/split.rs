@@ -61,7 +61,8 @@ impl<R: Read> Read for Marked<R> {
 pub struct Marker(Pending);
 
 impl Marker {
-    /// `inner` holds the `size` bytes of `path` (relative to the layer's tree).
+    /// `inner` holds the `size` bytes of `path` (relative to the layer's tree). A size of 0
+    /// marks nothing: the bytes stay in the tar-split (for contents the layer overwrites later).
     pub fn mark<R: Read>(&self, inner: R, path: &[u8], size: u64) -> Marked<R> {
         Marked {
             inner,

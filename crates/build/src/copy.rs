@@ -80,8 +80,21 @@ impl Plan {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        for it in &self.items {
+        // A file's contents are left to the unpacked layer only when nothing later in the layer
+        // can overwrite that path (a later item of the same name, or any archive's entries):
+        // otherwise the tar-split keeps them, so the rebuilt tar is still this one.
+        let last_archive = self
+            .items
+            .iter()
+            .rposition(|it| matches!(it.data, Data::Archive(_)));
+        let mut last_of: std::collections::HashMap<Vec<String>, usize> = Default::default();
+        for (i, it) in self.items.iter().enumerate() {
+            last_of.insert(components(&it.dest), i);
+        }
+        for (i, it) in self.items.iter().enumerate() {
             let parts = components(&it.dest);
+            let final_copy = last_of.get(&parts) == Some(&i) && last_archive.is_none_or(|a| a < i);
+            let size_if_final = |n: u64| if final_copy { n } else { 0 };
             for n in 1..parts.len() {
                 let p = parts[..n].join("/");
                 if made.contains(&p) {
@@ -108,13 +121,13 @@ impl Plan {
                     let len = f.metadata()?.len();
                     let mut h = header(tar::EntryType::Regular, it.mode, it.uid, it.gid, it.mtime);
                     h.set_size(len);
-                    let data = marker.mark(f.take(len), name.as_bytes(), len);
+                    let data = marker.mark(f.take(len), name.as_bytes(), size_if_final(len));
                     b.append_data(&mut h, &name, data)?;
                 }
                 Data::Bytes(v) => {
                     let mut h = header(tar::EntryType::Regular, it.mode, it.uid, it.gid, it.mtime);
                     h.set_size(v.len() as u64);
-                    let data = marker.mark(&v[..], name.as_bytes(), v.len() as u64);
+                    let data = marker.mark(&v[..], name.as_bytes(), size_if_final(v.len() as u64));
                     b.append_data(&mut h, &name, data)?;
                 }
                 Data::Symlink(t) => {

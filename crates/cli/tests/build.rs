@@ -909,6 +909,9 @@ fn https_add_bind_from_stages_copy_from_globs_and_link() {
     let server = HttpsServer::start(&www, &ca);
     let sum = berth_image::sha256_digest(b"secure\n");
     e.file("f", "linked\n");
+    // Two sources of one name: the second overwrites the first in the same layer.
+    e.file("a/dup", "first, longer\n");
+    e.file("b/dup", "second\n");
     e.file(
         "Dockerfile",
         &format!(
@@ -923,7 +926,8 @@ fn https_add_bind_from_stages_copy_from_globs_and_link() {
              RUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/a.txt /mnt/sub/d.txt > /from-bind && (touch /mnt/x 2>/dev/null && echo rw || echo ro) >> /from-bind\n\
              RUN --mount=type=bind,from=tools,source=/out,target=/mnt,rw touch /mnt/new && ls /mnt > /rw-listing\n\
              ADD --checksum={sum} https://127.0.0.1:{}/got.txt /got.txt\n\
-             COPY --link f /a/b/f\n",
+             COPY --link f /a/b/f\n\
+             COPY a/dup b/dup /dup/\n",
             server.port
         ),
     );
@@ -942,9 +946,9 @@ fn https_add_bind_from_stages_copy_from_globs_and_link() {
     assert_eq!(
         e.sh(
             "more:1",
-            "ls /txt /deep; cat /from-bind /got.txt /a/b/f; grep -c new /rw-listing; stat -c %a /a"
+            "ls /txt /deep; cat /from-bind /got.txt /a/b/f; grep -c new /rw-listing; stat -c %a /a; cat /dup/dup"
         ),
-        "/deep:\nd.txt\n\n/txt:\na.txt\nb.txt\none\ndeep\nro\nsecure\nlinked\n1\n755\n"
+        "/deep:\nd.txt\n\n/txt:\na.txt\nb.txt\none\ndeep\nro\nsecure\nlinked\n1\n755\nsecond\n"
     );
     // COPY/ADD/RUN layers are kept unpacked with their tar-split: save rebuilds each tar and a
     // fresh store loads the same image (a load checks every layer against its diff id).
@@ -966,16 +970,12 @@ fn https_add_bind_from_stages_copy_from_globs_and_link() {
     // --link: the same layer on either base (the parent's /a, 0700, does not shape it).
     let r = build(&["--target", "base1", "-t", "base1:1"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    // Paths, modes, owners and contents of an image's top layer (mtimes are the build's).
-    let top = |image: &str| {
+    // Paths, modes, owners and contents of an image's layer `back` from the top (mtimes are
+    // the build's).
+    let layer = |image: &str, back: usize| {
         let store = berth_image::ImageStore::open(&e.root, &Default::default()).unwrap();
-        let dir = store
-            .resolve(image)
-            .unwrap()
-            .layer_dirs()
-            .last()
-            .unwrap()
-            .clone();
+        let dirs = store.resolve(image).unwrap().layer_dirs();
+        let dir = dirs[dirs.len() - 1 - back].clone();
         let mut v = Vec::new();
         let mut stack = vec![dir.clone()];
         while let Some(d) = stack.pop() {
@@ -1002,8 +1002,8 @@ fn https_add_bind_from_stages_copy_from_globs_and_link() {
         v.sort();
         v
     };
-    assert_eq!(top("base1:1"), top("more:1"));
-    assert_eq!(top("base1:1").len(), 3, "a/, a/b/ and a/b/f");
+    assert_eq!(layer("base1:1", 0), layer("more:1", 1));
+    assert_eq!(layer("base1:1", 0).len(), 3, "a/, a/b/ and a/b/f");
     assert_eq!(
         e.sh("base1:1", "stat -c %a /a; cat /a/b/f"),
         "755\nlinked\n"
