@@ -122,6 +122,9 @@ struct Monitor {
     clients: Vec<Client>,
     listener: OwnedFd,
     sigfd: OwnedFd,
+    /// Give memory back ([`sys::trim_memory`]) before the next sleep in poll: the code that
+    /// runs between a trim and the sleep is faulted in again, so the closer the better.
+    trim: bool,
 }
 
 /// The helper processes berth starts (monitor, DNS responder, network reaper), dispatched on
@@ -212,6 +215,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             clients: Vec::new(),
             listener: OwnedFd::from(l),
             sigfd,
+            trim: false,
         })
     })();
     let mut m = match setup {
@@ -292,7 +296,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             first = false;
         }
         let cg = berth_cgroups::open(Some(Path::new(&m.cfg.cgroups_path)), &id).ok();
-        sys::trim_memory();
+        m.trim = true;
         let code = m.event_loop(l);
         let oom = cg
             .as_ref()
@@ -655,6 +659,9 @@ impl Monitor {
                 events: libc::POLLIN,
                 revents: 0,
             });
+        }
+        if std::mem::take(&mut self.trim) {
+            sys::trim_memory();
         }
         let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if r <= 0 {
