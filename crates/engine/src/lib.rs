@@ -37,7 +37,7 @@
 //!
 //! Sockets (attach, console) are reached through `/proc/self/fd/N/name` of their directory so
 //! any root depth fits sun_path. Once the container runs, the monitor returns its freed heap and
-//! its code pages (`sys::trim_memory`): its steady resident set is ~1.2-1.9 MB. --network none
+//! its code pages (`sys::trim_memory`): its steady resident set is ~0.7-0.9 MB. --network none
 //! is a network namespace the monitor unshares (lo up) and names in the spec so exec joins it;
 //! bridge and user networks (the default is "bridge", as in docker) get a namespace pinned at
 //! `<root>/netns/<id>` and attached by berth-network before the monitor starts (`network`),
