@@ -112,6 +112,10 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         .as_str()
         .filter(|s| !s.is_empty())
         .map(str::to_string);
+    let ip6 = endpoint["IPAMConfig"]["IPv6Address"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     // CreateOptions takes docker run's one-word --entrypoint: the rest of a longer entrypoint
     // leads the command, which gives the same argv.
     let mut cmd = b.cmd.map(StrOrVec::into_vec).unwrap_or_default();
@@ -144,6 +148,7 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
         stop_timeout: b.stop_timeout,
         network_aliases,
         ip,
+        ip6,
         mac_address: Some(b.mac_address).filter(|m| !m.is_empty()),
         expose: b.exposed_ports.into_keys().collect(),
         host_config: hc,

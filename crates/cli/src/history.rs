@@ -138,10 +138,10 @@ pub fn run(ctx: &Ctx, a: HistoryArgs) -> CmdResult {
     };
     let by = |e: &Entry| {
         let b = e.created_by.replace('\t', " ");
-        if a.no_trunc || b.chars().count() <= 45 {
+        if a.no_trunc {
             b
         } else {
-            format!("{}…", b.chars().take(44).collect::<String>())
+            crate::output::ellipsis(&b, 45)
         }
     };
     let rows: Vec<Value> = entries

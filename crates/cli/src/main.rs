@@ -91,7 +91,7 @@ enum Command {
     Login(registry::LoginArgs),
     /// Log out from a registry
     Logout(registry::LogoutArgs),
-    /// Search a registry's repositories
+    /// Search Docker Hub (or the registry REGISTRY/TERM names) for images
     Search(registry::SearchArgs),
     /// Serve the Docker Engine API on a socket
     Serve(serve::ServeArgs),

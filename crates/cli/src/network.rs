@@ -35,15 +35,16 @@ pub struct CreateArgs {
     /// Driver to manage the Network
     #[arg(short, long, default_value = "bridge")]
     driver: String,
-    /// Subnet in CIDR format that represents a network segment
+    /// Subnet in CIDR format that represents a network segment (an IPv4 one and, with
+    /// --ipv6, an IPv6 one)
     #[arg(long)]
-    subnet: Option<String>,
-    /// IPv4 Gateway for the master subnet
+    subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long)]
-    gateway: Option<String>,
-    /// Allocate container ip from a sub-range
+    gateway: Vec<String>,
+    /// Allocate container ip from a sub-range (one per family)
     #[arg(long)]
-    ip_range: Option<String>,
+    ip_range: Vec<String>,
     /// Restrict external access to the network
     #[arg(long)]
     internal: bool,
@@ -104,6 +105,9 @@ pub struct ConnectArgs {
     /// IPv4 address (e.g., "172.30.100.104")
     #[arg(long)]
     ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long)]
+    ip6: Option<String>,
     network: String,
     container: String,
 }
@@ -164,7 +168,13 @@ pub fn run(ctx: &Ctx, c: NetworkCommand) -> CmdResult {
         NetworkCommand::Inspect(a) => inspect(ctx, a),
         NetworkCommand::Rm(a) => rm(ctx, a),
         NetworkCommand::Connect(a) => {
-            engine(ctx)?.network_connect(&a.network, &a.container, &a.aliases, a.ip.as_deref())?;
+            engine(ctx)?.network_connect(
+                &a.network,
+                &a.container,
+                &a.aliases,
+                a.ip.as_deref(),
+                a.ip6.as_deref(),
+            )?;
             Ok(())
         }
         NetworkCommand::Disconnect(a) => {
@@ -177,14 +187,20 @@ pub fn run(ctx: &Ctx, c: NetworkCommand) -> CmdResult {
 }
 
 fn create(ctx: &Ctx, a: CreateArgs) -> CmdResult {
+    let (subnet, subnet6) = by_family("--subnet", &a.subnet)?;
+    let (gateway, gateway6) = by_family("--gateway", &a.gateway)?;
+    let (ip_range, ip_range6) = by_family("--ip-range", &a.ip_range)?;
     let e = engine(ctx)?;
     let nets = e.networks()?;
     let n = nets.create(&NetworkCreate {
         name: a.name,
         driver: Some(a.driver),
-        subnet: a.subnet,
-        gateway: a.gateway,
-        ip_range: a.ip_range,
+        subnet,
+        gateway,
+        subnet6,
+        gateway6,
+        ip_range,
+        ip_range6,
         internal: a.internal,
         ipv6: a.ipv6,
         labels: pairs(&a.labels),
@@ -192,6 +208,20 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CmdResult {
     })?;
     println!("{}", n.id);
     Ok(())
+}
+
+/// At most one IPv4 and one IPv6 value of a repeatable flag (an IPv6 one has a ':').
+fn by_family(flag: &str, v: &[String]) -> Result<(Option<String>, Option<String>), Failure> {
+    let (v6, v4): (Vec<&String>, Vec<&String>) = v.iter().partition(|s| s.contains(':'));
+    if v4.len() > 1 || v6.len() > 1 {
+        return Err(Failure(format!(
+            "{flag}: at most one IPv4 and one IPv6 value (berth networks have one subnet per family)"
+        )));
+    }
+    Ok((
+        v4.first().map(|s| s.to_string()),
+        v6.first().map(|s| s.to_string()),
+    ))
 }
 
 /// `docker network inspect`'s object.
@@ -205,13 +235,21 @@ fn inspect_json(e: &Engine, n: &Network) -> Value {
                 "EndpointID": format!("{}{}", &ep.container[..32.min(ep.container.len())], &ep.network_id[..32.min(ep.network_id.len())]),
                 "MacAddress": ep.mac,
                 "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
-                "IPv6Address": "",
+                "IPv6Address": if ep.ip6.is_empty() { String::new() } else { format!("{}/{}", ep.ip6, ep.prefix6) },
             }));
         }
     }
     let mut cfg = json!({"Subnet": n.subnet, "Gateway": n.gateway});
     if !n.ip_range.is_empty() {
         cfg["IPRange"] = json!(n.ip_range);
+    }
+    let mut configs = vec![cfg];
+    if n.ipv6 {
+        let mut cfg6 = json!({"Subnet": n.subnet6, "Gateway": n.gateway6});
+        if !n.ip_range6.is_empty() {
+            cfg6["IPRange"] = json!(n.ip_range6);
+        }
+        configs.push(cfg6);
     }
     let mut options = n.options.clone();
     options
@@ -224,7 +262,7 @@ fn inspect_json(e: &Engine, n: &Network) -> Value {
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv6": n.ipv6,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [cfg]},
+        "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
         "Internal": n.internal,
         "Attachable": false,
         "Ingress": false,
@@ -417,6 +455,12 @@ pub fn port(ctx: &Ctx, a: PortArgs) -> CmdResult {
     });
     let mut found = false;
     for (k, ip, hp) in &ports {
+        // docker port brackets IPv6 addresses: "[::]:8080".
+        let ip = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.clone()
+        };
         match &want {
             Some(w) if w != k => continue,
             Some(_) => println!("{ip}:{hp}"),

@@ -120,6 +120,18 @@ impl serde::Serialize for InOrder<'_> {
     }
 }
 
+/// docker's `formatter.Ellipsis`: at most `max` characters, the last one `…` when cut.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!(
+            "{}…",
+            s.chars().take(max.saturating_sub(1)).collect::<String>()
+        )
+    }
+}
+
 /// Go's `strconv.Quote` (docker quotes `ps`' COMMAND with it): printable text as is, `"` and
 /// `\` escaped, control characters as Go's escapes.
 pub fn go_quote(s: &str) -> String {
@@ -149,6 +161,13 @@ pub fn go_quote(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ellipsis_like_docker() {
+        assert_eq!(super::ellipsis("abcdef", 4), "abc…");
+        assert_eq!(super::ellipsis("abcd", 4), "abcd");
+        assert_eq!(super::ellipsis("ééééé", 3), "éé…");
+    }
+
     #[test]
     fn go_quote_like_strconv() {
         assert_eq!(super::go_quote("true"), "\"true\"");

@@ -8,6 +8,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::sync::Mutex;
 
 use crate::{CmdResult, Ctx, Failure};
+use berth_format::Headers;
 use berth_image::{ImageStore, Reference};
 use berth_registry::{
     credentials, Client, Config, LayerStatus, Platform, Progress, PullOptions, PushOptions,
@@ -72,13 +73,22 @@ pub struct LogoutArgs {
 
 #[derive(Args)]
 pub struct SearchArgs {
+    /// Filter output based on conditions provided (stars=N, is-official=BOOL, is-automated=BOOL)
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or 'TEMPLATE'
+    #[arg(long)]
+    format: Option<String>,
     /// Max number of search results
-    #[arg(long, default_value = "25")]
-    limit: usize,
+    #[arg(long, default_value = "25", allow_negative_numbers = true)]
+    limit: i64,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
     /// Require HTTPS and verify certificates (false: also plain HTTP)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     tls_verify: Option<bool>,
-    /// REGISTRY/TERM (the registry's catalog, filtered by TERM)
+    /// TERM, or REGISTRY/TERM to search another registry than Docker Hub
     term: String,
 }
 
@@ -400,10 +410,22 @@ pub fn login(_ctx: &Ctx, a: LoginArgs) -> CmdResult {
     if username.is_empty() || password.is_empty() {
         return Err(Failure("username and password must not be empty".into()));
     }
-    let creds = credentials::Credentials { username, password };
+    let creds = credentials::Credentials {
+        username,
+        password,
+        identity_token: None,
+    };
     let c = Client::with_credentials(&host, &cfg, a.tls_verify, Some(creds.clone()))?;
     c.login()?;
-    credentials::store(&cfg.auth_file, &host, &creds)?;
+    let kept = match c.refresh_token() {
+        Some(t) => credentials::Credentials {
+            password: String::new(),
+            identity_token: Some(t),
+            ..creds
+        },
+        None => creds,
+    };
+    credentials::store(&cfg.auth_file, &host, &kept)?;
     println!("Login Succeeded");
     Ok(())
 }
@@ -422,23 +444,102 @@ pub fn logout(_ctx: &Ctx, a: LogoutArgs) -> CmdResult {
     Ok(())
 }
 
-pub fn search(_ctx: &Ctx, a: SearchArgs) -> CmdResult {
-    let cfg = config()?;
-    let (host, term) =
-        match a.term.split_once('/') {
-            Some((h, t)) if berth_registry::config::is_qualified(&a.term) => {
-                (h.to_string(), t.to_string())
-            }
-            _ => return Err(Failure(
-                "search needs REGISTRY/TERM: berth searches a registry's catalog (/v2/_catalog)"
-                    .into(),
-            )),
-        };
-    let c = client(&cfg, &host, a.tls_verify)?;
-    let repos = berth_registry::catalog(&c)?;
-    println!("NAME");
-    for r in repos.iter().filter(|r| r.contains(&term)).take(a.limit) {
-        println!("{host}/{r}");
+const SEARCH_TABLE: &str = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}";
+const SEARCH_HEADERS: Headers = Headers(&[
+    ("Name", "NAME"),
+    ("Description", "DESCRIPTION"),
+    ("StarCount", "STARS"),
+    ("IsOfficial", "OFFICIAL"),
+]);
+
+/// docker's search filters: the least stars, and whether the image is official.
+#[derive(Default)]
+struct SearchFilter {
+    stars: u64,
+    official: Option<bool>,
+    automated: bool,
+}
+
+/// Go's strconv.ParseBool, which docker's filters use.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
-    Ok(())
+}
+
+fn search_filter(filters: &[String]) -> Result<SearchFilter, Failure> {
+    let mut f = SearchFilter::default();
+    for it in filters {
+        let (k, v) = it
+            .split_once('=')
+            .ok_or_else(|| Failure(format!("bad format of filter (expected name=value): {it}")))?;
+        let bad = || Failure(format!("invalid filter '{k}={v}'"));
+        match k {
+            "stars" => f.stars = f.stars.max(v.parse().map_err(|_| bad())?),
+            "is-official" => f.official = Some(go_bool(v).ok_or_else(bad)?),
+            // Deprecated by docker: Docker Hub's value is meaningless, so `true` matches nothing.
+            "is-automated" => f.automated = go_bool(v).ok_or_else(bad)?,
+            _ => return Err(Failure(format!("invalid filter '{k}'"))),
+        }
+    }
+    Ok(f)
+}
+
+/// `docker search [REGISTRY/]TERM`: Docker Hub unless the term names a registry (docker's
+/// rule); a registry without `/v1/search` is searched through its catalog.
+pub fn search(_ctx: &Ctx, a: SearchArgs) -> CmdResult {
+    if !(1..=100).contains(&a.limit) {
+        return Err(Failure(format!(
+            "limit {} is outside the range of [1, 100]",
+            a.limit
+        )));
+    }
+    let filter = search_filter(&a.filter)?;
+    if a.term.contains("://") {
+        return Err(Failure(format!(
+            "invalid repository name: repository name ({}) should not have a scheme",
+            a.term
+        )));
+    }
+    let (host, term) = match a.term.split_once('/') {
+        Some((h, t)) if berth_registry::config::is_qualified(&a.term) => (h.to_string(), t),
+        _ => (
+            "docker.io".to_string(),
+            a.term.strip_prefix("library/").unwrap_or(&a.term),
+        ),
+    };
+    let cfg = config()?;
+    let c = client(&cfg, &host, a.tls_verify)?;
+    let results = berth_registry::search(&c, term, a.limit as usize)?;
+    let json = a.format.as_deref() == Some("json");
+    let official = |v: bool| match (v, json) {
+        (true, true) => "true",
+        (false, true) => "false",
+        (true, false) => "[OK]",
+        (false, false) => "",
+    };
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .filter(|_| !filter.automated)
+        .filter(|r| {
+            filter.official.is_none_or(|o| o == r.is_official) && r.star_count >= filter.stars
+        })
+        .map(|r| {
+            let desc = r.description.replace(['\n', '\r'], " ");
+            let desc = if a.no_trunc {
+                desc
+            } else {
+                crate::output::ellipsis(&desc, 45)
+            };
+            serde_json::json!({
+                "Name": r.name,
+                "Description": desc,
+                "StarCount": r.star_count.to_string(),
+                "IsOfficial": official(r.is_official),
+            })
+        })
+        .collect();
+    crate::output::print_list(a.format.as_deref(), SEARCH_TABLE, &SEARCH_HEADERS, &rows)
 }

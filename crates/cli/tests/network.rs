@@ -12,7 +12,7 @@ mod common;
 use berth_testkit::{remove_cgroup_everywhere, require_busybox, Scratch};
 use common::{berth, fixture, ok};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -86,6 +86,13 @@ impl Env {
             .into_owned();
         procs_with(&["__dns", &root])
     }
+    fn proxy_processes(&self) -> Vec<i32> {
+        let root = std::fs::canonicalize(&self.root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        procs_with(&["__portproxy", &root])
+    }
     /// Everything of berth's for this root is gone: veths, bridges, namespaces, rules, DNS.
     /// Host veths and empty bridges go in the background (a reaper, after a grace period):
     /// the wait is bounded.
@@ -122,6 +129,9 @@ impl Env {
             if !self.dns_processes().is_empty() {
                 left.push(format!("DNS responders {:?}", self.dns_processes()));
             }
+            if !self.proxy_processes().is_empty() {
+                left.push(format!("port proxies {:?}", self.proxy_processes()));
+            }
             let ns: Vec<_> = std::fs::read_dir(self.root.join("netns"))
                 .map(|d| d.flatten().map(|e| e.file_name()).collect())
                 .unwrap_or_default();
@@ -145,8 +155,12 @@ impl Drop for Env {
             let _ = berth(&self.root, &["rm", "-f", id]);
         }
         let _ = berth(&self.root, &["network", "prune", "-f"]);
-        // Whatever a failed test left: our bridges, our table, our DNS responders.
-        for pid in self.dns_processes() {
+        // Whatever a failed test left: our bridges, our tables, our DNS responders and proxies.
+        for pid in self
+            .dns_processes()
+            .into_iter()
+            .chain(self.proxy_processes())
+        {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         for b in bridges {
@@ -155,9 +169,11 @@ impl Drop for Env {
                 .output();
         }
         let t = self.table();
-        let _ = std::process::Command::new("nft")
-            .args(["delete", "table", "ip", &t])
-            .output();
+        for family in ["ip", "ip6"] {
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", family, &t])
+                .output();
+        }
         for id in &ids {
             remove_cgroup_everywhere(&format!("berth/{id}"));
         }
@@ -207,10 +223,10 @@ fn free_port() -> u16 {
     }
 }
 
-/// The host's first non-loopback IPv4 address.
-fn host_address() -> Option<Ipv4Addr> {
+/// The host's first global address of `family` ("-4" or "-6") on a link that is not berth's.
+fn host_address(family: &str) -> Option<IpAddr> {
     let out = std::process::Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .args([family, "-o", "addr", "show", "scope", "global"])
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stdout)
@@ -218,14 +234,15 @@ fn host_address() -> Option<Ipv4Addr> {
         .filter(|l| !l.contains(" br-") && !l.contains("berth"))
         .find_map(|l| {
             l.split_whitespace()
-                .skip_while(|w| *w != "inet")
+                .skip_while(|w| *w != "inet" && *w != "inet6")
                 .nth(1)
                 .and_then(|a| a.split('/').next()?.parse().ok())
         })
 }
 
 /// Sends `msg` to addr:port and returns the reply; retries (bounded) while the server starts.
-fn tcp_request(addr: Ipv4Addr, port: u16, msg: &str) -> String {
+fn tcp_request(addr: impl Into<IpAddr>, port: u16, msg: &str) -> String {
+    let addr = addr.into();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = (|| -> std::io::Result<String> {
@@ -242,6 +259,51 @@ fn tcp_request(addr: Ipv4Addr, port: u16, msg: &str) -> String {
             other => panic!("no reply from {addr}:{port}: {other:?}"),
         }
     }
+}
+
+/// Answers one datagram with "udp:<datagram>" on `ip:port` inside the container's network
+/// namespace (busybox has no UDP server); gives up after 10 s.
+fn udp_server_in(env: &Env, container: &str, ip: IpAddr, port: u16) -> std::thread::JoinHandle<()> {
+    let netns = env.inspect(container)["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns).unwrap();
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let s = UdpSocket::bind((ip, port)).unwrap();
+        tx.send(()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = s.recv_from(&mut buf).unwrap();
+        s.send_to(&[b"udp:", &buf[..n]].concat(), from).unwrap();
+    });
+    rx.recv().unwrap();
+    h
+}
+
+/// Sends `msg` to addr:port until a reply comes (at most 50 tries of 200 ms).
+fn udp_request(addr: IpAddr, port: u16, msg: &str) -> Option<String> {
+    let local: IpAddr = if addr.is_ipv6() {
+        Ipv6Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
+    let c = UdpSocket::bind((local, 0)).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    for _ in 0..50 {
+        c.send_to(msg.as_bytes(), (addr, port)).unwrap();
+        if let Ok((n, _)) = c.recv_from(&mut buf) {
+            return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    None
 }
 
 /// A busybox TCP server answering "reply:<first line>" to each connection.
@@ -346,52 +408,41 @@ fn published_ports_answer_on_loopback_and_a_host_address_tcp_and_udp() {
     run.extend(SERVER.iter().map(|s| s.to_string()));
     env.ok(&run.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(tcp_request(Ipv4Addr::LOCALHOST, tp, "a\n"), "reply:a\n");
-    if let Some(h) = host_address() {
+    if let Some(h) = host_address("-4") {
         assert_eq!(tcp_request(h, tp, "b\n"), "reply:b\n");
     }
+    // With IPv6 on the host, a port published on every address listens on [::] too (the
+    // relay, as docker-proxy does for a container without IPv6).
+    let (v6_line, v6_only, v6_ps) = if host_has_ipv6() {
+        assert_eq!(tcp_request(Ipv6Addr::LOCALHOST, tp, "e\n"), "reply:e\n");
+        (
+            format!("8080/tcp -> [::]:{tp}\n"),
+            format!("[::]:{tp}\n"),
+            format!(", :::{tp}->8080/tcp"),
+        )
+    } else {
+        Default::default()
+    };
     let port = env.ok(&["port", "srv"]);
     assert_eq!(
         port,
-        format!("8080/tcp -> 0.0.0.0:{tp}\n9090/udp -> 127.0.0.1:{up}\n")
+        format!("8080/tcp -> 0.0.0.0:{tp}\n{v6_line}9090/udp -> 127.0.0.1:{up}\n")
     );
-    assert_eq!(env.ok(&["port", "srv", "8080"]), format!("0.0.0.0:{tp}\n"));
+    assert_eq!(
+        env.ok(&["port", "srv", "8080"]),
+        format!("0.0.0.0:{tp}\n{v6_only}")
+    );
     let ps = env.ok(&["ps", "--format", "{{.Ports}}"]);
     assert_eq!(
         ps,
-        format!("0.0.0.0:{tp}->8080/tcp, 127.0.0.1:{up}->9090/udp\n")
+        format!("0.0.0.0:{tp}->8080/tcp{v6_ps}, 127.0.0.1:{up}->9090/udp\n")
     );
     let ports = &env.inspect("srv")["NetworkSettings"]["Ports"];
     assert_eq!(ports["8080/tcp"][0]["HostPort"], tp.to_string());
 
     // UDP: busybox has no UDP server, so the test serves inside the container's namespace.
-    let netns = env.inspect("srv")["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let server = std::thread::spawn(move || {
-        let ns = std::fs::File::open(&netns).unwrap();
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        let s = UdpSocket::bind("0.0.0.0:9090").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = [0u8; 64];
-        let (n, from) = s.recv_from(&mut buf).unwrap();
-        s.send_to(&[b"udp:", &buf[..n]].concat(), from).unwrap();
-    });
-    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let mut got = None;
-    for _ in 0..50 {
-        c.send_to(b"hi", ("127.0.0.1", up)).unwrap();
-        if let Ok((n, _)) = c.recv_from(&mut buf) {
-            got = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
-            break;
-        }
-    }
+    let server = udp_server_in(&env, "srv", Ipv4Addr::UNSPECIFIED.into(), 9090);
+    let got = udp_request(Ipv4Addr::LOCALHOST.into(), up, "hi");
     server.join().unwrap();
     assert_eq!(got.as_deref(), Some("udp:hi"));
 
@@ -778,4 +829,412 @@ fn network_commands_flags_columns_and_format() {
     assert_eq!(env.ok(&["network", "ls", "-q"]).lines().count(), 1);
     let r = env.run(&["network", "rm", "bridge"]);
     assert_ne!(r.code, 0);
+}
+
+/// Whether this host has IPv6 on (berth refuses `--ipv6` with a clear error otherwise).
+fn host_has_ipv6() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv6/conf/default/disable_ipv6")
+        .is_ok_and(|v| v.trim() == "0")
+}
+
+fn ip6_routes() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-6", "route"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (subnet, gateway) of a dual-stack network's IPv6 half.
+fn v6_config(env: &Env, net: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", net])).unwrap();
+    assert_eq!(v[0]["EnableIPv6"], true);
+    let c = &v[0]["IPAM"]["Config"][1];
+    (
+        c["Subnet"].as_str().unwrap().to_string(),
+        c["Gateway"].as_str().unwrap().to_string(),
+    )
+}
+
+fn ip6(env: &Env, name: &str, network: &str) -> String {
+    env.inspect(name)["NetworkSettings"]["Networks"][network]["GlobalIPv6Address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn ipv6_containers_reach_each_other_by_name_and_address_ports_answer_on_loopback_nothing_left() {
+    let env = Env::new("net-v6");
+    if !host_has_ipv6() {
+        let r = env.run(&["network", "create", "--ipv6", "v6"]);
+        assert!(
+            r.code != 0 && r.stderr.contains("IPv6 is disabled"),
+            "{}",
+            r.stderr
+        );
+        return;
+    }
+    let routes_before = ip6_routes();
+    net_create(&env, "v6", &["--ipv6"]);
+    // A ULA /64 of fd00::/8 that no host route covers.
+    let (subnet, gw) = v6_config(&env, "v6");
+    let prefix = subnet.strip_suffix(":/64").expect("a /64").to_string();
+    assert!(subnet.starts_with("fd"), "{subnet}");
+    assert!(
+        !routes_before.contains(&prefix),
+        "{subnet} is routed: {routes_before}"
+    );
+    assert_eq!(gw, format!("{prefix}:1"));
+    assert_eq!(
+        env.ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "name=v6",
+            "--format",
+            "{{.Name}} {{.IPv6}}"
+        ]),
+        "v6 true\n"
+    );
+    let bridges = env.bridges();
+
+    let srv_ip = format!("{prefix}:beef");
+    let (hp, hp_lo, up) = (free_port(), free_port(), free_port());
+    let mut run = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        "s6".into(),
+        "--network".into(),
+        "v6".into(),
+        "--ip6".into(),
+        srv_ip.clone(),
+        "-p".into(),
+        format!("{hp}:8080"),
+        "-p".into(),
+        format!("[::1]:{hp_lo}:8080"),
+        "-p".into(),
+        format!("{up}:9090/udp"),
+        "busybox".into(),
+    ];
+    run.extend(SERVER.iter().map(|s| s.to_string()));
+    env.ok(&run.iter().map(String::as_str).collect::<Vec<_>>());
+    let n = &env.inspect("s6")["NetworkSettings"]["Networks"]["v6"];
+    assert_eq!(n["GlobalIPv6Address"], srv_ip.as_str());
+    assert_eq!(n["GlobalIPv6PrefixLen"], 64);
+    assert_eq!(n["IPv6Gateway"], gw.as_str());
+    assert_eq!(n["IPAMConfig"]["IPv6Address"], srv_ip.as_str());
+    let hostname = env.inspect("s6")["Config"]["Hostname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hosts = env.ok(&["exec", "s6", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{srv_ip}\t{hostname}\n")),
+        "{hosts}"
+    );
+
+    // Another container: global and link-local addresses on eth0, the default route through
+    // the gateway, s6 by its AAAA record and by its address, over TCP.
+    let client = format!(
+        "ip -6 -o addr show dev eth0; ip -6 route show default; \
+         a=$(nslookup -type=AAAA s6 | awk '/^Address: /{{print $2}}' | grep :); echo aaaa:$a; \
+         for t in $a {srv_ip}; do i=0; until r=$(echo to-$t | nc -w 3 $t 8080) && [ -n \"$r\" ]; \
+         do i=$((i+1)); [ $i -gt 50 ] && break; sleep 0.1; done; echo $r; done"
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6",
+        "busybox",
+        "sh",
+        "-c",
+        &client,
+    ]);
+    assert!(
+        out.contains(&format!("inet6 {prefix}:")) && out.contains("/64 scope global"),
+        "{out}"
+    );
+    assert!(
+        out.contains("inet6 fe80::") && out.contains("scope link"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("default via {gw} dev eth0")), "{out}");
+    assert!(out.contains(&format!("aaaa:{srv_ip}\n")), "{out}");
+    assert_eq!(
+        out.matches(&format!("reply:to-{srv_ip}\n")).count(),
+        2,
+        "{out}"
+    );
+
+    // Published ports: the default binding for IPv6 too (loopback and a host address), and
+    // one bound to [::1] only; IPv4 loopback still answers.
+    assert_eq!(tcp_request(Ipv6Addr::LOCALHOST, hp, "a\n"), "reply:a\n");
+    assert_eq!(tcp_request(Ipv6Addr::LOCALHOST, hp_lo, "b\n"), "reply:b\n");
+    assert_eq!(tcp_request(Ipv4Addr::LOCALHOST, hp, "c\n"), "reply:c\n");
+    if let Some(h) = host_address("-6") {
+        assert_eq!(tcp_request(h, hp, "d\n"), "reply:d\n");
+    }
+    // UDP on [::1] goes through the same proxy, to the container's IPv6 address.
+    let server = udp_server_in(&env, "s6", srv_ip.parse().unwrap(), 9090);
+    let got = udp_request(Ipv6Addr::LOCALHOST.into(), up, "hi6");
+    server.join().unwrap();
+    assert_eq!(got.as_deref(), Some("udp:hi6"));
+    let mut port: Vec<String> = env.ok(&["port", "s6"]).lines().map(String::from).collect();
+    port.sort();
+    let mut want = vec![
+        format!("8080/tcp -> 0.0.0.0:{hp}"),
+        format!("8080/tcp -> [::]:{hp}"),
+        format!("8080/tcp -> [::1]:{hp_lo}"),
+        format!("9090/udp -> 0.0.0.0:{up}"),
+        format!("9090/udp -> [::]:{up}"),
+    ];
+    want.sort();
+    assert_eq!(port, want);
+
+    // Leases: distinct, and an address freed by rm -f is handed out again.
+    for c in ["a1", "a2"] {
+        env.ok(&[
+            "run",
+            "-d",
+            "--name",
+            c,
+            "--network",
+            "v6",
+            "busybox",
+            "sleep",
+            "60",
+        ]);
+    }
+    let (a1, a2) = (ip6(&env, "a1", "v6"), ip6(&env, "a2", "v6"));
+    assert!(a1 != a2 && a1 != srv_ip && a2 != srv_ip, "{a1} {a2}");
+    assert!(a1.starts_with(&prefix) && a2.starts_with(&prefix));
+    env.ok(&["rm", "-f", "a1"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a3",
+        "--network",
+        "v6",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(ip6(&env, "a3", "v6"), a1);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "v6"])).unwrap();
+    let mut leased: Vec<String> = v[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["IPv6Address"].as_str().unwrap().to_string())
+        .collect();
+    leased.sort();
+    let mut want = vec![
+        format!("{srv_ip}/64"),
+        format!("{a1}/64"),
+        format!("{a2}/64"),
+    ];
+    want.sort();
+    assert_eq!(leased, want);
+
+    let ids = env.ids();
+    for id in &ids {
+        env.ok(&["rm", "-f", id]);
+    }
+    env.ok(&["network", "rm", "v6"]);
+    env.assert_nothing_left(&bridges, &ids);
+    let addrs = std::process::Command::new("ip")
+        .args(["-6", "addr"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&addrs.stdout).contains(&gw));
+    assert!(!ip6_routes().contains(&prefix));
+}
+
+#[test]
+fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
+    let env = Env::new("net-v6-iso");
+    if !host_has_ipv6() {
+        return;
+    }
+    net_create(
+        &env,
+        "n1",
+        &[
+            "--ipv6",
+            "--subnet",
+            "10.251.80.0/24",
+            "--subnet",
+            "fd42:b17e:5eed::/64",
+            "--gateway",
+            "fd42:b17e:5eed::fe",
+            "--ip-range",
+            "fd42:b17e:5eed::100/120",
+        ],
+    );
+    net_create(&env, "n2", &["--ipv6"]);
+    assert_eq!(
+        v6_config(&env, "n1"),
+        (
+            "fd42:b17e:5eed::/64".to_string(),
+            "fd42:b17e:5eed::fe".to_string()
+        )
+    );
+    let mut run = vec!["run", "-d", "--name", "s1", "--network", "n1", "busybox"];
+    run.extend_from_slice(SERVER);
+    env.ok(&run);
+    let ip = ip6(&env, "s1", "n1");
+    assert_eq!(
+        ip, "fd42:b17e:5eed::100",
+        "the first address of the ip range"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "n1"])).unwrap();
+    assert_eq!(
+        v[0]["IPAM"]["Config"][1]["IPRange"],
+        "fd42:b17e:5eed::100/120"
+    );
+    let probe = format!("i=0; until r=$(echo x | nc -w 2 {ip} 8080) && [ -n \"$r\" ]; do i=$((i+1)); [ $i -gt 30 ] && break; sleep 0.1; done; echo \"got:$r\"");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "n1",
+            "busybox",
+            "sh",
+            "-c",
+            &probe
+        ]),
+        "got:reply:x\n"
+    );
+    let once = format!("echo x | nc -w 2 {ip} 8080; echo \"rc:$?\"");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c2",
+        "--network",
+        "n2",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = env.ok(&["exec", "c2", "sh", "-c", &once]);
+    assert!(!out.contains("reply:x"), "n2 reached n1 over IPv6: {out}");
+
+    // network connect --ip6: a second dual-stack interface with the address asked for.
+    env.ok(&[
+        "network",
+        "connect",
+        "--ip6",
+        "fd42:b17e:5eed::77",
+        "n1",
+        "c2",
+    ]);
+    let out = env.ok(&[
+        "exec", "c2", "ip", "-6", "-o", "addr", "show", "dev", "eth1",
+    ]);
+    assert!(
+        out.contains("inet6 fd42:b17e:5eed::77/64 scope global"),
+        "{out}"
+    );
+    assert_eq!(ip6(&env, "c2", "n1"), "fd42:b17e:5eed::77");
+
+    // Bad requests: a clear error each, and nothing stored.
+    let nets = env.ok(&["network", "ls", "-q"]);
+    for (args, msg) in [
+        (
+            &["--ipv6", "--subnet", "fd00:zz::/64"][..],
+            "invalid subnet fd00:zz::/64",
+        ),
+        (
+            &["--ipv6", "--subnet", "fd42:1::/129"][..],
+            "prefix must be",
+        ),
+        (
+            &["--ipv6", "--subnet", "ff02::/64"][..],
+            "not a unicast range",
+        ),
+        (&["--subnet", "fd42:1::/64"][..], "without --ipv6"),
+        (
+            &["--ipv6", "--subnet", "fd42:b17e:5eed::/80"][..],
+            "overlaps",
+        ),
+        (
+            &[
+                "--ipv6",
+                "--subnet",
+                "fd42:2::/64",
+                "--gateway",
+                "fd42:3::1",
+            ][..],
+            "not in subnet",
+        ),
+        (
+            &[
+                "--ipv6",
+                "--subnet",
+                "fd42:2::/64",
+                "--ip-range",
+                "fd42:3::/120",
+            ][..],
+            "not inside subnet",
+        ),
+    ] {
+        let mut a = vec!["network", "create"];
+        a.extend_from_slice(args);
+        a.push("bad");
+        let r = env.run(&a);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(msg), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    assert_eq!(env.ok(&["network", "ls", "-q"]), nets);
+    // --ip6 on a network without IPv6: refused before any container exists.
+    let before = env.ids();
+    let r = env.run(&["run", "-d", "--ip6", "fd42::5", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("has no IPv6"), "{}", r.stderr);
+    assert_eq!(env.ids(), before);
+    // A port some host process holds on [::1]: a clear error, no container either.
+    let held = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let hp = held.local_addr().unwrap().port();
+    let spec = format!("[::1]:{hp}:80");
+    let r = env.run(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "-p",
+        &spec,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot publish [::1]:{hp}/tcp: address already in use"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.ids(), before);
+    // An address outside the network's subnet.
+    let r = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        "--ip6",
+        "fd42:9::5",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("not a usable address"), "{}", r.stderr);
 }

@@ -205,11 +205,14 @@ fn bad_references_fail_cleanly() {
         "manifest unknown",
     );
     assert_empty_store(&empty);
-    // Without the insecure entry: HTTPS is required and the plain-HTTP registry is refused.
+    // --tls-verify requires HTTPS: the plain-HTTP registry is refused.
     let s2 = Scratch::new("reg-strict");
     let strict = Env::new(&s2, &[]);
-    fails(&strict, &empty, &["pull", &name], "");
+    fails(&strict, &empty, &["pull", "--tls-verify=true", &name], "");
     assert_empty_store(&empty);
+    // Without it a loopback registry needs no insecure entry, as in docker.
+    ok_env(&strict, &empty, &["pull", "-q", &name]);
+    assert_consistent(&empty);
 }
 
 #[test]
@@ -728,4 +731,292 @@ fn layers_unpack_while_they_download() {
         "nothing was unpacked before the download finished"
     );
     tree_matches(&root, &s, &name, "busybox");
+}
+
+/// The layered fixture pushed to a fresh registry with a counting proxy in front: (registry,
+/// proxy, the name to pull through the proxy, the layer blob digests).
+fn layered_behind_a_proxy(s: &Scratch) -> (Registry, Proxy, String, Vec<String>) {
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    // Loopback registries need no insecure entry.
+    let env = Env::new(s, &[]);
+    let a = s.join("a");
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("layered.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    let pushed = format!("{}/keep/layered:1", reg.addr);
+    ok(&a, &["tag", "localhost/layered:1", &pushed]);
+    ok_env(&env, &a, &["push", "-q", &pushed]);
+    let store = berth_image::ImageStore::open(&a, &Default::default()).unwrap();
+    let layers = store
+        .resolve(&pushed)
+        .unwrap()
+        .layers
+        .iter()
+        .map(|l| l.blob_digest.clone())
+        .collect();
+    let proxy = Proxy::start(&reg.addr);
+    let name = format!("{}/keep/layered:1", proxy.addr);
+    (reg, proxy, name, layers)
+}
+
+fn has_blob(root: &Path, digest: &str) -> bool {
+    root.join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+        .is_file()
+}
+
+/// After an interrupted pull: no image, nothing in tmp, the broken blob not stored, every
+/// other layer blob stored (verified); the next pull fetches only the broken one again.
+fn next_pull_reuses_what_was_verified(
+    s: &Scratch,
+    env: &Env,
+    root: &Path,
+    proxy: &Proxy,
+    name: &str,
+    layers: &[String],
+    broken: &str,
+) {
+    assert_consistent(root);
+    assert_eq!(
+        ok(root, &["images", "-q"]).trim(),
+        "",
+        "an image was recorded"
+    );
+    assert!(!has_blob(root, broken), "the broken blob was stored");
+    for d in layers.iter().filter(|d| *d != broken) {
+        assert!(has_blob(root, d), "verified blob {d} was not kept");
+    }
+    let gets_before: Vec<usize> = layers.iter().map(|d| proxy.blob_gets(d)).collect();
+    proxy.set_fault(None);
+    let out = ok_env(env, root, &["pull", name]);
+    assert!(out.contains("Already exists"), "{out}");
+    for (d, before) in layers.iter().zip(gets_before) {
+        let fetched = proxy.blob_gets(d) - before;
+        assert_eq!(
+            fetched,
+            usize::from(d == broken),
+            "GETs of {d} in the second pull"
+        );
+    }
+    tree_matches(root, s, name, "layered");
+    assert_consistent(root);
+}
+
+#[test]
+fn a_pull_cut_mid_blob_keeps_the_verified_layers() {
+    let s = Scratch::new("reg-keep");
+    let (_reg, proxy, name, layers) = layered_behind_a_proxy(&s);
+    let env = Env::new(&s, &[]);
+    let root = s.join("b");
+    // The first layer is cut once the three others are in the store: they were verified.
+    let broken = layers[0].clone();
+    let (r, others) = (root.clone(), layers[1..].to_vec());
+    let ready = move || others.iter().all(|d| has_blob(&r, d));
+    proxy.set_fault(Some((
+        broken.as_str(),
+        BlobFault::Cut(std::sync::Arc::new(ready)),
+    )));
+    fails(&env, &root, &["pull", &name], "connection closed after");
+    assert!(
+        proxy.blob_gets(&broken) >= 2,
+        "the cut blob was not resumed"
+    );
+    next_pull_reuses_what_was_verified(&s, &env, &root, &proxy, &name, &layers, &broken);
+}
+
+#[test]
+fn a_pull_killed_mid_blob_keeps_the_verified_layers() {
+    let s = Scratch::new("reg-kill");
+    let (_reg, proxy, name, layers) = layered_behind_a_proxy(&s);
+    let env = Env::new(&s, &[]);
+    let root = s.join("b");
+    let broken = layers[0].clone();
+    proxy.set_fault(Some((broken.as_str(), BlobFault::Stall)));
+    let mut c = berth_cmd(&root);
+    env.apply(&mut c);
+    let mut child = c
+        .args(["pull", "-q", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the other layers are stored and the stalled one has half its bytes sent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(proxy.blob_gets(&broken) == 1 && layers[1..].iter().all(|d| has_blob(&root, d))) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pull did not get there"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the pull ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    proxy.release();
+    next_pull_reuses_what_was_verified(&s, &env, &root, &proxy, &name, &layers, &broken);
+}
+
+/// `berth search` on a registry without /v1/search: its catalog, filtered, in docker's columns.
+#[test]
+fn search_falls_back_to_the_catalog() {
+    let s = Scratch::new("reg-search");
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[]);
+    let a = s.join("a");
+    ok(
+        &a,
+        &[
+            "load",
+            "-q",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    for repo in ["find/busybox", "find/busybox-two", "other/thing"] {
+        let name = format!("{}/{repo}:1", reg.addr);
+        ok(&a, &["tag", "busybox", &name]);
+        ok_env(&env, &a, &["push", "-q", &name]);
+    }
+    let out = ok_env(&env, &a, &["search", &format!("{}/busybox", reg.addr)]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        columns(lines[0]),
+        ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"],
+        "{out}"
+    );
+    assert_eq!(lines.len(), 3, "{out}");
+    let first = format!("{}/find/busybox", reg.addr);
+    assert_eq!(columns(lines[1]), [first.as_str(), "0"]);
+    let out = ok_env(
+        &env,
+        &a,
+        &[
+            "search",
+            "--limit",
+            "1",
+            "--format",
+            "{{.Name}}",
+            &format!("{}/find", reg.addr),
+        ],
+    );
+    assert_eq!(out, format!("{}/find/busybox\n", reg.addr));
+    let out = ok_env(
+        &env,
+        &a,
+        &[
+            "search",
+            "--filter",
+            "stars=1",
+            &format!("{}/busybox", reg.addr),
+        ],
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+    fails(
+        &env,
+        &a,
+        &["search", "--limit", "0", &format!("{}/x", reg.addr)],
+        "limit 0 is outside the range of [1, 100]",
+    );
+    fails(
+        &env,
+        &a,
+        &["search", "-f", "colour=red", &format!("{}/x", reg.addr)],
+        "invalid filter 'colour'",
+    );
+}
+
+/// `berth search` where the registry serves docker's /v1/search (as Docker Hub does).
+#[test]
+fn search_asks_v1_search() {
+    let s = Scratch::new("reg-search-v1");
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let asked2 = asked.clone();
+    let handler = move |req: &Request| -> Vec<u8> {
+        if let Some(q) = req.path.strip_prefix("/v1/search?") {
+            asked2.lock().unwrap().push(q.to_string());
+            let body = serde_json::json!({"num_results": 3, "query": "busy", "page": 1, "page_size": 25, "results": [
+                {"name": "busybox", "description": "Busybox base image.\nWith a second line that is long.", "star_count": 3400, "is_official": true, "is_automated": false},
+                {"name": "someone/busybox", "description": "mine", "star_count": 7, "is_official": false, "is_automated": true},
+                {"name": "other/busy", "description": "", "star_count": 0, "is_official": false, "is_automated": false}
+            ]});
+            return response(
+                "200 OK",
+                &[("Content-Type", "application/json".into())],
+                body.to_string().as_bytes(),
+            );
+        }
+        response("404 Not Found", &[], b"404 page not found")
+    };
+    let srv = TinyServer::start(std::sync::Arc::new(handler));
+    let env = Env::new(&s, &[]);
+    let root = s.join("r");
+    let term = format!("{}/busy", srv.addr);
+    let out = ok_env(&env, &root, &["search", &term]);
+    assert_eq!(asked.lock().unwrap()[0], "q=busy&n=25");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(
+        columns(lines[0]),
+        ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
+    );
+    // docker's 45 characters, newlines as spaces, and [OK] for official images.
+    assert_eq!(
+        columns(lines[1]),
+        [
+            "busybox",
+            "Busybox base image. With a second line that …",
+            "3400",
+            "[OK]"
+        ]
+    );
+    assert_eq!(columns(lines[3]), ["other/busy", "0"]);
+    let out = ok_env(
+        &env,
+        &root,
+        &["search", "--no-trunc", "--limit", "2", &term],
+    );
+    assert!(
+        out.contains("Busybox base image. With a second line that is long."),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(asked.lock().unwrap()[1], "q=busy&n=2");
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut v = vec!["search", "--format", "{{.Name}}"];
+        v.extend(args);
+        v.push(&term);
+        ok_env(&env, &root, &v)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(names(&["-f", "stars=5"]), ["busybox", "someone/busybox"]);
+    assert_eq!(names(&["-f", "is-official=true"]), ["busybox"]);
+    assert_eq!(
+        names(&["-f", "is-official=false", "-f", "stars=1"]),
+        ["someone/busybox"]
+    );
+    assert!(names(&["-f", "is-automated=true"]).is_empty());
+    let out = ok_env(
+        &env,
+        &root,
+        &["search", "--format", "json", "--limit", "1", &term],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"Name": "busybox", "Description": "Busybox base image. With a second line that …", "StarCount": "3400", "IsOfficial": "true"})
+    );
+    fails(
+        &env,
+        &root,
+        &["search", "-f", "stars=many", &term],
+        "invalid filter 'stars=many'",
+    );
 }

@@ -60,8 +60,9 @@ fn image_id(root: &Path, name: &str) -> String {
 }
 
 /// Login with a wrong password fails, pushing without login fails, login works and is kept in
-/// docker's config.json format, push and pull work with it, logout forgets it.
-fn auth_round_trip(s: &Scratch, env: &Env, addr: &str) {
+/// docker's config.json format (`kept`: the entry expected there), push and pull work with it,
+/// logout forgets it.
+fn auth_round_trip(s: &Scratch, env: &Env, addr: &str, kept: serde_json::Value) {
     let a = s.join("a");
     ok(
         &a,
@@ -92,7 +93,7 @@ fn auth_round_trip(s: &Scratch, env: &Env, addr: &str) {
     assert!(out.contains("Login Succeeded"), "{out}");
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&env.auth).unwrap()).unwrap();
-    assert_eq!(cfg["auths"][addr]["auth"], "dGVzdGVyOnMzY3JldA==");
+    assert_eq!(cfg["auths"][addr], kept);
     ok_env(env, &a, &["push", &name], None);
     let b = s.join("b");
     ok_env(env, &b, &["pull", &name], None);
@@ -112,31 +113,88 @@ fn htpasswd_basic_auth() {
     };
     let reg = Registry::start(&mkdir(s.join("reg")), &opts);
     let env = Env::new(&s, &[&reg.addr]);
-    auth_round_trip(&s, &env, &reg.addr);
+    auth_round_trip(
+        &s,
+        &env,
+        &reg.addr,
+        serde_json::json!({"auth": "dGVzdGVyOnMzY3JldA=="}),
+    );
 }
 
-#[test]
-fn token_auth() {
-    let s = Scratch::new("reg-token");
-    let (tok, bundle) = token_server(
+/// docker-registry with `auth: token` trusting a token server of this test (its issuer,
+/// service and the certificate bundle that signs the JWTs).
+fn token_registry(s: &Scratch, oauth: bool) -> (TokenServer, Registry) {
+    let tok = token_server(
         &mkdir(s.join("tok")),
         "berth-test",
         "berth-issuer",
         "tester",
         "s3cret",
+        oauth,
     );
     let opts = RegOpts {
         token: Some((
-            format!("http://{}/token", tok.addr),
+            format!("http://{}/token", tok.srv.addr),
             "berth-test".into(),
             "berth-issuer".into(),
-            bundle,
+            tok.bundle.clone(),
         )),
         ..Default::default()
     };
     let reg = Registry::start(&mkdir(s.join("reg")), &opts);
+    (tok, reg)
+}
+
+/// OAuth2 as distribution's token spec has it: login posts the password and keeps the refresh
+/// token the server issues as docker's identitytoken (not the password); later pulls and
+/// pushes post the refresh token. No GET was needed.
+#[test]
+fn token_auth_with_oauth2() {
+    let s = Scratch::new("reg-token");
+    let (tok, reg) = token_registry(&s, true);
     let env = Env::new(&s, &[&reg.addr]);
-    auth_round_trip(&s, &env, &reg.addr);
+    auth_round_trip(
+        &s,
+        &env,
+        &reg.addr,
+        serde_json::json!({"auth": "dGVzdGVyOg==", "identitytoken": REFRESH_TOKEN}),
+    );
+    // Logged in, everything goes by POST: the password once, then the refresh token.
+    let before = tok.log.lock().unwrap().len();
+    let a = s.join("a");
+    ok_env(
+        &env,
+        &a,
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        Some("s3cret\n"),
+    );
+    let name = format!("{}/auth/busybox:2", reg.addr);
+    ok(&a, &["tag", "busybox", &name]);
+    ok_env(&env, &a, &["push", &name], None);
+    let log = tok.log.lock().unwrap()[before..].to_vec();
+    assert_eq!(log[0], "POST password", "{log:?}");
+    assert!(log.len() > 1, "{log:?}");
+    assert!(
+        log[1..].iter().all(|l| l == "POST refresh_token"),
+        "{log:?}"
+    );
+}
+
+/// A token server without OAuth (404 to the POST): the GET with basic auth, as docker falls back.
+#[test]
+fn token_auth_falls_back_to_get() {
+    let s = Scratch::new("reg-token-get");
+    let (tok, reg) = token_registry(&s, false);
+    let env = Env::new(&s, &[&reg.addr]);
+    auth_round_trip(
+        &s,
+        &env,
+        &reg.addr,
+        serde_json::json!({"auth": "dGVzdGVyOnMzY3JldA=="}),
+    );
+    let log = tok.log.lock().unwrap().clone();
+    assert!(log.contains(&"POST refused".to_string()), "{log:?}");
+    assert!(log.contains(&"GET".to_string()), "{log:?}");
 }
 
 #[test]
@@ -148,7 +206,7 @@ fn tls_with_a_test_ca_in_certs_d() {
         ..Default::default()
     };
     let reg = Registry::start(&mkdir(s.join("reg")), &opts);
-    // Not insecure: the certificate must verify.
+    // Loopback is insecure by default (as in docker): --tls-verify makes the certificate count.
     let env = Env::new(&s, &[]);
     let a = s.join("a");
     ok(
@@ -162,12 +220,23 @@ fn tls_with_a_test_ca_in_certs_d() {
     );
     let name = format!("{}/tls/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &name]);
-    fails(&env, &a, &["push", &name], None, "certificate");
+    fails(
+        &env,
+        &a,
+        &["push", "--tls-verify=true", &name],
+        None,
+        "certificate",
+    );
     let dir = mkdir(env.certs.join(&reg.addr));
     std::fs::copy(&ca.ca_crt, dir.join("ca.crt")).unwrap();
-    ok_env(&env, &a, &["push", &name], None);
+    ok_env(&env, &a, &["push", "--tls-verify=true", &name], None);
     let b = s.join("b");
-    ok_env(&env, &b, &["pull", &name], None);
+    ok_env(&env, &b, &["pull", "--tls-verify=true", &name], None);
+    // Without the flag the loopback registry is insecure: TLS still, unverified.
+    let c = s.join("c");
+    std::fs::remove_file(dir.join("ca.crt")).unwrap();
+    ok_env(&env, &c, &["pull", &name], None);
+    assert_eq!(image_id(&a, &name), image_id(&c, &name));
     assert_eq!(image_id(&a, &name), image_id(&b, &name));
 }
 

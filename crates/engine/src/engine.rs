@@ -47,9 +47,10 @@ pub struct CreateOptions {
     pub labels: BTreeMap<String, String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
-    /// --network-alias, --ip, --mac-address: for the network named by network_mode.
+    /// --network-alias, --ip, --ip6, --mac-address: for the network named by network_mode.
     pub network_aliases: Vec<String>,
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     pub mac_address: Option<String>,
     /// --expose: "80", "53/udp", "8000-8002".
     pub expose: Vec<String>,
@@ -1185,7 +1186,10 @@ impl Engine {
     ) -> Result<BTreeMap<String, crate::model::EndpointConfig>> {
         let mode = hc.network_mode.clone();
         let mut out = BTreeMap::new();
-        let custom = !o.network_aliases.is_empty() || o.ip.is_some() || o.mac_address.is_some();
+        let custom = !o.network_aliases.is_empty()
+            || o.ip.is_some()
+            || o.ip6.is_some()
+            || o.mac_address.is_some();
         if let Some(other) = mode.strip_prefix("container:") {
             let oc = self.get(other)?;
             hc.network_mode = format!("container:{}", oc.id);
@@ -1197,12 +1201,19 @@ impl Engine {
                     "network-scoped aliases are only supported for user-defined networks",
                 ));
             }
+            if let (Some(ip6), false) = (&o.ip6, n.ipv6) {
+                return Err(Error::invalid(format!(
+                    "--ip6 {ip6}: network {} has no IPv6 (create it with --ipv6)",
+                    n.name
+                )));
+            }
             if custom {
                 out.insert(
                     n.name.clone(),
                     crate::model::EndpointConfig {
                         aliases: o.network_aliases.clone(),
                         ipv4_address: o.ip.clone().unwrap_or_default(),
+                        ipv6_address: o.ip6.clone().unwrap_or_default(),
                         mac_address: o.mac_address.clone().unwrap_or_default(),
                     },
                 );
@@ -1210,7 +1221,7 @@ impl Engine {
             let _ = &mut nets;
         } else if custom {
             return Err(Error::invalid(format!(
-                "--network-alias, --ip and --mac-address need a bridge network, not {mode}"
+                "--network-alias, --ip, --ip6 and --mac-address need a bridge network, not {mode}"
             )));
         }
         if (!hc.port_bindings.is_empty() || hc.publish_all_ports)

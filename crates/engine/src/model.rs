@@ -180,6 +180,8 @@ pub struct EndpointConfig {
     pub aliases: Vec<String>,
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
     pub mac_address: String,
 }
 

@@ -127,13 +127,14 @@ struct Monitor {
     trim: bool,
 }
 
-/// The helper processes berth starts (monitor, DNS responder, network reaper), dispatched on
-/// argv[1] before anything else runs; None for any other command line.
+/// The helper processes berth starts (monitor, DNS responder, port proxy, network reaper),
+/// dispatched on argv[1] before anything else runs; None for any other command line.
 pub fn helper_main(args: &[String]) -> Option<i32> {
     let (cmd, rest) = args.split_first()?;
     match cmd.as_str() {
         ARG => Some(main(rest)),
         berth_network::DNS_ARG => Some(berth_network::dns_main(rest)),
+        berth_network::PROXY_ARG => Some(berth_network::proxy_main(rest)),
         berth_network::REAP_ARG => Some(berth_network::reap_main(rest)),
         _ => None,
     }

@@ -174,8 +174,15 @@ impl Engine {
                     }
                 })
                 .unwrap_or_default();
+            let mut ipam = serde_json::Map::new();
+            if !req.ipv4_address.is_empty() {
+                ipam.insert("IPv4Address".into(), json!(req.ipv4_address));
+            }
+            if !req.ipv6_address.is_empty() {
+                ipam.insert("IPv6Address".into(), json!(req.ipv6_address));
+            }
             networks.insert(name.clone(), json!({
-                "IPAMConfig": if req.ipv4_address.is_empty() { Value::Null } else { json!({"IPv4Address": req.ipv4_address}) },
+                "IPAMConfig": if ipam.is_empty() { Value::Null } else { Value::Object(ipam) },
                 "Links": null,
                 "Aliases": if req.aliases.is_empty() { Value::Null } else { json!(req.aliases) },
                 "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
@@ -184,9 +191,9 @@ impl Engine {
                 "Gateway": e.map(|e| e.gateway.clone()).unwrap_or_default(),
                 "IPAddress": e.map(|e| e.ip.clone()).unwrap_or_default(),
                 "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
+                "IPv6Gateway": e.map(|e| e.gateway6.clone()).unwrap_or_default(),
+                "GlobalIPv6Address": e.map(|e| e.ip6.clone()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": e.map(|e| e.prefix6).unwrap_or(0),
                 "DNSNames": e.map(|e| json!(e.names)).unwrap_or(Value::Null),
             }));
         }
@@ -194,8 +201,11 @@ impl Engine {
         for (k, _) in exposed(c) {
             pmap.insert(k, Value::Null);
         }
-        for p in &ports {
-            let k = format!("{}/{}", p.container_port, p.proto);
+        let v6 = c.state.running
+            && nets
+                .as_ref()
+                .is_some_and(|n| n.publishes_ipv6(&c.id).unwrap_or(false));
+        for (k, ip, hp) in port_list(&ports, v6) {
             let entry = pmap.entry(k).or_insert(Value::Null);
             if entry.is_null() {
                 *entry = json!([]);
@@ -203,7 +213,7 @@ impl Engine {
             entry
                 .as_array_mut()
                 .unwrap()
-                .push(json!({"HostIp": p.host_ip_or_any(), "HostPort": p.host_port.to_string()}));
+                .push(json!({"HostIp": ip, "HostPort": hp.to_string()}));
         }
         let first = if mode == "bridge" {
             eps.iter().find(|e| e.network == "bridge")
@@ -222,11 +232,11 @@ impl Engine {
             "SecondaryIPv6Addresses": null,
             "EndpointID": first.map(|e| format!("{}{}", &e.container[..32.min(e.container.len())], &e.network_id[..32.min(e.network_id.len())])).unwrap_or_default(),
             "Gateway": first.map(|e| e.gateway.clone()).unwrap_or_default(),
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
+            "GlobalIPv6Address": first.map(|e| e.ip6.clone()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": first.map(|e| e.prefix6).unwrap_or(0),
             "IPAddress": first.map(|e| e.ip.clone()).unwrap_or_default(),
             "IPPrefixLen": first.map(|e| e.prefix).unwrap_or(0),
-            "IPv6Gateway": "",
+            "IPv6Gateway": first.map(|e| e.gateway6.clone()).unwrap_or_default(),
             "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
             "Networks": networks,
         })
@@ -246,17 +256,10 @@ impl Engine {
             return Ok(Vec::new());
         }
         let nets = self.networks()?;
-        Ok(nets
-            .ports_of(&c.id)?
-            .into_iter()
-            .map(|p| {
-                (
-                    format!("{}/{}", p.container_port, p.proto),
-                    p.host_ip_or_any().to_string(),
-                    p.host_port,
-                )
-            })
-            .collect())
+        Ok(port_list(
+            &nets.ports_of(&c.id)?,
+            nets.publishes_ipv6(&c.id)?,
+        ))
     }
 
     /// `network connect`: joins another network now (running) or at start (created).
@@ -266,6 +269,7 @@ impl Engine {
         key: &str,
         aliases: &[String],
         ip: Option<&str>,
+        ip6: Option<&str>,
     ) -> Result<()> {
         let mut c = self.get(key)?;
         let _lock = crate::sys::lock_file(&self.container_dir(&c.id).join("lock"))?;
@@ -280,9 +284,16 @@ impl Engine {
                 c.name, n.name
             )));
         }
+        if let (Some(ip6), false) = (ip6, n.ipv6) {
+            return Err(Error::invalid(format!(
+                "--ip6 {ip6}: network {} has no IPv6 (create it with --ipv6)",
+                n.name
+            )));
+        }
         let cfg = crate::model::EndpointConfig {
             aliases: aliases.to_vec(),
             ipv4_address: ip.unwrap_or_default().to_string(),
+            ipv6_address: ip6.unwrap_or_default().to_string(),
             mac_address: String::new(),
         };
         c.networking.insert(n.name.clone(), cfg);
@@ -360,8 +371,23 @@ fn endpoint_request(name: &str, c: &Container) -> EndpointRequest {
         network: name.to_string(),
         aliases: cfg.aliases,
         ip: Some(cfg.ipv4_address).filter(|s| !s.is_empty()),
+        ip6: Some(cfg.ipv6_address).filter(|s| !s.is_empty()),
         mac: Some(cfg.mac_address).filter(|s| !s.is_empty()),
     }
+}
+
+/// (container port/proto, host ip, host port) of each binding; a binding to every host
+/// address is listed for `::` too when it is published for IPv6, as docker does.
+fn port_list(ports: &[berth_network::PortBinding], v6: bool) -> Vec<(String, String, u16)> {
+    let mut out = Vec::new();
+    for p in ports {
+        let k = format!("{}/{}", p.container_port, p.proto);
+        out.push((k.clone(), p.host_ip_or_any().to_string(), p.host_port));
+        if v6 && p.host_ip.is_empty() {
+            out.push((k, "::".to_string(), p.host_port));
+        }
+    }
+    out
 }
 
 /// The image's and --expose's ports, "80/tcp" form.
@@ -432,7 +458,12 @@ fn hosts_file(c: &Container, eps: &[Endpoint]) -> String {
         }
     }
     match eps.first() {
-        Some(e) => s.push_str(&format!("{}\t{hostname}\n", e.ip)),
+        Some(e) => {
+            s.push_str(&format!("{}\t{hostname}\n", e.ip));
+            if !e.ip6.is_empty() {
+                s.push_str(&format!("{}\t{hostname}\n", e.ip6));
+            }
+        }
         None => s.push_str(&format!("127.0.0.1\t{hostname}\n")),
     }
     s
@@ -502,15 +533,23 @@ pub fn parse_publish(
         }
         None => (spec, "tcp"),
     };
+    // An IPv6 host address comes in brackets: "[::1]:8080:80".
+    let (ip, rest) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (ip, r) = r.split_once("]:").ok_or_else(bad)?;
+            (ip, r)
+        }
+        None => ("", rest),
+    };
     let parts: Vec<&str> = rest.rsplitn(3, ':').collect();
-    let (ip, host, cont) = match parts.as_slice() {
-        [c] => ("", "", *c),
-        [c, h] => ("", *h, *c),
-        [c, h, ip] => (*ip, *h, *c),
+    let (ip, host, cont) = match (ip, parts.as_slice()) {
+        ("", [c]) => ("", "", *c),
+        ("", [c, h]) => ("", *h, *c),
+        ("", [c, h, ip]) => (*ip, *h, *c),
+        (ip, [c, h]) => (ip, *h, *c),
         _ => return Err(bad()),
     };
-    let ip = ip.trim_start_matches('[').trim_end_matches(']');
-    if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
         return Err(Error::invalid(format!(
             "invalid IP address in publish spec: {ip}"
         )));
@@ -571,6 +610,13 @@ mod tests {
         assert!(parse_publish("1-3:1-2", &mut m).is_err());
         assert!(parse_publish("80/sctp", &mut m).is_err());
         assert!(parse_publish("x:80", &mut m).is_err());
+        parse_publish("[::1]:8081:81", &mut m).unwrap();
+        parse_publish("[fd00::2]:5300:53/udp", &mut m).unwrap();
+        assert_eq!(m["81/tcp"][0].host_ip, "::1");
+        assert_eq!(m["81/tcp"][0].host_port, "8081");
+        assert_eq!(m["53/udp"][1].host_ip, "fd00::2");
+        assert!(parse_publish("[::1:8081:81", &mut m).is_err());
+        assert!(parse_publish("[::zz]:8081:81", &mut m).is_err());
     }
 
     #[test]

@@ -99,13 +99,8 @@ impl ImageStore {
             .into_inner()
             .map_err(|e| e.into_error())
             .ctx(|| format!("write {}", tmp.display()))?;
-        f.sync_all().ctx(|| format!("sync {}", tmp.display()))?;
         let dest = self.blob_path(&digest)?;
-        match fsutil::rename_noreplace(&tmp, &dest) {
-            Ok(()) => {}
-            Err(e) if fsutil::already_exists(&e) => {}
-            Err(e) => return Err(e).ctx(|| format!("move blob into {}", dest.display())),
-        }
+        fsutil::publish(&f, &tmp, &dest).ctx(|| format!("move blob into {}", dest.display()))?;
         let info = BlobInfo {
             digest,
             size,

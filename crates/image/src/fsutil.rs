@@ -63,6 +63,16 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Publishes a finished file under its content name: flushed first, so a name in the store
+/// always means complete content; an identical file already there wins.
+pub fn publish(file: &File, tmp: &Path, dest: &Path) -> io::Result<()> {
+    file.sync_all()?;
+    match rename_noreplace(tmp, dest) {
+        Err(e) if !already_exists(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 pub fn already_exists(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY))
 }

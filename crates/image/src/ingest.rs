@@ -1,8 +1,11 @@
 //! Images that arrive blob by blob (a registry pull). Each blob streams into an ingest file in
 //! the work dir while it is hashed and held to its descriptor's size; a layer starts unpacking
 //! into its own directory from that file as it grows (overlay driver), so layers unpack in
-//! parallel with their download. Nothing is recorded until [`Ingest::commit`], which installs
-//! everything in one step exactly like a load; dropping an `Ingest` leaves nothing behind.
+//! parallel with their download. A blob that checked out is published in `blobs/sha256` at once
+//! (containerd's content store does the same): a pull that fails or is killed later does not
+//! fetch it again, and until an image refers to it it is garbage that `rmi`/`prune` collect.
+//! Images are recorded only by [`Ingest::commit`], which installs everything in one step exactly
+//! like a load; dropping an `Ingest` leaves no image, layer or partial blob behind.
 //!
 //! ```no_run
 //! # fn main() -> berth_image::Result<()> {
@@ -28,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::digest::digest_hex;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::WorkDir;
+use crate::fsutil::{self, WorkDir};
 use crate::install::{check_config, LoadedImage, Member, MemberData, NewImage, NewLayer};
 use crate::reference::Reference;
 use crate::speculate::Speculation;
@@ -38,6 +41,8 @@ use crate::store::{Driver, ImageStore, RootLock};
 struct Shared {
     members: Mutex<Vec<Member>>,
     work: PathBuf,
+    /// `blobs/sha256`, where finished blobs are published.
+    blobs: PathBuf,
     driver: Driver,
     next: AtomicUsize,
 }
@@ -61,6 +66,7 @@ impl ImageStore {
             shared: Arc::new(Shared {
                 members: Mutex::new(Vec::new()),
                 work: work.path().to_path_buf(),
+                blobs: self.root.join("blobs/sha256"),
                 driver: self.driver,
                 next: AtomicUsize::new(0),
             }),
@@ -205,7 +211,8 @@ impl BlobWriter {
         self.size
     }
 
-    /// Checks size and digest and hands the blob to the ingest. On error the blob is dropped.
+    /// Checks size and digest, publishes the blob in the store and hands it to the ingest. On
+    /// error the blob is dropped.
     pub fn finish(mut self) -> Result<()> {
         if self.written != self.size {
             return Err(Error::InvalidArchive(format!(
@@ -226,11 +233,10 @@ impl BlobWriter {
         if let Some(s) = &self.spec {
             s.progress.finish();
         }
-        let mut m = Member::new(
-            self.digest.clone(),
-            self.size,
-            MemberData::File(self.path.clone()),
-        );
+        let dest = self.shared.blobs.join(digest_hex(&self.digest)?);
+        fsutil::publish(&self.file, &self.path, &dest)
+            .ctx(|| format!("move blob into {}", dest.display()))?;
+        let mut m = Member::new(self.digest.clone(), self.size, MemberData::File(dest));
         m.spec = Mutex::new(self.spec.take());
         let mut members = self.shared.members.lock().unwrap();
         if !members.iter().any(|x| x.digest == m.digest) {

@@ -1,8 +1,8 @@
 //! Name resolution on user-defined networks, the way aardvark-dns does it for podman: one small
 //! responder per network (`berth-monitor __dns ROOT NETWORK_ID FD`), listening on the network's
-//! gateway address, port 53, with a socket the engine bound before the first
-//! container of the network starts (so no query can come too early). It answers A queries for
-//! the names in `<root>/network/<id>/hosts` (re-read when it changes: containers started later
+//! gateway address, port 53, with a socket the engine bound before the first container of the
+//! network starts (so no query can come too early). It answers A and AAAA queries for the names
+//! in `<root>/network/<id>/hosts` (re-read when it changes: containers started later
 //! resolve at once), and forwards every other query to the host's resolvers. It exits when the
 //! hosts file is gone (the network has no running container left).
 //!
@@ -10,9 +10,9 @@
 //! hickory-proto does the wire format, and no async runtime starts.
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
+use hickory_proto::rr::{rdata::A, rdata::AAAA, RData, Record, RecordType};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -24,7 +24,7 @@ struct Names {
     /// Inode and mtime of the last read: berth replaces the file (rename), so a new inode means
     /// new names even within one mtime tick.
     mtime: Option<(u64, SystemTime)>,
-    map: HashMap<String, Vec<Ipv4Addr>>,
+    map: HashMap<String, Vec<IpAddr>>,
     search: Vec<String>,
 }
 
@@ -49,7 +49,7 @@ impl Names {
         true
     }
 
-    fn lookup(&self, q: &str) -> Option<&Vec<Ipv4Addr>> {
+    fn lookup(&self, q: &str) -> Option<&Vec<IpAddr>> {
         let q = q.trim_end_matches('.').to_ascii_lowercase();
         if let Some(v) = self.map.get(&q) {
             return Some(v);
@@ -64,12 +64,12 @@ impl Names {
     }
 }
 
-/// `IP NAME...` lines.
-pub fn parse_hosts(text: &str) -> HashMap<String, Vec<Ipv4Addr>> {
-    let mut map: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
+/// `IP NAME...` lines (IPv4 or IPv6).
+pub fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
+    let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
     for l in text.lines() {
         let mut f = l.split_whitespace();
-        let Some(ip) = f.next().and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
+        let Some(ip) = f.next().and_then(|s| s.parse::<IpAddr>().ok()) else {
             continue;
         };
         for n in f {
@@ -117,11 +117,15 @@ fn answer(names: &Names, req: &Message) -> Option<Message> {
     resp.metadata.recursion_available = true;
     resp.metadata.authoritative = true;
     resp.queries.push(q.clone());
-    // A known name has only IPv4 addresses: other types get an empty NOERROR, never a forward.
-    if q.query_type() == RecordType::A {
-        for ip in ips {
-            resp.add_answer(Record::from_rdata(q.name().clone(), 0, RData::A(A(*ip))));
-        }
+    // A known name gets its A or AAAA records; other types (and AAAA on an IPv4-only
+    // network) an empty NOERROR, never a forward.
+    for ip in ips {
+        let rdata = match (q.query_type(), ip) {
+            (RecordType::A, IpAddr::V4(a)) => RData::A(A(*a)),
+            (RecordType::AAAA, IpAddr::V6(a)) => RData::AAAA(AAAA(*a)),
+            _ => continue,
+        };
+        resp.add_answer(Record::from_rdata(q.name().clone(), 0, rdata));
     }
     resp.metadata.response_code = ResponseCode::NoError;
     Some(resp)
@@ -273,13 +277,19 @@ mod tests {
     #[test]
     fn answers_known_names_and_forwards_the_rest() {
         let n = names(
-            "10.0.0.2 web alias1 abc123\n10.0.0.3 db\n",
+            "10.0.0.2 web alias1 abc123\nfd00::2 web alias1 abc123\n10.0.0.3 db\n",
             &["example.org"],
         );
         let r = answer(&n, &query("Web.", RecordType::A)).unwrap();
         assert_eq!(r.metadata.id, 7);
         assert_eq!(r.answers.len(), 1);
         assert_eq!(r.answers[0].data, RData::A(A(Ipv4Addr::new(10, 0, 0, 2))));
+        let r6 = answer(&n, &query("web.", RecordType::AAAA)).unwrap();
+        assert_eq!(r6.answers.len(), 1);
+        assert_eq!(
+            r6.answers[0].data,
+            RData::AAAA(AAAA("fd00::2".parse().unwrap()))
+        );
         assert!(answer(&n, &query("alias1.example.org.", RecordType::A)).is_some());
         let aaaa = answer(&n, &query("db.", RecordType::AAAA)).unwrap();
         assert!(aaaa.answers.is_empty() && aaaa.metadata.response_code == ResponseCode::NoError);

@@ -1,4 +1,5 @@
-//! berth's nftables rules: one table per berth root (`ip berth` for the default root), owned
+//! berth's nftables rules: one table per berth root and family (`ip berth` for the default
+//! root, and `ip6 berth` next to it while a dual-stack network is in use), owned
 //! entirely by berth and rebuilt as a whole from the networks database in one atomic `nft -f`
 //! transaction whenever endpoints or ports change (`add table; delete table; table {...}`).
 //! Rules berth did not create are never read or touched. No endpoint left: no table.
@@ -10,63 +11,123 @@ use std::process::{Command, Stdio};
 /// What the rules are made of: the bridges in use and the published ports.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
-    /// (bridge, subnet, internal)
-    pub bridges: Vec<(String, String, bool)>,
-    /// (host ip or "", proto, host port, container ip, container port)
-    pub ports: Vec<(String, String, u16, String, u16)>,
+    pub bridges: Vec<BridgeRules>,
+    pub ports: Vec<PortRule>,
 }
 
-pub fn render(table: &str, r: &Rules) -> String {
-    let mut s = String::new();
-    s.push_str(&format!(
-        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n"
-    ));
+#[derive(Debug, Clone, Default)]
+pub struct BridgeRules {
+    pub name: String,
+    pub subnet: String,
+    /// A dual-stack network's IPv6 subnet, else empty.
+    pub subnet6: String,
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PortRule {
+    /// "" (every host address), an IPv4 or an IPv6 address.
+    pub host_ip: String,
+    pub proto: String,
+    pub host_port: u16,
+    pub ip: String,
+    /// The container's IPv6 address, if it has one: the port is published for IPv6 too.
+    pub ip6: String,
+    pub port: u16,
+}
+
+/// The IPv4 (`ip`) or IPv6 (`ip6`) table. The two families have the same chains; the IPv6
+/// one exists only when a dual-stack network is in use.
+fn render_family(table: &str, r: &Rules, v6: bool) -> String {
+    let (fam, ip) = if v6 { ("ip6", "ip6") } else { ("ip", "ip") };
+    let mut s = format!("table {fam} {table} {{\n");
     s.push_str("  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n    fib daddr type local jump published\n  }\n");
     s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n");
     s.push_str("  chain published {\n");
-    for (hip, proto, hp, cip, cp) in &r.ports {
-        let daddr = if hip.is_empty() || hip == "0.0.0.0" {
-            String::new()
+    if v6 {
+        // IPv6 has no route_localnet: a packet from ::1 cannot be routed to a bridge, so [::1]
+        // is served by berth's port proxy instead of NAT.
+        s.push_str("    ip6 daddr ::1 return\n");
+    }
+    for p in &r.ports {
+        let (hip_v6, cip) = (p.host_ip.contains(':'), if v6 { &p.ip6 } else { &p.ip });
+        if cip.is_empty() || (!p.host_ip.is_empty() && hip_v6 != v6) || p.host_ip == "::1" {
+            continue;
+        }
+        let daddr = match p.host_ip.as_str() {
+            "" | "0.0.0.0" | "::" => String::new(),
+            h => format!("{ip} daddr {h} "),
+        };
+        let to = if v6 {
+            format!("[{cip}]:{}", p.port)
         } else {
-            format!("ip daddr {hip} ")
+            format!("{cip}:{}", p.port)
         };
         s.push_str(&format!(
-            "    {daddr}{proto} dport {hp} dnat to {cip}:{cp}\n"
+            "    {daddr}{} dport {} dnat to {to}\n",
+            p.proto, p.host_port
         ));
     }
     s.push_str("  }\n");
     s.push_str(
         "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n",
     );
-    for (br, subnet, internal) in &r.bridges {
-        if !internal {
+    for b in &r.bridges {
+        let (br, subnet) = (&b.name, if v6 { &b.subnet6 } else { &b.subnet });
+        if subnet.is_empty() {
+            continue;
+        }
+        if !b.internal {
             s.push_str(&format!(
-                "    ip saddr {subnet} oifname != \"{br}\" masquerade\n"
+                "    {ip} saddr {subnet} oifname != \"{br}\" masquerade\n"
             ));
         }
         // Published ports reached from the host's loopback or from the same network (hairpin):
         // the container must answer through the bridge.
+        if !v6 {
+            s.push_str(&format!(
+                "    oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade\n"
+            ));
+        }
         s.push_str(&format!(
-            "    oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade\n"
-        ));
-        s.push_str(&format!(
-            "    oifname \"{br}\" ct status dnat ip saddr {subnet} masquerade\n"
+            "    oifname \"{br}\" ct status dnat {ip} saddr {subnet} masquerade\n"
         ));
     }
     s.push_str("  }\n");
     s.push_str("  chain forward {\n    type filter hook forward priority 0; policy accept;\n");
-    for (a, _, internal) in &r.bridges {
-        if *internal {
-            s.push_str(&format!("    iifname \"{a}\" oifname != \"{a}\" drop\n    oifname \"{a}\" iifname != \"{a}\" drop\n"));
+    for a in &r.bridges {
+        let a_name = &a.name;
+        if a.internal {
+            s.push_str(&format!("    iifname \"{a_name}\" oifname != \"{a_name}\" drop\n    oifname \"{a_name}\" iifname != \"{a_name}\" drop\n"));
         }
-        for (b, _, _) in &r.bridges {
-            if a != b {
-                s.push_str(&format!("    iifname \"{a}\" oifname \"{b}\" drop\n"));
+        for b in &r.bridges {
+            if a.name != b.name {
+                s.push_str(&format!(
+                    "    iifname \"{a_name}\" oifname \"{}\" drop\n",
+                    b.name
+                ));
             }
         }
     }
     s.push_str("  }\n}\n");
     s
+}
+
+/// The whole transaction: both tables replaced (or deleted) at once.
+pub fn render(table: &str, r: &Rules) -> String {
+    let mut s = reset(table);
+    s.push_str(&render_family(table, r, false));
+    if r.bridges.iter().any(|b| !b.subnet6.is_empty()) {
+        s.push_str(&render_family(table, r, true));
+    }
+    s
+}
+
+/// Deletes berth's tables of both families ("add" first: no error when one is missing).
+fn reset(table: &str) -> String {
+    format!(
+        "table ip {table} {{}}\ndelete table ip {table}\ntable ip6 {table} {{}}\ndelete table ip6 {table}\n"
+    )
 }
 
 fn nft(args: &[&str], stdin: Option<&str>) -> Result<()> {
@@ -112,32 +173,43 @@ pub fn apply(table: &str, r: &Rules) -> Result<()> {
 
 pub fn delete(table: &str) -> Result<()> {
     // "add" then "delete" in one transaction: no error when it was not there.
-    nft(
-        &["-f", "-"],
-        Some(&format!("table ip {table} {{}}\ndelete table ip {table}\n")),
-    )
+    nft(&["-f", "-"], Some(&reset(table)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bridge(name: &str, subnet: &str, subnet6: &str, internal: bool) -> BridgeRules {
+        BridgeRules {
+            name: name.into(),
+            subnet: subnet.into(),
+            subnet6: subnet6.into(),
+            internal,
+        }
+    }
+
+    fn port(host_ip: &str, proto: &str, hp: u16, ip: &str, ip6: &str, cp: u16) -> PortRule {
+        PortRule {
+            host_ip: host_ip.into(),
+            proto: proto.into(),
+            host_port: hp,
+            ip: ip.into(),
+            ip6: ip6.into(),
+            port: cp,
+        }
+    }
+
     #[test]
     fn renders_ports_masquerade_and_isolation() {
         let r = Rules {
             bridges: vec![
-                ("br-a".into(), "10.1.0.0/24".into(), false),
-                ("br-b".into(), "10.2.0.0/24".into(), true),
+                bridge("br-a", "10.1.0.0/24", "", false),
+                bridge("br-b", "10.2.0.0/24", "", true),
             ],
             ports: vec![
-                ("".into(), "tcp".into(), 8080, "10.1.0.2".into(), 80),
-                (
-                    "127.0.0.1".into(),
-                    "udp".into(),
-                    53,
-                    "10.1.0.2".into(),
-                    5353,
-                ),
+                port("", "tcp", 8080, "10.1.0.2", "", 80),
+                port("127.0.0.1", "udp", 53, "10.1.0.2", "", 5353),
             ],
         };
         let s = render("berth_t", &r);
@@ -152,6 +224,38 @@ mod tests {
             s.contains("iifname \"br-a\" oifname \"br-b\" drop")
                 && s.contains("iifname \"br-b\" oifname \"br-a\" drop")
         );
-        assert!(s.starts_with("table ip berth_t {}\ndelete table ip berth_t\n"));
+        assert!(s.starts_with(&reset("berth_t")));
+        assert!(
+            !s.contains("\ntable ip6 berth_t {\n"),
+            "no IPv6 table without IPv6: {s}"
+        );
+    }
+
+    #[test]
+    fn dual_stack_gets_an_ip6_table_next_to_the_ip_one() {
+        let r = Rules {
+            bridges: vec![
+                bridge("br-a", "10.1.0.0/24", "fd01::/64", false),
+                bridge("br-b", "10.2.0.0/24", "", false),
+            ],
+            ports: vec![
+                port("", "tcp", 8080, "10.1.0.2", "fd01::2", 80),
+                port("::1", "tcp", 8081, "10.1.0.2", "fd01::2", 81),
+                port("fd00::2", "udp", 53, "10.1.0.2", "fd01::2", 53),
+                port("127.0.0.1", "tcp", 9000, "10.1.0.2", "fd01::2", 90),
+            ],
+        };
+        let s = render("berth_t", &r);
+        let (v4, v6) = s
+            .split_once("\ntable ip6 berth_t {\n")
+            .expect("an ip6 table");
+        assert!(v6.contains("tcp dport 8080 dnat to [fd01::2]:80"), "{v6}");
+        assert!(v6.contains("ip6 daddr fd00::2 udp dport 53 dnat to [fd01::2]:53"));
+        assert!(v6.contains("ip6 saddr fd01::/64 oifname != \"br-a\" masquerade"));
+        assert!(v6.contains("iifname \"br-a\" oifname \"br-b\" drop"));
+        assert!(!v6.contains("9000") && !v6.contains("ip saddr"), "{v6}");
+        // ::1 goes to the proxy, never through NAT; v6 host addresses stay out of `ip`.
+        assert!(v6.contains("ip6 daddr ::1 return") && !v6.contains("8081"));
+        assert!(!v4.contains("::") && v4.contains("ip daddr 127.0.0.1 tcp dport 9000"));
     }
 }

@@ -9,6 +9,7 @@
 //! <root>/networks.lock      flock: one attach/detach of this root at a time
 //! <root>/netns/<id>         a container's pinned network namespace
 //! <root>/network/<net id>/  hosts (names the DNS responder serves), dns.pid
+//! <root>/proxy/<id>         pid of a container's [::1] port proxy (see `proxy`)
 //! /run/berth/subnets        subnets taken by every berth root of the host (flock'd), so two
 //!                           roots never pick the same one
 //! ```
@@ -19,16 +20,18 @@ mod firewall;
 mod ipam;
 mod netlink;
 mod netns;
+mod proxy;
 mod store;
 
 pub use dns::{main as dns_main, ARG as DNS_ARG};
 pub use error::{Error, ErrorKind, Result};
 pub use ipam::Subnet;
+pub use proxy::{main as proxy_main, ARG as PROXY_ARG};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use store::Store;
@@ -56,6 +59,13 @@ pub struct Network {
     pub dns: bool,
     #[serde(rename = "EnableIPv6")]
     pub ipv6: bool,
+    /// The IPv6 subnet and gateway of a dual-stack network (`--ipv6`), else empty.
+    #[serde(rename = "SubnetV6")]
+    pub subnet6: String,
+    #[serde(rename = "GatewayV6")]
+    pub gateway6: String,
+    #[serde(rename = "IPRangeV6")]
+    pub ip_range6: String,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
@@ -75,6 +85,10 @@ pub struct Endpoint {
     pub ip: String,
     pub prefix: u8,
     pub gateway: String,
+    /// On a dual-stack network: the global IPv6 address, its prefix and gateway.
+    pub ip6: String,
+    pub prefix6: u8,
+    pub gateway6: String,
     pub mac: String,
     pub aliases: Vec<String>,
     /// Names other containers resolve it by (name, short id, aliases).
@@ -110,6 +124,10 @@ pub struct NetworkCreate {
     pub ip_range: Option<String>,
     pub internal: bool,
     pub ipv6: bool,
+    /// With `ipv6`: the IPv6 subnet (a free ULA /64 when not given) and its gateway.
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    pub ip_range6: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
@@ -120,6 +138,7 @@ pub struct EndpointRequest {
     pub network: String,
     pub aliases: Vec<String>,
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     pub mac: Option<String>,
 }
 
@@ -154,9 +173,13 @@ fn fnv(s: &str) -> u32 {
     })
 }
 
+fn random_bytes(b: &mut [u8]) {
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+}
+
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n.div_ceil(2)];
-    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    random_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..n].to_string()
 }
 
@@ -217,6 +240,15 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     f.write_all(data)
         .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("rename {}", path.display()), e))
+}
+
+/// The pid a `PID START` file names, if that very process (same start time) still runs.
+fn alive_pid(file: &Path) -> Option<i32> {
+    let s = std::fs::read_to_string(file).ok()?;
+    let mut f = s.split_whitespace();
+    let pid = f.next()?.parse::<i32>().ok()?;
+    let start = f.next()?.parse::<u64>().ok()?;
+    (proc_start(pid) == Some(start)).then_some(pid)
 }
 
 fn proc_start(pid: i32) -> Option<u64> {
@@ -331,9 +363,21 @@ impl Networks {
                 )));
             }
         }
-        if o.ipv6 {
+        if !o.ipv6 {
+            if let Some(s) = o.subnet6.as_ref().or(o.gateway6.as_ref()) {
+                return Err(Error::invalid(format!(
+                    "IPv6 subnet or gateway {s} given without --ipv6"
+                )));
+            }
+        }
+        if let (Some(r), false) = (&o.ip_range6, o.ipv6) {
+            return Err(Error::invalid(format!(
+                "IPv6 ip range {r} given without --ipv6"
+            )));
+        }
+        if o.gateway6.is_some() && o.subnet6.is_none() {
             return Err(Error::invalid(
-                "--ipv6: IPv6 networks are not supported yet",
+                "an IPv6 --gateway needs an IPv6 --subnet to belong to",
             ));
         }
         self.create_locked(o, true)
@@ -343,69 +387,20 @@ impl Networks {
         let _reg = lock(Path::new(&format!("{REGISTRY}.lock")))?;
         let mut taken = registry_read(&self.root);
         let routes = netlink::Netlink::open()
-            .and_then(|mut n| n.routes_v4())
+            .and_then(|mut n| n.routes())
             .unwrap_or_default();
-        let subnet = match &o.subnet {
-            Some(s) => {
-                let s = Subnet::parse(s)?;
-                if let Some((t, _)) = taken.iter().find(|(t, _)| t.overlaps(&s)) {
-                    return Err(Error::conflict(format!("invalid pool request: Pool overlaps with other one on this address space ({t})")));
-                }
-                if let Some((a, p)) = routes.iter().find(|(a, p)| {
-                    Subnet {
-                        addr: *a,
-                        prefix: *p,
-                    }
-                    .overlaps(&s)
-                }) {
-                    return Err(Error::conflict(format!(
-                        "subnet {s} overlaps the host route to {a}/{p}"
-                    )));
-                }
-                s
-            }
-            None => ipam::candidates()
-                .find(|c| {
-                    !taken.iter().any(|(t, _)| t.overlaps(c))
-                        && !routes.iter().any(|(a, p)| {
-                            Subnet {
-                                addr: *a,
-                                prefix: *p,
-                            }
-                            .overlaps(c)
-                        })
-                })
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Unavailable,
-                        "could not find a free subnet for the network",
-                    )
-                })?,
+        let subnet = choose_subnet(o.subnet.as_deref(), ipam::candidates(), &taken, &routes)?;
+        let gateway = choose_gateway(&subnet, o.gateway.as_deref())?;
+        let v6 = if o.ipv6 {
+            ipv6_available()?;
+            let s = choose_subnet(o.subnet6.as_deref(), ipam::candidates_v6(), &taken, &routes)?;
+            Some((s, choose_gateway(&s, o.gateway6.as_deref())?))
+        } else {
+            None
         };
-        let gateway = match &o.gateway {
-            Some(g) => {
-                let g: Ipv4Addr = g
-                    .parse()
-                    .map_err(|_| Error::invalid(format!("invalid gateway {g}")))?;
-                if !subnet.contains(g) {
-                    return Err(Error::invalid(format!(
-                        "gateway {g} is not in subnet {subnet}"
-                    )));
-                }
-                g
-            }
-            None => subnet.first_host(),
-        };
-        let ip_range = match &o.ip_range {
-            Some(r) => {
-                let r = Subnet::parse(r)?;
-                if !subnet.overlaps(&r) || r.prefix < subnet.prefix {
-                    return Err(Error::invalid(format!(
-                        "ip range {r} is not inside subnet {subnet}"
-                    )));
-                }
-                r.to_string()
-            }
+        let ip_range = choose_range(&subnet, o.ip_range.as_deref())?;
+        let ip_range6 = match v6 {
+            Some((s, _)) => choose_range(&s, o.ip_range6.as_deref())?,
             None => String::new(),
         };
         let id = random_hex(64);
@@ -429,12 +424,19 @@ impl Networks {
             ip_range,
             internal: o.internal,
             dns,
-            ipv6: false,
+            ipv6: v6.is_some(),
+            subnet6: v6.map(|(s, _)| s.to_string()).unwrap_or_default(),
+            gateway6: v6.map(|(_, g)| g.to_string()).unwrap_or_default(),
+            ip_range6,
             labels: o.labels.clone(),
             options: o.options.clone(),
         };
         self.store.insert_network(&n)?;
-        taken.push((subnet, self.root.to_string_lossy().into_owned()));
+        let me = self.root.to_string_lossy().into_owned();
+        taken.push((subnet, me.clone()));
+        if let Some((s, _)) = v6 {
+            taken.push((s, me));
+        }
         registry_write(&taken)?;
         Ok(n)
     }
@@ -462,7 +464,9 @@ impl Networks {
         let _reg = lock(Path::new(&format!("{REGISTRY}.lock")))?;
         let mut taken = registry_read(&self.root);
         let me = self.root.to_string_lossy().into_owned();
-        taken.retain(|(s, r)| !(s.to_string() == n.subnet && *r == me));
+        taken.retain(|(s, r)| {
+            !((s.to_string() == n.subnet || s.to_string() == n.subnet6) && *r == me)
+        });
         registry_write(&taken)?;
         Ok(n)
     }
@@ -529,6 +533,7 @@ impl Networks {
         if !req.ports.is_empty() {
             let ports = self.choose_ports(&req.ports)?;
             self.store.reserve_ports(&req.container, &ports)?;
+            self.start_proxy(&req.container, &ports)?;
         }
         // The rules change only with a new bridge or published ports; an existing bridge
         // already has its masquerade and isolation rules.
@@ -553,7 +558,7 @@ impl Networks {
         created: &mut bool,
     ) -> Result<Endpoint> {
         let subnet = Subnet::parse(&n.subnet)?;
-        let gw: Ipv4Addr = n
+        let gw: IpAddr = n
             .gateway
             .parse()
             .map_err(|_| Error::internal(format!("network {}: bad gateway", n.name)))?;
@@ -562,23 +567,30 @@ impl Networks {
         } else {
             Subnet::parse(&n.ip_range)?
         };
-        let want = match &er.ip {
-            Some(s) => {
-                let ip: Ipv4Addr = s
-                    .parse()
-                    .map_err(|_| Error::invalid(format!("invalid IPv4 address: {s}")))?;
-                if !subnet.contains(ip)
-                    || ip == gw
-                    || u32::from(ip) == subnet.network()
-                    || u32::from(ip) == subnet.broadcast()
-                {
-                    return Err(Error::invalid(format!(
-                        "address {ip} is not a usable address of network {} ({subnet})",
-                        n.name
-                    )));
-                }
-                Some(ip)
+        let v6 = if n.ipv6 {
+            let s6 = Subnet::parse(&n.subnet6)?;
+            let gw6: IpAddr = n
+                .gateway6
+                .parse()
+                .map_err(|_| Error::internal(format!("network {}: bad IPv6 gateway", n.name)))?;
+            let r6 = if n.ip_range6.is_empty() {
+                s6
+            } else {
+                Subnet::parse(&n.ip_range6)?
+            };
+            Some((s6, gw6, r6))
+        } else {
+            if let Some(ip6) = &er.ip6 {
+                return Err(Error::invalid(format!(
+                    "--ip6 {ip6}: network {} has no IPv6 (create it with --ipv6)",
+                    n.name
+                )));
             }
+            None
+        };
+        let want4 = requested_address(n, er.ip.as_deref(), &subnet, gw)?;
+        let want6 = match &v6 {
+            Some((s6, gw6, _)) => requested_address(n, er.ip6.as_deref(), s6, *gw6)?,
             None => None,
         };
         let mac = er.mac.as_deref().map(ipam::parse_mac).transpose()?;
@@ -596,35 +608,35 @@ impl Networks {
             host_veth: format!("vb{}{}", &req.container[..11.min(req.container.len())], idx),
             prefix: subnet.prefix,
             gateway: n.gateway.clone(),
+            prefix6: v6.map(|(s, _, _)| s.prefix).unwrap_or(0),
+            gateway6: n.gateway6.clone(),
             aliases: er.aliases.clone(),
             names,
             ..Default::default()
         };
-        self.store
-            .lease(&mut e, |taken| ipam::pick(&subnet, &range, gw, taken), want)?;
+        let lease4 = store::LeaseRequest {
+            pick: Box::new(|taken| ipam::pick(&subnet, &range, gw, taken)),
+            want: want4,
+        };
+        let lease6 = v6.map(|(s6, gw6, r6)| store::LeaseRequest {
+            pick: Box::new(move |taken| ipam::pick(&s6, &r6, gw6, taken)),
+            want: want6,
+        });
+        self.store.lease(&mut e, lease4, lease6)?;
         let ip: Ipv4Addr = e.ip.parse().expect("leased ip");
+        let ip6: Option<IpAddr> = v6.map(|_| e.ip6.parse().expect("leased ip6"));
         let mac = mac.unwrap_or_else(|| ipam::mac_for(ip));
         e.mac = ipam::format_mac(&mac);
         self.store.update_endpoint(&e)?;
 
         let mut nl = netlink::Netlink::open()?;
-        if nl.link_index(&n.bridge)?.is_none() {
-            *created = true;
-        }
-        nl.create_bridge(&n.bridge)?;
-        let br = nl
-            .link_index(&n.bridge)?
-            .ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
-        nl.add_address(br, std::net::IpAddr::V4(gw), subnet.prefix)?;
-        nl.set_up(br, None)?;
-        // Published ports reached from 127.0.0.1 are routed out of the bridge.
-        sysctl(
-            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
-            "1",
-        );
-        if !n.internal {
-            sysctl("/proc/sys/net/ipv4/ip_forward", "1");
-        }
+        let br = bridge_up(
+            &mut nl,
+            n,
+            (gw, subnet.prefix),
+            v6.map(|(s6, gw6, _)| (gw6, s6.prefix)),
+            created,
+        )?;
         let _ = nl.delete_link(&e.host_veth);
         nl.create_veth(&e.host_veth, &e.ifname, ns.as_raw_fd(), Some(mac))?;
         let hv = nl
@@ -633,14 +645,30 @@ impl Networks {
         nl.set_up(hv, Some(br))?;
         let (ifname, prefix, internal) = (e.ifname.clone(), subnet.prefix, n.internal);
         let first = idx == 0;
+        let v6 = v6.map(|(s, g, _)| (s, g)).zip(ip6);
         netns::with_netlink(ns, move |nl| {
             let i = nl
                 .link_index(&ifname)?
                 .ok_or_else(|| Error::internal(format!("{ifname} missing in the container")))?;
-            nl.add_address(i, std::net::IpAddr::V4(ip), prefix)?;
+            nl.add_address(i, IpAddr::V4(ip), prefix)?;
+            if let Some(((s6, _), ip6)) = v6 {
+                // Before the link is up: IPv6 on (the namespace may have it off by default),
+                // no DAD for the link-local address either, and no SLAAC from stray RAs.
+                for (k, v) in [
+                    ("disable_ipv6", "0"),
+                    ("accept_dad", "0"),
+                    ("autoconf", "0"),
+                ] {
+                    sysctl(&format!("/proc/sys/net/ipv6/conf/{ifname}/{k}"), v);
+                }
+                nl.add_address(i, ip6, s6.prefix)?;
+            }
             nl.set_up(i, None)?;
             if first && !internal {
-                nl.add_default_route(std::net::IpAddr::V4(gw))?;
+                nl.add_default_route(gw)?;
+                if let Some(((_, gw6), _)) = v6 {
+                    nl.add_default_route(gw6)?;
+                }
             }
             Ok(())
         })?;
@@ -662,8 +690,8 @@ impl Networks {
                 r.proto.clone()
             };
             let host_ip = r.host_ip.clone();
-            let bind_ip: Ipv4Addr = if host_ip.is_empty() {
-                Ipv4Addr::UNSPECIFIED
+            let bind_ip: IpAddr = if host_ip.is_empty() {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
             } else {
                 host_ip
                     .parse()
@@ -719,6 +747,7 @@ impl Networks {
         let l = self.lock()?;
         let eps = self.store.endpoints_of(container)?;
         let had_ports = !self.ports_of(container)?.is_empty();
+        self.stop_proxy(container);
         self.store.release(container, None)?;
         self.store.release_ports(container)?;
         if had_ports {
@@ -844,23 +873,111 @@ impl Networks {
         let mut nl = netlink::Netlink::open()?;
         for n in self.store.networks()? {
             if eps.iter().any(|e| e.network_id == n.id) || nl.link_index(&n.bridge)?.is_some() {
-                r.bridges
-                    .push((n.bridge.clone(), n.subnet.clone(), n.internal));
+                r.bridges.push(firewall::BridgeRules {
+                    name: n.bridge.clone(),
+                    subnet: n.subnet.clone(),
+                    subnet6: n.subnet6.clone(),
+                    internal: n.internal,
+                });
             }
         }
         for (c, p) in self.store.ports()? {
             // The container's first network carries its published ports.
             if let Some(e) = eps.iter().find(|e| e.container == c) {
-                r.ports.push((
-                    p.host_ip.clone(),
-                    p.proto.clone(),
-                    p.host_port,
-                    e.ip.clone(),
-                    p.container_port,
-                ));
+                r.ports.push(firewall::PortRule {
+                    host_ip: p.host_ip.clone(),
+                    proto: p.proto.clone(),
+                    host_port: p.host_port,
+                    ip: e.ip.clone(),
+                    ip6: e.ip6.clone(),
+                    port: p.container_port,
+                });
             }
         }
         firewall::apply(&self.table, &r)
+    }
+
+    /// Whether the container's ports published on every host address are published for IPv6
+    /// too (as docker does whenever the host has IPv6): by NAT and the [::1] relay for a
+    /// container with an IPv6 address, by the relay alone for one without.
+    pub fn publishes_ipv6(&self, container: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .endpoints_of(container)?
+            .first()
+            .is_some_and(|e| !e.ip6.is_empty() || ipv6_available().is_ok()))
+    }
+
+    /// The IPv6 listeners NAT cannot serve, relayed by the container's port proxy: [::1]
+    /// (IPv6 cannot route from loopback to a bridge), and for a container without an IPv6
+    /// address, every IPv6 binding (IPv6 cannot be NATed to IPv4).
+    fn start_proxy(&self, container: &str, ports: &[PortBinding]) -> Result<()> {
+        let Some(e) = self.store.endpoints_of(container)?.into_iter().next() else {
+            return Ok(());
+        };
+        if ipv6_available().is_err() {
+            return Ok(());
+        }
+        let ip6 = e.ip6.parse::<IpAddr>().ok();
+        let target = ip6.or_else(|| e.ip.parse().ok());
+        let relays = ports
+            .iter()
+            .filter_map(|p| {
+                let at: std::net::Ipv6Addr = match (ip6, p.host_ip.as_str()) {
+                    (Some(_), "" | "::" | "::1") => std::net::Ipv6Addr::LOCALHOST,
+                    (Some(_), _) => return None,
+                    (None, "" | "::") => std::net::Ipv6Addr::UNSPECIFIED,
+                    (None, h) => h.parse().ok()?,
+                };
+                let to = std::net::SocketAddr::new(target?, p.container_port);
+                Some(proxy::Relay::bind(
+                    &p.proto,
+                    std::net::SocketAddr::new(at.into(), p.host_port),
+                    to,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if relays.is_empty() {
+            return Ok(());
+        }
+        let file = proxy::pid_file(&self.root, container);
+        if let Some(d) = file.parent() {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+        }
+        let mut c = std::process::Command::new(&self.exe);
+        c.arg0("berth")
+            .arg(proxy::ARG)
+            .arg(&self.root)
+            .arg(container)
+            .args(relays.iter().map(|r| r.arg()));
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let fds: Vec<i32> = relays.iter().map(|r| r.sock.as_raw_fd()).collect();
+        unsafe {
+            c.pre_exec(move || {
+                for fd in &fds {
+                    libc::fcntl(*fd, libc::F_SETFD, 0);
+                }
+                Ok(())
+            });
+        }
+        let status = c
+            .status()
+            .map_err(|e| Error::io(format!("start the port proxy ({})", self.exe.display()), e))?;
+        if !status.success() {
+            return Err(Error::internal("the port proxy did not start"));
+        }
+        Ok(())
+    }
+
+    fn stop_proxy(&self, container: &str) {
+        let file = proxy::pid_file(&self.root, container);
+        if let Some(pid) = alive_pid(&file) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_file(file);
     }
 
     fn dns_dir(&self, n: &Network) -> PathBuf {
@@ -877,10 +994,13 @@ impl Networks {
         let dir = self.dns_dir(n);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let text: String = eps
-            .iter()
-            .map(|e| format!("{} {}\n", e.ip, e.names.join(" ")))
-            .collect();
+        let mut text = String::new();
+        for e in &eps {
+            text.push_str(&format!("{} {}\n", e.ip, e.names.join(" ")));
+            if !e.ip6.is_empty() {
+                text.push_str(&format!("{} {}\n", e.ip6, e.names.join(" ")));
+            }
+        }
         write_atomic(&dir.join("hosts"), text.as_bytes())?;
         if start && !self.dns_alive(n) {
             self.start_dns(n)?;
@@ -889,21 +1009,11 @@ impl Networks {
     }
 
     fn dns_alive(&self, n: &Network) -> bool {
-        let Ok(s) = std::fs::read_to_string(self.dns_dir(n).join("dns.pid")) else {
-            return false;
-        };
-        let mut f = s.split_whitespace();
-        let (Some(pid), Some(start)) = (
-            f.next().and_then(|x| x.parse::<i32>().ok()),
-            f.next().and_then(|x| x.parse::<u64>().ok()),
-        ) else {
-            return false;
-        };
-        proc_start(pid) == Some(start)
+        alive_pid(&self.dns_dir(n).join("dns.pid")).is_some()
     }
 
     fn start_dns(&self, n: &Network) -> Result<()> {
-        let gw: Ipv4Addr = n
+        let gw: IpAddr = n
             .gateway
             .parse()
             .map_err(|_| Error::internal("bad gateway"))?;
@@ -955,16 +1065,8 @@ impl Networks {
 
     fn stop_dns(&self, n: &Network) {
         let dir = self.dns_dir(n);
-        if self.dns_alive(n) {
-            if let Ok(s) = std::fs::read_to_string(dir.join("dns.pid")) {
-                if let Some(pid) = s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|x| x.parse::<i32>().ok())
-                {
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
+        if let Some(pid) = alive_pid(&dir.join("dns.pid")) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1023,24 +1125,27 @@ fn is_mountpoint(p: &Path) -> bool {
 }
 
 /// A host port in use gives a clear error before any rule exists.
-fn probe(ip: Ipv4Addr, port: u16, proto: &str) -> Result<()> {
+fn probe(ip: IpAddr, port: u16, proto: &str) -> Result<()> {
     let r = if proto == "udp" {
         std::net::UdpSocket::bind((ip, port)).map(drop)
     } else {
         std::net::TcpListener::bind((ip, port)).map(drop)
     };
-    r.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::conflict(format!(
-                "cannot publish {ip}:{port}/{proto}: address already in use on the host"
-            ))
-        } else {
-            Error::io(format!("probe host port {ip}:{port}/{proto}"), e)
-        }
-    })
+    r.map_err(|e| publish_error(std::net::SocketAddr::new(ip, port), proto, e))
 }
 
-fn free_port(ip: Ipv4Addr, proto: &str) -> Result<u16> {
+/// Why `addr` cannot be bound for a published port.
+fn publish_error(addr: std::net::SocketAddr, proto: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        Error::conflict(format!(
+            "cannot publish {addr}/{proto}: address already in use on the host"
+        ))
+    } else {
+        Error::io(format!("bind host port {addr}/{proto}"), e)
+    }
+}
+
+fn free_port(ip: IpAddr, proto: &str) -> Result<u16> {
     let r = if proto == "udp" {
         std::net::UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr())
     } else {
@@ -1069,4 +1174,151 @@ fn registry_write(v: &[(Subnet, String)]) -> Result<()> {
     let text: String = v.iter().map(|(s, r)| format!("{s} {r}\n")).collect();
     std::fs::create_dir_all("/run/berth").map_err(|e| Error::io("create /run/berth", e))?;
     write_atomic(Path::new(REGISTRY), text.as_bytes())
+}
+
+/// The subnet asked for if nothing holds it (another network of any berth root, a host route),
+/// else the first free candidate.
+fn choose_subnet(
+    want: Option<&str>,
+    mut candidates: impl Iterator<Item = Subnet>,
+    taken: &[(Subnet, String)],
+    routes: &[Subnet],
+) -> Result<Subnet> {
+    let Some(want) = want else {
+        return candidates
+            .find(|c| {
+                !taken.iter().any(|(t, _)| t.overlaps(c)) && !routes.iter().any(|r| r.overlaps(c))
+            })
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "could not find a free subnet for the network",
+                )
+            });
+    };
+    let s = Subnet::parse(want)?;
+    if let Some((t, _)) = taken.iter().find(|(t, _)| t.overlaps(&s)) {
+        return Err(Error::conflict(format!(
+            "invalid pool request: Pool overlaps with other one on this address space ({t})"
+        )));
+    }
+    if let Some(r) = routes.iter().find(|r| r.overlaps(&s)) {
+        return Err(Error::conflict(format!(
+            "subnet {s} overlaps the host route to {r}"
+        )));
+    }
+    Ok(s)
+}
+
+/// `--ip`/`--ip6`: a usable address of the network's subnet (of that family) other than the
+/// gateway.
+fn requested_address(
+    n: &Network,
+    want: Option<&str>,
+    subnet: &Subnet,
+    gw: IpAddr,
+) -> Result<Option<IpAddr>> {
+    let Some(s) = want else { return Ok(None) };
+    let ip: IpAddr = s
+        .parse()
+        .ok()
+        .filter(|ip: &IpAddr| ip.is_ipv6() == subnet.is_v6())
+        .ok_or_else(|| {
+            let fam = if subnet.is_v6() { "IPv6" } else { "IPv4" };
+            Error::invalid(format!("invalid {fam} address: {s}"))
+        })?;
+    if !subnet.usable(ip) || ip == gw {
+        return Err(Error::invalid(format!(
+            "address {ip} is not a usable address of network {} ({subnet})",
+            n.name
+        )));
+    }
+    Ok(Some(ip))
+}
+
+/// The network's bridge, made if missing (`created` then), with its gateway addresses
+/// (IPv4, and IPv6 on a dual-stack network) and forwarding on; returns its index.
+fn bridge_up(
+    nl: &mut netlink::Netlink,
+    n: &Network,
+    (gw, prefix): (IpAddr, u8),
+    v6: Option<(IpAddr, u8)>,
+    created: &mut bool,
+) -> Result<u32> {
+    if nl.link_index(&n.bridge)?.is_none() {
+        *created = true;
+    }
+    nl.create_bridge(&n.bridge)?;
+    let br = nl
+        .link_index(&n.bridge)?
+        .ok_or_else(|| Error::internal(format!("bridge {} vanished", n.bridge)))?;
+    nl.add_address(br, gw, prefix)?;
+    if let Some((gw6, prefix6)) = v6 {
+        // berth's own bridge: IPv6 on, no DAD (the gateway answers at once), and a router.
+        for (k, v) in [
+            ("disable_ipv6", "0"),
+            ("accept_dad", "0"),
+            ("forwarding", "1"),
+        ] {
+            sysctl(&format!("/proc/sys/net/ipv6/conf/{}/{k}", n.bridge), v);
+        }
+        nl.add_address(br, gw6, prefix6)?;
+    }
+    nl.set_up(br, None)?;
+    // Published ports reached from 127.0.0.1 are routed out of the bridge.
+    sysctl(
+        &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
+        "1",
+    );
+    if !n.internal {
+        sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+        if v6.is_some() {
+            // IPv6 forwards only with the global switch (as docker sets it).
+            sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+        }
+    }
+    Ok(br)
+}
+
+/// `--ip-range`: a part of the subnet addresses are leased from ("" for the whole subnet).
+fn choose_range(subnet: &Subnet, want: Option<&str>) -> Result<String> {
+    let Some(r) = want else {
+        return Ok(String::new());
+    };
+    let r = Subnet::parse(r)?;
+    if !subnet.overlaps(&r) || r.prefix < subnet.prefix {
+        return Err(Error::invalid(format!(
+            "ip range {r} is not inside subnet {subnet}"
+        )));
+    }
+    Ok(r.to_string())
+}
+
+/// The gateway asked for (inside the subnet), else the subnet's first host.
+fn choose_gateway(subnet: &Subnet, want: Option<&str>) -> Result<IpAddr> {
+    let Some(g) = want else {
+        return Ok(subnet.first_host());
+    };
+    let ip: IpAddr = g
+        .parse()
+        .map_err(|_| Error::invalid(format!("invalid gateway {g}")))?;
+    if !subnet.usable(ip) {
+        return Err(Error::invalid(format!(
+            "gateway {g} is not in subnet {subnet}"
+        )));
+    }
+    Ok(ip)
+}
+
+/// An IPv6 network needs IPv6 on the host: a clear error instead of a failed address later.
+fn ipv6_available() -> Result<()> {
+    match std::fs::read_to_string("/proc/sys/net/ipv6/conf/default/disable_ipv6") {
+        Ok(v) if v.trim() == "0" => Ok(()),
+        Ok(_) => Err(Error::invalid(
+            "--ipv6: IPv6 is disabled on this host (net.ipv6.conf.default.disable_ipv6=1)",
+        )),
+        Err(_) => Err(Error::invalid(
+            "--ipv6: this kernel has no IPv6 (no /proc/sys/net/ipv6)",
+        )),
+    }
 }

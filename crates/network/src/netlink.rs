@@ -7,7 +7,9 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -190,9 +192,16 @@ impl Netlink {
         }
     }
 
-    /// Adds `ip/prefix` to the link (already there is fine).
+    /// Adds `ip/prefix` to the link (already there is fine). IPv6 addresses skip duplicate
+    /// address detection: berth's IPAM made them unique, and a tentative address would drop
+    /// the first packets for a second or so.
     pub fn add_address(&mut self, index: u32, ip: IpAddr, prefix: u8) -> Result<()> {
         let mut m = AddressMessage::default();
+        if ip.is_ipv6() {
+            m.header.flags = AddressHeaderFlags::Nodad;
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
         m.header.family = if ip.is_ipv4() {
             AddressFamily::Inet
         } else {
@@ -250,24 +259,29 @@ impl Netlink {
         }
     }
 
-    /// Destinations (address, prefix) of the main table's IPv4 routes: a new subnet must not
-    /// overlap one of them.
-    pub fn routes_v4(&mut self) -> Result<Vec<(Ipv4Addr, u8)>> {
-        let mut m = RouteMessage::default();
-        m.header.address_family = AddressFamily::Inet;
-        let v = self.request(RouteNetlinkMessage::GetRoute(m), NLM_F_DUMP, "list routes")?;
+    /// Destinations of the main table's IPv4 and IPv6 routes: a new subnet must not overlap
+    /// one of them.
+    pub fn routes(&mut self) -> Result<Vec<crate::Subnet>> {
         let mut out = Vec::new();
-        for m in v {
-            if let RouteNetlinkMessage::NewRoute(r) = m {
-                if r.header.table != RouteHeader::RT_TABLE_MAIN
-                    || r.header.destination_prefix_length == 0
-                {
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            let v = self.request(RouteNetlinkMessage::GetRoute(m), NLM_F_DUMP, "list routes")?;
+            for m in v {
+                let RouteNetlinkMessage::NewRoute(r) = m else {
+                    continue;
+                };
+                let prefix = r.header.destination_prefix_length;
+                if r.header.table != RouteHeader::RT_TABLE_MAIN || prefix == 0 {
                     continue;
                 }
                 for a in r.attributes {
-                    if let RouteAttribute::Destination(RouteAddress::Inet(d)) = a {
-                        out.push((d, r.header.destination_prefix_length));
-                    }
+                    let addr = match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(d)) => IpAddr::V4(d),
+                        RouteAttribute::Destination(RouteAddress::Inet6(d)) => IpAddr::V6(d),
+                        _ => continue,
+                    };
+                    out.push(crate::Subnet { addr, prefix });
                 }
             }
         }

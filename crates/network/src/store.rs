@@ -1,11 +1,40 @@
 //! The networks database (`<root>/networks.db`, SQLite in WAL mode like the containers'):
-//! networks, endpoints (a container's lease on a network: UNIQUE(network, ip) means no
-//! address is ever handed out twice) and published ports (UNIQUE(proto, host_port)).
+//! networks, endpoints (a container's lease on a network: UNIQUE(network, ip) and, on a
+//! dual-stack network, UNIQUE(network, ip6) mean no address is ever handed out twice; both
+//! live in the one row, so they go together) and published ports (UNIQUE(proto, host_port)).
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::{Endpoint, Network, PortBinding};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::Path;
+
+/// Chooses a free address given the taken ones.
+pub type Picker<'a> = Box<dyn Fn(&HashSet<IpAddr>) -> Option<IpAddr> + 'a>;
+
+/// One address to lease: `want` (--ip, --ip6) or the lowest free one `pick` returns.
+pub struct LeaseRequest<'a> {
+    pub pick: Picker<'a>,
+    pub want: Option<IpAddr>,
+}
+
+impl LeaseRequest<'_> {
+    fn choose(&self, taken: &HashSet<IpAddr>, network: &str) -> Result<IpAddr> {
+        match self.want {
+            Some(ip) if taken.contains(&ip) => Err(Error::conflict(format!(
+                "address {ip} is already in use on network {network}"
+            ))),
+            Some(ip) => Ok(ip),
+            None => (self.pick)(taken).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("no available IP addresses on network {network}"),
+                )
+            }),
+        }
+    }
+}
 
 pub struct Store {
     conn: Connection,
@@ -25,6 +54,19 @@ impl Store {
                  record TEXT NOT NULL, PRIMARY KEY (container, network), UNIQUE (network, ip));
              CREATE TABLE IF NOT EXISTS ports (proto TEXT NOT NULL, host_port INTEGER NOT NULL, container TEXT NOT NULL,
                  record TEXT NOT NULL, PRIMARY KEY (proto, host_port));",
+            )?;
+            // ip6 came with IPv6 networks: older databases get the column (NULL: no IPv6
+            // lease, and NULLs never clash in a UNIQUE index).
+            let has_ip6: bool = c.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('endpoints') WHERE name = 'ip6'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has_ip6 {
+                c.execute_batch("ALTER TABLE endpoints ADD COLUMN ip6 TEXT")?;
+            }
+            c.execute_batch(
+                "CREATE UNIQUE INDEX IF NOT EXISTS endpoints_ip6 ON endpoints (network, ip6)",
             )
         })?;
         Ok(Store { conn })
@@ -92,43 +134,39 @@ impl Store {
         rows.iter().map(|r| parse(r)).collect()
     }
 
-    /// Leases an address: `want` (--ip) or the lowest free one `pick` returns, atomically.
+    /// Leases the endpoint's addresses atomically: the IPv4 one (`v4`) and, on a dual-stack
+    /// network, the IPv6 one (`v6`).
     pub fn lease(
         &mut self,
         e: &mut Endpoint,
-        pick: impl Fn(&std::collections::HashSet<std::net::Ipv4Addr>) -> Option<std::net::Ipv4Addr>,
-        want: Option<std::net::Ipv4Addr>,
+        v4: LeaseRequest,
+        v6: Option<LeaseRequest>,
     ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let taken: std::collections::HashSet<std::net::Ipv4Addr> = {
-            let mut st = tx.prepare("SELECT ip FROM endpoints WHERE network = ?1")?;
-            let v: Vec<String> = st
-                .query_map([&e.network_id], |r| r.get(0))?
+        let (taken4, taken6) = {
+            let mut st = tx.prepare("SELECT ip, ip6 FROM endpoints WHERE network = ?1")?;
+            let v: Vec<(String, Option<String>)> = st
+                .query_map([&e.network_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            v.iter().filter_map(|s| s.parse().ok()).collect()
+            let t4: HashSet<IpAddr> = v.iter().filter_map(|(s, _)| s.parse().ok()).collect();
+            let t6: HashSet<IpAddr> = v
+                .iter()
+                .filter_map(|(_, s)| s.as_deref()?.parse().ok())
+                .collect();
+            (t4, t6)
         };
-        let ip = match want {
-            Some(ip) if taken.contains(&ip) => {
-                return Err(Error::conflict(format!(
-                    "address {ip} is already in use on network {}",
-                    e.network
-                )))
-            }
-            Some(ip) => ip,
-            None => pick(&taken).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("no available IP addresses on network {}", e.network),
-                )
-            })?,
+        e.ip = v4.choose(&taken4, &e.network)?.to_string();
+        let ip6 = match v6 {
+            Some(r) => Some(r.choose(&taken6, &e.network)?.to_string()),
+            None => None,
         };
-        e.ip = ip.to_string();
+        e.ip6 = ip6.clone().unwrap_or_default();
         let rec = serde_json::to_string(e).expect("endpoint serializes");
         tx.execute(
-            "INSERT INTO endpoints (container, network, ip, record) VALUES (?1, ?2, ?3, ?4)",
-            params![e.container, e.network_id, e.ip, rec],
+            "INSERT INTO endpoints (container, network, ip, ip6, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.container, e.network_id, e.ip, ip6, rec],
         )
         .map_err(|err| {
             let err = Error::from(err);
@@ -242,5 +280,73 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|(c, r)| Ok((c, parse(&r)?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(want: Option<&str>, first: &'static str) -> LeaseRequest<'static> {
+        LeaseRequest {
+            pick: Box::new(move |taken| {
+                let ip: IpAddr = first.parse().unwrap();
+                (!taken.contains(&ip)).then_some(ip)
+            }),
+            want: want.map(|w| w.parse().unwrap()),
+        }
+    }
+
+    fn endpoint(container: &str) -> Endpoint {
+        Endpoint {
+            container: container.into(),
+            network: "n".into(),
+            network_id: "nid".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn old_databases_get_ip6_and_no_ipv6_address_is_leased_twice() {
+        let dir = berth_testkit::Scratch::new("netstore");
+        let db = dir.join("networks.db");
+        // The schema before IPv6, with a lease in it.
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE endpoints (container TEXT NOT NULL, network TEXT NOT NULL, ip TEXT NOT NULL,
+                 record TEXT NOT NULL, PRIMARY KEY (container, network), UNIQUE (network, ip));
+             INSERT INTO endpoints VALUES ('old', 'nid', '10.0.0.2', '{}');",
+        )
+        .unwrap();
+        drop(c);
+        let mut s = Store::open(&db).unwrap();
+        let mut a = endpoint("a");
+        s.lease(&mut a, req(None, "10.0.0.3"), Some(req(None, "fd00::2")))
+            .unwrap();
+        assert_eq!((a.ip.as_str(), a.ip6.as_str()), ("10.0.0.3", "fd00::2"));
+        // The same IPv6 address again: asked for, or as the only free one.
+        let mut b = endpoint("b");
+        let e = s
+            .lease(
+                &mut b,
+                req(None, "10.0.0.4"),
+                Some(req(Some("fd00::2"), "fd00::9")),
+            )
+            .unwrap_err();
+        assert!(e.message().contains("fd00::2 is already in use"), "{e}");
+        let e = s
+            .lease(&mut b, req(None, "10.0.0.4"), Some(req(None, "fd00::2")))
+            .unwrap_err();
+        assert!(e.message().contains("no available IP addresses"), "{e}");
+        // Nothing of the failed leases was stored; releasing frees both addresses at once.
+        assert_eq!(s.endpoints_on("nid").unwrap().len(), 2);
+        s.release("a", None).unwrap();
+        s.lease(&mut b, req(None, "10.0.0.3"), Some(req(None, "fd00::2")))
+            .unwrap();
+        assert_eq!((b.ip.as_str(), b.ip6.as_str()), ("10.0.0.3", "fd00::2"));
+        // Reopening an up-to-date database changes nothing.
+        drop(s);
+        let s = Store::open(&db).unwrap();
+        assert_eq!(s.endpoints_on("nid").unwrap().len(), 2);
     }
 }

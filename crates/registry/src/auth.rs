@@ -1,5 +1,8 @@
 //! The authorizer: parses `WWW-Authenticate` challenges, answers basic ones with the stored
 //! credentials, and gets bearer tokens from the realm the registry names, cached per scope.
+//! With credentials a token is asked for the OAuth2 way first (distribution's token spec: a POST
+//! with `grant_type=password`, or `refresh_token` for an identity token), falling back to the
+//! GET with basic auth for token servers without OAuth, as containerd does.
 
 use base64::Engine as _;
 use std::collections::HashMap;
@@ -96,6 +99,8 @@ enum Mode {
 
 pub struct Authorizer {
     creds: Option<Credentials>,
+    /// The identity token, or the refresh token a token server issued for the password.
+    refresh: Mutex<Option<String>>,
     mode: Mutex<Mode>,
     /// Scope string → (token, expiry).
     tokens: Mutex<HashMap<String, (String, Instant)>>,
@@ -104,6 +109,7 @@ pub struct Authorizer {
 impl Authorizer {
     pub fn new(creds: Option<Credentials>) -> Authorizer {
         Authorizer {
+            refresh: Mutex::new(creds.as_ref().and_then(|c| c.identity_token.clone())),
             creds,
             mode: Mutex::new(Mode::Unknown),
             tokens: Mutex::new(HashMap::new()),
@@ -111,13 +117,16 @@ impl Authorizer {
     }
 
     fn basic_value(&self) -> Option<String> {
-        self.creds.as_ref().map(|c| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", c.username, c.password))
-            )
-        })
+        self.creds
+            .as_ref()
+            .filter(|c| !c.password.is_empty())
+            .map(|c| {
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{}", c.username, c.password))
+                )
+            })
     }
 
     /// The Authorization header for a request needing `scopes`, from what is known so far.
@@ -178,6 +187,13 @@ impl Authorizer {
         self.creds.is_some()
     }
 
+    /// A refresh token the token server issued for our password (docker keeps it as the
+    /// login's identity token).
+    pub fn refresh_token(&self) -> Option<String> {
+        let t = self.refresh.lock().unwrap().clone();
+        t.filter(|t| self.creds.as_ref().and_then(|c| c.identity_token.as_ref()) != Some(t))
+    }
+
     fn fetch_token(
         &self,
         http: &reqwest::blocking::Client,
@@ -185,8 +201,14 @@ impl Authorizer {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<(String, Duration)> {
-        let mut url = reqwest::Url::parse(realm)
+        let realm = reqwest::Url::parse(realm)
             .map_err(|e| Error::Protocol(format!("token realm {realm:?}: {e}")))?;
+        if self.creds.is_some() {
+            if let Some(t) = self.oauth_token(http, &realm, service, scopes)? {
+                return Ok(t);
+            }
+        }
+        let mut url = realm;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -201,12 +223,61 @@ impl Authorizer {
             req = req.header(reqwest::header::AUTHORIZATION, b);
         }
         let resp = req.send().map_err(|e| network("token request", e))?;
+        self.token_response(resp)
+    }
+
+    /// The OAuth2 POST; `None` when the token server does not take it and a password can still
+    /// go the GET way (GCR answers 404, Artifactory 401, ACR 400, others 405).
+    fn oauth_token(
+        &self,
+        http: &reqwest::blocking::Client,
+        realm: &reqwest::Url,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<Option<(String, Duration)>> {
+        let Some(c) = &self.creds else {
+            return Ok(None);
+        };
+        let refresh = self.refresh.lock().unwrap().clone();
+        let scope = scopes.join(" ");
+        let mut form: Vec<(&str, &str)> = vec![("client_id", "berth"), ("scope", &scope)];
+        if let Some(s) = service {
+            form.push(("service", s));
+        }
+        match &refresh {
+            Some(t) => form.extend([
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t.as_str()),
+            ]),
+            None => form.extend([
+                ("grant_type", "password"),
+                ("username", c.username.as_str()),
+                ("password", c.password.as_str()),
+                ("access_type", "offline"),
+            ]),
+        }
+        let resp = http
+            .post(realm.clone())
+            .form(&form)
+            .send()
+            .map_err(|e| network("token request", e))?;
+        let status = resp.status().as_u16();
+        if matches!(status, 400 | 401 | 404 | 405) && !c.password.is_empty() {
+            return Ok(None);
+        }
+        self.token_response(resp).map(Some)
+    }
+
+    /// A token server's answer: `token` or `access_token`, its lifetime, a refresh token.
+    fn token_response(&self, resp: reqwest::blocking::Response) -> Result<(String, Duration)> {
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(Error::Unauthorized(if self.creds.is_some() {
-                "unauthorized: incorrect username or password".into()
-            } else {
-                "unauthorized: authentication required".into()
+            return Err(Error::Unauthorized(match &self.creds {
+                Some(c) if c.password.is_empty() => {
+                    "unauthorized: the stored identity token was refused (log in again)".into()
+                }
+                Some(_) => "unauthorized: incorrect username or password".into(),
+                None => "unauthorized: authentication required".into(),
             }));
         }
         if !status.is_success() {
@@ -221,6 +292,13 @@ impl Authorizer {
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::Protocol("token response holds no token".into()))?;
+        if let Some(r) = v
+            .get("refresh_token")
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+        {
+            *self.refresh.lock().unwrap() = Some(r.to_string());
+        }
         // Docker's minimum lifetime is 60 s; refresh a little early.
         let secs = v
             .get("expires_in")

@@ -195,6 +195,12 @@ impl Client {
         )))
     }
 
+    /// The refresh token the token server issued at login, if it did (OAuth2 with
+    /// `access_type=offline`): docker keeps it as the identity token instead of the password.
+    pub fn refresh_token(&self) -> Option<String> {
+        self.auth.refresh_token()
+    }
+
     pub(crate) fn url(&self, path: &str) -> Result<Url> {
         self.base
             .join(path)

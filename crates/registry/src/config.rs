@@ -68,8 +68,10 @@ impl Config {
         })
     }
 
+    /// Listed as insecure, or on loopback: docker treats 127.0.0.0/8, ::1 and localhost as
+    /// insecure registries without being told (plain HTTP, or HTTPS without checks).
     pub fn is_insecure(&self, host: &str) -> bool {
-        self.insecure.iter().any(|h| h == host)
+        self.insecure.iter().any(|h| h == host) || is_loopback(host)
     }
 
     /// The references a user's name stands for, in the order to try them: a name that names its
@@ -99,6 +101,19 @@ pub fn is_qualified(name: &str) -> bool {
         Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
         None => false,
     }
+}
+
+/// Whether `host[:port]` names this machine: localhost, 127.0.0.0/8 or ::1 (`[::1]:5000`).
+pub fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(h, _)| h),
+        None if host.matches(':').count() > 1 => host,
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `os/arch[/variant]`, e.g. linux/amd64, linux/arm/v7.
@@ -177,6 +192,30 @@ mod tests {
             .map(|r| r.full())
             .collect();
         assert_eq!(v, ["localhost:5000/app:latest"]);
+    }
+
+    #[test]
+    fn loopback_registries_are_insecure() {
+        let c = Config::from_file(Path::new("/nonexistent")).unwrap();
+        for h in [
+            "127.0.0.1:5000",
+            "127.3.2.1",
+            "localhost:5000",
+            "LOCALHOST",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(c.is_insecure(h), "{h}");
+        }
+        for h in [
+            "quay.io",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+            "[::2]:5000",
+            "128.0.0.1",
+        ] {
+            assert!(!c.is_insecure(h), "{h}");
+        }
     }
 
     #[test]

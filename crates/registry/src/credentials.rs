@@ -14,7 +14,13 @@ use crate::error::{Error, Result};
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// docker's `identitytoken`: an OAuth2 refresh token a token server issued at login, kept
+    /// instead of the password (a credential helper returns it with the username `<token>`).
+    pub identity_token: Option<String>,
 }
+
+/// The username credential helpers use for an identity token.
+const TOKEN_USERNAME: &str = "<token>";
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,9 +140,17 @@ pub fn get(file: &Path, host: &str) -> Result<Option<Credentials>> {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let secret = v.get("Secret").and_then(Value::as_str).unwrap_or_default();
+        if user == TOKEN_USERNAME {
+            return Ok(Some(Credentials {
+                username: String::new(),
+                password: String::new(),
+                identity_token: Some(secret.into()),
+            }));
+        }
         return Ok(Some(Credentials {
             username: user.into(),
             password: secret.into(),
+            identity_token: None,
         }));
     }
     let auths = cfg.get("auths").and_then(Value::as_object);
@@ -146,8 +160,17 @@ pub fn get(file: &Path, host: &str) -> Result<Option<Credentials>> {
             .or_else(|| a.get(&format!("http://{host}")))
             .or_else(|| a.get(host))
     });
+    let identity_token = entry
+        .and_then(|e| e.get("identitytoken"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
     let Some(auth) = entry.and_then(|e| e.get("auth")).and_then(Value::as_str) else {
-        return Ok(None);
+        return Ok(identity_token.map(|t| Credentials {
+            username: String::new(),
+            password: String::new(),
+            identity_token: Some(t),
+        }));
     };
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(auth.trim())
@@ -162,6 +185,7 @@ pub fn get(file: &Path, host: &str) -> Result<Option<Credentials>> {
     Ok(Some(Credentials {
         username: u.into(),
         password: p.into(),
+        identity_token,
     }))
 }
 
@@ -170,13 +194,20 @@ pub fn store(file: &Path, host: &str, c: &Credentials) -> Result<()> {
     let mut cfg = read(file)?;
     let key = server_key(host);
     if let Some(h) = helper(&cfg, &key) {
-        let input =
-            json!({"ServerURL": key, "Username": c.username, "Secret": c.password}).to_string();
+        let input = match &c.identity_token {
+            Some(t) => json!({"ServerURL": key, "Username": TOKEN_USERNAME, "Secret": t}),
+            None => json!({"ServerURL": key, "Username": c.username, "Secret": c.password}),
+        }
+        .to_string();
         run_helper(&h, "store", &input)?;
         return Ok(());
     }
     let auth =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+    let mut entry = json!({ "auth": auth });
+    if let Some(t) = &c.identity_token {
+        entry["identitytoken"] = json!(t);
+    }
     if !cfg.is_object() {
         cfg = json!({});
     }
@@ -188,10 +219,7 @@ pub fn store(file: &Path, host: &str, c: &Credentials) -> Result<()> {
     if !auths.is_object() {
         *auths = json!({});
     }
-    auths
-        .as_object_mut()
-        .expect("object")
-        .insert(key, json!({ "auth": auth }));
+    auths.as_object_mut().expect("object").insert(key, entry);
     write(file, &cfg)
 }
 
@@ -230,6 +258,7 @@ mod tests {
         let c = Credentials {
             username: "u".into(),
             password: "p:w".into(),
+            identity_token: None,
         };
         store(&f, "127.0.0.1:5000", &c).unwrap();
         let v: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
@@ -241,5 +270,16 @@ mod tests {
         assert!(!erase(&f, "127.0.0.1:5000").unwrap());
         assert_eq!(get(&f, "127.0.0.1:5000").unwrap(), None);
         assert_eq!(server_key("docker.io"), "https://index.docker.io/v1/");
+        // A login that got a refresh token keeps it instead of the password, as docker does.
+        let t = Credentials {
+            username: "u".into(),
+            password: String::new(),
+            identity_token: Some("refresh-1".into()),
+        };
+        store(&f, "127.0.0.1:5000", &t).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        assert_eq!(v["auths"]["127.0.0.1:5000"]["auth"], "dTo=");
+        assert_eq!(v["auths"]["127.0.0.1:5000"]["identitytoken"], "refresh-1");
+        assert_eq!(get(&f, "127.0.0.1:5000").unwrap(), Some(t));
     }
 }

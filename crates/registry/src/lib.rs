@@ -9,6 +9,7 @@
 //!   store's ingest, where it unpacks while it arrives; an interrupted blob resumes with `Range`.
 //! - [`push`] sends the stored blobs byte for byte: an existing blob is skipped, one that another
 //!   repository on the registry holds is mounted, the rest are uploaded; then the manifest.
+//! - [`listing`](search) lists tags and catalogs, and searches (`/v1/search`, else the catalog).
 //!
 //! The async runtime reqwest needs stays inside this crate (its blocking client); callers are
 //! plain threads.
@@ -18,6 +19,7 @@ mod client;
 pub mod config;
 pub mod credentials;
 mod error;
+mod listing;
 mod progress;
 mod pull;
 mod push;
@@ -25,8 +27,9 @@ mod push;
 pub use client::Client;
 pub use config::{Config, Platform};
 pub use error::{Error, Result};
+pub use listing::{catalog, list_tags, search, SearchResult};
 pub use progress::{LayerStatus, NoProgress, Progress};
-pub use pull::{catalog, list_tags, pull, PullOptions, Pulled};
+pub use pull::{pull, PullOptions, Pulled};
 pub use push::{push, PushOptions, Pushed};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -1,7 +1,9 @@
 //! Pull: resolve (tag → manifest, index → this platform's manifest), then fetch the config and
 //! the layers the store lacks, a few at a time, each streamed into the store's ingest (hashed,
 //! size-checked, unpacking as it arrives) and resumed with a Range request when a connection
-//! drops. The image is recorded only when everything checked out.
+//! drops. Each blob that checked out is kept in the store's content at once, so a pull that
+//! fails or is killed later does not fetch it again; the image is recorded only when everything
+//! checked out.
 
 use berth_image::{BlobWriter, ImageStore, Reference};
 use reqwest::header::{CONTENT_RANGE, RANGE};
@@ -474,75 +476,4 @@ fn download_all(
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-/// The tags of a repository (following `Link` pagination).
-pub fn list_tags(client: &Client, r: &Reference) -> Result<Vec<String>> {
-    let scopes = vec![pull_scope(&r.path)];
-    let mut url = client.url(&format!("/v2/{}/tags/list", r.path))?;
-    let mut tags = Vec::new();
-    for _ in 0..1000 {
-        let resp = client.send(Method::GET, url.clone(), &scopes, |r| r)?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Err(Error::NotFound(format!(
-                "repository {}/{} not found: {}",
-                r.domain,
-                r.path,
-                error_text(resp)
-            )));
-        }
-        if !resp.status().is_success() {
-            return Err(Error::Protocol(format!(
-                "tags of {}/{}: {}",
-                r.domain,
-                r.path,
-                error_text(resp)
-            )));
-        }
-        let next = resp
-            .headers()
-            .get("link")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| {
-                l.split_once('<')
-                    .and_then(|(_, rest)| rest.split_once('>'))
-                    .map(|(u, _)| u.to_string())
-            });
-        let body = read_limited(resp, 16 << 20, "tag list")?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("tag list: {e}")))?;
-        if let Some(a) = v.get("tags").and_then(|t| t.as_array()) {
-            tags.extend(a.iter().filter_map(|t| t.as_str()).map(str::to_string));
-        }
-        match next {
-            Some(n) => url = client.url(&n)?,
-            None => return Ok(tags),
-        }
-    }
-    Ok(tags)
-}
-
-/// The repositories a registry lists (`/v2/_catalog`), for `search`.
-pub fn catalog(client: &Client) -> Result<Vec<String>> {
-    let url = client.url("/v2/_catalog?n=1000")?;
-    let resp = client.send(Method::GET, url, &["registry:catalog:*".to_string()], |r| r)?;
-    if !resp.status().is_success() {
-        return Err(Error::Protocol(format!(
-            "{} does not list its repositories: {}",
-            client.host,
-            error_text(resp)
-        )));
-    }
-    let body = read_limited(resp, 16 << 20, "catalog")?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("catalog: {e}")))?;
-    Ok(v.get("repositories")
-        .and_then(|a| a.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default())
 }

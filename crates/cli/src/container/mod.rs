@@ -137,8 +137,8 @@ pub(crate) fn die(msg: impl std::fmt::Display, code: i32) -> ! {
     std::process::exit(code)
 }
 
-/// The helpers berth itself starts (`berth __dns`, `berth __netreap`; monitors run from
-/// berth-monitor): dispatched before clap.
+/// berth-monitor's helpers (monitor, DNS responder, port proxy, network reaper), which berth
+/// still runs when asked (`berth __dns ...`): dispatched before clap.
 pub fn helper_main() -> Option<std::process::ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = berth_engine::monitor::helper_main(&args)?;

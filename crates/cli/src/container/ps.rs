@@ -69,8 +69,8 @@ fn go_time(rfc: &str) -> String {
 
 fn quoted_command(c: &Container, trunc: bool) -> String {
     let cmd = c.command_line();
-    let cmd = if trunc && cmd.chars().count() > 20 {
-        format!("{}…", cmd.chars().take(19).collect::<String>())
+    let cmd = if trunc {
+        crate::output::ellipsis(&cmd, 20)
     } else {
         cmd
     };

@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    ip6: Option<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long)]
     mac_address: Option<String>,
@@ -307,6 +310,7 @@ fn create_options(a: &RunArgs) -> CreateOptions {
         stop_timeout: a.stop_timeout,
         network_aliases: a.network_alias.clone(),
         ip: a.ip.clone(),
+        ip6: a.ip6.clone(),
         mac_address: a.mac_address.clone(),
         expose: a.expose.clone(),
         host_config: hc,

@@ -167,6 +167,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -180,6 +181,9 @@ impl Request {
 
 /// What a handler answers: full bytes to write (head and body), then the connection closes.
 pub type Handler = dyn Fn(&Request) -> Vec<u8> + Send + Sync;
+
+/// A handler that writes its answer itself (a part of it, waiting in between if it likes).
+pub type StreamHandler = dyn Fn(&Request, &mut TcpStream) + Send + Sync;
 
 pub fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
     let mut v = format!(
@@ -204,6 +208,12 @@ pub struct TinyServer {
 
 impl TinyServer {
     pub fn start(handler: Arc<Handler>) -> TinyServer {
+        TinyServer::start_streaming(Arc::new(move |req: &Request, conn: &mut TcpStream| {
+            let _ = conn.write_all(&handler(req));
+        }))
+    }
+
+    pub fn start_streaming(handler: Arc<StreamHandler>) -> TinyServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
@@ -241,12 +251,15 @@ impl TinyServer {
                     }
                     let mut body = vec![0u8; len];
                     let _ = r.read_exact(&mut body);
-                    let out = h(&Request {
-                        method,
-                        path,
-                        headers,
-                    });
-                    let _ = conn.write_all(&out);
+                    h(
+                        &Request {
+                            method,
+                            path,
+                            headers,
+                            body,
+                        },
+                        &mut conn,
+                    );
                     let _ = conn.shutdown(std::net::Shutdown::Both);
                 });
             }
@@ -269,20 +282,183 @@ impl Drop for TinyServer {
     }
 }
 
+/// Sends `req` to `upstream` as HTTP/1.0 (so the answer is never chunked) and returns the raw
+/// answer, split into head (with its blank line) and body.
+pub fn forward(upstream: &str, req: &Request) -> (Vec<u8>, Vec<u8>) {
+    let mut c = TcpStream::connect(upstream).unwrap();
+    let mut head = format!("{} {} HTTP/1.0\r\n", req.method, req.path);
+    for (k, v) in &req.headers {
+        if !k.eq_ignore_ascii_case("connection") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&req.body).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |i| i + 4);
+    let body = out.split_off(end);
+    (out, body)
+}
+
+/// What a [`Proxy`] does with one blob's GETs.
+#[derive(Clone)]
+pub enum BlobFault {
+    /// Once `ready()` says so, half the blob and the connection closes; a resumed request
+    /// (Range) gets the headers and nothing more.
+    Cut(Arc<dyn Fn() -> bool + Send + Sync>),
+    /// Half the blob, then nothing until the proxy is released (or dropped).
+    Stall,
+}
+
+/// A loopback proxy in front of a registry that counts blob GETs and can break one blob.
+pub struct Proxy {
+    pub addr: String,
+    gets: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    fault: Arc<std::sync::Mutex<Option<(String, BlobFault)>>>,
+    released: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    _srv: TinyServer,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str) -> Proxy {
+        let gets: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+            Default::default();
+        let fault: Arc<std::sync::Mutex<Option<(String, BlobFault)>>> = Default::default();
+        let released: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)> = Default::default();
+        let (g, f, r, up) = (
+            gets.clone(),
+            fault.clone(),
+            released.clone(),
+            upstream.to_string(),
+        );
+        let handler = move |req: &Request, conn: &mut TcpStream| {
+            let digest = req
+                .path
+                .rsplit_once("/blobs/")
+                .map(|(_, d)| d.split('?').next().unwrap_or(d).to_string());
+            if let (Some(d), "GET") = (&digest, req.method.as_str()) {
+                *g.lock().unwrap().entry(d.clone()).or_default() += 1;
+            }
+            let fault = f.lock().unwrap().clone();
+            let (head, body) = forward(&up, req);
+            let Some((_, fault)) = fault.filter(|(d, _)| Some(d) == digest.as_ref()) else {
+                let _ = conn.write_all(&head);
+                let _ = conn.write_all(&body);
+                return;
+            };
+            let resumed = req.header("range").is_some();
+            match fault {
+                BlobFault::Cut(ready) => {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while !resumed && !ready() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    let keep = if resumed { 0 } else { body.len() / 2 };
+                    let _ = conn.write_all(&head);
+                    let _ = conn.write_all(&body[..keep]);
+                }
+                BlobFault::Stall => {
+                    let _ = conn.write_all(&head);
+                    let _ = conn.write_all(&body[..body.len() / 2]);
+                    let _ = conn.flush();
+                    let (lock, cond) = &*r;
+                    let done = lock.lock().unwrap();
+                    let _ = cond.wait_timeout_while(done, Duration::from_secs(120), |d| !*d);
+                }
+            }
+        };
+        let srv = TinyServer::start_streaming(Arc::new(handler));
+        Proxy {
+            addr: srv.addr.clone(),
+            gets,
+            fault,
+            released,
+            _srv: srv,
+        }
+    }
+
+    /// Breaks the GETs of blob `digest` from now on (`None`: every blob passes).
+    pub fn set_fault(&self, fault: Option<(&str, BlobFault)>) {
+        *self.fault.lock().unwrap() = fault.map(|(d, f)| (d.to_string(), f));
+    }
+
+    /// GET requests seen for a blob.
+    pub fn blob_gets(&self, digest: &str) -> usize {
+        self.gets.lock().unwrap().get(digest).copied().unwrap_or(0)
+    }
+
+    /// Lets stalled answers end.
+    pub fn release(&self) {
+        *self.released.0.lock().unwrap() = true;
+        self.released.1.notify_all();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 fn b64url(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// A token server (docker's token auth) issuing RS256 JWTs with an x5c header, signed by
-/// `openssl dgst`, to `user`/`password` only. Returns the server and the cert bundle the
-/// registry must trust.
+/// `a%20b+c` → "a b c" (application/x-www-form-urlencoded and query values).
+fn form_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `k=v&k=w` → [(k, v), (k, w)], decoded.
+pub fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (form_decode(k), form_decode(v)))
+        .collect()
+}
+
+/// A token server for docker's token auth, issuing RS256 JWTs with an x5c header signed by
+/// `openssl dgst`, to `user`/`password` only: by GET with basic auth (docker's token spec) and,
+/// with `oauth`, by distribution's OAuth2 POST (`grant_type=password` also issues a refresh
+/// token, which `grant_type=refresh_token` takes). Without `oauth` a POST gets 404, as from GCR.
+pub struct TokenServer {
+    pub srv: TinyServer,
+    /// The cert bundle the registry must trust.
+    pub bundle: PathBuf,
+    /// One line per request: "GET", "POST password", "POST refresh_token", "POST refused".
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub const REFRESH_TOKEN: &str = "berth-test-refresh-token";
+
 pub fn token_server(
     dir: &Path,
     service: &str,
     issuer: &str,
     user: &str,
     password: &str,
-) -> (TinyServer, PathBuf) {
+    oauth: bool,
+) -> TokenServer {
     sh(&format!(
         "set -e; cd {}; openssl req -x509 -newkey rsa:2048 -nodes -keyout tok.key -out tok.crt -days 2 -subj /CN=berth-test-token 2>/dev/null; \
          openssl x509 -in tok.crt -outform DER -out tok.der",
@@ -291,31 +467,66 @@ pub fn token_server(
     let der = std::fs::read(dir.join("tok.der")).unwrap();
     let key = dir.join("tok.key");
     let (service, issuer) = (service.to_string(), issuer.to_string());
+    let (user, password) = (user.to_string(), password.to_string());
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     );
+    let log: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let log2 = log.clone();
+    let refused = || {
+        response(
+            "401 Unauthorized",
+            &[],
+            br#"{"details":"incorrect username or password"}"#,
+        )
+    };
     let handler = move |req: &Request| -> Vec<u8> {
-        if req.header("authorization") != Some(expected.as_str()) {
-            return response(
-                "401 Unauthorized",
-                &[],
-                br#"{"details":"incorrect username or password"}"#,
-            );
-        }
-        let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let (scopes, refresh) = if req.method == "POST" {
+            let form = form_pairs(&String::from_utf8_lossy(&req.body));
+            let get = |k: &str| {
+                form.iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("")
+            };
+            if !oauth {
+                log2.lock().unwrap().push("POST refused".into());
+                return response("404 Not Found", &[], b"404 page not found");
+            }
+            let grant = get("grant_type");
+            log2.lock().unwrap().push(format!("POST {grant}"));
+            let ok = match grant {
+                "password" => get("username") == user && get("password") == password,
+                "refresh_token" => get("refresh_token") == REFRESH_TOKEN,
+                _ => false,
+            };
+            if !ok || get("service") != service || get("client_id").is_empty() {
+                return refused();
+            }
+            let scopes: Vec<String> = get("scope").split(' ').map(str::to_string).collect();
+            (
+                scopes,
+                grant == "password" && get("access_type") == "offline",
+            )
+        } else {
+            log2.lock().unwrap().push("GET".into());
+            if req.header("authorization") != Some(expected.as_str()) {
+                return refused();
+            }
+            let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let scopes = form_pairs(query)
+                .into_iter()
+                .filter(|(k, _)| k == "scope")
+                .map(|(_, v)| v)
+                .collect();
+            (scopes, false)
+        };
         let mut access = Vec::new();
-        for kv in query.split('&') {
-            if let Some(s) = kv.strip_prefix("scope=") {
-                let s = s
-                    .replace("%3A", ":")
-                    .replace("%2C", ",")
-                    .replace("%2F", "/")
-                    .replace('+', " ");
-                let parts: Vec<&str> = s.split(':').collect();
-                if parts.len() == 3 {
-                    access.push(serde_json::json!({"type": parts[0], "name": parts[1], "actions": parts[2].split(',').collect::<Vec<_>>()}));
-                }
+        for s in &scopes {
+            let parts: Vec<&str> = s.split(':').collect();
+            if parts.len() == 3 {
+                access.push(serde_json::json!({"type": parts[0], "name": parts[1], "actions": parts[2].split(',').collect::<Vec<_>>()}));
             }
         }
         let now = std::time::SystemTime::now()
@@ -344,14 +555,26 @@ pub fn token_server(
             .unwrap();
         let sig = child.wait_with_output().unwrap().stdout;
         let token = format!("{signing_input}.{}", b64url(&sig));
-        let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+        let body = if req.method == "POST" {
+            let mut v = serde_json::json!({"access_token": token, "expires_in": 300});
+            if refresh {
+                v["refresh_token"] = serde_json::json!(REFRESH_TOKEN);
+            }
+            v
+        } else {
+            serde_json::json!({"token": token, "expires_in": 300})
+        };
         response(
             "200 OK",
             &[("Content-Type", "application/json".into())],
-            body.as_bytes(),
+            body.to_string().as_bytes(),
         )
     };
-    (TinyServer::start(Arc::new(handler)), dir.join("tok.crt"))
+    TokenServer {
+        srv: TinyServer::start(Arc::new(handler)),
+        bundle: dir.join("tok.crt"),
+        log,
+    }
 }
 
 /// berth's registry settings and auth file for a test: HOME-independent, per test.
