@@ -93,10 +93,9 @@ impl Env {
             "containers left: {:?}",
             self.containers()
         );
-        // <root>/bin/berth is the engine's sealed binary for monitors, mounted once per root.
         let mounts: Vec<PathBuf> = mounts_below(&self.root)
             .into_iter()
-            .filter(|m| !m.ends_with("bin/berth"))
+            .filter(|m| !m.ends_with(common::SEALED_MONITOR))
             .collect();
         assert!(mounts.is_empty(), "mounts left: {mounts:?}");
         common::assert_consistent(&self.root);

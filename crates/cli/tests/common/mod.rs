@@ -128,7 +128,10 @@ pub fn ids(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The pids of the monitors of `root`'s containers (`berth __monitor ROOT ...`).
+/// The engine's read-only bind of berth-monitor, mounted once per root and left there.
+pub const SEALED_MONITOR: &str = "bin/berth-monitor";
+
+/// The pids of the monitors of `root`'s containers (`berth-monitor __monitor ROOT ...`).
 pub fn monitors(root: &Path) -> Vec<i32> {
     let root = root.to_string_lossy().into_owned();
     let mut v = Vec::new();
