@@ -7,12 +7,13 @@
 //!
 //! Goal (issue 9): berth's median at most a quarter of dockerd's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_testkit::Scratch;
 
+use crate::dockerd::{children_named, docker, stop, wait_socket, Dockerd};
 use crate::stats::{berth_first, print_table, Series};
 
 const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
@@ -30,55 +31,9 @@ fn run(c: &mut Command, what: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn docker(sock: &Path, config: &Path) -> Command {
-    let mut c = Command::new("docker");
-    c.env("DOCKER_HOST", format!("unix://{}", sock.display())).env("DOCKER_CONFIG", config).env("DOCKER_CLI_HINTS", "false");
-    c
-}
-
-fn wait_socket(sock: &Path, child: &mut Child, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::os::unix::net::UnixStream::connect(sock).is_err() {
-        if let Some(st) = child.try_wait()? {
-            anyhow::bail!("{what} exited ({st}) before listening");
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{what} never listened on {}", sock.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 fn rss_kb(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn children_named(parent: u32, name: &str) -> Vec<u32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) && comm.trim() == name {
-            v.push(pid);
-        }
-    }
-    v
-}
-
-/// Stops a server: SIGTERM, then SIGKILL after `grace`.
-fn stop(child: &mut Child, grace: Duration) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// The berth server, stopped however the bench ends.
@@ -87,53 +42,6 @@ struct Serve(Child);
 impl Drop for Serve {
     fn drop(&mut self) {
         stop(&mut self.0, Duration::from_secs(5));
-    }
-}
-
-/// A private dockerd; None (with the reason) when it cannot run here.
-struct Dockerd {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Dockerd {
-    fn start(dir: &Path) -> anyhow::Result<Dockerd> {
-        anyhow::ensure!(
-            Command::new("dockerd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()),
-            "dockerd not on PATH (Debian's docker.io)"
-        );
-        let sock = dir.join("d.sock");
-        let log = std::fs::File::create(dir.join("dockerd.log"))?;
-        let mut child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false"])
-            .args(["--storage-driver", "overlay2", "--log-level", "error"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        if let Err(e) = wait_socket(&sock, &mut child, "dockerd") {
-            stop(&mut child, Duration::from_secs(10));
-            return Err(e);
-        }
-        Ok(Dockerd { child, sock })
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let containerd = children_named(self.child.id(), "containerd");
-        stop(&mut self.child, Duration::from_secs(20));
-        for pid in containerd {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
     }
 }
 

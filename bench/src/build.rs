@@ -1,7 +1,10 @@
-//! `bench/run build`: `berth build` against `podman build --layers` on the same Dockerfiles and
-//! contexts, side by side in one run: a cold build (a fresh store holding only busybox) and a
-//! fully cached rebuild (the same build again in that store). Both with `--network none`
-//! (berth has no bridge network yet) and podman with `--pull=never` (no registry here).
+//! `bench/run build`: `berth build` against `podman build --layers` and docker's BuildKit
+//! (`DOCKER_BUILDKIT=1` through Debian's docker.io client, /usr/bin/docker, against a private
+//! dockerd, see dockerd.rs) on the same Dockerfiles and contexts, side by side in one run: a cold
+//! build (a fresh store holding only busybox; for docker, its image removed and the build cache
+//! pruned) and a fully cached rebuild (the same build again). All with `--network none`, podman
+//! with `--pull=never` (no registry here); BuildKit finds busybox in dockerd's image store.
+//! Goals (issue 12): berth at most half of podman's median and no slower than BuildKit.
 //! Cases: one RUN step; the layered fixture's Containerfile (2 RUNs, a COPY, metadata); a
 //! multi-stage build (two independent builder stages and COPY --from).
 
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use berth_testkit::Scratch;
 
+use crate::dockerd::{debian_docker, Dockerd};
 use crate::podman;
 use crate::stats::{print_table, Series};
 
@@ -54,12 +58,21 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let layered = std::fs::read_to_string(Path::new(LAYERED).join("Containerfile"))?;
     let cases: [(&str, &str); 3] = [("one RUN step", ONE_STEP), ("layered fixture (2 RUN, COPY, ENV, WORKDIR, CMD)", &layered), ("multi-stage (2 parallel stages, COPY --from)", MULTI)];
     let ctx_dir = Scratch::new("bench-build-ctx");
+    let ddir = Scratch::new("bench-build-dockerd");
+    let mut down = None;
+    let dockerd = Dockerd::with_busybox(&berth, ARCHIVE, ddir.path()).map_err(|e| down = Some(format!("{e:#}"))).ok();
+    let config = ddir.join("config");
     for (name, file) in cases {
         let ctx = ctx_dir.join(name.split_whitespace().next().unwrap_or("case"));
         context(&ctx, file)?;
         let ctx_s = ctx.to_string_lossy().into_owned();
         let (mut bc, mut bw) = (Series::new("berth"), Series::new("berth"));
         let (mut pc, mut pw) = (podman::row(podman::missing()), podman::row(podman::missing()));
+        let buildkit = |reason: &Option<String>| match reason {
+            Some(r) => Series::unavailable("docker BuildKit", r.clone()),
+            None => Series::new("docker BuildKit"),
+        };
+        let (mut dc, mut dw) = (buildkit(&down), buildkit(&down));
         for i in 0..runs {
             for is_berth in crate::stats::berth_first(i) {
                 if is_berth {
@@ -105,9 +118,40 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                     drop(pm);
                 }
             }
+            if let Some(dd) = dockerd.as_ref().filter(|_| !dc.is_unavailable()) {
+                match buildkit_once(dd, &config, &ctx_s) {
+                    Ok((c, w)) => {
+                        dc.push_duration(c);
+                        dw.push_duration(w);
+                    }
+                    Err(e) => {
+                        dc.fail(format!("{e:#}"));
+                        dw.fail(format!("{e:#}"));
+                    }
+                }
+            }
         }
-        print_table(&format!("build, cold: {name}"), "ms", &[bc, pc]);
-        print_table(&format!("build, fully cached: {name}"), "ms", &[bw, pw]);
+        print_table(&format!("build, cold: {name}"), "ms", &[bc, pc, dc]);
+        print_table(&format!("build, fully cached: {name}"), "ms", &[bw, pw, dw]);
     }
     Ok(())
+}
+
+/// One cold build and one cached rebuild with BuildKit: the previous result and the build
+/// cache are removed first, so the cold build starts from busybox alone, as berth's does.
+fn buildkit_once(dd: &Dockerd, config: &Path, ctx: &str) -> anyhow::Result<(Duration, Duration)> {
+    let cmd = |args: &[&str]| {
+        let mut c = debian_docker(&dd.sock, config);
+        c.args(args);
+        c
+    };
+    let _ = output(cmd(&["rmi", "-f", "bench:1"]), "docker rmi");
+    output(cmd(&["builder", "prune", "-af"]), "docker builder prune")?;
+    // docker 20.10 looks for a Dockerfile only.
+    let file = format!("{ctx}/Containerfile");
+    let build = ["build", "-q", "--network", "none", "-f", &file, "-t", "bench:1", ctx];
+    let (cold, id1) = timed(cmd(&build), "docker build (cold)")?;
+    let (warm, id2) = timed(cmd(&build), "docker build (cached)")?;
+    anyhow::ensure!(id1 == id2, "BuildKit's cached rebuild made another image ({id1} then {id2})");
+    Ok((cold, warm))
 }

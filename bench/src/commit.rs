@@ -1,9 +1,13 @@
-//! `bench/run commit`: `berth commit` against `podman commit` of a busybox container whose
-//! writable layer holds one 100 MB file (the same random bytes for both), side by side in one
-//! run, each tool with a fresh store per iteration. Only the commit is timed.
+//! `bench/run commit`: `berth commit` against `podman commit` and `docker commit` (a private
+//! dockerd, see dockerd.rs) of a busybox container whose writable layer holds one 100 MB file
+//! (the same random bytes for all), side by side in one run; berth and podman with a fresh store
+//! per iteration, docker with one daemon whose image and container are removed after each
+//! commit. Only the commit is timed. Goal (issue 12): berth at most half of docker's median.
 //!
-//! Both tools write the file the same way, from inside the container: `run --network none -v
-//! DATA:/data:ro busybox cp /data/big /big`, then commit the exited container.
+//! Every tool writes the file the same way, from inside the container: `run --network none -v
+//! DATA:/data:ro busybox cp /data/big /big`, then commit the exited container, after a `sync`.
+//! berth flushes the layer it wrote (fsync, or syncfs for a layer of many files) before it
+//! records the image; docker and podman do not flush layer contents.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,6 +15,7 @@ use std::time::Instant;
 
 use berth_testkit::Scratch;
 
+use crate::dockerd::{docker, Dockerd};
 use crate::podman;
 use crate::stats::{print_table, Series};
 
@@ -29,7 +34,11 @@ fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Times `c` after a sync: each tool's commit starts with nothing of the runs before it (its own
+/// container's 100 MB, the other tools' stores) still waiting to be written, so a tool that
+/// flushes its layer does not also pay for the others' writeback.
 fn timed(c: Command, what: &str) -> anyhow::Result<std::time::Duration> {
+    output(Command::new("sync"), "sync")?;
     let start = Instant::now();
     output(c, what)?;
     Ok(start.elapsed())
@@ -56,7 +65,17 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     // Stores stay until the end: removing 100 MB trees between runs would slow the next one.
     let mut stores: Vec<Scratch> = Vec::new();
     let mut podmans: Vec<podman::Podman> = Vec::new();
+    let ddir = Scratch::new("bench-commit-dockerd");
+    let mut d = Series::new("docker");
+    let dockerd = Dockerd::with_busybox(&berth, ARCHIVE, ddir.path()).map_err(|e| d.fail(format!("{e:#}"))).ok();
     for i in 0..runs {
+        if let Some(dd) = &dockerd {
+            if !d.is_unavailable() {
+                if let Err(e) = docker_once(dd, &ddir.join("config"), &write, &mut d) {
+                    d.fail(format!("{e:#}"));
+                }
+            }
+        }
         let order = crate::stats::berth_first(i);
         for is_berth in order {
             if is_berth {
@@ -88,7 +107,23 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     }
     drop(podmans);
     drop(stores);
-    print_table("commit a busybox container with a 100 MB written file (fresh store each run)", "ms", &[b, p]);
+    drop(dockerd);
+    print_table("commit a busybox container with a 100 MB written file (fresh store each run)", "ms", &[b, p, d]);
+    Ok(())
+}
+
+fn docker_once(dd: &Dockerd, config: &Path, write: &[&str], d: &mut Series) -> anyhow::Result<()> {
+    let cmd = |args: &[&str]| {
+        let mut c = docker(&dd.sock, config);
+        c.args(args);
+        c
+    };
+    output(cmd(write), "docker run (write 100 MB)")?;
+    d.push_duration(timed(cmd(&["commit", "big", "committed:1"]), "docker commit")?);
+    let layers = output(cmd(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", "committed:1"]), "docker image inspect")?;
+    anyhow::ensure!(layers == "2", "docker commit made {layers} layers");
+    output(cmd(&["rm", "-f", "big"]), "docker rm")?;
+    output(cmd(&["rmi", "committed:1"]), "docker rmi")?;
     Ok(())
 }
 

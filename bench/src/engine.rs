@@ -151,7 +151,7 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(300));
     let root_s = root.to_string_lossy().into_owned();
     let mut rss = Vec::new();
-    for pid in pids_named("berth", "__monitor") {
+    for pid in pids_named("berth-monitor", "__monitor") {
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmd).contains(&root_s) {
             rss.push(("berth monitor".to_string(), status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:")));

@@ -5,6 +5,7 @@
 mod build;
 mod api;
 mod commit;
+mod dockerd;
 mod engine;
 mod images;
 mod network;

@@ -25,9 +25,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use pipe::piped;
+pub use split::{rebuild, Marked, Marker, Rebuilt, Recorder};
 mod apply;
 mod changes;
 mod pipe;
+mod split;
 mod stream;
 mod sys;
 mod write;
@@ -172,12 +174,24 @@ pub fn write_layer_from_upper<W: Write>(
     exclude: &[PathBuf],
     out: W,
 ) -> Result<LayerInfo> {
-    write::write(upper, exclude, true, out)
+    write::write(upper, exclude, true, out, Box::new(std::io::sink()), true)
+}
+
+/// [`write_layer_from_upper`] for a reader that hashes the tar itself (as [`apply_layer`]
+/// does), also writing the layer's tar-split to `split`: what, with the layer unpacked,
+/// rebuilds this exact tar (see [`rebuild`]). Returns the tar's size.
+pub fn write_layer_split<W: Write>(
+    upper: &Path,
+    exclude: &[PathBuf],
+    out: W,
+    split: Box<dyn Write + Send>,
+) -> Result<u64> {
+    write::write(upper, exclude, true, out, split, false).map(|i| i.size)
 }
 
 /// Writes a plain tree as a tar (no whiteout conversion).
 pub fn write_tree<W: Write>(root: &Path, out: W) -> Result<LayerInfo> {
-    write::write(root, &[], false, out)
+    write::write(root, &[], false, out, Box::new(std::io::sink()), true)
 }
 
 /// `docker diff` of an overlay upper dir against its lower layers (top first). Paths are

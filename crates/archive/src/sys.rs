@@ -51,6 +51,18 @@ pub fn open_dir_beneath(root: RawFd, path: &[u8]) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Opens the regular file `path` beneath `root` for reading, following no symlink at all.
+pub fn open_file_beneath(root: RawFd, path: &[u8]) -> io::Result<OwnedFd> {
+    let root = unsafe { BorrowedFd::borrow_raw(root) };
+    Ok(openat2(
+        root,
+        cstr(path)?.as_c_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )?)
+}
+
 /// Opens a directory entry of `dir` that must itself be a directory (not a symlink to one).
 pub fn open_subdir(dir: RawFd, name: &[u8]) -> io::Result<OwnedFd> {
     let p = cstr(name)?;

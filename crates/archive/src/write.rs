@@ -1,5 +1,6 @@
 //! A directory tree (or an overlay upper dir) → tar, sorted, hashed while written.
 
+use crate::split::{Marker, Recorder};
 use crate::{Error, LayerInfo, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -13,14 +14,17 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 struct HashWriter<W> {
     inner: W,
-    hasher: Sha256,
+    /// None: only counted (the reader hashes what it receives).
+    hasher: Option<Sha256>,
     size: u64,
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.size += n as u64;
         Ok(n)
     }
@@ -30,10 +34,12 @@ impl<W: Write> Write for HashWriter<W> {
 }
 
 struct Writer<W: Write> {
-    tar: tar::Builder<BufWriter<HashWriter<W>>>,
+    tar: tar::Builder<Recorder<BufWriter<HashWriter<W>>>>,
     upper: bool,
     exclude: Vec<Vec<u8>>,
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Marks files' contents for the tar-split.
+    marker: Marker,
 }
 
 fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
@@ -43,10 +49,19 @@ fn ioe(path: &Path, what: &str, e: io::Error) -> Error {
     }
 }
 
-pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) -> Result<LayerInfo> {
+/// Writes `root` as a tar to `out`, and its tar-split (see split.rs) to `split`; the diff id is
+/// computed when `hash` (else left empty: the reader of `out` hashes it).
+pub fn write<W: Write>(
+    root: &Path,
+    exclude: &[PathBuf],
+    upper: bool,
+    out: W,
+    split: Box<dyn Write + Send>,
+    hash: bool,
+) -> Result<LayerInfo> {
     let hw = HashWriter {
         inner: out,
-        hasher: Sha256::new(),
+        hasher: hash.then(Sha256::new),
         size: 0,
     };
     let exclude = exclude
@@ -56,11 +71,15 @@ pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) ->
                 .unwrap_or_else(|_| p.as_os_str().as_bytes().to_vec())
         })
         .collect();
+    let rec = Recorder::new(BufWriter::with_capacity(1 << 20, hw), split)
+        .map_err(|e| ioe(root, "write the tar-split of", e))?;
+    let marker = rec.marker();
     let mut w = Writer {
-        tar: tar::Builder::new(BufWriter::with_capacity(1 << 20, hw)),
+        tar: tar::Builder::new(rec),
         upper,
         exclude,
         links: HashMap::new(),
+        marker,
     };
     let meta = fs::symlink_metadata(root).map_err(|e| ioe(root, "stat", e))?;
     if !meta.is_dir() {
@@ -74,12 +93,16 @@ pub fn write<W: Write>(root: &Path, exclude: &[PathBuf], upper: bool, out: W) ->
     let buf = w
         .tar
         .into_inner()
+        .and_then(Recorder::finish)
         .map_err(|e| ioe(root, "write tar to", e))?;
     let hw = buf
         .into_inner()
         .map_err(|e| ioe(root, "write tar to", e.into_error()))?;
     Ok(LayerInfo {
-        diff_id: format!("sha256:{}", hex::encode(hw.hasher.finalize())),
+        diff_id: hw
+            .hasher
+            .map(|h| format!("sha256:{}", hex::encode(h.finalize())))
+            .unwrap_or_default(),
         size: hw.size,
     })
 }
@@ -181,10 +204,13 @@ impl<W: Write> Writer<W> {
                 .map_err(|e| ioe(path, "open", e))?;
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(md.len());
+
             // Exactly the size announced in the header, even if the file changes meanwhile: a
-            // shorter file is padded with zeros rather than corrupting the archive.
-            let data = io::Read::take(
-                io::Read::chain(io::BufReader::with_capacity(1 << 20, f), io::repeat(0)),
+            // shorter file is padded with zeros rather than corrupting the archive. Unbuffered:
+            // the copy reads straight into the tar's 1 MiB write buffer.
+            let data = self.marker.mark(
+                io::Read::take(io::Read::chain(f, io::repeat(0)), md.len()),
+                rel,
                 md.len(),
             );
             return self.append(path, h, rel, None, pax, data);

@@ -521,3 +521,78 @@ fn changes_of_an_upper_dir() {
     assert_eq!(got, want);
     drop(guard);
 }
+
+/// A writer for the tar-split that the test can read back after the tar writer is done.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn tar_split_rebuilds_the_exact_tar_from_the_unpacked_layer() {
+    let (c, guard) = changed_overlay();
+    // Sizes that are not multiples of 512, an empty file, and a PAX-named file.
+    fs::write(c.merged.join("odd"), vec![7u8; 1000 * 1000 + 3]).unwrap();
+    fs::write(c.merged.join("empty"), b"").unwrap();
+    let long = c.merged.join("p".repeat(120)).join("n".repeat(130));
+    fs::create_dir_all(long.parent().unwrap()).unwrap();
+    fs::write(&long, b"long name").unwrap();
+    xattr::set(c.merged.join("odd"), "user.note", b"kept").unwrap();
+
+    let split = Shared::default();
+    let mut tar = Vec::new();
+    let info = write_layer_split(
+        &c.upper,
+        &["excluded".into()],
+        &mut tar,
+        Box::new(split.clone()),
+    )
+    .unwrap();
+    // The split is what the tar is without file contents: far smaller than the tar.
+    let recorded = split.0.lock().unwrap().clone();
+    assert!(
+        recorded.len() < tar.len() / 10,
+        "{} of {}",
+        recorded.len(),
+        tar.len()
+    );
+
+    let layer = c.s.join("layer");
+    apply(&tar, &layer, WhiteoutMode::Overlay).unwrap();
+    let mut rebuilt = Vec::new();
+    std::io::Read::read_to_end(
+        &mut rebuild(recorded.as_slice(), &layer).unwrap(),
+        &mut rebuilt,
+    )
+    .unwrap();
+    assert!(
+        rebuilt == tar,
+        "the rebuilt tar differs from the written one"
+    );
+
+    // A layer file that lost bytes is an error, not another tar.
+    fs::write(layer.join("odd"), b"short").unwrap();
+    let err = std::io::Read::read_to_end(
+        &mut rebuild(recorded.as_slice(), &layer).unwrap(),
+        &mut Vec::new(),
+    )
+    .expect_err("short file");
+    assert!(err.to_string().contains("odd"), "{err}");
+    // And a symlink planted in the layer is never followed.
+    fs::remove_file(layer.join("odd")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", layer.join("odd")).unwrap();
+    assert!(std::io::Read::read_to_end(
+        &mut rebuild(recorded.as_slice(), &layer).unwrap(),
+        &mut Vec::new()
+    )
+    .is_err());
+    drop(guard);
+}

@@ -106,123 +106,58 @@ impl Context {
     }
 }
 
-/// ADD's URL sources: a plain HTTP/1.1 GET (redirects followed), saved below `<root>/build/`.
-/// Fails at once, naming the host, when it cannot be reached.
+/// ADD's URL sources: an HTTP(S) GET (reqwest's blocking client, the system's roots or
+/// `SSL_CERT_FILE`, redirects followed), saved below `<root>/build/`. Fails at once, naming the
+/// host, when it cannot be reached.
 pub fn fetch(url: &str, root: &Path) -> std::result::Result<crate::exec::TempPath, String> {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
     use std::time::Duration;
-    let mut url = url.to_string();
-    for _ in 0..5 {
-        if url.starts_with("https://") {
-            return Err(format!("ADD {url}: https URLs are not supported yet (no TLS client in berth); use http:// or COPY a downloaded file"));
-        }
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("ADD {url}: unsupported URL"))?;
-        let (hostport, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let path = path.split('#').next().unwrap_or("/");
-        let addr = if hostport.contains(':') && !hostport.ends_with(']') {
-            hostport.to_string()
-        } else {
-            format!("{hostport}:80")
-        };
-        let addrs: Vec<_> = addr
-            .to_socket_addrs()
-            .map_err(|e| format!("ADD {url}: cannot resolve {hostport}: {e}"))?
-            .collect();
-        let mut stream = None;
-        let mut last = String::new();
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = e.to_string(),
-            }
-        }
-        let mut s =
-            stream.ok_or_else(|| format!("ADD {url}: {hostport} is unreachable: {last}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        // One write: a server may answer (and close) as soon as it has the request.
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes())
-            .map_err(|e| format!("ADD {url}: {e}"))?;
-        let mut r = BufReader::new(s);
-        let mut status = String::new();
-        r.read_line(&mut status)
-            .map_err(|e| format!("ADD {url}: {e}"))?;
-        let code: u16 = status
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("ADD {url}: not an HTTP response"))?;
-        let mut headers = Vec::new();
-        loop {
-            let mut l = String::new();
-            if r.read_line(&mut l).map_err(|e| format!("ADD {url}: {e}"))? == 0
-                || l.trim().is_empty()
-            {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let h = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if (300..400).contains(&code) {
-            let loc =
-                h("location").ok_or_else(|| format!("ADD {url}: redirect without a location"))?;
-            url = if loc.starts_with('/') {
-                format!("http://{hostport}{loc}")
-            } else {
-                loc
-            };
-            continue;
-        }
-        if code != 200 {
-            return Err(format!("ADD {url}: server answered {}", status.trim()));
-        }
-        let dir = root.join("build/downloads");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let tmp = crate::exec::TempPath(dir.join(format!(
-            "{}-{}",
-            std::process::id(),
-            crate::cache::key(&[&url])
-        )));
-        let mut f = std::fs::File::create(&*tmp).map_err(|e| e.to_string())?;
-        let chunked = h("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-        if chunked {
-            loop {
-                let mut l = String::new();
-                r.read_line(&mut l).map_err(|e| format!("ADD {url}: {e}"))?;
-                let n = usize::from_str_radix(l.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| format!("ADD {url}: bad chunked encoding"))?;
-                if n == 0 {
-                    break;
-                }
-                std::io::copy(&mut (&mut r).take(n as u64), &mut f)
-                    .map_err(|e| format!("ADD {url}: {e}"))?;
-                let mut crlf = String::new();
-                r.read_line(&mut crlf)
-                    .map_err(|e| format!("ADD {url}: {e}"))?;
-            }
-        } else if let Some(len) = h("content-length").and_then(|l| l.parse::<u64>().ok()) {
-            let got = std::io::copy(&mut (&mut r).take(len), &mut f)
-                .map_err(|e| format!("ADD {url}: {e}"))?;
-            if got != len {
-                return Err(format!(
-                    "ADD {url}: the download ended after {got} of {len} bytes"
-                ));
-            }
-        } else {
-            std::io::copy(&mut r, &mut f).map_err(|e| format!("ADD {url}: {e}"))?;
-        }
-        return Ok(tmp);
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("ADD {url}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "ADD {url}: unsupported URL scheme {:?}",
+            parsed.scheme()
+        ));
     }
-    Err(format!("ADD {url}: too many redirects"))
+    let host = match (parsed.host_str(), parsed.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => return Err(format!("ADD {url}: the URL names no host")),
+    };
+    let client = reqwest::blocking::Client::builder()
+        .user_agent("berth")
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(None)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| format!("ADD {url}: {e}"))?;
+    let mut resp = client.get(parsed).send().map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            format!("ADD {url}: {host} is unreachable: {}", cause(&e))
+        } else {
+            format!("ADD {url}: {}", cause(&e))
+        }
+    })?;
+    if !resp.status().is_success() {
+        return Err(format!("ADD {url}: server answered {}", resp.status()));
+    }
+    let dir = root.join("build/downloads");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let tmp = crate::exec::TempPath(dir.join(format!(
+        "{}-{}",
+        std::process::id(),
+        crate::cache::key(&[url])
+    )));
+    let mut f = std::fs::File::create(&*tmp).map_err(|e| e.to_string())?;
+    resp.copy_to(&mut f)
+        .map_err(|e| format!("ADD {url}: the download failed: {}", cause(&e)))?;
+    Ok(tmp)
+}
+
+/// The innermost cause of an error (reqwest's own text only says which request failed).
+fn cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut c = e;
+    while let Some(s) = c.source() {
+        c = s;
+    }
+    c.to_string()
 }

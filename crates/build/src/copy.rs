@@ -63,17 +63,38 @@ impl Plan {
         Ok(hex::encode(h.finalize()))
     }
 
-    /// Writes the layer tar: parent directories the image lacks (root-owned, 0755), then the items.
-    pub fn write<W: Write>(&self, image: &Layers, out: W) -> io::Result<()> {
-        let mut b = tar::Builder::new(out);
+    /// Writes the layer tar: parent directories the image lacks (root-owned, 0755), then the items;
+    /// and its tar-split to `split` (files' contents recorded by path, see berth_archive::Recorder).
+    pub fn write<W: Write>(
+        &self,
+        image: &Layers,
+        out: W,
+        split: Box<dyn Write + Send>,
+    ) -> io::Result<()> {
+        let rec = berth_archive::Recorder::new(out, split)?;
+        let marker = rec.marker();
+        let mut b = tar::Builder::new(rec);
         b.follow_symlinks(false);
         let mut made: BTreeSet<String> = BTreeSet::new();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        for it in &self.items {
+        // A file's contents are left to the unpacked layer only when nothing later in the layer
+        // can overwrite that path (a later item of the same name, or any archive's entries):
+        // otherwise the tar-split keeps them, so the rebuilt tar is still this one.
+        let last_archive = self
+            .items
+            .iter()
+            .rposition(|it| matches!(it.data, Data::Archive(_)));
+        let mut last_of: std::collections::HashMap<Vec<String>, usize> = Default::default();
+        for (i, it) in self.items.iter().enumerate() {
+            last_of.insert(components(&it.dest), i);
+        }
+        for (i, it) in self.items.iter().enumerate() {
             let parts = components(&it.dest);
+            let final_copy = last_of.get(&parts) == Some(&i) && last_archive.is_none_or(|a| a < i);
+            let size_if_final = |n: u64| if final_copy { n } else { 0 };
             for n in 1..parts.len() {
                 let p = parts[..n].join("/");
                 if made.contains(&p) {
@@ -100,12 +121,14 @@ impl Plan {
                     let len = f.metadata()?.len();
                     let mut h = header(tar::EntryType::Regular, it.mode, it.uid, it.gid, it.mtime);
                     h.set_size(len);
-                    b.append_data(&mut h, &name, f.take(len))?;
+                    let data = marker.mark(f.take(len), name.as_bytes(), size_if_final(len));
+                    b.append_data(&mut h, &name, data)?;
                 }
                 Data::Bytes(v) => {
                     let mut h = header(tar::EntryType::Regular, it.mode, it.uid, it.gid, it.mtime);
                     h.set_size(v.len() as u64);
-                    b.append_data(&mut h, &name, &v[..])?;
+                    let data = marker.mark(&v[..], name.as_bytes(), size_if_final(v.len() as u64));
+                    b.append_data(&mut h, &name, data)?;
                 }
                 Data::Symlink(t) => {
                     let mut h = header(tar::EntryType::Symlink, 0o777, it.uid, it.gid, it.mtime);
@@ -117,7 +140,7 @@ impl Plan {
                 }
             }
         }
-        b.into_inner()?.flush()
+        b.into_inner()?.finish()?.flush()
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use berth_engine::{CreateOptions, Engine, EngineOptions, HostConfig, StartOptions};
+use berth_image::ImageStore;
 
 use crate::cache::{self, Cache};
 use crate::context::Context;
@@ -47,6 +48,8 @@ struct Shared<'a> {
     cache: Cache,
     /// Image id of each finished stage.
     results: Mutex<Vec<Option<String>>>,
+    /// FROM images pulled by this build: parallel stages pull a base once.
+    pulled: Mutex<BTreeSet<String>>,
     /// Number of the first step of each stage, and the total.
     first_step: Vec<usize>,
     total: usize,
@@ -155,6 +158,7 @@ pub fn build(root: &Path, eo: &EngineOptions, opts: &BuildOptions) -> Result<Str
         eo: eo.clone(),
         opts,
         results: Mutex::new(vec![None; df.stages.len()]),
+        pulled: Mutex::new(BTreeSet::new()),
         df,
         ctx,
         cache,
@@ -393,25 +397,7 @@ impl Shared<'_> {
                 Some(d) => self.results.lock().unwrap()[d]
                     .clone()
                     .ok_or_else(|| Error::msg(format!("stage {base} was not built")))?,
-                None => {
-                    if matches!(self.opts.pull.as_str(), "always" | "true" | "newer") {
-                        return Err(step_err(
-                            &stage.from,
-                            &format!(
-                                "--pull={}: pulling {base} from a registry is not supported yet",
-                                self.opts.pull
-                            ),
-                        ));
-                    }
-                    store.resolve(&base).map_err(|e| {
-                        if e.kind() == berth_image::ErrorKind::NotFound {
-                            step_err(&stage.from, &format!("image {base:?} is not in the store (berth cannot pull from registries yet: load it with `berth load`)"))
-                        } else {
-                            e.into()
-                        }
-                    })?
-                    .id
-                }
+                None => self.base_image(&store, &stage.from, &base)?,
             };
             let img = store.image(&id)?;
             (Some(id), img.config_json)
@@ -422,6 +408,52 @@ impl Shared<'_> {
             args: BTreeMap::new(),
             cmd_set: false,
         })
+    }
+
+    /// The image a `--from=` names (COPY, RUN --mount): an earlier stage's result, else an image
+    /// (pulled as for FROM).
+    fn from_ref(&self, store: &ImageStore, ins: &Instruction, from: &str) -> Result<String> {
+        let here = self
+            .df
+            .stages
+            .iter()
+            .position(|s| s.steps.iter().any(|i| std::ptr::eq(i, ins)))
+            .unwrap_or(self.df.stages.len());
+        match plan::stage_ref(&self.df, from, here) {
+            Some(d) => self.results.lock().unwrap()[d]
+                .clone()
+                .ok_or_else(|| step_err(ins, &format!("stage {from} was not built"))),
+            None => self.base_image(store, ins, from),
+        }
+    }
+
+    /// The id of a FROM image, pulled as `--pull` says: always, or when missing (not never).
+    fn base_image(&self, store: &ImageStore, from: &Instruction, base: &str) -> Result<String> {
+        let always = matches!(self.opts.pull.as_str(), "always" | "true" | "newer");
+        let never = matches!(self.opts.pull.as_str(), "never" | "false");
+        let mut pulled = self.pulled.lock().unwrap();
+        if !always || pulled.contains(base) {
+            match store.resolve(base) {
+                Ok(img) => return Ok(img.id),
+                Err(e) if e.kind() == berth_image::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let puller = match &self.opts.puller {
+            Some(p) if !never => p,
+            _ => {
+                return Err(step_err(
+                    from,
+                    &format!(
+                        "image {base:?} is not in the store and --pull=never forbids pulling it"
+                    ),
+                ))
+            }
+        };
+        (puller.0)(base, self.opts.platform.as_deref(), !always)
+            .map_err(|e| step_err(from, &format!("pull {base}: {e}")))?;
+        pulled.insert(base.to_string());
+        Ok(store.resolve(base)?.id)
     }
 
     /// The ARG values RUN sees as environment (not overriding ENV), proxies included.
@@ -840,6 +872,14 @@ impl Shared<'_> {
                 argv.join(" ")
             )
         };
+        // A bind from a stage or image: its content (the image id) is part of the key.
+        let store = engine.store()?;
+        let mut from_ids = Vec::new();
+        for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+            if let Some(f) = &m.from {
+                from_ids.push(self.from_ref(&store, ins, f)?);
+            }
+        }
         let key = cache::key(&[
             "run",
             &Self::parent_key(st),
@@ -847,6 +887,7 @@ impl Shared<'_> {
             &shown_args.join("\n"),
             &format!("{mounts:?}"),
             &network,
+            &from_ids.join(","),
         ]);
         if self.cached(engine, st, &key)? {
             return Ok(());
@@ -862,6 +903,8 @@ impl Shared<'_> {
             ..Default::default()
         };
         let mut bind_mounts = Vec::new();
+        // Copies of what binds from stages or images show, removed when the step ends.
+        let mut bind_copies: Vec<TempPath> = Vec::new();
         let mut tmpfs = BTreeMap::new();
         for m in &mounts {
             match m.kind {
@@ -900,10 +943,21 @@ impl Shared<'_> {
                         ..Default::default()
                     });
                 }
+                MountKind::Bind if m.from.is_some() => {
+                    let id = from_ids.remove(0);
+                    let copy = self
+                        .bind_from_image(&store, &id, m)
+                        .map_err(|e| step_err(ins, &e))?;
+                    bind_mounts.push(berth_engine::model::Mount {
+                        typ: "bind".into(),
+                        source: copy.join("m").to_string_lossy().into_owned(),
+                        target: m.target.clone(),
+                        read_only: m.read_only,
+                        ..Default::default()
+                    });
+                    bind_copies.push(copy);
+                }
                 MountKind::Bind => {
-                    if m.from.is_some() {
-                        return Err(step_err(ins, "RUN --mount=type=bind,from=... is not supported yet (bind the build context instead)"));
-                    }
                     let rel = components(m.source.as_deref().unwrap_or(".")).join("/");
                     let src = self.ctx.root.join(&rel);
                     if !src.exists() {
@@ -980,8 +1034,8 @@ impl Shared<'_> {
         let store = engine.store()?;
         let mut with_layer = config.clone();
         Self::history(&mut with_layer, &created_by, false);
-        let made = engine.layer(&c.id, |r| {
-            Ok(store.derive(Some(&parent), Some(r), with_layer.clone())?)
+        let made = engine.layer(&c.id, |w| {
+            Ok(store.derive_from(Some(&parent), w, with_layer.clone())?)
         })?;
         let id = match made {
             Some(id) => {
@@ -1094,7 +1148,13 @@ impl Shared<'_> {
             format!("{}/{dest}", if workdir.is_empty() { "" } else { &workdir })
         };
         let dest_slash = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
-        let (dparts, dentry) = image.resolve(&abs, true);
+        // --link (BuildKit): the layer is made without looking at the image below it, so it is
+        // the same on any base: no symlink or directory of the parent shapes the destination,
+        // and every parent directory of the destination is in the layer (root, 0755).
+        let link = ins.flags.get("link").is_some_and(|v| v != "false");
+        let unlinked = Layers::new(Vec::new());
+        let below = if link { &unlinked } else { &image };
+        let (dparts, dentry) = below.resolve(&abs, true);
         let dest_is_dir = dest_slash || dentry.as_ref().is_some_and(|e| e.meta.is_dir());
         let dest_path = dparts.join("/");
         let perms = Perms {
@@ -1172,45 +1232,27 @@ impl Shared<'_> {
         }
         if let Some(from) = ins.flags.get("from") {
             let from = x(from)?;
-            let idx = plan::stage_ref(
-                &self.df,
-                &from,
-                self.df
-                    .stages
-                    .iter()
-                    .position(|s| s.steps.iter().any(|i| std::ptr::eq(i, ins)))
-                    .unwrap_or(self.df.stages.len()),
-            );
-            let id = match idx {
-                Some(d) => self.results.lock().unwrap()[d]
-                    .clone()
-                    .ok_or_else(|| step_err(ins, &format!("stage {from} was not built")))?,
-                None => {
-                    store
-                        .resolve(&from)
-                        .map_err(|_| {
-                            step_err(
-                                ins,
-                                &format!("--from={from}: no such stage or image in the store"),
-                            )
-                        })?
-                        .id
-                }
-            };
-            let img = store.image(&id)?;
-            let src = Layers::new(if store.driver() == berth_image::Driver::Vfs {
-                img.layer_dirs().last().cloned().into_iter().collect()
-            } else {
-                img.layer_dirs()
-            });
+            let id = self.from_ref(&store, ins, &from)?;
+            let src = image_layers(&store, &id)?;
             from_desc = id.clone();
+            let mut sources = Vec::new();
             for s in &rest {
-                if crate::ignore::has_glob(s) {
+                if !crate::ignore::has_glob(s) {
+                    sources.push(s.clone());
+                    continue;
+                }
+                let found = src.glob(s);
+                if found.is_empty() {
                     return Err(step_err(
                         ins,
-                        &format!("--from with a wildcard source ({s}) is not supported"),
+                        &format!(
+                            "no source files were specified: \"{s}\" matches nothing in {from}"
+                        ),
                     ));
                 }
+                sources.extend(found);
+            }
+            for s in &sources {
                 let (parts, e) = src.resolve(s, true);
                 let e = e.ok_or_else(|| step_err(ins, &format!("\"{s}\": not found in {from}")))?;
                 count += 1;
@@ -1334,6 +1376,7 @@ impl Shared<'_> {
             &flags,
             &from_desc,
             &digest,
+            if link { "link" } else { "" },
         ]);
         if self.cached(engine, st, &key)? {
             return Ok(());
@@ -1353,13 +1396,67 @@ impl Shared<'_> {
             &format!("/bin/sh -c #(nop) {kw} {kind}:{digest} in /{dest_path} "),
             false,
         );
-        let id = write_through(&plan, &image, |r| {
-            Ok(store.derive(st.image.as_deref(), Some(r), config.clone())?)
-        })
-        .map_err(|e| step_err(ins, &e.to_string()))?;
+        // Unpacked into the store as it is written, kept with its tar-split: written once.
+        let write = |w: &mut dyn Write, split: Box<dyn Write + Send>| {
+            plan.write(below, io::BufWriter::with_capacity(1 << 20, w), split)
+                .map_err(|e| berth_archive::Error::Io {
+                    context: "write the layer".into(),
+                    source: e,
+                })
+        };
+        let id = store
+            .derive_from(st.image.as_deref(), &write, config.clone())
+            .map_err(|e| step_err(ins, &e.to_string()))?;
         drop(tmp_files);
         self.made(st, &key, id, config);
         Ok(())
+    }
+
+    /// What `RUN --mount=type=bind,from=IMAGE,source=S` shows: S of that image (symlinks
+    /// resolved inside it), copied out as `m` into a temp dir below the build root (returned). A copy rather than
+    /// a mount of the image's layers, so a `rw` bind's writes are discarded with it and the
+    /// image's layers are never exposed writable.
+    fn bind_from_image(
+        &self,
+        store: &ImageStore,
+        id: &str,
+        m: &RunMount,
+    ) -> std::result::Result<TempPath, String> {
+        let src = image_layers(store, id).map_err(|e| e.to_string())?;
+        let source = m.source.as_deref().unwrap_or("/");
+        let (parts, e) = src.resolve(source, true);
+        let e = e.ok_or_else(|| format!("--mount source {source:?} not found in {id:.12}"))?;
+        let dir = self.root.join("build/mounts").join(format!(
+            "{}-{}",
+            std::process::id(),
+            cache::key(&[id, source, &m.target])
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let tmp = TempPath(dir);
+        let mut plan = Plan::default();
+        let perms = Perms::default();
+        if e.meta.is_dir() {
+            plan.items.push(Item {
+                dest: "m".into(),
+                data: Data::Dir,
+                mode: e.meta.mode() & 0o7777,
+                uid: e.meta.uid(),
+                gid: e.meta.gid(),
+                mtime: e.meta.mtime().max(0) as u64,
+            });
+        }
+        copy::add_from_image(&mut plan, &src, &parts, "m", perms, e.meta.is_dir())
+            .map_err(|e| e.to_string())?;
+        let opts = berth_archive::ApplyOptions {
+            whiteouts: berth_archive::WhiteoutMode::Direct,
+            expected_diff_id: None,
+        };
+        write_through(&plan, &src, |r| {
+            berth_archive::apply_layer(r, &tmp, &opts).map_err(|e| Error::msg(e.to_string()))
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(tmp)
     }
 
     /// `--chown=user[:group]` resolved against the image's /etc/passwd and /etc/group.
@@ -1407,6 +1504,16 @@ impl Shared<'_> {
     }
 }
 
+/// The layer dirs COPY --from and bind mounts read an image through (vfs: the top one holds all).
+fn image_layers(store: &ImageStore, id: &str) -> Result<Layers> {
+    let img = store.image(id)?;
+    Ok(Layers::new(if store.driver() == berth_image::Driver::Vfs {
+        img.layer_dirs().last().cloned().into_iter().collect()
+    } else {
+        img.layer_dirs()
+    }))
+}
+
 fn add_checksum_ok(ins: &Instruction, host: &Path) -> Result<bool> {
     if let Some(sum) = ins.flags.get("checksum") {
         verify_checksum(host, sum).map_err(|e| step_err(ins, &e))?;
@@ -1448,7 +1555,13 @@ fn write_through<T>(
     sink: impl FnOnce(&mut dyn Read) -> Result<T>,
 ) -> Result<T> {
     let (out, written) = berth_archive::piped(
-        |w| plan.write(image, io::BufWriter::with_capacity(1 << 20, w)),
+        |w| {
+            plan.write(
+                image,
+                io::BufWriter::with_capacity(1 << 20, w),
+                Box::new(io::sink()),
+            )
+        },
         sink,
     )
     .map_err(|e| Error::msg(format!("write the layer: {e}")))?;
@@ -1515,7 +1628,7 @@ fn watch_signals(root: &Path, eo: &EngineOptions, running: Arc<Mutex<Vec<String>
     });
 }
 
-/// Temp files that go away when dropped (downloads of ADD).
+/// Temp files and dirs that go away when dropped (downloads of ADD, copies bind-mounted by RUN).
 mod tempfile_path {
     use std::path::{Path, PathBuf};
 
@@ -1536,7 +1649,11 @@ mod tempfile_path {
 
     impl Drop for TempPath {
         fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
+            if self.0.is_dir() {
+                let _ = std::fs::remove_dir_all(&self.0);
+            } else {
+                let _ = std::fs::remove_file(&self.0);
+            }
         }
     }
 }

@@ -144,6 +144,42 @@ impl Layers {
         (done, e)
     }
 
+    /// The paths matching `pattern` (Go's filepath.Match per component, as COPY's sources in the
+    /// context), sorted; components without wildcards are taken as they are.
+    pub fn glob(&self, pattern: &str) -> Vec<String> {
+        let mut found: Vec<Vec<String>> = vec![Vec::new()];
+        for comp in components(pattern) {
+            let mut next = Vec::new();
+            for path in found {
+                if !crate::ignore::has_glob(&comp) {
+                    let mut p = path;
+                    p.push(comp.clone());
+                    next.push(p);
+                    continue;
+                }
+                let (parts, e) = self.resolve(&path.join("/"), true);
+                if !e.is_some_and(|e| e.meta.is_dir()) && !path.is_empty() {
+                    continue;
+                }
+                for name in self.list(&parts).into_keys() {
+                    if crate::ignore::glob(comp.as_bytes(), name.as_bytes()) {
+                        let mut p = path.clone();
+                        p.push(name);
+                        next.push(p);
+                    }
+                }
+            }
+            found = next;
+        }
+        let mut out: Vec<String> = found
+            .into_iter()
+            .filter(|p| self.resolve(&p.join("/"), false).1.is_some())
+            .map(|p| p.join("/"))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The merged children of the directory at resolved components `parts`, by name.
     pub fn list(&self, parts: &[String]) -> BTreeMap<String, Entry> {
         let mut out: BTreeMap<String, Entry> = BTreeMap::new();

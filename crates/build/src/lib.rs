@@ -32,6 +32,7 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[cfg(feature = "exec")]
 pub use exec::build;
@@ -84,4 +85,20 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// Up to how many stages build at once (0: one per independent stage).
     pub jobs: usize,
+    /// Pulls a FROM image (missing, or every one with `--pull=always`); none: FROM needs the
+    /// image in the store.
+    pub puller: Option<Puller>,
+}
+
+/// Pulls an image into the store: (name, platform, whether it was found missing) → an error
+/// text. The CLI gives `berth pull`'s code (the registry crate) here.
+#[derive(Clone)]
+pub struct Puller(
+    pub Arc<dyn Fn(&str, Option<&str>, bool) -> std::result::Result<(), String> + Send + Sync>,
+);
+
+impl std::fmt::Debug for Puller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Puller")
+    }
 }

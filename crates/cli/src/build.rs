@@ -187,6 +187,7 @@ pub fn run(ctx: &Ctx, a: BuildArgs) -> CmdResult {
         network: a.network.clone(),
         platform: a.platform.clone(),
         jobs: 0,
+        puller: Some(puller(ctx)),
     };
     match berth_build::build(&ctx.root, &eo, &opts) {
         Ok(id) => {
@@ -204,4 +205,15 @@ pub fn run(ctx: &Ctx, a: BuildArgs) -> CmdResult {
         }
         Err(e) => Err(Failure(e.to_string())),
     }
+}
+
+/// `berth pull`'s code for FROM and `--from` images the store lacks (progress on stderr).
+fn puller(ctx: &Ctx) -> berth_build::Puller {
+    let ctx = Ctx {
+        root: ctx.root.clone(),
+        driver: ctx.driver.clone(),
+    };
+    berth_build::Puller(std::sync::Arc::new(move |image, platform, missing| {
+        crate::registry::pull_for_run(&ctx, image, platform, missing).map_err(|f| f.0)
+    }))
 }

@@ -168,7 +168,7 @@ impl Ctx {
 fn main() -> ExitCode {
     // Like other CLI tools: `berth images | head` ends quietly instead of failing on EPIPE.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    if let Some(code) = container::monitor_main() {
+    if let Some(code) = container::helper_main() {
         return code;
     }
     let cli: Cli = usage::parse();

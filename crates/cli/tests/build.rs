@@ -4,6 +4,7 @@
 //! RUN containers must be gone when a build ends, whatever way it ends.
 
 mod common;
+mod regkit;
 
 use berth_testkit::{mounts_below, require_busybox, Scratch};
 use common::{berth, berth_cmd, fixture, ok};
@@ -92,10 +93,9 @@ impl Env {
             "containers left: {:?}",
             self.containers()
         );
-        // <root>/bin/berth is the engine's sealed binary for monitors, mounted once per root.
         let mounts: Vec<PathBuf> = mounts_below(&self.root)
             .into_iter()
-            .filter(|m| !m.ends_with("bin/berth"))
+            .filter(|m| !m.ends_with(common::SEALED_MONITOR))
             .collect();
         assert!(mounts.is_empty(), "mounts left: {mounts:?}");
         common::assert_consistent(&self.root);
@@ -741,4 +741,297 @@ fn layered_fixture_builds_the_tree_podman_built() {
         );
     }
     env.assert_clean();
+}
+
+/// `berth ARGS` pointed at the test's registry settings.
+fn berth_reg(env: &regkit::Env, root: &std::path::Path, args: &[&str]) -> common::Run {
+    let mut c = berth_cmd(root);
+    env.apply(&mut c);
+    c.args(args).output().expect("run berth").into()
+}
+
+fn ok_reg(env: &regkit::Env, root: &std::path::Path, args: &[&str]) -> String {
+    let r = berth_reg(env, root, args);
+    assert_eq!(r.code, 0, "berth {args:?}: {}{}", r.stdout, r.stderr);
+    r.stdout
+}
+
+#[test]
+fn from_pulls_a_missing_image_as_the_pull_policy_says() {
+    let e = Env::new("build-pull");
+    let regdir = e.scratch.join("reg");
+    std::fs::create_dir_all(&regdir).unwrap();
+    let reg = regkit::Registry::start(&regdir, &regkit::RegOpts::default());
+    let renv = regkit::Env::new(&e.scratch, &[&reg.addr]);
+    let image = format!("{}/base/img:1", reg.addr);
+    // The base is a committed image (its layer kept only unpacked): push rebuilds its tar.
+    let publish = |text: &str| {
+        e.ok(&[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            "maker",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("echo {text} > /marker"),
+        ]);
+        e.ok(&["commit", "maker", &image]);
+        e.ok(&["rm", "maker"]);
+        ok_reg(&renv, &e.root, &["push", &image]);
+    };
+    publish("one");
+
+    let b = e.scratch.join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    e.file(
+        "Dockerfile",
+        &format!("FROM {image}\nRUN cp /marker /copied\n"),
+    );
+    let ctx = e.ctx.to_str().unwrap();
+    let build = |pull: &str, tag: &str| {
+        berth_reg(
+            &renv,
+            &b,
+            &["build", "-q", pull, "--network", "none", "-t", tag, ctx],
+        )
+    };
+    let copied = |tag: &str| {
+        ok(
+            &b,
+            &["run", "--rm", "--network", "none", tag, "cat", "/copied"],
+        )
+    };
+    // never: the missing base is an error naming it, and nothing is pulled.
+    let r = build("--pull=never", "out:0");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&image) && r.stderr.contains("--pull=never"),
+        "{}",
+        r.stderr
+    );
+    assert!(berth(&b, &["image", "inspect", &image]).code != 0);
+    // missing (the default): pulled once, then used as it is.
+    assert_eq!(build("--pull=missing", "out:1").code, 0);
+    assert_eq!(copied("out:1"), "one\n");
+    publish("two");
+    let r = build("--pull=missing", "out:2");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(copied("out:2"), "one\n");
+    // always: the registry's newer image.
+    let r = build("--pull=always", "out:3");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(copied("out:3"), "two\n");
+    // COPY --from of an image the store lacks pulls it too.
+    let c = e.scratch.join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    e.file(
+        "Dockerfile",
+        &format!("FROM busybox\nCOPY --from={image} /marker /got\n"),
+    );
+    ok(
+        &c,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    let r = berth_reg(&renv, &c, &["build", "-q", "-t", "got:1", ctx]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        ok(
+            &c,
+            &["run", "--rm", "--network", "none", "got:1", "cat", "/got"]
+        ),
+        "two\n"
+    );
+    for root in [&b, &c] {
+        common::remove_all_containers(root);
+        common::assert_consistent(root);
+    }
+}
+
+/// An HTTPS file server on loopback (`openssl s_server -WWW`, serving `dir`), stopped on drop.
+struct HttpsServer {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl HttpsServer {
+    fn start(dir: &std::path::Path, ca: &regkit::TestCa) -> HttpsServer {
+        let port = regkit::free_port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&ca.crt)
+            .arg("-key")
+            .arg(&ca.key)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = HttpsServer { port, child };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            assert!(
+                server.child.try_wait().unwrap().is_none(),
+                "s_server exited"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("s_server never listened on {port}");
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_add_bind_from_stages_copy_from_globs_and_link() {
+    let e = Env::new("build-more");
+    let tls = e.scratch.join("tls");
+    let www = tls.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let ca = regkit::make_ca(&tls);
+    std::fs::write(www.join("got.txt"), "secure\n").unwrap();
+    let server = HttpsServer::start(&www, &ca);
+    let sum = berth_image::sha256_digest(b"secure\n");
+    e.file("f", "linked\n");
+    // Two sources of one name: the second overwrites the first in the same layer.
+    e.file("a/dup", "first, longer\n");
+    e.file("b/dup", "second\n");
+    e.file(
+        "Dockerfile",
+        &format!(
+            "FROM busybox AS tools\n\
+             RUN mkdir -p /out/sub && echo one > /out/a.txt && echo two > /out/b.txt && echo no > /out/c.log && echo deep > /out/sub/d.txt\n\
+             FROM busybox AS base1\n\
+             RUN mkdir -p /a && chmod 700 /a\n\
+             COPY --link f /a/b/f\n\
+             FROM busybox\n\
+             COPY --from=tools /out/*.txt /txt/\n\
+             COPY --from=tools /out/s*/d.txt /deep/\n\
+             RUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/a.txt /mnt/sub/d.txt > /from-bind && (touch /mnt/x 2>/dev/null && echo rw || echo ro) >> /from-bind\n\
+             RUN --mount=type=bind,from=tools,source=/out,target=/mnt,rw touch /mnt/new && ls /mnt > /rw-listing\n\
+             ADD --checksum={sum} https://127.0.0.1:{}/got.txt /got.txt\n\
+             COPY --link f /a/b/f\n\
+             COPY a/dup b/dup /dup/\n",
+            server.port
+        ),
+    );
+    let build = |args: &[&str]| {
+        let mut a: Vec<&str> = vec!["build", "--network", "none"];
+        a.extend_from_slice(args);
+        let ctx = e.ctx.to_str().unwrap().to_string();
+        a.push(&ctx);
+        let mut c = berth_cmd(&e.root);
+        c.env("SSL_CERT_FILE", &ca.ca_crt);
+        let r: common::Run = c.args(&a).output().unwrap().into();
+        r
+    };
+    let r = build(&["-t", "more:1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        e.sh(
+            "more:1",
+            "ls /txt /deep; cat /from-bind /got.txt /a/b/f; grep -c new /rw-listing; stat -c %a /a; cat /dup/dup"
+        ),
+        "/deep:\nd.txt\n\n/txt:\na.txt\nb.txt\none\ndeep\nro\nsecure\nlinked\n1\n755\nsecond\n"
+    );
+    // COPY/ADD/RUN layers are kept unpacked with their tar-split: save rebuilds each tar and a
+    // fresh store loads the same image (a load checks every layer against its diff id).
+    let saved = e.scratch.join("more.tar");
+    e.ok(&["save", "-o", saved.to_str().unwrap(), "more:1"]);
+    let other = e.scratch.join("other");
+    ok(&other, &["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(
+        ok(&other, &["inspect", "-f", "{{.Id}}", "more:1"]),
+        e.ok(&["inspect", "-f", "{{.Id}}", "more:1"])
+    );
+    // The copies bound into RUN are gone, and the rw bind's write stayed in its copy.
+    assert_eq!(
+        std::fs::read_dir(e.root.join("build/mounts"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // --link: the same layer on either base (the parent's /a, 0700, does not shape it).
+    let r = build(&["--target", "base1", "-t", "base1:1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Paths, modes, owners and contents of an image's layer `back` from the top (mtimes are
+    // the build's).
+    let layer = |image: &str, back: usize| {
+        let store = berth_image::ImageStore::open(&e.root, &Default::default()).unwrap();
+        let dirs = store.resolve(image).unwrap().layer_dirs();
+        let dir = dirs[dirs.len() - 1 - back].clone();
+        let mut v = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for ent in std::fs::read_dir(&d).unwrap() {
+                let p = ent.unwrap().path();
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                use std::os::unix::fs::MetadataExt;
+                let data = if m.is_file() {
+                    std::fs::read(&p).unwrap()
+                } else {
+                    Vec::new()
+                };
+                v.push((
+                    p.strip_prefix(&dir).unwrap().to_path_buf(),
+                    m.mode(),
+                    m.uid(),
+                    data,
+                ));
+                if m.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    assert_eq!(layer("base1:1", 0), layer("more:1", 1));
+    assert_eq!(layer("base1:1", 0).len(), 3, "a/, a/b/ and a/b/f");
+    assert_eq!(
+        e.sh("base1:1", "stat -c %a /a; cat /a/b/f"),
+        "755\nlinked\n"
+    );
+
+    // A wrong checksum and an unreachable host are one-line errors naming the step.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    e.file(
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nADD --checksum={wrong} https://127.0.0.1:{}/got.txt /x\n",
+            server.port
+        ),
+    );
+    let r = build(&[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("checksum mismatch"), "{}", r.stderr);
+    let closed = regkit::free_port();
+    e.file(
+        "Dockerfile",
+        &format!("FROM busybox\nADD https://127.0.0.1:{closed}/x /x\n"),
+    );
+    let r = build(&[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("unreachable") && r.stderr.contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        r.stderr
+    );
+    drop(server);
+    e.assert_clean();
 }

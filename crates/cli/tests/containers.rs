@@ -251,7 +251,7 @@ fn rm_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
     let mounts: Vec<_> = berth_testkit::mounts_below(&env.root)
         .into_iter()
-        .filter(|m| !m.ends_with("bin/berth"))
+        .filter(|m| !m.ends_with(common::SEALED_MONITOR))
         .collect();
     assert!(mounts.is_empty(), "{mounts:?}");
     let rt: Vec<_> = std::fs::read_dir(env.root.join("runtime"))
@@ -263,6 +263,92 @@ fn rm_leaves_nothing() {
         assert!(Instant::now() < deadline, "monitors left");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Source paths of crates only berth's API server and registry client link; they show up in
+/// a binary as panic locations and symbol names.
+const NOT_IN_MONITOR: [&str; 6] = [
+    "crates/api/src",
+    "crates/registry/src",
+    "/tokio-1.",
+    "/hyper-1.",
+    "/reqwest-0.",
+    "/rustls-0.",
+];
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The monitor runs from a read-only bind of berth-monitor (CVE-2019-5736), and berth-monitor
+/// links none of the async stack berth carries for `serve` and `pull`: the relocations of that
+/// code made every monitor's idle resident set ~440 kB and its peak ~2.7 MB bigger.
+#[test]
+fn monitor_is_the_small_sealed_binary() {
+    use std::os::unix::fs::MetadataExt;
+    let monitor_bin = Path::new(env!("CARGO_BIN_EXE_berth-monitor"));
+    let small = std::fs::read(monitor_bin).unwrap();
+    let big = std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap();
+    for needle in NOT_IN_MONITOR {
+        assert!(
+            contains(&big, needle),
+            "berth lacks {needle}: pick a needle it links"
+        );
+        assert!(!contains(&small, needle), "berth-monitor links {needle}");
+    }
+
+    let env = Env::new("monitor-bin");
+    env.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
+    let pids = env.monitors();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let exe = format!("/proc/{}/exe", pids[0]);
+    assert_eq!(
+        std::fs::read_link(&exe).unwrap(),
+        env.root.join(common::SEALED_MONITOR)
+    );
+    let (a, b) = (
+        std::fs::metadata(&exe).unwrap(),
+        std::fs::metadata(monitor_bin).unwrap(),
+    );
+    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "not berth-monitor");
+    // Read-only, so not writable through /proc/PID/exe even once nothing executes it.
+    let vfs = nix::sys::statvfs::statvfs(exe.as_str()).unwrap();
+    assert!(vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&exe)
+        .expect_err("the monitor's binary opened for writing");
+    let code = err.raw_os_error();
+    assert!(
+        code == Some(libc::EROFS) || code == Some(libc::ETXTBSY),
+        "{err}"
+    );
+}
+
+/// Without berth-monitor next to berth, run fails at once, naming it, and --rm leaves nothing.
+#[test]
+fn missing_monitor_binary_is_named() {
+    let env = Env::new("monitor-missing");
+    let dir = env.scratch.join("lone");
+    std::fs::create_dir(&dir).unwrap();
+    let lone = dir.join("berth");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_berth"), &lone).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_berth"), &lone).unwrap();
+    }
+    let r: common::Run = std::process::Command::new(&lone)
+        .args(["--root", env.root.to_str().unwrap()])
+        .args(["run", "--rm", "--network", "none", "busybox", "true"])
+        .env_remove("BERTH_ROOT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    let want = format!("{} not found", dir.join("berth-monitor").display());
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(env.ids().is_empty(), "--rm left a container");
+    assert!(berth_testkit::mounts_below(&env.root).is_empty());
 }
 
 #[test]
@@ -1136,7 +1222,7 @@ fn kill_9_at_random_points_then_rm_f_cleans() {
     assert!(left.is_empty(), "{left:?}");
     let mounts: Vec<_> = berth_testkit::mounts_below(&env.root)
         .into_iter()
-        .filter(|m| !m.ends_with("bin/berth"))
+        .filter(|m| !m.ends_with(common::SEALED_MONITOR))
         .collect();
     assert!(mounts.is_empty(), "{mounts:?}");
     assert!(env.monitors().is_empty());

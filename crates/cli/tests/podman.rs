@@ -174,3 +174,79 @@ fn podman_save_loads_in_berth() {
         assert_eq!(listing(&merged), expected_listing("layered"), "{format}");
     }
 }
+
+#[test]
+fn a_committed_layer_is_stored_once_and_saves_with_its_diff_id() {
+    let s = Scratch::new("pdc");
+    let root = s.join("root");
+    ok(
+        &root,
+        &[
+            "load",
+            "-i",
+            fixture("busybox.oci-archive.tar").to_str().unwrap(),
+        ],
+    );
+    let _cleanup = Defer({
+        let root = root.clone();
+        move || remove_all_containers(&root)
+    });
+    ok(
+        &root,
+        &[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            "writer",
+            "busybox",
+            "sh",
+            "-c",
+            "seq 1 200000 > /numbers && mkdir -p /d && echo hi > /d/hi && ln /d/hi /d/link && rm /bin/ls",
+        ],
+    );
+    ok(&root, &["commit", "writer", "berth/committed:1"]);
+    let layers = berth_layers(&root, "berth/committed:1");
+    let top = layers.last().unwrap().trim_start_matches("sha256:");
+    // Written once: the layer is unpacked in the store and no tar blob of it is kept.
+    assert!(!root.join("blobs/sha256").join(top).exists());
+    let splits = std::fs::read_dir(root.join("layers"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("tar-split").is_file())
+        .count();
+    assert_eq!(splits, 1);
+
+    for format in ["docker-archive", "oci-archive"] {
+        let p = Podman::new(&s);
+        let dir = p.dir.clone();
+        let _reset = Defer(move || Podman::reset(&dir));
+        let out = s.join(format!("{format}.tar"));
+        ok(
+            &root,
+            &[
+                "save",
+                "--format",
+                format,
+                "-o",
+                out.to_str().unwrap(),
+                "berth/committed:1",
+            ],
+        );
+        // podman hashes each layer tar as it loads: the diff ids must match the rebuilt bytes.
+        p.run(&["load", "-i", out.to_str().unwrap()]);
+        assert_eq!(p.layers("docker.io/berth/committed:1"), layers, "{format}");
+        // And berth loads its own archive back into a fresh store as the same image.
+        let other = s.join(format!("other-{format}"));
+        ok(&other, &["load", "-i", out.to_str().unwrap()]);
+        assert_eq!(
+            ok(&other, &["inspect", "-f", "{{.Id}}", "berth/committed:1"]),
+            ok(&root, &["inspect", "-f", "{{.Id}}", "berth/committed:1"]),
+        );
+        let merged = mount_image(&other, "berth/committed:1", &s.join(format!("m-{format}")));
+        assert_eq!(
+            std::fs::read_to_string(merged.join("d/link")).unwrap(),
+            "hi\n"
+        );
+        assert!(!merged.join("bin/ls").exists());
+    }
+}

@@ -46,17 +46,20 @@ impl Default for CommitOptions {
     }
 }
 
-/// A reader that reports each chunk's size (commit's progress).
-struct Counted<'a, R> {
-    inner: R,
+/// A writer that reports each chunk's size (commit's progress).
+struct Counted<'a, W> {
+    inner: W,
     progress: &'a (dyn Fn(u64) + Sync),
 }
 
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
         (self.progress)(n as u64);
         Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -927,9 +930,7 @@ impl Engine {
             false
         };
         let _resume = Resume(paused.then(|| (self.runtime(), c.id.clone())));
-        let id = self.stream_layer(&c, |r| {
-            Ok(store.commit(Counted { inner: r, progress }, &opts)?)
-        })?;
+        let id = self.with_layer_writer(&c, progress, |w| Ok(store.commit_from(w, &opts)?))?;
         self.event(
             &c,
             "commit",
@@ -952,32 +953,35 @@ impl Engine {
         exclude
     }
 
-    /// Streams `c`'s writable layer as a tar into `sink` (through a pipe, written by a second
-    /// thread); a failed walk makes the reader fail instead of ending early.
-    fn stream_layer<T>(
+    /// Gives `sink` the writer of `c`'s writable layer (its tar and tar-split, for the image
+    /// store's `commit_from`/`derive_from`), reporting the tar's bytes to `progress`.
+    fn with_layer_writer<T>(
         &self,
         c: &Container,
-        sink: impl FnOnce(&mut dyn Read) -> Result<T>,
+        progress: &(dyn Fn(u64) + Sync),
+        sink: impl FnOnce(berth_image::LayerWriter) -> Result<T>,
     ) -> Result<T> {
         let snap = self.overlay_snapshot(c, "commit")?;
         let exclude = Self::layer_excludes(c);
         let upper = snap.upper();
-        let (out, written) = berth_archive::piped(
-            |w| berth_archive::write_layer_from_upper(&upper, &exclude, w),
-            sink,
-        )
-        .map_err(|e| ioerr("commit: the layer pipe", e))?;
-        let out = out?;
-        written.map_err(archive_err)?;
-        Ok(out)
+        let write = |w: &mut dyn Write, split: Box<dyn Write + Send>| {
+            berth_archive::write_layer_split(
+                &upper,
+                &exclude,
+                Counted { inner: w, progress },
+                split,
+            )
+            .map(|_| ())
+        };
+        sink(&write)
     }
 
-    /// The builder's commit: `sink` gets the stopped container's layer tar, or nothing runs and
-    /// None comes back when the container changed no file (a step that adds no layer).
+    /// The builder's commit: `sink` gets the writer of the stopped container's layer, or nothing
+    /// runs and None comes back when the container changed no file (a step that adds no layer).
     pub fn layer<T>(
         &self,
         key: &str,
-        sink: impl FnOnce(&mut dyn Read) -> Result<T>,
+        sink: impl FnOnce(berth_image::LayerWriter) -> Result<T>,
     ) -> Result<Option<T>> {
         let c = self.get(key)?;
         let snap = self.overlay_snapshot(&c, "commit")?;
@@ -987,7 +991,7 @@ impl Engine {
         {
             return Ok(None);
         }
-        self.stream_layer(&c, sink).map(Some)
+        self.with_layer_writer(&c, &|_| {}, sink).map(Some)
     }
 
     /// `berth export`: the container's whole filesystem as a tar.

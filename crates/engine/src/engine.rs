@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 pub struct EngineOptions {
     /// Storage driver for a new root (else the root's own).
     pub driver: Option<Driver>,
-    /// The berth binary that runs monitors (`berth __monitor`); default: the running binary.
+    /// The berth binary (network helpers run from it; monitors from [`monitor::BIN`] next to
+    /// it); default: the running binary.
     pub exe: Option<PathBuf>,
 }
 
@@ -498,17 +499,34 @@ impl Engine {
 
     // ---- start ----------------------------------------------------------------------------
 
-    /// The read-only bind of the berth binary monitors run from (see the crate docs).
-    fn sealed_exe(&self) -> Result<PathBuf> {
-        use std::os::unix::fs::MetadataExt;
-        // /proc/self/exe, not its path: a long-running `berth serve` whose binary was upgraded
-        // (the path now names another file, or none) still binds the code it runs.
+    /// The monitor binary: [`monitor::BIN`] next to the berth binary (the running one unless
+    /// the options name it).
+    fn monitor_exe(&self) -> Result<PathBuf> {
         let exe = match &self.opts.exe {
             Some(e) => e.clone(),
-            None => PathBuf::from("/proc/self/exe"),
+            None => std::env::current_exe().map_err(|e| Error::io("locate the berth binary", e))?,
         };
+        let bin = exe.with_file_name(monitor::BIN);
+        if !bin.is_file() {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "container monitor {} not found: install {} next to {} (scripts/build-release builds both)",
+                    bin.display(),
+                    monitor::BIN,
+                    exe.display()
+                ),
+            ));
+        }
+        Ok(bin)
+    }
+
+    /// The read-only bind of the monitor binary monitors run from (see the crate docs).
+    fn sealed_monitor(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let exe = self.monitor_exe()?;
         let bin = self.root.join("bin");
-        let target = bin.join("berth");
+        let target = bin.join(monitor::BIN);
         let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
             (Ok(x), Ok(y)) => x.ino() == y.ino() && x.dev() == y.dev(),
             _ => false,
@@ -575,11 +593,11 @@ impl Engine {
         let _ = std::fs::remove_file(dir.join(STOP_MARKER));
         let vfs = c.driver == "vfs";
         let snap = Snapshot::new(dir.clone());
-        // Every failure below, these two included, takes the --rm cleanup: `docker run --rm`
-        // waits for the removal after a failed start, and would wait forever.
+        // Every failure below, the mount and the monitor binary included, takes the --rm
+        // cleanup: `docker run --rm` waits for the removal after a failed start.
         let r = (|| {
             snap.mount_with(vfs, c.host_config.auto_remove)?;
-            let exe = self.sealed_exe()?;
+            let exe = self.sealed_monitor()?;
             if !c.config.working_dir.is_empty() {
                 // docker creates a working directory the image lacks.
                 crate::commit::mkdir_all_in_root(&snap.merged(), &c.config.working_dir)?;

@@ -4,8 +4,9 @@
 //! <root>/containers.db            SQLite (WAL, busy_timeout): table `containers` (id, name UNIQUE,
 //!                                 created, record JSON = model::Container without State)
 //! <root>/runtime/<id>/            berth-runtime's state (state.json, exec fifo, lock)
-//! <root>/bin/berth                read-only bind of the berth binary: the monitor runs from it,
-//!                                 so the runtime needs no re-exec to seal itself (CVE-2019-5736)
+//! <root>/bin/berth-monitor        read-only bind of the monitor binary (berth-monitor, next to
+//!                                 berth): monitors run from it, so the runtime in them needs no
+//!                                 re-exec to seal itself (CVE-2019-5736)
 //! <root>/containers/<id>/
 //!     lock                        flock held by lifecycle operations (start, stop, rm, ...)
 //!     config.json                 the OCI spec (bundle = this dir, root.path = merged)
@@ -24,7 +25,7 @@
 //! does), so edits land in the init layer and never in `diff/`: [`INIT_PATHS`] lists what diff,
 //! commit and export must leave out of the upper dir anyway.
 //!
-//! The monitor (`monitor::main`, run by `berth __monitor`) is one small process per running
+//! The monitor (`monitor::main`, run by `berth-monitor __monitor`) is one small process per running
 //! container, in its own session: it creates and starts the container through berth-runtime
 //! (the init is its child; it is a subreaper), holds its stdio or pty master, writes the log,
 //! serves attach clients, records the exit code, OOM kill and finish time, applies the restart
@@ -36,7 +37,7 @@
 //!
 //! Sockets (attach, console) are reached through `/proc/self/fd/N/name` of their directory so
 //! any root depth fits sun_path. Once the container runs, the monitor returns its freed heap and
-//! its code pages (`sys::trim_memory`): its steady resident set is ~1.2-1.9 MB. --network none
+//! its code pages (`sys::trim_memory`): its steady resident set is ~0.7-0.9 MB. --network none
 //! is a network namespace the monitor unshares (lo up) and names in the spec so exec joins it;
 //! bridge and user networks (the default is "bridge", as in docker) get a namespace pinned at
 //! `<root>/netns/<id>` and attached by berth-network before the monitor starts (`network`),
@@ -80,10 +81,7 @@ pub mod volumes;
 
 pub use attach::{Attach, Ended};
 pub use berth_archive::{Change, ChangeKind};
-pub use berth_network::{
-    dns_main, proxy_main, reap_main, Network, NetworkCreate, DEFAULT_NETWORK, DNS_ARG, PROXY_ARG,
-    REAP_ARG,
-};
+pub use berth_network::{Network, NetworkCreate, DEFAULT_NETWORK};
 pub use commit::{CommitOptions, PathStat, Placement};
 pub use engine::{
     CreateOptions, Engine, EngineOptions, ExecOptions, StartOptions, StatsEntry, StopOptions,

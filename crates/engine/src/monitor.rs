@@ -1,12 +1,14 @@
 //! The monitor: one per running container, started by [`crate::Engine::start`] as
-//! `berth __monitor ROOT ID SYNC_FD ATTACH_FD` in its own session. It creates and starts the
+//! `berth-monitor __monitor ROOT ID SYNC_FD ATTACH_FD` in its own session. It creates and starts the
 //! container through berth-runtime (the init is its child), holds the container's stdio (pipes,
 //! or the pty master received on a console socket), writes the json-file log, serves attach
 //! clients, records exit code, OOM kill and finish time in `state.json`, applies the restart
 //! policy with a bounded backoff, unmounts the rootfs, and does --rm cleanup.
 //!
 //! It touches neither clap nor SQLite while the container runs (SQLite only for --rm at the
-//! end), which keeps its resident set small.
+//! end), which keeps its resident set small. It runs from its own binary, [`BIN`], which links
+//! only the engine: berth's API server, registry client and their async stack would add
+//! relocations that every monitor applies at exec, each one a dirty page it keeps.
 
 use crate::attach::{self, frame, take_frame};
 use crate::engine::{read_state, stop_requested, write_state};
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// argv[1] of a monitor.
 pub const ARG: &str = "__monitor";
+/// The monitor's binary, installed next to `berth`; it also runs the network helpers.
+pub const BIN: &str = "berth-monitor";
 pub const CONFIG_FILE: &str = "monitor.json";
 pub const ATTACH_SOCKET: &str = "attach.sock";
 const CONSOLE_SOCKET: &str = "console.sock";
@@ -118,9 +122,25 @@ struct Monitor {
     clients: Vec<Client>,
     listener: OwnedFd,
     sigfd: OwnedFd,
+    /// Give memory back ([`sys::trim_memory`]) before the next sleep in poll: the code that
+    /// runs between a trim and the sleep is faulted in again, so the closer the better.
+    trim: bool,
 }
 
-/// Entry point of `berth __monitor`; returns the process exit status.
+/// The helper processes berth starts (monitor, DNS responder, port proxy, network reaper),
+/// dispatched on argv[1] before anything else runs; None for any other command line.
+pub fn helper_main(args: &[String]) -> Option<i32> {
+    let (cmd, rest) = args.split_first()?;
+    match cmd.as_str() {
+        ARG => Some(main(rest)),
+        berth_network::DNS_ARG => Some(berth_network::dns_main(rest)),
+        berth_network::PROXY_ARG => Some(berth_network::proxy_main(rest)),
+        berth_network::REAP_ARG => Some(berth_network::reap_main(rest)),
+        _ => None,
+    }
+}
+
+/// Entry point of `berth-monitor __monitor`; returns the process exit status.
 pub fn main(args: &[String]) -> i32 {
     let (Some(root), Some(id), Some(sync_fd), Some(attach_fd)) =
         (args.first(), args.get(1), args.get(2), args.get(3))
@@ -196,6 +216,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             clients: Vec::new(),
             listener: OwnedFd::from(l),
             sigfd,
+            trim: false,
         })
     })();
     let mut m = match setup {
@@ -276,7 +297,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             first = false;
         }
         let cg = berth_cgroups::open(Some(Path::new(&m.cfg.cgroups_path)), &id).ok();
-        sys::trim_memory();
+        m.trim = true;
         let code = m.event_loop(l);
         let oom = cg
             .as_ref()
@@ -639,6 +660,9 @@ impl Monitor {
                 events: libc::POLLIN,
                 revents: 0,
             });
+        }
+        if std::mem::take(&mut self.trim) {
+            sys::trim_memory();
         }
         let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if r <= 0 {

@@ -30,12 +30,18 @@ pub(crate) fn is_bridged(mode: &str) -> bool {
     !matches!(mode, "none" | "host") && !mode.starts_with("container:")
 }
 
+/// The networks of `root`, whose helpers (`__dns`, `__netreap`) run from berth-monitor next to
+/// `exe`: a DNS responder lives as long as its network, and berth's API server and registry
+/// client would only add to its resident set.
 pub(crate) fn open(root: &Path, exe: Option<&Path>) -> Result<Networks> {
     let exe = match exe {
         Some(e) => e.to_path_buf(),
         None => std::env::current_exe().map_err(|e| Error::io("locate the berth binary", e))?,
     };
-    Ok(Networks::open(root, &exe)?)
+    Ok(Networks::open(
+        root,
+        &exe.with_file_name(crate::monitor::BIN),
+    )?)
 }
 
 impl Engine {

@@ -4,9 +4,12 @@
 use serde_json::{json, Map, Value};
 use std::io::Read;
 
+use crate::derive::StagedLayer;
 use crate::error::{Error, Result};
+use crate::fsutil::WorkDir;
 use crate::reference::Reference;
 use crate::store::ImageStore;
+use crate::unpacked::LayerWriter;
 
 #[derive(Debug, Clone, Default)]
 pub struct CommitOptions {
@@ -29,6 +32,20 @@ impl ImageStore {
     /// Makes an image from `layer` (a tar, plain or compressed) on top of `opts.parent`;
     /// returns the new image's id (hex).
     pub fn commit<R: Read>(&self, layer: R, opts: &CommitOptions) -> Result<String> {
+        self.commit_with(opts, |store, work| store.stage_layer(work, layer))
+    }
+
+    /// [`ImageStore::commit`] of a layer that `write` writes: it is unpacked as it is written
+    /// and kept only unpacked, with its tar-split (see unpacked.rs), so its bytes are written once.
+    pub fn commit_from(&self, write: LayerWriter, opts: &CommitOptions) -> Result<String> {
+        self.commit_with(opts, |store, work| store.stage_unpacked(work, write))
+    }
+
+    fn commit_with(
+        &self,
+        opts: &CommitOptions,
+        stage: impl FnOnce(&ImageStore, &WorkDir) -> Result<StagedLayer>,
+    ) -> Result<String> {
         let reference = opts
             .reference
             .as_deref()
@@ -63,7 +80,7 @@ impl ImageStore {
         };
         let work = self.work_dir("commit")?;
         // The layer is kept uncompressed: its digest is its diff id.
-        let staged = self.stage_layer(&work, layer)?;
+        let staged = stage(self, &work)?;
 
         let now = crate::timefmt::now_rfc3339();
         let obj = config.as_object_mut().ok_or_else(|| Error::InvalidConfig {

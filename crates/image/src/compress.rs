@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufWriter};
 
 use crate::digest::HashingWriter;
 use crate::error::{DbContext, Error, IoContext, Result};
@@ -71,17 +71,13 @@ impl ImageStore {
             }
         }
         let _lock = self.lock(false)?;
-        let src = self.blob_path(diff_id)?;
         let work = self.work_dir("compress")?;
         let tmp = work.path().join("blob");
         let out = HashingWriter::new(BufWriter::with_capacity(
             1 << 20,
             File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?,
         ));
-        let mut input = BufReader::with_capacity(
-            1 << 20,
-            File::open(&src).ctx(|| format!("open {}", src.display()))?,
-        );
+        let mut input = self.layer_tar(diff_id)?;
         let out = match c {
             LayerCompression::Gzip => {
                 let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::fast());

@@ -11,13 +11,18 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::WorkDir;
 use crate::install::{make_manifest, Member, MemberData, NewImage, NewLayer, OCI_MANIFEST};
 use crate::reference::Reference;
+use crate::speculate::Speculation;
 use crate::store::{Image, ImageStore};
+use crate::unpacked::LayerWriter;
 
-/// A layer tar written to a work dir: its path, diff id (sha256 of the tar) and size.
+/// A new layer in a work dir: its diff id (sha256 of the tar) and size, and either the tar
+/// (`path` is the file) or, when `unpacked`, the layer already applied (`path` is the dir
+/// holding `diff` and the tar-split).
 pub(crate) struct StagedLayer {
     pub path: PathBuf,
     pub diff_id: String,
     pub size: u64,
+    pub unpacked: Option<berth_archive::Applied>,
 }
 
 impl ImageStore {
@@ -40,6 +45,7 @@ impl ImageStore {
             path,
             diff_id,
             size,
+            unpacked: None,
         })
     }
 
@@ -59,11 +65,11 @@ impl ImageStore {
         let mut diff_ids = Vec::new();
         for l in parent.map(|p| p.layers.as_slice()).unwrap_or_default() {
             let path = self.blob_path(&l.blob_digest)?;
-            members.push(Member::new(
-                l.blob_digest.clone(),
-                l.blob_size,
-                MemberData::File(path),
-            ));
+            let data = match self.split_layer_dir(&l.blob_digest)? {
+                Some(dir) if !path.is_file() => MemberData::Split(dir),
+                _ => MemberData::File(path),
+            };
+            members.push(Member::new(l.blob_digest.clone(), l.blob_size, data));
             layers.push(NewLayer {
                 diff_id: l.diff_id.clone(),
                 member: members.len() - 1,
@@ -78,11 +84,16 @@ impl ImageStore {
         }
         if let Some(l) = layer {
             let media_type = "application/vnd.oci.image.layer.v1.tar".to_string();
-            members.push(Member::new(
-                l.diff_id.clone(),
-                l.size,
-                MemberData::File(l.path),
-            ));
+            let m = match l.unpacked {
+                Some(applied) => {
+                    let m =
+                        Member::new(l.diff_id.clone(), l.size, MemberData::Split(l.path.clone()));
+                    *m.spec.lock().unwrap() = Some(Speculation::done(l.path, applied));
+                    m
+                }
+                None => Member::new(l.diff_id.clone(), l.size, MemberData::File(l.path)),
+            };
+            members.push(m);
             layers.push(NewLayer {
                 diff_id: l.diff_id.clone(),
                 member: members.len() - 1,
@@ -127,10 +138,34 @@ impl ImageStore {
         layer: Option<R>,
         config: Value,
     ) -> Result<String> {
+        self.derive_with(parent, config, |store, work| {
+            layer.map(|l| store.stage_layer(work, l)).transpose()
+        })
+    }
+
+    /// [`ImageStore::derive`] with a layer that `write` writes: it is unpacked as it is written
+    /// and kept only unpacked (with its tar-split), so its bytes are written once.
+    pub fn derive_from(
+        &self,
+        parent: Option<&str>,
+        write: LayerWriter,
+        config: Value,
+    ) -> Result<String> {
+        self.derive_with(parent, config, |store, work| {
+            store.stage_unpacked(work, write).map(Some)
+        })
+    }
+
+    fn derive_with(
+        &self,
+        parent: Option<&str>,
+        config: Value,
+        stage: impl FnOnce(&ImageStore, &WorkDir) -> Result<Option<StagedLayer>>,
+    ) -> Result<String> {
         let _lock = self.lock(false)?;
         let parent = parent.map(|p| self.resolve(p)).transpose()?;
         let work = self.work_dir("derive")?;
-        let staged = layer.map(|l| self.stage_layer(&work, l)).transpose()?;
+        let staged = stage(self, &work)?;
         self.install_derived(&work, parent.as_ref(), staged, config, Vec::new())
     }
 }

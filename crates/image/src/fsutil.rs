@@ -43,6 +43,34 @@ pub fn syncfs(f: &File) -> io::Result<()> {
     }
 }
 
+/// fsync of `dir` and every directory and regular file below it, when they are at most `limit`
+/// (else nothing is done and false comes back): a few files flush only themselves, where
+/// syncfs would also wait for everything other processes wrote to the filesystem.
+pub fn fsync_small_tree(dir: &Path, limit: usize) -> io::Result<bool> {
+    let mut found = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < found.len() {
+        if std::fs::symlink_metadata(&found[i])?.is_dir() {
+            for e in std::fs::read_dir(&found[i])? {
+                let e = e?;
+                let t = e.file_type()?;
+                if t.is_dir() || t.is_file() {
+                    if found.len() == limit {
+                        return Ok(false);
+                    }
+                    found.push(e.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    // Files first, then directories deepest first: each entry is durable before its parent.
+    for p in found.iter().rev() {
+        File::open(p)?.sync_all()?;
+    }
+    Ok(true)
+}
+
 /// rename(2) that fails with EEXIST instead of replacing `to`.
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     let f = std::ffi::CString::new(from.as_os_str().as_bytes())?;

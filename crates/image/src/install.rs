@@ -30,6 +30,8 @@ pub(crate) struct Member {
 pub(crate) enum MemberData {
     Mem(Vec<u8>),
     File(PathBuf),
+    /// No blob file: a layer dir holding `diff` and the tar-split its tar is rebuilt from.
+    Split(PathBuf),
 }
 
 impl Member {
@@ -49,6 +51,7 @@ impl Member {
                 1 << 20,
                 File::open(p).ctx(|| format!("open {}", p.display()))?,
             )),
+            MemberData::Split(dir) => crate::unpacked::rebuilt_tar(dir)?,
         })
     }
 
@@ -62,6 +65,13 @@ impl Member {
         match &self.data {
             MemberData::Mem(v) => Ok(v.clone()),
             MemberData::File(p) => fs::read(p).ctx(|| format!("read {}", p.display())),
+            MemberData::Split(_) => {
+                let mut v = Vec::new();
+                self.reader()?
+                    .read_to_end(&mut v)
+                    .ctx(|| format!("read {}", self.digest))?;
+                Ok(v)
+            }
         }
     }
 
@@ -104,6 +114,9 @@ pub struct LoadedImage {
     pub id: String,
     pub names: Vec<Reference>,
 }
+
+/// Up to how many files and dirs a committed layer is flushed file by file rather than by syncfs.
+const SMALL_TREE: usize = 256;
 
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -168,6 +181,9 @@ impl ImageStore {
         let mut jobs: Vec<Job> = Vec::new();
         let mut planned: HashSet<String> = HashSet::new();
         let mut verified: Vec<(String, String)> = Vec::new();
+        // Existing layers a kept-unpacked member also describes: they get its tar-split if
+        // they have no way yet to give that tar back.
+        let mut adopt_split: Vec<(usize, String)> = Vec::new();
         let mut chains_of: Vec<Vec<String>> = Vec::new();
         for img in &images {
             let diff_ids: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
@@ -179,6 +195,9 @@ impl ImageStore {
                     continue;
                 }
                 if self.layer_exists(c)? {
+                    if matches!(m.data, MemberData::Split(_)) {
+                        adopt_split.push((l.member, c.clone()));
+                    }
                     if !self.blob_matches(m, &l.diff_id)? {
                         return Err(Error::Layer {
                             diff_id: l.diff_id.clone(),
@@ -233,6 +252,8 @@ impl ImageStore {
                     continue;
                 }
                 match &m.data {
+                    // Kept unpacked: the layer dir (moved below) is its only copy.
+                    MemberData::Split(_) => {}
                     MemberData::File(p) => {
                         big_blob = true;
                         place(p, &dest)?
@@ -248,11 +269,43 @@ impl ImageStore {
         // One flush for everything written above, then the renames that publish it. An image
         // that only adds a config and a manifest (a build's metadata step) flushes just those:
         // syncfs would also wait for every other writer on a shared filesystem.
-        if jobs.is_empty() && !big_blob {
+        // A commit's layer, unpacked as it was written, with few files: those files and dirs
+        // are flushed alone (the bytes of a big file are written once and flushed once).
+        let committed_only = !big_blob
+            && adopt_split.is_empty()
+            && jobs
+                .iter()
+                .all(|j| matches!(members[j.member].data, MemberData::Split(_)));
+        let small_committed = || -> Result<bool> {
+            for j in &jobs {
+                let dir = work.path().join(digest_hex(&j.chain_id)?);
+                if !fsutil::fsync_small_tree(&dir, SMALL_TREE)
+                    .ctx(|| format!("fsync {}", dir.display()))?
+                {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        if jobs.is_empty() && !big_blob && adopt_split.is_empty() {
+            self.fsync_blobs(&images)?;
+        } else if committed_only && small_committed()? {
             self.fsync_blobs(&images)?;
         } else {
             let root = File::open(&self.root).ctx(|| format!("open {}", self.root.display()))?;
             fsutil::syncfs(&root).ctx(|| format!("syncfs {}", self.root.display()))?;
+        }
+        for (member, chain) in &adopt_split {
+            let MemberData::Split(dir) = &members[*member].data else {
+                continue;
+            };
+            let (src, dest) = (
+                dir.join(crate::unpacked::TAR_SPLIT),
+                self.layer_path(chain)?.join(crate::unpacked::TAR_SPLIT),
+            );
+            if src.is_file() && !self.blob_path(&members[*member].digest)?.is_file() {
+                place(&src, &dest)?;
+            }
         }
         for j in &jobs {
             let src = work.path().join(digest_hex(&j.chain_id)?);

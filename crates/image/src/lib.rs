@@ -7,6 +7,7 @@
 //! config.json           optional {"storage-driver": "vfs"}
 //! blobs/sha256/<hex>    manifests, configs, layers exactly as received
 //! layers/<chain>/diff   one unpacked layer per chain id (overlay: its diff; vfs: the full tree)
+//! layers/<chain>/tar-split  a committed layer's tar without file contents: its only copy of the tar
 //! tmp/                  work dirs, each flocked by its owner; removed when their owner is gone
 //! lock                  flock: shared for loads/commits, exclusive for deletions
 //! ```
@@ -56,6 +57,7 @@ mod save;
 mod speculate;
 mod store;
 pub mod timefmt;
+mod unpacked;
 
 pub use commit::{apply_changes, CommitOptions};
 pub use compress::{BlobInfo, LayerCompression};
@@ -70,6 +72,7 @@ pub use store::{
     DiskUsage, Driver, Image, ImageLayer, ImageStore, PruneReport, RemoveEvent, StoreOptions,
     DEFAULT_ROOT,
 };
+pub use unpacked::LayerWriter;
 
 /// The host's architecture in Go's names (image configs use them).
 pub fn host_arch() -> &'static str {

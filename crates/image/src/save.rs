@@ -109,7 +109,7 @@ impl ImageStore {
     ) -> Result<()> {
         let path = self.blob_path(&l.blob_digest)?;
         if l.blob_digest == l.diff_id {
-            return append_file(tar, name, &path);
+            return self.append_layer_tar(tar, name, &l.diff_id, l.blob_size);
         }
         let work = self.work_dir("save")?;
         let tmp = work.path().join("layer.tar");
@@ -135,6 +135,19 @@ impl ImageStore {
         append_file(tar, name, &tmp)
     }
 
+    /// An uncompressed layer blob: stored, or rebuilt from its unpacked layer (see unpacked.rs).
+    fn append_layer_tar<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        name: &str,
+        diff_id: &str,
+        size: u64,
+    ) -> Result<()> {
+        let mut h = header(size, tar::EntryType::Regular, 0o644);
+        tar.append_data(&mut h, name, self.layer_tar(diff_id)?.take(size))
+            .ctx(|| format!("write {name} to the archive"))
+    }
+
     fn write_oci<W: Write>(
         &self,
         tar: &mut tar::Builder<W>,
@@ -145,8 +158,7 @@ impl ImageStore {
         let mut written = HashSet::new();
         let mut manifests = Vec::new();
         for (img, names) in images {
-            let mut blobs = vec![img.manifest_digest.clone(), format!("sha256:{}", img.id)];
-            blobs.extend(img.layers.iter().map(|l| l.blob_digest.clone()));
+            let blobs = [img.manifest_digest.clone(), format!("sha256:{}", img.id)];
             for b in blobs {
                 if written.insert(b.clone()) {
                     append_file(
@@ -154,6 +166,17 @@ impl ImageStore {
                         &format!("blobs/sha256/{}", digest_hex(&b)?),
                         &self.blob_path(&b)?,
                     )?;
+                }
+            }
+            for l in &img.layers {
+                if !written.insert(l.blob_digest.clone()) {
+                    continue;
+                }
+                let name = format!("blobs/sha256/{}", digest_hex(&l.blob_digest)?);
+                if l.blob_digest == l.diff_id {
+                    self.append_layer_tar(tar, &name, &l.diff_id, l.blob_size)?;
+                } else {
+                    append_file(tar, &name, &self.blob_path(&l.blob_digest)?)?;
                 }
             }
             let size = std::fs::metadata(self.blob_path(&img.manifest_digest)?)

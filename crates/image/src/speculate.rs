@@ -79,6 +79,8 @@ pub(crate) struct Speculation {
     pub dir: PathBuf,
     pub progress: Arc<Progress>,
     handle: Option<JoinHandle<berth_archive::Result<Applied>>>,
+    /// An unpack that already ended (a commit unpacks its layer as it writes it).
+    applied: Option<Applied>,
 }
 
 impl Speculation {
@@ -103,11 +105,25 @@ impl Speculation {
             dir,
             progress,
             handle: Some(handle),
+            applied: None,
         })
+    }
+
+    /// A layer already unpacked into `<dir>/diff`, for install to adopt like a finished one.
+    pub fn done(dir: PathBuf, applied: Applied) -> Speculation {
+        Speculation {
+            dir,
+            progress: Arc::default(),
+            handle: None,
+            applied: Some(applied),
+        }
     }
 
     /// Waits for the unpack; `None` when it failed (the caller unpacks the normal way).
     pub fn finish(mut self) -> Option<Applied> {
+        if let Some(a) = self.applied.take() {
+            return Some(a);
+        }
         self.handle.take()?.join().ok()?.ok()
     }
 }

@@ -1,8 +1,8 @@
 //! Name resolution on user-defined networks, the way aardvark-dns does it for podman: one small
-//! responder per network (`berth __dns ROOT NETWORK_ID FD`, a re-executed berth), listening on
-//! the network's gateway address, port 53, with a socket the engine bound before the first
-//! container of the network starts (so no query can come too early). It answers A and AAAA
-//! queries for the names in `<root>/network/<id>/hosts` (re-read when it changes: containers started later
+//! responder per network (`berth-monitor __dns ROOT NETWORK_ID FD`), listening on the network's
+//! gateway address, port 53, with a socket the engine bound before the first container of the
+//! network starts (so no query can come too early). It answers A and AAAA queries for the names
+//! in `<root>/network/<id>/hosts` (re-read when it changes: containers started later
 //! resolve at once), and forwards every other query to the host's resolvers. It exits when the
 //! hosts file is gone (the network has no running container left).
 //!

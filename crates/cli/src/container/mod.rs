@@ -137,27 +137,10 @@ pub(crate) fn die(msg: impl std::fmt::Display, code: i32) -> ! {
     std::process::exit(code)
 }
 
-/// `berth __monitor ...`: runs before clap so the monitor stays small.
-pub fn monitor_main() -> Option<std::process::ExitCode> {
+/// berth-monitor's helpers (monitor, DNS responder, port proxy, network reaper), which berth
+/// still runs when asked (`berth __dns ...`): dispatched before clap.
+pub fn helper_main() -> Option<std::process::ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(berth_engine::DNS_ARG) {
-        return Some(std::process::ExitCode::from(
-            berth_engine::dns_main(&args[1..]) as u8,
-        ));
-    }
-    if args.first().map(String::as_str) == Some(berth_engine::PROXY_ARG) {
-        return Some(std::process::ExitCode::from(
-            berth_engine::proxy_main(&args[1..]) as u8,
-        ));
-    }
-    if args.first().map(String::as_str) == Some(berth_engine::REAP_ARG) {
-        return Some(std::process::ExitCode::from(
-            berth_engine::reap_main(&args[1..]) as u8,
-        ));
-    }
-    if args.first().map(String::as_str) != Some(berth_engine::monitor::ARG) {
-        return None;
-    }
-    let code = berth_engine::monitor::main(&args[1..]);
+    let code = berth_engine::monitor::helper_main(&args)?;
     Some(std::process::ExitCode::from(code as u8))
 }
