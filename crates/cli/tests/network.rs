@@ -1238,3 +1238,56 @@ fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("not a usable address"), "{}", r.stderr);
 }
+
+/// The reaper runs after `rm` has returned. A root removed meanwhile (as a test's temporary
+/// root is) must stay removed, and the reaper takes the root's bridges and table with it.
+#[test]
+fn a_root_removed_while_its_reaper_waits_stays_removed_and_leaves_no_bridge() {
+    let env = Env::new("net-reaper-root-gone");
+    net_create(&env, "rg", &[]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "rg",
+        "--name",
+        "ra",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let bridges = env.bridges();
+    assert!(bridges.iter().any(|b| links().contains(b)), "{bridges:?}");
+    let canon = std::fs::canonicalize(&env.root)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let table = env.table();
+    env.ok(&["rm", "-f", "ra"]);
+    let reapers = procs_with(&["__netreap", &canon]);
+    assert!(!reapers.is_empty(), "rm started no reaper");
+    berth_testkit::unmount_below(&env.root);
+    std::fs::remove_dir_all(&env.root).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !procs_with(&["__netreap", &canon]).is_empty() {
+        assert!(Instant::now() < deadline, "the reaper did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !env.root.exists(),
+        "the reaper brought back {}",
+        env.root.display()
+    );
+    let links = links();
+    let left: Vec<_> = bridges.iter().filter(|b| links.contains(b)).collect();
+    assert!(left.is_empty(), "bridges left: {left:?}");
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains(&table),
+        "table {table} left"
+    );
+}

@@ -262,7 +262,16 @@ impl Networks {
     pub fn open(root: &Path, exe: &Path) -> Result<Networks> {
         std::fs::create_dir_all(root)
             .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
-        let store = Store::open(&root.join("networks.db"))?;
+        Self::with_store(root, exe, Store::open(&root.join("networks.db"))?)
+    }
+
+    /// As [`Networks::open`], but creates nothing: the reaper runs after its command has
+    /// returned, and must not bring back a root (a test's temporary one) removed meanwhile.
+    pub fn open_existing(root: &Path, exe: &Path) -> Result<Networks> {
+        Self::with_store(root, exe, Store::open_existing(&root.join("networks.db"))?)
+    }
+
+    fn with_store(root: &Path, exe: &Path, store: Store) -> Result<Networks> {
         let canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let table = if canon == Path::new(DEFAULT_ROOT) {
             "berth".to_string()
@@ -1101,17 +1110,20 @@ pub fn reap_main(args: &[String]) -> i32 {
         }
     }
     std::thread::sleep(Networks::BRIDGE_GRACE);
-    if !root.join("networks.db").exists() {
-        if let Ok(mut nl) = netlink::Netlink::open() {
-            for b in bridges.split(',').filter(|b| !b.is_empty()) {
-                let _ = nl.delete_link(b);
+    match Networks::open_existing(&root, Path::new("/proc/self/exe")) {
+        Ok(n) => match n.reap() {
+            Ok(()) => 0,
+            Err(_) => 1,
+        },
+        Err(_) if !root.join("networks.db").exists() => {
+            if let Ok(mut nl) = netlink::Netlink::open() {
+                for b in bridges.split(',').filter(|b| !b.is_empty()) {
+                    let _ = nl.delete_link(b);
+                }
             }
+            let _ = firewall::delete(table);
+            0
         }
-        let _ = firewall::delete(table);
-        return 0;
-    }
-    match Networks::open(&root, Path::new("/proc/self/exe")).and_then(|n| n.reap()) {
-        Ok(()) => 0,
         Err(_) => 1,
     }
 }

@@ -45,30 +45,38 @@ fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
         .map_err(|e| Error::internal(format!("networks database: bad record: {e}")))
 }
 
+const BUSY: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn schema(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS endpoints (container TEXT NOT NULL, network TEXT NOT NULL, ip TEXT NOT NULL,
+         record TEXT NOT NULL, PRIMARY KEY (container, network), UNIQUE (network, ip));
+     CREATE TABLE IF NOT EXISTS ports (proto TEXT NOT NULL, host_port INTEGER NOT NULL, container TEXT NOT NULL,
+         record TEXT NOT NULL, PRIMARY KEY (proto, host_port));",
+    )?;
+    // ip6 came with IPv6 networks: older databases get the column (NULL: no IPv6
+    // lease, and NULLs never clash in a UNIQUE index).
+    let has_ip6: bool = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('endpoints') WHERE name = 'ip6'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_ip6 {
+        c.execute_batch("ALTER TABLE endpoints ADD COLUMN ip6 TEXT")?;
+    }
+    c.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS endpoints_ip6 ON endpoints (network, ip6)")
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = berth_statedb::open(path, std::time::Duration::from_secs(30), |c| {
-            c.execute_batch(
-                "CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS endpoints (container TEXT NOT NULL, network TEXT NOT NULL, ip TEXT NOT NULL,
-                 record TEXT NOT NULL, PRIMARY KEY (container, network), UNIQUE (network, ip));
-             CREATE TABLE IF NOT EXISTS ports (proto TEXT NOT NULL, host_port INTEGER NOT NULL, container TEXT NOT NULL,
-                 record TEXT NOT NULL, PRIMARY KEY (proto, host_port));",
-            )?;
-            // ip6 came with IPv6 networks: older databases get the column (NULL: no IPv6
-            // lease, and NULLs never clash in a UNIQUE index).
-            let has_ip6: bool = c.query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('endpoints') WHERE name = 'ip6'",
-                [],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
-            )?;
-            if !has_ip6 {
-                c.execute_batch("ALTER TABLE endpoints ADD COLUMN ip6 TEXT")?;
-            }
-            c.execute_batch(
-                "CREATE UNIQUE INDEX IF NOT EXISTS endpoints_ip6 ON endpoints (network, ip6)",
-            )
-        })?;
+        let conn = berth_statedb::open(path, BUSY, schema)?;
+        Ok(Store { conn })
+    }
+
+    /// Fails instead of creating a database that is not there (see `Networks::open_existing`).
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        let conn = berth_statedb::open_existing(path, BUSY, schema)?;
         Ok(Store { conn })
     }
 

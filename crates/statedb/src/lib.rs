@@ -7,7 +7,7 @@
 //! the journal switch and the schema run under an flock on `<db>.lock`. Once a database is in
 //! WAL, that step writes nothing and the lock is held for microseconds.
 
-use rusqlite::{ffi, Connection};
+use rusqlite::{ffi, Connection, OpenFlags};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,30 @@ pub fn open(
     busy: Duration,
     setup: impl FnOnce(&Connection) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    open_as(path, busy, setup, true)
+}
+
+/// As [`open`], but a missing database is an error instead of a new one: for helpers that
+/// outlive the command that started them and must not bring back a root someone removed.
+pub fn open_existing(
+    path: &Path,
+    busy: Duration,
+    setup: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<Connection> {
+    open_as(path, busy, setup, false)
+}
+
+fn open_as(
+    path: &Path,
+    busy: Duration,
+    setup: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    create: bool,
+) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::default();
+    if !create {
+        flags.remove(OpenFlags::SQLITE_OPEN_CREATE);
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(busy)?;
     // Each berth process opens its databases briefly; the checkpoint SQLite runs when the last
     // connection closes costs two fsyncs every time (tens of ms on a busy disk, on the path of
@@ -29,7 +52,7 @@ pub fn open(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
     )?;
-    let _guard = SetupLock::take(&lock_path(path))?;
+    let _guard = SetupLock::take(&lock_path(path), create)?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
     setup(&conn)?;
     Ok(conn)
@@ -48,11 +71,11 @@ struct SetupLock {
 }
 
 impl SetupLock {
-    fn take(path: &Path) -> rusqlite::Result<SetupLock> {
+    fn take(path: &Path, create: bool) -> rusqlite::Result<SetupLock> {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(create)
             .truncate(false)
             .open(path)
             .map_err(|e| cant_open(path, &e))?;
@@ -154,6 +177,22 @@ mod tests {
                 .unwrap();
             assert_eq!(mode, "wal");
         }
+    }
+
+    #[test]
+    fn open_existing_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        assert!(open_existing(&db, Duration::from_secs(1), schema).is_err());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing created"
+        );
+        drop(open(&db, Duration::from_secs(1), schema).unwrap());
+        let conn = open_existing(&db, Duration::from_secs(1), schema).unwrap();
+        conn.execute("INSERT INTO t (who) VALUES ('x')", [])
+            .unwrap();
     }
 
     #[test]
