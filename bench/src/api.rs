@@ -16,24 +16,41 @@ use berth_testkit::Scratch;
 use crate::dockerd::{children_named, docker, stop, wait_socket, Dockerd};
 use crate::stats::{berth_first, print_table, Series};
 
-const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
+const ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/busybox.oci-archive.tar"
+);
 const WARMUP: usize = 3;
 
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
-    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
+    let bin = exe
+        .parent()
+        .map(|d| d.join("berth"))
+        .filter(|p| p.is_file());
+    bin.ok_or_else(|| {
+        anyhow::anyhow!(
+            "berth binary not found beside {}: cargo build --release -p berth-cli",
+            exe.display()
+        )
+    })
 }
 
 fn run(c: &mut Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn rss_kb(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// The berth server, stopped however the bench ends.
@@ -51,20 +68,36 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     let scratch = Scratch::new("bench-api");
     let root = scratch.join("berth");
     let config = scratch.join("docker-config");
-    run(Command::new(&bin).arg("--root").arg(&root).args(["load", "-i", ARCHIVE]), "berth load")?;
+    run(
+        Command::new(&bin)
+            .arg("--root")
+            .arg(&root)
+            .args(["load", "-i", ARCHIVE]),
+        "berth load",
+    )?;
     let archive = scratch.join("busybox.docker.tar");
-    run(Command::new(&bin).arg("--root").arg(&root).args(["save", "-o"]).arg(&archive).arg("busybox"), "berth save")?;
+    run(
+        Command::new(&bin)
+            .arg("--root")
+            .arg(&root)
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg("busybox"),
+        "berth save",
+    )?;
 
     let bsock = scratch.join("berth.sock");
-    let mut server = Serve(Command::new(&bin)
-        .arg("--root")
-        .arg(&root)
-        .arg("serve")
-        .arg("--host")
-        .arg(format!("unix://{}", bsock.display()))
-        .env_remove("BERTH_ROOT")
-        .stdin(Stdio::null())
-        .spawn()?);
+    let mut server = Serve(
+        Command::new(&bin)
+            .arg("--root")
+            .arg(&root)
+            .arg("serve")
+            .arg("--host")
+            .arg(format!("unix://{}", bsock.display()))
+            .env_remove("BERTH_ROOT")
+            .stdin(Stdio::null())
+            .spawn()?,
+    );
     wait_socket(&bsock, &mut server.0, "berth serve")?;
 
     // dockerd's failure to start or load is its row's reason, not the bench's end.
@@ -73,8 +106,19 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     let mut d = Series::new("dockerd");
     let dockerd = match Dockerd::start(&ddir) {
         Ok(dd) => {
-            let load = run(docker(&dd.sock, &config).arg("load").arg("-i").arg(&archive), "docker load")
-                .and_then(|_| run(docker(&dd.sock, &config).args(["tag", "localhost/busybox", "busybox"]), "docker tag"));
+            let load = run(
+                docker(&dd.sock, &config)
+                    .arg("load")
+                    .arg("-i")
+                    .arg(&archive),
+                "docker load",
+            )
+            .and_then(|_| {
+                run(
+                    docker(&dd.sock, &config).args(["tag", "localhost/busybox", "busybox"]),
+                    "docker tag",
+                )
+            });
             if let Err(e) = load {
                 d.fail(format!("{e:#}"));
             }
@@ -87,7 +131,13 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     };
     let version = dockerd
         .as_ref()
-        .and_then(|dd| run(docker(&dd.sock, &config).args(["version", "--format", "{{.Server.Version}}"]), "docker version").ok())
+        .and_then(|dd| {
+            run(
+                docker(&dd.sock, &config).args(["version", "--format", "{{.Server.Version}}"]),
+                "docker version",
+            )
+            .ok()
+        })
         .unwrap_or_else(|| "unavailable".into());
     println!("\napi: {runs} interleaved runs each after {WARMUP} warm-up runs; docker CLI {}, dockerd {version}", cli_version());
 
@@ -97,7 +147,13 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     for i in 0..WARMUP + runs {
         let keep = i >= WARMUP;
         let start = Instant::now();
-        match run(Command::new(&bin).arg("--root").arg(&root).args(["run", "--rm", "busybox", "true"]), "berth run") {
+        match run(
+            Command::new(&bin)
+                .arg("--root")
+                .arg(&root)
+                .args(["run", "--rm", "busybox", "true"]),
+            "berth run",
+        ) {
             Ok(_) if keep => cli.push_duration(start.elapsed()),
             Ok(_) => {}
             Err(e) => cli.fail(format!("{e:#}")),
@@ -113,20 +169,37 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
                 continue;
             }
             let start = Instant::now();
-            match run(docker(sock, &config).args(["run", "--rm", "busybox", "true"]), "docker run") {
+            match run(
+                docker(sock, &config).args(["run", "--rm", "busybox", "true"]),
+                "docker run",
+            ) {
                 Ok(_) if keep => series.push_duration(start.elapsed()),
                 Ok(_) => {}
                 Err(e) => series.fail(format!("{e:#}")),
             }
         }
     }
-    anyhow::ensure!(!b.is_unavailable(), "{}", b.unavailable.clone().unwrap_or_default());
-    print_table("docker run --rm busybox true (docker CLI 28 against each server)", "ms", &[b, d, cli]);
+    anyhow::ensure!(
+        !b.is_unavailable(),
+        "{}",
+        b.unavailable.clone().unwrap_or_default()
+    );
+    print_table(
+        "docker run --rm busybox true (docker CLI 28 against each server)",
+        "ms",
+        &[b, d, cli],
+    );
 
     std::thread::sleep(Duration::from_secs(1));
     println!("\n## idle resident set of the servers");
     println!("{:<22} {:>10}", "process", "VmRSS kB");
-    let show = |n: &str, v: Option<f64>| println!("{:<22} {:>10}", n, v.map_or("?".into(), |v| format!("{v:.0}")));
+    let show = |n: &str, v: Option<f64>| {
+        println!(
+            "{:<22} {:>10}",
+            n,
+            v.map_or("?".into(), |v| format!("{v:.0}"))
+        )
+    };
     show("berth serve", rss_kb(server.0.id()));
     if let Some(dd) = &dockerd {
         show("dockerd", rss_kb(dd.child.id()));

@@ -18,8 +18,14 @@ use crate::dockerd::{debian_docker, Dockerd};
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
-const LAYERED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/layered-context");
+const ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/busybox.oci-archive.tar"
+);
+const LAYERED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/layered-context"
+);
 
 const ONE_STEP: &str = "FROM localhost/busybox\nRUN echo hello > /hello\n";
 const MULTI: &str = "FROM localhost/busybox AS a\nRUN mkdir /out && seq 1 2000 > /out/numbers\n\
@@ -28,13 +34,25 @@ FROM localhost/busybox\nCOPY --from=a /out/ /a/\nCOPY --from=b /out/ /b/\nCOPY n
 
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
-    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
+    let bin = exe
+        .parent()
+        .map(|d| d.join("berth"))
+        .filter(|p| p.is_file());
+    bin.ok_or_else(|| {
+        anyhow::anyhow!(
+            "berth binary not found beside {}: cargo build --release -p berth-cli",
+            exe.display()
+        )
+    })
 }
 
 fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -56,18 +74,27 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);
     let berth = berth_bin()?;
     let layered = std::fs::read_to_string(Path::new(LAYERED).join("Containerfile"))?;
-    let cases: [(&str, &str); 3] = [("one RUN step", ONE_STEP), ("layered fixture (2 RUN, COPY, ENV, WORKDIR, CMD)", &layered), ("multi-stage (2 parallel stages, COPY --from)", MULTI)];
+    let cases: [(&str, &str); 3] = [
+        ("one RUN step", ONE_STEP),
+        ("layered fixture (2 RUN, COPY, ENV, WORKDIR, CMD)", &layered),
+        ("multi-stage (2 parallel stages, COPY --from)", MULTI),
+    ];
     let ctx_dir = Scratch::new("bench-build-ctx");
     let ddir = Scratch::new("bench-build-dockerd");
     let mut down = None;
-    let dockerd = Dockerd::with_busybox(&berth, ARCHIVE, ddir.path()).map_err(|e| down = Some(format!("{e:#}"))).ok();
+    let dockerd = Dockerd::with_busybox(&berth, ARCHIVE, ddir.path())
+        .map_err(|e| down = Some(format!("{e:#}")))
+        .ok();
     let config = ddir.join("config");
     for (name, file) in cases {
         let ctx = ctx_dir.join(name.split_whitespace().next().unwrap_or("case"));
         context(&ctx, file)?;
         let ctx_s = ctx.to_string_lossy().into_owned();
         let (mut bc, mut bw) = (Series::new("berth"), Series::new("berth"));
-        let (mut pc, mut pw) = (podman::row(podman::missing()), podman::row(podman::missing()));
+        let (mut pc, mut pw) = (
+            podman::row(podman::missing()),
+            podman::row(podman::missing()),
+        );
         let buildkit = |reason: &Option<String>| match reason {
             Some(r) => Series::unavailable("docker BuildKit", r.clone()),
             None => Series::new("docker BuildKit"),
@@ -87,7 +114,10 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                     let build = ["build", "-q", "--network", "none", "-t", "bench:1", &ctx_s];
                     let (cold, id1) = timed(cmd(&build), "berth build (cold)")?;
                     let (warm, id2) = timed(cmd(&build), "berth build (cached)")?;
-                    anyhow::ensure!(id1 == id2, "berth's cached rebuild made another image ({id1} then {id2})");
+                    anyhow::ensure!(
+                        id1 == id2,
+                        "berth's cached rebuild made another image ({id1} then {id2})"
+                    );
                     bc.push_duration(cold);
                     bw.push_duration(warm);
                 } else if !pc.is_unavailable() {
@@ -99,7 +129,17 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                             c
                         };
                         output(cmd(&["load", "-q", "-i", ARCHIVE]), "podman load")?;
-                        let build = ["build", "-q", "--layers", "--pull=never", "--network", "none", "-t", "bench:1", &ctx_s];
+                        let build = [
+                            "build",
+                            "-q",
+                            "--layers",
+                            "--pull=never",
+                            "--network",
+                            "none",
+                            "-t",
+                            "bench:1",
+                            &ctx_s,
+                        ];
                         let (cold, id1) = timed(cmd(&build), "podman build (cold)")?;
                         let (warm, id2) = timed(cmd(&build), "podman build (cached)")?;
                         anyhow::ensure!(id1 == id2, "podman's cached rebuild made another image");
@@ -149,9 +189,22 @@ fn buildkit_once(dd: &Dockerd, config: &Path, ctx: &str) -> anyhow::Result<(Dura
     output(cmd(&["builder", "prune", "-af"]), "docker builder prune")?;
     // docker 20.10 looks for a Dockerfile only.
     let file = format!("{ctx}/Containerfile");
-    let build = ["build", "-q", "--network", "none", "-f", &file, "-t", "bench:1", ctx];
+    let build = [
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-f",
+        &file,
+        "-t",
+        "bench:1",
+        ctx,
+    ];
     let (cold, id1) = timed(cmd(&build), "docker build (cold)")?;
     let (warm, id2) = timed(cmd(&build), "docker build (cached)")?;
-    anyhow::ensure!(id1 == id2, "BuildKit's cached rebuild made another image ({id1} then {id2})");
+    anyhow::ensure!(
+        id1 == id2,
+        "BuildKit's cached rebuild made another image ({id1} then {id2})"
+    );
     Ok((cold, warm))
 }

@@ -19,18 +19,33 @@ use crate::dockerd::{docker, Dockerd};
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
+const ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/busybox.oci-archive.tar"
+);
 const SIZE: usize = 100 << 20;
 
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
-    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
+    let bin = exe
+        .parent()
+        .map(|d| d.join("berth"))
+        .filter(|p| p.is_file());
+    bin.ok_or_else(|| {
+        anyhow::anyhow!(
+            "berth binary not found beside {}: cargo build --release -p berth-cli",
+            exe.display()
+        )
+    })
 }
 
 fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -59,7 +74,19 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let data = Scratch::new("bench-commit-data");
     random_file(&data.join("big"))?;
     let volume = format!("{}:/data:ro", data.path().display());
-    let write = ["run", "--network", "none", "-v", &volume, "--name", "big", "busybox", "cp", "/data/big", "/big"];
+    let write = [
+        "run",
+        "--network",
+        "none",
+        "-v",
+        &volume,
+        "--name",
+        "big",
+        "busybox",
+        "cp",
+        "/data/big",
+        "/big",
+    ];
     let mut b = Series::new("berth");
     let mut p = podman::row(podman::missing());
     // Stores stay until the end: removing 100 MB trees between runs would slow the next one.
@@ -67,7 +94,9 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let mut podmans: Vec<podman::Podman> = Vec::new();
     let ddir = Scratch::new("bench-commit-dockerd");
     let mut d = Series::new("docker");
-    let dockerd = Dockerd::with_busybox(&berth, ARCHIVE, ddir.path()).map_err(|e| d.fail(format!("{e:#}"))).ok();
+    let dockerd = Dockerd::with_busybox(&berth, ARCHIVE, ddir.path())
+        .map_err(|e| d.fail(format!("{e:#}")))
+        .ok();
     for i in 0..runs {
         if let Some(dd) = &dockerd {
             if !d.is_unavailable() {
@@ -88,10 +117,15 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                 };
                 output(cmd(&["load", "-i", ARCHIVE]), "berth load")?;
                 output(cmd(&write), "berth run (write 100 MB)")?;
-                b.push_duration(timed(cmd(&["commit", "big", "committed:1"]), "berth commit")?);
+                b.push_duration(timed(
+                    cmd(&["commit", "big", "committed:1"]),
+                    "berth commit",
+                )?);
                 // The image must hold the file: a wrong fast commit is no result.
-                let v: serde_json::Value =
-                    serde_json::from_str(&output(cmd(&["image", "inspect", "committed:1"]), "berth image inspect")?)?;
+                let v: serde_json::Value = serde_json::from_str(&output(
+                    cmd(&["image", "inspect", "committed:1"]),
+                    "berth image inspect",
+                )?)?;
                 let layers = v[0]["RootFS"]["Layers"].as_array().map_or(0, Vec::len);
                 anyhow::ensure!(layers == 2, "berth commit made {layers} layers");
                 output(cmd(&["rm", "-f", "big"]), "berth rm")?;
@@ -108,7 +142,11 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     drop(podmans);
     drop(stores);
     drop(dockerd);
-    print_table("commit a busybox container with a 100 MB written file (fresh store each run)", "ms", &[b, p, d]);
+    print_table(
+        "commit a busybox container with a 100 MB written file (fresh store each run)",
+        "ms",
+        &[b, p, d],
+    );
     Ok(())
 }
 
@@ -119,8 +157,20 @@ fn docker_once(dd: &Dockerd, config: &Path, write: &[&str], d: &mut Series) -> a
         c
     };
     output(cmd(write), "docker run (write 100 MB)")?;
-    d.push_duration(timed(cmd(&["commit", "big", "committed:1"]), "docker commit")?);
-    let layers = output(cmd(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", "committed:1"]), "docker image inspect")?;
+    d.push_duration(timed(
+        cmd(&["commit", "big", "committed:1"]),
+        "docker commit",
+    )?);
+    let layers = output(
+        cmd(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RootFS.Layers}}",
+            "committed:1",
+        ]),
+        "docker image inspect",
+    )?;
     anyhow::ensure!(layers == "2", "docker commit made {layers} layers");
     output(cmd(&["rm", "-f", "big"]), "docker rm")?;
     output(cmd(&["rmi", "committed:1"]), "docker rmi")?;
@@ -135,9 +185,24 @@ fn podman_once(pm: &mut podman::Podman, write: &[&str], p: &mut Series) -> anyho
     };
     output(cmd(&["load", "-q", "-i", ARCHIVE]), "podman load")?;
     output(cmd(write), "podman run (write 100 MB)")?;
-    let id = output(cmd(&["inspect", "--format", "{{.Id}}", "big"]), "podman inspect")?;
-    p.push_duration(timed(cmd(&["commit", "-q", "big", "committed:1"]), "podman commit")?);
-    let layers = output(cmd(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", "committed:1"]), "podman image inspect")?;
+    let id = output(
+        cmd(&["inspect", "--format", "{{.Id}}", "big"]),
+        "podman inspect",
+    )?;
+    p.push_duration(timed(
+        cmd(&["commit", "-q", "big", "committed:1"]),
+        "podman commit",
+    )?);
+    let layers = output(
+        cmd(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RootFS.Layers}}",
+            "committed:1",
+        ]),
+        "podman image inspect",
+    )?;
     anyhow::ensure!(layers == "2", "podman commit made {layers} layers");
     pm.track(&id);
     Ok(())

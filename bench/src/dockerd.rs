@@ -21,7 +21,9 @@ pub fn debian_docker(sock: &Path, config: &Path) -> Command {
 
 fn client(bin: &str, sock: &Path, config: &Path) -> Command {
     let mut c = Command::new(bin);
-    c.env("DOCKER_HOST", format!("unix://{}", sock.display())).env("DOCKER_CONFIG", config).env("DOCKER_CLI_HINTS", "false");
+    c.env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .env("DOCKER_CONFIG", config)
+        .env("DOCKER_CLI_HINTS", "false");
     c
 }
 
@@ -31,7 +33,11 @@ pub fn wait_socket(sock: &Path, child: &mut Child, what: &str) -> anyhow::Result
         if let Some(st) = child.try_wait()? {
             anyhow::bail!("{what} exited ({st}) before listening");
         }
-        anyhow::ensure!(Instant::now() < deadline, "{what} never listened on {}", sock.display());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what} never listened on {}",
+            sock.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
@@ -40,10 +46,16 @@ pub fn wait_socket(sock: &Path, child: &mut Child, what: &str) -> anyhow::Result
 pub fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(parent) && comm.trim() == name {
             v.push(pid);
         }
@@ -73,8 +85,16 @@ pub struct Dockerd {
 
 /// Runs `c` to success (stdout ignored), or says what failed.
 fn check(c: &mut Command, what: &str) -> anyhow::Result<()> {
-    let out = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let out = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(())
 }
 
@@ -84,17 +104,45 @@ impl Dockerd {
     pub fn with_busybox(berth: &Path, archive: &str, dir: &Path) -> anyhow::Result<Dockerd> {
         let root = dir.join("berth");
         let saved = dir.join("busybox.docker.tar");
-        check(Command::new(berth).arg("--root").arg(&root).args(["load", "-i", archive]), "berth load")?;
-        check(Command::new(berth).arg("--root").arg(&root).args(["save", "-o"]).arg(&saved).arg("busybox"), "berth save")?;
+        check(
+            Command::new(berth)
+                .arg("--root")
+                .arg(&root)
+                .args(["load", "-i", archive]),
+            "berth load",
+        )?;
+        check(
+            Command::new(berth)
+                .arg("--root")
+                .arg(&root)
+                .args(["save", "-o"])
+                .arg(&saved)
+                .arg("busybox"),
+            "berth save",
+        )?;
         let dd = Dockerd::start(&dir.join("d"))?;
-        check(docker(&dd.sock, &dir.join("config")).arg("load").arg("-i").arg(&saved), "docker load")?;
-        check(docker(&dd.sock, &dir.join("config")).args(["tag", "localhost/busybox", "busybox"]), "docker tag")?;
+        check(
+            docker(&dd.sock, &dir.join("config"))
+                .arg("load")
+                .arg("-i")
+                .arg(&saved),
+            "docker load",
+        )?;
+        check(
+            docker(&dd.sock, &dir.join("config")).args(["tag", "localhost/busybox", "busybox"]),
+            "docker tag",
+        )?;
         Ok(dd)
     }
 
     pub fn start(dir: &Path) -> anyhow::Result<Dockerd> {
         anyhow::ensure!(
-            Command::new("dockerd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()),
+            Command::new("dockerd")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
             "dockerd not on PATH (Debian's docker.io)"
         );
         std::fs::create_dir_all(dir)?;
@@ -109,7 +157,14 @@ impl Dockerd {
             .arg(dir.join("dockerd.pid"))
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false"])
+            .args([
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+                "--userland-proxy=false",
+            ])
             .args(["--storage-driver", "overlay2", "--log-level", "error"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -132,4 +187,3 @@ impl Drop for Dockerd {
         }
     }
 }
-

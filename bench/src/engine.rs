@@ -18,12 +18,23 @@ use berth_testkit::Scratch;
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
+const ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/busybox.oci-archive.tar"
+);
 
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
-    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
+    let bin = exe
+        .parent()
+        .map(|d| d.join("berth"))
+        .filter(|p| p.is_file());
+    bin.ok_or_else(|| {
+        anyhow::anyhow!(
+            "berth binary not found beside {}: cargo build --release -p berth-cli",
+            exe.display()
+        )
+    })
 }
 
 fn berth(bin: &Path, root: &Path) -> Command {
@@ -34,7 +45,11 @@ fn berth(bin: &Path, root: &Path) -> Command {
 
 fn output(c: &mut Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -58,13 +73,17 @@ fn sample(s: &mut Series, keep: bool, c: &mut Command, what: &str) {
 
 fn status_kb(pid: u32, key: &str) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn pids_named(name: &str, needle: &str) -> Vec<u32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if comm.trim() == name && String::from_utf8_lossy(&cmd).contains(needle) {
@@ -81,7 +100,10 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let bin = berth_bin()?;
     let scratch = Scratch::new("bench-engine");
     let root = scratch.join("berth");
-    output(berth(&bin, &root).args(["load", "-i", ARCHIVE]), "berth load")?;
+    output(
+        berth(&bin, &root).args(["load", "-i", ARCHIVE]),
+        "berth load",
+    )?;
     let berth_cmd = |args: &[&str]| {
         let mut c = berth(&bin, &root);
         c.args(args);
@@ -90,10 +112,16 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
 
     // podman's failure to load or start is its row's reason, not the bench's end.
     let mut pm = podman::Podman::new("bench-engine-podman");
-    let podman_err =
-        podman::missing().or_else(|| output(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load").err().map(|e| format!("{e:#}")));
+    let podman_err = podman::missing().or_else(|| {
+        output(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load")
+            .err()
+            .map(|e| format!("{e:#}"))
+    });
     let podman_row = || podman::row(podman_err.clone());
-    println!("\nengine: {runs} interleaved runs each after {WARMUP} warm-up runs; podman {}", podman_version());
+    println!(
+        "\nengine: {runs} interleaved runs each after {WARMUP} warm-up runs; podman {}",
+        podman_version()
+    );
 
     // run --rm
     let (mut b, mut p) = (Series::new("berth"), podman_row());
@@ -115,14 +143,25 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     print_table("run --rm --network none busybox true", "ms", &[b, p]);
 
     // exec into a running container
-    let id = output(&mut berth_cmd(&["run", "-d", "--network", "none", "busybox", "sleep", "3600"]), "berth run -d")?;
+    let id = output(
+        &mut berth_cmd(&["run", "-d", "--network", "none", "busybox", "sleep", "3600"]),
+        "berth run -d",
+    )?;
     let _rm = berth_testkit::Defer(|| {
-        let _ = berth(&bin, &root).args(["rm", "-f", &id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = berth(&bin, &root)
+            .args(["rm", "-f", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     });
     let (mut b, mut p) = (Series::new("berth"), podman_row());
     let mut pid_c = None;
     if !p.is_unavailable() {
-        match output(pm.cmd().args(["run", "-d", "--network", "none", "busybox", "sleep", "3600"]), "podman run -d") {
+        match output(
+            pm.cmd()
+                .args(["run", "-d", "--network", "none", "busybox", "sleep", "3600"]),
+            "podman run -d",
+        ) {
             Ok(pc) => {
                 pm.track(&pc);
                 pid_c = Some(pc);
@@ -154,7 +193,11 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     for pid in pids_named("berth-monitor", "__monitor") {
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmd).contains(&root_s) {
-            rss.push(("berth monitor".to_string(), status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:")));
+            rss.push((
+                "berth monitor".to_string(),
+                status_kb(pid, "VmRSS:"),
+                status_kb(pid, "VmHWM:"),
+            ));
         }
     }
     match (&pid_c, &podman_err) {
@@ -164,7 +207,11 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
                 println!("(no conmon process found for podman container {pc})");
             }
             for pid in found {
-                rss.push(("conmon".to_string(), status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:")));
+                rss.push((
+                    "conmon".to_string(),
+                    status_kb(pid, "VmRSS:"),
+                    status_kb(pid, "VmHWM:"),
+                ));
             }
         }
         (None, Some(e)) => println!("(conmon: podman unavailable: {e})"),
@@ -173,7 +220,12 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     println!("\n## resident set of the per-container monitor (idle `sleep` container)");
     println!("{:<14} {:>10} {:>10}", "process", "VmRSS kB", "VmHWM kB");
     for (n, r, h) in rss {
-        println!("{:<14} {:>10} {:>10}", n, r.map_or("?".into(), |v| format!("{v:.0}")), h.map_or("?".into(), |v| format!("{v:.0}")));
+        println!(
+            "{:<14} {:>10} {:>10}",
+            n,
+            r.map_or("?".into(), |v| format!("{v:.0}")),
+            h.map_or("?".into(), |v| format!("{v:.0}"))
+        );
     }
     Ok(())
 }
@@ -183,6 +235,11 @@ fn podman_version() -> String {
         .arg("--version")
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().trim_start_matches("podman version ").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .trim_start_matches("podman version ")
+                .to_string()
+        })
         .unwrap_or_else(|| "not on PATH".into())
 }

@@ -14,19 +14,34 @@ use berth_testkit::Scratch;
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/debian.oci-archive.tar");
+const ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/debian.oci-archive.tar"
+);
 
 pub fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file());
-    bin.ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}: cargo build --release -p berth-cli", exe.display()))
+    let bin = exe
+        .parent()
+        .map(|d| d.join("berth"))
+        .filter(|p| p.is_file());
+    bin.ok_or_else(|| {
+        anyhow::anyhow!(
+            "berth binary not found beside {}: cargo build --release -p berth-cli",
+            exe.display()
+        )
+    })
 }
 
 fn timed(mut c: Command, what: &str) -> anyhow::Result<std::time::Duration> {
     let start = Instant::now();
     let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
     let d = start.elapsed();
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(d)
 }
 
@@ -46,7 +61,9 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
             if is_berth {
                 let s = Scratch::new("bench-load");
                 let mut c = Command::new(&berth);
-                c.arg("--root").arg(s.join("root")).args(["load", "-i", ARCHIVE]);
+                c.arg("--root")
+                    .arg(s.join("root"))
+                    .args(["load", "-i", ARCHIVE]);
                 b.push_duration(timed(c, "berth load")?);
                 stores.push(s);
             } else if !p.is_unavailable() {
@@ -63,6 +80,10 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     }
     drop(podmans);
     drop(stores);
-    print_table("load debian.oci-archive.tar (121 MB, 6675 entries) into an empty store", "ms", &[b, p]);
+    print_table(
+        "load debian.oci-archive.tar (121 MB, 6675 entries) into an empty store",
+        "ms",
+        &[b, p],
+    );
     Ok(())
 }

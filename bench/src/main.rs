@@ -2,8 +2,8 @@
 //!   cargo run --release -p berth-bench -- [all|runtime|engine|images|commit|network|pull|build|api] [--runs N]
 //! Speed goals live here, never in timed tests.
 
-mod build;
 mod api;
+mod build;
 mod commit;
 mod dockerd;
 mod engine;
@@ -22,7 +22,11 @@ fn main() -> anyhow::Result<()> {
         .enumerate()
         .find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--runs"))
         .map_or("all", |(_, a)| a.as_str());
-    let runs = args.windows(2).find(|w| w[0] == "--runs").map(|w| w[1].parse::<usize>()).transpose()?;
+    let runs = args
+        .windows(2)
+        .find(|w| w[0] == "--runs")
+        .map(|w| w[1].parse::<usize>())
+        .transpose()?;
     anyhow::ensure!(runs != Some(0), "--runs must be at least 1");
     match which {
         "all" => {

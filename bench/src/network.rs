@@ -12,17 +12,31 @@ use berth_testkit::Scratch;
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/busybox.oci-archive.tar");
+const ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/busybox.oci-archive.tar"
+);
 const WARMUP: usize = 3;
 
 fn berth_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    exe.parent().map(|d| d.join("berth")).filter(|p| p.is_file()).ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}", exe.display()))
+    exe.parent()
+        .map(|d| d.join("berth"))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}", exe.display()))
 }
 
 fn ok(c: &mut Command, what: &str) -> anyhow::Result<()> {
-    let out = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let out = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(())
 }
 
@@ -45,14 +59,26 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let root = scratch.join("berth");
     let berth = |root: &Path, args: &[&str]| {
         let mut c = Command::new(&bin);
-        c.arg("--root").arg(root).env_remove("BERTH_ROOT").args(args);
+        c.arg("--root")
+            .arg(root)
+            .env_remove("BERTH_ROOT")
+            .args(args);
         c
     };
     ok(&mut berth(&root, &["load", "-i", ARCHIVE]), "berth load")?;
     let pm = podman::Podman::new("bench-network-podman");
-    let podman_err = podman::missing().or_else(|| ok(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load").err().map(|e| format!("{e:#}")));
+    let podman_err = podman::missing().or_else(|| {
+        ok(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load")
+            .err()
+            .map(|e| format!("{e:#}"))
+    });
     println!("\nnetwork: {runs} interleaved runs of each after {WARMUP} warm-up runs");
-    let mut s = [Series::new("berth none"), Series::new("berth bridge"), podman::row(podman_err.clone()), podman::row(podman_err)];
+    let mut s = [
+        Series::new("berth none"),
+        Series::new("berth bridge"),
+        podman::row(podman_err.clone()),
+        podman::row(podman_err),
+    ];
     s[2].tool = "podman none".into();
     s[3].tool = "podman default".into();
     for i in 0..WARMUP + runs {
@@ -61,7 +87,10 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
         for k in 0..4 {
             let j = (i + k) % 4;
             let c = match j {
-                0 => berth(&root, &["run", "--rm", "--network", "none", "busybox", "true"]),
+                0 => berth(
+                    &root,
+                    &["run", "--rm", "--network", "none", "busybox", "true"],
+                ),
                 1 => berth(&root, &["run", "--rm", "busybox", "true"]),
                 2 => {
                     let mut c = pm.cmd();
@@ -78,11 +107,20 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
             sample(&mut s[j], keep, c, &what);
         }
     }
-    anyhow::ensure!(!s[0].is_unavailable() && !s[1].is_unavailable(), "{:?} {:?}", s[0].unavailable, s[1].unavailable);
+    anyhow::ensure!(
+        !s[0].is_unavailable() && !s[1].is_unavailable(),
+        "{:?} {:?}",
+        s[0].unavailable,
+        s[1].unavailable
+    );
     let added = |a: &Series, b: &Series| b.median() - a.median();
     let (b_add, p_add) = (added(&s[0], &s[1]), added(&s[2], &s[3]));
     let [bn, bb, pn, pd] = s;
-    print_table("run --rm busybox true: --network none vs the default network", "ms", &[bn, bb, pn, pd]);
+    print_table(
+        "run --rm busybox true: --network none vs the default network",
+        "ms",
+        &[bn, bb, pn, pd],
+    );
     println!("\n## added by the default network (median minus median of --network none)");
     println!("berth  {b_add:>8.2} ms");
     if p_add.is_nan() {

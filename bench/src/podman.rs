@@ -29,7 +29,12 @@ pub fn row(unavailable: Option<String>) -> Series {
 }
 
 pub fn missing() -> Option<String> {
-    match Command::new("podman").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+    match Command::new("podman")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
         Ok(s) if s.success() => None,
         Ok(s) => Some(format!("podman --version exited with {s}")),
         Err(e) => Some(format!("podman not runnable: {e}")),
@@ -39,7 +44,12 @@ pub fn missing() -> Option<String> {
 impl Podman {
     pub fn new(prefix: &str) -> Podman {
         let scratch = Scratch::new(prefix);
-        Podman { dir: scratch.join("p"), ids: Vec::new(), parent_existed: cgroup_parent().exists(), scratch: Some(scratch) }
+        Podman {
+            dir: scratch.join("p"),
+            ids: Vec::new(),
+            parent_existed: cgroup_parent().exists(),
+            scratch: Some(scratch),
+        }
     }
 
     /// `podman` on this store. Runtime, cgroup manager and ulimits come from
@@ -47,7 +57,12 @@ impl Podman {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
         // podman refuses a runroot longer than 50 characters: short names.
-        c.arg("--root").arg(self.dir.join("s")).arg("--runroot").arg(self.dir.join("r")).arg("--tmpdir").arg(self.dir.join("t"));
+        c.arg("--root")
+            .arg(self.dir.join("s"))
+            .arg("--runroot")
+            .arg(self.dir.join("r"))
+            .arg("--tmpdir")
+            .arg(self.dir.join("t"));
         c.args(["--storage-driver", "overlay"]);
         c
     }
@@ -65,14 +80,24 @@ fn cgroup_parent() -> PathBuf {
 impl Drop for Podman {
     fn drop(&mut self) {
         // Stops and removes every container and image, unmounts the overlays, empties storage.
-        let _ = self.cmd().args(["system", "reset", "-f"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = self
+            .cmd()
+            .args(["system", "reset", "-f"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         for id in &self.ids {
             remove_cgroup_everywhere(&format!("{CGROUP_PARENT}/libpod-{id}"));
         }
         // The parent is shared with anyone else's podman: only an empty one we caused goes,
         // by plain rmdir (which fails while anything is inside), never by killing.
         if !self.parent_existed {
-            for root in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            for root in std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let parent = root.path().join(CGROUP_PARENT);
                 let _ = std::fs::remove_dir(parent.join("conmon"));
                 let _ = std::fs::remove_dir(&parent);

@@ -11,7 +11,10 @@ use berth_testkit::Scratch;
 use crate::podman;
 use crate::stats::{print_table, Series};
 
-const ARCHIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/images/debian.oci-archive.tar");
+const ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/images/debian.oci-archive.tar"
+);
 
 struct Registry(Child);
 
@@ -23,7 +26,9 @@ impl Drop for Registry {
 }
 
 fn start_registry(dir: &Path) -> anyhow::Result<(Registry, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let cfg = dir.join("config.yml");
     std::fs::write(
@@ -44,7 +49,10 @@ fn start_registry(dir: &Path) -> anyhow::Result<(Registry, String)> {
     let reg = Registry(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(&addr).is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "docker-registry did not start on {addr}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "docker-registry did not start on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((reg, addr))
@@ -54,7 +62,11 @@ fn timed(mut c: Command, what: &str) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
     let d = start.elapsed();
-    anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(d)
 }
 
@@ -68,7 +80,10 @@ pub fn run(runs: Option<usize>, berth: &PathBuf) -> anyhow::Result<()> {
     let name = format!("{addr}/bench/debian:bookworm");
     let berth_cmd = |root: &Path| {
         let mut c = Command::new(berth);
-        c.arg("--root").arg(root).env("BERTH_REGISTRIES_CONF", &conf).env("BERTH_AUTH_FILE", s.join("auth.json"));
+        c.arg("--root")
+            .arg(root)
+            .env("BERTH_REGISTRIES_CONF", &conf)
+            .env("BERTH_AUTH_FILE", s.join("auth.json"));
         c
     };
     let src = s.join("src");
@@ -108,6 +123,10 @@ pub fn run(runs: Option<usize>, berth: &PathBuf) -> anyhow::Result<()> {
     }
     drop(podmans);
     drop(stores);
-    print_table("pull debian:bookworm (one 121 MB layer) from a loopback registry into an empty store", "ms", &[b, p]);
+    print_table(
+        "pull debian:bookworm (one 121 MB layer) from a loopback registry into an empty store",
+        "ms",
+        &[b, p],
+    );
     Ok(())
 }

@@ -48,17 +48,21 @@ pub fn run(runs: Option<usize>) -> Result<()> {
     let _remove_cgroup = Defer(|| remove_cgroup_everywhere(&cgroup));
     let bundle = make_bundle(&scratch, &berth, &cgroup)?;
 
-    let mut tools: Vec<Tool> = [("berth-runc", Some(berth)), ("crun", which("crun")), ("runc", which("runc"))]
-        .into_iter()
-        .map(|(name, bin)| Tool {
-            name,
-            root: scratch.join(format!("root-{name}")),
-            time: Series::new(name),
-            rss: Series::new(name),
-            error: bin.is_none().then(|| format!("{name} not on PATH")),
-            bin: bin.unwrap_or_default(),
-        })
-        .collect();
+    let mut tools: Vec<Tool> = [
+        ("berth-runc", Some(berth)),
+        ("crun", which("crun")),
+        ("runc", which("runc")),
+    ]
+    .into_iter()
+    .map(|(name, bin)| Tool {
+        name,
+        root: scratch.join(format!("root-{name}")),
+        time: Series::new(name),
+        rss: Series::new(name),
+        error: bin.is_none().then(|| format!("{name} not on PATH")),
+        bin: bin.unwrap_or_default(),
+    })
+    .collect();
 
     let tag = format!("bench-{}", std::process::id());
     let mut n = 0usize;
@@ -75,7 +79,9 @@ pub fn run(runs: Option<usize>) -> Result<()> {
                 let id = format!("{tag}-{n}");
                 match run_once(t, &bundle, &id, through_env) {
                     Ok((d, _)) if round >= WARMUP && !through_env => t.time.push_duration(d),
-                    Ok((_, rss_kib)) if round >= WARMUP => t.rss.samples.push(rss_kib as f64 / 1024.0),
+                    Ok((_, rss_kib)) if round >= WARMUP => {
+                        t.rss.samples.push(rss_kib as f64 / 1024.0)
+                    }
                     Ok(_) => {}
                     Err(e) => t.error = Some(format!("{e:#}")),
                 }
@@ -92,24 +98,44 @@ pub fn run(runs: Option<usize>) -> Result<()> {
     }
     // A tool's first failure goes into its rows, so an empty row says why.
     let take = |t: &mut Tool, rss: bool| {
-        let mut s = std::mem::replace(if rss { &mut t.rss } else { &mut t.time }, Series::new(t.name));
+        let mut s = std::mem::replace(
+            if rss { &mut t.rss } else { &mut t.time },
+            Series::new(t.name),
+        );
         s.unavailable = t.error.clone();
         s
     };
     let time: Vec<Series> = tools.iter_mut().map(|t| take(t, false)).collect();
     let rss: Vec<Series> = tools.iter_mut().map(|t| take(t, true)).collect();
     print_table("run /bin/true: wall time", "ms", &time);
-    print_table("run /bin/true: peak RSS of the runtime process", "MiB", &rss);
-    println!("(measurement floor: {:.2} MiB, busybox true started the same way)", rss_floor_mib()?);
+    print_table(
+        "run /bin/true: peak RSS of the runtime process",
+        "MiB",
+        &rss,
+    );
+    println!(
+        "(measurement floor: {:.2} MiB, busybox true started the same way)",
+        rss_floor_mib()?
+    );
     Ok(())
 }
 
 /// One foreground `run`: wall time from spawn to reap, and the child's ru_maxrss in KiB.
 fn run_once(t: &Tool, bundle: &Path, id: &str, through_env: bool) -> Result<(Duration, i64)> {
     let err = tempfile_in(&t.root)?;
-    let mut cmd = if through_env { forked_env(&t.bin) } else { Command::new(&t.bin) };
-    cmd.arg("--root").arg(&t.root).args(["run", "--bundle"]).arg(bundle).arg(id).stderr(err);
-    let (elapsed, status, rss) = measure(cmd).with_context(|| format!("spawn {}", t.bin.display()))?;
+    let mut cmd = if through_env {
+        forked_env(&t.bin)
+    } else {
+        Command::new(&t.bin)
+    };
+    cmd.arg("--root")
+        .arg(&t.root)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stderr(err);
+    let (elapsed, status, rss) =
+        measure(cmd).with_context(|| format!("spawn {}", t.bin.display()))?;
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         let msg = std::fs::read_to_string(t.root.join("stderr")).unwrap_or_default();
         bail!("run failed (wait status {status:#x}): {}", msg.trim());
@@ -179,9 +205,16 @@ fn delete_leftover(t: &Tool, id: &str) {
 fn make_bundle(scratch: &Scratch, berth: &Path, cgroup: &str) -> Result<PathBuf> {
     let bundle = scratch.join("bundle");
     busybox_rootfs(&bundle.join("rootfs"))?;
-    let out = Command::new(berth).arg("spec").arg("--bundle").arg(&bundle).output()?;
+    let out = Command::new(berth)
+        .arg("spec")
+        .arg("--bundle")
+        .arg(&bundle)
+        .output()?;
     if !out.status.success() {
-        bail!("berth-runc spec: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "berth-runc spec: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let path = bundle.join("config.json");
     let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
@@ -202,10 +235,12 @@ fn hide_unified_controllers(empty: &Path) -> Result<()> {
     }
     std::fs::write(empty, "")?;
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("unshare a mount namespace (run as root)");
+        return Err(std::io::Error::last_os_error())
+            .context("unshare a mount namespace (run as root)");
     }
     mount(None, "/", libc::MS_REC | libc::MS_PRIVATE).context("make / private")?;
-    mount(Some(empty), CONTROLLERS, libc::MS_BIND).with_context(|| format!("bind an empty file over {CONTROLLERS}"))?;
+    mount(Some(empty), CONTROLLERS, libc::MS_BIND)
+        .with_context(|| format!("bind an empty file over {CONTROLLERS}"))?;
     Ok(())
 }
 
@@ -213,7 +248,13 @@ fn mount(src: Option<&Path>, target: &str, flags: libc::c_ulong) -> Result<()> {
     let src = src.map(|s| CString::new(s.as_os_str().as_encoded_bytes()).unwrap());
     let target = CString::new(target).unwrap();
     let r = unsafe {
-        libc::mount(src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()), target.as_ptr(), std::ptr::null(), flags, std::ptr::null())
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            target.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
     };
     if r != 0 {
         return Err(std::io::Error::last_os_error().into());
@@ -223,10 +264,20 @@ fn mount(src: Option<&Path>, target: &str, flags: libc::c_ulong) -> Result<()> {
 
 fn berth_runc_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let bin = exe.parent().map(|d| d.join("berth-runc")).filter(|p| p.is_file());
-    bin.with_context(|| format!("berth-runc not found beside {}: cargo build --release -p berth-runc", exe.display()))
+    let bin = exe
+        .parent()
+        .map(|d| d.join("berth-runc"))
+        .filter(|p| p.is_file());
+    bin.with_context(|| {
+        format!(
+            "berth-runc not found beside {}: cargo build --release -p berth-runc",
+            exe.display()
+        )
+    })
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(cmd)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
 }

@@ -12,12 +12,19 @@ pub struct Series {
 
 impl Series {
     pub fn new(tool: impl Into<String>) -> Series {
-        Series { tool: tool.into(), samples: Vec::new(), unavailable: None }
+        Series {
+            tool: tool.into(),
+            samples: Vec::new(),
+            unavailable: None,
+        }
     }
 
     /// A row that says why it is empty.
     pub fn unavailable(tool: impl Into<String>, reason: impl Into<String>) -> Series {
-        Series { unavailable: Some(reason.into()), ..Series::new(tool) }
+        Series {
+            unavailable: Some(reason.into()),
+            ..Series::new(tool)
+        }
     }
 
     /// Records the first failure; later samples stop (callers check `is_unavailable`).
@@ -39,14 +46,21 @@ impl Series {
 
     /// Interquartile range: robust against the noisy neighbour runs of a shared machine.
     pub fn iqr(&self) -> (f64, f64) {
-        (percentile(&self.samples, 0.25), percentile(&self.samples, 0.75))
+        (
+            percentile(&self.samples, 0.25),
+            percentile(&self.samples, 0.75),
+        )
     }
 }
 
 /// Which tool runs first in round `i` (true: berth): alternating, so neither always meets the
 /// machine warmed up, or cooled down, by the other.
 pub fn berth_first(i: usize) -> [bool; 2] {
-    if i % 2 == 0 { [true, false] } else { [false, true] }
+    if i % 2 == 0 {
+        [true, false]
+    } else {
+        [false, true]
+    }
 }
 
 fn percentile(samples: &[f64], q: f64) -> f64 {
@@ -64,7 +78,15 @@ fn percentile(samples: &[f64], q: f64) -> f64 {
 /// (berth's row comes first, so a ratio below 1 means the other tool is slower).
 pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
     println!("\n## {title}");
-    println!("{:<14} {:>10} {:>21} {:>21} {:>5} {:>14}", "tool", format!("median {unit}"), "p25..p75", "min..max", "n", "vs first row");
+    println!(
+        "{:<14} {:>10} {:>21} {:>21} {:>5} {:>14}",
+        "tool",
+        format!("median {unit}"),
+        "p25..p75",
+        "min..max",
+        "n",
+        "vs first row"
+    );
     let base = rows.first().map(|r| r.median()).unwrap_or(f64::NAN);
     for r in rows {
         if r.samples.is_empty() {
@@ -85,7 +107,12 @@ pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
             r.median() / base
         );
         if let Some(why) = &r.unavailable {
-            println!("{:<14} (stopped after {} samples: {})", "", r.samples.len(), one_line(why));
+            println!(
+                "{:<14} (stopped after {} samples: {})",
+                "",
+                r.samples.len(),
+                one_line(why)
+            );
         }
     }
 }
@@ -101,7 +128,10 @@ mod tests {
 
     #[test]
     fn median_and_quartiles() {
-        let s = Series { samples: vec![5.0, 1.0, 3.0, 2.0, 4.0], ..Series::new("t") };
+        let s = Series {
+            samples: vec![5.0, 1.0, 3.0, 2.0, 4.0],
+            ..Series::new("t")
+        };
         assert_eq!(s.median(), 3.0);
         assert_eq!(s.iqr(), (2.0, 4.0));
     }
