@@ -497,7 +497,8 @@ fn failing_step_stops_and_leaves_nothing() {
         "{err}"
     );
     assert_eq!(
-        env.run(&["image", "inspect", "bad"]).code,
+        // "bad:latest", not "bad": a hex word can be an image id prefix.
+        env.run(&["image", "inspect", "bad:latest"]).code,
         1,
         "no image is tagged"
     );
