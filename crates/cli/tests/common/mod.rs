@@ -51,6 +51,14 @@ pub fn ok(root: &Path, args: &[&str]) -> String {
     r.stdout
 }
 
+/// `berth load -q -i` of a fixture image archive into `root`.
+pub fn load_fixture(root: &Path, archive: &str) {
+    ok(
+        root,
+        &["load", "-q", "-i", fixture(archive).to_str().unwrap()],
+    );
+}
+
 pub fn listing(dir: &Path) -> String {
     let out = Command::new("python3")
         .arg(Path::new(FIXTURES).join("listing.py"))
