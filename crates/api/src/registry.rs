@@ -158,17 +158,7 @@ pub async fn pull(
             match pulled {
                 Ok(p) => {
                     emit(json!({"status": format!("Digest: {}", p.manifest_digest)}));
-                    let familiar = if r.tag.is_some() {
-                        r.familiar()
-                    } else {
-                        format!("{repo}@{}", p.manifest_digest)
-                    };
-                    let what = if p.up_to_date {
-                        "Image is up to date for"
-                    } else {
-                        "Downloaded newer image for"
-                    };
-                    emit(json!({"status": format!("Status: {what} {familiar}")}));
+                    emit(json!({"status": p.status_line(&r)}));
                     return Ok(());
                 }
                 Err(e) => last_err = Some(e),

@@ -225,20 +225,7 @@ fn pull_one(
         match res {
             Ok(p) => {
                 display.line(&format!("Digest: {}", p.manifest_digest));
-                let familiar = if r.tag.is_some() {
-                    r.familiar()
-                } else {
-                    format!(
-                        "{}@{}",
-                        berth_image::familiar_repository(&r.repository()),
-                        p.manifest_digest
-                    )
-                };
-                if p.up_to_date {
-                    display.line(&format!("Status: Image is up to date for {familiar}"));
-                } else {
-                    display.line(&format!("Status: Downloaded newer image for {familiar}"));
-                }
+                display.line(&p.status_line(r));
                 return Ok(r.clone());
             }
             Err(e) => last_err = Some(e),

@@ -45,6 +45,28 @@ pub struct Pulled {
     pub up_to_date: bool,
 }
 
+impl Pulled {
+    /// docker's closing line of a pull of `r`: "Status: Image is up to date for NAME" or
+    /// "Status: Downloaded newer image for NAME", NAME familiar (by digest when `r` has no tag).
+    pub fn status_line(&self, r: &Reference) -> String {
+        let familiar = if r.tag.is_some() {
+            r.familiar()
+        } else {
+            format!(
+                "{}@{}",
+                berth_image::familiar_repository(&r.repository()),
+                self.manifest_digest
+            )
+        };
+        let what = if self.up_to_date {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        format!("Status: {what} {familiar}")
+    }
+}
+
 #[derive(Deserialize, Clone, Debug)]
 pub(crate) struct Descriptor {
     #[serde(rename = "mediaType", default)]
