@@ -1,9 +1,12 @@
 //! `bench/run api`: `docker run --rm busybox true` through `berth serve` against the same command
 //! through a private dockerd (Debian's docker.io: its own data-root, exec-root, pidfile and
-//! socket in a scratch dir, no bridge and no iptables, stopped and removed afterwards),
-//! interleaved with alternating order (and `berth run --rm` itself, to show what the API adds);
-//! then the idle resident set of both servers (dockerd
-//! beside the containerd it started).
+//! socket in a scratch dir, no iptables), interleaved with alternating order; then the idle
+//! resident set of both servers (dockerd beside the containerd it started).
+//!
+//! Both servers run with the default bridge off (`--bridge none`: a container made without a
+//! network gets its own network namespace with loopback only), so they do the same work and
+//! the host's firewall is left alone. A second berth server on the same root keeps berth's
+//! default bridge, and `berth run --rm` shows what the API adds over the engine itself.
 //!
 //! Goal (issue 9): berth's median at most a quarter of dockerd's.
 
@@ -86,19 +89,26 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
         "berth save",
     )?;
 
+    let serve = |sock: &std::path::Path, bridge: &[&str]| -> anyhow::Result<Serve> {
+        let mut s = Serve(
+            Command::new(&bin)
+                .arg("--root")
+                .arg(&root)
+                .arg("serve")
+                .args(bridge)
+                .arg("--host")
+                .arg(format!("unix://{}", sock.display()))
+                .env_remove("BERTH_ROOT")
+                .stdin(Stdio::null())
+                .spawn()?,
+        );
+        wait_socket(sock, &mut s.0, "berth serve")?;
+        Ok(s)
+    };
     let bsock = scratch.join("berth.sock");
-    let mut server = Serve(
-        Command::new(&bin)
-            .arg("--root")
-            .arg(&root)
-            .arg("serve")
-            .arg("--host")
-            .arg(format!("unix://{}", bsock.display()))
-            .env_remove("BERTH_ROOT")
-            .stdin(Stdio::null())
-            .spawn()?,
-    );
-    wait_socket(&bsock, &mut server.0, "berth serve")?;
+    let server = serve(&bsock, &["--bridge", "none"])?;
+    let bridged_sock = scratch.join("berth-bridge.sock");
+    let bridged = serve(&bridged_sock, &[])?;
 
     // dockerd's failure to start or load is its row's reason, not the bench's end.
     let ddir = scratch.join("dockerd");
@@ -142,21 +152,35 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     println!("\napi: {runs} interleaved runs each after {WARMUP} warm-up runs; docker CLI {}, dockerd {version}", cli_version());
 
     let mut b = Series::new("berth serve");
+    let mut bb = Series::new("berth serve, bridge");
     // The same container without the API in between: what the server adds on top of the engine.
-    let mut cli = Series::new("berth run (CLI)");
+    let mut cli = Series::new("berth run --network none");
     for i in 0..WARMUP + runs {
         let keep = i >= WARMUP;
         let start = Instant::now();
         match run(
-            Command::new(&bin)
-                .arg("--root")
-                .arg(&root)
-                .args(["run", "--rm", "busybox", "true"]),
+            Command::new(&bin).arg("--root").arg(&root).args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "true",
+            ]),
             "berth run",
         ) {
             Ok(_) if keep => cli.push_duration(start.elapsed()),
             Ok(_) => {}
             Err(e) => cli.fail(format!("{e:#}")),
+        }
+        let start = Instant::now();
+        match run(
+            docker(&bridged_sock, &config).args(["run", "--rm", "busybox", "true"]),
+            "docker run",
+        ) {
+            Ok(_) if keep => bb.push_duration(start.elapsed()),
+            Ok(_) => {}
+            Err(e) => bb.fail(format!("{e:#}")),
         }
         for berth_turn in berth_first(i) {
             let (series, sock) = if berth_turn {
@@ -185,9 +209,9 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
         b.unavailable.clone().unwrap_or_default()
     );
     print_table(
-        "docker run --rm busybox true (docker CLI 28 against each server)",
+        "docker run --rm busybox true (docker CLI against each server; both with --bridge none)",
         "ms",
-        &[b, d, cli],
+        &[b, d, bb, cli],
     );
 
     std::thread::sleep(Duration::from_secs(1));
@@ -208,6 +232,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
         }
     }
     drop(server);
+    drop(bridged);
     drop(dockerd);
     Ok(())
 }

@@ -90,9 +90,10 @@ pub async fn create(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     if !mounts.is_empty() {
         hc.mounts = Some(mounts);
     }
-    // docker's CLI sends "default" for the default network, which is berth's bridge.
+    // docker's CLI sends "default" for the default network: berth's bridge unless the server
+    // was started with `--bridge none`.
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
-        hc.network_mode = "bridge".into();
+        hc.network_mode = st.default_network.clone();
     }
     let endpoint = b
         .networking_config
@@ -501,28 +502,23 @@ pub async fn wait(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {
         Ok((offset, st2.engine()?.get(&id2)?))
     })
     .await?;
-    let (resp, mut w) = streamed(StatusCode::OK, "application/json");
-    tokio::task::spawn_blocking(move || {
-        let code = wait_for(&st, &c, &cond, offset, &w);
-        if let Some(code) = code {
-            let _ = w.send_json(&json!({"StatusCode": code, "Error": null}));
-        }
-    });
+    let (resp, w) = streamed(StatusCode::OK, "application/json");
+    tokio::task::spawn_blocking(move || wait_for(&st, &c, &cond, offset, w));
     Ok(resp)
 }
 
-fn wait_for(
-    st: &State,
-    c: &Container,
-    cond: &str,
-    offset: u64,
-    w: &http::ChanWriter,
-) -> Option<i64> {
+/// Sends the body and ends it (the writer dropped) the moment the condition is met, from inside
+/// the log reader: closing its inotify watch waits out an RCU grace period (~15 ms) that
+/// `docker run` would otherwise wait for too.
+fn wait_for(st: &State, c: &Container, cond: &str, offset: u64, mut w: http::ChanWriter) {
+    let reply = |w: &mut http::ChanWriter, code: i64| {
+        let _ = w.send_json(&json!({"StatusCode": code, "Error": null}));
+    };
     if cond == "not-running" && !c.state.running {
-        return Some(c.state.exit_code as i64);
+        return reply(&mut w, c.state.exit_code as i64);
     }
+    let mut out = Some(w);
     let mut code: Option<i64> = None;
-    let mut done = false;
     // Heartbeats also come after every line appended to the log: time, not their count,
     // decides when to look the container up (an engine open, possibly waiting on the lock of
     // a removal in progress, on the path of every `docker run`).
@@ -532,59 +528,57 @@ fn wait_for(
         ..Default::default()
     };
     let _ = events::read(&st.root, offset, &o, &mut |e| {
-        if w.closed() {
+        if out.as_ref().is_none_or(|w| w.closed()) {
             return false;
         }
-        if e.typ.is_empty() {
+        let done = if e.typ.is_empty() {
             // A heartbeat: catch a container that went away without a word (its monitor killed).
-            if last_check.elapsed() >= Duration::from_secs(1) {
-                last_check = std::time::Instant::now();
-                match st.engine().and_then(|en| Ok(en.get(&c.id)?)) {
-                    Err(_) => {
-                        done = true;
-                        code = code.or(Some(c.state.exit_code as i64));
-                    }
-                    Ok(now) if now.state.dead && cond != "removed" => {
-                        done = true;
-                        code = Some(now.state.exit_code as i64);
-                    }
-                    Ok(now) if cond == "not-running" && !now.state.running => {
-                        done = true;
-                        code = Some(now.state.exit_code as i64);
-                    }
-                    _ => {}
+            if last_check.elapsed() < Duration::from_secs(1) {
+                return true;
+            }
+            last_check = std::time::Instant::now();
+            match st.engine().and_then(|en| Ok(en.get(&c.id)?)) {
+                Err(_) => {
+                    code = code.or(Some(c.state.exit_code as i64));
+                    true
                 }
-            }
-            return !done;
-        }
-        if e.typ != "container" || e.actor.id != c.id {
-            return true;
-        }
-        match e.action.as_str() {
-            "die" => {
-                code = e
-                    .actor
-                    .attributes
-                    .get("exitCode")
-                    .and_then(|x| x.parse().ok())
-                    .or(Some(0));
-                if cond != "removed" {
-                    done = true;
+                Ok(now) if now.state.dead && cond != "removed" => {
+                    code = Some(now.state.exit_code as i64);
+                    true
                 }
+                Ok(now) if cond == "not-running" && !now.state.running => {
+                    code = Some(now.state.exit_code as i64);
+                    true
+                }
+                _ => false,
             }
-            "destroy" => {
-                code = code.or(Some(c.state.exit_code as i64));
-                done = true;
+        } else if e.typ != "container" || e.actor.id != c.id {
+            false
+        } else {
+            match e.action.as_str() {
+                "die" => {
+                    code = e
+                        .actor
+                        .attributes
+                        .get("exitCode")
+                        .and_then(|x| x.parse().ok())
+                        .or(Some(0));
+                    cond != "removed"
+                }
+                "destroy" => {
+                    code = code.or(Some(c.state.exit_code as i64));
+                    true
+                }
+                _ => false,
             }
-            _ => {}
+        };
+        if done {
+            if let Some(mut w) = out.take() {
+                reply(&mut w, code.unwrap_or_default());
+            }
         }
         !done
     });
-    if done {
-        code
-    } else {
-        None
-    }
 }
 
 pub async fn logs(st: Arc<State>, id: &str, r: Req) -> ApiResult<Resp> {

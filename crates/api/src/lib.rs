@@ -48,6 +48,9 @@ pub struct ServeOptions {
     /// Exit after this long without a request or an open connection (None: never).
     pub idle: Option<Duration>,
     pub tls: Option<TlsOptions>,
+    /// The network of a container created without one ("default"): berth's `bridge`, or `none`
+    /// as with `dockerd --bridge none`.
+    pub default_network: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -62,6 +65,7 @@ pub struct TlsOptions {
 pub(crate) struct State {
     pub root: PathBuf,
     pub engine_opts: EngineOptions,
+    pub default_network: String,
     /// The berth binary (`berth exec` runs from it).
     pub exe: PathBuf,
     /// Attach requests made before their container started (docker run attaches, then starts).
@@ -219,6 +223,7 @@ pub fn serve(o: ServeOptions) -> Result<(), String> {
     let state = Arc::new(State {
         root: o.root.clone(),
         engine_opts: o.engine.clone(),
+        default_network: o.default_network.clone(),
         exe,
         pending: Mutex::new(HashMap::new()),
         execs: Mutex::new(HashMap::new()),

@@ -28,9 +28,22 @@ pub struct ServeArgs {
     /// Path to TLS key file
     #[arg(long)]
     tlskey: Option<std::path::PathBuf>,
+    /// "none": containers created without a network get none (loopback only), as with
+    /// `dockerd --bridge none`; by default they join berth's `bridge` network
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
 }
 
 pub fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
+    let default_network = match a.bridge.as_deref() {
+        None | Some("") => "bridge",
+        Some("none") => "none",
+        Some(other) => {
+            return Err(Failure(format!(
+                "--bridge {other}: only \"none\" is supported; containers otherwise join berth's \"bridge\" network"
+            )))
+        }
+    };
     let driver = ctx
         .driver
         .as_deref()
@@ -49,6 +62,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
         hosts: a.hosts,
         idle: (a.time > 0).then(|| Duration::from_secs(a.time)),
         tls,
+        default_network: default_network.into(),
     })
     .map_err(Failure)
 }

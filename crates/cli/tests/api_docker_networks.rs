@@ -242,3 +242,44 @@ fn docker_compose_up_and_down() {
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
     assert!(get(port).is_none(), "port {port} still answers after down");
 }
+
+/// `berth serve --bridge none` (dockerd's flag): a container made without a network gets its
+/// own namespace with loopback only; a network asked for by name still joins it.
+#[test]
+fn bridge_none_leaves_default_containers_with_loopback_only() {
+    let s = Server::with_args("api-nobridge", &["--bridge", "none"]);
+    let links = s.ok(&["run", "--rm", "busybox", "ip", "-o", "link"]);
+    let names: Vec<&str> = links
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(str::trim))
+        .collect();
+    assert_eq!(names, ["lo"], "{links}");
+    s.ok(&["network", "create", "joined"]);
+    let addrs = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "joined",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(addrs.lines().any(|l| l.contains("eth0")), "{addrs}");
+
+    // Any other bridge is refused at once, naming it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&s.root)
+        .args(["serve", "--bridge", "br-x", "--host"])
+        .arg(format!("unix://{}", s.scratch.join("x.sock").display()))
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--bridge br-x"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
