@@ -778,7 +778,7 @@ async fn stream_tar(
     extra: Vec<(&'static str, String)>,
 ) -> ApiResult<Resp> {
     let st2 = st.clone();
-    blocking(move || check(&st2.engine()?)).await?;
+    blocking(move || check(&*st2.engine()?)).await?;
     let (mut resp, w) = streamed(StatusCode::OK, "application/x-tar");
     for (k, v) in extra {
         if let Ok(v) = v.parse() {

@@ -671,13 +671,13 @@ impl Engine {
         r
     }
 
-    /// Forks the monitor (double fork + setsid, so it outlives us and is nobody's child) and
-    /// waits for its report: started, or the error that kept the container from starting.
+    /// Starts the monitor (in a session of its own; it forks once more at once, so it outlives
+    /// us and is nobody's child) and waits for its report: started, or the error that kept the
+    /// container from starting.
     fn spawn_monitor(&self, exe: &Path, id: &str, attach: Option<OwnedFd>) -> Result<()> {
         let (rd, wr) = sys::pipe()?;
-        let exe_c = sys::cstr(exe);
         let attach_fd = attach.as_ref().map_or(-1, |f| f.as_raw_fd());
-        let args: Vec<std::ffi::CString> = vec![
+        let args = [
             sys::cstr("berth"),
             sys::cstr(monitor::ARG),
             sys::cstr(&self.root),
@@ -685,32 +685,11 @@ impl Engine {
             sys::cstr(wr.as_raw_fd().to_string()),
             sys::cstr(attach_fd.to_string()),
         ];
-        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let devnull = c"/dev/null";
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(Error::io("fork monitor", std::io::Error::last_os_error()));
-        }
-        if pid == 0 {
-            // Only async-signal-safe calls from here on.
-            unsafe {
-                libc::setsid();
-                if libc::fork() != 0 {
-                    libc::_exit(0);
-                }
-                let n = libc::open(devnull.as_ptr(), libc::O_RDWR);
-                libc::dup2(n, 0);
-                libc::dup2(n, 1);
-                libc::dup2(n, 2);
-                libc::fcntl(wr.as_raw_fd(), libc::F_SETFD, 0);
-                if attach_fd >= 0 {
-                    libc::fcntl(attach_fd, libc::F_SETFD, 0);
-                }
-                libc::execv(exe_c.as_ptr(), argv.as_ptr());
-                libc::_exit(127);
-            }
-        }
+        let keep: Vec<std::os::fd::RawFd> = [wr.as_raw_fd(), attach_fd]
+            .into_iter()
+            .filter(|fd| *fd >= 0)
+            .collect();
+        let pid = sys::spawn_session(&sys::cstr(exe), &args, &keep)?;
         drop(wr);
         drop(attach);
         let mut status = 0;
@@ -996,11 +975,12 @@ impl Engine {
         if crate::network::is_bridged(&c.host_config.network_mode) {
             self.network_teardown(&c.id);
         }
-        Snapshot::new(self.container_dir(&c.id)).remove()?;
+        let files = Snapshot::new(self.container_dir(&c.id)).discard()?;
         crate::volumes::release_container(self, c, volumes)?;
         if self.db.delete(&c.id)? {
             self.event(c, "destroy", &[]);
         }
+        drop(files);
         if let Ok(s) = self.store() {
             let _ = s.remove_user(&c.image, &c.id);
         }

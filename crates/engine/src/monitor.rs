@@ -142,6 +142,14 @@ pub fn helper_main(args: &[String]) -> Option<i32> {
 
 /// Entry point of `berth-monitor __monitor`; returns the process exit status.
 pub fn main(args: &[String]) -> i32 {
+    // berth spawned us as its child: leave at once (it waits for that) and go on in a child of
+    // our own that nobody waits for, so no berth process ends up reaping a monitor. Forking here,
+    // with almost nothing mapped yet, is cheaper than in the spawner.
+    match unsafe { libc::fork() } {
+        0 => {}
+        pid if pid > 0 => unsafe { libc::_exit(0) },
+        _ => return 1,
+    }
     let (Some(root), Some(id), Some(sync_fd), Some(attach_fd)) =
         (args.first(), args.get(1), args.get(2), args.get(3))
     else {

@@ -1,7 +1,7 @@
 //! The syscalls the engine makes, behind small named functions.
 
 use crate::error::{Error, Result};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -345,6 +345,70 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(&tmp, data)
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// posix_spawn (a vfork: nothing of the caller's memory is copied, which a fork of the API
+/// server's threads and heap was) of `exe` in a new session, stdio on /dev/null, with our
+/// environment and the descriptors in `keep` inherited (close-on-exec everywhere else, so a
+/// concurrent spawn in another thread never gets them).
+pub fn spawn_session(exe: &CStr, args: &[CString], keep: &[RawFd]) -> Result<libc::pid_t> {
+    let mut argv: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    argv.push(std::ptr::null_mut());
+    let fail =
+        |what: &str, rc: i32| Error::io(what.to_string(), std::io::Error::from_raw_os_error(rc));
+    // SAFETY: attr and actions are initialised before use and destroyed on every path; the
+    // strings outlive the call.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        libc::posix_spawnattr_init(&mut attr);
+        libc::posix_spawn_file_actions_init(&mut actions);
+        let mut rc = libc::posix_spawnattr_setflags(&mut attr, libc::POSIX_SPAWN_SETSID as _);
+        if rc == 0 {
+            rc = libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                0,
+                c"/dev/null".as_ptr(),
+                libc::O_RDWR,
+                0,
+            );
+        }
+        for fd in [1, 2] {
+            if rc == 0 {
+                rc = libc::posix_spawn_file_actions_adddup2(&mut actions, 0, fd);
+            }
+        }
+        // dup2 onto itself clears close-on-exec in the child only (glibc 2.29, POSIX 2024).
+        for fd in keep {
+            if rc == 0 {
+                rc = libc::posix_spawn_file_actions_adddup2(&mut actions, *fd, *fd);
+            }
+        }
+        let mut pid = 0;
+        if rc == 0 {
+            rc = libc::posix_spawn(
+                &mut pid,
+                exe.as_ptr(),
+                &actions,
+                &attr,
+                argv.as_ptr(),
+                environ.cast(),
+            );
+            if rc != 0 {
+                rc = rc.max(1);
+            }
+        }
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        if rc != 0 {
+            return Err(fail(&format!("spawn {}", exe.to_string_lossy()), rc));
+        }
+        Ok(pid)
+    }
 }
 
 /// A unix socket path that fits sun_path however deep `path` is: through an O_PATH fd of its

@@ -144,10 +144,20 @@ impl Server {
         common::monitors(&self.root)
     }
 
+    /// The server's open descriptors, less those on the root's SQLite files: the server keeps
+    /// a bounded pool of engines (their database connections) between requests.
     pub fn fd_count(&self) -> usize {
         let pid = self.child.as_ref().unwrap().id();
+        let root = std::fs::canonicalize(&self.root).unwrap_or(self.root.clone());
         std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
+            .flatten()
+            .filter(|e| {
+                let t = std::fs::read_link(e.path()).unwrap_or_default();
+                let t = t.to_string_lossy();
+                !(t.starts_with(&*root.to_string_lossy())
+                    && [".db", ".db-wal", ".db-shm"].iter().any(|x| t.ends_with(x)))
+            })
             .count()
     }
 }
