@@ -148,14 +148,31 @@ fn docker_push_pull_search_against_a_loopback_registry() {
         format!("{}/team/bb@{digest}", reg.addr)
     );
 
-    // Missing things are errors the client shows, with a non-zero exit.
-    let r = s.docker(&["pull", &format!("{}/team/nope:v1", reg.addr)]);
-    assert_ne!(r.code, 0);
-    assert!(
-        r.stderr.contains("not found") || r.stderr.contains("unknown"),
-        "{}",
-        r.stderr
-    );
+    // A missing repository or tag is docker's HTTP error before any progress: the client says
+    // "Error response from daemon" naming the reference, and exits 1.
+    for missing in [
+        format!("{}/team/nope:v1", reg.addr),
+        format!("{}/team/bb:nope", reg.addr),
+    ] {
+        let r = s.docker(&["pull", &missing]);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.starts_with("Error response from daemon: ")
+                && r.stderr.contains(&missing)
+                && r.stderr.contains("not found"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stdout.contains("Pulling from"), "{}", r.stdout);
+        let (image, tag) = missing.rsplit_once(':').unwrap();
+        let resp = s
+            .raw(&format!(
+                "POST /images/create?fromImage={image}&tag={tag} HTTP/1.0\r\n\r\n"
+            ))
+            .unwrap();
+        assert!(resp.starts_with("HTTP/1.0 404"), "{resp}");
+        assert!(resp.contains(r#"{"message":"manifest for "#), "{resp}");
+    }
     let r = s.docker(&["push", &format!("{}/team/absent:v1", reg.addr)]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("absent"), "{}", r.stderr);
@@ -171,4 +188,47 @@ fn docker_push_pull_search_against_a_loopback_registry() {
     let r = s.docker(&["search", "--limit", "101", &format!("{}/bb", reg.addr)]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("outside the range"), "{}", r.stderr);
+}
+
+#[test]
+fn docker_pull_from_a_registry_that_wants_a_login() {
+    let s0 = berth_testkit::Scratch::new("api-reg-auth-registry");
+    let reg = regkit::Registry::start(
+        s0.path(),
+        &regkit::RegOpts {
+            htpasswd: Some(("tester".into(), "sekrit".into())),
+            ..Default::default()
+        },
+    );
+    let s = Server::with_env(
+        "api-reg-auth",
+        &[],
+        &[("BERTH_REGISTRIES_CONF", s0.join("none.json"))],
+    );
+    let name = format!("{}/private/bb:v1", reg.addr);
+    // Without a login: dockerd's 404 "pull access denied", not a 401 (the docker CLI would
+    // answer a 401 by asking for a login), and nothing streamed.
+    let r = s.docker(&["pull", &name]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "Error response from daemon: pull access denied for {}/private/bb, repository does not exist or may require 'docker login'",
+            reg.addr
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("Login prior to pull"), "{}", r.stdout);
+    // Logged in, the CLI's credentials come with each push and pull.
+    let out = s.ok(&["login", "-u", "tester", "-p", "sekrit", &reg.addr]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    s.ok(&["tag", "busybox", &name]);
+    s.ok(&["push", &name]);
+    s.ok(&["rmi", &name]);
+    let out = s.ok(&["pull", &name]);
+    assert!(
+        out.contains("v1: Pulling from private/bb")
+            && out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
 }
