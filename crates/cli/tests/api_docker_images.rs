@@ -173,6 +173,34 @@ fn docker_push_pull_search_against_a_loopback_registry() {
         assert!(resp.starts_with("HTTP/1.0 404"), "{resp}");
         assert!(resp.contains(r#"{"message":"manifest for "#), "{resp}");
     }
+    // A short name (the docker CLI sends docker.io/...; other clients send it as typed): each
+    // unqualified-search registry in turn, the one that lacks it passed over before anything
+    // is streamed.
+    let s1 = berth_testkit::Scratch::new("api-reg-empty");
+    let empty = regkit::Registry::start(s1.path(), &regkit::RegOpts::default());
+    std::fs::write(
+        s0.join("none.json"),
+        serde_json::json!({"unqualified-search-registries": [empty.addr, reg.addr]}).to_string(),
+    )
+    .unwrap();
+    s.ok(&["rmi", &name]);
+    let resp = s
+        .raw("POST /images/create?fromImage=team/bb&tag=v1 HTTP/1.0\r\n\r\n")
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.0 200"), "{resp}");
+    assert_eq!(resp.matches("Pulling from").count(), 1, "{resp}");
+    assert!(
+        resp.contains(r#"{"id":"v1","status":"Pulling from team/bb"}"#)
+            && resp.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{resp}"
+    );
+    let resp = s
+        .raw("POST /images/create?fromImage=team/nothing&tag=v1 HTTP/1.0\r\n\r\n")
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.0 404"), "{resp}");
+    assert!(resp.contains("team/nothing:v1 not found"), "{resp}");
+    std::fs::remove_file(s0.join("none.json")).unwrap();
+
     let r = s.docker(&["push", &format!("{}/team/absent:v1", reg.addr)]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("absent"), "{}", r.stderr);
