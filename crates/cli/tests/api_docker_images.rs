@@ -98,6 +98,68 @@ fn docker_build_classic_builder() {
     assert_ne!(s.docker(&["image", "inspect", "broken"]).code, 0);
 }
 
+/// A RUN writing to both streams: each line comes through whole, each stream's lines in their
+/// order, all of them between the step's own lines (dockerd's classic builder keeps them there).
+#[test]
+fn docker_build_run_output_keeps_whole_lines_in_order() {
+    let s = Server::new("api-build-lines");
+    let ctx = s.scratch.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN for i in 1 2 3; do echo err-only-$i >&2; done\n\
+         RUN for i in 1 2 3 4; do echo out-$i; echo err-$i >&2; done; printf split-; echo err-mid >&2; echo line; printf no-newline\n\
+         LABEL done=1\n",
+    )
+    .unwrap();
+    let o = s
+        .docker_cmd(&["build", "-t", "lines", ctx.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |l: &str| {
+        lines
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("no whole line {l:?} in:\n{out}"))
+    };
+    let step = |n: usize| {
+        lines
+            .iter()
+            .position(|x| x.starts_with(&format!("STEP {n}/4: ")))
+            .unwrap_or_else(|| panic!("no step {n} in:\n{out}"))
+    };
+    // Each step's output lies between its STEP line and the next one.
+    let mut prev = step(2);
+    for i in 1..=3 {
+        let l = format!("err-only-{i}");
+        let now = at(&l);
+        assert!(now > prev && now < step(3), "{l:?} out of place:\n{out}");
+        prev = now;
+    }
+    for stream in ["out", "err"] {
+        let mut prev = step(3);
+        for i in 1..=4 {
+            let l = format!("{stream}-{i}");
+            let now = at(&l);
+            assert!(now > prev && now < step(4), "{l:?} out of place:\n{out}");
+            prev = now;
+        }
+    }
+    for l in ["split-line", "err-mid", "no-newline"] {
+        let now = at(l);
+        assert!(now > step(3) && now < step(4), "{l:?} out of place:\n{out}");
+    }
+}
+
 #[test]
 fn docker_push_pull_search_against_a_loopback_registry() {
     let s0 = berth_testkit::Scratch::new("api-reg-registry");
