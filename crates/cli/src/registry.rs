@@ -131,8 +131,8 @@ impl Display {
 
     fn finish(&self) {
         if let Some((m, bars)) = &self.bars {
-            for b in bars.lock().unwrap().drain() {
-                b.1.abandon();
+            for (_, b) in bars.lock().unwrap().drain() {
+                b.abandon();
             }
             let _ = m.clear();
         }
