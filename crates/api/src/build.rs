@@ -1,6 +1,7 @@
 //! `POST /build`: docker's classic builder API. The context tar streams into a `berth build -`
 //! child (the build crate writes its progress to stdout and stops on SIGINT, so it runs in its
-//! own process, as `exec` does); its lines come back as docker's `{"stream":...}` messages,
+//! own process, as `exec` does); its lines, stdout and stderr through one pipe in the order
+//! written, come back as docker's `{"stream":...}` messages,
 //! the image as `{"aux":{"ID":...}}`, a failure as `{"errorDetail":...}`.
 
 use crate::http::{streamed, ApiError, ApiResult, Resp};
@@ -11,9 +12,11 @@ use http_body_util::BodyExt;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe::Receiver;
 use tokio::sync::mpsc;
 
 /// A JSON object parameter (`buildargs`, `labels`): string values; nulls are skipped.
@@ -78,23 +81,33 @@ fn is_image_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-enum Line {
-    Out(String),
-    Err(String),
+/// A line `berth build` may end with: the image id on success, its `Error: ` line on failure.
+fn may_be_last(line: &str) -> bool {
+    is_image_id(line.trim()) || line.starts_with("Error: ")
 }
 
 pub async fn build(st: Arc<State>, r: Req) -> ApiResult<Resp> {
     let (args, quiet) = build_args(&r.query)?;
+    // stdout and stderr share one pipe, so lines reach the stream in the order berth build
+    // wrote them (two pipes read apart lose that; the build writes RUN output in whole lines).
+    let (reader, writer) = std::io::pipe().map_err(|e| ApiError::internal(format!("pipe: {e}")))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| ApiError::internal(format!("pipe: {e}")))?;
+    // The Command, holding our copies of the write end, is gone after this statement: the
+    // reader sees the end when the child exits.
     let mut child = tokio::process::Command::new(&st.exe)
         .arg("--root")
         .arg(&st.root)
         .args(&args)
         .env_remove("BERTH_ROOT")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(writer)
+        .stderr(writer2)
         .spawn()
         .map_err(|e| ApiError::internal(format!("start berth build: {e}")))?;
+    let reader = Receiver::from_owned_fd(OwnedFd::from(reader))
+        .map_err(|e| ApiError::internal(format!("pipe: {e}")))?;
     // The context: request body → the child's stdin (closed at the end of the body).
     let mut stdin = child.stdin.take().expect("piped stdin");
     let mut body = r.req.into_body();
@@ -107,30 +120,18 @@ pub async fn build(st: Arc<State>, r: Req) -> ApiResult<Resp> {
             }
         }
     });
-    let (tx, mut lines) = mpsc::channel::<Line>(64);
-    for (pipe, is_err) in [
-        (
-            Box::new(child.stdout.take().expect("piped stdout"))
-                as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-            false,
-        ),
-        (Box::new(child.stderr.take().expect("piped stderr")), true),
-    ] {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut r = BufReader::new(pipe);
-            let mut buf = Vec::new();
-            while r.read_until(b'\n', &mut buf).await.is_ok_and(|n| n > 0) {
-                let s = String::from_utf8_lossy(&buf).into_owned();
-                buf.clear();
-                let l = if is_err { Line::Err(s) } else { Line::Out(s) };
-                if tx.send(l).await.is_err() {
-                    return;
-                }
+    let (tx, mut lines) = mpsc::channel::<String>(64);
+    tokio::spawn(async move {
+        let mut r = BufReader::new(reader);
+        let mut buf = Vec::new();
+        while r.read_until(b'\n', &mut buf).await.is_ok_and(|n| n > 0) {
+            let s = String::from_utf8_lossy(&buf).into_owned();
+            buf.clear();
+            if tx.send(s).await.is_err() {
+                return;
             }
-        });
-    }
-    drop(tx);
+        }
+    });
     let (resp, w) = streamed(StatusCode::OK, "application/json");
     let out = w.tx;
     tokio::spawn(async move {
@@ -142,8 +143,8 @@ pub async fn build(st: Arc<State>, r: Req) -> ApiResult<Resp> {
                 out.send(Bytes::from(s)).await.is_ok()
             }
         };
-        // stdout's last line is held back (the image id), and berth's `Error: ` line on stderr.
-        let (mut last_out, mut last_err): (Option<String>, Option<String>) = (None, None);
+        // A line that may be the build's last waits for the next one; the rest go out at once.
+        let mut held: Option<String> = None;
         let mut gone = false;
         loop {
             let l = tokio::select! {
@@ -158,32 +159,29 @@ pub async fn build(st: Arc<State>, r: Req) -> ApiResult<Resp> {
                 }
             };
             let Some(l) = l else { break };
-            let prev = match l {
-                Line::Out(s) => last_out.replace(s),
-                // Only berth's own failure line waits; RUN's stderr goes out as it comes.
-                Line::Err(s) if s.starts_with("Error: ") => last_err.replace(s),
-                Line::Err(s) => Some(s),
-            };
-            if let Some(p) = prev {
-                if !gone {
-                    send(json!({ "stream": p })).await;
-                }
+            if gone {
+                continue;
+            }
+            if let Some(h) = held.take() {
+                send(json!({ "stream": h })).await;
+            }
+            if may_be_last(&l) {
+                held = Some(l);
+            } else {
+                send(json!({ "stream": l })).await;
             }
         }
         let status = child.wait().await;
         if gone {
             return;
         }
-        let id = last_out
+        let id = held
             .as_deref()
             .map(str::trim)
             .filter(|s| is_image_id(s))
             .map(str::to_string);
         match (status, id) {
             (Ok(s), Some(id)) if s.success() => {
-                if let Some(e) = last_err {
-                    send(json!({ "stream": e })).await;
-                }
                 send(json!({"aux": {"ID": format!("sha256:{id}")}})).await;
                 if quiet {
                     send(json!({ "stream": format!("sha256:{id}\n") })).await;
@@ -192,16 +190,21 @@ pub async fn build(st: Arc<State>, r: Req) -> ApiResult<Resp> {
                 }
             }
             (status, _) => {
-                if let Some(o) = last_out {
-                    send(json!({ "stream": o })).await;
+                let msg = match held {
+                    Some(e) if e.starts_with("Error: ") => {
+                        Some(e.trim().trim_start_matches("Error: ").to_string())
+                    }
+                    Some(o) => {
+                        send(json!({ "stream": o })).await;
+                        None
+                    }
+                    None => None,
                 }
-                let msg = last_err
-                    .map(|e| e.trim().trim_start_matches("Error: ").to_string())
-                    .filter(|e| !e.is_empty())
-                    .unwrap_or_else(|| match status {
-                        Ok(s) => format!("berth build failed ({s})"),
-                        Err(e) => format!("berth build: {e}"),
-                    });
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| match status {
+                    Ok(s) => format!("berth build failed ({s})"),
+                    Err(e) => format!("berth build: {e}"),
+                });
                 send(json!({"errorDetail": {"message": msg}, "error": msg})).await;
             }
         }

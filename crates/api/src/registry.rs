@@ -7,7 +7,7 @@ use crate::router::Req;
 use crate::State;
 use berth_image::Reference;
 use berth_registry::credentials::Credentials;
-use berth_registry::{Client, Config, LayerStatus, Progress, PullOptions, PushOptions};
+use berth_registry::{Client, Config, LayerStatus, Progress, PullOptions, PullReport, PushOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -119,7 +119,35 @@ impl Progress for JsonProgress<'_> {
     }
 }
 
-/// Pulls `name` (each unqualified-search registry in turn for a short name), as `berth pull` does.
+impl PullReport for JsonProgress<'_> {
+    fn status(&self, id: Option<&str>, text: &str) {
+        self.send(match id {
+            Some(id) => json!({"status": text, "id": id}),
+            None => json!({"status": text}),
+        });
+    }
+}
+
+/// A pull's failure as dockerd answers it: a missing image, and access the registry denies
+/// (which is how a missing private repository looks), are 404 "not found" with docker's
+/// wording; not 401, which makes the docker CLI ask for a login and try again.
+fn pull_error(name: &str, e: berth_registry::Error) -> ApiError {
+    match e {
+        berth_registry::Error::NotFound(m) => ApiError::not_found(m),
+        berth_registry::Error::Unauthorized(m) => {
+            let repo = Reference::parse(name)
+                .map(|r| berth_image::familiar_repository(&r.repository()))
+                .unwrap_or_else(|_| name.to_string());
+            ApiError::not_found(format!(
+                "pull access denied for {repo}, repository does not exist or may require 'docker login': {m}"
+            ))
+        }
+        e => e.into(),
+    }
+}
+
+/// Pulls `name` (each unqualified-search registry in turn for a short name), as `berth pull`
+/// does. Nothing is sent until the image resolved, so a missing one is an HTTP error.
 pub async fn pull(
     st: Arc<State>,
     name: String,
@@ -135,38 +163,11 @@ pub async fn pull(
                 .transpose()?,
             ..Default::default()
         };
-        let mut last_err = None;
-        for r in cfg.candidates(&name)? {
-            let c = match client(&cfg, &r.domain, &auth) {
-                Ok(c) => c,
-                Err(e) => {
-                    last_err = Some(e);
-                    continue;
-                }
-            };
-            let tag = r
-                .digest
-                .clone()
-                .or_else(|| r.tag.clone())
-                .unwrap_or_default();
-            let repo = berth_image::familiar_repository(&r.repository());
-            let pulled = {
-                let progress = JsonProgress::new(emit);
-                progress.send(json!({"status": format!("Pulling from {repo}"), "id": tag}));
-                berth_registry::pull(store, &c, &r, &opts, &progress)
-            };
-            match pulled {
-                Ok(p) => {
-                    emit(json!({"status": format!("Digest: {}", p.manifest_digest)}));
-                    emit(json!({"status": p.status_line(&r)}));
-                    return Ok(());
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err
-            .map(Into::into)
-            .unwrap_or_else(|| ApiError::bad(format!("no registry to pull {name} from"))))
+        let progress = JsonProgress::new(emit);
+        let client = |host: &str| client(&cfg, host, &auth);
+        berth_registry::pull(store, &cfg, &name, &opts, &client, &progress)
+            .map_err(|e| pull_error(&name, e))?;
+        Ok(())
     })
     .await
 }

@@ -306,6 +306,44 @@ fn go_list(v: &[String]) -> String {
     )
 }
 
+/// A RUN's output on its way to ours in whole lines, so that lines of its two streams (and of
+/// parallel stages) never cut into each other where they meet in one pipe (the API's build);
+/// an unfinished last line is ended when the RUN ends.
+struct RunOutput<'s, 'o> {
+    sh: &'s Shared<'o>,
+    /// The unfinished line of stdout and of stderr.
+    pending: [Vec<u8>; 2],
+}
+
+/// A line longer than this goes out in pieces (docker's line scanner stops there too).
+const LONGEST_LINE: usize = 64 << 10;
+
+impl RunOutput<'_, '_> {
+    fn write(&mut self, stderr: bool, payload: &[u8]) {
+        let p = &mut self.pending[stderr as usize];
+        p.extend_from_slice(payload);
+        let end = match p.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if p.len() > LONGEST_LINE => p.len(),
+            None => return,
+        };
+        let whole: Vec<u8> = p.drain(..end).collect();
+        self.sh.run_output(stderr, &whole);
+    }
+}
+
+impl Drop for RunOutput<'_, '_> {
+    fn drop(&mut self) {
+        for stderr in [false, true] {
+            let mut rest = std::mem::take(&mut self.pending[stderr as usize]);
+            if !rest.is_empty() {
+                rest.push(b'\n');
+                self.sh.run_output(stderr, &rest);
+            }
+        }
+    }
+}
+
 impl Shared<'_> {
     fn say(&self, line: &str) {
         if !self.opts.quiet {
@@ -1059,6 +1097,10 @@ impl Shared<'_> {
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 32 * 1024];
         let mut killed = false;
+        let mut out = RunOutput {
+            sh: self,
+            pending: [Vec::new(), Vec::new()],
+        };
         loop {
             let mut p = libc::pollfd {
                 fd,
@@ -1089,16 +1131,7 @@ impl Shared<'_> {
             buf.extend_from_slice(&chunk[..n as usize]);
             while let Some((kind, payload)) = take_frame(&mut buf) {
                 match kind {
-                    STDOUT | STDERR if !self.opts.quiet => {
-                        let _g = self.out.lock().unwrap();
-                        if kind == STDOUT {
-                            let mut o = io::stdout().lock();
-                            let _ = o.write_all(&payload);
-                            let _ = o.flush();
-                        } else {
-                            let _ = io::stderr().lock().write_all(&payload);
-                        }
-                    }
+                    STDOUT | STDERR if !self.opts.quiet => out.write(kind == STDERR, &payload),
                     EXIT if payload.len() >= 4 => {
                         return Ok(i32::from_le_bytes([
                             payload[0], payload[1], payload[2], payload[3],
@@ -1107,6 +1140,18 @@ impl Shared<'_> {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// Writes a RUN's output to ours: stdout, or stderr.
+    fn run_output(&self, stderr: bool, bytes: &[u8]) {
+        let _g = self.out.lock().unwrap();
+        if stderr {
+            let _ = io::stderr().lock().write_all(bytes);
+        } else {
+            let mut o = io::stdout().lock();
+            let _ = o.write_all(bytes);
+            let _ = o.flush();
         }
     }
 

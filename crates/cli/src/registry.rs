@@ -11,7 +11,8 @@ use crate::{CmdResult, Ctx, Failure};
 use berth_format::Headers;
 use berth_image::{ImageStore, Reference};
 use berth_registry::{
-    credentials, Client, Config, LayerStatus, Platform, Progress, PullOptions, PushOptions,
+    credentials, Client, Config, LayerStatus, Platform, Progress, PullOptions, PullReport,
+    PushOptions,
 };
 
 #[derive(Args)]
@@ -130,11 +131,24 @@ impl Display {
 
     fn finish(&self) {
         if let Some((m, bars)) = &self.bars {
-            for b in bars.lock().unwrap().values() {
+            for (_, b) in bars.lock().unwrap().drain() {
                 b.abandon();
             }
             let _ = m.clear();
         }
+        self.last.lock().unwrap().clear();
+    }
+}
+
+impl PullReport for Display {
+    fn status(&self, id: Option<&str>, text: &str) {
+        match id {
+            Some(id) => self.line(&format!("{id}: {text}")),
+            None => self.line(text),
+        }
+    }
+    fn attempt_done(&self) {
+        self.finish();
     }
 }
 
@@ -202,36 +216,9 @@ fn pull_one(
     tls_verify: Option<bool>,
     out: Out,
 ) -> Result<Reference, Failure> {
-    let candidates = cfg.candidates(name)?;
-    let mut last_err = None;
-    for r in &candidates {
-        let display = Display::new(out);
-        let res = client(cfg, &r.domain, tls_verify).and_then(|c| {
-            let tag = r
-                .digest
-                .clone()
-                .or_else(|| r.tag.clone())
-                .unwrap_or_default();
-            display.line(&format!(
-                "{}: Pulling from {}",
-                tag,
-                berth_image::familiar_repository(&format!("{}/{}", r.domain, r.path))
-                    .trim_start_matches(&format!("{}/", r.domain))
-            ));
-            let res = berth_registry::pull(store, &c, r, opts, &display);
-            display.finish();
-            Ok(res?)
-        });
-        match res {
-            Ok(p) => {
-                display.line(&format!("Digest: {}", p.manifest_digest));
-                display.line(&p.status_line(r));
-                return Ok(r.clone());
-            }
-            Err(e) => last_err = Some(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| Failure(format!("no registry to pull {name} from"))))
+    let display = Display::new(out);
+    let client = |host: &str| Client::new(host, cfg, tls_verify);
+    Ok(berth_registry::pull(store, cfg, name, opts, &client, &display)?.reference)
 }
 
 fn pull_options(platform: Option<&str>) -> Result<PullOptions, Failure> {

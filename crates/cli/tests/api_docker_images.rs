@@ -98,6 +98,68 @@ fn docker_build_classic_builder() {
     assert_ne!(s.docker(&["image", "inspect", "broken"]).code, 0);
 }
 
+/// A RUN writing to both streams: each line comes through whole, each stream's lines in their
+/// order, all of them between the step's own lines (dockerd's classic builder keeps them there).
+#[test]
+fn docker_build_run_output_keeps_whole_lines_in_order() {
+    let s = Server::new("api-build-lines");
+    let ctx = s.scratch.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN for i in 1 2 3; do echo err-only-$i >&2; done\n\
+         RUN for i in 1 2 3 4; do echo out-$i; echo err-$i >&2; done; printf split-; echo err-mid >&2; echo line; printf no-newline\n\
+         LABEL done=1\n",
+    )
+    .unwrap();
+    let o = s
+        .docker_cmd(&["build", "-t", "lines", ctx.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |l: &str| {
+        lines
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("no whole line {l:?} in:\n{out}"))
+    };
+    let step = |n: usize| {
+        lines
+            .iter()
+            .position(|x| x.starts_with(&format!("STEP {n}/4: ")))
+            .unwrap_or_else(|| panic!("no step {n} in:\n{out}"))
+    };
+    // Each step's output lies between its STEP line and the next one.
+    let mut prev = step(2);
+    for i in 1..=3 {
+        let l = format!("err-only-{i}");
+        let now = at(&l);
+        assert!(now > prev && now < step(3), "{l:?} out of place:\n{out}");
+        prev = now;
+    }
+    for stream in ["out", "err"] {
+        let mut prev = step(3);
+        for i in 1..=4 {
+            let l = format!("{stream}-{i}");
+            let now = at(&l);
+            assert!(now > prev && now < step(4), "{l:?} out of place:\n{out}");
+            prev = now;
+        }
+    }
+    for l in ["split-line", "err-mid", "no-newline"] {
+        let now = at(l);
+        assert!(now > step(3) && now < step(4), "{l:?} out of place:\n{out}");
+    }
+}
+
 #[test]
 fn docker_push_pull_search_against_a_loopback_registry() {
     let s0 = berth_testkit::Scratch::new("api-reg-registry");
@@ -148,14 +210,59 @@ fn docker_push_pull_search_against_a_loopback_registry() {
         format!("{}/team/bb@{digest}", reg.addr)
     );
 
-    // Missing things are errors the client shows, with a non-zero exit.
-    let r = s.docker(&["pull", &format!("{}/team/nope:v1", reg.addr)]);
-    assert_ne!(r.code, 0);
+    // A missing repository or tag is docker's HTTP error before any progress: the client says
+    // "Error response from daemon" naming the reference, and exits 1.
+    for missing in [
+        format!("{}/team/nope:v1", reg.addr),
+        format!("{}/team/bb:nope", reg.addr),
+    ] {
+        let r = s.docker(&["pull", &missing]);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.starts_with("Error response from daemon: ")
+                && r.stderr.contains(&missing)
+                && r.stderr.contains("not found"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stdout.contains("Pulling from"), "{}", r.stdout);
+        let (image, tag) = missing.rsplit_once(':').unwrap();
+        let resp = s
+            .raw(&format!(
+                "POST /images/create?fromImage={image}&tag={tag} HTTP/1.0\r\n\r\n"
+            ))
+            .unwrap();
+        assert!(resp.starts_with("HTTP/1.0 404"), "{resp}");
+        assert!(resp.contains(r#"{"message":"manifest for "#), "{resp}");
+    }
+    // A short name (the docker CLI sends docker.io/...; other clients send it as typed): each
+    // unqualified-search registry in turn, the one that lacks it passed over before anything
+    // is streamed.
+    let s1 = berth_testkit::Scratch::new("api-reg-empty");
+    let empty = regkit::Registry::start(s1.path(), &regkit::RegOpts::default());
+    std::fs::write(
+        s0.join("none.json"),
+        serde_json::json!({"unqualified-search-registries": [empty.addr, reg.addr]}).to_string(),
+    )
+    .unwrap();
+    s.ok(&["rmi", &name]);
+    let resp = s
+        .raw("POST /images/create?fromImage=team/bb&tag=v1 HTTP/1.0\r\n\r\n")
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.0 200"), "{resp}");
+    assert_eq!(resp.matches("Pulling from").count(), 1, "{resp}");
     assert!(
-        r.stderr.contains("not found") || r.stderr.contains("unknown"),
-        "{}",
-        r.stderr
+        resp.contains(r#"{"id":"v1","status":"Pulling from team/bb"}"#)
+            && resp.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{resp}"
     );
+    let resp = s
+        .raw("POST /images/create?fromImage=team/nothing&tag=v1 HTTP/1.0\r\n\r\n")
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.0 404"), "{resp}");
+    assert!(resp.contains("team/nothing:v1 not found"), "{resp}");
+    std::fs::remove_file(s0.join("none.json")).unwrap();
+
     let r = s.docker(&["push", &format!("{}/team/absent:v1", reg.addr)]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("absent"), "{}", r.stderr);
@@ -171,4 +278,47 @@ fn docker_push_pull_search_against_a_loopback_registry() {
     let r = s.docker(&["search", "--limit", "101", &format!("{}/bb", reg.addr)]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("outside the range"), "{}", r.stderr);
+}
+
+#[test]
+fn docker_pull_from_a_registry_that_wants_a_login() {
+    let s0 = berth_testkit::Scratch::new("api-reg-auth-registry");
+    let reg = regkit::Registry::start(
+        s0.path(),
+        &regkit::RegOpts {
+            htpasswd: Some(("tester".into(), "sekrit".into())),
+            ..Default::default()
+        },
+    );
+    let s = Server::with_env(
+        "api-reg-auth",
+        &[],
+        &[("BERTH_REGISTRIES_CONF", s0.join("none.json"))],
+    );
+    let name = format!("{}/private/bb:v1", reg.addr);
+    // Without a login: dockerd's 404 "pull access denied", not a 401 (the docker CLI would
+    // answer a 401 by asking for a login), and nothing streamed.
+    let r = s.docker(&["pull", &name]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "Error response from daemon: pull access denied for {}/private/bb, repository does not exist or may require 'docker login'",
+            reg.addr
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("Login prior to pull"), "{}", r.stdout);
+    // Logged in, the CLI's credentials come with each push and pull.
+    let out = s.ok(&["login", "-u", "tester", "-p", "sekrit", &reg.addr]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    s.ok(&["tag", "busybox", &name]);
+    s.ok(&["push", &name]);
+    s.ok(&["rmi", &name]);
+    let out = s.ok(&["pull", &name]);
+    assert!(
+        out.contains("v1: Pulling from private/bb")
+            && out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
 }

@@ -191,6 +191,39 @@ fn bad_references_fail_cleanly() {
     assert_consistent(&empty);
 }
 
+/// A short name is tried in each unqualified-search registry in turn: one that lacks it is
+/// passed over without a word, as docker reports only the registry it pulls from.
+#[test]
+fn a_short_name_is_tried_in_each_search_registry() {
+    let s = Scratch::new("reg-search");
+    let empty = Registry::start(&s.join("empty").tap_mkdir(), &RegOpts::default());
+    let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
+    let env = Env::new(&s, &[]);
+    std::fs::write(
+        &env.conf,
+        serde_json::json!({"unqualified-search-registries": [empty.addr, reg.addr]}).to_string(),
+    )
+    .unwrap();
+    let a = s.join("a");
+    load_fixture(&a, "busybox.docker-archive.tar");
+    let name = format!("{}/x/bb:1", reg.addr);
+    ok(&a, &["tag", "busybox", &name]);
+    ok_env(&env, &a, &["push", "-q", &name]);
+    let b = s.join("b");
+    let out = ok_env(&env, &b, &["pull", "x/bb:1"]);
+    assert_eq!(out.matches("Pulling from").count(), 1, "{out}");
+    assert!(out.starts_with("1: Pulling from x/bb\n"), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "Status: Downloaded newer image for {name}\n{}/x/bb:1\n",
+            reg.addr
+        )),
+        "{out}"
+    );
+    fails(&env, &b, &["pull", "x/nothing:1"], "not found");
+    assert_consistent(&b);
+}
+
 #[test]
 fn corrupted_blob_in_the_registry_is_refused() {
     let s = Scratch::new("reg-corrupt");

@@ -4,7 +4,8 @@
 //! - [`Client`] talks to one registry: scheme (HTTPS, or plain HTTP for the insecure list), TLS
 //!   roots (system store plus `certs.d/<host>/`), redirects, and the [`auth`] authorizer that
 //!   answers `WWW-Authenticate` challenges (basic, bearer tokens cached per scope).
-//! - [`pull`] resolves a reference to a manifest (index → platform), then fetches the config and
+//! - [`pull`] tries each reference a name stands for (the unqualified-search registries for a
+//!   short name); it resolves one to a manifest (index → platform), then fetches the config and
 //!   the layers concurrently, each verified by digest and size as it streams into the image
 //!   store's ingest, where it unpacks while it arrives; an interrupted blob resumes with `Range`.
 //! - [`push`] sends the stored blobs byte for byte: an existing blob is skipped, one that another
@@ -28,7 +29,7 @@ pub use client::Client;
 pub use config::{Config, Platform};
 pub use error::{Error, Result};
 pub use listing::{catalog, list_tags, search, SearchResult};
-pub use progress::{LayerStatus, NoProgress, Progress};
+pub use progress::{LayerStatus, NoProgress, Progress, PullReport};
 pub use pull::{pull, PullOptions, Pulled};
 pub use push::{push, PushOptions, Pushed};
 

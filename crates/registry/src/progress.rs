@@ -1,4 +1,4 @@
-//! What pull and push report per layer, in docker's words; the CLI draws it.
+//! What pull and push report per layer, in docker's words; the CLI draws it, the API sends it.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerStatus {
@@ -53,6 +53,15 @@ impl LayerStatus {
 /// Receives per-layer status; `id` is the first 12 hex digits of the blob digest.
 pub trait Progress: Sync {
     fn layer(&self, id: &str, status: LayerStatus);
+}
+
+/// What a pull reports besides layers: docker's other progress messages, which the CLI prints
+/// as lines and the API sends as JSON.
+pub trait PullReport: Progress {
+    /// A message about one image (`id`: its tag or digest), or about the whole pull.
+    fn status(&self, id: Option<&str>, text: &str);
+    /// One candidate's attempt ended, pulled or failed (before the closing messages).
+    fn attempt_done(&self) {}
 }
 
 pub struct NoProgress;

@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::client::{error_text, pull_scope, read_limited, Client};
-use crate::config::Platform;
+use crate::config::{Config, Platform};
 use crate::error::{Error, Result};
-use crate::progress::{short, LayerStatus, Progress};
+use crate::progress::{short, LayerStatus, Progress, PullReport};
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -41,14 +41,17 @@ pub struct Pulled {
     /// Image id (hex).
     pub id: String,
     pub manifest_digest: String,
+    /// The candidate of the name that was pulled.
+    pub reference: Reference,
     /// True when the store already had this manifest under this name.
     pub up_to_date: bool,
 }
 
 impl Pulled {
-    /// docker's closing line of a pull of `r`: "Status: Image is up to date for NAME" or
-    /// "Status: Downloaded newer image for NAME", NAME familiar (by digest when `r` has no tag).
-    pub fn status_line(&self, r: &Reference) -> String {
+    /// docker's closing line of a pull: "Status: Image is up to date for NAME" or
+    /// "Status: Downloaded newer image for NAME", NAME familiar (by digest when pulled by one).
+    fn status_line(&self) -> String {
+        let r = &self.reference;
         let familiar = if r.tag.is_some() {
             r.familiar()
         } else {
@@ -342,14 +345,56 @@ fn fetch_blob(
     }
 }
 
-/// Pulls one image (`r` names a tag or a digest) into the store.
+/// Pulls `name` into the store: each candidate its name stands for (a short name in each
+/// unqualified-search registry) in turn, until one pulls; `client` connects to a registry host.
+/// An image is resolved to its manifest before anything is reported about it, so a missing one
+/// fails with nothing said (docker answers it with an HTTP error before streaming).
 pub fn pull(
     store: &ImageStore,
-    client: &Client,
-    r: &Reference,
+    cfg: &Config,
+    name: &str,
     opts: &PullOptions,
-    progress: &dyn Progress,
+    client: &dyn Fn(&str) -> Result<Client>,
+    report: &dyn PullReport,
 ) -> Result<Pulled> {
+    let mut last_err = None;
+    for r in cfg.candidates(name)? {
+        let res = client(&r.domain).and_then(|c| {
+            let resolved = resolve(&c, &r, opts)?;
+            let tag = r
+                .digest
+                .as_ref()
+                .or(r.tag.as_ref())
+                .cloned()
+                .unwrap_or_default();
+            let repo = berth_image::familiar_repository(&r.repository());
+            let repo = repo.trim_start_matches(&format!("{}/", r.domain));
+            report.status(Some(&tag), &format!("Pulling from {repo}"));
+            fetch(store, &c, &r, resolved, opts, report)
+        });
+        report.attempt_done();
+        match res {
+            Ok(p) => {
+                report.status(None, &format!("Digest: {}", p.manifest_digest));
+                report.status(None, &p.status_line());
+                return Ok(p);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| Error::Config(format!("no registry to pull {name} from"))))
+}
+
+/// A reference resolved on its registry to the image manifest for the wanted platform.
+struct Resolved {
+    bytes: Vec<u8>,
+    media_type: String,
+    manifest: Manifest,
+    digest: String,
+}
+
+/// Tag or digest → manifest, an index → the platform's manifest.
+fn resolve(client: &Client, r: &Reference, opts: &PullOptions) -> Result<Resolved> {
     let scopes = vec![pull_scope(&r.path)];
     let reference = r
         .digest
@@ -388,7 +433,30 @@ pub fn pull(
         )));
     }
     let _ = &manifest.media_type;
-    let manifest_digest = sha256(&bytes);
+    Ok(Resolved {
+        digest: sha256(&bytes),
+        bytes,
+        media_type,
+        manifest,
+    })
+}
+
+/// Fetches what the store lacks of a resolved image and records it (under `r`'s tag).
+fn fetch(
+    store: &ImageStore,
+    client: &Client,
+    r: &Reference,
+    resolved: Resolved,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let scopes = vec![pull_scope(&r.path)];
+    let Resolved {
+        bytes,
+        media_type,
+        manifest,
+        digest: manifest_digest,
+    } = resolved;
     let names: Vec<Reference> = match &r.tag {
         Some(_) => vec![Reference {
             digest: None,
@@ -402,6 +470,7 @@ pub fn pull(
         return Ok(Pulled {
             id,
             manifest_digest,
+            reference: r.clone(),
             up_to_date: true,
         });
     }
@@ -456,6 +525,7 @@ pub fn pull(
     Ok(Pulled {
         id: loaded[0].id.clone(),
         manifest_digest,
+        reference: r.clone(),
         up_to_date: false,
     })
 }
