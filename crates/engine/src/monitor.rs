@@ -257,13 +257,14 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
     let mut state = read_state(dir);
     let mut first = true;
     let mut failure = None;
+    let reap;
     let final_code;
     loop {
         let launched = launch(&rt, &m.cfg, dir);
         let l = match launched {
             Ok(l) => l,
             Err(e) => {
-                release_network(&m.cfg);
+                reap = release_network(&m.cfg);
                 state.status = if first {
                     "created".into()
                 } else {
@@ -344,7 +345,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
                 _ => false,
             };
         if !restart {
-            release_network(&m.cfg);
+            reap = release_network(&m.cfg);
             write_state(dir, &state)?;
             die(&state);
             final_code = code;
@@ -363,7 +364,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
             m.serve_clients(50);
         }
         if stop_requested(dir) {
-            release_network(&m.cfg);
+            reap = release_network(&m.cfg);
             state.status = "exited".into();
             write_state(dir, &state)?;
             final_code = code;
@@ -376,6 +377,7 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
     if m.cfg.auto_remove {
         remove_container(&m.cfg);
     }
+    drop(reap);
     let _ = std::fs::remove_file(dir.join(ATTACH_SOCKET));
     // A start failure is reported once the container is cleaned up (docker run --rm).
     if let Some(e) = failure {
@@ -389,13 +391,18 @@ fn run(dir: &Path, mut sync: Option<OwnedFd>, initial: Option<OwnedFd>) -> Resul
 }
 
 /// The container is over (no restart follows): its network goes before the exit is recorded,
-/// so whoever waits for the exit finds the network free.
-fn release_network(cfg: &MonitorConfig) {
+/// so whoever waits for the exit finds the network free. With --rm the reaper (host veths,
+/// empty bridges; an exec to start) is returned, to start once the removal is recorded.
+fn release_network(cfg: &MonitorConfig) -> Option<berth_network::Reap> {
     if crate::network::is_bridged(&cfg.network) {
         if let Ok(mut nets) = crate::network::open(&cfg.root, None) {
-            let _ = nets.detach(&cfg.id);
+            let reap = nets.detach(&cfg.id).ok();
+            if cfg.auto_remove {
+                return reap;
+            }
         }
     }
+    None
 }
 
 /// --rm: everything goes; the engine's cleanup is idempotent, so a racing `rm -f` is fine.

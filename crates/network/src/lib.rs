@@ -751,8 +751,8 @@ impl Networks {
     /// the namespace. The slow kernel work (deleting the host veths, whose namespace is going
     /// anyway, and bridges left without containers) is handed to a detached reaper after a
     /// grace period, so `run --rm` does not wait for it and back-to-back containers reuse the
-    /// bridge. Safe to repeat.
-    pub fn detach(&mut self, container: &str) -> Result<()> {
+    /// bridge. Safe to repeat. The reaper starts when the returned [`Reap`] drops.
+    pub fn detach(&mut self, container: &str) -> Result<Reap> {
         let l = self.lock()?;
         let eps = self.store.endpoints_of(container)?;
         let had_ports = !self.ports_of(container)?.is_empty();
@@ -771,39 +771,31 @@ impl Networks {
         }
         netns::remove(&self.netns_path(container));
         drop(l);
-        if !eps.is_empty() {
-            self.spawn_reaper(eps.iter().map(|e| e.host_veth.clone()).collect());
+        let veths: Vec<String> = eps.iter().map(|e| e.host_veth.clone()).collect();
+        let run = !veths.is_empty();
+        Ok(self.reaper(veths, run))
+    }
+
+    /// A reaper for `veths` and then the empty bridges; `run` false: nothing to do.
+    fn reaper(&self, veths: Vec<String>, run: bool) -> Reap {
+        let bridges = if run {
+            let nets = self.store.networks().unwrap_or_default();
+            nets.into_iter().map(|n| n.bridge).collect()
+        } else {
+            Vec::new()
+        };
+        Reap {
+            exe: self.exe.clone(),
+            root: self.root.clone(),
+            table: self.table.clone(),
+            bridges,
+            veths,
+            run,
         }
-        Ok(())
     }
 
     /// How long an empty network keeps its bridge (and so its rules) for the next container.
     const BRIDGE_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
-
-    /// Starts a detached reaper (`berth __netreap ROOT TABLE BRIDGES VETH...`, see
-    /// [`reap_main`]).
-    fn spawn_reaper(&self, veths: Vec<String>) {
-        let bridges: Vec<String> = self
-            .store
-            .networks()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|n| n.bridge)
-            .collect();
-        let mut c = std::process::Command::new(&self.exe);
-        c.arg0("berth")
-            .arg(REAP_ARG)
-            .arg(&self.root)
-            .arg(&self.table)
-            .arg(bridges.join(","))
-            .args(&veths);
-        c.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        if let Ok(mut child) = c.spawn() {
-            let _ = child.wait();
-        }
-    }
 
     /// Deletes the bridge of every network without containers, then rebuilds the rules.
     pub fn reap(&self) -> Result<()> {
@@ -844,7 +836,7 @@ impl Networks {
             self.sync_dns(&n, false)?;
         }
         drop(_l);
-        self.spawn_reaper(Vec::new());
+        drop(self.reaper(Vec::new(), true));
         Ok(())
     }
 
@@ -868,7 +860,7 @@ impl Networks {
         ids.dedup();
         for id in ids {
             if stale(&id) {
-                self.detach(&id)?;
+                let _ = self.detach(&id)?;
             }
         }
         Ok(())
@@ -1085,6 +1077,40 @@ use std::os::unix::process::CommandExt;
 
 /// argv[1] of the reaper.
 pub const REAP_ARG: &str = "__netreap";
+
+/// What a detach leaves to a detached reaper (`berth __netreap ROOT TABLE BRIDGES VETH...`, see
+/// [`reap_main`]): started when this drops, so a caller on a hot path (a monitor ending
+/// `docker run --rm`) can hold it until it has reported the removal; starting it is an exec.
+#[must_use = "the reaper starts when this drops"]
+pub struct Reap {
+    exe: PathBuf,
+    root: PathBuf,
+    table: String,
+    bridges: Vec<String>,
+    veths: Vec<String>,
+    run: bool,
+}
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if !self.run {
+            return;
+        }
+        let mut c = std::process::Command::new(&self.exe);
+        c.arg0("berth")
+            .arg(REAP_ARG)
+            .arg(&self.root)
+            .arg(&self.table)
+            .arg(self.bridges.join(","))
+            .args(&self.veths);
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Ok(mut child) = c.spawn() {
+            let _ = child.wait();
+        }
+    }
+}
 
 /// `berth __netreap ROOT TABLE BRIDGES VETH...`: detaches (its parent returns at once),
 /// deletes the host veths, waits the grace period, then deletes the bridges of networks left
