@@ -78,8 +78,10 @@ fn percentile(samples: &[f64], q: f64) -> f64 {
 /// (berth's row comes first, so a ratio below 1 means the other tool is slower).
 pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
     println!("\n## {title}");
+    // The first column as wide as the longest tool name, so long names keep the columns aligned.
+    let w = rows.iter().map(|r| r.tool.len()).max().unwrap_or(0).max(14);
     println!(
-        "{:<14} {:>10} {:>21} {:>21} {:>5} {:>14}",
+        "{:<w$} {:>10} {:>21} {:>21} {:>5} {:>14}",
         "tool",
         format!("median {unit}"),
         "p25..p75",
@@ -91,14 +93,14 @@ pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
     for r in rows {
         if r.samples.is_empty() {
             let why = r.unavailable.as_deref().unwrap_or("no samples");
-            println!("{:<14} {:>10}  {}", r.tool, "n/a", one_line(why));
+            println!("{:<w$} {:>10}  {}", r.tool, "n/a", one_line(why));
             continue;
         }
         let (p25, p75) = r.iqr();
         let min = r.samples.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = r.samples.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         println!(
-            "{:<14} {:>10.2} {:>21} {:>21} {:>5} {:>13.2}x",
+            "{:<w$} {:>10.2} {:>21} {:>21} {:>5} {:>13.2}x",
             r.tool,
             r.median(),
             format!("{p25:.2}..{p75:.2}"),
@@ -108,7 +110,7 @@ pub fn print_table(title: &str, unit: &str, rows: &[Series]) {
         );
         if let Some(why) = &r.unavailable {
             println!(
-                "{:<14} (stopped after {} samples: {})",
+                "{:<w$} (stopped after {} samples: {})",
                 "",
                 r.samples.len(),
                 one_line(why)
