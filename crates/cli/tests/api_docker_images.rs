@@ -137,23 +137,22 @@ fn docker_build_run_output_keeps_whole_lines_in_order() {
             .position(|x| x.starts_with(&format!("STEP {n}/4: ")))
             .unwrap_or_else(|| panic!("no step {n} in:\n{out}"))
     };
-    // Each step's output lies between its STEP line and the next one.
-    let mut prev = step(2);
-    for i in 1..=3 {
-        let l = format!("err-only-{i}");
-        let now = at(&l);
-        assert!(now > prev && now < step(3), "{l:?} out of place:\n{out}");
-        prev = now;
-    }
-    for stream in ["out", "err"] {
-        let mut prev = step(3);
-        for i in 1..=4 {
-            let l = format!("{stream}-{i}");
+    // Each step's output lies between its STEP line and the next one, each stream in order.
+    let in_order = |prefix: &str, n: usize, step_no: usize| {
+        let mut prev = step(step_no);
+        for i in 1..=n {
+            let l = format!("{prefix}-{i}");
             let now = at(&l);
-            assert!(now > prev && now < step(4), "{l:?} out of place:\n{out}");
+            assert!(
+                now > prev && now < step(step_no + 1),
+                "{l:?} out of place:\n{out}"
+            );
             prev = now;
         }
-    }
+    };
+    in_order("err-only", 3, 2);
+    in_order("out", 4, 3);
+    in_order("err", 4, 3);
     for l in ["split-line", "err-mid", "no-newline"] {
         let now = at(l);
         assert!(now > step(3) && now < step(4), "{l:?} out of place:\n{out}");
