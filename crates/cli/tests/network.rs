@@ -73,11 +73,7 @@ impl Env {
     }
     /// berth's nftables table for this root (see berth-network's `Networks::open`).
     fn table(&self) -> String {
-        let canon = std::fs::canonicalize(&self.root).unwrap();
-        let h = canon.to_string_lossy().bytes().fold(0x811c9dc5u32, |h, b| {
-            (h ^ b as u32).wrapping_mul(0x01000193)
-        });
-        format!("berth_{h:08x}")
+        berth_testkit::network_table(&self.root)
     }
     fn dns_processes(&self) -> Vec<i32> {
         let root = std::fs::canonicalize(&self.root)
@@ -155,6 +151,7 @@ impl Drop for Env {
             let _ = berth(&self.root, &["rm", "-f", id]);
         }
         let _ = berth(&self.root, &["network", "prune", "-f"]);
+        berth_testkit::end_network_reapers(&self.root);
         // Whatever a failed test left: our bridges, our tables, our DNS responders and proxies.
         for pid in self
             .dns_processes()
@@ -193,23 +190,10 @@ fn links() -> Vec<String> {
 }
 
 fn procs_with(words: &[&str]) -> Vec<i32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if words.iter().all(|w| args.iter().any(|a| a == w)) {
-            v.push(pid);
-        }
-    }
-    v
+    berth_testkit::processes_with(words)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// A free TCP (and UDP) port on the host: bound to 0, then released.

@@ -1136,18 +1136,30 @@ pub fn reap_main(args: &[String]) -> i32 {
         }
     }
     std::thread::sleep(Networks::BRIDGE_GRACE);
-    match Networks::open_existing(&root, Path::new("/proc/self/exe")) {
-        Ok(n) => match n.reap() {
-            Ok(()) => 0,
-            Err(_) => 1,
-        },
-        Err(_) if !root.join("networks.db").exists() => {
-            if let Ok(mut nl) = netlink::Netlink::open() {
-                for b in bridges.split(',').filter(|b| !b.is_empty()) {
-                    let _ = nl.delete_link(b);
-                }
+    let root_gone = || {
+        if let Ok(mut nl) = netlink::Netlink::open() {
+            for b in bridges.split(',').filter(|b| !b.is_empty()) {
+                let _ = nl.delete_link(b);
             }
-            let _ = firewall::delete(table);
+        }
+        let _ = firewall::delete(table);
+    };
+    match Networks::open_existing(&root, Path::new("/proc/self/exe")) {
+        Ok(n) => {
+            let r = n.reap();
+            // Removed while we reaped: what we read (and the rules we rebuilt) belonged to
+            // a database on its way out.
+            if !root.join("networks.db").exists() {
+                root_gone();
+                return 0;
+            }
+            match r {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+        Err(_) if !root.join("networks.db").exists() => {
+            root_gone();
             0
         }
         Err(_) => 1,

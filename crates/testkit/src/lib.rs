@@ -240,6 +240,80 @@ fn remove_cgroup_tree(dir: &Path) {
     }
 }
 
+/// Running processes whose argument list holds every one of `words` (each an argument, or
+/// within one): their pids and arguments.
+pub fn processes_with(words: &[&str]) -> Vec<(i32, Vec<String>)> {
+    let mut v = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if words.iter().all(|w| args.iter().any(|a| a.contains(w))) {
+            v.push((pid, args));
+        }
+    }
+    v
+}
+
+/// The nft table berth-network gives a root: an FNV-1a hash of its canonical path.
+pub fn network_table(root: &Path) -> String {
+    let canon = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let h = canon.to_string_lossy().bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    });
+    format!("berth_{h:08x}")
+}
+
+/// Ends what a root's network reapers would still do, before a test removes the root: a reaper
+/// (`berth __netreap ROOT TABLE BRIDGES VETH...`) that woke while the root was being deleted
+/// rebuilt its table from a half-removed database and left the table, bridges and files behind.
+/// Kills them, deletes their veths and bridges, then the root's tables.
+pub fn end_network_reapers(root: &Path) {
+    let Ok(canon) = fs::canonicalize(root) else {
+        return;
+    };
+    let canon = canon.to_string_lossy().into_owned();
+    let mut links = Vec::new();
+    for (pid, args) in processes_with(&["__netreap", &canon]) {
+        // SAFETY: a signal to a pid we just read; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        if let Some(i) = args.iter().position(|a| a == "__netreap") {
+            let bridges = args.get(i + 3).map(String::as_str).unwrap_or("");
+            links.extend(args.iter().skip(i + 4).cloned());
+            links.extend(
+                bridges
+                    .split(',')
+                    .filter(|b| !b.is_empty())
+                    .map(String::from),
+            );
+        }
+    }
+    links.sort();
+    links.dedup();
+    for l in links {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &l])
+            .output();
+    }
+    let table = network_table(root);
+    for family in ["ip", "ip6"] {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", family, &table])
+            .output();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

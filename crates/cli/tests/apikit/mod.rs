@@ -171,34 +171,18 @@ impl Drop for Server {
     }
 }
 
-/// The networks a test made through the API, gone even after a failure: the networks (their
-/// bridges go with berth's reaper), then any DNS responder or nftables table of this root left.
+/// The networks a test made through the API, gone even after a failure: the networks, then
+/// any DNS responder, network reaper (with the links it would delete) and nftables table of
+/// this root.
 fn remove_all_networks(root: &Path) {
     let _ = berth(root, &["network", "prune", "-f"]);
     let Ok(canon) = std::fs::canonicalize(root) else {
         return;
     };
-    let canon = canon.to_string_lossy().into_owned();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.iter().any(|a| a == "__dns") && args.iter().any(|a| a.contains(&canon)) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+    for (pid, _) in berth_testkit::processes_with(&["__dns", &canon.to_string_lossy()]) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-    // berth-network names a root's table after an FNV-1a hash of its canonical path.
-    let h = canon.bytes().fold(0x811c9dc5u32, |h, b| {
-        (h ^ b as u32).wrapping_mul(0x01000193)
-    });
-    let _ = Command::new("nft")
-        .args(["delete", "table", "ip", &format!("berth_{h:08x}")])
-        .output();
+    berth_testkit::end_network_reapers(root);
 }
 
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

@@ -174,4 +174,5 @@ pub fn remove_all_containers(root: &Path) {
     for id in &ids {
         berth_testkit::remove_cgroup_everywhere(&format!("berth/{id}"));
     }
+    berth_testkit::end_network_reapers(root);
 }
