@@ -10,7 +10,6 @@
 //!
 //! Goal (issue 9): berth's median at most a quarter of dockerd's.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,20 +23,6 @@ const ARCHIVE: &str = concat!(
     "/../../shared/fixtures/images/busybox.oci-archive.tar"
 );
 const WARMUP: usize = 3;
-
-fn berth_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file());
-    bin.ok_or_else(|| {
-        anyhow::anyhow!(
-            "berth binary not found beside {}: cargo build --release -p berth-cli",
-            exe.display()
-        )
-    })
-}
 
 fn run(c: &mut Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
@@ -67,7 +52,7 @@ impl Drop for Serve {
 
 pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(20);
-    let bin = berth_bin()?;
+    let bin = crate::beside_me("berth")?;
     let scratch = Scratch::new("bench-api");
     let root = scratch.join("berth");
     let config = scratch.join("docker-config");

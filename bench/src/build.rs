@@ -8,7 +8,7 @@
 //! Cases: one RUN step; the layered fixture's Containerfile (2 RUNs, a COPY, metadata); a
 //! multi-stage build (two independent builder stages and COPY --from).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,20 +31,6 @@ const ONE_STEP: &str = "FROM localhost/busybox\nRUN echo hello > /hello\n";
 const MULTI: &str = "FROM localhost/busybox AS a\nRUN mkdir /out && seq 1 2000 > /out/numbers\n\
 FROM localhost/busybox AS b\nRUN mkdir /out && for i in 1 2 3 4 5; do echo $i > /out/f$i; done\n\
 FROM localhost/busybox\nCOPY --from=a /out/ /a/\nCOPY --from=b /out/ /b/\nCOPY note.txt /\nENV X=1\nCMD [\"sh\"]\n";
-
-fn berth_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file());
-    bin.ok_or_else(|| {
-        anyhow::anyhow!(
-            "berth binary not found beside {}: cargo build --release -p berth-cli",
-            exe.display()
-        )
-    })
-}
 
 fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
@@ -72,7 +58,7 @@ fn context(dir: &Path, containerfile: &str) -> anyhow::Result<()> {
 
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);
-    let berth = berth_bin()?;
+    let berth = crate::beside_me("berth")?;
     let layered = std::fs::read_to_string(Path::new(LAYERED).join("Containerfile"))?;
     let cases: [(&str, &str); 3] = [
         ("one RUN step", ONE_STEP),

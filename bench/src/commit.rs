@@ -9,7 +9,7 @@
 //! berth flushes the layer it wrote (fsync, or syncfs for a layer of many files) before it
 //! records the image; docker and podman do not flush layer contents.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -24,20 +24,6 @@ const ARCHIVE: &str = concat!(
     "/../../shared/fixtures/images/busybox.oci-archive.tar"
 );
 const SIZE: usize = 100 << 20;
-
-fn berth_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file());
-    bin.ok_or_else(|| {
-        anyhow::anyhow!(
-            "berth binary not found beside {}: cargo build --release -p berth-cli",
-            exe.display()
-        )
-    })
-}
 
 fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
     let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
@@ -70,7 +56,7 @@ fn random_file(path: &Path) -> anyhow::Result<()> {
 
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);
-    let berth = berth_bin()?;
+    let berth = crate::beside_me("berth")?;
     let data = Scratch::new("bench-commit-data");
     random_file(&data.join("big"))?;
     let volume = format!("{}:/data:ro", data.path().display());

@@ -9,7 +9,7 @@
 //! Goals (from the issue): run ≤ ¼ of podman's median (~165 ms → ≤ ~40 ms), exec ≤ ¼ of
 //! podman's (~170 ms), monitor RSS ≤ conmon's (~2.1 MB).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,20 +22,6 @@ const ARCHIVE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/fixtures/images/busybox.oci-archive.tar"
 );
-
-fn berth_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file());
-    bin.ok_or_else(|| {
-        anyhow::anyhow!(
-            "berth binary not found beside {}: cargo build --release -p berth-cli",
-            exe.display()
-        )
-    })
-}
 
 fn berth(bin: &Path, root: &Path) -> Command {
     let mut c = Command::new(bin);
@@ -97,7 +83,7 @@ const WARMUP: usize = 3;
 
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(20);
-    let bin = berth_bin()?;
+    let bin = crate::beside_me("berth")?;
     let scratch = Scratch::new("bench-engine");
     let root = scratch.join("berth");
     output(

@@ -5,7 +5,6 @@
 //! journal, and then every inode allocation skips inodes freed in the last ~30 s one by one
 //! (`recently_deleted`), so a run right after removing 6675 files measures that cleanup instead.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -18,20 +17,6 @@ const ARCHIVE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/fixtures/images/debian.oci-archive.tar"
 );
-
-pub fn berth_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file());
-    bin.ok_or_else(|| {
-        anyhow::anyhow!(
-            "berth binary not found beside {}: cargo build --release -p berth-cli",
-            exe.display()
-        )
-    })
-}
 
 fn timed(mut c: Command, what: &str) -> anyhow::Result<std::time::Duration> {
     let start = Instant::now();
@@ -47,7 +32,7 @@ fn timed(mut c: Command, what: &str) -> anyhow::Result<std::time::Duration> {
 
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);
-    let berth = berth_bin()?;
+    let berth = crate::beside_me("berth")?;
     // Warm the page cache so the first run is not the only one reading from disk.
     std::io::copy(&mut std::fs::File::open(ARCHIVE)?, &mut std::io::sink())?;
     let mut b = Series::new("berth");

@@ -14,6 +14,20 @@ mod pull;
 mod runtime;
 mod stats;
 
+/// A binary built beside this one (scripts/build-release puts them all in one directory).
+pub fn beside_me(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .map(|d| d.join(name))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name} not found beside {}: build it with scripts/build-release",
+                exe.display()
+            )
+        })
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The first word that is neither a flag nor a flag's value.
@@ -35,7 +49,7 @@ fn main() -> anyhow::Result<()> {
             images::run(runs)?;
             commit::run(runs)?;
             network::run(runs)?;
-            pull::run(runs, &images::berth_bin()?)?;
+            pull::run(runs, &beside_me("berth")?)?;
             build::run(runs)?;
             api::run_bench(runs)?;
         }
@@ -45,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         "commit" => commit::run(runs)?,
         "engine" => engine::run(runs)?,
         "network" => network::run(runs)?,
-        "pull" => pull::run(runs, &images::berth_bin()?)?,
+        "pull" => pull::run(runs, &beside_me("berth")?)?,
         "api" => api::run_bench(runs)?,
         other => anyhow::bail!("unknown benchmark {other:?}: all, runtime, engine, images, commit, network, pull, build, api"),
     }

@@ -3,7 +3,7 @@
 //! for podman (netavark), all four interleaved in rotating order in one run so every series
 //! sees the same machine load. Goal (issue 7): berth's added cost at most ¼ of podman's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -17,14 +17,6 @@ const ARCHIVE: &str = concat!(
     "/../../shared/fixtures/images/busybox.oci-archive.tar"
 );
 const WARMUP: usize = 3;
-
-fn berth_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    exe.parent()
-        .map(|d| d.join("berth"))
-        .filter(|p| p.is_file())
-        .ok_or_else(|| anyhow::anyhow!("berth binary not found beside {}", exe.display()))
-}
 
 fn ok(c: &mut Command, what: &str) -> anyhow::Result<()> {
     let out = c
@@ -54,7 +46,7 @@ fn sample(s: &mut Series, keep: bool, mut c: Command, what: &str) {
 
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(20);
-    let bin = berth_bin()?;
+    let bin = crate::beside_me("berth")?;
     let scratch = Scratch::new("bench-network");
     let root = scratch.join("berth");
     let berth = |root: &Path, args: &[&str]| {

@@ -42,7 +42,7 @@ pub fn run(runs: Option<usize>) -> Result<()> {
     let runs = runs.unwrap_or(50);
     let scratch = Scratch::new("bench-runtime");
     hide_unified_controllers(&scratch.join("empty-controllers"))?;
-    let berth = berth_runc_bin()?;
+    let berth = crate::beside_me("berth-runc")?;
     // One absolute cgroup for every run (they run one at a time), removed at the end.
     let cgroup = format!("/berth-bench-runtime-{}", std::process::id());
     let _remove_cgroup = Defer(|| remove_cgroup_everywhere(&cgroup));
@@ -260,20 +260,6 @@ fn mount(src: Option<&Path>, target: &str, flags: libc::c_ulong) -> Result<()> {
         return Err(std::io::Error::last_os_error().into());
     }
     Ok(())
-}
-
-fn berth_runc_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("berth-runc"))
-        .filter(|p| p.is_file());
-    bin.with_context(|| {
-        format!(
-            "berth-runc not found beside {}: cargo build --release -p berth-runc",
-            exe.display()
-        )
-    })
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
