@@ -10,6 +10,7 @@
 //!
 //! Goal (issue 9): berth's median at most a quarter of dockerd's.
 
+use crate::cmd::output;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,16 +24,6 @@ const ARCHIVE: &str = concat!(
     "/../../shared/fixtures/images/busybox.oci-archive.tar"
 );
 const WARMUP: usize = 3;
-
-fn run(c: &mut Command, what: &str) -> anyhow::Result<String> {
-    let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 fn rss_kb(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -56,7 +47,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     let scratch = Scratch::new("bench-api");
     let root = scratch.join("berth");
     let config = scratch.join("docker-config");
-    run(
+    output(
         Command::new(&bin)
             .arg("--root")
             .arg(&root)
@@ -64,7 +55,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
         "berth load",
     )?;
     let archive = scratch.join("busybox.docker.tar");
-    run(
+    output(
         Command::new(&bin)
             .arg("--root")
             .arg(&root)
@@ -101,7 +92,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     let mut d = Series::new("dockerd");
     let dockerd = match Dockerd::start(&ddir) {
         Ok(dd) => {
-            let load = run(
+            let load = output(
                 docker(&dd.sock, &config)
                     .arg("load")
                     .arg("-i")
@@ -109,7 +100,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
                 "docker load",
             )
             .and_then(|_| {
-                run(
+                output(
                     docker(&dd.sock, &config).args(["tag", "localhost/busybox", "busybox"]),
                     "docker tag",
                 )
@@ -127,7 +118,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     let version = dockerd
         .as_ref()
         .and_then(|dd| {
-            run(
+            output(
                 docker(&dd.sock, &config).args(["version", "--format", "{{.Server.Version}}"]),
                 "docker version",
             )
@@ -143,7 +134,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
     for i in 0..WARMUP + runs {
         let keep = i >= WARMUP;
         let start = Instant::now();
-        match run(
+        match output(
             Command::new(&bin).arg("--root").arg(&root).args([
                 "run",
                 "--rm",
@@ -159,7 +150,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
             Err(e) => cli.fail(format!("{e:#}")),
         }
         let start = Instant::now();
-        match run(
+        match output(
             docker(&bridged_sock, &config).args(["run", "--rm", "busybox", "true"]),
             "docker run",
         ) {
@@ -178,7 +169,7 @@ pub fn run_bench(runs: Option<usize>) -> anyhow::Result<()> {
                 continue;
             }
             let start = Instant::now();
-            match run(
+            match output(
                 docker(sock, &config).args(["run", "--rm", "busybox", "true"]),
                 "docker run",
             ) {

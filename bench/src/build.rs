@@ -8,8 +8,9 @@
 //! Cases: one RUN step; the layered fixture's Containerfile (2 RUNs, a COPY, metadata); a
 //! multi-stage build (two independent builder stages and COPY --from).
 
+use crate::cmd::output;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_testkit::Scratch;
@@ -31,16 +32,6 @@ const ONE_STEP: &str = "FROM localhost/busybox\nRUN echo hello > /hello\n";
 const MULTI: &str = "FROM localhost/busybox AS a\nRUN mkdir /out && seq 1 2000 > /out/numbers\n\
 FROM localhost/busybox AS b\nRUN mkdir /out && for i in 1 2 3 4 5; do echo $i > /out/f$i; done\n\
 FROM localhost/busybox\nCOPY --from=a /out/ /a/\nCOPY --from=b /out/ /b/\nCOPY note.txt /\nENV X=1\nCMD [\"sh\"]\n";
-
-fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
-    let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 fn timed(c: Command, what: &str) -> anyhow::Result<(Duration, String)> {
     let start = Instant::now();

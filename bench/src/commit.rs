@@ -9,8 +9,9 @@
 //! berth flushes the layer it wrote (fsync, or syncfs for a layer of many files) before it
 //! records the image; docker and podman do not flush layer contents.
 
+use crate::cmd::output;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use berth_testkit::Scratch;
@@ -24,16 +25,6 @@ const ARCHIVE: &str = concat!(
     "/../../shared/fixtures/images/busybox.oci-archive.tar"
 );
 const SIZE: usize = 100 << 20;
-
-fn output(mut c: Command, what: &str) -> anyhow::Result<String> {
-    let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 /// Times `c` after a sync: each tool's commit starts with nothing of the runs before it (its own
 /// container's 100 MB, the other tools' stores) still waiting to be written, so a tool that

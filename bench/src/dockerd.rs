@@ -2,6 +2,7 @@
 //! data-root, exec-root, pidfile and socket in a scratch dir, no bridge and no iptables, stopped
 //! (with the containerd it started) when dropped.
 
+use crate::cmd::check;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -81,21 +82,6 @@ pub fn stop(child: &mut Child, grace: Duration) {
 pub struct Dockerd {
     pub child: Child,
     pub sock: PathBuf,
-}
-
-/// Runs `c` to success (stdout ignored), or says what failed.
-fn check(c: &mut Command, what: &str) -> anyhow::Result<()> {
-    let out = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
 }
 
 impl Dockerd {

@@ -9,6 +9,7 @@
 //! Goals (from the issue): run ≤ ¼ of podman's median (~165 ms → ≤ ~40 ms), exec ≤ ¼ of
 //! podman's (~170 ms), monitor RSS ≤ conmon's (~2.1 MB).
 
+use crate::cmd::output;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,16 +28,6 @@ fn berth(bin: &Path, root: &Path) -> Command {
     let mut c = Command::new(bin);
     c.arg("--root").arg(root).env_remove("BERTH_ROOT");
     c
-}
-
-fn output(c: &mut Command, what: &str) -> anyhow::Result<String> {
-    let out = c.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn timed(c: &mut Command, what: &str) -> anyhow::Result<Duration> {

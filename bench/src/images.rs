@@ -5,8 +5,8 @@
 //! journal, and then every inode allocation skips inodes freed in the last ~30 s one by one
 //! (`recently_deleted`), so a run right after removing 6675 files measures that cleanup instead.
 
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use crate::cmd::timed;
+use std::process::Command;
 
 use berth_testkit::Scratch;
 
@@ -17,18 +17,6 @@ const ARCHIVE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/fixtures/images/debian.oci-archive.tar"
 );
-
-fn timed(mut c: Command, what: &str) -> anyhow::Result<std::time::Duration> {
-    let start = Instant::now();
-    let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-    let d = start.elapsed();
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(d)
-}
 
 pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
     let runs = runs.unwrap_or(5);

@@ -4,6 +4,7 @@
 
 mod api;
 mod build;
+mod cmd;
 mod commit;
 mod dockerd;
 mod engine;

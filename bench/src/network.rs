@@ -3,8 +3,9 @@
 //! for podman (netavark), all four interleaved in rotating order in one run so every series
 //! sees the same machine load. Goal (issue 7): berth's added cost at most ¼ of podman's.
 
+use crate::cmd::check;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use berth_testkit::Scratch;
@@ -18,26 +19,12 @@ const ARCHIVE: &str = concat!(
 );
 const WARMUP: usize = 3;
 
-fn ok(c: &mut Command, what: &str) -> anyhow::Result<()> {
-    let out = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
-}
-
 fn sample(s: &mut Series, keep: bool, mut c: Command, what: &str) {
     if s.is_unavailable() {
         return;
     }
     let t = Instant::now();
-    match ok(&mut c, what) {
+    match check(&mut c, what) {
         Ok(()) if keep => s.push_duration(t.elapsed()),
         Ok(()) => {}
         Err(e) => s.fail(format!("{e:#}")),
@@ -57,10 +44,10 @@ pub fn run(runs: Option<usize>) -> anyhow::Result<()> {
             .args(args);
         c
     };
-    ok(&mut berth(&root, &["load", "-i", ARCHIVE]), "berth load")?;
+    check(&mut berth(&root, &["load", "-i", ARCHIVE]), "berth load")?;
     let pm = podman::Podman::new("bench-network-podman");
     let podman_err = podman::missing().or_else(|| {
-        ok(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load")
+        check(pm.cmd().args(["load", "-q", "-i", ARCHIVE]), "podman load")
             .err()
             .map(|e| format!("{e:#}"))
     });

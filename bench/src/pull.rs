@@ -2,6 +2,7 @@
 //! docker-registry on loopback (plain HTTP), side by side in one run, each into a fresh empty
 //! store every iteration. The registry is filled once by `berth push`.
 
+use crate::cmd::timed;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,18 +57,6 @@ fn start_registry(dir: &Path) -> anyhow::Result<(Registry, String)> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((reg, addr))
-}
-
-fn timed(mut c: Command, what: &str) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-    let d = start.elapsed();
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(d)
 }
 
 pub fn run(runs: Option<usize>, berth: &PathBuf) -> anyhow::Result<()> {
