@@ -134,10 +134,24 @@ fn docker_once(dd: &Dockerd, config: &Path, write: &[&str], d: &mut Series) -> a
         c
     };
     output(cmd(write), "docker run (write 100 MB)")?;
-    d.push_duration(timed(
-        cmd(&["commit", "big", "committed:1"]),
-        "docker commit",
+    d.push_duration(commit_one_layer(
+        &cmd,
+        "docker",
+        &["commit", "big", "committed:1"],
     )?);
+    output(cmd(&["rm", "-f", "big"]), "docker rm")?;
+    output(cmd(&["rmi", "committed:1"]), "docker rmi")?;
+    Ok(())
+}
+
+/// Times `commit` (container "big" to committed:1, through `cmd`) and checks the image is
+/// busybox's layer plus one.
+fn commit_one_layer(
+    cmd: &dyn Fn(&[&str]) -> Command,
+    tool: &str,
+    commit: &[&str],
+) -> anyhow::Result<std::time::Duration> {
+    let took = timed(cmd(commit), &format!("{tool} commit"))?;
     let layers = output(
         cmd(&[
             "image",
@@ -146,12 +160,10 @@ fn docker_once(dd: &Dockerd, config: &Path, write: &[&str], d: &mut Series) -> a
             "{{len .RootFS.Layers}}",
             "committed:1",
         ]),
-        "docker image inspect",
+        &format!("{tool} image inspect"),
     )?;
-    anyhow::ensure!(layers == "2", "docker commit made {layers} layers");
-    output(cmd(&["rm", "-f", "big"]), "docker rm")?;
-    output(cmd(&["rmi", "committed:1"]), "docker rmi")?;
-    Ok(())
+    anyhow::ensure!(layers == "2", "{tool} commit made {layers} layers");
+    Ok(took)
 }
 
 fn podman_once(pm: &mut podman::Podman, write: &[&str], p: &mut Series) -> anyhow::Result<()> {
@@ -166,21 +178,11 @@ fn podman_once(pm: &mut podman::Podman, write: &[&str], p: &mut Series) -> anyho
         cmd(&["inspect", "--format", "{{.Id}}", "big"]),
         "podman inspect",
     )?;
-    p.push_duration(timed(
-        cmd(&["commit", "-q", "big", "committed:1"]),
-        "podman commit",
+    p.push_duration(commit_one_layer(
+        &cmd,
+        "podman",
+        &["commit", "-q", "big", "committed:1"],
     )?);
-    let layers = output(
-        cmd(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{len .RootFS.Layers}}",
-            "committed:1",
-        ]),
-        "podman image inspect",
-    )?;
-    anyhow::ensure!(layers == "2", "podman commit made {layers} layers");
     pm.track(&id);
     Ok(())
 }

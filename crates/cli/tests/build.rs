@@ -7,7 +7,7 @@ mod common;
 mod regkit;
 
 use berth_testkit::{mounts_below, require_busybox, Scratch};
-use common::{berth, berth_cmd, fixture, ok};
+use common::{berth, berth_cmd, ok};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -27,14 +27,7 @@ impl Env {
         let root = scratch.join("root");
         let ctx = scratch.join("ctx");
         std::fs::create_dir_all(&ctx).unwrap();
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("busybox.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
+        common::load_fixture(&root, "busybox.oci-archive.tar");
         Env { scratch, root, ctx }
     }
     fn file(&self, rel: &str, content: &str) {
@@ -831,14 +824,7 @@ fn from_pulls_a_missing_image_as_the_pull_policy_says() {
         "Dockerfile",
         &format!("FROM busybox\nCOPY --from={image} /marker /got\n"),
     );
-    ok(
-        &c,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.oci-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&c, "busybox.oci-archive.tar");
     let r = berth_reg(&renv, &c, &["build", "-q", "-t", "got:1", ctx]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(

@@ -5,7 +5,7 @@
 mod common;
 
 use berth_testkit::{remove_cgroup_everywhere, require_busybox, unique_id, Scratch};
-use common::{berth, fixture, ok};
+use common::{berth, ok};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -21,14 +21,7 @@ impl Env {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("busybox.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
+        common::load_fixture(&root, "busybox.oci-archive.tar");
         Env {
             _scratch: scratch,
             root,

@@ -12,14 +12,7 @@ fn kill_9_during_load_leaves_a_consistent_store() {
     let s = Scratch::new("cli-kill");
     let root = s.join("root");
     // Something already there must survive every kill.
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.docker-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.docker-archive.tar");
     let archives = [
         "layered.docker-archive.tar",
         "debian.oci-archive.tar",

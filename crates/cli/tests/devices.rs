@@ -23,14 +23,7 @@ fn a_device_passed_read_only_is_not_writable() {
     }
     let scratch = Scratch::new("dev-perms");
     let root = scratch.join("root");
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.oci-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.oci-archive.tar");
     let node = scratch.join("node");
     let c = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
     assert_eq!(

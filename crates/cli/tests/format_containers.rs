@@ -12,14 +12,7 @@ fn loaded(name: &str) -> (Scratch, PathBuf) {
     require_busybox();
     let s = Scratch::new(name);
     let root = s.join("root");
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.oci-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.oci-archive.tar");
     (s, root)
 }
 

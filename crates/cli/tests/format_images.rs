@@ -14,14 +14,7 @@ const BUSYBOX_ID: &str = "0d466fe76fe04368ca20d654ff473263050da99d3af48ea33ef1cd
 fn loaded(name: &str) -> (Scratch, PathBuf) {
     let s = Scratch::new(name);
     let root = s.join("root");
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.oci-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.oci-archive.tar");
     (s, root)
 }
 

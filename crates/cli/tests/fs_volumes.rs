@@ -11,14 +11,7 @@ use std::path::{Path, PathBuf};
 fn setup(prefix: &str) -> (Scratch, PathBuf, Defer<impl FnMut()>) {
     let s = Scratch::new(prefix);
     let root = s.join("root");
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.oci-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.oci-archive.tar");
     let r = root.clone();
     let guard = Defer(move || {
         for id in berth(&r, &["ps", "-aq", "--no-trunc"]).stdout.lines() {

@@ -202,14 +202,7 @@ fn load_list_inspect_history() {
 fn tag_rmi_prune_output() {
     let s = Scratch::new("cli-rmi");
     let root = s.join("root");
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.docker-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.docker-archive.tar");
     ok(&root, &["tag", "localhost/busybox", "mybox:2"]);
     assert!(ok(&root, &["images"]).contains("mybox "));
     assert_eq!(ok(&root, &["rmi", "mybox:2"]), "Untagged: mybox:2\n");
@@ -231,14 +224,7 @@ fn tag_rmi_prune_output() {
     );
     assert_eq!(ok(&root, &["images", "-q"]), "");
 
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.docker-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.docker-archive.tar");
     let out = ok(&root, &["image", "prune", "-f"]);
     assert_eq!(out, "Total reclaimed space: 0B\n");
     let out = ok(&root, &["image", "prune", "-a", "-f"]);
@@ -378,14 +364,7 @@ fn load_from_stdin_and_save_to_stdout() {
 fn bad_input_is_one_error_line() {
     let s = Scratch::new("cli-bad");
     let root = s.join("root");
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.docker-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.docker-archive.tar");
     let junk = s.join("junk.tar");
     std::fs::write(&junk, b"this is not a tar archive at all, just text").unwrap();
     for args in [

@@ -10,7 +10,7 @@
 mod common;
 
 use berth_testkit::{remove_cgroup_everywhere, require_busybox, Scratch};
-use common::{berth, fixture, ok};
+use common::{berth, ok};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -27,14 +27,7 @@ impl Env {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("busybox.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
+        common::load_fixture(&root, "busybox.oci-archive.tar");
         Env {
             _scratch: scratch,
             root,
@@ -72,6 +65,21 @@ impl Env {
             .collect()
     }
     /// berth's nftables table for this root (see berth-network's `Networks::open`).
+    /// A new container on `network` asking SERVER at `ip`:8080 until it answers (at most ~30
+    /// tries): "got:reply:x" once reached.
+    fn reach(&self, network: &str, ip: &str) -> String {
+        let probe = format!("i=0; until r=$(echo x | nc -w 2 {ip} 8080) && [ -n \"$r\" ]; do i=$((i+1)); [ $i -gt 30 ] && break; sleep 0.1; done; echo \"got:$r\"");
+        self.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "busybox",
+            "sh",
+            "-c",
+            &probe,
+        ])
+    }
     fn table(&self) -> String {
         berth_testkit::network_table(&self.root)
     }
@@ -187,6 +195,11 @@ fn links() -> Vec<String> {
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap().to_string())
         .collect()
+}
+
+/// One try at SERVER on ip:8080 from inside a container: its reply, then "rc:" and nc's status.
+fn ask_once(ip: &str) -> String {
+    format!("echo x | nc -w 2 {ip} 8080; echo \"rc:$?\"")
 }
 
 fn procs_with(words: &[&str]) -> Vec<i32> {
@@ -557,22 +570,9 @@ fn two_networks_cannot_reach_each_other() {
     run.extend_from_slice(SERVER);
     env.ok(&run);
     let ip = env.ip("s1", "n1");
-    let probe = format!("i=0; until r=$(echo x | nc -w 2 {ip} 8080) && [ -n \"$r\" ]; do i=$((i+1)); [ $i -gt 30 ] && break; sleep 0.1; done; echo \"got:$r\"");
     // Same network: reachable (so the next failure is isolation, not a dead server).
-    assert_eq!(
-        env.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "n1",
-            "busybox",
-            "sh",
-            "-c",
-            &probe
-        ]),
-        "got:reply:x\n"
-    );
-    let once = format!("echo x | nc -w 2 {ip} 8080; echo \"rc:$?\"");
+    assert_eq!(env.reach("n1", &ip), "got:reply:x\n");
+    let once = ask_once(&ip);
     let out = env.ok(&[
         "run",
         "--rm",
@@ -1082,21 +1082,8 @@ fn ipv6_networks_are_isolated_and_bad_ipv6_requests_fail_clearly() {
         v[0]["IPAM"]["Config"][1]["IPRange"],
         "fd42:b17e:5eed::100/120"
     );
-    let probe = format!("i=0; until r=$(echo x | nc -w 2 {ip} 8080) && [ -n \"$r\" ]; do i=$((i+1)); [ $i -gt 30 ] && break; sleep 0.1; done; echo \"got:$r\"");
-    assert_eq!(
-        env.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "n1",
-            "busybox",
-            "sh",
-            "-c",
-            &probe
-        ]),
-        "got:reply:x\n"
-    );
-    let once = format!("echo x | nc -w 2 {ip} 8080; echo \"rc:$?\"");
+    assert_eq!(env.reach("n1", &ip), "got:reply:x\n");
+    let once = ask_once(&ip);
     env.ok(&[
         "run",
         "-d",

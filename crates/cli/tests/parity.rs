@@ -5,7 +5,7 @@
 mod common;
 
 use berth_testkit::{require_busybox, Scratch};
-use common::{berth, berth_cmd, fixture, ok};
+use common::{berth, berth_cmd, ok};
 use std::path::PathBuf;
 
 /// A loaded root whose containers, monitors and cgroups go away on drop (even on panic).
@@ -19,14 +19,7 @@ impl Env {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("busybox.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
+        common::load_fixture(&root, "busybox.oci-archive.tar");
         Env { scratch, root }
     }
     fn ok(&self, args: &[&str]) -> String {

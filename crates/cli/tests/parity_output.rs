@@ -6,7 +6,7 @@
 mod common;
 
 use berth_testkit::{require_busybox, unique_id, Scratch};
-use common::{berth, fixture, ok, Run};
+use common::{berth, ok, Run};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,14 +22,7 @@ impl Env {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("busybox.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
+        common::load_fixture(&root, "busybox.oci-archive.tar");
         Env { scratch, root }
     }
     fn ok(&self, args: &[&str]) -> String {

@@ -87,6 +87,21 @@ fn berth_layers(root: &Path, image: &str) -> Vec<String> {
     serde_json::from_value(v).unwrap()
 }
 
+/// `berth save --format FORMAT -o OUT NAME` in `root`.
+fn berth_save(root: &Path, format: &str, out: &Path, name: &str) {
+    ok(
+        root,
+        &[
+            "save",
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+            name,
+        ],
+    );
+}
+
 #[test]
 fn berth_save_loads_in_podman() {
     for format in ["docker-archive", "oci-archive"] {
@@ -95,27 +110,10 @@ fn berth_save_loads_in_podman() {
         let dir = p.dir.clone();
         let _reset = Defer(move || Podman::reset(&dir));
         let root = s.join("root");
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("layered.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
+        common::load_fixture(&root, "layered.oci-archive.tar");
         ok(&root, &["tag", "localhost/layered:1", "berth/saved:x"]);
         let out = s.join("saved.tar");
-        ok(
-            &root,
-            &[
-                "save",
-                "--format",
-                format,
-                "-o",
-                out.to_str().unwrap(),
-                "berth/saved:x",
-            ],
-        );
+        berth_save(&root, format, &out, "berth/saved:x");
         let loaded = p.run(&["load", "-i", out.to_str().unwrap()]);
         assert!(loaded.contains("berth/saved:x"), "{format}: {loaded}");
         assert_eq!(
@@ -179,14 +177,7 @@ fn podman_save_loads_in_berth() {
 fn a_committed_layer_is_stored_once_and_saves_with_its_diff_id() {
     let s = Scratch::new("pdc");
     let root = s.join("root");
-    ok(
-        &root,
-        &[
-            "load",
-            "-i",
-            fixture("busybox.oci-archive.tar").to_str().unwrap(),
-        ],
-    );
+    common::load_fixture(&root, "busybox.oci-archive.tar");
     let _cleanup = Defer({
         let root = root.clone();
         move || remove_all_containers(&root)
@@ -221,17 +212,7 @@ fn a_committed_layer_is_stored_once_and_saves_with_its_diff_id() {
         let dir = p.dir.clone();
         let _reset = Defer(move || Podman::reset(&dir));
         let out = s.join(format!("{format}.tar"));
-        ok(
-            &root,
-            &[
-                "save",
-                "--format",
-                format,
-                "-o",
-                out.to_str().unwrap(),
-                "berth/committed:1",
-            ],
-        );
+        berth_save(&root, format, &out, "berth/committed:1");
         // podman hashes each layer tar as it loads: the diff ids must match the rebuilt bytes.
         p.run(&["load", "-i", out.to_str().unwrap()]);
         assert_eq!(p.layers("docker.io/berth/committed:1"), layers, "{format}");

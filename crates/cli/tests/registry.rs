@@ -80,8 +80,8 @@ fn push_and_pull_fixtures_over_plain_http() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let (a, b) = (s.join("a"), s.join("b"));
-    load_fixture(&a, "busybox.oci-archive.tar");
-    load_fixture(&a, "layered.docker-archive.tar");
+    common::load_fixture(&a, "busybox.oci-archive.tar");
+    common::load_fixture(&a, "layered.docker-archive.tar");
     let bb = format!("{}/test/busybox:1", reg.addr);
     let ly = format!("{}/test/layered:1", reg.addr);
     ok(&a, &["tag", "busybox", &bb]);
@@ -169,7 +169,7 @@ fn bad_references_fail_cleanly() {
         &["pull", &format!("{}/nope/nothing:1", reg.addr)],
         "not found",
     );
-    load_fixture(&root, "busybox.docker-archive.tar");
+    common::load_fixture(&root, "busybox.docker-archive.tar");
     let name = format!("{}/x/bb:1", reg.addr);
     ok(&root, &["tag", "busybox", &name]);
     ok_env(&env, &root, &["push", "-q", &name]);
@@ -205,7 +205,7 @@ fn a_short_name_is_tried_in_each_search_registry() {
     )
     .unwrap();
     let a = s.join("a");
-    load_fixture(&a, "busybox.docker-archive.tar");
+    common::load_fixture(&a, "busybox.docker-archive.tar");
     let name = format!("{}/x/bb:1", reg.addr);
     ok(&a, &["tag", "busybox", &name]);
     ok_env(&env, &a, &["push", "-q", &name]);
@@ -230,7 +230,7 @@ fn corrupted_blob_in_the_registry_is_refused() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    load_fixture(&a, "busybox.oci-archive.tar");
+    common::load_fixture(&a, "busybox.oci-archive.tar");
     let name = format!("{}/c/bb:1", reg.addr);
     ok(&a, &["tag", "busybox", &name]);
     ok_env(&env, &a, &["push", "-q", &name]);
@@ -257,7 +257,7 @@ fn fake_registry(
     layer: impl Fn(Option<u64>, &[u8]) -> Vec<u8> + Send + Sync + 'static,
 ) -> (TinyServer, String) {
     let src = s.join("src");
-    load_fixture(&src, "busybox.oci-archive.tar");
+    common::load_fixture(&src, "busybox.oci-archive.tar");
     let store = berth_image::ImageStore::open(&src, &Default::default()).unwrap();
     let img = store.resolve("busybox").unwrap();
     let manifest = store.read_blob(&img.manifest_digest).unwrap();
@@ -486,7 +486,7 @@ fn pull_all_tags_and_run_pulls_a_missing_image() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    load_fixture(&a, "busybox.docker-archive.tar");
+    common::load_fixture(&a, "busybox.docker-archive.tar");
     for t in ["1", "2"] {
         let n = format!("{}/all/bb:{t}", reg.addr);
         ok(&a, &["tag", "busybox", &n]);
@@ -555,7 +555,7 @@ fn chunked_uploads() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    load_fixture(&a, "layered.oci-archive.tar");
+    common::load_fixture(&a, "layered.oci-archive.tar");
     let name = format!("{}/chunked/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &name]);
     let mut c = berth_cmd(&a);
@@ -579,8 +579,8 @@ fn an_index_yields_the_platform_asked_for() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[&reg.addr]);
     let a = s.join("a");
-    load_fixture(&a, "busybox.oci-archive.tar");
-    load_fixture(&a, "layered.oci-archive.tar");
+    common::load_fixture(&a, "busybox.oci-archive.tar");
+    common::load_fixture(&a, "layered.oci-archive.tar");
     let (bb, ly) = (
         format!("{}/multi/img:bb", reg.addr),
         format!("{}/multi/img:ly", reg.addr),
@@ -701,7 +701,7 @@ fn layered_behind_a_proxy(s: &Scratch) -> (Registry, Proxy, String, Vec<String>)
     // Loopback registries need no insecure entry.
     let env = Env::new(s, &[]);
     let a = s.join("a");
-    load_fixture(&a, "layered.oci-archive.tar");
+    common::load_fixture(&a, "layered.oci-archive.tar");
     let pushed = format!("{}/keep/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &pushed]);
     ok_env(&env, &a, &["push", "-q", &pushed]);
@@ -822,7 +822,7 @@ fn search_falls_back_to_the_catalog() {
     let reg = Registry::start(&s.join("reg").tap_mkdir(), &RegOpts::default());
     let env = Env::new(&s, &[]);
     let a = s.join("a");
-    load_fixture(&a, "busybox.oci-archive.tar");
+    common::load_fixture(&a, "busybox.oci-archive.tar");
     for repo in ["find/busybox", "find/busybox-two", "other/thing"] {
         let name = format!("{}/{repo}:1", reg.addr);
         ok(&a, &["tag", "busybox", &name]);

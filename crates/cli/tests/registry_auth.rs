@@ -64,7 +64,7 @@ fn image_id(root: &Path, name: &str) -> String {
 /// logout forgets it.
 fn auth_round_trip(s: &Scratch, env: &Env, addr: &str, kept: serde_json::Value) {
     let a = s.join("a");
-    load_fixture(&a, "busybox.oci-archive.tar");
+    common::load_fixture(&a, "busybox.oci-archive.tar");
     let name = format!("{addr}/auth/busybox:1");
     ok(&a, &["tag", "busybox", &name]);
     fails(env, &a, &["push", &name], None, "authentication required");
@@ -201,7 +201,7 @@ fn tls_with_a_test_ca_in_certs_d() {
     // Loopback is insecure by default (as in docker): --tls-verify makes the certificate count.
     let env = Env::new(&s, &[]);
     let a = s.join("a");
-    load_fixture(&a, "layered.oci-archive.tar");
+    common::load_fixture(&a, "layered.oci-archive.tar");
     let name = format!("{}/tls/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &name]);
     fails(
@@ -273,7 +273,7 @@ fn podman_pulls_what_berth_pushed_and_back() {
     let podman = Podman { dir: s.join("p") };
     // berth → registry → podman.
     let a = s.join("a");
-    load_fixture(&a, "layered.oci-archive.tar");
+    common::load_fixture(&a, "layered.oci-archive.tar");
     let name = format!("{}/pm/layered:1", reg.addr);
     ok(&a, &["tag", "localhost/layered:1", &name]);
     let out = ok_env(&env, &a, &["push", &name], None);
@@ -365,7 +365,7 @@ fn credential_helpers_keep_the_login() {
         child.wait_with_output().unwrap().into()
     };
     let a = s.join("a");
-    load_fixture(&a, "busybox.oci-archive.tar");
+    common::load_fixture(&a, "busybox.oci-archive.tar");
     let name = format!("{}/helper/busybox:1", reg.addr);
     ok(&a, &["tag", "busybox", &name]);
     let r = run(

@@ -3,7 +3,7 @@
 //! made (containers, networks) removed on drop, also when a test fails.
 #![allow(dead_code)]
 
-use crate::common::{self, berth, fixture, ok};
+use crate::common::{self, berth};
 use berth_testkit::{require_busybox, Scratch};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -41,14 +41,7 @@ impl Server {
         require_busybox();
         let scratch = Scratch::new(name);
         let root = scratch.join("root");
-        ok(
-            &root,
-            &[
-                "load",
-                "-i",
-                fixture("busybox.oci-archive.tar").to_str().unwrap(),
-            ],
-        );
+        common::load_fixture(&root, "busybox.oci-archive.tar");
         let sock = scratch.join("docker.sock");
         let mut s = Server {
             scratch,
